@@ -1,0 +1,79 @@
+"""The root command, its sub-apps, and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from shipyard.cli import config_cmd, demo_cmd, experiments_cmd, runs_cmd
+from shipyard.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ShipyardError,
+    StoreError,
+    Unauthorized,
+)
+
+app = typer.Typer(
+    name="shipyard",
+    help="Shipyard: tracking, pipelines, registry, tuning, serving and monitoring in one package.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(experiments_cmd.app, name="experiments")
+app.add_typer(runs_cmd.app, name="runs")
+app.command("gc")(runs_cmd.gc)
+app.command("demo")(demo_cmd.demo)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    if debug:
+        os.environ["SHIPYARD_DEBUG"] = "1"
+
+
+# Exit codes, one per kind of failure (2 is also click's usage error).
+EXIT_CODES: list[tuple[type[ShipyardError], int]] = [
+    (InvalidInput, 2),
+    (NotFound, 3),
+    (AlreadyExists, 4),
+    (Conflict, 4),
+    (Unauthorized, 6),
+    (Forbidden, 6),
+    (StoreError, 5),
+    (ShipyardError, 1),
+]
+
+
+def exit_code_for(exc: ShipyardError) -> int:
+    for kind, code in EXIT_CODES:
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; errors print one line on stderr (a traceback only with --debug)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("SHIPYARD_DEBUG") == "1"
+    try:
+        # Standalone mode: usage errors print and exit 2 there; our own errors propagate to here.
+        app(args=args, prog_name="shipyard")
+    except ShipyardError as exc:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exit_code_for(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,57 @@
+"""``shipyard experiments``: list, create, delete and restore experiments."""
+
+from __future__ import annotations
+
+import typer
+
+from shipyard.cli.output import console, fmt_time, print_json, print_table
+from shipyard.tracking import get_client
+
+app = typer.Typer(help="Manage experiments.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    include_deleted: bool = typer.Option(False, "--all", help="Include deleted experiments."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List experiments."""
+    found = get_client().list_experiments(include_deleted=include_deleted)
+    if as_json:
+        print_json(found)
+        return
+    rows = [
+        (e.name, e.experiment_id, e.lifecycle_stage.value, fmt_time(e.created_at), e.artifact_location)
+        for e in found
+    ]
+    print_table("Experiments", ["name", "id", "stage", "created (UTC)", "artifacts"], rows)
+
+
+@app.command("create")
+def create(
+    name: str,
+    description: str = typer.Option(None, "--description", "-d"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create an experiment."""
+    experiment = get_client().create_experiment(name, description=description)
+    if as_json:
+        print_json(experiment)
+    else:
+        console.print(f"created experiment [bold]{experiment.name}[/] ({experiment.experiment_id})")
+
+
+@app.command("delete")
+def delete(name_or_id: str) -> None:
+    """Soft-delete an experiment and its runs (`shipyard gc` purges them)."""
+    experiment = get_client().delete_experiment(name_or_id)
+    console.print(
+        f"deleted experiment {experiment.name} ({experiment.experiment_id}); `shipyard gc` purges it"
+    )
+
+
+@app.command("restore")
+def restore(name_or_id: str) -> None:
+    """Undo a delete that has not been garbage-collected."""
+    experiment = get_client().restore_experiment(name_or_id)
+    console.print(f"restored experiment {experiment.name}")

@@ -1,0 +1,150 @@
+"""One `Settings` object: where Shipyard keeps its metadata and artifacts, and how it runs.
+
+Values come from, highest priority first: environment variables (``SHIPYARD_<FIELD>``), a ``shipyard.toml``
+(``$SHIPYARD_CONFIG``, else ``./shipyard.toml``; keys at the top level or under ``[shipyard]``),
+then defaults.
+Relative paths in the TOML file are relative to the file; relative paths elsewhere to the working directory.
+``Settings.sources`` says where each value came from (``shipyard config show`` prints it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import InvalidInput
+
+_ENV_PREFIX = "SHIPYARD_"
+_SECRET_FIELDS = frozenset({"server_token"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective configuration. Build with :meth:`Settings.load`; never mutate."""
+
+    home: Path
+    db_url: str
+    artifact_root: str
+    executor: str = "local"
+    server_url: str | None = None
+    server_token: str | None = None
+    system_metrics: bool = False
+    system_metrics_interval: float = 10.0
+    flush_interval: float = 1.0
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        """Read settings from the environment, an optional ``shipyard.toml`` and the defaults."""
+        env = os.environ if environ is None else environ
+        cwd = Path.cwd() if cwd is None else cwd
+        raw: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+
+        toml_path = (
+            Path(env[_ENV_PREFIX + "CONFIG"]) if env.get(_ENV_PREFIX + "CONFIG") else cwd / "shipyard.toml"
+        )
+        if not toml_path.is_absolute():
+            toml_path = cwd / toml_path
+        if toml_path.is_file():
+            for key, value in _read_toml(toml_path).items():
+                raw[key] = _relative_to(value, toml_path.parent) if key in _PATH_FIELDS else value
+                sources[key] = str(toml_path)
+        elif env.get(_ENV_PREFIX + "CONFIG"):
+            raise InvalidInput(f"SHIPYARD_CONFIG points at {toml_path}, which is not a file")
+
+        for name in _FIELD_NAMES:
+            var = _ENV_PREFIX + name.upper()
+            if var in env and env[var] != "":
+                value = env[var]
+                raw[name] = _relative_to(value, cwd) if name in _PATH_FIELDS else value
+                sources[name] = f"env {var}"
+
+        home = Path(raw.get("home") or cwd / ".shipyard").expanduser()
+        if not home.is_absolute():
+            home = cwd / home
+        sources.setdefault("home", "default")
+        values: dict[str, Any] = {"home": home}
+        values["db_url"] = raw.get("db_url") or f"sqlite:///{home / 'shipyard.db'}"
+        values["artifact_root"] = raw.get("artifact_root") or str(home / "artifacts")
+        for name in ("db_url", "artifact_root"):
+            sources.setdefault(name, "default (under home)")
+        for f in dataclasses.fields(cls):
+            if f.name in values or f.name == "sources":
+                continue
+            if f.name in raw:
+                values[f.name] = _coerce(f.name, raw[f.name], f.default)
+            else:
+                sources.setdefault(f.name, "default")
+        return cls(**values, sources=sources)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(field, value, source) rows for display, with secrets masked."""
+        rows = []
+        for f in dataclasses.fields(self):
+            if f.name == "sources":
+                continue
+            value = getattr(self, f.name)
+            shown = "****" if f.name in _SECRET_FIELDS and value else ("" if value is None else str(value))
+            rows.append((f.name, shown, self.sources.get(f.name, "default")))
+        return rows
+
+
+_FIELD_NAMES = [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
+_PATH_FIELDS = frozenset({"home", "artifact_root"})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid TOML: {exc}") from exc
+    if isinstance(data.get("shipyard"), dict):
+        data = {**{k: v for k, v in data.items() if k != "shipyard"}, **data["shipyard"]}
+    unknown = sorted(set(data) - set(_FIELD_NAMES))
+    if unknown:
+        raise InvalidInput(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_FIELD_NAMES)}"
+        )
+    return data
+
+
+def _relative_to(value: Any, base: Path) -> Any:
+    # A URL (s3://…, file://…) is left alone; a plain relative path is anchored to its source.
+    if not isinstance(value, str) or "://" in value:
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if isinstance(default, float):
+            number = float(value)
+            if number <= 0:
+                raise ValueError(value)
+            return number
+    except ValueError as exc:
+        kind = "a boolean" if isinstance(default, bool) else "a positive number"
+        raise InvalidInput(f"setting {name!r} must be {kind}, got {value!r}") from exc
+    return str(value)
+
+
+def get_settings() -> Settings:
+    """The settings of this process, read now from the environment and files."""
+    return Settings.load()

@@ -1,0 +1,111 @@
+"""Shipyard's one exception hierarchy.
+
+Every error a user can act on is a :class:`ShipyardError`. The CLI maps these to exit codes and the HTTP
+layers map them to status codes, each in one place; third-party errors (SQLAlchemy, fsspec, …) are translated
+at the edge with ``raise … from exc``.
+
+::
+
+    ShipyardError
+    ├── NotFound (KeyError)             an id, name or key that does not exist
+    ├── AlreadyExists                   a name that must be unique is taken
+    ├── InvalidInput (ValueError)       a bad argument: field, token or path named in the message
+    │   └── FilterSyntaxError           a search filter that does not parse (token and position named)
+    ├── Conflict                        a valid request that contradicts the stored state
+    │   └── RunNotActive                logging to a run that has ended
+    ├── Unauthorized / Forbidden        API server authentication and roles
+    ├── UntrustedArtifact               loading would unpickle without ``trusted=True``
+    ├── IntegrityError                  a stored file whose sha256 does not match its record
+    ├── StoreError                      the metadata store cannot be used
+    │   └── SchemaError                 corrupt database or a schema this version cannot read
+    └── PipelineError                   a pipeline that cannot compile or run
+"""
+
+from __future__ import annotations
+
+
+class ShipyardError(Exception):
+    """Root of every error Shipyard raises on purpose."""
+
+
+class NotFound(ShipyardError, KeyError):
+    """An experiment, run, key or file that does not exist."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it verbatim.
+        return str(self.args[0]) if self.args else ""
+
+
+class AlreadyExists(ShipyardError):
+    """A name that must be unique in its scope is already taken."""
+
+
+class InvalidInput(ShipyardError, ValueError):
+    """A bad argument. The message names the bad field, token or path."""
+
+
+class FilterSyntaxError(InvalidInput):
+    """A search filter that does not parse.
+
+    Attributes:
+        token: the offending token text ("" at end of input).
+        position: 0-based character offset of the token in the filter string.
+    """
+
+    def __init__(self, message: str, *, token: str, position: int) -> None:
+        super().__init__(f"{message} at position {position} (token {token!r})")
+        self.token = token
+        self.position = position
+
+
+class Conflict(ShipyardError):
+    """A well-formed request that contradicts stored state (e.g. changing a logged param)."""
+
+
+class RunNotActive(Conflict):
+    """Logging to a run that is no longer running."""
+
+
+class Unauthorized(ShipyardError):
+    """Missing or invalid credentials."""
+
+
+class Forbidden(ShipyardError):
+    """Valid credentials without the role the operation needs."""
+
+
+class UntrustedArtifact(ShipyardError):
+    """Loading the artifact would run arbitrary code (unpickling) and ``trusted=True`` was not given."""
+
+
+class IntegrityError(ShipyardError):
+    """A stored file's content does not match the sha256 recorded for it."""
+
+
+class StoreError(ShipyardError):
+    """The metadata store cannot be reached or used."""
+
+
+class SchemaError(StoreError):
+    """The database is corrupt, not a Shipyard store, or has a schema this version cannot read."""
+
+
+class PipelineError(ShipyardError):
+    """A pipeline that cannot compile or run."""
+
+
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "FilterSyntaxError",
+    "Forbidden",
+    "IntegrityError",
+    "InvalidInput",
+    "NotFound",
+    "PipelineError",
+    "RunNotActive",
+    "SchemaError",
+    "ShipyardError",
+    "StoreError",
+    "Unauthorized",
+    "UntrustedArtifact",
+]

@@ -1,0 +1,240 @@
+"""Metadata database: engines, transactions and schema migrations.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed
+(``kill -9``); only a power loss or OS crash may drop the last commits. Write transactions start with
+``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout instead of failing with
+"database is locked" when a read lock cannot be upgraded.
+
+On open, the schema revision is checked against the migrations shipped with this version: a new store is
+created, an older one is upgraded (under a file or advisory lock, so concurrent first opens are safe), and a
+newer or foreign one is refused with a :class:`SchemaError` that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from shipyard.errors import SchemaError, StoreError
+
+HEAD_REVISION = "0001"
+_KNOWN_REVISIONS = ("0001",)
+_MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_BUSY_TIMEOUT_S = 60.0
+_PG_MIGRATION_LOCK = 0x5348_4950  # "SHIP": pg_advisory_lock key held while migrating
+
+
+class MetadataStore:
+    """A migrated metadata database. Thread-safe; one per URL per process (see :func:`open_store`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _create_engine(url)
+        self.dialect = self.engine.dialect.name
+        # Same pool, but its transactions begin IMMEDIATE on SQLite (see module docstring).
+        self._write_engine = self.engine.execution_options(shipyard_write=True)
+        _ensure_schema(self)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed on success and rolled back on error.
+
+        Constraint violations propagate as SQLAlchemy's ``IntegrityError`` for the caller to explain; every
+        other database error becomes a `StoreError`.
+        """
+        try:
+            with self._write_engine.begin() as conn:
+                yield conn
+        except sa.exc.IntegrityError:
+            raise  # a constraint the caller knows how to explain (duplicate name, …)
+        except DBAPIError as exc:
+            raise _translate(exc, self.url) from exc
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (a consistent snapshot on SQLite WAL)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise _translate(exc, self.url) from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_stores: dict[str, MetadataStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(url: str) -> MetadataStore:
+    """The process-wide store for ``url``, created and migrated on first use."""
+    store = _stores.get(url)
+    if store is None:
+        with _stores_lock:
+            store = _stores.get(url)
+            if store is None:
+                store = MetadataStore(url)
+                _stores[url] = store
+    return store
+
+
+def _forget_stores_after_fork() -> None:
+    # Pooled connections must not be shared with a forked child; it opens its own.
+    for store in _stores.values():
+        store.engine.dispose(close=False)
+    _stores.clear()
+
+
+os.register_at_fork(after_in_child=_forget_stores_after_fork)
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=16,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the driver for {parsed.drivername!r} is not installed: pip install 'shipyard[postgres]'"
+        ) from exc
+
+
+def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit transactions are off).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("shipyard_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _translate(exc: DBAPIError, url: str) -> StoreError:
+    message = str(exc.orig) if exc.orig is not None else str(exc)
+    lowered = message.lower()
+    if "file is not a database" in lowered or "malformed" in lowered:
+        return SchemaError(
+            f"{_display(url)} is not a readable SQLite database ({message}); restore it or move it"
+        )
+    if isinstance(exc, OperationalError) and "locked" in lowered:
+        return StoreError(f"{_display(url)} stayed locked for {_BUSY_TIMEOUT_S:.0f}s by another writer")
+    return StoreError(f"metadata store {_display(url)}: {message}")
+
+
+def _display(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "<unparseable url>"
+
+
+def _ensure_schema(store: MetadataStore) -> None:
+    try:
+        revision = _current_revision(store.engine)
+        if revision == HEAD_REVISION:
+            return
+        with _migration_lock(store):
+            revision = _current_revision(store.engine)  # another process may have migrated meanwhile
+            if revision == HEAD_REVISION:
+                return
+            _check_upgradable(store, revision)
+            _upgrade(store)
+    except DBAPIError as exc:
+        raise _translate(exc, store.url) from exc
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        if not inspector.has_table("alembic_version"):
+            if inspector.get_table_names():
+                return "<foreign>"
+            return None
+        row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+        return row[0] if row else None
+
+
+def _check_upgradable(store: MetadataStore, revision: str | None) -> None:
+    where = _display(store.url)
+    if revision == "<foreign>":
+        raise SchemaError(
+            f"{where} has tables but no Shipyard schema version; it is not a Shipyard store. "
+            "Point SHIPYARD_DB_URL at a new or Shipyard-made database."
+        )
+    if revision is not None and revision not in _KNOWN_REVISIONS:
+        raise SchemaError(
+            f"{where} has schema revision {revision!r}, newer than this Shipyard knows (up to "
+            f"{HEAD_REVISION!r}); upgrade Shipyard (pip install -U shipyard) to open it."
+        )
+
+
+def _upgrade(store: MetadataStore) -> None:
+    from alembic import command  # alembic is only needed when the schema changes
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS_DIR))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(store: MetadataStore) -> Iterator[None]:
+    url = sa.engine.make_url(store.url)
+    if store.dialect == "sqlite":
+        if not url.database or url.database == ":memory:":
+            yield
+            return
+        lock_path = Path(url.database).with_name(Path(url.database).name + ".migrate.lock")
+        with lock_path.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    if store.dialect == "postgresql":
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_MIGRATION_LOCK})")
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})")
+                conn.commit()
+        return
+    yield

@@ -1,0 +1,118 @@
+"""Typed records returned by the tracking API."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+class RunStatus(enum.StrEnum):
+    """Lifecycle of a run: RUNNING, then exactly one of the terminal states."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+
+class LifecycleStage(enum.StrEnum):
+    """Soft deletion: deleted records are hidden until ``shipyard gc`` purges them."""
+
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+def ms_to_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: LifecycleStage
+    created_at: int
+    updated_at: int
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One logged point. ``value`` is NaN/±inf exactly as logged; ``timestamp`` is epoch milliseconds."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+    def __eq__(self, other: object) -> bool:  # NaN == NaN here: a point equals its stored copy
+        if not isinstance(other, Metric):
+            return NotImplemented
+        same_value = self.value == other.value or (math.isnan(self.value) and math.isnan(other.value))
+        return same_value and (self.key, self.step, self.timestamp) == (
+            other.key,
+            other.step,
+            other.timestamp,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.step, self.timestamp))
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A dataset a run consumed: its content hash and a summary of its schema."""
+
+    name: str
+    digest: str
+    source: str
+    source_type: str
+    num_rows: int | None
+    schema: Mapping[str, object]
+    context: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as stored. ``metrics`` holds each key's latest value (highest step, then newest)."""
+
+    run_id: str
+    experiment_id: str
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: LifecycleStage
+    parent_run_id: str | None = None
+    user: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.end_time is None else self.end_time - self.start_time
+
+
+class RunList(list[Run]):
+    """A page of search results; pass ``next_page_token`` back to get the next page (None when done)."""
+
+    def __init__(self, runs: list[Run], next_page_token: str | None) -> None:
+        super().__init__(runs)
+        self.next_page_token = next_page_token

@@ -1,0 +1,295 @@
+"""`ActiveRun`: the handle you log into while a run is running.
+
+Metric points go to the process's buffered writer (see :mod:`shipyard.tracking.writer`); params, tags,
+artifacts and dataset inputs are written at once. Leaving the ``with`` block ends the run: FINISHED, FAILED
+on an exception, KILLED on Ctrl-C — its last metric points and its status commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import numbers
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from shipyard.errors import InvalidInput, RunNotActive
+from shipyard.store.artifacts import ArtifactStore, FileInfo
+from shipyard.tracking import naming
+from shipyard.tracking.client import MetricRow, TrackingClient
+from shipyard.tracking.datasets import describe_dataset
+from shipyard.tracking.records import ArtifactRecord, DatasetInput, Metric, Run, RunStatus
+from shipyard.tracking.system_metrics import SystemMetricsMonitor
+from shipyard.tracking.writer import MetricWriter
+
+_check_key = naming.check_key
+_Real = numbers.Real
+
+
+class ActiveRun:
+    """A running run. Thread-safe for logging; create with :func:`shipyard.start_run`."""
+
+    def __init__(self, client: TrackingClient, writer: MetricWriter, record: Run, run_pk: int) -> None:
+        self._client = client
+        self._writer = writer
+        self._record = record
+        self._pk = run_pk
+        self._status = RunStatus.RUNNING
+        self._end_lock = threading.Lock()
+        self._monitor: SystemMetricsMonitor | None = None
+        self._artifacts: ArtifactStore | None = None
+        self._on_end: list[Any] = []
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def run_id(self) -> str:
+        return self._record.run_id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def experiment_id(self) -> str:
+        return self._record.experiment_id
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self._record.parent_run_id
+
+    @property
+    def artifact_uri(self) -> str:
+        return self._record.artifact_uri
+
+    @property
+    def status(self) -> RunStatus:
+        return self._status
+
+    @property
+    def info(self) -> Run:
+        """The run as stored now (params, tags, latest metrics); flushes buffered points first."""
+        self._writer.flush()
+        return self._client.get_run(self.run_id)
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.name!r} id={self.run_id} status={self._status.value}>"
+
+    # ------------------------------------------------------------------ params and tags
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, values: Mapping[str, Any]) -> None:
+        """Record params; changing an already-logged value raises `Conflict`."""
+        self._check_active()
+        self._client.log_params(self._pk, values)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, values: Mapping[str, Any]) -> None:
+        self._check_active()
+        self._client.set_tags(self._pk, values)
+
+    def delete_tag(self, key: str) -> None:
+        self._check_active()
+        self._client.delete_tag(self._pk, key)
+
+    # ------------------------------------------------------------------ metrics
+    def log_metric(self, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
+        """Buffer one point (NaN and ±inf are kept as is). Durable after :meth:`flush` or run end."""
+        if self._status is not RunStatus.RUNNING:
+            self._check_active()
+        self._writer.add(self._row(key, value, step, timestamp))
+
+    def log_metrics(self, values: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:
+        """Buffer several keys at one step."""
+        self._check_active()
+        ts = time.time_ns() // 1_000_000 if timestamp is None else timestamp
+        self._writer.add_many([self._row(k, v, step, ts) for k, v in values.items()])
+
+    def log_batch(
+        self, metrics: Iterable[Metric | tuple[str, float, int] | tuple[str, float, int, int]]
+    ) -> None:
+        """Buffer many points at once: `Metric` records or ``(key, value, step[, timestamp_ms])`` tuples."""
+        self._check_active()
+        now = time.time_ns() // 1_000_000
+        rows = []
+        for point in metrics:
+            if isinstance(point, Metric):
+                rows.append(self._row(point.key, point.value, point.step, point.timestamp))
+            else:
+                rows.append(self._row(point[0], point[1], point[2], point[3] if len(point) > 3 else now))
+        self._writer.add_many(rows)
+
+    def _row(self, key: str, value: Any, step: Any, timestamp: int | None) -> MetricRow:
+        if key.__class__ is not str or key not in naming._valid_keys:
+            _check_key(key, "metric")
+        cls = value.__class__
+        if cls is not float:
+            if cls is bool or cls is str or cls is bytes or not isinstance(value, _Real):
+                raise InvalidInput(f"metric {key!r} must be a number, got {cls.__name__} {value!r}")
+            value = float(value)
+        if step.__class__ is not int:
+            if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+                raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r}")
+            step = int(step)
+        return (
+            self._pk,
+            key,
+            value,
+            step,
+            time.time_ns() // 1_000_000 if timestamp is None else timestamp,
+        )
+
+    def metric_history(self, key: str) -> list[Metric]:
+        """Every point of ``key`` so far (buffered points are flushed first)."""
+        self._writer.flush()
+        return self._client.metric_history(self.run_id, key)
+
+    def flush(self) -> None:
+        """Block until every point logged so far is committed to the store."""
+        self._writer.flush()
+
+    # ------------------------------------------------------------------ artifacts
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            self._artifacts = ArtifactStore(self.artifact_uri)
+        return self._artifacts
+
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> ArtifactRecord:
+        """Copy a local file into the run's artifacts (under ``artifact_path``, a folder, when given)."""
+        self._check_active()
+        source = Path(local_path)
+        if not source.is_file():
+            raise InvalidInput(f"artifact {str(source)!r} is not a file (use log_artifacts for folders)")
+        dest = f"{artifact_path.rstrip('/')}/{source.name}" if artifact_path else source.name
+        return self._record_files([self.artifacts.put_file(source, dest)])[0]
+
+    def log_artifacts(
+        self, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[ArtifactRecord]:
+        """Copy a folder's files (recursively) into the run's artifacts."""
+        self._check_active()
+        source = Path(local_dir)
+        if not source.is_dir():
+            raise InvalidInput(f"artifact folder {str(source)!r} is not a directory")
+        return self._record_files(self.artifacts.put_dir(source, artifact_path or ""))
+
+    def log_text(self, text: str, artifact_file: str) -> ArtifactRecord:
+        self._check_active()
+        return self._record_files([self.artifacts.put_bytes(text.encode("utf-8"), artifact_file)])[0]
+
+    def log_dict(self, data: Mapping[str, Any] | list[Any], artifact_file: str) -> ArtifactRecord:
+        """Save a dict as JSON, or YAML when ``artifact_file`` ends in .yaml/.yml."""
+        if artifact_file.endswith((".yaml", ".yml")):
+            try:
+                import yaml
+            except ModuleNotFoundError as exc:
+                raise InvalidInput(
+                    "saving YAML needs PyYAML: pip install pyyaml (or use a .json name)"
+                ) from exc
+            text = yaml.safe_dump(data, sort_keys=False)
+        else:
+            text = json.dumps(data, indent=2, default=_json_default, allow_nan=True)
+        return self.log_text(text, artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> ArtifactRecord:
+        """Save a matplotlib figure (png/svg/pdf by extension) or a plotly figure (.html)."""
+        self._check_active()
+        buffer = io.BytesIO()
+        if hasattr(figure, "savefig"):
+            fmt = Path(artifact_file).suffix.lstrip(".") or "png"
+            figure.savefig(buffer, format=fmt, bbox_inches="tight")
+        elif hasattr(figure, "to_html"):
+            buffer.write(figure.to_html(include_plotlyjs="cdn").encode())
+        else:
+            raise InvalidInput(f"log_figure takes a matplotlib or plotly figure, got {type(figure).__name__}")
+        return self._record_files([self.artifacts.put_bytes(buffer.getvalue(), artifact_file)])[0]
+
+    def list_artifacts(self, prefix: str = "") -> list[ArtifactRecord]:
+        return self._client.list_artifacts(self.run_id, prefix)
+
+    def _record_files(self, files: list[FileInfo]) -> list[ArtifactRecord]:
+        records = [ArtifactRecord(f.path, f.size, f.sha256 or "") for f in files]
+        self._client.record_artifacts(self._pk, records)
+        return records
+
+    # ------------------------------------------------------------------ datasets
+    def log_input(self, data: Any, name: str | None = None, context: str | None = None) -> DatasetInput:
+        """Record a dataset this run read: content hash, schema summary, source and row count."""
+        self._check_active()
+        dataset = describe_dataset(data, name=name, context=context)
+        self._client.log_dataset_input(self._pk, dataset)
+        return dataset
+
+    # ------------------------------------------------------------------ lifecycle
+    def start_system_metrics(self, interval: float) -> None:
+        if self._monitor is None:
+            self._monitor = SystemMetricsMonitor(self._log_system_sample, interval)
+            self._monitor.start()
+
+    def _log_system_sample(self, sample: Mapping[str, float], step: int) -> None:
+        if self._status is RunStatus.RUNNING:
+            self.log_metrics(sample, step=step)
+
+    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
+        """End the run: buffered points and the terminal status commit together. Idempotent."""
+        status = RunStatus(status)
+        if not status.is_terminal:
+            raise InvalidInput(f"a run ends as FINISHED, FAILED or KILLED, not {status.value}")
+        with self._end_lock:
+            if self._status is not RunStatus.RUNNING:
+                return
+            if self._monitor is not None:
+                self._monitor.stop()
+            end_time: list[int] = []
+            self._writer.flush_with(
+                lambda rows: end_time.append(self._client.set_terminated(self._pk, status, rows))
+            )
+            self._status = status
+            self._record = Run(**{**self._record.__dict__, "status": status, "end_time": end_time[0]})
+        for callback in self._on_end:
+            callback(self)
+
+    def _check_active(self) -> None:
+        if self._status is not RunStatus.RUNNING:
+            raise RunNotActive(
+                f"run {self.name!r} ({self.run_id}) has ended ({self._status.value}); "
+                "start a new run or resume this one with start_run(run_id=...)"
+            )
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.end(RunStatus.FINISHED)
+        elif issubclass(exc_type, KeyboardInterrupt | SystemExit) and not _is_clean_exit(exc):
+            self.end(RunStatus.KILLED)
+        elif issubclass(exc_type, SystemExit):
+            self.end(RunStatus.FINISHED)
+        else:
+            self.end(RunStatus.FAILED)
+
+
+def _is_clean_exit(exc: BaseException | None) -> bool:
+    return isinstance(exc, SystemExit) and exc.code in (0, None)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)

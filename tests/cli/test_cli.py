@@ -1,0 +1,113 @@
+"""The CLI end to end: real store, real commands, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import shipyard
+from shipyard.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
+    return code, out, err
+
+
+@pytest.fixture
+def populated() -> list[str]:
+    ids = []
+    for i in range(3):
+        with shipyard.start_run("cli", name=f"run-{i}") as run:
+            run.log_params({"model": "rf" if i else "lr", "i": i})
+            run.log_metric("acc", 0.8 + i / 10)
+            run.set_tag("team", "x")
+            ids.append(run.run_id)
+    return ids
+
+
+def test_experiments_and_runs_json(capsys: pytest.CaptureFixture[str], populated: list[str]) -> None:
+    code, out, _ = run_cli(capsys, "experiments", "list", "--json")
+    assert code == 0 and [e["name"] for e in json.loads(out)] == ["cli"]
+    code, out, _ = run_cli(
+        capsys,
+        "runs",
+        "search",
+        "cli",
+        "--filter",
+        "metrics.acc > 0.85 or params.model = 'lr'",
+        "--order-by",
+        "metrics.acc desc",
+        "--json",
+    )
+    found = json.loads(out)["runs"]
+    assert code == 0 and [r["name"] for r in found] == ["run-2", "run-1", "run-0"]
+    code, out, _ = run_cli(capsys, "runs", "show", "run-1", "--json")
+    shown = json.loads(out)
+    assert shown["run"]["params"] == {"model": "rf", "i": "1"} and shown["run"]["status"] == "FINISHED"
+
+
+def test_tables_for_people(capsys: pytest.CaptureFixture[str], populated: list[str]) -> None:
+    code, out, _ = run_cli(capsys, "runs", "compare", "run-0", "run-2")
+    assert code == 0 and "params.model" in out and "metrics.acc" in out
+    code, out, _ = run_cli(capsys, "runs", "list", "cli")
+    assert code == 0 and "run-2" in out
+    code, out, _ = run_cli(capsys, "config", "show")
+    assert code == 0 and "db_url" in out and "SHIPYARD_HOME" in out
+
+
+def test_delete_and_gc(capsys: pytest.CaptureFixture[str], populated: list[str]) -> None:
+    assert run_cli(capsys, "runs", "delete", "run-0")[0] == 0
+    code, out, _ = run_cli(capsys, "runs", "list", "cli", "--json")
+    assert sorted(r["name"] for r in json.loads(out)) == ["run-1", "run-2"]
+    code, out, _ = run_cli(capsys, "gc", "--json")
+    assert code == 0 and json.loads(out)["runs"] == 1
+    assert run_cli(capsys, "experiments", "delete", "cli")[0] == 0
+    code, out, _ = run_cli(capsys, "gc", "--json")
+    assert json.loads(out) == {"runs": 2, "experiments": 1, "artifact_roots": 0, "dry_run": False}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["runs", "show", "nope"], 3, "no run with id or name 'nope'"),
+        (["runs", "search", "cli", "--filter", "metrics.acc >> 1"], 2, "position 13"),
+        (["runs", "search", "missing-exp"], 3, "missing-exp"),
+        (["experiments", "create", "cli"], 4, "already exists"),
+        (["gc", "--older-than", "soon"], 2, "--older-than"),
+        (["runs", "compare", "run-0"], 2, "at least two"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(
+    capsys: pytest.CaptureFixture[str], populated: list[str], args: list[str], code: int, message: str
+) -> None:
+    got, _, err = run_cli(capsys, *args)
+    assert got == code
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_console_script_demo_runs_and_is_repeatable(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "shipyard"
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]
+    for _ in range(2):
+        done = subprocess.run([*command, "demo"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "best model" in done.stdout
+    found = shipyard.search_runs("demo", "metrics.accuracy > 0.9 and attributes.parent_run_id is not null")
+    assert len(found) >= 6
+
+
+def test_debug_flag_shows_traceback() -> None:
+    exe = Path(sys.executable).parent / "shipyard"
+    done = subprocess.run(
+        [str(exe), "--debug", "runs", "show", "nope"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3 and "Traceback" in done.stderr

@@ -1,0 +1,129 @@
+"""Shared fixtures: isolated settings per test and a throw-away PostgreSQL cluster.
+
+The PostgreSQL fixture runs Debian's initdb/pg_ctl on a temp dir (as the ``postgres`` user when we are
+root, since initdb refuses root), listening on 127.0.0.1 and a free port. When no server can start the
+PostgreSQL tests skip with the reason — unless ``SHIPYARD_REQUIRE_POSTGRES=1`` (set by CI), where that fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's ./.shipyard or shipyard.toml."""
+    for var in list(os.environ):
+        if var.startswith("SHIPYARD_") and var not in ("SHIPYARD_REQUIRE_POSTGRES",):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+
+
+def make_settings(home: Path, **overrides: str) -> Settings:
+    environ = {"SHIPYARD_HOME": str(home), **{f"SHIPYARD_{k.upper()}": v for k, v in overrides.items()}}
+    return Settings.load(environ=environ, cwd=home.parent)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "home")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgresCluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found and not shutil.which("initdb"):
+            raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bin = Path(found[-1]).parent if found else Path(shutil.which("initdb") or "").parent
+        self.as_postgres = os.geteuid() == 0
+
+    def _run(self, *args: str) -> None:
+        command = [str(a) for a in args]
+        if self.as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(self.bin / "initdb", "-D", self.root / "data", "-A", "trust", "-U", "postgres")
+        options = f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off"
+        self._run(
+            self.bin / "pg_ctl",
+            "-D",
+            self.root / "data",
+            "-o",
+            options,
+            "-l",
+            self.root / "log",
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._run(self.bin / "pg_ctl", "-D", self.root / "data", "-m", "fast", "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        import sqlalchemy as sa
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        engine.dispose()
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    root = Path("/tmp") / f"shipyard-pg-{uuid.uuid4().hex[:8]}"  # short: the socket path has a length limit
+    cluster = None
+    try:
+        import psycopg  # noqa: F401
+
+        cluster = PostgresCluster(root)
+        cluster.start()
+    except (ImportError, RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        reason = f"no PostgreSQL server could be started: {exc} {detail.decode(errors='replace')[-500:]}"
+        if os.environ.get("SHIPYARD_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on a fresh metadata store of each backend (the contract-suite fixture)."""
+    if request.param == "sqlite":
+        return make_settings(tmp_path / "home")
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return make_settings(tmp_path / "home", db_url=cluster.create_database())

@@ -1,0 +1,61 @@
+"""Opening stores: migrations on first use, and clear errors for corrupt, foreign or newer databases."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from shipyard import SchemaError
+from shipyard.store.db import HEAD_REVISION, MetadataStore
+from shipyard.store.schema import metadata
+
+
+def test_new_store_is_migrated_to_head(tmp_path: Path) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'new.db'}")
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_migration_matches_the_table_definitions(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_corrupt_file_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SchemaError, match="not a readable SQLite database"):
+        MetadataStore(f"sqlite:///{path}")
+
+
+def test_newer_schema_says_to_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    MetadataStore(f"sqlite:///{path}").dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(SchemaError, match=r"'9999'.*upgrade Shipyard"):
+        MetadataStore(f"sqlite:///{path}")
+
+
+def test_foreign_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    with pytest.raises(SchemaError, match="not a Shipyard store"):
+        MetadataStore(f"sqlite:///{path}")
+
+
+@pytest.mark.postgres
+def test_postgres_store_migrates(postgres) -> None:  # type: ignore[no-untyped-def]
+    store = MetadataStore(postgres.create_database())
+    assert "runs" in sa.inspect(store.engine).get_table_names()
+    store.dispose()
