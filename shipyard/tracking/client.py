@@ -10,9 +10,11 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -21,6 +23,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from shipyard.config import Settings, get_settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from shipyard.store.artifacts import ArtifactStore, safe_relpath
 from shipyard.store.db import MetadataStore, open_store
 from shipyard.store.schema import (
     artifacts,
@@ -439,6 +442,31 @@ class TrackingClient:
             )
         with self.store.read() as conn:
             return [ArtifactRecord(*row) for row in conn.execute(query.order_by(artifacts.c.path)).all()]
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """An artifact's bytes, verified against the sha256 recorded when it was logged."""
+        record = self._artifact_record(run_id, path)
+        return ArtifactStore(self.get_run(run_id).artifact_uri).read_bytes(record.path, record.sha256)
+
+    def download_artifacts(self, run_id: str, path: str, local_dir: str | os.PathLike[str]) -> Path:
+        """Copy an artifact file, or every file under a folder, into ``local_dir``, verifying each sha256."""
+        store = ArtifactStore(self.get_run(run_id).artifact_uri)
+        files = self.list_artifacts(run_id, path)
+        if not files:
+            raise NotFound(f"run {run_id} has no artifact {path!r}")
+        root = Path(local_dir)
+        for record in files:
+            target = root / record.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.get(record.path, target, expected_sha256=record.sha256)
+        return root / path if path else root
+
+    def _artifact_record(self, run_id: str, path: str) -> ArtifactRecord:
+        clean = safe_relpath(path)
+        for record in self.list_artifacts(run_id, clean):
+            if record.path == clean:
+                return record
+        raise NotFound(f"run {run_id} has no artifact file {path!r}")
 
     def log_dataset_input(self, run_pk: int, dataset: DatasetInput) -> None:
         row = {

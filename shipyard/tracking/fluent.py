@@ -251,7 +251,11 @@ def _at_exit() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    end_open_runs(RunStatus.KILLED)
+    # NOTE: the handler runs in the main thread, which may be holding the writer's lock mid-flush; ending
+    # the runs from another thread (bounded wait) cannot deadlock on it.
+    worker = threading.Thread(target=end_open_runs, args=(RunStatus.KILLED,), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

@@ -114,7 +114,6 @@ def build_search_statement(
     from_clause: sa.FromClause = runs
     for entity, join in joins.items():
         from_clause = from_clause.join(join.table, join.on(entity))
-    outer: dict[Entity, _Join] = {}
     ordering: list[sa.ColumnElement[Any]] = []
     for key in order_by:
         if key.entity.kind is EntityKind.DATASET:
@@ -122,13 +121,11 @@ def build_search_statement(
         if key.entity.kind is EntityKind.ATTRIBUTE:
             column: sa.ColumnElement[Any] = runs.c[key.entity.key]
             nullable = bool(runs.c[key.entity.key].nullable)
-        elif key.entity in joins:
-            column, nullable = joins[key.entity].table.c.value, not joins[key.entity].null_free
         else:
-            if key.entity not in outer:
-                outer[key.entity] = _Join.for_entity(key.entity, len(joins) + len(outer))
-                from_clause = from_clause.outerjoin(outer[key.entity].table, outer[key.entity].on(key.entity))
-            column, nullable = outer[key.entity].table.c.value, True
+            if key.entity not in joins:  # joined for sorting only: runs without the key stay, with NULL
+                joins[key.entity] = _Join.for_entity(key.entity, len(joins), outer=True)
+                from_clause = from_clause.outerjoin(joins[key.entity].table, joins[key.entity].on(key.entity))
+            column, nullable = joins[key.entity].table.c.value, not joins[key.entity].null_free
         ordered = column.desc() if key.descending else column.asc()
         # A value known to be non-NULL keeps a plain ORDER BY, which SQLite can read straight off an index.
         ordering.append(ordered.nulls_last() if nullable else ordered)
@@ -151,12 +148,11 @@ class _Join:
     null_free: bool = False  # no row with a NULL value (a NaN metric) can pass the conditions
 
     @classmethod
-    def for_entity(cls, entity: Entity, number: int) -> _Join:
+    def for_entity(cls, entity: Entity, number: int, *, outer: bool = False) -> _Join:
         table = _KEYED_TABLES[entity.kind]
+        alias = table.alias(f"{_ALIAS_LETTERS[entity.kind]}_{number}")
         # params and tags values are NOT NULL; a metric's may be NULL (NaN) until a comparison excludes it.
-        return cls(
-            table.alias(f"{_ALIAS_LETTERS[entity.kind]}_{number}"), null_free=table is not latest_metrics
-        )
+        return cls(alias, null_free=not outer and table is not latest_metrics)
 
     def add(self, comparison: Comparison, compiler: _Compiler) -> None:
         if comparison.op is Op.IS_NOT_NULL:
