@@ -42,12 +42,15 @@ def sample_system() -> dict[str, float]:
 class GpuSampler:
     """Reads utilisation and memory of every NVIDIA GPU; `available` is False without NVML or a GPU."""
 
-    def __init__(self) -> None:
+    def __init__(self, nvml: Any = None) -> None:
+        """``nvml`` is the ``pynvml`` module (imported when omitted); tests pass a stand-in."""
         self._nvml: Any = None
         self._handles: list[Any] = []
         try:
-            import pynvml
+            if nvml is None:
+                import pynvml as nvml
 
+            pynvml = nvml
             pynvml.nvmlInit()
             self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
             self._nvml = pynvml

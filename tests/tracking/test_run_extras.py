@@ -85,3 +85,52 @@ def test_symlink_escape_inside_run_root_is_refused(settings: Settings, tmp_path:
         with pytest.raises(InvalidInput, match="escapes"):
             run.log_text("payload", "evil/planted.txt")
     assert not (outside / "planted.txt").exists()
+
+
+class _FakeNvml:
+    """Stands in for pynvml (no GPU on CI machines): two boards, the second without power readings."""
+
+    class _Reading:
+        def __init__(self, **values: float) -> None:
+            self.__dict__.update(values)
+
+    def nvmlInit(self) -> None:  # pynvml's method names
+        pass
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> object:
+        return self._Reading(gpu=40 + handle)
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> object:
+        return self._Reading(used=2 * 2**30, total=8 * 2**30)
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        if handle == 1:
+            raise RuntimeError("not supported")
+        return 150_000
+
+
+def test_gpu_sampler_reads_every_board() -> None:
+    from shipyard.tracking.system_metrics import GpuSampler
+
+    sampler = GpuSampler(nvml=_FakeNvml())
+    assert sampler.available
+    sample = sampler.sample()
+    assert sample["system/gpu_0_utilization_percent"] == 40.0
+    assert sample["system/gpu_1_memory_percent"] == 25.0
+    assert sample["system/gpu_0_memory_used_mb"] == 2048.0
+    assert sample["system/gpu_0_power_watts"] == 150.0 and "system/gpu_1_power_watts" not in sample
+
+
+def test_gpu_sampler_on_a_real_gpu() -> None:
+    from shipyard.tracking.system_metrics import GpuSampler
+
+    sampler = GpuSampler()
+    if not sampler.available:
+        pytest.skip("no NVIDIA GPU or nvidia-ml-py on this machine")
+    assert any(key.endswith("_utilization_percent") for key in sampler.sample())
