@@ -1,0 +1,218 @@
+"""Shared pieces of the peer benchmarks: timing, progress, the result table and its JSON copy.
+
+A benchmark script builds one `Result` per row (Shipyard's figure, the peer's figure, the target) and hands
+the list to :func:`print_table` and, with ``--json PATH``, to :func:`write_json`. Figures are always measured
+in the same process, on the same machine, at run time; nothing here knows any expected number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+clock = time.perf_counter
+
+
+# ---------------------------------------------------------------------- progress and timing
+def progress(message: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def settle() -> None:
+    """Collect garbage before a timed section, so that no section pays for a full collection of objects
+    that an earlier one (or an import) left behind. The collector stays on while timing."""
+    gc.collect()
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def median_ms(fn: Callable[[], Any], *, repeats: int = 20, warmup: int = 1) -> tuple[float, list[float]]:
+    """The median, in milliseconds, of ``repeats`` calls after ``warmup`` untimed ones; also every sample."""
+    for _ in range(warmup):
+        fn()
+    settle()
+    samples = [timed(fn) * 1000.0 for _ in range(repeats)]
+    return statistics.median(samples), samples
+
+
+# ---------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Result:
+    """One table row. ``higher_is_better`` is True for rates (points/s), False for latencies (ms).
+
+    The speedup is always "how many times faster Shipyard is": ``shipyard / peer`` for a rate,
+    ``peer / shipyard`` for a latency. A row passes when its speedup reaches ``min_speedup`` and/or
+    Shipyard's own figure is below ``max_shipyard`` (for latencies), whichever targets are set, and the
+    measurement is ``valid`` (complete, with correct results).
+    """
+
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    shipyard: float
+    peer: float | None = None
+    min_speedup: float | None = None
+    max_shipyard: float | None = None
+    valid: bool = True
+    notes: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def speedup(self) -> float | None:
+        if self.peer is None or self.peer <= 0 or self.shipyard <= 0:
+            return None
+        return self.shipyard / self.peer if self.higher_is_better else self.peer / self.shipyard
+
+    @property
+    def passed(self) -> bool:
+        ok = self.valid
+        if self.min_speedup is not None:
+            ok = ok and self.speedup is not None and self.speedup >= self.min_speedup
+        if self.max_shipyard is not None:
+            ok = ok and self.shipyard < self.max_shipyard
+        return ok
+
+    @property
+    def target(self) -> str:
+        parts = []
+        if self.min_speedup is not None:
+            parts.append(f">= {self.min_speedup:g}x")
+        if self.max_shipyard is not None:
+            parts.append(f"< {self.max_shipyard:g} {self.unit}")
+        return ", ".join(parts) or "-"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(speedup=self.speedup, passed=self.passed, target=self.target)
+        return data
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "ms":
+        return f"{value:,.2f} ms" if value < 100 else f"{value:,.0f} ms"
+    if value >= 100:
+        return f"{value:,.0f} {unit}"
+    return f"{value:,.1f} {unit}"
+
+
+def format_speedup(speedup: float | None) -> str:
+    if speedup is None:
+        return "-"
+    return f"{speedup:,.0f}x" if speedup >= 100 else f"{speedup:,.1f}x"
+
+
+def print_table(title: str, results: Sequence[Result], *, machine: str | None = None) -> None:
+    """Print the results as a plain-text table on stdout, notes as numbered footnotes below it."""
+    header = ("", "benchmark", "Shipyard", "MLflow", "Shipyard vs MLflow", "target", "result")
+    rows: list[tuple[str, ...]] = []
+    footnotes: list[str] = []
+    for result in results:
+        marks = ""
+        for note in result.notes:
+            footnotes.append(note)
+            marks += f"[{len(footnotes)}]"
+        rows.append(
+            (
+                f"({result.key})",
+                result.title + (f" {marks}" if marks else ""),
+                format_value(result.shipyard, result.unit),
+                format_value(result.peer, result.unit),
+                format_speedup(result.speedup) + (" faster" if result.speedup is not None else ""),
+                result.target,
+                "PASS" if result.passed else "MISS",
+            )
+        )
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    right = {2, 3, 4}
+
+    def line(cells: Iterable[str]) -> str:
+        padded = (
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "  ".join(padded)
+
+    print(title)
+    if machine:
+        print(machine)
+    print(line(header).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row).rstrip())
+    for number, note in enumerate(footnotes, 1):
+        print(f"  [{number}] {note}")
+    passed = sum(r.passed for r in results)
+    print(f"{passed}/{len(results)} targets met")
+    sys.stdout.flush()
+
+
+def write_json(path: str | os.PathLike[str], title: str, results: Sequence[Result], **extra: Any) -> None:
+    """Write the machine description and every row (figures, speedup, target, verdict) as JSON."""
+    payload = {
+        "benchmark": title,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_info(),
+        **extra,
+        "results": [r.as_dict() for r in results],
+    }
+    Path(path).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- machine
+_PACKAGES = ("shipyard", "mlflow", "sqlalchemy", "pandas", "numpy")
+
+
+def machine_info(packages: Sequence[str] = _PACKAGES) -> dict[str, Any]:
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": versions,
+    }
+
+
+def machine_line(info: dict[str, Any] | None = None) -> str:
+    """One line: CPU count, Python, SQLite and package versions."""
+    info = info or machine_info()
+    packages = " ".join(f"{k} {v}" for k, v in info["packages"].items() if v)
+    return (
+        f"machine: {info['cpus']} CPUs, {info['platform']}, Python {info['python']}, "
+        f"SQLite {info['sqlite']}; {packages}"
+    )
+
+
+# ---------------------------------------------------------------------- command line
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the options every benchmark takes: ``--quick`` and ``--json PATH``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and time budgets (a smoke run)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    return parser
