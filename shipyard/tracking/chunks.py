@@ -1,82 +1,92 @@
-"""Packing metric points into history chunks and back (see ``metric_chunks`` in the schema).
+"""Metric points in columns: the in-memory `Series` buffer and the stored history chunks.
 
-A chunk holds the points of one (run, key) as three little-endian arrays: int64 steps, float64 values
-(NaN and ±inf exactly) and int64 epoch-millisecond timestamps. Pure functions, no I/O.
+A `Series` holds the points of one (run, key) as three typed arrays — int64 steps, float64 values (NaN and
+±inf exactly) and int64 epoch-millisecond timestamps — so buffering a point allocates no Python object that
+outlives the call, and a million buffered points cost the garbage collector nothing. A stored chunk is the
+same three arrays as little-endian bytes. Pure data handling, no I/O.
 """
 
 from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-# A buffered point: (run_pk, key, value, step, timestamp_ms).
-MetricRow = tuple[int, str, float, int, int]
-
 MAX_POINTS_PER_CHUNK = 200_000
-_SWAP = sys.byteorder != "little"
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
-def _pack(kind: str, items: Iterable[Any]) -> bytes:
-    packed = array(kind, items)
-    if _SWAP:
-        packed.byteswap()
-    return packed.tobytes()
+class Series:
+    """Points of one (run, key) in arrival order. Not thread-safe: the writer guards it with its lock."""
+
+    __slots__ = ("steps", "timestamps", "values")
+
+    def __init__(self) -> None:
+        self.steps = array("q")
+        self.values = array("d")
+        self.timestamps = array("q")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def extend(self, other: Series) -> None:
+        self.steps.extend(other.steps)
+        self.values.extend(other.values)
+        self.timestamps.extend(other.timestamps)
 
 
-def _unpack(kind: str, data: bytes) -> array:
-    unpacked = array(kind)
-    unpacked.frombytes(data)
-    if _SWAP:
-        unpacked.byteswap()
-    return unpacked
+# Buffered points of many series, keyed by (run_pk, key).
+SeriesMap = Mapping[tuple[int, str], Series]
 
 
-def group_rows(rows: Sequence[MetricRow]) -> dict[tuple[int, str], list[MetricRow]]:
-    """Points grouped by (run_pk, key), each group in arrival order."""
-    groups: dict[tuple[int, str], list[MetricRow]] = {}
-    for row in rows:
-        key = (row[0], row[1])
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [row]
-        else:
-            group.append(row)
-    return groups
+def _to_le_bytes(column: array) -> bytes:
+    if _LITTLE_ENDIAN:
+        return column.tobytes()
+    copy = array(column.typecode, column)
+    copy.byteswap()
+    return copy.tobytes()
 
 
-def encode_group(run_pk: int, key: str, group: Sequence[MetricRow]) -> list[dict[str, Any]]:
-    """Chunk rows (column name → value) for one group of points."""
+def _from_le_bytes(typecode: str, data: bytes) -> array:
+    column = array(typecode)
+    column.frombytes(data)
+    if not _LITTLE_ENDIAN:
+        column.byteswap()
+    return column
+
+
+def encode_series(run_pk: int, key: str, series: Series) -> list[dict[str, Any]]:
+    """Chunk rows (column name → value) holding every point of ``series``."""
     out = []
-    for start in range(0, len(group), MAX_POINTS_PER_CHUNK):
-        _, _, values, steps, timestamps = zip(*group[start : start + MAX_POINTS_PER_CHUNK], strict=True)
+    for start in range(0, len(series), MAX_POINTS_PER_CHUNK):
+        end = start + MAX_POINTS_PER_CHUNK
+        steps = series.steps[start:end]
         out.append(
             {
                 "run_pk": run_pk,
                 "key": key,
-                "count": len(values),
+                "count": len(steps),
                 "min_step": min(steps),
                 "max_step": max(steps),
-                "steps": _pack("q", steps),
-                "values": _pack("d", values),
-                "timestamps": _pack("q", timestamps),
+                "steps": _to_le_bytes(steps),
+                "values": _to_le_bytes(series.values[start:end]),
+                "timestamps": _to_le_bytes(series.timestamps[start:end]),
             }
         )
     return out
 
 
-def latest_of(group: Sequence[MetricRow]) -> MetricRow:
-    """The point with the highest (step, timestamp); the last logged wins a tie."""
-    best = group[0]
-    best_key = (best[3], best[4])
-    for row in group:
-        candidate = (row[3], row[4])
-        if candidate >= best_key:
-            best, best_key = row, candidate
-    return best
+def latest_of(series: Series) -> tuple[float, int, int]:
+    """(value, step, timestamp) of the highest step, then the newest; the last logged wins a tie."""
+    steps, stamps = series.steps, series.timestamps
+    top = max(steps)
+    best = max((i for i, step in enumerate(steps) if step == top), key=lambda i: (stamps[i], i))
+    return series.values[best], steps[best], stamps[best]
 
 
-def decode_chunk(steps: bytes, values: bytes, timestamps: bytes) -> zip:
-    """(step, value, timestamp) triples of one chunk, in logged order."""
-    return zip(_unpack("q", steps), _unpack("d", values), _unpack("q", timestamps), strict=True)
+def decode_chunk(steps: bytes, values: bytes, timestamps: bytes) -> Iterator[tuple[int, float, int]]:
+    """(step, value, timestamp) triples of one stored chunk, in logged order."""
+    return zip(
+        _from_le_bytes("q", steps), _from_le_bytes("d", values), _from_le_bytes("q", timestamps), strict=True
+    )

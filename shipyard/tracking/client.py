@@ -36,7 +36,7 @@ from shipyard.store.schema import (
 )
 from shipyard.store.schema import tags as tags_table
 from shipyard.tracking import chunks, naming, querying
-from shipyard.tracking.chunks import MetricRow
+from shipyard.tracking.chunks import SeriesMap
 from shipyard.tracking.records import (
     ArtifactRecord,
     DatasetInput,
@@ -54,6 +54,14 @@ if TYPE_CHECKING:
 DEFAULT_EXPERIMENT = "Default"
 _MAX_PARAM_VALUE = 8000
 _MAX_TAG_VALUE = 8000
+
+
+_INSERT_RUN = runs.insert()
+_END_RUN = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("pk"))
+    .values(status=sa.bindparam("status"), end_time=sa.bindparam("end_time"))
+)
 
 
 def now_ms() -> int:
@@ -74,6 +82,9 @@ class TrackingClient:
         self._active_experiments: dict[str, Experiment] = {}  # by name; saves a read per new run
         placeholder = "?" if self.store.engine.dialect.paramstyle == "qmark" else "%s"
         marks = ", ".join([placeholder] * 5)
+        # Statements built once: building one per call costs more than the SQLite transaction itself.
+        self._insert_param = self._insert_ignore(params)
+        self._upsert_tag = self._upsert(tags_table)
         self._upsert_latest_sql = (
             f"INSERT INTO latest_metrics (run_pk, key, value, step, timestamp) VALUES ({marks}) "
             "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
@@ -202,33 +213,39 @@ class TrackingClient:
             self.get_run(parent_run_id)  # NotFound names the missing parent
         if name is not None:
             naming.check_name(name, "run name")
-        run_id = new_id()
-        row = {
-            "run_id": run_id,
-            "experiment_id": exp.experiment_id,
-            "name": name or naming.generate_run_name(run_id),
-            "status": RunStatus.RUNNING.value,
-            "parent_run_id": parent_run_id,
-            "user": _current_user(),
-            "start_time": now_ms(),
-            "end_time": None,
-            "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
-            "lifecycle_stage": LifecycleStage.ACTIVE.value,
-        }
         tag_rows = _check_mapping(tags or {}, "tag", _MAX_TAG_VALUE)
-        try:
-            with self.store.write() as conn:
-                run_pk = conn.execute(runs.insert().values(**row)).inserted_primary_key[0]
-                if tag_rows:
-                    conn.execute(
-                        self._upsert(tags_table),
-                        [{"run_pk": run_pk, "key": k, "value": v} for k, v in tag_rows],
-                    )
-        except SAIntegrityError as exc:
-            raise AlreadyExists(
-                f"a run named {row['name']!r} already exists in experiment {exp.name!r}; "
-                "choose another name or resume that run by id"
-            ) from exc
+        # A generated name can collide with an existing one (rarely): draw a new id and name then.
+        attempts = 1 if name is not None else 5
+        for attempt in range(attempts):
+            run_id = new_id()
+            row = {
+                "run_id": run_id,
+                "experiment_id": exp.experiment_id,
+                "name": name or naming.generate_run_name(run_id),
+                "status": RunStatus.RUNNING.value,
+                "parent_run_id": parent_run_id,
+                "user": _current_user(),
+                "start_time": now_ms(),
+                "end_time": None,
+                "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
+                "lifecycle_stage": LifecycleStage.ACTIVE.value,
+            }
+            try:
+                with self.store.write() as conn:
+                    run_pk = conn.execute(_INSERT_RUN, row).inserted_primary_key[0]
+                    if tag_rows:
+                        conn.execute(
+                            self._upsert_tag,
+                            [{"run_pk": run_pk, "key": k, "value": v} for k, v in tag_rows],
+                        )
+                break
+            except SAIntegrityError as exc:
+                if attempt + 1 < attempts:
+                    continue
+                raise AlreadyExists(
+                    f"a run named {row['name']!r} already exists in experiment {exp.name!r}; "
+                    "choose another name or resume that run by id"
+                ) from exc
         self._run_pks[run_id] = run_pk
         record = _run_from_row(row)
         return Run(**{**record.__dict__, "tags": dict(tag_rows)}), run_pk
@@ -285,13 +302,13 @@ class TrackingClient:
             raise InvalidInput(f"run name {id_or_name!r} is used in several experiments; pass the experiment")
         return found[0]
 
-    def set_terminated(self, run_pk: int, status: RunStatus, pending: Sequence[MetricRow] = ()) -> int:
+    def set_terminated(self, run_pk: int, status: RunStatus, pending: SeriesMap | None = None) -> int:
         """End a run: write its last metric points and its terminal status in one transaction."""
         end = now_ms()
         with self.store.write() as conn:
             if pending:
-                self._write_metric_rows(conn, pending)
-            conn.execute(runs.update().where(runs.c.id == run_pk).values(status=status.value, end_time=end))
+                self._write_series(conn, pending)
+            conn.execute(_END_RUN, {"pk": run_pk, "status": status.value, "end_time": end})
         return end
 
     def run_status(self, run_pk: int) -> RunStatus:
@@ -338,7 +355,7 @@ class TrackingClient:
             return
         with self.store.write() as conn:
             result = conn.execute(
-                self._insert_ignore(params), [{"run_pk": run_pk, "key": k, "value": v} for k, v in rows]
+                self._insert_param, [{"run_pk": run_pk, "key": k, "value": v} for k, v in rows]
             )
             if result.rowcount == len(rows):
                 return
@@ -361,9 +378,7 @@ class TrackingClient:
         rows = _check_mapping(values, "tag", _MAX_TAG_VALUE)
         if rows:
             with self.store.write() as conn:
-                conn.execute(
-                    self._upsert(tags_table), [{"run_pk": run_pk, "key": k, "value": v} for k, v in rows]
-                )
+                conn.execute(self._upsert_tag, [{"run_pk": run_pk, "key": k, "value": v} for k, v in rows])
 
     def delete_tag(self, run_pk: int, key: str) -> None:
         with self.store.write() as conn:
@@ -374,22 +389,26 @@ class TrackingClient:
             raise NotFound(f"run has no tag {key!r}")
 
     # ------------------------------------------------------------------ metrics
-    def write_metrics(self, rows: Sequence[MetricRow]) -> None:
-        """Append points in one transaction and advance each key's latest value."""
-        if rows:
+    def write_metrics(self, pending: SeriesMap) -> None:
+        """Append buffered points in one transaction and advance each key's latest value."""
+        if pending:
             with self.store.write() as conn:
-                self._write_metric_rows(conn, rows)
+                self._write_series(conn, pending)
 
-    def _write_metric_rows(self, conn: Connection, rows: Sequence[MetricRow]) -> None:
+    def _write_series(self, conn: Connection, pending: SeriesMap) -> None:
         # The hot path: one history chunk and one latest-value upsert per (run, key), not per point.
         chunk_rows: list[dict[str, Any]] = []
         latest: list[tuple[int, str, float | None, int, int]] = []
-        for (run_pk, key), group in chunks.group_rows(rows).items():
-            chunk_rows.extend(chunks.encode_group(run_pk, key, group))
-            _, _, value, step, timestamp = chunks.latest_of(group)
+        for (run_pk, key), series in pending.items():
+            if not len(series):
+                continue
+            chunk_rows.extend(chunks.encode_series(run_pk, key, series))
+            value, step, timestamp = chunks.latest_of(series)
+            # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
             latest.append((run_pk, key, None if value != value else value, step, timestamp))
-        conn.execute(metric_chunks.insert(), chunk_rows)
-        conn.exec_driver_sql(self._upsert_latest_sql, latest)
+        if chunk_rows:
+            conn.execute(metric_chunks.insert(), chunk_rows)
+            conn.exec_driver_sql(self._upsert_latest_sql, latest)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key`` in ``run_id``, ordered by step then time."""

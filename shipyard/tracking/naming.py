@@ -8,7 +8,7 @@ from shipyard.errors import InvalidInput
 
 _KEY_RE = re.compile(r"^[\w\-./: ]{1,250}$")
 _MAX_NAME = 256
-_valid_keys: set[str] = set()  # keys are few and repeated: validate each once per process
+valid_keys: set[str] = set()  # keys are few and repeated: validate each once per process
 
 _ADJECTIVES = (
     "amber",
@@ -63,7 +63,7 @@ _NOUNS = (
 
 def check_key(key: object, what: str) -> str:
     """A metric/param/tag key: 1-250 of letters, digits, ``_ - . / :`` and space."""
-    if key.__class__ is str and key in _valid_keys:
+    if key.__class__ is str and key in valid_keys:
         return key  # type: ignore[return-value]
     if not isinstance(key, str):
         raise InvalidInput(f"{what} key must be a string, got {type(key).__name__} {key!r}")
@@ -71,8 +71,8 @@ def check_key(key: object, what: str) -> str:
         raise InvalidInput(
             f"invalid {what} key {key!r}: use 1-250 letters, digits, '_', '-', '.', '/', ':' or inner spaces"
         )
-    if len(_valid_keys) < 100_000:
-        _valid_keys.add(key)
+    if len(valid_keys) < 100_000:
+        valid_keys.add(key)
     return key
 
 
@@ -86,6 +86,6 @@ def check_name(name: object, what: str) -> str:
 
 
 def generate_run_name(run_id: str) -> str:
-    """A readable name that is unique in practice: ``swift-ketch-3f2a91``."""
+    """A readable name, unique in practice (callers retry on a clash): ``swift-ketch-3f2a91c0``."""
     number = int(run_id[:8], 16)
-    return f"{_ADJECTIVES[number % len(_ADJECTIVES)]}-{_NOUNS[(number // 31) % len(_NOUNS)]}-{run_id[-6:]}"
+    return f"{_ADJECTIVES[number % len(_ADJECTIVES)]}-{_NOUNS[(number // 31) % len(_NOUNS)]}-{run_id[-8:]}"

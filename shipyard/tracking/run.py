@@ -22,14 +22,29 @@ from typing import Any
 from shipyard.errors import InvalidInput, RunNotActive
 from shipyard.store.artifacts import ArtifactStore, FileInfo
 from shipyard.tracking import naming
-from shipyard.tracking.client import MetricRow, TrackingClient
+from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.datasets import describe_dataset
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, Metric, Run, RunStatus
 from shipyard.tracking.system_metrics import SystemMetricsMonitor
 from shipyard.tracking.writer import MetricWriter
 
 _check_key = naming.check_key
-_Real = numbers.Real
+_MIN_I64, _MAX_I64 = -(2**63), 2**63 - 1
+
+
+def _as_float(key: str, value: Any) -> float:
+    cls = value.__class__
+    if cls is bool or cls is str or cls is bytes or not isinstance(value, numbers.Real):
+        raise InvalidInput(f"metric {key!r} must be a number, got {cls.__name__} {value!r}")
+    return float(value)
+
+
+def _as_step(key: str, step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r}")
+    if not _MIN_I64 <= int(step) <= _MAX_I64:
+        raise InvalidInput(f"step of metric {key!r} must fit in 64 bits, got {step!r}")
+    return int(step)
 
 
 class ActiveRun:
@@ -105,47 +120,55 @@ class ActiveRun:
         """Buffer one point (NaN and ±inf are kept as is). Durable after :meth:`flush` or run end."""
         if self._status is not RunStatus.RUNNING:
             self._check_active()
-        self._writer.add(self._row(key, value, step, timestamp))
+        if key.__class__ is not str or key not in naming.valid_keys:
+            _check_key(key, "metric")
+        if value.__class__ is not float:
+            value = _as_float(key, value)
+        if step.__class__ is not int or not _MIN_I64 <= step <= _MAX_I64:
+            step = _as_step(key, step)
+        if timestamp is None:
+            timestamp = time.time_ns() // 1_000_000
+        elif timestamp.__class__ is not int:
+            raise InvalidInput(f"timestamp of metric {key!r} must be epoch milliseconds, got {timestamp!r}")
+        self._writer.add(self._pk, key, value, step, timestamp)
 
     def log_metrics(self, values: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:
         """Buffer several keys at one step."""
         self._check_active()
         ts = time.time_ns() // 1_000_000 if timestamp is None else timestamp
-        self._writer.add_many([self._row(k, v, step, ts) for k, v in values.items()])
+        self.log_batch((key, value, step, ts) for key, value in values.items())
 
     def log_batch(
         self, metrics: Iterable[Metric | tuple[str, float, int] | tuple[str, float, int, int]]
     ) -> None:
-        """Buffer many points at once: `Metric` records or ``(key, value, step[, timestamp_ms])`` tuples."""
+        """Buffer many points at once: `Metric` records or ``(key, value, step[, timestamp_ms])`` tuples.
+
+        The batch is validated whole before any point is buffered: a bad point raises and adds nothing.
+        """
         self._check_active()
         now = time.time_ns() // 1_000_000
-        rows = []
+        checked: list[tuple[str, float, int, int]] = []
+        seen: set[str] = set()
         for point in metrics:
             if isinstance(point, Metric):
-                rows.append(self._row(point.key, point.value, point.step, point.timestamp))
+                key, value, step, ts = point.key, point.value, point.step, point.timestamp
+            elif len(point) == 3:
+                key, value, step = point  # type: ignore[misc]
+                ts = now
             else:
-                rows.append(self._row(point[0], point[1], point[2], point[3] if len(point) > 3 else now))
-        self._writer.add_many(rows)
-
-    def _row(self, key: str, value: Any, step: Any, timestamp: int | None) -> MetricRow:
-        if key.__class__ is not str or key not in naming._valid_keys:
-            _check_key(key, "metric")
-        cls = value.__class__
-        if cls is not float:
-            if cls is bool or cls is str or cls is bytes or not isinstance(value, _Real):
-                raise InvalidInput(f"metric {key!r} must be a number, got {cls.__name__} {value!r}")
-            value = float(value)
-        if step.__class__ is not int:
-            if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-                raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r}")
-            step = int(step)
-        return (
-            self._pk,
-            key,
-            value,
-            step,
-            time.time_ns() // 1_000_000 if timestamp is None else timestamp,
-        )
+                key, value, step, ts = point  # type: ignore[misc]
+            if key not in seen:
+                _check_key(key, "metric")
+                seen.add(key)
+            if value.__class__ is not float:
+                value = _as_float(key, value)
+            if step.__class__ is not int or not _MIN_I64 <= step <= _MAX_I64:
+                step = _as_step(key, step)
+            if ts.__class__ is not int or not 0 <= ts <= _MAX_I64:
+                raise InvalidInput(f"timestamp of metric {key!r} must be epoch milliseconds, got {ts!r}")
+            checked.append((key, value, step, ts))
+        if checked:
+            self._writer.add_points(self._pk, checked)
 
     def metric_history(self, key: str) -> list[Metric]:
         """Every point of ``key`` so far (buffered points are flushed first)."""

@@ -1,7 +1,8 @@
 """The in-process metric buffer and its background writer.
 
-``log_metric`` only appends a tuple to a list (a couple of microseconds). A daemon thread writes the buffer
-in batched transactions every ``interval`` seconds, or sooner when it grows past ``high_water`` points.
+``log_metric`` only appends to three typed arrays (a microsecond or two; see `chunks.Series`). A daemon
+thread writes the buffer in batched transactions every ``interval`` seconds, or sooner when it grows past
+``high_water`` points.
 ``flush()`` writes whatever is buffered in the caller's thread and returns only once every point added
 before the call is committed — so a flushed point survives a later ``kill -9``.
 
@@ -17,21 +18,21 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from shipyard.errors import ShipyardError
-from shipyard.tracking.client import MetricRow, TrackingClient
+from shipyard.tracking.chunks import Series, SeriesMap
+from shipyard.tracking.client import TrackingClient
 
 log = logging.getLogger(__name__)
-
-_CHUNK = 250_000  # points per transaction: bounds memory and lock hold time on huge flushes
 
 
 class MetricWriter:
     """Buffers metric points for one `TrackingClient` and writes them in batches."""
 
-    def __init__(self, client: TrackingClient, *, interval: float = 1.0, high_water: int = 50_000) -> None:
+    def __init__(self, client: TrackingClient, *, interval: float = 1.0, high_water: int = 200_000) -> None:
         self._client = client
         self._interval = interval
         self._high_water = high_water
-        self._buffer: list[MetricRow] = []
+        self._buffer: dict[tuple[int, str], Series] = {}
+        self._count = 0
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -40,45 +41,62 @@ class MetricWriter:
         self._last_error: BaseException | None = None
         _writers.add(self)
 
-    def add(self, row: MetricRow) -> None:
+    def add(self, run_pk: int, key: str, value: float, step: int, timestamp: int) -> None:
+        """Buffer one point (already validated by the caller)."""
         with self._lock:
-            self._buffer.append(row)
-            size = len(self._buffer)
-        if size >= self._high_water:
+            series = self._buffer.get((run_pk, key))
+            if series is None:
+                series = self._buffer[(run_pk, key)] = Series()
+            series.steps.append(step)
+            series.values.append(value)
+            series.timestamps.append(timestamp)
+            self._count += 1
+            count = self._count
+        if count >= self._high_water:
             self._wake.set()
         if self._thread is None:
             self._start()
 
-    def add_many(self, rows: Sequence[MetricRow]) -> None:
+    def add_points(self, run_pk: int, points: Sequence[tuple[str, float, int, int]]) -> None:
+        """Buffer validated ``(key, value, step, timestamp)`` points at once."""
+        buffer = self._buffer
         with self._lock:
-            self._buffer.extend(rows)
-            size = len(self._buffer)
-        if size >= self._high_water:
+            for key, value, step, timestamp in points:
+                series = buffer.get((run_pk, key))
+                if series is None:
+                    series = buffer[(run_pk, key)] = Series()
+                series.steps.append(step)
+                series.values.append(value)
+                series.timestamps.append(timestamp)
+            self._count += len(points)
+            count = self._count
+        if count >= self._high_water:
             self._wake.set()
         if self._thread is None:
             self._start()
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        return self._count
 
     def flush(self) -> None:
         """Commit every point added before this call; raises `StoreError` if they cannot be written."""
         with self._write_lock:
-            rows = self._take()
-            self._write(rows)
+            taken = self._take()
+            if taken:
+                self._write(taken)
 
-    def flush_with(self, action: Callable[[list[MetricRow]], None]) -> None:
+    def flush_with(self, action: Callable[[SeriesMap], None]) -> None:
         """Hand every buffered point to ``action`` (which must commit them) under the write lock.
 
         Used to end a run in one transaction: its last points and its terminal status together.
         """
         with self._write_lock:
-            rows = self._take()
+            taken = self._take()
             try:
-                action(rows)
+                action(taken)
             except BaseException:
-                self._requeue(rows)
+                self._requeue(taken)
                 raise
 
     def close(self) -> None:
@@ -101,34 +119,40 @@ class MetricWriter:
         while not self._closed:
             self._wake.wait(self._interval)
             self._wake.clear()
-            if not self._buffer:
+            if not self._count:
                 continue
             try:
-                with self._write_lock:
-                    self._write(self._take())
+                self.flush()
                 self._last_error = None
-            except ShipyardError as exc:  # keep the points; flush() retries and reports
+            except ShipyardError as exc:  # the points stay buffered; flush() retries and reports
                 if repr(exc) != repr(self._last_error):
                     log.warning("metric writer will retry: %s", exc)
                 self._last_error = exc
 
-    def _take(self) -> list[MetricRow]:
+    def _take(self) -> dict[tuple[int, str], Series]:
         with self._lock:
-            rows, self._buffer = self._buffer, []
-        return rows
+            taken, self._buffer = self._buffer, {}
+            self._count = 0
+        return taken
 
-    def _requeue(self, rows: list[MetricRow]) -> None:
+    def _requeue(self, taken: dict[tuple[int, str], Series]) -> None:
+        # Put unwritten points back *before* anything added since, keeping each series in logged order.
         with self._lock:
-            self._buffer[:0] = rows
+            for key, newer in self._buffer.items():
+                older = taken.get(key)
+                if older is None:
+                    taken[key] = newer
+                else:
+                    older.extend(newer)
+            self._buffer = taken
+            self._count = sum(len(series) for series in taken.values())
 
-    def _write(self, rows: list[MetricRow]) -> None:
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            try:
-                self._client.write_metrics(chunk)
-            except BaseException:
-                self._requeue(rows[start:])
-                raise
+    def _write(self, taken: dict[tuple[int, str], Series]) -> None:
+        try:
+            self._client.write_metrics(taken)
+        except BaseException:
+            self._requeue(taken)
+            raise
 
 
 _writers: weakref.WeakSet[MetricWriter] = weakref.WeakSet()

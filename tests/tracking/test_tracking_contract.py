@@ -270,3 +270,19 @@ def test_delete_and_gc_remove_runs_and_artifacts(backend_settings: Settings) -> 
         client.get_run(doomed.run_id)
     assert not Path(doomed.artifact_uri).exists()
     assert Path(keep.artifact_uri, "k.txt").exists()
+
+
+def test_generated_name_clash_draws_a_new_name(
+    backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.tracking import client as client_module
+    from shipyard.tracking.naming import generate_run_name
+
+    first, second = "a" * 32, "b" * 32
+    with shipyard.start_run("clash", name=generate_run_name(first), settings=backend_settings):
+        pass
+    ids = iter([first, second])
+    monkeypatch.setattr(client_module, "new_id", lambda: next(ids))
+    with shipyard.start_run("clash", settings=backend_settings) as run:
+        pass
+    assert run.run_id == second and run.name == generate_run_name(second)
