@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 MAX_POINTS_PER_CHUNK = 200_000
+CHUNK_COLUMNS = ("run_pk", "key", "count", "min_step", "max_step", "steps", "values", "timestamps")
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
@@ -56,23 +57,23 @@ def _from_le_bytes(typecode: str, data: bytes) -> array:
     return column
 
 
-def encode_series(run_pk: int, key: str, series: Series) -> list[dict[str, Any]]:
-    """Chunk rows (column name → value) holding every point of ``series``."""
+def encode_series(run_pk: int, key: str, series: Series) -> list[tuple[Any, ...]]:
+    """Chunk rows holding every point of ``series``, in the column order of ``CHUNK_COLUMNS``."""
     out = []
     for start in range(0, len(series), MAX_POINTS_PER_CHUNK):
         end = start + MAX_POINTS_PER_CHUNK
         steps = series.steps[start:end]
         out.append(
-            {
-                "run_pk": run_pk,
-                "key": key,
-                "count": len(steps),
-                "min_step": min(steps),
-                "max_step": max(steps),
-                "steps": _to_le_bytes(steps),
-                "values": _to_le_bytes(series.values[start:end]),
-                "timestamps": _to_le_bytes(series.timestamps[start:end]),
-            }
+            (
+                run_pk,
+                key,
+                len(steps),
+                min(steps),
+                max(steps),
+                _to_le_bytes(steps),
+                _to_le_bytes(series.values[start:end]),
+                _to_le_bytes(series.timestamps[start:end]),
+            )
         )
     return out
 

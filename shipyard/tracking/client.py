@@ -56,11 +56,17 @@ _MAX_PARAM_VALUE = 8000
 _MAX_TAG_VALUE = 8000
 
 
-_INSERT_RUN = runs.insert()
-_END_RUN = (
-    runs.update()
-    .where(runs.c.id == sa.bindparam("pk"))
-    .values(status=sa.bindparam("status"), end_time=sa.bindparam("end_time"))
+_RUN_COLUMNS = (
+    "run_id",
+    "experiment_id",
+    "name",
+    "status",
+    "parent_run_id",
+    "user",
+    "start_time",
+    "end_time",
+    "artifact_uri",
+    "lifecycle_stage",
 )
 
 
@@ -82,8 +88,20 @@ class TrackingClient:
         self._active_experiments: dict[str, Experiment] = {}  # by name; saves a read per new run
         placeholder = "?" if self.store.engine.dialect.paramstyle == "qmark" else "%s"
         marks = ", ".join([placeholder] * 5)
-        # Statements built once: building one per call costs more than the SQLite transaction itself.
-        self._insert_param = self._insert_ignore(params)
+        # The per-run hot path (create, params, metrics, end) is plain SQL prepared once: building SQLAlchemy
+        # statements per call cost more than the SQLite transaction itself. Portable: SQLite ≥ 3.35, PG ≥ 9.5.
+        p = placeholder
+        columns = ", ".join(f'"{c}"' for c in _RUN_COLUMNS)
+        self._sql_insert_run = (
+            f"INSERT INTO runs ({columns}) VALUES ({', '.join([p] * len(_RUN_COLUMNS))}) RETURNING id"
+        )
+        self._sql_end_run = f"UPDATE runs SET status = {p}, end_time = {p} WHERE id = {p}"
+        self._sql_insert_param = (
+            f"INSERT INTO params (run_pk, key, value) VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING"
+        )
+        chunk_columns = ", ".join(f'"{c}"' for c in chunks.CHUNK_COLUMNS)
+        chunk_marks = ", ".join([p] * len(chunks.CHUNK_COLUMNS))
+        self._sql_insert_chunk = f"INSERT INTO metric_chunks ({chunk_columns}) VALUES ({chunk_marks})"
         self._upsert_tag = self._upsert(tags_table)
         self._upsert_latest_sql = (
             f"INSERT INTO latest_metrics (run_pk, key, value, step, timestamp) VALUES ({marks}) "
@@ -232,7 +250,9 @@ class TrackingClient:
             }
             try:
                 with self.store.write() as conn:
-                    run_pk = conn.execute(_INSERT_RUN, row).inserted_primary_key[0]
+                    run_pk = conn.exec_driver_sql(
+                        self._sql_insert_run, tuple(row[c] for c in _RUN_COLUMNS)
+                    ).scalar_one()
                     if tag_rows:
                         conn.execute(
                             self._upsert_tag,
@@ -308,7 +328,7 @@ class TrackingClient:
         with self.store.write() as conn:
             if pending:
                 self._write_series(conn, pending)
-            conn.execute(_END_RUN, {"pk": run_pk, "status": status.value, "end_time": end})
+            conn.exec_driver_sql(self._sql_end_run, (status.value, end, run_pk))
         return end
 
     def run_status(self, run_pk: int) -> RunStatus:
@@ -354,9 +374,7 @@ class TrackingClient:
         if not rows:
             return
         with self.store.write() as conn:
-            result = conn.execute(
-                self._insert_param, [{"run_pk": run_pk, "key": k, "value": v} for k, v in rows]
-            )
+            result = conn.exec_driver_sql(self._sql_insert_param, [(run_pk, k, v) for k, v in rows])
             if result.rowcount == len(rows):
                 return
             stored = dict(
@@ -397,7 +415,7 @@ class TrackingClient:
 
     def _write_series(self, conn: Connection, pending: SeriesMap) -> None:
         # The hot path: one history chunk and one latest-value upsert per (run, key), not per point.
-        chunk_rows: list[dict[str, Any]] = []
+        chunk_rows: list[tuple[Any, ...]] = []
         latest: list[tuple[int, str, float | None, int, int]] = []
         for (run_pk, key), series in pending.items():
             if not len(series):
@@ -407,7 +425,7 @@ class TrackingClient:
             # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
             latest.append((run_pk, key, None if value != value else value, step, timestamp))
         if chunk_rows:
-            conn.execute(metric_chunks.insert(), chunk_rows)
+            conn.exec_driver_sql(self._sql_insert_chunk, chunk_rows)
             conn.exec_driver_sql(self._upsert_latest_sql, latest)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
