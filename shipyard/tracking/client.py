@@ -175,34 +175,26 @@ class TrackingClient:
 
     def delete_experiment(self, id_or_name: str) -> Experiment:
         """Soft-delete an experiment and its runs (purged by :meth:`gc`)."""
-        experiment = self.get_experiment(id_or_name)
-        with self.store.write() as conn:
-            conn.execute(
-                experiments.update()
-                .where(experiments.c.experiment_id == experiment.experiment_id)
-                .values(lifecycle_stage=LifecycleStage.DELETED.value, updated_at=now_ms())
-            )
-            conn.execute(
-                runs.update()
-                .where(runs.c.experiment_id == experiment.experiment_id)
-                .values(lifecycle_stage=LifecycleStage.DELETED.value)
-            )
-        self._active_experiments.pop(experiment.name, None)
-        return self.get_experiment(experiment.experiment_id)
+        return self._set_experiment_stage(id_or_name, LifecycleStage.DELETED)
 
     def restore_experiment(self, id_or_name: str) -> Experiment:
+        """Undo a soft delete that garbage collection has not purged yet."""
+        return self._set_experiment_stage(id_or_name, LifecycleStage.ACTIVE)
+
+    def _set_experiment_stage(self, id_or_name: str, stage: LifecycleStage) -> Experiment:
         experiment = self.get_experiment(id_or_name)
         with self.store.write() as conn:
             conn.execute(
                 experiments.update()
                 .where(experiments.c.experiment_id == experiment.experiment_id)
-                .values(lifecycle_stage=LifecycleStage.ACTIVE.value, updated_at=now_ms())
+                .values(lifecycle_stage=stage.value, updated_at=now_ms())
             )
             conn.execute(
                 runs.update()
                 .where(runs.c.experiment_id == experiment.experiment_id)
-                .values(lifecycle_stage=LifecycleStage.ACTIVE.value)
+                .values(lifecycle_stage=stage.value)
             )
+        self._active_experiments.pop(experiment.name, None)
         return self.get_experiment(experiment.experiment_id)
 
     def _find_experiment(self, id_or_name: str) -> Experiment | None:
@@ -267,8 +259,7 @@ class TrackingClient:
                     "choose another name or resume that run by id"
                 ) from exc
         self._run_pks[run_id] = run_pk
-        record = _run_from_row(row)
-        return Run(**{**record.__dict__, "tags": dict(tag_rows)}), run_pk
+        return querying.run_from_row(row, tags=dict(tag_rows)), run_pk
 
     def resume_run(self, run_id: str) -> tuple[Run, int]:
         """Mark an existing run RUNNING again (to log more into it)."""
@@ -623,19 +614,4 @@ def _experiment_from_row(row: Mapping[str, Any]) -> Experiment:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         description=row["description"],
-    )
-
-
-def _run_from_row(row: Mapping[str, Any]) -> Run:
-    return Run(
-        run_id=row["run_id"],
-        experiment_id=row["experiment_id"],
-        name=row["name"],
-        status=RunStatus(row["status"]),
-        start_time=row["start_time"],
-        end_time=row["end_time"],
-        artifact_uri=row["artifact_uri"],
-        lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
-        parent_run_id=row["parent_run_id"],
-        user=row["user"],
     )

@@ -99,23 +99,31 @@ def hydrate_runs(
             for run_pk, key, value in conn.execute(query):
                 per_run[run_pk][key] = (math.nan if value is None else value) if kind == "metrics" else value
     return [
-        Run(
-            run_id=row["run_id"],
-            experiment_id=row["experiment_id"],
-            name=row["name"],
-            status=RunStatus(row["status"]),
-            start_time=row["start_time"],
-            end_time=row["end_time"],
-            artifact_uri=row["artifact_uri"],
-            lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
-            parent_run_id=row["parent_run_id"],
-            user=row["user"],
+        run_from_row(
+            row,
             params=values["params"][row["id"]],
             metrics=values["metrics"][row["id"]],
             tags=values["tags"][row["id"]],
         )
         for row in rows
     ]
+
+
+def run_from_row(row: Mapping[str, Any], **values: Mapping[str, Any]) -> Run:
+    """A `Run` from a row of the runs table, with ``params``/``metrics``/``tags`` when given."""
+    return Run(
+        run_id=row["run_id"],
+        experiment_id=row["experiment_id"],
+        name=row["name"],
+        status=RunStatus(row["status"]),
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        artifact_uri=row["artifact_uri"],
+        lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
+        parent_run_id=row["parent_run_id"],
+        user=row["user"],
+        **values,
+    )
 
 
 def to_dataframe(found: Sequence[Run]) -> pd.DataFrame:

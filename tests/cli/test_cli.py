@@ -111,3 +111,12 @@ def test_debug_flag_shows_traceback() -> None:
         [str(exe), "--debug", "runs", "show", "nope"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 3 and "Traceback" in done.stderr
+
+
+def test_corrupt_store_is_one_line_exit_5(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "shipyard.db").write_bytes(b"garbage, not sqlite" * 64)
+    code, _, err = run_cli(capsys, "experiments", "list")
+    assert code == 5
+    assert "not a readable SQLite database" in err and err.count("\n") == 1
