@@ -6,6 +6,8 @@
 ...     run.log_metric("acc", 0.93)
 """
 
+import typing as _typing
+
 from shipyard.config import Settings, get_settings
 from shipyard.errors import (
     AlreadyExists,
@@ -98,8 +100,23 @@ __all__ = [
     "log_params",
     "log_text",
     "metric_history",
+    "models",
     "search_runs",
     "set_tag",
     "set_tags",
     "start_run",
 ]
+
+
+if _typing.TYPE_CHECKING:
+    from shipyard import models
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # `shipyard.models` pulls in pandas and the flavors' helpers: load it on first use so that
+    # `import shipyard` stays fast for tracking-only scripts.
+    if name == "models":
+        import importlib
+
+        return importlib.import_module("shipyard.models")
+    raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

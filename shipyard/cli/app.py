@@ -8,7 +8,7 @@ import traceback
 
 import typer
 
-from shipyard.cli import config_cmd, demo_cmd, experiments_cmd, runs_cmd
+from shipyard.cli import config_cmd, demo_cmd, experiments_cmd, models_cmd, runs_cmd
 from shipyard.errors import (
     AlreadyExists,
     Conflict,
@@ -30,6 +30,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(experiments_cmd.app, name="experiments")
 app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(models_cmd.app, name="models")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 

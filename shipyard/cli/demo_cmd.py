@@ -16,6 +16,9 @@ def demo() -> None:
         f"[bold green]done[/]: best model [bold]{result.best_model}[/] "
         f"(accuracy {result.best_accuracy:.4f}) in run {result.best_run_id}"
     )
+    version = result.model_version
+    state = "champion" if result.promoted else "challenger (champion kept)"
+    console.print(f"model:     {version.uri} ({state}), load it with models:/{version.name}@champion")
     console.print(f"metadata:  {settings.db_url}")
     console.print(f"artifacts: {settings.artifact_root}")
     console.print("look at it with:")
@@ -25,3 +28,4 @@ def demo() -> None:
         "--order-by 'metrics.accuracy desc'"
     )
     console.print(f"  shipyard runs compare {result.best_run_id} {result.parent_run_id}")
+    console.print(f"  shipyard models show {version.name}@champion --history")

@@ -141,3 +141,96 @@ dataset_inputs = Table(
     Index("ix_dataset_inputs_name", "name"),
     Index("ix_dataset_inputs_digest", "digest"),
 )
+
+# ---------------------------------------------------------------------- model registry (revision 0002)
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("model_id", String(32), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    # The highest version number ever given out: numbers are never reused, even after deletions.
+    Column("last_version", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column(
+        "model_id",
+        String(32),
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Lineage lives in columns that later workflows fill: run_id (the training run), pipeline_run_id (the
+# pipeline run that produced it) and lineage_json (dataset digests and anything else the package records).
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "model_id",
+        String(32),
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("version", Integer, nullable=False),
+    Column("flavor", String(64), nullable=False),
+    Column("stage", String(16), nullable=False, server_default="None"),
+    Column("description", Text, nullable=True),
+    Column("source_uri", Text, nullable=False),
+    Column("package_uri", Text, nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("pipeline_run_id", String(32), nullable=True),
+    Column("lineage_json", Text, nullable=False),
+    Column("created_by", String(256), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+    Index("ix_model_versions_run", "run_id"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("version_pk", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column(
+        "model_id",
+        String(32),
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("alias", String(256), primary_key=True),
+    Column("version_pk", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# The audit log: every registration, stage transition, alias move and deletion — who, when, why.
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(256), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("from_value", Text, nullable=True),
+    Column("to_value", Text, nullable=True),
+    Column("user", String(256), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_model_events_model", "model_name", "id"),
+)

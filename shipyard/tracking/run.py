@@ -83,6 +83,11 @@ class ActiveRun:
         return self._record.artifact_uri
 
     @property
+    def client(self) -> TrackingClient:
+        """The client this run writes through (same store and artifact root)."""
+        return self._client
+
+    @property
     def status(self) -> RunStatus:
         return self._status
 

@@ -120,3 +120,39 @@ def test_corrupt_store_is_one_line_exit_5(capsys: pytest.CaptureFixture[str], tm
     code, _, err = run_cli(capsys, "experiments", "list")
     assert code == 5
     assert "not a readable SQLite database" in err and err.count("\n") == 1
+
+
+def test_models_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_iris(as_frame=True)
+    features = data.frame.drop(columns=["target"])
+    model = LogisticRegression(max_iter=500).fit(features, data.target)
+    with shipyard.start_run("cli-models"):
+        info = shipyard.models.log(model, input_example=features.iloc[:3])
+    assert run_cli(capsys, "models", "register", info.uri, "iris")[0] == 0
+    assert run_cli(capsys, "models", "register", info.uri, "iris", "--tag", "k=v")[0] == 0
+    assert run_cli(capsys, "models", "alias", "iris", "champion", "2")[0] == 0
+    assert run_cli(capsys, "models", "stage", "iris", "2", "Production", "--reason", "ship it")[0] == 0
+    code, out, _ = run_cli(capsys, "models", "list", "--json")
+    assert code == 0 and json.loads(out)[0]["aliases"] == {"champion": 2}
+    code, out, _ = run_cli(capsys, "models", "show", "iris@champion", "--history", "--json")
+    shown = json.loads(out)
+    assert shown["version"]["stage"] == "Production" and shown["version"]["tags"] == {"k": "v"}
+    assert [e["action"] for e in shown["events"]] == ["register", "set_alias", "transition"]
+    assert shown["events"][-1]["reason"] == "ship it"
+    code, out, _ = run_cli(capsys, "models", "diff", "iris", "1", "2", "--json")
+    assert code == 0 and json.loads(out)["left"]["version"] == 1
+    archive = tmp_path / "iris.tar.gz"
+    assert run_cli(capsys, "models", "export", "iris/2", "-o", str(archive))[0] == 0
+    assert run_cli(capsys, "models", "import", str(archive), "--name", "iris-copy")[0] == 0
+    code, out, _ = run_cli(capsys, "models", "versions", "iris-copy", "--json")
+    assert [v["version"] for v in json.loads(out)] == [1]
+    code, _, err = run_cli(capsys, "models", "delete", "iris/2")
+    assert code == 4 and "champion" in err and err.count("\n") == 1
+    assert run_cli(capsys, "models", "delete", "iris/2", "--force")[0] == 0
+    code, _, err = run_cli(capsys, "models", "alias", "iris", "champion", "9")
+    assert code == 3 and "no version 9" in err
+    code, _, err = run_cli(capsys, "models", "register", "runs:/" + "0" * 32 + "/model", "x")
+    assert code == 3 and "no run with id" in err

@@ -59,3 +59,27 @@ def test_postgres_store_migrates(postgres) -> None:  # type: ignore[no-untyped-d
     store = MetadataStore(postgres.create_database())
     assert "runs" in sa.inspect(store.engine).get_table_names()
     store.dispose()
+
+
+def test_store_at_an_older_revision_is_upgraded_on_open(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from shipyard.store import db
+
+    path = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    config = Config()
+    config.set_main_option("script_location", str(db._MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    engine.dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        conn.execute("INSERT INTO experiments VALUES ('e1', 'kept', NULL, '/a', 'active', 1, 1)")
+    store = MetadataStore(f"sqlite:///{path}")
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
+        assert conn.exec_driver_sql("SELECT name FROM experiments").scalar() == "kept"
+        assert "model_versions" in sa.inspect(conn).get_table_names()

@@ -1,0 +1,301 @@
+"""The ``sklearn`` flavor: scikit-learn estimators saved with skops, plus an ONNX copy when one verifies.
+
+Files: ``model.skops`` always; ``model.onnx`` when skl2onnx converts the model and onnxruntime reproduces
+scikit-learn's predictions on the input example.
+
+Security: skops never unpickles; it rebuilds objects from a JSON schema and refuses types it does not
+trust. :meth:`SklearnFlavor.load` lets skops construct a type only if it is
+
+* on Shipyard's allow-list: scikit-learn, NumPy and SciPy names, minus I/O, compilation and test
+  helpers (``numpy.load``, ``numpy.f2py``, ``scipy.io``…); or
+* recorded in ``loader["types"]`` at save time (the types skops flagged for this very model, e.g. a
+  custom transformer) and not from the standard library.
+
+Anything else — ``builtins.eval``, ``posix.system``, ``subprocess.Popen`` in a tampered file — raises
+`UntrustedArtifact` naming the types unless the caller passes ``trusted=True``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from shipyard.errors import InvalidInput, UntrustedArtifact
+from shipyard.registry.flavors.base import SavedModel, module_root
+from shipyard.registry.flavors.onnx import INSTALL_HINT as ONNX_HINT
+from shipyard.registry.flavors.onnx import MODEL_FILE as ONNX_FILE
+from shipyard.registry.flavors.onnx import OnnxPredictor, open_session, pinned, require
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODEL_FILE = "model.skops"
+INSTALL_HINT = "pip install 'skops>=0.10' (a Shipyard dependency)"
+PREFERENCES = ("native", "onnx")
+
+_log = logging.getLogger(__name__)
+
+_ALLOWED_ROOTS = frozenset({"sklearn", "numpy", "scipy"})
+# Inside the allowed roots: modules and names that read or write files, compile or load code.
+# fmt: off
+_DENIED_MODULE_PARTS = frozenset({
+    "f2py", "distutils", "testing", "_testing", "ctypeslib", "io", "datasets", "_lib", "npyio", "_npyio_impl",
+    "format", "externals",
+})
+_DENIED_NAMES = frozenset({
+    "load", "loads", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile",
+    "fromregex", "tofile", "memmap", "open_memmap", "DataSource", "load_library", "dump", "dumps",
+})
+# fmt: on
+
+
+def may_construct(type_name: str, recorded: Sequence[str] = ()) -> bool:
+    """Whether :meth:`SklearnFlavor.load` lets skops build ``type_name`` without ``trusted=True``."""
+    module, _, name = type_name.rpartition(".")
+    parts = module.split(".")
+    if parts[0] in sys.stdlib_module_names or parts[0] in ("__main__", ""):
+        return False  # never implicitly: eval, os.system, subprocess, functools.partial, operator gadgets…
+    if parts[0] in _ALLOWED_ROOTS:
+        return name not in _DENIED_NAMES and not _DENIED_MODULE_PARTS.intersection(parts)
+    return type_name in recorded
+
+
+class SklearnPredictor:
+    """A loaded estimator run by scikit-learn. ``predict`` takes a DataFrame or an array."""
+
+    runtime = "native"
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def predict(self, data: Any) -> np.ndarray:
+        import numpy as np
+
+        return np.asarray(self.estimator.predict(data))
+
+
+class ProbabilisticSklearnPredictor(SklearnPredictor):
+    """A `SklearnPredictor` whose estimator has ``predict_proba``."""
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        import numpy as np
+
+        return np.asarray(self.estimator.predict_proba(data))
+
+
+class SklearnOnnxPredictor:
+    """The ONNX copy of an estimator, run by onnxruntime; shapes match scikit-learn's ``predict``."""
+
+    runtime = "onnx"
+
+    def __init__(self, model: OnnxPredictor, facts: Mapping[str, Any]) -> None:
+        self.model = model
+        self._facts = facts
+
+    def predict(self, data: Any) -> np.ndarray:
+        outputs = self.model.predict_all(self._matrix(data))
+        label = outputs[self._facts.get("label_output", self.model.output_names[0])]
+        if self._facts.get("output_ndim") == 1 and label.ndim == 2 and label.shape[1] == 1:
+            return label[:, 0]
+        return label
+
+    def _matrix(self, data: Any) -> Any:
+        names = self._facts.get("feature_names")
+        if names and module_root(data) == "pandas":
+            missing = [n for n in names if n not in data.columns]
+            if missing:
+                raise InvalidInput(
+                    f"input lacks columns {', '.join(missing)}; the model takes: {', '.join(names)}"
+                )
+            data = data[list(names)]  # the ONNX graph takes one matrix: columns in training order
+        return data.to_numpy() if module_root(data) == "pandas" else data
+
+
+class ProbabilisticSklearnOnnxPredictor(SklearnOnnxPredictor):
+    """A `SklearnOnnxPredictor` with the classifier's verified probabilities output."""
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        return self.model.predict_all(self._matrix(data))[self._facts["proba_output"]]
+
+
+class SklearnFlavor:
+    """scikit-learn estimators and pipelines: skops file, optional verified ONNX copy."""
+
+    name: ClassVar[str] = "sklearn"
+
+    def handles(self, model: Any) -> bool:
+        return module_root(model) == "sklearn" and not isinstance(model, type)
+
+    def save(self, model: Any, directory: Path, *, input_example: Any | None = None) -> SavedModel:
+        """Write ``model.skops`` and, when it verifies on ``input_example``, ``model.onnx``.
+
+        ``loader["types"]`` records the types skops does not trust by default that this model needs;
+        ``loader["onnx"]`` says whether the ONNX copy exists, and if not, why.
+        """
+        sio = require("skops.io", INSTALL_HINT)
+        path = directory / MODEL_FILE
+        sio.dump(model, path)
+        loader: dict[str, Any] = {"format": "skops", "types": sio.get_untrusted_types(file=path)}
+        requirements = [pinned("scikit-learn"), pinned("skops")]
+        loader["onnx"] = _export_onnx(model, directory, input_example)
+        files = [MODEL_FILE]
+        if loader["onnx"]["available"]:
+            files.append(ONNX_FILE)
+            requirements += [pinned("skl2onnx"), pinned("onnxruntime")]
+        return SavedModel(files=files, loader=loader, requirements=requirements)
+
+    def load(
+        self,
+        directory: Path,
+        loader: Mapping[str, Any],
+        *,
+        trusted: bool = False,
+        prefer: str = "native",
+    ) -> SklearnPredictor | SklearnOnnxPredictor:
+        """Load the estimator (``prefer="native"``) or its ONNX copy (``prefer="onnx"``).
+
+        ``prefer="onnx"`` falls back to scikit-learn, with a warning, when the model has no verified ONNX
+        copy; the returned object's ``runtime`` says which one runs. The ONNX path never reads the skops
+        file, so it needs no type review.
+
+        Raises:
+            UntrustedArtifact: the skops file references a type outside the allow-list and the recorded
+                types, and ``trusted`` is False.
+            InvalidInput: ``model.skops`` is not a valid skops file, or ``prefer`` is unknown.
+        """
+        if prefer not in PREFERENCES:
+            raise InvalidInput(f"prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
+        facts = loader.get("onnx") or {}
+        if prefer == "onnx":
+            if facts.get("available"):
+                runner = OnnxPredictor(open_session(directory / ONNX_FILE))
+                cls = ProbabilisticSklearnOnnxPredictor if facts.get("proba_output") else SklearnOnnxPredictor
+                return cls(runner, facts)
+            _log.warning(
+                "no ONNX copy of this model (%s); running it with scikit-learn",
+                facts.get("reason", "not exported"),
+            )
+        recorded = loader.get("types") or []
+        if not isinstance(recorded, list) or not all(isinstance(t, str) for t in recorded):
+            raise InvalidInput("loader field 'types' must be a list of type names")
+        estimator = _load_estimator(directory / MODEL_FILE, recorded, trusted=trusted)
+        cls = ProbabilisticSklearnPredictor if hasattr(estimator, "predict_proba") else SklearnPredictor
+        return cls(estimator)
+
+
+def _load_estimator(path: Path, recorded: Sequence[str], *, trusted: bool) -> Any:
+    sio = require("skops.io", INSTALL_HINT)
+    try:
+        found = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # BadZipFile, KeyError, JSONDecodeError…: whatever a non-skops file triggers
+        raise InvalidInput(f"{path} is not a readable skops file: {exc}") from exc
+    refused = [t for t in found if not may_construct(t, recorded)]
+    if refused and not trusted:
+        raise UntrustedArtifact(
+            f"{path.name} references types Shipyard does not trust implicitly: {', '.join(refused)}. They "
+            "are neither scikit-learn/NumPy/SciPy model types nor types recorded when this model was saved "
+            "(standard-library types never are), so the file may have been tampered with; building them can "
+            "run arbitrary code. Pass trusted=True only if you trust the file's origin."
+        )
+    try:
+        return sio.load(path, trusted=found)
+    except Exception as exc:  # skops raises TypeError/AttributeError/ImportError for a schema it cannot build
+        raise InvalidInput(f"{path} could not be loaded by skops: {exc}") from exc
+
+
+# ---------------------------------------------------------------------- ONNX export
+def _export_onnx(model: Any, directory: Path, example: Any | None) -> dict[str, Any]:
+    """Write ``model.onnx`` if skl2onnx converts ``model`` and onnxruntime matches it on ``example``."""
+    import numpy as np
+
+    if example is None:
+        return _unavailable("no input_example was given, so the ONNX input type is unknown")
+    matrix = _float_matrix(example)
+    if matrix is None:
+        return _unavailable(
+            "the input example is not a numeric 2-D table (ONNX export needs one float tensor)"
+        )
+    for module in ("skl2onnx", "onnxruntime"):
+        if importlib.util.find_spec(module) is None:
+            return _unavailable(f"{module} is not installed ({ONNX_HINT})")
+    from skl2onnx import to_onnx
+    from sklearn.base import is_classifier
+
+    classifier = is_classifier(model)
+    try:
+        proto = to_onnx(model, matrix[:1], options={"zipmap": False} if classifier else None)
+    except Exception as exc:  # skl2onnx raises RuntimeError, NameError, MissingShapeCalculator…
+        return _unavailable(f"skl2onnx cannot convert {type(model).__name__}: {_first_line(exc)}")
+    path = directory / ONNX_FILE
+    path.write_bytes(proto.SerializeToString())
+    facts: dict[str, Any] = {"available": True, "verified_on_example": True}
+    try:
+        runner = OnnxPredictor(open_session(path))
+        expected = np.asarray(model.predict(example))
+        outputs = runner.predict_all(matrix)
+        label = outputs[runner.output_names[0]]
+        problem = _difference(
+            expected,
+            label.reshape(expected.shape) if label.size == expected.size else label,
+            exact=classifier or expected.dtype.kind not in "fc",
+        )
+    except InvalidInput as exc:
+        problem = f"onnxruntime cannot run the converted model: {exc}"
+    if problem:
+        path.unlink()
+        return _unavailable(problem)
+    facts |= {"label_output": runner.output_names[0], "output_ndim": expected.ndim}
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        facts["feature_names"] = [str(n) for n in names]
+    proba = runner.output_names[1] if len(runner.output_names) > 1 else None
+    if classifier and proba and hasattr(model, "predict_proba"):
+        same = np.allclose(model.predict_proba(example), outputs[proba], rtol=1e-3, atol=1e-4)
+        if same:
+            facts["proba_output"] = proba
+    return facts
+
+
+def _unavailable(reason: str) -> dict[str, Any]:
+    return {"available": False, "reason": reason}
+
+
+def _float_matrix(example: Any) -> np.ndarray | None:
+    import numpy as np
+
+    if module_root(example) == "pandas":
+        if example.ndim != 2 or any(dtype.kind not in "biuf" for dtype in example.dtypes):
+            return None
+        return example.to_numpy(dtype=np.float32)
+    try:
+        array = np.asarray(example)
+    except (TypeError, ValueError):
+        return None
+    if array.ndim != 2 or array.dtype.kind not in "biuf":
+        return None
+    return array.astype(np.float32)
+
+
+def _difference(expected: np.ndarray, got: np.ndarray, *, exact: bool) -> str | None:
+    import numpy as np
+
+    if expected.shape != got.shape:
+        return f"ONNX output has shape {got.shape}, scikit-learn's predict {expected.shape}"
+    if exact:
+        differ = int(np.sum(expected != got))
+        return (
+            f"ONNX labels differ from scikit-learn's on {differ} of {expected.size} rows" if differ else None
+        )
+    if np.allclose(expected, got, rtol=1e-4, atol=1e-5):
+        return None
+    worst = float(np.max(np.abs(expected.astype(np.float64) - got.astype(np.float64))))
+    return f"ONNX predictions differ from scikit-learn's by up to {worst:.3g} (rtol=1e-4, atol=1e-5)"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0][:300] if text else "") or type(exc).__name__

@@ -1,0 +1,170 @@
+"""Fetching and loading packages by URI, verifying every file's sha256 before a flavor reads it.
+
+A package is copied into a private temporary folder while it is hashed, so what the flavor loads is exactly
+what was verified (no window for a file to change between the check and the load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import IntegrityError, NotFound
+from shipyard.registry import package
+from shipyard.registry.client import RegistryClient
+from shipyard.registry.flavors.base import Predictor
+from shipyard.registry.flavors.catalog import get_flavor
+from shipyard.registry.package import MANIFEST, Manifest
+from shipyard.registry.records import ModelVersion
+from shipyard.registry.signature import Signature, enforce
+from shipyard.registry.uri import PathUri, RegistryUri, RunModelUri, parse_model_uri
+from shipyard.store.artifacts import ArtifactStore
+
+
+@dataclass(frozen=True)
+class FetchedPackage:
+    """A verified local copy of a package; ``version`` is set when it came from the registry."""
+
+    directory: Path
+    manifest: Manifest
+    manifest_sha256: str
+    source_uri: str
+    package_uri: str
+    version: ModelVersion | None = None
+
+
+class LoadedModel:
+    """A model ready to predict: inputs are checked against the signature before the flavor sees them."""
+
+    def __init__(self, predictor: Predictor, fetched: FetchedPackage) -> None:
+        self._predictor = predictor
+        self.manifest = fetched.manifest
+        self.uri = fetched.source_uri
+        self.version = fetched.version
+        self.signature = (
+            Signature.from_dict(fetched.manifest.signature) if fetched.manifest.signature else None
+        )
+        self._directory = fetched.directory
+        weakref.finalize(self, shutil.rmtree, str(fetched.directory), True)
+
+    @property
+    def flavor(self) -> str:
+        return self.manifest.flavor
+
+    @property
+    def raw(self) -> Predictor:
+        """The flavor's own loaded object (no signature checks)."""
+        return self._predictor
+
+    def predict(self, data: Any) -> Any:
+        """Predict; `InvalidInput` names a missing column, an unsafe dtype or a wrong shape."""
+        if self.signature is not None:
+            data = enforce(self.signature, data)
+        return self._predictor.predict(data)
+
+    def predict_proba(self, data: Any) -> Any:
+        method = getattr(self._predictor, "predict_proba", None)
+        if method is None:
+            raise AttributeError(f"a {self.flavor} model from {self.uri} has no predict_proba")
+        if self.signature is not None:
+            data = enforce(self.signature, data)
+        return method(data)
+
+    def input_example(self) -> Any | None:
+        return package.load_example(self._directory)
+
+    def __repr__(self) -> str:
+        return f"<LoadedModel {self.flavor} from {self.uri}>"
+
+
+@dataclass(frozen=True)
+class PackageLocation:
+    """Where a URI's package lives, and the sha256 its MODEL.yaml must have."""
+
+    store: ArtifactStore
+    manifest_sha256: str
+    source_uri: str
+    package_uri: str
+    version: ModelVersion | None = None
+
+
+def locate_package(uri: str, registry: RegistryClient) -> PackageLocation:
+    """Resolve ``uri`` to its package (nothing is read yet); `NotFound` names what is missing."""
+    parsed = parse_model_uri(uri)
+    tracking = registry.tracking
+    if isinstance(parsed, RunModelUri):
+        run = tracking.get_run(parsed.run_id)
+        manifest_path = f"{parsed.path}/{MANIFEST}"
+        indexed = {a.path: a.sha256 for a in tracking.list_artifacts(run.run_id, parsed.path)}
+        if manifest_path not in indexed:
+            raise NotFound(
+                f"run {run.run_id} has no model at {parsed.path!r} (no {manifest_path} among its artifacts)"
+            )
+        store = ArtifactStore(run.artifact_uri).child(parsed.path)
+        return PackageLocation(store, indexed[manifest_path], uri, store.root)
+    if isinstance(parsed, RegistryUri):
+        version = registry.resolve(parsed)
+        store = ArtifactStore(version.package_uri)
+        return PackageLocation(store, version.manifest_sha256, uri, version.package_uri, version)
+    assert isinstance(parsed, PathUri)
+    source = Path(parsed.path)
+    if not (source / MANIFEST).is_file():
+        raise NotFound(
+            f"{parsed.path!r} is not a model package (no {MANIFEST}) and not a runs:/ or models:/ URI"
+        )
+    root = str(source.resolve())
+    return PackageLocation(ArtifactStore(root), package.sha256_file(source / MANIFEST), uri, root)
+
+
+def read_verified_manifest(location: PackageLocation) -> tuple[bytes, Manifest]:
+    """The package's MODEL.yaml, checked against the sha256 recorded when it was logged or registered."""
+    raw = location.store.read_bytes(MANIFEST)
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != location.manifest_sha256:
+        raise IntegrityError(
+            f"{MANIFEST} of {location.source_uri} has sha256 {actual}, but {location.manifest_sha256} was "
+            "recorded when it was logged or registered; the package was changed afterwards"
+        )
+    return raw, package.parse_manifest(raw, f"{location.source_uri}/{MANIFEST}")
+
+
+def fetch_package(uri: str, registry: RegistryClient) -> FetchedPackage:
+    """Resolve ``uri`` and copy its package into a private temp folder, verifying every file."""
+    location = locate_package(uri, registry)
+    raw, manifest = read_verified_manifest(location)
+    directory = Path(tempfile.mkdtemp(prefix="shipyard-load-"))
+    try:
+        (directory / MANIFEST).write_bytes(raw)
+        for entry in manifest.files:
+            destination = directory / entry.path
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                location.store.get(entry.path, destination, expected_sha256=entry.sha256)
+            except IntegrityError as exc:
+                raise IntegrityError(
+                    f"model {uri}: file {entry.path!r} does not match the sha256 in {MANIFEST} "
+                    f"({entry.sha256}); the file was changed after the model was saved"
+                ) from exc
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return FetchedPackage(
+        directory, manifest, location.manifest_sha256, uri, location.package_uri, location.version
+    )
+
+
+def load_model(uri: str, registry: RegistryClient, *, trusted: bool = False, **options: Any) -> LoadedModel:
+    """Load the model at ``uri`` with its flavor; pickled formats need ``trusted=True``."""
+    fetched = fetch_package(uri, registry)
+    try:
+        flavor = get_flavor(fetched.manifest.flavor)
+        predictor = flavor.load(fetched.directory, fetched.manifest.loader, trusted=trusted, **options)
+    except BaseException:
+        shutil.rmtree(fetched.directory, ignore_errors=True)
+        raise
+    return LoadedModel(predictor, fetched)

@@ -1,0 +1,145 @@
+"""Saving models: a flavor writes the files; the package adds manifest, card, signature and lineage."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import InvalidInput
+from shipyard.registry import package
+from shipyard.registry.flavors.catalog import flavor_for, get_flavor
+from shipyard.registry.package import Manifest
+from shipyard.registry.signature import Signature, infer_signature
+from shipyard.store.artifacts import safe_relpath
+
+if TYPE_CHECKING:
+    from shipyard.tracking.run import ActiveRun
+
+PIPELINE_RUN_TAG = "shipyard.pipeline_run_id"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Where a logged model lives and what its manifest says."""
+
+    uri: str
+    run_id: str | None
+    artifact_path: str
+    manifest: Manifest
+
+
+def save_model(
+    model: Any,
+    directory: str | Path,
+    *,
+    flavor: str | None = None,
+    signature: Signature | Mapping[str, Any] | str | None = "infer",
+    input_example: Any | None = None,
+    requirements: Sequence[str] | str = "infer",
+    metrics: Mapping[str, float] | None = None,
+    params: Mapping[str, str] | None = None,
+    lineage: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    limitations: str | None = None,
+    name: str = "model",
+) -> Manifest:
+    """Write ``model`` as a package into ``directory`` (created; must be empty if it exists)."""
+    target = Path(directory)
+    if target.exists() and any(target.iterdir()):
+        raise InvalidInput(f"model package folder {str(target)!r} is not empty")
+    target.mkdir(parents=True, exist_ok=True)
+    chosen = get_flavor(flavor) if flavor is not None else flavor_for(model)
+    output = _predict_example(model, input_example)
+    saved = chosen.save(model, target, input_example=input_example)
+    return package.write_package(
+        target,
+        name=name,
+        flavor=chosen.name,
+        files=list(saved.files),
+        loader=dict(saved.loader),
+        signature=_resolve_signature(signature, input_example, output),
+        input_example=input_example,
+        requirements=_resolve_requirements(requirements, saved.requirements),
+        metrics=metrics or {},
+        params=params or {},
+        lineage=lineage or {},
+        description=description,
+        limitations=limitations,
+    )
+
+
+def log_model(run: ActiveRun, model: Any, *, name: str = "model", **options: Any) -> ModelInfo:
+    """Save ``model`` into the run's artifacts under ``name``, with the run's metrics, params and lineage."""
+    artifact_path = safe_relpath(name)
+    info = run.info  # flushes buffered metrics first, so the manifest has the latest values
+    client = run.client
+    datasets = [
+        {"name": d.name, "digest": d.digest, "source": d.source, "num_rows": d.num_rows, "context": d.context}
+        for d in client.dataset_inputs(run.run_id)
+    ]
+    lineage = {
+        "run_id": run.run_id,
+        "experiment_id": run.experiment_id,
+        "datasets": datasets,
+        "pipeline_run_id": info.tags.get(PIPELINE_RUN_TAG),
+    }
+    with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
+        folder = Path(tmp) / "package"
+        manifest = save_model(
+            model,
+            folder,
+            metrics={k: v for k, v in info.metrics.items() if not k.startswith("system/")},
+            params=info.params,
+            lineage=lineage,
+            name=artifact_path,
+            **options,
+        )
+        run.log_artifacts(folder, artifact_path=artifact_path)
+    return ModelInfo(f"runs:/{run.run_id}/{artifact_path}", run.run_id, artifact_path, manifest)
+
+
+def _predict_example(model: Any, input_example: Any) -> Any:
+    """The model's output on its own input example; a model that rejects its example is a user error."""
+    predict = getattr(model, "predict", None)
+    if input_example is None or not callable(predict):
+        return None
+    try:
+        return predict(input_example)
+    except Exception as exc:
+        raise InvalidInput(
+            f"the model cannot predict on its input_example: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _resolve_signature(
+    signature: Signature | Mapping[str, Any] | str | None, input_example: Any, output: Any
+) -> dict[str, Any] | None:
+    if signature is None:
+        return None
+    if isinstance(signature, Signature):
+        return signature.to_dict()
+    if isinstance(signature, Mapping):
+        return Signature.from_dict(signature).to_dict()
+    if signature != "infer":
+        raise InvalidInput(f"signature must be 'infer', a Signature, a dict or None, got {signature!r}")
+    if input_example is None:
+        return None
+    return infer_signature(input_example, output).to_dict()
+
+
+def _resolve_requirements(requirements: Sequence[str] | str, flavor_requirements: Sequence[str]) -> list[str]:
+    if isinstance(requirements, str):
+        if requirements != "infer":
+            raise InvalidInput(
+                f"requirements must be 'infer' or a list of pip requirements, got {requirements!r}"
+            )
+        pinned = list(flavor_requirements)
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            pinned.append(f"shipyard=={metadata.version('shipyard')}")
+        return sorted(set(pinned))
+    return [str(r) for r in requirements]

@@ -1,0 +1,127 @@
+"""The registry contract on every metadata backend: numbering, aliases, stages, audit, deletion."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipyard import Conflict, InvalidInput, NotFound, Settings
+from shipyard.registry.client import RegistryClient
+from shipyard.registry.records import Stage
+from shipyard.registry.uri import RegistryUri
+from shipyard.tracking.client import TrackingClient
+
+
+def _register(client: RegistryClient, name: str = "churn", run_id: str | None = None) -> int:
+    version = client.create_version(
+        name,
+        flavor="sklearn",
+        source_uri=f"runs:/{'a' * 32}/model",
+        package_uri="/nowhere/model",
+        manifest_sha256="0" * 64,
+        run_id=run_id,
+        lineage={
+            "run_id": run_id,
+            "datasets": [{"name": "train", "digest": "d" * 64}],
+            "pipeline_run_id": None,
+        },
+    )
+    return version.version
+
+
+@pytest.fixture
+def registry(backend_settings: Settings) -> RegistryClient:
+    return RegistryClient(TrackingClient(backend_settings))
+
+
+def test_versions_are_numbered_per_model(registry: RegistryClient) -> None:
+    assert [_register(registry) for _ in range(3)] == [1, 2, 3]
+    assert _register(registry, "other") == 1
+    model = registry.get_model("churn")
+    assert model.latest_version == 3
+    version = registry.get_version("churn", 2)
+    assert version.lineage["datasets"][0]["digest"] == "d" * 64 and version.stage is Stage.NONE
+    assert registry.resolve(RegistryUri("churn", latest=True)).version == 3
+
+
+def test_alias_moves_atomically_and_resolves(registry: RegistryClient) -> None:
+    for _ in range(2):
+        _register(registry)
+    registry.set_alias("churn", "champion", 1)
+    assert registry.resolve(RegistryUri("churn", alias="champion")).version == 1
+    registry.set_alias("churn", "champion", 2, reason="better auc")
+    assert registry.resolve(RegistryUri("churn", alias="champion")).version == 2
+    assert registry.get_version("churn", 1).aliases == ()
+    assert registry.get_model("churn").aliases == {"champion": 2}
+    moves = [
+        (e.action, e.from_value, e.to_value, e.reason)
+        for e in registry.events("churn")
+        if e.action == "set_alias"
+    ]
+    assert moves == [
+        ("set_alias", None, "champion->1", None),
+        ("set_alias", "champion->1", "champion->2", "better auc"),
+    ]
+
+
+def test_alias_to_missing_version_or_bad_alias(registry: RegistryClient) -> None:
+    _register(registry)
+    with pytest.raises(NotFound, match="no version 7"):
+        registry.set_alias("churn", "champion", 7)
+    with pytest.raises(NotFound, match="no registered model named 'ghost'"):
+        registry.set_alias("ghost", "champion", 1)
+    for bad in ("", "3", "latest", "has space", "a/b"):
+        with pytest.raises(InvalidInput):
+            registry.set_alias("churn", bad, 1)
+    with pytest.raises(NotFound, match="no alias 'champion'; it has: none"):
+        registry.resolve(RegistryUri("churn", alias="champion"))
+
+
+def test_stage_transitions_are_audited(registry: RegistryClient) -> None:
+    for _ in range(2):
+        _register(registry)
+    registry.transition("churn", 1, "production", reason="first release")
+    registry.transition("churn", 2, Stage.PRODUCTION, reason="retrained", archive_others=True)
+    assert registry.get_version("churn", 1).stage is Stage.ARCHIVED
+    assert registry.resolve(RegistryUri("churn", stage=Stage.PRODUCTION)).version == 2
+    log = [
+        (e.version, e.from_value, e.to_value, e.reason)
+        for e in registry.events("churn")
+        if e.action == "transition"
+    ]
+    assert log == [
+        (1, "None", "Production", "first release"),
+        (2, "None", "Production", "retrained"),
+        (1, "Production", "Archived", "archived when version 2 entered Production"),
+    ]
+    assert all(e.user for e in registry.events("churn")) and all(
+        e.created_at > 0 for e in registry.events("churn")
+    )
+    with pytest.raises(InvalidInput, match="unknown stage 'Prod'"):
+        registry.transition("churn", 1, "Prod")
+
+
+def test_deleting_an_aliased_version_needs_force(registry: RegistryClient) -> None:
+    for _ in range(2):
+        _register(registry)
+    registry.set_alias("churn", "champion", 2)
+    with pytest.raises(Conflict, match="champion"):
+        registry.delete_version("churn", 2)
+    registry.delete_version("churn", 1)
+    registry.delete_version("churn", 2, force=True)
+    assert registry.list_versions("churn") == []
+    assert registry.get_model("churn").aliases == {}
+    assert _register(registry) == 3  # numbers are never reused
+
+
+def test_tags_on_models_and_versions(registry: RegistryClient) -> None:
+    _register(registry)
+    registry.set_model_tags("churn", {"team": "growth"})
+    registry.set_version_tags("churn", 1, {"validated": True})
+    assert registry.get_model("churn").tags == {"team": "growth"}
+    assert registry.get_version("churn", 1).tags == {"validated": "True"}
+
+
+def test_model_names_are_checked(registry: RegistryClient) -> None:
+    for bad in ("", "a/b", "x@y", " padded "):
+        with pytest.raises(InvalidInput):
+            registry.create_model(bad)

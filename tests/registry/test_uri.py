@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from shipyard import InvalidInput
+from shipyard.registry.records import Stage
+from shipyard.registry.uri import PathUri, RegistryUri, RunModelUri, parse_model_uri
+
+RUN = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (f"runs:/{RUN}/model", RunModelUri(RUN, "model")),
+        (f"runs:/{RUN.upper()}/sub/model/", RunModelUri(RUN, "sub/model")),
+        ("models:/churn/3", RegistryUri("churn", version=3)),
+        ("models:/churn@champion", RegistryUri("churn", alias="champion")),
+        ("models:/churn/latest", RegistryUri("churn", latest=True)),
+        ("models:/churn/Production", RegistryUri("churn", stage=Stage.PRODUCTION)),
+        ("models:/my model/staging", RegistryUri("my model", stage=Stage.STAGING)),
+        ("./pkg", PathUri("./pkg")),
+    ],
+)
+def test_parses(uri: str, expected: object) -> None:
+    assert parse_model_uri(uri) == expected
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "",
+        "runs:/short/model",
+        f"runs:/{RUN}",
+        "models:/churn",
+        "models:/churn/0",
+        "models:/churn/3/x",
+        "models:/churn@",
+        "models:/churn/nonsense-ref",
+        "s3://bucket/model",
+        "models:/@x",
+    ],
+)
+def test_bad_uris_name_the_uri(uri: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_model_uri(uri)
+    if uri:
+        assert repr(uri) in str(info.value)
