@@ -103,6 +103,15 @@ def test_console_script_demo_runs_and_is_repeatable(tmp_path: Path) -> None:
         assert "best model" in done.stdout
     found = shipyard.search_runs("demo", "metrics.accuracy > 0.9 and attributes.parent_run_id is not null")
     assert len(found) >= 6
+    versions = shipyard.models.list_versions("breast-cancer")
+    assert [v.version for v in versions] == [1, 2]
+    champion = shipyard.models.get("models:/breast-cancer@champion")
+    assert champion.run_id is not None and len(champion.lineage["datasets"][0]["digest"]) == 64
+    parent = shipyard.get_run(champion.run_id)
+    assert parent.tags["source"] == "shipyard demo"
+    assert shipyard.models.load("models:/breast-cancer@champion").predict(
+        shipyard.models.load("models:/breast-cancer@champion").input_example()
+    ).shape == (5,)
 
 
 def test_debug_flag_shows_traceback() -> None:
