@@ -562,7 +562,7 @@ def profile_shipyard(sy: ShipyardSide, data: Data, root: Path) -> None:
 
 # ---------------------------------------------------------------------- the table
 def verdict(result: Result) -> str:
-    """ "2.1x faster" or "3.4x slower", from Shipyard's point of view."""
+    """How many times faster or slower Shipyard is ("2.1x faster", "3.4x slower")."""
     speedup = result.speedup
     if speedup is None:
         return "-"
@@ -648,7 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = "quick" if plan.quick else "full"
     print_table(f"{TITLE}, {mode} mode", results, machine=harness.machine_line(info))
     if args.json:
-        harness.write_json(args.json, TITLE, results, mode=mode, argv=list(sys.argv[1:]))
+        verdicts = {r.key: verdict(r) for r in results}
+        harness.write_json(args.json, TITLE, results, mode=mode, argv=list(sys.argv[1:]), verdicts=verdicts)
         progress(f"wrote {args.json}")
     return 0
 

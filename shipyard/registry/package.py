@@ -179,7 +179,8 @@ def parse_manifest(data: bytes, source: str) -> Manifest:
     import yaml
 
     try:
-        loaded = yaml.safe_load(data)
+        # libyaml's safe loader when present: ~8x faster than the pure-Python one on every register/load.
+        loaded = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{source} is not valid YAML: {exc}") from exc
     return Manifest.from_dict(loaded, source)
@@ -204,7 +205,8 @@ def verify_package(directory: Path, manifest: Manifest) -> None:
 def dump_yaml(data: Mapping[str, Any]) -> str:
     import yaml
 
-    return yaml.safe_dump(_plain(data), sort_keys=False, allow_unicode=True)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(_plain(data), Dumper=dumper, sort_keys=False, allow_unicode=True)
 
 
 def _plain(value: Any) -> Any:
