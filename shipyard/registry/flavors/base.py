@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -53,6 +54,19 @@ class Flavor(Protocol):
         """Load from ``directory`` (hashes already verified). Raise `UntrustedArtifact` rather than unpickle
         without ``trusted=True``; raise `InvalidInput` naming the file if it is not a valid model."""
         ...
+
+
+def installed_pins(*distributions: str) -> list[str]:
+    """``name==version`` for each installed distribution (build labels like ``+cpu`` dropped); absent ones
+    are skipped, so alternatives (``xgboost`` / ``xgboost-cpu``) can be listed together."""
+    pins = []
+    for distribution in distributions:
+        try:
+            version = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+        pins.append(f"{distribution}=={version.split('+')[0]}")
+    return pins
 
 
 def module_root(obj: Any) -> str:

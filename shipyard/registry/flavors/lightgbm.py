@@ -10,13 +10,12 @@ import and finds the real package; never import it at module level, so ``import 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
 from shipyard.errors import InvalidInput
-from shipyard.registry.flavors.base import SavedModel
+from shipyard.registry.flavors.base import SavedModel, installed_pins
 
 MODEL_FILE = "model.txt"
 _BOOSTER = "Booster"
@@ -31,13 +30,6 @@ def _import_lightgbm() -> ModuleType:
             "the lightgbm flavor needs LightGBM, which is not installed: pip install lightgbm"
         ) from exc
     return lightgbm
-
-
-def _requirement() -> list[str]:
-    try:
-        return [f"lightgbm=={metadata.version('lightgbm')}"]
-    except metadata.PackageNotFoundError:
-        return []
 
 
 def _is_lightgbm_model(model: Any) -> bool:
@@ -140,7 +132,7 @@ class LightGBMFlavor:
         if issubclass(cls, lightgbm.LGBMClassifier) and not callable(model.objective):
             loader["classes"] = _json_safe_classes(model.classes_)
         booster.save_model(str(directory / MODEL_FILE))
-        return SavedModel(files=[MODEL_FILE], loader=loader, requirements=_requirement())
+        return SavedModel(files=[MODEL_FILE], loader=loader, requirements=installed_pins("lightgbm"))
 
     def load(self, directory: Path, loader: Mapping[str, Any], *, trusted: bool = False) -> LightGBMPredictor:
         """Read ``model.txt`` into a ``lightgbm.Booster``; no unpickling."""

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shipyard.errors import InvalidInput
-from shipyard.registry.flavors.base import SavedModel, module_root
+from shipyard.registry.flavors.base import SavedModel, installed_pins, module_root
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,14 +53,6 @@ def require(module: str, hint: str = INSTALL_HINT) -> ModuleType:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         raise InvalidInput(f"{module} is not installed; install it with: {hint}") from exc
-
-
-def pinned(distribution: str) -> str:
-    """``name==version`` for an installed distribution, else the bare name."""
-    try:
-        return f"{distribution}=={importlib.metadata.version(distribution)}"
-    except importlib.metadata.PackageNotFoundError:
-        return distribution
 
 
 def open_session(path: Path, *, device: str = "cpu") -> onnxruntime.InferenceSession:
@@ -197,7 +189,7 @@ class OnnxFlavor:
                 path.unlink()
                 raise InvalidInput(f"the ONNX model does not run on the input example: {exc}") from exc
             loader["verified_on_example"] = True
-        return SavedModel(files=[MODEL_FILE], loader=loader, requirements=[pinned("onnxruntime")])
+        return SavedModel(files=[MODEL_FILE], loader=loader, requirements=installed_pins("onnxruntime"))
 
     def load(
         self,

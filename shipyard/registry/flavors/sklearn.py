@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shipyard.errors import InvalidInput, UntrustedArtifact
-from shipyard.registry.flavors.base import SavedModel, module_root
+from shipyard.registry.flavors.base import SavedModel, installed_pins, module_root
 from shipyard.registry.flavors.onnx import INSTALL_HINT as ONNX_HINT
 from shipyard.registry.flavors.onnx import MODEL_FILE as ONNX_FILE
-from shipyard.registry.flavors.onnx import OnnxPredictor, open_session, pinned, require
+from shipyard.registry.flavors.onnx import OnnxPredictor, open_session, require
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,12 +140,12 @@ class SklearnFlavor:
         path = directory / MODEL_FILE
         sio.dump(model, path)
         loader: dict[str, Any] = {"format": "skops", "types": sio.get_untrusted_types(file=path)}
-        requirements = [pinned("scikit-learn"), pinned("skops")]
+        requirements = installed_pins("scikit-learn", "skops")
         loader["onnx"] = _export_onnx(model, directory, input_example)
         files = [MODEL_FILE]
         if loader["onnx"]["available"]:
             files.append(ONNX_FILE)
-            requirements += [pinned("skl2onnx"), pinned("onnxruntime")]
+            requirements += installed_pins("skl2onnx", "onnxruntime")
         return SavedModel(files=files, loader=loader, requirements=requirements)
 
     def load(

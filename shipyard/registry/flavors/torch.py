@@ -29,13 +29,12 @@ import logging
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from shipyard.errors import InvalidInput
-from shipyard.registry.flavors.base import SavedModel
+from shipyard.registry.flavors.base import SavedModel, installed_pins
 
 TORCHSCRIPT_FILE = "model.pt"
 STATE_DICT_FILE = "model.safetensors"
@@ -62,17 +61,6 @@ def _import_safetensors() -> ModuleType:
             f"the torch flavor stores weights with safetensors, which is not installed: {_HINT}"
         ) from exc
     return safetensors
-
-
-def _requirements(*dists: str) -> list[str]:
-    pins = []
-    for dist in dists:
-        try:
-            version = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-        pins.append(f"{dist}=={version.split('+')[0]}")  # "2.13.0+cpu": the local label pins one build
-    return pins
 
 
 def _is_torch_module(model: Any) -> bool:
@@ -200,7 +188,7 @@ class TorchFlavor:
                 return SavedModel(
                     files=[TORCHSCRIPT_FILE],
                     loader={"format": TORCHSCRIPT, "method": method},
-                    requirements=_requirements("torch"),
+                    requirements=installed_pins("torch"),
                 )
         reference = _code_reference(torch, model, failures)
         if reference is None:
@@ -215,7 +203,7 @@ class TorchFlavor:
         return SavedModel(
             files=[STATE_DICT_FILE],
             loader={"format": STATE_DICT, "module_factory": factory, "init": init},
-            requirements=_requirements("torch", "safetensors"),
+            requirements=installed_pins("torch", "safetensors"),
         )
 
     def load(

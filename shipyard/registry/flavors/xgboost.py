@@ -10,13 +10,12 @@ import and finds the real package; never import it at module level, so ``import 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
 from shipyard.errors import InvalidInput
-from shipyard.registry.flavors.base import SavedModel
+from shipyard.registry.flavors.base import SavedModel, installed_pins
 
 MODEL_FILE = "model.ubj"
 _BOOSTER = "Booster"
@@ -30,15 +29,6 @@ def _import_xgboost() -> ModuleType:
             "the xgboost flavor needs XGBoost, which is not installed: pip install xgboost"
         ) from exc
     return xgboost
-
-
-def _requirement() -> list[str]:
-    for dist in ("xgboost", "xgboost-cpu"):
-        try:
-            return [f"{dist}=={metadata.version(dist)}"]
-        except metadata.PackageNotFoundError:
-            continue
-    return []
 
 
 def _is_xgboost_model(model: Any) -> bool:
@@ -123,7 +113,9 @@ class XGBoostFlavor:
             raise InvalidInput(f"cannot save {type(model).__qualname__}: {exc}") from exc
         if issubclass(cls, xgboost.XGBClassifier):
             loader.update(n_classes=int(model.n_classes_), classes=model.classes_.tolist())
-        return SavedModel(files=[MODEL_FILE], loader=loader, requirements=_requirement())
+        return SavedModel(
+            files=[MODEL_FILE], loader=loader, requirements=installed_pins("xgboost", "xgboost-cpu")[:1]
+        )
 
     def load(self, directory: Path, loader: Mapping[str, Any], *, trusted: bool = False) -> XGBoostPredictor:
         """Recreate the recorded wrapper (or ``Booster``) and ``load_model`` into it; no unpickling."""
