@@ -122,9 +122,26 @@ def format_speedup(speedup: float | None) -> str:
     return f"{speedup:,.0f}x" if speedup >= 100 else f"{speedup:,.1f}x"
 
 
-def print_table(title: str, results: Sequence[Result], *, machine: str | None = None) -> None:
-    """Print the results as a plain-text table on stdout, notes as numbered footnotes below it."""
-    header = ("", "benchmark", "Shipyard", "MLflow", "Shipyard vs MLflow", "target", "result")
+def verdict(result: Result) -> str:
+    """How many times faster or slower Shipyard is ("2.1x faster", "3.4x slower")."""
+    speedup = result.speedup
+    if speedup is None:
+        return "-"
+    if speedup >= 1:
+        return f"{format_speedup(speedup)} faster"
+    return f"{format_speedup(1 / speedup)} slower"
+
+
+def print_table(
+    title: str, results: Sequence[Result], *, machine: str | None = None, targets: bool = True
+) -> None:
+    """Print the results as a plain-text table on stdout, notes as numbered footnotes below it.
+
+    With ``targets=False`` (a benchmark whose issue sets no figures to reach) the last column says whether
+    each row was measured completely with correct answers instead of PASS/MISS.
+    """
+    last = ("target", "result") if targets else ("measurement",)
+    header = ("", "benchmark", "Shipyard", "MLflow", "Shipyard vs MLflow", *last)
     rows: list[tuple[str, ...]] = []
     footnotes: list[str] = []
     for result in results:
@@ -132,15 +149,19 @@ def print_table(title: str, results: Sequence[Result], *, machine: str | None = 
         for note in result.notes:
             footnotes.append(note)
             marks += f"[{len(footnotes)}]"
+        outcome = (
+            (result.target, "PASS" if result.passed else "MISS")
+            if targets
+            else ("valid" if result.valid else "INVALID",)
+        )
         rows.append(
             (
                 f"({result.key})",
                 result.title + (f" {marks}" if marks else ""),
                 format_value(result.shipyard, result.unit),
                 format_value(result.peer, result.unit),
-                format_speedup(result.speedup) + (" faster" if result.speedup is not None else ""),
-                result.target,
-                "PASS" if result.passed else "MISS",
+                verdict(result),
+                *outcome,
             )
         )
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
@@ -162,8 +183,15 @@ def print_table(title: str, results: Sequence[Result], *, machine: str | None = 
         print(line(row).rstrip())
     for number, note in enumerate(footnotes, 1):
         print(f"  [{number}] {note}")
-    passed = sum(r.passed for r in results)
-    print(f"{passed}/{len(results)} targets met")
+    if targets:
+        print(f"{sum(r.passed for r in results)}/{len(results)} targets met")
+    else:
+        valid = sum(r.valid for r in results)
+        faster = sum(1 for r in results if r.speedup is not None and r.speedup >= 1)
+        print(
+            f"no targets are set for these rows; Shipyard is faster on {faster} of {len(results)}, and "
+            f"{valid}/{len(results)} were measured completely with correct answers"
+        )
     sys.stdout.flush()
 
 

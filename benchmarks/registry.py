@@ -560,63 +560,6 @@ def profile_shipyard(sy: ShipyardSide, data: Data, root: Path) -> None:
     profile("(c) Shipyard load + predict x1", [lambda: sy.load_predict(path, data.X)])
 
 
-# ---------------------------------------------------------------------- the table
-def verdict(result: Result) -> str:
-    """How many times faster or slower Shipyard is ("2.1x faster", "3.4x slower")."""
-    speedup = result.speedup
-    if speedup is None:
-        return "-"
-    if speedup >= 1:
-        return f"{harness.format_speedup(speedup)} faster"
-    return f"{harness.format_speedup(1 / speedup)} slower"
-
-
-def print_table(title: str, results: Sequence[Result], *, machine: str) -> None:
-    """The harness's table, saying "slower" where Shipyard is, and no target column (none is set)."""
-    header = ("", "benchmark", "Shipyard", "MLflow", "Shipyard vs MLflow", "measurement")
-    rows: list[tuple[str, ...]] = []
-    footnotes: list[str] = []
-    for result in results:
-        marks = ""
-        for note in result.notes:
-            footnotes.append(note)
-            marks += f"[{len(footnotes)}]"
-        rows.append(
-            (
-                f"({result.key})",
-                result.title + (f" {marks}" if marks else ""),
-                harness.format_value(result.shipyard, result.unit),
-                harness.format_value(result.peer, result.unit),
-                verdict(result),
-                "valid" if result.valid else "INVALID",
-            )
-        )
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    right = {2, 3, 4}
-
-    def line(cells: Iterable[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(title)
-    print(machine)
-    print(line(header).rstrip())
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row).rstrip())
-    for number, note in enumerate(footnotes, 1):
-        print(f"  [{number}] {note}")
-    valid = sum(r.valid for r in results)
-    faster = sum(1 for r in results if r.speedup is not None and r.speedup >= 1)
-    print(
-        f"no targets are set for these rows; Shipyard is faster on {faster} of {len(results)}, and "
-        f"{valid}/{len(results)} were measured completely with correct answers"
-    )
-    sys.stdout.flush()
-
-
 # ---------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     parser = harness.base_parser(__doc__.splitlines()[0])
@@ -646,9 +589,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     info = harness.machine_info(PACKAGES)
     mode = "quick" if plan.quick else "full"
-    print_table(f"{TITLE}, {mode} mode", results, machine=harness.machine_line(info))
+    harness.print_table(f"{TITLE}, {mode} mode", results, machine=harness.machine_line(info), targets=False)
     if args.json:
-        verdicts = {r.key: verdict(r) for r in results}
+        verdicts = {r.key: harness.verdict(r) for r in results}
         harness.write_json(args.json, TITLE, results, mode=mode, argv=list(sys.argv[1:]), verdicts=verdicts)
         progress(f"wrote {args.json}")
     return 0
