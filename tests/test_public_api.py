@@ -10,6 +10,7 @@ import pytest
 
 PACKAGES = [
     "shipyard",
+    "shipyard.lineage",
     "shipyard.models",
     "shipyard.registry",
     "shipyard.registry.flavors",

@@ -8,7 +8,7 @@ import traceback
 
 import typer
 
-from shipyard.cli import config_cmd, demo_cmd, experiments_cmd, models_cmd, runs_cmd
+from shipyard.cli import config_cmd, demo_cmd, experiments_cmd, lineage_cmd, models_cmd, runs_cmd
 from shipyard.errors import (
     AlreadyExists,
     Conflict,
@@ -33,6 +33,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
+app.command("lineage")(lineage_cmd.lineage)
 
 
 @app.callback()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import InvalidInput
+from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.registry import package
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.loading import fetch_package, locate_package, read_verified_manifest
@@ -49,7 +50,7 @@ def register(
         _, manifest = read_verified_manifest(location)
         package_uri = location.package_uri
     lineage = dict(manifest.lineage)
-    return registry.create_version(
+    version = registry.create_version(
         name,
         flavor=manifest.flavor,
         source_uri=source_uri or uri,
@@ -60,6 +61,15 @@ def register(
         description=description or manifest.description,
         tags=tags,
     )
+    LineageClient(registry.store).record(
+        "registration",
+        name=f"{version.name}/{version.version}",
+        run_id=version.run_id,
+        pipeline_run_id=version.pipeline_run_id,
+        inputs=[(source_uri or uri, ArtifactType.MODEL, location.manifest_sha256, manifest.name)],
+        outputs=[(version.uri, ArtifactType.MODEL, location.manifest_sha256, version.name)],
+    )
+    return version
 
 
 def export_version(name: str, version: int, destination: str | Path, registry: RegistryClient) -> Path:

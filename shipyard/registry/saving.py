@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidInput
+from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.registry import package
 from shipyard.registry.flavors.catalog import flavor_for, get_flavor
 from shipyard.registry.package import Manifest
@@ -99,8 +100,24 @@ def log_model(run: ActiveRun, model: Any, *, name: str = "model", **options: Any
             name=artifact_path,
             **options,
         )
+        manifest_sha = package.sha256_file(folder / package.MANIFEST)
         run.log_artifacts(folder, artifact_path=artifact_path)
-    return ModelInfo(f"runs:/{run.run_id}/{artifact_path}", run.run_id, artifact_path, manifest)
+    uri = f"runs:/{run.run_id}/{artifact_path}"
+    LineageClient(client.store).record(
+        "training",
+        name=info.name,
+        run_id=run.run_id,
+        pipeline_run_id=lineage["pipeline_run_id"],
+        inputs=[(dataset_uri(d), ArtifactType.DATASET, d["digest"], d["name"]) for d in datasets],
+        outputs=[(uri, ArtifactType.MODEL, manifest_sha, artifact_path)],
+    )
+    return ModelInfo(uri, run.run_id, artifact_path, manifest)
+
+
+def dataset_uri(dataset: Mapping[str, Any]) -> str:
+    """A dataset's lineage URI: its file when it came from one, else ``dataset:<name>``."""
+    source = str(dataset.get("source") or "")
+    return source if source and not source.startswith("<") else f"dataset:{dataset['name']}"
 
 
 def _predict_example(model: Any, input_example: Any) -> Any:

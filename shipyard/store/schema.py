@@ -234,3 +234,46 @@ model_events = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_model_events_model", "model_name", "id"),
 )
+
+# ---------------------------------------------------------------------- lineage (revision 0003)
+# ML-Metadata style: artifacts (a URI with a content hash), executions (a run, a registration, a pipeline
+# step) and events saying which artifacts each execution read (input) and wrote (output).
+lineage_artifacts = Table(
+    "lineage_artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uri", Text, nullable=False),
+    # "" when the content hash is unknown: NULLs would defeat the uniqueness of (uri, sha256).
+    Column("sha256", String(64), nullable=False, server_default=""),
+    Column("type", String(32), nullable=False),
+    Column("name", String(256), nullable=True),
+    Column("properties_json", Text, nullable=False, server_default="{}"),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("uri", "sha256", name="uq_lineage_artifacts_uri_sha"),
+)
+
+lineage_executions = Table(
+    "lineage_executions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("name", String(256), nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("pipeline_run_id", String(32), nullable=True),
+    Column("properties_json", Text, nullable=False, server_default="{}"),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_lineage_executions_run", "run_id"),
+)
+
+lineage_events = Table(
+    "lineage_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", Integer, ForeignKey("lineage_executions.id", ondelete="CASCADE"), nullable=False),
+    Column("artifact_id", Integer, ForeignKey("lineage_artifacts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("role", String(256), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("execution_id", "artifact_id", "kind", name="uq_lineage_events_edge"),
+    Index("ix_lineage_events_artifact", "artifact_id", "kind"),
+)

@@ -1,0 +1,15 @@
+"""Lineage: ML-Metadata style artifacts, executions and events, queried upstream as a graph."""
+
+from shipyard.lineage.records import ArtifactType, Edge, EventKind, Execution, LineageArtifact, LineageGraph
+from shipyard.lineage.store import LineageClient, render
+
+__all__ = [
+    "ArtifactType",
+    "Edge",
+    "EventKind",
+    "Execution",
+    "LineageArtifact",
+    "LineageClient",
+    "LineageGraph",
+    "render",
+]
