@@ -12,6 +12,7 @@ PACKAGES = [
     "shipyard",
     "shipyard.lineage",
     "shipyard.models",
+    "shipyard.pipelines",
     "shipyard.registry",
     "shipyard.registry.flavors",
     "shipyard.store",
