@@ -52,7 +52,7 @@ class RegistryClient:
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
         """Create a registered model; `AlreadyExists` if the name is taken."""
-        _check_model_name(name)
+        check_model_name(name)
         now = now_ms()
         try:
             with self.store.write() as conn:
@@ -130,7 +130,7 @@ class RegistryClient:
         tags: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Register a new version (the model is created on first use); numbers are 1, 2, 3… per model."""
-        _check_model_name(name)
+        check_model_name(name)
         now = now_ms()
         with self.store.write() as conn:
             model_id = self._model_id_or_create(conn, name, now)
@@ -480,10 +480,13 @@ def _fmt(alias: str, version: int | None) -> str | None:
     return None if version is None else f"{alias}->{version}"
 
 
-def _check_model_name(name: str) -> None:
+def check_model_name(name: str) -> None:
+    """A registered model name: printable, no '/' or '@' (they delimit model URIs), no padding."""
     naming.check_name(name, "model name")
-    if "/" in name or "@" in name or name != name.strip():
-        raise InvalidInput(f"model name {name!r} must not contain '/' or '@' or surrounding spaces")
+    if "/" in name or "@" in name or name != name.strip() or set(name) == {"."}:
+        raise InvalidInput(
+            f"model name {name!r} must not contain '/' or '@', be only dots, or have surrounding spaces"
+        )
 
 
 def _check_alias(alias: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from shipyard.errors import InvalidInput
 from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.registry import package
-from shipyard.registry.client import RegistryClient
+from shipyard.registry.client import RegistryClient, check_model_name
 from shipyard.registry.loading import fetch_package, locate_package, read_verified_manifest
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.uri import PathUri, parse_model_uri
@@ -34,6 +34,7 @@ def register(
     A run's package is referenced where it is (run artifacts are immutable and hash-indexed); a local folder
     is copied into the artifact store first, so the version never depends on files outside it.
     """
+    check_model_name(name)  # before the name becomes part of a storage path
     location = locate_package(uri, registry)
     if isinstance(parse_model_uri(uri), PathUri):
         fetched = fetch_package(uri, registry)  # every file verified on the way in

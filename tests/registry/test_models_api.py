@@ -159,3 +159,14 @@ def test_log_outside_a_run_is_a_clear_error(iris: tuple) -> None:
     frame, _, model = iris
     with pytest.raises(InvalidInput, match="needs a run"):
         models.log(model, input_example=frame.iloc[:5])
+
+
+def test_bad_model_name_is_refused_before_anything_is_copied(
+    settings: Settings, iris: tuple, tmp_path: Path
+) -> None:
+    frame, _, model = iris
+    models.save(model, tmp_path / "pkg", input_example=frame.iloc[:5])
+    for bad in ("..", "a/b", "x@y"):
+        with pytest.raises(InvalidInput, match="model name"):
+            models.register(str(tmp_path / "pkg"), bad, settings=settings)
+    assert not (Path(settings.artifact_root) / "registry").exists()
