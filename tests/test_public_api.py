@@ -13,6 +13,7 @@ PACKAGES = [
     "shipyard.lineage",
     "shipyard.models",
     "shipyard.pipelines",
+    "shipyard.pipelines.executors",
     "shipyard.registry",
     "shipyard.registry.flavors",
     "shipyard.store",

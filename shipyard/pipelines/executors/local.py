@@ -1,0 +1,307 @@
+"""Run a compiled pipeline on this machine: ready steps in parallel in a pool of reused worker processes.
+
+Parameters flow by value and artifacts by path under the pipeline run's artifact folder. A step that
+crashes its worker fails alone; the worker is replaced. Out of scope for now: Ctrl-C/SIGTERM handling (the
+pool's daemon workers die with the engine) and step caching (``cache`` is ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from shipyard.config import Settings, get_settings
+from shipyard.errors import PipelineError
+from shipyard.pipelines.binding import bind_parameters
+from shipyard.pipelines.executors.pool import Outcome, WorkerPool
+from shipyard.pipelines.executors.resolve import holds, resolve
+from shipyard.pipelines.executors.results import PipelineRunResult, StepResult, StepStatus
+from shipyard.pipelines.executors.step_runs import close_step_run, log_metrics_file, open_step_run
+from shipyard.pipelines.executors.worker import ArtifactRef, Task
+from shipyard.pipelines.spec import PipelineSpec, StepSpec
+from shipyard.pipelines.types import ARTIFACT_TYPES
+from shipyard.tracking import ActiveRun, RunStatus, start_run
+
+
+class LocalExecutor:
+    """Runs :class:`PipelineSpec` s with up to ``max_parallel`` steps at once, each pipeline a tracked run."""
+
+    def __init__(self, max_parallel: int | None = None, settings: Settings | None = None) -> None:
+        self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
+        self.settings = settings
+
+    def run(
+        self,
+        spec: PipelineSpec,
+        parameters: dict[str, Any] | None = None,
+        *,
+        experiment: str | None = None,
+        run_name: str | None = None,
+    ) -> PipelineRunResult:
+        """Run ``spec`` to the end and return every step's result; a failed step fails the run.
+
+        Raises:
+            InvalidInput: a parameter that is unknown, missing or of the wrong type.
+        """
+        params = bind_parameters(spec, parameters or {})
+        settings = self.settings or get_settings()
+        experiment = experiment or spec.name
+        pool = WorkerPool(self.max_parallel)
+        with start_run(experiment, run_name, settings=settings, log_system_metrics=False) as run:
+            run.log_params(params)
+            run.set_tags({"shipyard.pipeline": spec.name})
+            try:
+                steps = _Engine(spec, params, run, experiment, settings, pool).run()
+            finally:
+                pool.close()
+            failed = any(r.status is StepStatus.FAILED for r in steps.values())
+            run.end(RunStatus.FAILED if failed else RunStatus.FINISHED)
+        status = StepStatus.FAILED if failed else StepStatus.SUCCEEDED
+        return PipelineRunResult(run.run_id, status, steps)
+
+
+@dataclass
+class _Instance:
+    """A step, or one iteration of a step inside a ParallelFor, while it runs (engine-private state)."""
+
+    key: str
+    step_id: str
+    index: int | None = None
+    item: Any = None
+    result: StepResult | None = None
+    attempts: int = 0
+    not_before: float = 0.0
+    started: float = 0.0
+    deadline: float = float("inf")
+    first_start: float = 0.0
+    run: ActiveRun | None = None
+    log_dir: str = ""
+    artifact_paths: dict[str, str] = field(default_factory=dict)
+
+
+class _Engine:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        params: dict[str, Any],
+        run: ActiveRun,
+        experiment: str,
+        settings: Settings,
+        pool: WorkerPool,
+    ) -> None:
+        self.spec, self.params, self.run_, self.experiment = spec, params, run, experiment
+        self.settings, self.pool = settings, pool
+        self.root = _local_path(run.artifact_uri)
+        self.logs = tempfile.mkdtemp(prefix="shipyard-steps-")
+        self.expanded: dict[str, list[_Instance]] = {}
+        self.running: dict[str, _Instance] = {}
+
+    def run(self) -> dict[str, StepResult]:
+        while True:
+            state = None
+            while state != (state := self._progress()):  # skips and expansions can unblock more steps
+                self._expand_ready()
+                self._start_ready()
+            if len(self.expanded) == len(self.spec.steps) and all(
+                i.result is not None for i in self._instances()
+            ):
+                return {i.key: i.result for i in self._instances() if i.result is not None}
+            if not self.running and not self._waiting():
+                raise PipelineError(f"pipeline {self.spec.name!r} cannot make progress (a dependency cycle?)")
+            now = time.monotonic()
+            wake = min([i.deadline for i in self.running.values()] + [i.not_before for i in self._waiting()])
+            timeout = min(max(wake - now, 0.0), 0.5)
+            if self.running:
+                for outcome in self.pool.wait(timeout):
+                    self._finish(outcome)
+            else:
+                time.sleep(timeout)
+            now = time.monotonic()
+            for inst in [i for i in self.running.values() if i.deadline <= now]:
+                self.pool.kill(inst.key)
+                step = self.spec.steps[inst.step_id]
+                self._fail(
+                    inst, f"step {inst.key!r} timed out after {step.timeout_s}s; its worker was killed"
+                )
+
+    def _progress(self) -> tuple[int, int, int]:
+        done = sum(i.result is not None for i in self._instances())
+        return len(self.expanded), done, len(self.running)
+
+    def _instances(self) -> list[_Instance]:
+        return [i for group in self.expanded.values() for i in group]
+
+    def _waiting(self) -> list[_Instance]:
+        return [i for i in self._instances() if i.result is None and i.key not in self.running and i.attempts]
+
+    def _same_loop(self, step: StepSpec, other: str) -> bool:
+        loop = self.spec.steps[other].loop
+        return step.loop is not None and loop is not None and loop.loop_id == step.loop.loop_id
+
+    def _expand_ready(self) -> None:
+        for sid, step in self.spec.steps.items():
+            if sid in self.expanded:
+                continue
+            outer = [u for u in step.upstream() if not self._same_loop(step, u)]
+            if any(u not in self.expanded or any(i.result is None for i in self.expanded[u]) for u in outer):
+                continue
+            bad = [
+                u for u in outer if any(i.result.status is not StepStatus.SUCCEEDED for i in self.expanded[u])
+            ]  # type: ignore[union-attr]
+            if step.loop is None or (bad and not step.is_exit_handler):
+                self.expanded[sid] = [_Instance(sid, sid)]
+                if bad and not step.is_exit_handler:
+                    self._skip(self.expanded[sid][0], f"upstream step {bad[0]!r} did not succeed")
+                continue
+            items = resolve(step.loop.items, self.params, self._lookup(None), self._collected)
+            self.expanded[sid] = [_Instance(f"{sid}[{n}]", sid, n, x) for n, x in enumerate(items)]
+
+    def _lookup(self, index: int | None) -> Any:
+        def output(step_id: str, name: str) -> Any:
+            inst = self._peer(step_id, index)
+            assert inst.result is not None
+            return inst.result.outputs[name]
+
+        return output
+
+    def _collected(self, step_id: str, name: str) -> list[Any]:
+        return [i.result.outputs.get(name) for i in self.expanded[step_id] if i.result is not None]
+
+    def _start_ready(self) -> None:
+        now = time.monotonic()
+        for inst in self._instances():
+            if inst.result is not None or inst.key in self.running or inst.not_before > now:
+                continue
+            step = self.spec.steps[inst.step_id]
+            if any(u not in self.expanded for u in step.upstream() if self._same_loop(step, u)):
+                continue
+            inner = [self._peer(u, inst.index) for u in step.upstream() if self._same_loop(step, u)]
+            if any(u.result is None for u in inner):
+                continue
+            bad = [u.key for u in inner if u.result.status is not StepStatus.SUCCEEDED]  # type: ignore[union-attr]
+            if bad:
+                self._skip(inst, f"upstream step {bad[0]!r} did not succeed")
+                continue
+            lookup = self._lookup(inst.index)
+            try:
+                if not all(
+                    holds(c, resolve(c.left, self.params, lookup, self._collected, inst.item))
+                    for c in step.conditions
+                ):
+                    self._skip(inst, "its condition is false")
+                    continue
+                task = self._task(inst, step, lookup)
+            except (PipelineError, KeyError) as exc:
+                self._skip(inst, f"cannot resolve its inputs: {exc}", failed=True)
+                continue
+            if self.pool.free <= 0 or not self._loop_has_room(step):
+                continue
+            self._submit(inst, step, task)
+
+    def _peer(self, step_id: str, index: int | None) -> _Instance:
+        """The same iteration of another step of the loop (or its one instance when it was skipped)."""
+        group = self.expanded[step_id]
+        return (
+            group[index]
+            if index is not None and index < len(group) and group[0].index is not None
+            else group[0]
+        )
+
+    def _loop_has_room(self, step: StepSpec) -> bool:
+        if step.loop is None or step.loop.parallelism is None:
+            return True
+        loop_id = step.loop.loop_id
+        busy = [
+            i
+            for i in self.running.values()
+            if (lp := self.spec.steps[i.step_id].loop) and lp.loop_id == loop_id
+        ]
+        return len(busy) < step.loop.parallelism
+
+    def _task(self, inst: _Instance, step: StepSpec, lookup: Any) -> Task:
+        params: dict[str, Any] = {}
+        artifacts: dict[str, ArtifactRef] = {}
+        for name, spec in step.inputs.items():
+            value = resolve(spec.source, self.params, lookup, self._collected, inst.item)
+            if spec.type_name in ARTIFACT_TYPES:
+                artifacts[name] = ArtifactRef(spec.type_name, value, "file://" + value)
+            else:
+                params[name] = value
+        folder = os.path.join(
+            self.root, "steps", inst.step_id, *([str(inst.index)] if inst.index is not None else [])
+        )
+        for name, out in step.outputs.items():
+            if out.kind == "artifact":
+                path = os.path.join(folder, name)
+                inst.artifact_paths[name] = path
+                artifacts[name] = ArtifactRef(out.type_name, path, "file://" + path)
+        os.makedirs(folder, exist_ok=True)
+        if not inst.log_dir:
+            inst.log_dir = tempfile.mkdtemp(prefix=f"{inst.step_id}-", dir=self.logs)
+        returns = {n: o.type_name for n, o in step.outputs.items() if o.kind != "artifact"}
+        c = step.component
+        return Task(c.module, c.function, params, artifacts, returns, inst.log_dir)
+
+    def _submit(self, inst: _Instance, step: StepSpec, task: Task) -> None:
+        now = time.monotonic()
+        if inst.run is None:
+            inst.first_start = now
+            name = inst.key.replace("[", ".").replace("]", "")
+            inst.run = open_step_run(self.run_, self.experiment, name, task.parameters, self.settings)
+        inst.attempts += 1
+        inst.started = now
+        inst.deadline = now + step.timeout_s if step.timeout_s else float("inf")
+        self.running[inst.key] = inst
+        self.pool.submit(inst.key, task)
+
+    def _finish(self, outcome: Outcome) -> None:
+        inst = self.running[outcome.key]
+        if outcome.kind == "died":
+            self._fail(
+                inst, f"step {inst.key!r}: its worker process died (exit code {outcome.value}); replaced"
+            )
+        elif outcome.kind == "error":
+            self._fail(inst, outcome.value)
+        else:
+            missing = [f"{n!r} at {p}" for n, p in inst.artifact_paths.items() if not os.path.exists(p)]
+            if missing:
+                self._fail(inst, f"step {inst.key!r} did not write artifact output {', '.join(missing)}")
+                return
+            del self.running[inst.key]
+            for name, path in inst.artifact_paths.items():
+                if self.spec.steps[inst.step_id].outputs[name].type_name == "Metrics":
+                    log_metrics_file(inst.run, path)  # type: ignore[arg-type]
+            self._end(inst, StepStatus.SUCCEEDED, {**outcome.value, **inst.artifact_paths}, None)
+
+    def _fail(self, inst: _Instance, error: str) -> None:
+        self.running.pop(inst.key, None)
+        step = self.spec.steps[inst.step_id]
+        if inst.attempts <= step.retries:
+            inst.not_before = time.monotonic() + step.retry_backoff_s * 2 ** (inst.attempts - 1)
+            return
+        self._end(inst, StepStatus.FAILED, {}, error)
+
+    def _skip(self, inst: _Instance, reason: str, *, failed: bool = False) -> None:
+        status = StepStatus.FAILED if failed else StepStatus.SKIPPED
+        inst.result = StepResult(
+            status, error=f"step {inst.key!r} {'failed' if failed else 'skipped'}: {reason}"
+        )
+
+    def _end(self, inst: _Instance, status: StepStatus, outputs: dict[str, Any], error: str | None) -> None:
+        duration = time.monotonic() - inst.first_start
+        run_id = ""
+        if inst.run is not None:
+            close_step_run(inst.run, inst.log_dir, error, inst.attempts)
+            run_id = inst.run.run_id
+        inst.result = StepResult(status, outputs, inst.attempts, error, duration, run_id)
+
+
+def _local_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return unquote(parsed.path) if parsed.scheme else uri
+    raise PipelineError(f"the local executor needs a local artifact root; the run's is {uri!r}")

@@ -1,0 +1,109 @@
+"""A pool of reused worker processes where one crashed or killed worker is replaced, not fatal.
+
+``concurrent.futures.ProcessPoolExecutor`` marks the whole pool broken when any worker dies, so the pool
+keeps its own processes, each with a private pipe, and watches their sentinels.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from shipyard.pipelines.executors.worker import Task, serve
+
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a task: ``kind`` is ``"ok"``, ``"error"`` or ``"died"`` (with the exit code)."""
+
+    key: Any
+    kind: str
+    value: Any
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.conn, child = _CONTEXT.Pipe()
+        self.process: BaseProcess = _CONTEXT.Process(target=serve, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.key: Any = None
+
+    def stop(self, *, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        self.conn.close()
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class WorkerPool:
+    """Up to ``size`` worker processes, started on demand and reused across tasks. Not thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: list[_Worker] = []
+        self._busy: dict[Any, _Worker] = {}
+        self.replaced = 0  # workers that died or were killed and so will be started afresh
+
+    @property
+    def free(self) -> int:
+        """How many more tasks can start now."""
+        return self.size - len(self._busy)
+
+    def submit(self, key: Any, task: Task) -> None:
+        """Start ``task`` on an idle worker; ``key`` names it in the :class:`Outcome`."""
+        worker = self._idle.pop() if self._idle else _Worker()
+        worker.key = key
+        self._busy[key] = worker
+        worker.conn.send(task)
+
+    def kill(self, key: Any) -> None:
+        """Kill the worker running ``key`` (a timeout); a fresh one replaces it on demand."""
+        self._busy.pop(key).stop(kill=True)
+        self.replaced += 1
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        """Outcomes of the tasks that finished within ``timeout`` seconds (maybe none)."""
+        if not self._busy:
+            return []
+        handles: dict[Any, _Worker] = {}
+        for worker in self._busy.values():
+            handles[worker.conn] = worker
+            handles[worker.process.sentinel] = worker
+        outcomes: dict[Any, Outcome] = {}
+        for ready in wait(list(handles), timeout):
+            worker = handles[ready]
+            if worker.key not in outcomes:
+                outcomes[worker.key] = self._collect(worker)
+        return list(outcomes.values())
+
+    def _collect(self, worker: _Worker) -> Outcome:
+        key = worker.key
+        del self._busy[key]
+        try:
+            if worker.conn.poll():
+                kind, value = worker.conn.recv()
+                self._idle.append(worker)
+                return Outcome(key, kind, value)
+        except (EOFError, OSError):
+            pass
+        worker.stop()
+        self.replaced += 1
+        return Outcome(key, "died", worker.process.exitcode)
+
+    def close(self) -> None:
+        """Stop every worker, killing busy ones."""
+        for worker in self._idle:
+            worker.stop()
+        for worker in self._busy.values():
+            worker.stop(kill=True)
+        self._idle.clear()
+        self._busy.clear()

@@ -1,0 +1,60 @@
+"""Record one step (or loop iteration) as a tracked run nested under the pipeline run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+from shipyard.config import Settings
+from shipyard.tracking import ActiveRun, RunStatus, start_run
+
+
+def open_step_run(
+    pipeline_run: ActiveRun, experiment: str, step_name: str, params: dict[str, Any], settings: Settings
+) -> ActiveRun:
+    """Start the nested run of a step, with its parameter inputs as params."""
+    run = start_run(
+        experiment,
+        f"{pipeline_run.name}.{step_name}",
+        parent=pipeline_run,
+        tags={"shipyard.step": step_name},
+        log_system_metrics=False,
+        settings=settings,
+    )
+    if params:
+        run.log_params(params)
+    return run
+
+
+def log_metrics_file(run: ActiveRun, path: str) -> None:
+    """Log a ``Metrics`` output written as JSON ``{name: number}``; anything else is left as the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict):
+        numbers = {
+            k: float(v)
+            for k, v in data.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        }
+        if numbers:
+            run.log_metrics(numbers)
+
+
+def close_step_run(run: ActiveRun, log_dir: str, error: str | None, attempts: int) -> None:
+    """Attach captured output (and the traceback of a failure), then end the run with its status."""
+    for name in ("stdout.txt", "stderr.txt"):
+        path = os.path.join(log_dir, name)
+        if os.path.isfile(path):
+            run.log_artifact(path)
+    run.set_tags({"shipyard.attempts": attempts})
+    if error is not None:
+        path = os.path.join(log_dir, "traceback.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(error)
+        run.log_artifact(path)
+    run.end(RunStatus.FAILED if error is not None else RunStatus.FINISHED)

@@ -1,0 +1,139 @@
+"""The process side of the local executor: a long-lived worker that runs one step attempt at a time.
+
+A worker receives a :class:`Task` over its pipe, imports the step's component by module and function name
+(the spec, not pickled Python objects, is what runs), calls it with its stdout and stderr redirected to the
+task's log files, and sends back ``("ok", outputs)`` or ``("error", traceback)``. A step that kills its
+process (``os._exit``, a segfault, ``sys.exit``) never answers; the engine sees the dead process instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from shipyard.errors import PipelineError
+from shipyard.pipelines.types import ARTIFACT_TYPES, Artifact
+
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "str": str,
+    "int": int,
+    "float": (int, float),
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+}
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """An artifact handed to a step: its type name, local path and URI."""
+
+    type_name: str
+    path: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """One attempt of one step, as sent to a worker.
+
+    Attributes:
+        module, function: where the component lives.
+        parameters: parameter inputs by value.
+        artifacts: artifact inputs and outputs by argument name.
+        returns: declared parameter outputs (name → type name), in return order.
+        log_dir: folder for ``stdout.txt`` and ``stderr.txt`` (appended to across attempts).
+    """
+
+    module: str
+    function: str
+    parameters: dict[str, Any]
+    artifacts: dict[str, ArtifactRef]
+    returns: dict[str, str]
+    log_dir: str
+
+
+def serve(conn: Connection) -> None:
+    """Worker process entry point: run tasks from ``conn`` until it closes."""
+    while True:
+        try:
+            task: Task = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(_run_captured(task))
+
+
+def _run_captured(task: Task) -> tuple[str, Any]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    # NOTE: redirect the file descriptors, not sys.stdout, so output of C code and subprocesses is captured.
+    with (
+        open(os.path.join(task.log_dir, "stdout.txt"), "ab") as out,
+        open(os.path.join(task.log_dir, "stderr.txt"), "ab") as err,
+    ):
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            return "ok", run_task(task)
+        except Exception:
+            text = traceback.format_exc()
+            sys.stderr.write(text)
+            return "error", text
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Import and call the component; return its parameter outputs by name, type-checked.
+
+    Raises:
+        PipelineError: the component cannot be imported, or returned a value of the wrong type.
+    """
+    try:
+        target = getattr(importlib.import_module(task.module), task.function)
+    except (ImportError, AttributeError) as exc:
+        raise PipelineError(f"cannot import component {task.module}.{task.function}: {exc}") from exc
+    func = getattr(target, "func", target)  # a Component wraps the plain function
+    kwargs = dict(task.parameters)
+    for name, ref in task.artifacts.items():
+        kwargs[name] = ARTIFACT_TYPES.get(ref.type_name, Artifact)(ref.path, ref.uri)
+    returned = func(**kwargs)
+    return _check_returns(task, returned)
+
+
+def _check_returns(task: Task, returned: Any) -> dict[str, Any]:
+    where = f"component {task.module}.{task.function}"
+    if not task.returns:
+        return {}
+    if list(task.returns) == ["output"]:
+        values = {"output": returned}
+    elif hasattr(returned, "_asdict"):
+        values = dict(returned._asdict())
+    else:
+        raise PipelineError(
+            f"{where} declares outputs {list(task.returns)} (a NamedTuple) but returned "
+            f"{type(returned).__name__}"
+        )
+    for name, type_name in task.returns.items():
+        value = values.get(name)
+        expected = _PYTHON_TYPES.get(type_name, object)
+        bad_bool = isinstance(value, bool) and type_name in ("int", "float")
+        if bad_bool or not isinstance(value, expected):
+            raise PipelineError(
+                f"{where} output {name!r} is declared {type_name} but the function returned "
+                f"{type(value).__name__} ({value!r:.80})"
+            )
+        if type_name == "float":
+            values[name] = float(value)
+    return {name: values[name] for name in task.returns}

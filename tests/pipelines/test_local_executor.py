@@ -1,0 +1,132 @@
+"""The local executor runs compiled specs in real worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import shipyard
+from shipyard.config import Settings
+from shipyard.pipelines import compile_pipeline
+from shipyard.pipelines.executors import LocalExecutor, StepStatus
+from shipyard.tracking import RunStatus, get_client
+from tests.pipelines import example_components as ex
+from tests.pipelines import executor_components as comps
+
+S, F, K = StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED
+
+
+@pytest.fixture
+def executor(settings: Settings) -> LocalExecutor:
+    return LocalExecutor(max_parallel=2, settings=settings)
+
+
+def test_realistic_pipeline_flows_values_and_artifacts(executor: LocalExecutor, settings: Settings) -> None:
+    result = executor.run(compile_pipeline(comps.realistic), {"n": 10})
+    assert result.status is S
+    assert {k: r.status for k, r in result.steps.items()} == {"make-data": S, "fit": S, "publish": S}
+    assert result.steps["fit"].outputs["output"] == 1.0
+    assert result.steps["publish"].outputs["output"] == "mean=4.5"
+    assert Path(result.steps["fit"].outputs["model"]).read_text() == "mean=4.5"
+    assert "/steps/fit/model" in result.steps["fit"].outputs["model"]
+
+    client = get_client(settings)
+    pipeline_run = client.get_run(result.run_id)
+    assert pipeline_run.status is RunStatus.FINISHED
+    assert pipeline_run.params["n"] == "10"
+    fit_run = client.get_run(result.steps["fit"].run_id)
+    assert fit_run.parent_run_id == result.run_id
+    assert fit_run.status is RunStatus.FINISHED
+    assert fit_run.metrics == {"acc": 1.0}
+    make_run = shipyard.get_run(result.steps["make-data"].run_id)
+    assert make_run.params["n"] == "10"
+    names = {a.path for a in client.list_artifacts(make_run.run_id)}
+    assert {"stdout.txt", "stderr.txt"} <= names
+
+
+def test_if_branch_not_taken_skips_the_step(executor: LocalExecutor) -> None:
+    result = executor.run(compile_pipeline(comps.realistic), {"n": 3})
+    assert result.status is S
+    assert result.steps["publish"].status is K
+    assert "condition" in (result.steps["publish"].error or "")
+
+
+def test_parallel_for_fans_out_and_collects(executor: LocalExecutor) -> None:
+    result = executor.run(compile_pipeline(ex.fan_out), {"ns": [1, 2, 3]})
+    assert result.status is S
+    assert [result.steps[f"score[{i}]"].outputs["output"] for i in range(3)] == [0.1, 0.2, 0.3]
+    assert result.steps["summarize"].outputs["output"] == 0.3
+    assert result.steps["score-2[1]"].outputs["output"] == 0.5
+
+
+def test_raising_step_records_traceback_and_skips_dependents(
+    executor: LocalExecutor, settings: Settings
+) -> None:
+    result = executor.run(compile_pipeline(comps.failing))
+    assert result.status is F
+    bad = result.steps["boom"]
+    assert bad.status is F and "ValueError: boom 1" in (bad.error or "")
+    assert result.steps["echo"].status is K
+    assert result.steps["echo-2"].status is S
+    client = get_client(settings)
+    assert client.get_run(result.run_id).status is RunStatus.FAILED
+    assert client.get_run(bad.run_id).status is RunStatus.FAILED
+    assert "traceback.txt" in {a.path for a in client.list_artifacts(bad.run_id)}
+
+
+@pytest.mark.parametrize("use_sys", [False, True])
+def test_worker_crash_fails_only_that_step(executor: LocalExecutor, use_sys: bool) -> None:
+    result = executor.run(compile_pipeline(comps.crashing), {"use_sys": use_sys})
+    assert result.status is F
+    dead = result.steps["hard-exit"]
+    assert dead.status is F and "exit code 3" in (dead.error or "")
+    assert result.steps["echo"].status is K
+    assert result.steps["echo-2"].outputs == {"output": 5}
+    assert result.steps["echo-3"].outputs == {"output": 6}
+
+
+def test_timeout_kills_the_attempt(executor: LocalExecutor) -> None:
+    result = executor.run(compile_pipeline(comps.timing_out))
+    assert result.steps["sleepy"].status is F
+    assert "timed out after 1" in (result.steps["sleepy"].error or "")
+    assert result.steps["sleepy"].duration_s < 10
+    assert result.steps["echo"].status is S
+
+
+def test_retries_until_success(executor: LocalExecutor, tmp_path: Path) -> None:
+    marker = str(tmp_path / "marker")
+    result = executor.run(compile_pipeline(comps.retrying), {"marker": marker, "fail_times": 2})
+    assert result.status is S
+    assert result.steps["flaky"].attempts == 3
+    assert result.steps["flaky"].outputs == {"output": 3}
+
+
+def test_retries_exhausted_fails(executor: LocalExecutor, tmp_path: Path) -> None:
+    marker = str(tmp_path / "marker")
+    result = executor.run(compile_pipeline(comps.retrying), {"marker": marker, "fail_times": 5})
+    assert result.steps["flaky"].status is F
+    assert result.steps["flaky"].attempts == 3
+    assert "attempt 3 fails" in (result.steps["flaky"].error or "")
+
+
+def test_wrong_return_type_and_missing_artifact_fail(executor: LocalExecutor) -> None:
+    result = executor.run(compile_pipeline(comps.mistyped))
+    wrong = result.steps["wrong-type"].error or ""
+    assert "declared int" in wrong and "returned str" in wrong
+    missing = result.steps["forgets"].error or ""
+    assert "did not write artifact output 'model'" in missing and "/steps/forgets/model" in missing
+
+
+def test_exit_handler_runs_even_when_guarded_steps_fail(executor: LocalExecutor) -> None:
+    result = executor.run(compile_pipeline(comps.guarded_failure))
+    assert result.status is F
+    assert result.steps["boom"].status is F
+    assert result.steps["echo-2"].status is K
+    assert result.steps["echo"].status is S and result.steps["echo"].outputs["output"] == 7
+
+
+def test_example_pipeline_with_exit_handler_succeeds(executor: LocalExecutor) -> None:
+    result = executor.run(compile_pipeline(ex.guarded))
+    assert result.status is S
+    assert {k: r.status for k, r in result.steps.items()} == {"ingest": S, "validate": S, "notify": S}
