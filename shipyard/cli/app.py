@@ -8,7 +8,15 @@ import traceback
 
 import typer
 
-from shipyard.cli import config_cmd, demo_cmd, experiments_cmd, lineage_cmd, models_cmd, runs_cmd
+from shipyard.cli import (
+    config_cmd,
+    demo_cmd,
+    experiments_cmd,
+    lineage_cmd,
+    models_cmd,
+    pipeline_cmd,
+    runs_cmd,
+)
 from shipyard.errors import (
     AlreadyExists,
     Conflict,
@@ -31,6 +39,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(experiments_cmd.app, name="experiments")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(pipeline_cmd.app, name="pipeline")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)

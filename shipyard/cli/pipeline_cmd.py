@@ -1,0 +1,97 @@
+"""``shipyard pipeline``: compile a ``@pipeline`` to its spec, and run a spec (or a pipeline) locally."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import typer
+
+from shipyard.cli.output import console, print_json, print_table
+from shipyard.errors import InvalidInput, PipelineError
+from shipyard.pipelines import Pipeline, PipelineSpec, compile_pipeline, parse_assignments
+from shipyard.pipelines.executors import LocalExecutor, PipelineRunResult, StepStatus
+
+app = typer.Typer(help="Compile and run pipelines.", no_args_is_help=True)
+
+
+def load_spec(target: str) -> PipelineSpec:
+    """A spec from a YAML file, or compiled from ``module:function`` (importable from the working dir)."""
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise InvalidInput(f"pipeline spec file {target!r} does not exist")
+        return PipelineSpec.from_yaml(path.read_text(encoding="utf-8"), source=str(path))
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise InvalidInput(f"{target!r} is neither a spec file (.yaml) nor module:function")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # pipelines usually live beside the user's project
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise InvalidInput(f"cannot import module {module_name!r} for {target!r}: {exc}") from exc
+    found = getattr(module, attribute, None)
+    if not isinstance(found, Pipeline):
+        raise InvalidInput(f"{target!r} is not a @pipeline (found {type(found).__name__})")
+    return compile_pipeline(found)
+
+
+@app.command("compile")
+def compile_(
+    target: str = typer.Argument(..., help="module:function of a @pipeline."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML spec."),
+) -> None:
+    """Compile a pipeline to its portable YAML spec (checks types, inputs and cycles)."""
+    spec = load_spec(target)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(spec.to_yaml(), encoding="utf-8")
+    console.print(f"compiled {spec.name} ({len(spec.steps)} steps) to {output}")
+
+
+@app.command("run")
+def run(
+    target: str = typer.Argument(..., help="A spec file (.yaml) or module:function of a @pipeline."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="key=value (repeatable)."),
+    experiment: str = typer.Option(None, "--experiment", "-e", help="Default: the pipeline's name."),
+    max_parallel: int = typer.Option(None, "--max-parallel", help="Steps at once (default: CPU count)."),
+    executor: str = typer.Option("local", "--executor", help="local (ray comes with a later release)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run a pipeline; each step runs in an isolated worker process and is tracked as a nested run."""
+    if executor != "local":
+        raise InvalidInput(f"executor {executor!r} is not available; use --executor local")
+    spec = load_spec(target)
+    result = LocalExecutor(max_parallel=max_parallel).run(
+        spec, parse_assignments(param or []), experiment=experiment
+    )
+    report(result, as_json=as_json)
+
+
+def report(result: PipelineRunResult, *, as_json: bool) -> None:
+    """Print the steps; a failed run shows each failed step's traceback and exits non-zero."""
+    if as_json:
+        print_json(result)
+    else:
+        rows = [
+            (step_id, r.status.value, r.attempts, f"{r.duration_s:.2f}s", r.run_id, _brief(r.outputs))
+            for step_id, r in result.steps.items()
+        ]
+        print_table(
+            f"pipeline run {result.run_id}: {result.status.value}",
+            ["step", "status", "attempts", "time", "run", "outputs"],
+            rows,
+        )
+    failed = [(step_id, r) for step_id, r in result.steps.items() if r.status is StepStatus.FAILED]
+    for step_id, step in failed:
+        sys.stderr.write(f"--- step {step_id} failed:\n{step.error}\n")
+    if failed:
+        raise PipelineError(
+            f"pipeline run {result.run_id} failed at step(s) {', '.join(s for s, _ in failed)}"
+        )
+
+
+def _brief(outputs: dict[str, object]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in outputs.items())
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,63 @@
+"""``shipyard pipeline compile|run`` end to end: real specs, real worker processes, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli import run_cli
+
+
+def test_compile_then_run_a_spec_with_parameters(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    spec = tmp_path / "p.yaml"
+    code, out, _ = run_cli(
+        capsys, "pipeline", "compile", "tests.pipelines.executor_components:realistic", "-o", str(spec)
+    )
+    assert (
+        code == 0 and "3 steps" in out and spec.read_text().startswith("spec_version: shipyard.pipeline/v1")
+    )
+    code, out, _ = run_cli(capsys, "pipeline", "run", str(spec), "-p", "n=12", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["status"] == "succeeded"
+    assert result["steps"]["publish"]["outputs"]["output"] == "mean=5.5"
+
+
+def test_failed_step_prints_its_traceback_and_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "pipeline", "run", "tests.pipelines.executor_components:failing")
+    assert code == 1
+    assert "Traceback" in err and "ValueError: boom 1" in err
+    assert err.strip().splitlines()[-1].startswith("error: pipeline run") and "boom" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["pipeline", "run", "tests.pipelines.executor_components:realistic", "-p", "nope=1"],
+            "no parameter 'nope'",
+        ),
+        (["pipeline", "run", "tests.pipelines.executor_components:realistic", "-p", "n=ten"], "'n'"),
+        (["pipeline", "run", "missing_module_xyz:pipe"], "cannot import module 'missing_module_xyz'"),
+        (["pipeline", "run", "tests.pipelines.executor_components:boom"], "is not a @pipeline"),
+        (["pipeline", "run", "nothing.yaml"], "does not exist"),
+        (
+            ["pipeline", "run", "tests.pipelines.executor_components:realistic", "--executor", "k8s"],
+            "not available",
+        ),
+    ],
+)
+def test_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_hand_edited_spec_with_a_bad_reference_names_the_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = tmp_path / "p.yaml"
+    run_cli(capsys, "pipeline", "compile", "tests.pipelines.executor_components:realistic", "-o", str(spec))
+    spec.write_text(spec.read_text().replace("step: make-data", "step: make-dta", 1))
+    code, _, err = run_cli(capsys, "pipeline", "run", str(spec))
+    assert code == 1 and "make-dta" in err and "line" in err
