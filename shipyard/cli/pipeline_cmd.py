@@ -57,6 +57,7 @@ def run(
     experiment: str = typer.Option(None, "--experiment", "-e", help="Default: the pipeline's name."),
     max_parallel: int = typer.Option(None, "--max-parallel", help="Steps at once (default: CPU count)."),
     executor: str = typer.Option("local", "--executor", help="local (ray comes with a later release)."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse outputs of unchanged steps."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run a pipeline; each step runs in an isolated worker process and is tracked as a nested run."""
@@ -64,9 +65,19 @@ def run(
         raise InvalidInput(f"executor {executor!r} is not available; use --executor local")
     spec = load_spec(target)
     result = LocalExecutor(max_parallel=max_parallel).run(
-        spec, parse_assignments(param or []), experiment=experiment
+        spec, parse_assignments(param or []), experiment=experiment, cache=cache
     )
     report(result, as_json=as_json)
+
+
+@app.command("resume")
+def resume(
+    run_id: str = typer.Argument(..., help="The failed pipeline run to continue."),
+    max_parallel: int = typer.Option(None, "--max-parallel"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-run a failed pipeline run from its failed steps on, reusing the steps that succeeded."""
+    report(LocalExecutor(max_parallel=max_parallel).resume(run_id), as_json=as_json)
 
 
 def report(result: PipelineRunResult, *, as_json: bool) -> None:

@@ -61,3 +61,23 @@ def test_hand_edited_spec_with_a_bad_reference_names_the_line(
     spec.write_text(spec.read_text().replace("step: make-data", "step: make-dta", 1))
     code, _, err = run_cli(capsys, "pipeline", "run", str(spec))
     assert code == 1 and "make-dta" in err and "line" in err
+
+
+def test_second_run_is_cached_and_no_cache_forces_execution(capsys: pytest.CaptureFixture[str]) -> None:
+    target = "tests.pipelines.executor_components:realistic"
+    assert run_cli(capsys, "pipeline", "run", target, "--json")[0] == 0
+    code, out, _ = run_cli(capsys, "pipeline", "run", target, "--json")
+    assert code == 0 and {s["status"] for s in json.loads(out)["steps"].values()} == {"cached"}
+    code, out, _ = run_cli(capsys, "pipeline", "run", target, "--no-cache", "--json")
+    assert code == 0 and {s["status"] for s in json.loads(out)["steps"].values()} == {"succeeded"}
+
+
+def test_resume_of_a_successful_run_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(
+        capsys, "pipeline", "run", "tests.pipelines.executor_components:realistic", "--json"
+    )
+    run_id = json.loads(out)["run_id"]
+    code, _, err = run_cli(capsys, "pipeline", "resume", run_id)
+    assert code == 2 and "nothing to resume" in err
+    code, _, err = run_cli(capsys, "pipeline", "resume", "f" * 32)
+    assert code == 3

@@ -1,12 +1,15 @@
 """Run a compiled pipeline on this machine: ready steps in parallel in a pool of reused worker processes.
 
 Parameters flow by value and artifacts by path under the pipeline run's artifact folder. A step that
-crashes its worker fails alone; the worker is replaced. Out of scope for now: Ctrl-C/SIGTERM handling (the
-pool's daemon workers die with the engine) and step caching (``cache`` is ignored).
+crashes its worker fails alone; the worker is replaced. A step whose cache key matches an earlier finished
+step run reuses that run's outputs (:mod:`shipyard.pipelines.cache`); ``resume`` re-runs a failed pipeline
+run from its failed steps on. Out of scope for now: Ctrl-C/SIGTERM handling (the pool's daemon workers die
+with the engine).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -15,7 +18,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from shipyard.config import Settings, get_settings
-from shipyard.errors import PipelineError
+from shipyard.errors import InvalidInput, NotFound, PipelineError
+from shipyard.pipelines import cache
 from shipyard.pipelines.binding import bind_parameters
 from shipyard.pipelines.executors.pool import Outcome, WorkerPool
 from shipyard.pipelines.executors.resolve import holds, resolve
@@ -24,7 +28,11 @@ from shipyard.pipelines.executors.step_runs import close_step_run, log_metrics_f
 from shipyard.pipelines.executors.worker import ArtifactRef, Task
 from shipyard.pipelines.spec import PipelineSpec, StepSpec
 from shipyard.pipelines.types import ARTIFACT_TYPES
-from shipyard.tracking import ActiveRun, RunStatus, start_run
+from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
+
+PIPELINE_FILE = "pipeline.yaml"
+PARAMETERS_FILE = "parameters.json"
+RESUMED_FROM_TAG = "shipyard.resumed_from"
 
 
 class LocalExecutor:
@@ -41,21 +49,69 @@ class LocalExecutor:
         *,
         experiment: str | None = None,
         run_name: str | None = None,
+        cache: bool = True,
     ) -> PipelineRunResult:
         """Run ``spec`` to the end and return every step's result; a failed step fails the run.
+
+        Args:
+            cache: reuse the outputs of earlier identical step runs (steps built with ``cache=False`` never
+                do). Cache keys are recorded either way, so later runs can reuse this one's.
 
         Raises:
             InvalidInput: a parameter that is unknown, missing or of the wrong type.
         """
         params = bind_parameters(spec, parameters or {})
+        return self._run(spec, params, experiment or spec.name, run_name, cache, {}, {})
+
+    def resume(self, run_id: str, *, run_name: str | None = None) -> PipelineRunResult:
+        """Re-run a failed (or killed) pipeline run from its failed steps on, as a new pipeline run.
+
+        Steps that finished in ``run_id`` are not run again: their recorded outputs are reused (whatever the
+        cache switches say) and they show as cached. The new run is tagged ``shipyard.resumed_from``.
+
+        Raises:
+            NotFound: no run ``run_id``.
+            InvalidInput: the run succeeded (nothing to resume), or no executor started it.
+        """
         settings = self.settings or get_settings()
-        experiment = experiment or spec.name
+        client = get_client(settings)
+        original = client.get_run(run_id)
+        if original.status is RunStatus.FINISHED:
+            raise InvalidInput(f"pipeline run {run_id} succeeded; there is nothing to resume")
+        try:
+            spec = PipelineSpec.from_yaml(client.read_artifact(run_id, PIPELINE_FILE).decode("utf-8"))
+            params = json.loads(client.read_artifact(run_id, PARAMETERS_FILE))
+        except NotFound as exc:
+            raise InvalidInput(
+                f"run {run_id} has no {PIPELINE_FILE} and {PARAMETERS_FILE}; only pipeline runs started by "
+                "LocalExecutor.run can be resumed"
+            ) from exc
+        experiment = client.get_experiment(original.experiment_id).name
+        reuse = _finished_steps(client, run_id)
+        tags = {RESUMED_FROM_TAG: run_id}
+        return self._run(spec, bind_parameters(spec, params), experiment, run_name, True, reuse, tags)
+
+    def _run(
+        self,
+        spec: PipelineSpec,
+        params: dict[str, Any],
+        experiment: str,
+        run_name: str | None,
+        use_cache: bool,
+        reuse: dict[str, tuple[str, dict[str, Any]]],
+        tags: dict[str, str],
+    ) -> PipelineRunResult:
+        settings = self.settings or get_settings()
         pool = WorkerPool(self.max_parallel)
         with start_run(experiment, run_name, settings=settings, log_system_metrics=False) as run:
             run.log_params(params)
-            run.set_tags({"shipyard.pipeline": spec.name})
+            run.set_tags({"shipyard.pipeline": spec.name, **tags})
+            run.log_text(spec.to_yaml(), PIPELINE_FILE)
+            run.log_dict(params, PARAMETERS_FILE)
             try:
-                steps = _Engine(spec, params, run, experiment, settings, pool).run()
+                engine = _Engine(spec, params, run, experiment, settings, pool)
+                engine.use_cache, engine.reuse = use_cache, reuse
+                steps = engine.run()
             finally:
                 pool.close()
             failed = any(r.status is StepStatus.FAILED for r in steps.values())
@@ -81,6 +137,13 @@ class _Instance:
     run: ActiveRun | None = None
     log_dir: str = ""
     artifact_paths: dict[str, str] = field(default_factory=dict)
+    cache_key: str | None = None
+    cache_checked: bool = False
+
+    @property
+    def name(self) -> str:
+        """The step run's name within the pipeline run: ``score[1]`` → ``score.1``."""
+        return self.key.replace("[", ".").replace("]", "")
 
 
 class _Engine:
@@ -99,6 +162,9 @@ class _Engine:
         self.logs = tempfile.mkdtemp(prefix="shipyard-steps-")
         self.expanded: dict[str, list[_Instance]] = {}
         self.running: dict[str, _Instance] = {}
+        self.use_cache = True
+        self.reuse: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.client = get_client(settings)
 
     def run(self) -> dict[str, StepResult]:
         while True:
@@ -149,9 +215,7 @@ class _Engine:
             outer = [u for u in step.upstream() if not self._same_loop(step, u)]
             if any(u not in self.expanded or any(i.result is None for i in self.expanded[u]) for u in outer):
                 continue
-            bad = [
-                u for u in outer if any(i.result.status is not StepStatus.SUCCEEDED for i in self.expanded[u])
-            ]  # type: ignore[union-attr]
+            bad = [u for u in outer if any(not i.result.status.ok for i in self.expanded[u])]  # type: ignore[union-attr]
             if step.loop is None or (bad and not step.is_exit_handler):
                 self.expanded[sid] = [_Instance(sid, sid)]
                 if bad and not step.is_exit_handler:
@@ -182,7 +246,7 @@ class _Engine:
             inner = [self._peer(u, inst.index) for u in step.upstream() if self._same_loop(step, u)]
             if any(u.result is None for u in inner):
                 continue
-            bad = [u.key for u in inner if u.result.status is not StepStatus.SUCCEEDED]  # type: ignore[union-attr]
+            bad = [u.key for u in inner if not u.result.status.ok]  # type: ignore[union-attr]
             if bad:
                 self._skip(inst, f"upstream step {bad[0]!r} did not succeed")
                 continue
@@ -197,6 +261,8 @@ class _Engine:
                 task = self._task(inst, step, lookup)
             except (PipelineError, KeyError) as exc:
                 self._skip(inst, f"cannot resolve its inputs: {exc}", failed=True)
+                continue
+            if not inst.cache_checked and self._reused(inst, step, task):
                 continue
             if self.pool.free <= 0 or not self._loop_has_room(step):
                 continue
@@ -246,6 +312,34 @@ class _Engine:
         c = step.component
         return Task(c.module, c.function, params, artifacts, returns, inst.log_dir)
 
+    def _reused(self, inst: _Instance, step: StepSpec, task: Task) -> bool:
+        """Compute the step's cache key; on a hit (or a resumed step) end it as cached and say so."""
+        inst.cache_checked = True
+        inputs = {n: task.artifacts[n].path for n in step.inputs if n in task.artifacts}
+        try:
+            inst.cache_key = cache.cache_key(step.component, task.parameters, inputs)
+        except OSError:
+            inst.cache_key = None  # NOTE: an unreadable input: run it and let the step report the problem
+        hit = self.reuse.get(inst.name)
+        if hit is None and inst.cache_key and self.use_cache and step.cache:
+            hit = cache.lookup(self.client, inst.cache_key)
+        if hit is None:
+            return False
+        source, outputs = hit
+        start = time.monotonic()
+        run = open_step_run(self.run_, self.experiment, inst.name, task.parameters, self.settings)
+        run.set_tags({cache.CACHED_FROM_TAG: source})
+        artifacts = {n: outputs[n] for n, o in step.outputs.items() if o.kind == "artifact" and n in outputs}
+        for name, path in artifacts.items():
+            if step.outputs[name].type_name == "Metrics":
+                log_metrics_file(run, path)
+        values = {n: v for n, v in outputs.items() if n not in artifacts}
+        cache.record_outputs(run, inst.cache_key, values, artifacts)
+        run.end(RunStatus.FINISHED)
+        duration = time.monotonic() - start
+        inst.result = StepResult(StepStatus.CACHED, outputs, 0, None, duration, run.run_id, source)
+        return True
+
     def _submit(self, inst: _Instance, step: StepSpec, task: Task) -> None:
         now = time.monotonic()
         if inst.run is None:
@@ -275,6 +369,7 @@ class _Engine:
             for name, path in inst.artifact_paths.items():
                 if self.spec.steps[inst.step_id].outputs[name].type_name == "Metrics":
                     log_metrics_file(inst.run, path)  # type: ignore[arg-type]
+            cache.record_outputs(inst.run, inst.cache_key, outcome.value, inst.artifact_paths)  # type: ignore[arg-type]
             self._end(inst, StepStatus.SUCCEEDED, {**outcome.value, **inst.artifact_paths}, None)
 
     def _fail(self, inst: _Instance, error: str) -> None:
@@ -298,6 +393,26 @@ class _Engine:
             close_step_run(inst.run, inst.log_dir, error, inst.attempts)
             run_id = inst.run.run_id
         inst.result = StepResult(status, outputs, inst.attempts, error, duration, run_id)
+
+
+def _finished_steps(client: TrackingClient, run_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The finished step runs of a pipeline run with intact outputs: step run name → (run id, outputs)."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    token = None
+    while True:
+        page = client.search_runs(
+            None,
+            f"attributes.parent_run_id = '{run_id}' and attributes.status = 'FINISHED'",
+            page_token=token,
+        )
+        for run in page:  # type: ignore[union-attr]
+            step = run.tags.get("shipyard.step")
+            outputs = cache.recorded_outputs(client, run)
+            if step and outputs is not None:
+                found[step] = (run.run_id, outputs)
+        token = page.next_page_token  # type: ignore[union-attr]
+        if not token:
+            return found
 
 
 def _local_path(uri: str) -> str:

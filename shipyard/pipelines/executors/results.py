@@ -13,6 +13,12 @@ class StepStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    CACHED = "cached"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the step produced its outputs (ran successfully, or reused an earlier run's)."""
+        return self in (StepStatus.SUCCEEDED, StepStatus.CACHED)
 
 
 @dataclass(frozen=True)
@@ -20,12 +26,13 @@ class StepResult:
     """One step's outcome. Loop iterations are keyed ``"<step_id>[<i>]"`` in :class:`PipelineRunResult`.
 
     Attributes:
-        status: succeeded, failed or skipped.
+        status: succeeded, failed, skipped, or cached (outputs reused from ``cached_from``'s step run).
         outputs: parameter outputs by value; artifact outputs as their local path.
-        attempts: how many times it ran (0 when skipped).
+        attempts: how many times it ran (0 when skipped or cached).
         error: the last attempt's traceback or reason, when it failed or was skipped.
         duration_s: wall-clock time across all attempts.
         run_id: the step's nested tracked run ("" when skipped).
+        cached_from: the step run whose outputs a cached step reused ("" otherwise).
     """
 
     status: StepStatus
@@ -34,6 +41,7 @@ class StepResult:
     error: str | None = None
     duration_s: float = 0.0
     run_id: str = ""
+    cached_from: str = ""
 
 
 @dataclass(frozen=True)
