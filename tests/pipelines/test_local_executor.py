@@ -130,3 +130,42 @@ def test_example_pipeline_with_exit_handler_succeeds(executor: LocalExecutor) ->
     result = executor.run(compile_pipeline(ex.guarded))
     assert result.status is S
     assert {k: r.status for k, r in result.steps.items()} == {"ingest": S, "validate": S, "notify": S}
+
+
+def test_ctrl_c_kills_running_steps_and_marks_the_runs_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    code = (
+        "from shipyard.pipelines import compile_pipeline\n"
+        "from shipyard.pipelines.executors import LocalExecutor\n"
+        "from tests.pipelines.executor_components import timing_out\n"
+        "print('START', flush=True)\n"
+        "LocalExecutor(max_parallel=1).run(compile_pipeline(timing_out))\n"
+    )
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"START")
+    client = shipyard.get_client(shipyard.Settings.load(environ={"SHIPYARD_HOME": str(home)}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the step's nested run exists, i.e. it is running
+        time.sleep(0.1)
+        try:
+            if any(r.tags.get("shipyard.step") == "sleepy" for r in client.search_runs(None)):
+                break
+        except Exception:  # the store may not exist yet
+            continue
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    found = client.search_runs(None)
+    pipeline_run = next(r for r in found if r.parent_run_id is None)
+    sleepy_run = next(r for r in found if r.tags.get("shipyard.step") == "sleepy")
+    assert pipeline_run.status is RunStatus.KILLED
+    assert sleepy_run.status is RunStatus.KILLED
+    assert all(r.status is not RunStatus.RUNNING for r in found)

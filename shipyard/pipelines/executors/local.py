@@ -108,10 +108,18 @@ class LocalExecutor:
             run.set_tags({"shipyard.pipeline": spec.name, **tags})
             run.log_text(spec.to_yaml(), PIPELINE_FILE)
             run.log_dict(params, PARAMETERS_FILE)
+            engine = _Engine(spec, params, run, experiment, settings, pool)
+            engine.use_cache, engine.reuse = use_cache, reuse
             try:
-                engine = _Engine(spec, params, run, experiment, settings, pool)
-                engine.use_cache, engine.reuse = use_cache, reuse
                 steps = engine.run()
+            except BaseException as exc:
+                # Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit from the CLI): kill the running steps and
+                # mark them, and then the pipeline run (by the `with`), KILLED rather than FINISHED.
+                pool.close()
+                engine.abort(
+                    RunStatus.KILLED if isinstance(exc, KeyboardInterrupt | SystemExit) else RunStatus.FAILED
+                )
+                raise
             finally:
                 pool.close()
             failed = any(r.status is StepStatus.FAILED for r in steps.values())
@@ -193,6 +201,13 @@ class _Engine:
                 self._fail(
                     inst, f"step {inst.key!r} timed out after {step.timeout_s}s; its worker was killed"
                 )
+
+    def abort(self, status: RunStatus) -> None:
+        """End the nested runs of steps still running (their workers are already gone) with ``status``."""
+        for inst in list(self.running.values()):
+            if inst.run is not None:
+                inst.run.set_tags({"shipyard.attempts": inst.attempts})
+                inst.run.end(status)
 
     def _progress(self) -> tuple[int, int, int]:
         done = sum(i.result is not None for i in self._instances())
