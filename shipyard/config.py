@@ -39,10 +39,12 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    def load(
+        cls, environ: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
+    ) -> Settings:
         """Read settings from the environment, an optional ``shipyard.toml`` and the defaults."""
         env = os.environ if environ is None else environ
-        cwd = Path.cwd() if cwd is None else cwd
+        cwd = Path.cwd() if cwd is None else Path(cwd)
         raw: dict[str, Any] = {}
         sources: dict[str, str] = {}
 

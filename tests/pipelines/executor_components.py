@@ -15,6 +15,7 @@ from shipyard.pipelines import Dataset, ExitHandler, If, Input, Metrics, Model, 
 def make_data(n: int, data: Output[Dataset]) -> int:
     Path(data.path).write_text("\n".join(str(i) for i in range(n)))
     print(f"wrote {n} rows")
+    print("made data", file=sys.stderr)
     return n
 
 

@@ -43,6 +43,10 @@ def test_realistic_pipeline_flows_values_and_artifacts(executor: LocalExecutor, 
     assert make_run.params["n"] == "10"
     names = {a.path for a in client.list_artifacts(make_run.run_id)}
     assert {"stdout.txt", "stderr.txt"} <= names
+    assert client.read_artifact(make_run.run_id, "stdout.txt") == b"wrote 10 rows\n"
+    assert client.read_artifact(make_run.run_id, "stderr.txt") == b"made data\n"
+    quiet = {a.path for a in client.list_artifacts(result.steps["publish"].run_id)}
+    assert not {"stdout.txt", "stderr.txt"} & quiet  # nothing printed, nothing stored
 
 
 def test_if_branch_not_taken_skips_the_step(executor: LocalExecutor) -> None:

@@ -49,7 +49,8 @@ def close_step_run(run: ActiveRun, log_dir: str, error: str | None, attempts: in
     """Attach captured output (and the traceback of a failure), then end the run with its status."""
     for name in ("stdout.txt", "stderr.txt"):
         path = os.path.join(log_dir, name)
-        if os.path.isfile(path):
+        # An empty capture is not worth an artifact (two of them doubled the cost of a no-op step).
+        if os.path.isfile(path) and os.path.getsize(path):
             run.log_artifact(path)
     run.set_tags({"shipyard.attempts": attempts})
     if error is not None:
