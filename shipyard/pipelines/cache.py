@@ -64,12 +64,18 @@ def cache_key(
 
 
 def record_outputs(
-    run: ActiveRun, key: str | None, values: Mapping[str, Any], artifacts: Mapping[str, str]
+    run: ActiveRun,
+    key: str | None,
+    values: Mapping[str, Any],
+    artifacts: Mapping[str, str],
+    hashes: Mapping[str, str] | None = None,
 ) -> None:
-    """Tag a successful step run with its cache key and outputs (``artifacts``: name → local path)."""
+    """Tag a successful step run with its cache key and outputs (``artifacts``: name → local path;
+    ``hashes``: their sha256 when the caller already has them)."""
+    known = hashes or {}
     record = {
         "values": dict(values),
-        "artifacts": {n: {"path": p, "sha256": path_sha256(p)} for n, p in artifacts.items()},
+        "artifacts": {n: {"path": p, "sha256": known.get(n) or path_sha256(p)} for n, p in artifacts.items()},
     }
     text = _canonical(record)
     tags = {KEY_TAG: key} if key else {}

@@ -173,3 +173,16 @@ def test_ctrl_c_kills_running_steps_and_marks_the_runs_killed(tmp_path: Path) ->
     assert pipeline_run.status is RunStatus.KILLED
     assert sleepy_run.status is RunStatus.KILLED
     assert all(r.status is not RunStatus.RUNNING for r in found)
+
+
+def test_steps_record_lineage_from_dataset_to_model(executor: LocalExecutor, settings: Settings) -> None:
+    from shipyard.lineage import LineageClient
+
+    result = executor.run(compile_pipeline(comps.realistic), {"n": 10}, cache=False)
+    model_path = result.steps["fit"].outputs["model"]
+    graph = LineageClient(get_client(settings).store).upstream("file://" + model_path)
+    steps = {e.name for e in graph.executions.values()}
+    assert steps == {"fit", "make-data"}
+    assert {e.pipeline_run_id for e in graph.executions.values()} == {result.run_id}
+    data = next(a for a in graph.artifacts.values() if a.type.value == "Dataset")
+    assert data.uri == "file://" + result.steps["make-data"].outputs["data"] and len(data.sha256) == 64

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, NotFound, PipelineError
+from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.pipelines import cache
 from shipyard.pipelines.binding import bind_parameters
 from shipyard.pipelines.executors.pool import Outcome, WorkerPool
@@ -145,6 +146,7 @@ class _Instance:
     run: ActiveRun | None = None
     log_dir: str = ""
     artifact_paths: dict[str, str] = field(default_factory=dict)
+    input_paths: dict[str, str] = field(default_factory=dict)
     cache_key: str | None = None
     cache_checked: bool = False
 
@@ -173,6 +175,7 @@ class _Engine:
         self.use_cache = True
         self.reuse: dict[str, tuple[str, dict[str, Any]]] = {}
         self.client = get_client(settings)
+        self.lineage = LineageClient(self.client.store)
 
     def run(self) -> dict[str, StepResult]:
         while True:
@@ -310,6 +313,7 @@ class _Engine:
             value = resolve(spec.source, self.params, lookup, self._collected, inst.item)
             if spec.type_name in ARTIFACT_TYPES:
                 artifacts[name] = ArtifactRef(spec.type_name, value, "file://" + value)
+                inst.input_paths[name] = value
             else:
                 params[name] = value
         folder = os.path.join(
@@ -384,8 +388,30 @@ class _Engine:
             for name, path in inst.artifact_paths.items():
                 if self.spec.steps[inst.step_id].outputs[name].type_name == "Metrics":
                     log_metrics_file(inst.run, path)  # type: ignore[arg-type]
-            cache.record_outputs(inst.run, inst.cache_key, outcome.value, inst.artifact_paths)  # type: ignore[arg-type]
+            hashes = {name: cache.path_sha256(path) for name, path in inst.artifact_paths.items()}
+            cache.record_outputs(inst.run, inst.cache_key, outcome.value, inst.artifact_paths, hashes)  # type: ignore[arg-type]
+            self._record_lineage(inst, hashes)
             self._end(inst, StepStatus.SUCCEEDED, {**outcome.value, **inst.artifact_paths}, None)
+
+    def _record_lineage(self, inst: _Instance, output_hashes: dict[str, str]) -> None:
+        """The step as a lineage execution: the artifact files it read and the ones it wrote."""
+        step = self.spec.steps[inst.step_id]
+        inputs = [
+            ("file://" + path, ArtifactType(step.inputs[name].type_name), cache.path_sha256(path), name)
+            for name, path in inst.input_paths.items()
+        ]
+        outputs = [
+            ("file://" + path, ArtifactType(step.outputs[name].type_name), output_hashes[name], name)
+            for name, path in inst.artifact_paths.items()
+        ]
+        self.lineage.record(
+            "pipeline_step",
+            name=inst.key,
+            run_id=inst.run.run_id if inst.run is not None else None,
+            pipeline_run_id=self.run_.run_id,
+            inputs=inputs,
+            outputs=outputs,
+        )
 
     def _fail(self, inst: _Instance, error: str) -> None:
         self.running.pop(inst.key, None)
