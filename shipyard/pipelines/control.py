@@ -7,6 +7,7 @@ loop, or the exit step they are guarded by. Branches are compiled to plain condi
 
 from __future__ import annotations
 
+import abc
 from types import TracebackType
 from typing import Any
 
@@ -15,7 +16,7 @@ from shipyard.pipelines.dsl import Task
 from shipyard.pipelines.tracing import Collected, Condition, Loop, LoopItem, Ref, Trace, current_trace
 
 
-class _Branch:
+class _Branch(abc.ABC):
     _name = "If"
 
     def __init__(self, condition: Condition | None = None) -> None:
@@ -33,8 +34,9 @@ class _Branch:
             raise PipelineError(f"{self._name} must directly follow an If or Elif block")
         return trace.chain[1]
 
+    @abc.abstractmethod
     def _block(self, trace: Trace) -> list[Condition]:
-        raise NotImplementedError
+        """The conditions that must all hold inside this branch (If, Elif and Else each define it)."""
 
     def __enter__(self) -> None:
         trace = current_trace(self._name)
