@@ -47,18 +47,12 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
 
 
-def cache_key(
-    component: ComponentRef, parameters: Mapping[str, Any], artifact_inputs: Mapping[str, str]
-) -> str:
-    """The key of one step execution; ``artifact_inputs`` maps input name to local path (hashed here).
-
-    Raises:
-        OSError: an input artifact cannot be read.
-    """
+def cache_key(component: ComponentRef, parameters: Mapping[str, Any], input_hashes: Mapping[str, str]) -> str:
+    """The key of one step execution; ``input_hashes`` maps each artifact input to its content's sha256."""
     payload = {
         "component": [component.module, component.function, component.source_sha256, component.version],
         "parameters": parameters,
-        "artifacts": {name: path_sha256(path) for name, path in artifact_inputs.items()},
+        "artifacts": dict(input_hashes),
     }
     return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
 

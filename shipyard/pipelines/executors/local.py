@@ -147,6 +147,7 @@ class _Instance:
     log_dir: str = ""
     artifact_paths: dict[str, str] = field(default_factory=dict)
     input_paths: dict[str, str] = field(default_factory=dict)
+    input_hashes: dict[str, str] = field(default_factory=dict)
     cache_key: str | None = None
     cache_checked: bool = False
 
@@ -334,9 +335,10 @@ class _Engine:
     def _reused(self, inst: _Instance, step: StepSpec, task: Task) -> bool:
         """Compute the step's cache key; on a hit (or a resumed step) end it as cached and say so."""
         inst.cache_checked = True
-        inputs = {n: task.artifacts[n].path for n in step.inputs if n in task.artifacts}
         try:
-            inst.cache_key = cache.cache_key(step.component, task.parameters, inputs)
+            # Hashed once: the same digests key the cache and identify the inputs in lineage.
+            inst.input_hashes = {name: cache.path_sha256(path) for name, path in inst.input_paths.items()}
+            inst.cache_key = cache.cache_key(step.component, task.parameters, inst.input_hashes)
         except OSError:
             inst.cache_key = None  # NOTE: an unreadable input: run it and let the step report the problem
         hit = self.reuse.get(inst.name)
@@ -397,7 +399,12 @@ class _Engine:
         """The step as a lineage execution: the artifact files it read and the ones it wrote."""
         step = self.spec.steps[inst.step_id]
         inputs = [
-            ("file://" + path, ArtifactType(step.inputs[name].type_name), cache.path_sha256(path), name)
+            (
+                "file://" + path,
+                ArtifactType(step.inputs[name].type_name),
+                inst.input_hashes.get(name, ""),
+                name,
+            )
             for name, path in inst.input_paths.items()
         ]
         outputs = [
