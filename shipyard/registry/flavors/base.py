@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from shipyard.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,25 @@ def installed_pins(*distributions: str) -> list[str]:
             continue
         pins.append(f"{distribution}=={version.split('+')[0]}")
     return pins
+
+
+def derives_from(model: Any, library: str, class_names: tuple[str, ...]) -> bool:
+    """True when ``model``'s MRO has a class named in ``class_names`` from package ``library`` (no import)."""
+    return any(
+        cls.__module__.split(".")[0] == library and cls.__name__ in class_names for cls in type(model).__mro__
+    )
+
+
+def exported_class(library: ModuleType, model: Any, bases: tuple[type, ...], hint: str) -> type:
+    """The first class in ``model``'s MRO that ``library`` exports and that derives from ``bases``
+    (``XGBClassifier`` for a user subclass of it); `InvalidInput` with ``hint`` when there is none."""
+    for cls in type(model).__mro__:
+        if getattr(library, cls.__name__, None) is cls and issubclass(cls, bases):
+            return cls
+    raise InvalidInput(
+        f"cannot save {type(model).__qualname__}: it derives from no class {library.__name__} exports "
+        f"({', '.join(base.__name__ for base in bases)} or their subclasses); {hint}"
+    )
 
 
 def module_root(obj: Any) -> str:

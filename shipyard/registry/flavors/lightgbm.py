@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from shipyard.errors import InvalidInput
-from shipyard.registry.flavors.base import SavedModel, installed_pins
+from shipyard.registry.flavors.base import SavedModel, derives_from, exported_class, installed_pins
 
 MODEL_FILE = "model.txt"
 _BOOSTER = "Booster"
@@ -32,23 +32,10 @@ def _import_lightgbm() -> ModuleType:
     return lightgbm
 
 
-def _is_lightgbm_model(model: Any) -> bool:
-    return any(
-        cls.__module__.split(".")[0] == "lightgbm" and cls.__name__ in (_BOOSTER, "LGBMModel")
-        for cls in type(model).__mro__
-    )
-
-
 def _public_class(lightgbm: ModuleType, model: Any) -> type:
-    """The first class in ``model``'s MRO that LightGBM exports (``LGBMClassifier`` for a user subclass)."""
-    for cls in type(model).__mro__:
-        if getattr(lightgbm, cls.__name__, None) is cls and issubclass(
-            cls, (lightgbm.Booster, lightgbm.LGBMModel)
-        ):
-            return cls
-    raise InvalidInput(
-        f"cannot save {type(model).__qualname__}: it derives from no class LightGBM exports "
-        "(Booster, LGBMClassifier, LGBMRegressor, …); save model.booster_ instead"
+    """The class LightGBM exports that ``model`` is (``LGBMClassifier`` for a user subclass)."""
+    return exported_class(
+        lightgbm, model, (lightgbm.Booster, lightgbm.LGBMModel), "save model.booster_ instead"
     )
 
 
@@ -117,7 +104,7 @@ class LightGBMFlavor:
 
     def handles(self, model: Any) -> bool:
         """True for a ``Booster`` or an ``LGBMModel`` (or a subclass of either), judged without importing."""
-        return _is_lightgbm_model(model)
+        return derives_from(model, "lightgbm", (_BOOSTER, "LGBMModel"))
 
     def save(self, model: Any, directory: Path, *, input_example: Any | None = None) -> SavedModel:
         """Write ``model.txt`` with ``Booster.save_model``. ``input_example`` is not needed."""

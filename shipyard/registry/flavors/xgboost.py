@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from shipyard.errors import InvalidInput
-from shipyard.registry.flavors.base import SavedModel, installed_pins
+from shipyard.registry.flavors.base import SavedModel, derives_from, exported_class, installed_pins
 
 MODEL_FILE = "model.ubj"
 _BOOSTER = "Booster"
@@ -31,23 +31,10 @@ def _import_xgboost() -> ModuleType:
     return xgboost
 
 
-def _is_xgboost_model(model: Any) -> bool:
-    return any(
-        cls.__module__.split(".")[0] == "xgboost" and cls.__name__ in (_BOOSTER, "XGBModel")
-        for cls in type(model).__mro__
-    )
-
-
 def _public_class(xgboost: ModuleType, model: Any) -> type:
-    """The first class in ``model``'s MRO that XGBoost exports (``XGBClassifier`` for a user subclass)."""
-    for cls in type(model).__mro__:
-        if getattr(xgboost, cls.__name__, None) is cls and issubclass(
-            cls, (xgboost.Booster, xgboost.XGBModel)
-        ):
-            return cls
-    raise InvalidInput(
-        f"cannot save {type(model).__qualname__}: it derives from no class XGBoost exports "
-        "(Booster, XGBClassifier, XGBRegressor, …); save model.get_booster() instead"
+    """The class XGBoost exports that ``model`` is (``XGBClassifier`` for a user subclass)."""
+    return exported_class(
+        xgboost, model, (xgboost.Booster, xgboost.XGBModel), "save model.get_booster() instead"
     )
 
 
@@ -100,7 +87,7 @@ class XGBoostFlavor:
 
     def handles(self, model: Any) -> bool:
         """True for a ``Booster`` or an ``XGBModel`` (or a subclass of either), judged without importing."""
-        return _is_xgboost_model(model)
+        return derives_from(model, "xgboost", (_BOOSTER, "XGBModel"))
 
     def save(self, model: Any, directory: Path, *, input_example: Any | None = None) -> SavedModel:
         """Write ``model.ubj`` with ``save_model``. ``input_example`` is not needed."""
