@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -117,9 +118,44 @@ def _thread_stack() -> list[ActiveRun]:
 
 
 def active_run() -> ActiveRun | None:
-    """The innermost run started in this thread and not yet ended."""
+    """The innermost run started (or attached) in this thread and not yet ended."""
     stack = _thread_stack()
-    return stack[-1] if stack else None
+    if stack:
+        return stack[-1]
+    pending = getattr(_stack, "pending", None)
+    if pending is None:
+        return None
+    settings, record = pending
+    client, writer = _client_and_writer(settings)
+    run = ActiveRun(client, writer, record, client.run_pk(record.run_id))
+    _stack.pending = None
+    _stack.attached = run
+    stack.append(run)
+    return run
+
+
+@contextmanager
+def attached_run(record: Run, settings: Settings) -> Iterator[None]:
+    """Within the block, make ``record`` — a RUNNING run that another process owns and will end — this
+    thread's active run: what is logged goes to it and is flushed when the block exits, but the run is not
+    ended here, nor by this process's exit hooks. (A pipeline step's worker logs into the step's run.)
+
+    The handle is built on first use, so attaching costs nothing when the code inside logs nothing.
+    """
+    if _thread_stack():
+        raise InvalidInput(f"cannot attach run {record.run_id}: run {_thread_stack()[-1].run_id} is active")
+    _stack.pending = (settings, record)
+    try:
+        yield
+    finally:
+        _stack.pending = None
+        run = getattr(_stack, "attached", None)
+        _stack.attached = None
+        if run is not None:
+            stack = _thread_stack()
+            if run in stack:
+                stack.remove(run)
+            run.flush()
 
 
 def _require_active() -> ActiveRun:

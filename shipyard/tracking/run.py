@@ -92,6 +92,11 @@ class ActiveRun:
         return self._status
 
     @property
+    def record(self) -> Run:
+        """The run as it was when this handle was made, without a query (``info`` reads it afresh)."""
+        return self._record
+
+    @property
     def info(self) -> Run:
         """The run as stored now (params, tags, latest metrics); flushes buffered points first."""
         self._writer.flush()

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import shipyard
 from shipyard.pipelines import Dataset, ExitHandler, If, Input, Metrics, Model, Output, component, pipeline
 
 
@@ -76,6 +77,16 @@ def forgets(model: Output[Model]) -> None:
     pass
 
 
+@component
+def logs_into_its_run(epochs: int) -> str:
+    run = shipyard.active_run()
+    assert run is not None
+    for epoch in range(epochs):
+        shipyard.log_metric("loss", 1.0 / (epoch + 1), step=epoch)
+    shipyard.set_tag("logged.by", "component")
+    return run.run_id
+
+
 @pipeline(name="realistic")
 def realistic(n: int = 10) -> None:
     made = make_data(n=n)
@@ -122,3 +133,8 @@ def guarded_failure() -> None:
     with ExitHandler(done):
         broken = boom(x=1)
         echo(x=broken.output)
+
+
+@pipeline
+def self_logging(epochs: int = 3) -> None:
+    logs_into_its_run(epochs=epochs)

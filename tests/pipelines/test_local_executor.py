@@ -186,3 +186,17 @@ def test_steps_record_lineage_from_dataset_to_model(executor: LocalExecutor, set
     assert {e.pipeline_run_id for e in graph.executions.values()} == {result.run_id}
     data = next(a for a in graph.artifacts.values() if a.type.value == "Dataset")
     assert data.uri == "file://" + result.steps["make-data"].outputs["data"] and len(data.sha256) == 64
+
+
+def test_a_step_logs_into_its_own_run_which_the_engine_ends(
+    executor: LocalExecutor, settings: Settings
+) -> None:
+    result = executor.run(compile_pipeline(comps.self_logging), {"epochs": 3})
+    step = result.steps["logs-into-its-run"]
+    assert step.status is S
+    assert step.outputs["output"] == step.run_id  # the component saw its step's run as the active run
+    client = get_client(settings)
+    run = client.get_run(step.run_id)
+    assert run.status is RunStatus.FINISHED
+    assert run.tags["logged.by"] == "component"
+    assert [m.value for m in client.metric_history(step.run_id, "loss")] == [1.0, 0.5, 1.0 / 3]

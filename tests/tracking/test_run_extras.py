@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,33 @@ def test_module_level_shortcuts_log_to_the_active_run(settings: Settings) -> Non
     assert stored.params == {"model": "rf", "depth": "3"}
     assert stored.metrics == {"acc": 0.7, "loss": 0.2}
     assert stored.tags == {"owner": "me"}
+
+
+def test_an_attached_run_is_logged_into_and_flushed_but_not_ended(settings: Settings) -> None:
+    from shipyard.tracking.fluent import _open_runs, attached_run
+
+    owner = shipyard.start_run("attach", settings=settings)
+    seen: list[object] = []
+
+    def worker() -> None:  # another thread has no active run of its own, like a pipeline worker process
+        assert shipyard.active_run() is None
+        with attached_run(owner.record, settings):
+            run = shipyard.active_run()
+            seen.append(run.run_id if run else None)
+            shipyard.log_metric("loss", 0.25)
+        seen.append(shipyard.active_run())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [owner.run_id, None]
+    assert _open_runs[owner.run_id] is owner  # exit hooks would end only the owner's handle
+    stored = shipyard.get_client(settings).get_run(owner.run_id)
+    assert stored.status is shipyard.RunStatus.RUNNING  # left for its owner to end
+    assert stored.metrics == {"loss": 0.25}  # flushed when the block exited
+    with pytest.raises(InvalidInput, match="is active"), attached_run(owner.record, settings):
+        pass
+    owner.end()
 
 
 def test_log_figure_saves_an_image(settings: Settings) -> None:

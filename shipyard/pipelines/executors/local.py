@@ -9,6 +9,7 @@ with the engine).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -371,7 +372,7 @@ class _Engine:
         inst.started = now
         inst.deadline = now + step.timeout_s if step.timeout_s else float("inf")
         self.running[inst.key] = inst
-        self.pool.submit(inst.key, task)
+        self.pool.submit(inst.key, dataclasses.replace(task, run=inst.run.record, settings=self.settings))
 
     def _finish(self, outcome: Outcome) -> None:
         inst = self.running[outcome.key]

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from shipyard.config import Settings
 from shipyard.errors import PipelineError
 from shipyard.pipelines.types import ARTIFACT_TYPES, Artifact
+from shipyard.tracking.fluent import attached_run
+from shipyard.tracking.records import Run
 
 _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
     "str": str,
@@ -48,6 +51,8 @@ class Task:
         artifacts: artifact inputs and outputs by argument name.
         returns: declared parameter outputs (name → type name), in return order.
         log_dir: folder for ``stdout.txt`` and ``stderr.txt`` (appended to across attempts).
+        run, settings: the step's tracked run and its store; while the component runs, that run is the
+            active run, so ``shipyard.log_metric`` or ``shipyard.models.log`` inside a step log into it.
     """
 
     module: str
@@ -56,6 +61,8 @@ class Task:
     artifacts: dict[str, ArtifactRef]
     returns: dict[str, str]
     log_dir: str
+    run: Run | None = None
+    settings: Settings | None = None
 
 
 def serve(conn: Connection) -> None:
@@ -108,7 +115,11 @@ def run_task(task: Task) -> dict[str, Any]:
     kwargs = dict(task.parameters)
     for name, ref in task.artifacts.items():
         kwargs[name] = ARTIFACT_TYPES.get(ref.type_name, Artifact)(ref.path, ref.uri)
-    returned = func(**kwargs)
+    if task.run is not None and task.settings is not None:
+        with attached_run(task.run, task.settings):
+            returned = func(**kwargs)
+    else:
+        returned = func(**kwargs)
     return _check_returns(task, returned)
 
 
