@@ -33,6 +33,7 @@ class Settings:
     executor: str = "local"
     server_url: str | None = None
     server_token: str | None = None
+    ray_address: str | None = None
     system_metrics: bool = False
     system_metrics_interval: float = 10.0
     flush_interval: float = 1.0

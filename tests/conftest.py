@@ -1,8 +1,10 @@
-"""Shared fixtures: isolated settings per test and a throw-away PostgreSQL cluster.
+"""Shared fixtures: isolated settings per test, a throw-away PostgreSQL cluster and a local Ray.
 
 The PostgreSQL fixture runs Debian's initdb/pg_ctl on a temp dir (as the ``postgres`` user when we are
 root, since initdb refuses root), listening on 127.0.0.1 and a free port. When no server can start the
 PostgreSQL tests skip with the reason — unless ``SHIPYARD_REQUIRE_POSTGRES=1`` (set by CI), where that fails.
+Ray likewise: one local Ray per session for the executor contract; ``SHIPYARD_REQUIRE_RAY=1`` makes a Ray
+that cannot start a failure.
 """
 
 from __future__ import annotations
@@ -127,3 +129,25 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
         return make_settings(tmp_path / "home")
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return make_settings(tmp_path / "home", db_url=cluster.create_database())
+
+
+def _unavailable(reason: str) -> None:
+    # In CI (SHIPYARD_REQUIRE_RAY=1) a Ray that cannot start is a failure, not a skip.
+    if os.environ.get("SHIPYARD_REQUIRE_RAY") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """A real local Ray, started once per session (it takes seconds); shut down at the end."""
+    try:
+        import ray
+    except ImportError:
+        _unavailable("Ray is not installed (pip install 'shipyard[ray]')")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # any reason Ray cannot start here is a skip with that reason
+        _unavailable(f"a local Ray cannot start here: {exc}")
+    yield ray
+    ray.shutdown()

@@ -9,9 +9,10 @@ from pathlib import Path
 import typer
 
 from shipyard.cli.output import console, print_json, print_table
+from shipyard.config import get_settings
 from shipyard.errors import InvalidInput, PipelineError
 from shipyard.pipelines import Pipeline, PipelineSpec, compile_pipeline, parse_assignments
-from shipyard.pipelines.executors import LocalExecutor, PipelineRunResult, StepStatus
+from shipyard.pipelines.executors import PipelineExecutor, PipelineRunResult, StepStatus, executor_for
 
 app = typer.Typer(help="Compile and run pipelines.", no_args_is_help=True)
 
@@ -56,17 +57,16 @@ def run(
     param: list[str] = typer.Option(None, "--param", "-p", help="key=value (repeatable)."),
     experiment: str = typer.Option(None, "--experiment", "-e", help="Default: the pipeline's name."),
     max_parallel: int = typer.Option(None, "--max-parallel", help="Steps at once (default: CPU count)."),
-    executor: str = typer.Option("local", "--executor", help="local (ray comes with a later release)."),
+    executor: str = typer.Option(
+        None, "--executor", help="local or ray (default: the executor setting; Ray's address: ray_address)."
+    ),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse outputs of unchanged steps."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run a pipeline; each step runs in an isolated worker process and is tracked as a nested run."""
-    if executor != "local":
-        raise InvalidInput(f"executor {executor!r} is not available; use --executor local")
+    """Run a pipeline; each step runs in an isolated worker (process or Ray task) as a nested run."""
+    runner = _executor(executor, max_parallel)
     spec = load_spec(target)
-    result = LocalExecutor(max_parallel=max_parallel).run(
-        spec, parse_assignments(param or []), experiment=experiment, cache=cache
-    )
+    result = runner.run(spec, parse_assignments(param or []), experiment=experiment, cache=cache)
     report(result, as_json=as_json)
 
 
@@ -74,10 +74,16 @@ def run(
 def resume(
     run_id: str = typer.Argument(..., help="The failed pipeline run to continue."),
     max_parallel: int = typer.Option(None, "--max-parallel"),
+    executor: str = typer.Option(None, "--executor", help="local or ray (default: the executor setting)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Re-run a failed pipeline run from its failed steps on, reusing the steps that succeeded."""
-    report(LocalExecutor(max_parallel=max_parallel).resume(run_id), as_json=as_json)
+    report(_executor(executor, max_parallel).resume(run_id), as_json=as_json)
+
+
+def _executor(name: str | None, max_parallel: int | None) -> PipelineExecutor:
+    settings = get_settings()
+    return executor_for(name or settings.executor, max_parallel=max_parallel, settings=settings)
 
 
 def report(result: PipelineRunResult, *, as_json: bool) -> None:

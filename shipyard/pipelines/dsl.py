@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import PipelineError
-from shipyard.pipelines.spec import ParameterSpec
+from shipyard.pipelines.spec import ParameterSpec, parse_size
 from shipyard.pipelines.tracing import CURRENT_TRACE, Condition, Loop, PipelineParam, TaskOutput, Trace
 from shipyard.pipelines.types import Interface, IOKind, read_interface
 
@@ -38,6 +38,10 @@ class StepOptions:
             )
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise PipelineError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if (self.cpus is not None and self.cpus < 0) or (self.gpus is not None and self.gpus < 0):
+            raise PipelineError(f"cpus and gpus must be >= 0, got {self.cpus}, {self.gpus}")
+        if self.memory is not None:
+            parse_size(self.memory)
 
 
 class Component:

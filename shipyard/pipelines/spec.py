@@ -7,6 +7,7 @@ shipped in the package and checks every reference; a problem in a YAML file name
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,28 @@ class Resources:
     cpus: float | None = None
     gpus: int | None = None
     memory: str | None = None
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """``memory`` in bytes: a number with an optional unit (Ki/Mi/Gi/Ti or k/M/G/T), like ``"2Gi"``.
+
+        Raises:
+            PipelineError: not a size.
+        """
+        return None if self.memory is None else parse_size(self.memory)
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|k)?\s*(?:[bB])?\s*")
+_UNITS = {None: 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size like ``"512Mi"``, ``"2Gi"``, ``"1.5G"`` or ``"1048576"``."""
+    match = _SIZE.fullmatch(str(text))
+    if not match:
+        raise PipelineError(f"memory {text!r} is not a size; use bytes or a unit: 512Mi, 2Gi, 1G")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 @dataclass(frozen=True)

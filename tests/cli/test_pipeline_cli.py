@@ -24,6 +24,17 @@ def test_compile_then_run_a_spec_with_parameters(capsys: pytest.CaptureFixture[s
     assert result["steps"]["publish"]["outputs"]["output"] == "mean=5.5"
 
 
+def test_a_spec_runs_on_ray_with_the_same_results(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, ray_cluster: object
+) -> None:
+    spec = tmp_path / "p.yaml"
+    run_cli(capsys, "pipeline", "compile", "tests.pipelines.executor_components:realistic", "-o", str(spec))
+    code, out, _ = run_cli(capsys, "pipeline", "run", str(spec), "-p", "n=12", "--executor", "ray", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["status"] == "succeeded"
+    assert result["steps"]["publish"]["outputs"]["output"] == "mean=5.5"
+
+
 def test_failed_step_prints_its_traceback_and_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "pipeline", "run", "tests.pipelines.executor_components:failing")
     assert code == 1
@@ -44,7 +55,7 @@ def test_failed_step_prints_its_traceback_and_exits_non_zero(capsys: pytest.Capt
         (["pipeline", "run", "nothing.yaml"], "does not exist"),
         (
             ["pipeline", "run", "tests.pipelines.executor_components:realistic", "--executor", "k8s"],
-            "not available",
+            "unknown executor 'k8s'; use one of: local, ray",
         ),
     ],
 )

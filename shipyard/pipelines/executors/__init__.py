@@ -1,6 +1,19 @@
-"""Executors run a compiled pipeline spec; ``LocalExecutor`` runs it on this machine."""
+"""Executors run a compiled pipeline spec: ``LocalExecutor`` on this machine, ``RayExecutor`` on Ray."""
 
+from shipyard.pipelines.executors.choice import EXECUTORS, executor_for
+from shipyard.pipelines.executors.engine import PipelineExecutor, StepPool
 from shipyard.pipelines.executors.local import LocalExecutor
+from shipyard.pipelines.executors.ray import RayExecutor
 from shipyard.pipelines.executors.results import PipelineRunResult, StepResult, StepStatus
 
-__all__ = ["LocalExecutor", "PipelineRunResult", "StepResult", "StepStatus"]
+__all__ = [
+    "EXECUTORS",
+    "LocalExecutor",
+    "PipelineExecutor",
+    "PipelineRunResult",
+    "RayExecutor",
+    "StepPool",
+    "StepResult",
+    "StepStatus",
+    "executor_for",
+]

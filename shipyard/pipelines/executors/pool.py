@@ -13,13 +13,14 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from shipyard.pipelines.executors.worker import Task, serve
+from shipyard.pipelines.spec import Resources
 
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a task: ``kind`` is ``"ok"``, ``"error"`` or ``"died"`` (with the exit code)."""
+    """What became of a task: ``kind`` is ``"ok"``, ``"error"`` or ``"died"`` (``value`` says how)."""
 
     key: Any
     kind: str
@@ -58,8 +59,10 @@ class WorkerPool:
         """How many more tasks can start now."""
         return self.size - len(self._busy)
 
-    def submit(self, key: Any, task: Task) -> None:
-        """Start ``task`` on an idle worker; ``key`` names it in the :class:`Outcome`."""
+    def submit(self, key: Any, task: Task, resources: Resources | None = None) -> None:
+        """Start ``task`` on an idle worker; ``key`` names it in the :class:`Outcome`.
+
+        Resource hints are not enforced by local workers (``size`` bounds the load)."""
         worker = self._idle.pop() if self._idle else _Worker()
         worker.key = key
         self._busy[key] = worker
@@ -97,7 +100,7 @@ class WorkerPool:
             pass
         worker.stop()
         self.replaced += 1
-        return Outcome(key, "died", worker.process.exitcode)
+        return Outcome(key, "died", f"exit code {worker.process.exitcode}")
 
     def close(self) -> None:
         """Stop every worker, killing busy ones."""

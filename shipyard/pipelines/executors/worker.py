@@ -72,10 +72,11 @@ def serve(conn: Connection) -> None:
             task: Task = conn.recv()
         except (EOFError, OSError):
             return
-        conn.send(_run_captured(task))
+        conn.send(run_captured(task))
 
 
-def _run_captured(task: Task) -> tuple[str, Any]:
+def run_captured(task: Task) -> tuple[str, Any]:
+    """Run ``task``, its stdout/stderr going to its log files: ``("ok", outputs)`` or ``("error", text)``."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)

@@ -1,15 +1,22 @@
-"""The local executor runs compiled specs in real worker processes."""
+"""The executor contract: every test runs on the local executor (real worker processes) and on a real local
+Ray; the Ray half skips with the reason when Ray cannot start here."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 import shipyard
 from shipyard.config import Settings
 from shipyard.pipelines import compile_pipeline
-from shipyard.pipelines.executors import LocalExecutor, StepStatus
+from shipyard.pipelines.executors import LocalExecutor, PipelineExecutor, RayExecutor, StepStatus
 from shipyard.tracking import RunStatus, get_client
 from tests.pipelines import example_components as ex
 from tests.pipelines import executor_components as comps
@@ -17,12 +24,17 @@ from tests.pipelines import executor_components as comps
 S, F, K = StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED
 
 
-@pytest.fixture
-def executor(settings: Settings) -> LocalExecutor:
+@pytest.fixture(params=["local", "ray"])
+def executor(request: pytest.FixtureRequest, settings: Settings) -> PipelineExecutor:
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+        return RayExecutor(max_parallel=2, settings=settings)
     return LocalExecutor(max_parallel=2, settings=settings)
 
 
-def test_realistic_pipeline_flows_values_and_artifacts(executor: LocalExecutor, settings: Settings) -> None:
+def test_realistic_pipeline_flows_values_and_artifacts(
+    executor: PipelineExecutor, settings: Settings
+) -> None:
     result = executor.run(compile_pipeline(comps.realistic), {"n": 10})
     assert result.status is S
     assert {k: r.status for k, r in result.steps.items()} == {"make-data": S, "fit": S, "publish": S}
@@ -49,14 +61,14 @@ def test_realistic_pipeline_flows_values_and_artifacts(executor: LocalExecutor, 
     assert not {"stdout.txt", "stderr.txt"} & quiet  # nothing printed, nothing stored
 
 
-def test_if_branch_not_taken_skips_the_step(executor: LocalExecutor) -> None:
+def test_if_branch_not_taken_skips_the_step(executor: PipelineExecutor) -> None:
     result = executor.run(compile_pipeline(comps.realistic), {"n": 3})
     assert result.status is S
     assert result.steps["publish"].status is K
     assert "condition" in (result.steps["publish"].error or "")
 
 
-def test_parallel_for_fans_out_and_collects(executor: LocalExecutor) -> None:
+def test_parallel_for_fans_out_and_collects(executor: PipelineExecutor) -> None:
     result = executor.run(compile_pipeline(ex.fan_out), {"ns": [1, 2, 3]})
     assert result.status is S
     assert [result.steps[f"score[{i}]"].outputs["output"] for i in range(3)] == [0.1, 0.2, 0.3]
@@ -65,7 +77,7 @@ def test_parallel_for_fans_out_and_collects(executor: LocalExecutor) -> None:
 
 
 def test_raising_step_records_traceback_and_skips_dependents(
-    executor: LocalExecutor, settings: Settings
+    executor: PipelineExecutor, settings: Settings
 ) -> None:
     result = executor.run(compile_pipeline(comps.failing))
     assert result.status is F
@@ -80,17 +92,19 @@ def test_raising_step_records_traceback_and_skips_dependents(
 
 
 @pytest.mark.parametrize("use_sys", [False, True])
-def test_worker_crash_fails_only_that_step(executor: LocalExecutor, use_sys: bool) -> None:
+def test_worker_crash_fails_only_that_step(executor: PipelineExecutor, use_sys: bool) -> None:
     result = executor.run(compile_pipeline(comps.crashing), {"use_sys": use_sys})
     assert result.status is F
     dead = result.steps["hard-exit"]
-    assert dead.status is F and "exit code 3" in (dead.error or "")
+    assert dead.status is F and "worker process died" in (dead.error or "")
+    if isinstance(executor, LocalExecutor):
+        assert "exit code 3" in (dead.error or "")
     assert result.steps["echo"].status is K
     assert result.steps["echo-2"].outputs == {"output": 5}
     assert result.steps["echo-3"].outputs == {"output": 6}
 
 
-def test_timeout_kills_the_attempt(executor: LocalExecutor) -> None:
+def test_timeout_kills_the_attempt(executor: PipelineExecutor) -> None:
     result = executor.run(compile_pipeline(comps.timing_out))
     assert result.steps["sleepy"].status is F
     assert "timed out after 1" in (result.steps["sleepy"].error or "")
@@ -98,7 +112,7 @@ def test_timeout_kills_the_attempt(executor: LocalExecutor) -> None:
     assert result.steps["echo"].status is S
 
 
-def test_retries_until_success(executor: LocalExecutor, tmp_path: Path) -> None:
+def test_retries_until_success(executor: PipelineExecutor, tmp_path: Path) -> None:
     marker = str(tmp_path / "marker")
     result = executor.run(compile_pipeline(comps.retrying), {"marker": marker, "fail_times": 2})
     assert result.status is S
@@ -106,7 +120,7 @@ def test_retries_until_success(executor: LocalExecutor, tmp_path: Path) -> None:
     assert result.steps["flaky"].outputs == {"output": 3}
 
 
-def test_retries_exhausted_fails(executor: LocalExecutor, tmp_path: Path) -> None:
+def test_retries_exhausted_fails(executor: PipelineExecutor, tmp_path: Path) -> None:
     marker = str(tmp_path / "marker")
     result = executor.run(compile_pipeline(comps.retrying), {"marker": marker, "fail_times": 5})
     assert result.steps["flaky"].status is F
@@ -114,7 +128,7 @@ def test_retries_exhausted_fails(executor: LocalExecutor, tmp_path: Path) -> Non
     assert "attempt 3 fails" in (result.steps["flaky"].error or "")
 
 
-def test_wrong_return_type_and_missing_artifact_fail(executor: LocalExecutor) -> None:
+def test_wrong_return_type_and_missing_artifact_fail(executor: PipelineExecutor) -> None:
     result = executor.run(compile_pipeline(comps.mistyped))
     wrong = result.steps["wrong-type"].error or ""
     assert "declared int" in wrong and "returned str" in wrong
@@ -122,7 +136,7 @@ def test_wrong_return_type_and_missing_artifact_fail(executor: LocalExecutor) ->
     assert "did not write artifact output 'model'" in missing and "/steps/forgets/model" in missing
 
 
-def test_exit_handler_runs_even_when_guarded_steps_fail(executor: LocalExecutor) -> None:
+def test_exit_handler_runs_even_when_guarded_steps_fail(executor: PipelineExecutor) -> None:
     result = executor.run(compile_pipeline(comps.guarded_failure))
     assert result.status is F
     assert result.steps["boom"].status is F
@@ -130,18 +144,14 @@ def test_exit_handler_runs_even_when_guarded_steps_fail(executor: LocalExecutor)
     assert result.steps["echo"].status is S and result.steps["echo"].outputs["output"] == 7
 
 
-def test_example_pipeline_with_exit_handler_succeeds(executor: LocalExecutor) -> None:
+def test_example_pipeline_with_exit_handler_succeeds(executor: PipelineExecutor) -> None:
     result = executor.run(compile_pipeline(ex.guarded))
     assert result.status is S
     assert {k: r.status for k, r in result.steps.items()} == {"ingest": S, "validate": S, "notify": S}
 
 
-def test_ctrl_c_kills_running_steps_and_marks_the_runs_killed(tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_kills_running_steps_and_marks_the_runs_killed(tmp_path: Path, signum: int) -> None:
 
     home = tmp_path / "home"
     code = (
@@ -165,8 +175,12 @@ def test_ctrl_c_kills_running_steps_and_marks_the_runs_killed(tmp_path: Path) ->
                 break
         except Exception:  # the store may not exist yet
             continue
-    proc.send_signal(signal.SIGINT)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers  # the step's worker process is running
+    proc.send_signal(signum)
     proc.wait(timeout=30)
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive  # no orphaned worker keeps running the step
     found = client.search_runs(None)
     pipeline_run = next(r for r in found if r.parent_run_id is None)
     sleepy_run = next(r for r in found if r.tags.get("shipyard.step") == "sleepy")
@@ -175,7 +189,7 @@ def test_ctrl_c_kills_running_steps_and_marks_the_runs_killed(tmp_path: Path) ->
     assert all(r.status is not RunStatus.RUNNING for r in found)
 
 
-def test_steps_record_lineage_from_dataset_to_model(executor: LocalExecutor, settings: Settings) -> None:
+def test_steps_record_lineage_from_dataset_to_model(executor: PipelineExecutor, settings: Settings) -> None:
     from shipyard.lineage import LineageClient
 
     result = executor.run(compile_pipeline(comps.realistic), {"n": 10}, cache=False)
@@ -189,7 +203,7 @@ def test_steps_record_lineage_from_dataset_to_model(executor: LocalExecutor, set
 
 
 def test_a_step_logs_into_its_own_run_which_the_engine_ends(
-    executor: LocalExecutor, settings: Settings
+    executor: PipelineExecutor, settings: Settings
 ) -> None:
     result = executor.run(compile_pipeline(comps.self_logging), {"epochs": 3})
     step = result.steps["logs-into-its-run"]

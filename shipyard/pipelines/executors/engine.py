@@ -1,0 +1,527 @@
+"""The engine both executors share: it walks a compiled spec and hands ready steps to a pool.
+
+Parameters flow by value and artifacts by path under the pipeline run's artifact folder. A step that
+crashes its worker fails alone. A step whose cache key matches an earlier finished step run reuses that
+run's outputs (:mod:`shipyard.pipelines.cache`); ``resume`` re-runs a failed pipeline run from its failed
+steps on. What differs between executors is only the :class:`StepPool` that runs one step attempt: local
+worker processes (:mod:`.local`) or Ray tasks (:mod:`.ray`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+from shipyard.config import Settings, get_settings
+from shipyard.errors import InvalidInput, NotFound, PipelineError
+from shipyard.lineage import ArtifactType, LineageClient
+from shipyard.pipelines import cache
+from shipyard.pipelines.binding import bind_parameters
+from shipyard.pipelines.executors.pool import Outcome
+from shipyard.pipelines.executors.resolve import holds, resolve
+from shipyard.pipelines.executors.results import PipelineRunResult, StepResult, StepStatus
+from shipyard.pipelines.executors.step_runs import close_step_run, log_metrics_file, open_step_run
+from shipyard.pipelines.executors.worker import ArtifactRef, Task
+from shipyard.pipelines.spec import PipelineSpec, Resources, StepSpec
+from shipyard.pipelines.types import ARTIFACT_TYPES
+from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
+
+PIPELINE_FILE = "pipeline.yaml"
+PARAMETERS_FILE = "parameters.json"
+RESUMED_FROM_TAG = "shipyard.resumed_from"
+
+
+class StepPool(Protocol):
+    """Runs step attempts somewhere and reports how each ended. Used from one thread (the engine's)."""
+
+    @property
+    def free(self) -> int:
+        """How many more attempts can start now."""
+        ...
+
+    def submit(self, key: Any, task: Task, resources: Resources) -> None:
+        """Start ``task``; ``key`` names it in its :class:`Outcome`; ``resources`` are the step's hints."""
+        ...
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        """Outcomes of the attempts that ended within ``timeout`` seconds (maybe none)."""
+        ...
+
+    def kill(self, key: Any) -> None:
+        """Stop the attempt ``key`` at once (a timeout); no outcome follows for it."""
+        ...
+
+    def close(self) -> None:
+        """Stop everything, killing attempts still running."""
+        ...
+
+
+class PipelineExecutor(ABC):
+    """Runs :class:`PipelineSpec` s with up to ``max_parallel`` steps at once, each pipeline a tracked run.
+
+    Subclasses say where steps run by making the :class:`StepPool`.
+    """
+
+    def __init__(self, max_parallel: int | None = None, settings: Settings | None = None) -> None:
+        self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
+        self.settings = settings
+
+    @abstractmethod
+    def _make_pool(self, settings: Settings) -> StepPool:
+        """The pool one pipeline run's steps run in (closed by the engine when the run ends)."""
+
+    def run(
+        self,
+        spec: PipelineSpec,
+        parameters: dict[str, Any] | None = None,
+        *,
+        experiment: str | None = None,
+        run_name: str | None = None,
+        cache: bool = True,
+    ) -> PipelineRunResult:
+        """Run ``spec`` to the end and return every step's result; a failed step fails the run.
+
+        Args:
+            cache: reuse the outputs of earlier identical step runs (steps built with ``cache=False`` never
+                do). Cache keys are recorded either way, so later runs can reuse this one's.
+
+        Raises:
+            InvalidInput: a parameter that is unknown, missing or of the wrong type.
+        """
+        params = bind_parameters(spec, parameters or {})
+        return self._run(spec, params, experiment or spec.name, run_name, cache, {}, {})
+
+    def resume(self, run_id: str, *, run_name: str | None = None) -> PipelineRunResult:
+        """Re-run a failed (or killed) pipeline run from its failed steps on, as a new pipeline run.
+
+        Steps that finished in ``run_id`` are not run again: their recorded outputs are reused (whatever the
+        cache switches say) and they show as cached. The new run is tagged ``shipyard.resumed_from``.
+
+        Raises:
+            NotFound: no run ``run_id``.
+            InvalidInput: the run succeeded (nothing to resume), or no executor started it.
+        """
+        settings = self.settings or get_settings()
+        client = get_client(settings)
+        original = client.get_run(run_id)
+        if original.status is RunStatus.FINISHED:
+            raise InvalidInput(f"pipeline run {run_id} succeeded; there is nothing to resume")
+        try:
+            spec = PipelineSpec.from_yaml(client.read_artifact(run_id, PIPELINE_FILE).decode("utf-8"))
+            params = json.loads(client.read_artifact(run_id, PARAMETERS_FILE))
+        except NotFound as exc:
+            raise InvalidInput(
+                f"run {run_id} has no {PIPELINE_FILE} and {PARAMETERS_FILE}; only pipeline runs started by "
+                "an executor's run() can be resumed"
+            ) from exc
+        experiment = client.get_experiment(original.experiment_id).name
+        reuse = _finished_steps(client, run_id)
+        tags = {RESUMED_FROM_TAG: run_id}
+        return self._run(spec, bind_parameters(spec, params), experiment, run_name, True, reuse, tags)
+
+    def _run(
+        self,
+        spec: PipelineSpec,
+        params: dict[str, Any],
+        experiment: str,
+        run_name: str | None,
+        use_cache: bool,
+        reuse: dict[str, tuple[str, dict[str, Any]]],
+        tags: dict[str, str],
+    ) -> PipelineRunResult:
+        settings = self.settings or get_settings()
+        pool = self._make_pool(settings)
+        with start_run(experiment, run_name, settings=settings, log_system_metrics=False) as run:
+            run.log_params(params)
+            run.set_tags({"shipyard.pipeline": spec.name, **tags})
+            run.log_text(spec.to_yaml(), PIPELINE_FILE)
+            run.log_dict(params, PARAMETERS_FILE)
+            engine = _Engine(spec, params, run, experiment, settings, pool)
+            engine.use_cache, engine.reuse = use_cache, reuse
+            try:
+                with _sigterm_raises():
+                    steps = engine.run()
+            except BaseException as exc:
+                # Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit, see below): kill the running steps and
+                # mark them, and then the pipeline run (by the `with`), KILLED rather than FINISHED.
+                pool.close()
+                engine.abort(
+                    RunStatus.KILLED if isinstance(exc, KeyboardInterrupt | SystemExit) else RunStatus.FAILED
+                )
+                raise
+            finally:
+                pool.close()
+            failed = any(r.status is StepStatus.FAILED for r in steps.values())
+            run.end(RunStatus.FAILED if failed else RunStatus.FINISHED)
+        status = StepStatus.FAILED if failed else StepStatus.SUCCEEDED
+        return PipelineRunResult(run.run_id, status, steps)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the engine runs, SIGTERM raises ``SystemExit(143)`` in it, as Ctrl-C raises KeyboardInterrupt, so
+    running steps are killed and marked KILLED rather than left running after the engine dies."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread; whoever owns it decides
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class _Instance:
+    """A step, or one iteration of a step inside a ParallelFor, while it runs (engine-private state)."""
+
+    key: str
+    step_id: str
+    index: int | None = None
+    item: Any = None
+    result: StepResult | None = None
+    attempts: int = 0
+    not_before: float = 0.0
+    started: float = 0.0
+    deadline: float = float("inf")
+    first_start: float = 0.0
+    run: ActiveRun | None = None
+    log_dir: str = ""
+    artifact_paths: dict[str, str] = field(default_factory=dict)
+    input_paths: dict[str, str] = field(default_factory=dict)
+    input_hashes: dict[str, str] = field(default_factory=dict)
+    cache_key: str | None = None
+    cache_checked: bool = False
+
+    @property
+    def name(self) -> str:
+        """The step run's name within the pipeline run: ``score[1]`` → ``score.1``."""
+        return self.key.replace("[", ".").replace("]", "")
+
+
+class _Engine:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        params: dict[str, Any],
+        run: ActiveRun,
+        experiment: str,
+        settings: Settings,
+        pool: StepPool,
+    ) -> None:
+        self.spec, self.params, self.run_, self.experiment = spec, params, run, experiment
+        self.settings, self.pool = settings, pool
+        self.root = _local_path(run.artifact_uri)
+        self.logs = tempfile.mkdtemp(prefix="shipyard-steps-")
+        self.expanded: dict[str, list[_Instance]] = {}
+        self.running: dict[str, _Instance] = {}
+        self.use_cache = True
+        self.reuse: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.client = get_client(settings)
+        self.lineage = LineageClient(self.client.store)
+
+    def run(self) -> dict[str, StepResult]:
+        while True:
+            state = None
+            while state != (state := self._progress()):  # skips and expansions can unblock more steps
+                self._expand_ready()
+                self._start_ready()
+            if len(self.expanded) == len(self.spec.steps) and all(
+                i.result is not None for i in self._instances()
+            ):
+                return {i.key: i.result for i in self._instances() if i.result is not None}
+            if not self.running and not self._waiting():
+                raise PipelineError(f"pipeline {self.spec.name!r} cannot make progress (a dependency cycle?)")
+            now = time.monotonic()
+            wake = min([i.deadline for i in self.running.values()] + [i.not_before for i in self._waiting()])
+            timeout = min(max(wake - now, 0.0), 0.5)
+            if self.running:
+                for outcome in self.pool.wait(timeout):
+                    self._finish(outcome)
+            else:
+                time.sleep(timeout)
+            now = time.monotonic()
+            for inst in [i for i in self.running.values() if i.deadline <= now]:
+                self.pool.kill(inst.key)
+                step = self.spec.steps[inst.step_id]
+                self._fail(
+                    inst, f"step {inst.key!r} timed out after {step.timeout_s}s; its worker was killed"
+                )
+
+    def abort(self, status: RunStatus) -> None:
+        """End the nested runs of steps still running (their workers are already gone) with ``status``."""
+        for inst in list(self.running.values()):
+            if inst.run is not None:
+                inst.run.set_tags({"shipyard.attempts": inst.attempts})
+                inst.run.end(status)
+
+    def _progress(self) -> tuple[int, int, int]:
+        done = sum(i.result is not None for i in self._instances())
+        return len(self.expanded), done, len(self.running)
+
+    def _instances(self) -> list[_Instance]:
+        return [i for group in self.expanded.values() for i in group]
+
+    def _waiting(self) -> list[_Instance]:
+        return [i for i in self._instances() if i.result is None and i.key not in self.running and i.attempts]
+
+    def _same_loop(self, step: StepSpec, other: str) -> bool:
+        loop = self.spec.steps[other].loop
+        return step.loop is not None and loop is not None and loop.loop_id == step.loop.loop_id
+
+    def _expand_ready(self) -> None:
+        for sid, step in self.spec.steps.items():
+            if sid in self.expanded:
+                continue
+            outer = [u for u in step.upstream() if not self._same_loop(step, u)]
+            if any(u not in self.expanded or any(i.result is None for i in self.expanded[u]) for u in outer):
+                continue
+            bad = [u for u in outer if any(not i.result.status.ok for i in self.expanded[u])]  # type: ignore[union-attr]
+            if step.loop is None or (bad and not step.is_exit_handler):
+                self.expanded[sid] = [_Instance(sid, sid)]
+                if bad and not step.is_exit_handler:
+                    self._skip(self.expanded[sid][0], f"upstream step {bad[0]!r} did not succeed")
+                continue
+            items = resolve(step.loop.items, self.params, self._lookup(None), self._collected)
+            self.expanded[sid] = [_Instance(f"{sid}[{n}]", sid, n, x) for n, x in enumerate(items)]
+
+    def _lookup(self, index: int | None) -> Any:
+        def output(step_id: str, name: str) -> Any:
+            inst = self._peer(step_id, index)
+            assert inst.result is not None
+            return inst.result.outputs[name]
+
+        return output
+
+    def _collected(self, step_id: str, name: str) -> list[Any]:
+        return [i.result.outputs.get(name) for i in self.expanded[step_id] if i.result is not None]
+
+    def _start_ready(self) -> None:
+        now = time.monotonic()
+        for inst in self._instances():
+            if inst.result is not None or inst.key in self.running or inst.not_before > now:
+                continue
+            step = self.spec.steps[inst.step_id]
+            if any(u not in self.expanded for u in step.upstream() if self._same_loop(step, u)):
+                continue
+            inner = [self._peer(u, inst.index) for u in step.upstream() if self._same_loop(step, u)]
+            if any(u.result is None for u in inner):
+                continue
+            bad = [u.key for u in inner if not u.result.status.ok]  # type: ignore[union-attr]
+            if bad:
+                self._skip(inst, f"upstream step {bad[0]!r} did not succeed")
+                continue
+            lookup = self._lookup(inst.index)
+            try:
+                if not all(
+                    holds(c, resolve(c.left, self.params, lookup, self._collected, inst.item))
+                    for c in step.conditions
+                ):
+                    self._skip(inst, "its condition is false")
+                    continue
+                task = self._task(inst, step, lookup)
+            except (PipelineError, KeyError) as exc:
+                self._skip(inst, f"cannot resolve its inputs: {exc}", failed=True)
+                continue
+            if not inst.cache_checked and self._reused(inst, step, task):
+                continue
+            if self.pool.free <= 0 or not self._loop_has_room(step):
+                continue
+            self._submit(inst, step, task)
+
+    def _peer(self, step_id: str, index: int | None) -> _Instance:
+        """The same iteration of another step of the loop (or its one instance when it was skipped)."""
+        group = self.expanded[step_id]
+        return (
+            group[index]
+            if index is not None and index < len(group) and group[0].index is not None
+            else group[0]
+        )
+
+    def _loop_has_room(self, step: StepSpec) -> bool:
+        if step.loop is None or step.loop.parallelism is None:
+            return True
+        loop_id = step.loop.loop_id
+        busy = [
+            i
+            for i in self.running.values()
+            if (lp := self.spec.steps[i.step_id].loop) and lp.loop_id == loop_id
+        ]
+        return len(busy) < step.loop.parallelism
+
+    def _task(self, inst: _Instance, step: StepSpec, lookup: Any) -> Task:
+        params: dict[str, Any] = {}
+        artifacts: dict[str, ArtifactRef] = {}
+        for name, spec in step.inputs.items():
+            value = resolve(spec.source, self.params, lookup, self._collected, inst.item)
+            if spec.type_name in ARTIFACT_TYPES:
+                artifacts[name] = ArtifactRef(spec.type_name, value, "file://" + value)
+                inst.input_paths[name] = value
+            else:
+                params[name] = value
+        folder = os.path.join(
+            self.root, "steps", inst.step_id, *([str(inst.index)] if inst.index is not None else [])
+        )
+        for name, out in step.outputs.items():
+            if out.kind == "artifact":
+                path = os.path.join(folder, name)
+                inst.artifact_paths[name] = path
+                artifacts[name] = ArtifactRef(out.type_name, path, "file://" + path)
+        os.makedirs(folder, exist_ok=True)
+        if not inst.log_dir:
+            inst.log_dir = tempfile.mkdtemp(prefix=f"{inst.step_id}-", dir=self.logs)
+        returns = {n: o.type_name for n, o in step.outputs.items() if o.kind != "artifact"}
+        c = step.component
+        return Task(c.module, c.function, params, artifacts, returns, inst.log_dir)
+
+    def _reused(self, inst: _Instance, step: StepSpec, task: Task) -> bool:
+        """Compute the step's cache key; on a hit (or a resumed step) end it as cached and say so."""
+        inst.cache_checked = True
+        try:
+            # Hashed once: the same digests key the cache and identify the inputs in lineage.
+            inst.input_hashes = {name: cache.path_sha256(path) for name, path in inst.input_paths.items()}
+            inst.cache_key = cache.cache_key(step.component, task.parameters, inst.input_hashes)
+        except OSError:
+            inst.cache_key = None  # NOTE: an unreadable input: run it and let the step report the problem
+        hit = self.reuse.get(inst.name)
+        if hit is None and inst.cache_key and self.use_cache and step.cache:
+            hit = cache.lookup(self.client, inst.cache_key)
+        if hit is None:
+            return False
+        source, outputs = hit
+        start = time.monotonic()
+        run = open_step_run(self.run_, self.experiment, inst.name, task.parameters, self.settings)
+        run.set_tags({cache.CACHED_FROM_TAG: source})
+        artifacts = {n: outputs[n] for n, o in step.outputs.items() if o.kind == "artifact" and n in outputs}
+        for name, path in artifacts.items():
+            if step.outputs[name].type_name == "Metrics":
+                log_metrics_file(run, path)
+        values = {n: v for n, v in outputs.items() if n not in artifacts}
+        cache.record_outputs(run, inst.cache_key, values, artifacts)
+        run.end(RunStatus.FINISHED)
+        duration = time.monotonic() - start
+        inst.result = StepResult(StepStatus.CACHED, outputs, 0, None, duration, run.run_id, source)
+        return True
+
+    def _submit(self, inst: _Instance, step: StepSpec, task: Task) -> None:
+        now = time.monotonic()
+        if inst.run is None:
+            inst.first_start = now
+            name = inst.key.replace("[", ".").replace("]", "")
+            inst.run = open_step_run(self.run_, self.experiment, name, task.parameters, self.settings)
+        inst.attempts += 1
+        inst.started = now
+        inst.deadline = now + step.timeout_s if step.timeout_s else float("inf")
+        self.running[inst.key] = inst
+        task = dataclasses.replace(task, run=inst.run.record, settings=self.settings)
+        self.pool.submit(inst.key, task, step.resources)
+
+    def _finish(self, outcome: Outcome) -> None:
+        inst = self.running[outcome.key]
+        if outcome.kind == "died":
+            self._fail(inst, f"step {inst.key!r}: its worker process died ({outcome.value}); replaced")
+        elif outcome.kind == "error":
+            self._fail(inst, outcome.value)
+        else:
+            missing = [f"{n!r} at {p}" for n, p in inst.artifact_paths.items() if not os.path.exists(p)]
+            if missing:
+                self._fail(inst, f"step {inst.key!r} did not write artifact output {', '.join(missing)}")
+                return
+            del self.running[inst.key]
+            for name, path in inst.artifact_paths.items():
+                if self.spec.steps[inst.step_id].outputs[name].type_name == "Metrics":
+                    log_metrics_file(inst.run, path)  # type: ignore[arg-type]
+            hashes = {name: cache.path_sha256(path) for name, path in inst.artifact_paths.items()}
+            cache.record_outputs(inst.run, inst.cache_key, outcome.value, inst.artifact_paths, hashes)  # type: ignore[arg-type]
+            self._record_lineage(inst, hashes)
+            self._end(inst, StepStatus.SUCCEEDED, {**outcome.value, **inst.artifact_paths}, None)
+
+    def _record_lineage(self, inst: _Instance, output_hashes: dict[str, str]) -> None:
+        """The step as a lineage execution: the artifact files it read and the ones it wrote."""
+        step = self.spec.steps[inst.step_id]
+        inputs = [
+            (
+                "file://" + path,
+                ArtifactType(step.inputs[name].type_name),
+                inst.input_hashes.get(name, ""),
+                name,
+            )
+            for name, path in inst.input_paths.items()
+        ]
+        outputs = [
+            ("file://" + path, ArtifactType(step.outputs[name].type_name), output_hashes[name], name)
+            for name, path in inst.artifact_paths.items()
+        ]
+        self.lineage.record(
+            "pipeline_step",
+            name=inst.key,
+            run_id=inst.run.run_id if inst.run is not None else None,
+            pipeline_run_id=self.run_.run_id,
+            inputs=inputs,
+            outputs=outputs,
+        )
+
+    def _fail(self, inst: _Instance, error: str) -> None:
+        self.running.pop(inst.key, None)
+        step = self.spec.steps[inst.step_id]
+        if inst.attempts <= step.retries:
+            inst.not_before = time.monotonic() + step.retry_backoff_s * 2 ** (inst.attempts - 1)
+            return
+        self._end(inst, StepStatus.FAILED, {}, error)
+
+    def _skip(self, inst: _Instance, reason: str, *, failed: bool = False) -> None:
+        status = StepStatus.FAILED if failed else StepStatus.SKIPPED
+        inst.result = StepResult(
+            status, error=f"step {inst.key!r} {'failed' if failed else 'skipped'}: {reason}"
+        )
+
+    def _end(self, inst: _Instance, status: StepStatus, outputs: dict[str, Any], error: str | None) -> None:
+        duration = time.monotonic() - inst.first_start
+        run_id = ""
+        if inst.run is not None:
+            close_step_run(inst.run, inst.log_dir, error, inst.attempts)
+            run_id = inst.run.run_id
+        inst.result = StepResult(status, outputs, inst.attempts, error, duration, run_id)
+
+
+def _finished_steps(client: TrackingClient, run_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The finished step runs of a pipeline run with intact outputs: step run name → (run id, outputs)."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    token = None
+    while True:
+        page = client.search_runs(
+            None,
+            f"attributes.parent_run_id = '{run_id}' and attributes.status = 'FINISHED'",
+            page_token=token,
+        )
+        for run in page:  # type: ignore[union-attr]
+            step = run.tags.get("shipyard.step")
+            outputs = cache.recorded_outputs(client, run)
+            if step and outputs is not None:
+                found[step] = (run.run_id, outputs)
+        token = page.next_page_token  # type: ignore[union-attr]
+        if not token:
+            return found
+
+
+def _local_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return unquote(parsed.path) if parsed.scheme else uri
+    raise PipelineError(f"the local executor needs a local artifact root; the run's is {uri!r}")
