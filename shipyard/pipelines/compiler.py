@@ -42,12 +42,12 @@ def compile_pipeline(pipeline: Pipeline) -> PipelineSpec:
     if not isinstance(pipeline, Pipeline):
         raise PipelineError(f"compile_pipeline takes a @pipeline function, got {pipeline!r}")
     trace = pipeline.trace()
-    steps = {task.step_id: _compile_step(task) for task in trace.tasks}
+    steps = {task.step_id: _compile_step(task, pipeline.cache) for task in trace.tasks}
     _reject_cycles(steps)
     return PipelineSpec(pipeline.name, dict(pipeline.parameters), steps)
 
 
-def _compile_step(task: Task) -> StepSpec:
+def _compile_step(task: Task, pipeline_cache: bool) -> StepSpec:
     iface, opts, func = task.component.interface, task.options, task.component.func
     inputs: dict[str, InputSpec] = {}
     for arg, declared in iface.inputs.items():
@@ -81,7 +81,7 @@ def _compile_step(task: Task) -> StepSpec:
         retries=opts.retries,
         retry_backoff_s=opts.retry_backoff_s,
         timeout_s=opts.timeout_s,
-        cache=opts.cache,
+        cache=opts.cache and pipeline_cache,
         resources=Resources(opts.cpus, opts.gpus, opts.memory),
         is_exit_handler=task.is_exit_handler,
     )

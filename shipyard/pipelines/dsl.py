@@ -186,9 +186,10 @@ class _Outputs(Mapping[str, TaskOutput]):
 class Pipeline:
     """A composition of components. Create with :func:`pipeline`; compile with ``compile_pipeline``."""
 
-    def __init__(self, func: Callable[..., Any], name: str | None) -> None:
+    def __init__(self, func: Callable[..., Any], name: str | None, cache: bool = True) -> None:
         self.func = func
         self.name = name or func.__name__.replace("_", "-")
+        self.cache = cache
         hints = read_interface(func).inputs
         self.parameters: dict[str, ParameterSpec] = {}
         for arg, spec in hints.items():
@@ -210,8 +211,13 @@ class Pipeline:
         return trace
 
 
-def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Turn a function that calls components into a :class:`Pipeline`; bare or ``@pipeline(name=…)``."""
+def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None, cache: bool = True) -> Any:
+    """Turn a function that calls components into a :class:`Pipeline`; bare or ``@pipeline(name=…)``.
+
+    Args:
+        name: the pipeline's name (default: the function's, with dashes).
+        cache: ``False`` compiles every step with caching off (a step's own ``cache=False`` always holds).
+    """
     if func is not None:
-        return Pipeline(func, name)
-    return lambda f: Pipeline(f, name)
+        return Pipeline(func, name, cache)
+    return lambda f: Pipeline(f, name, cache)

@@ -70,3 +70,9 @@ def resumable(counter: str, marker: str) -> None:
     passed = gate(counter=counter, marker=marker, data=made.outputs["data"])
     consume(counter=counter, data=made.outputs["data"]).after(passed)
     bump(counter=counter, x=1)
+
+
+@pipeline(cache=False)
+def uncached_chain(counter: str, n: int = 3) -> None:
+    produced = produce(counter=counter, n=n)
+    consume(counter=counter, data=produced.outputs["data"])

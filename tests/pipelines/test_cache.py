@@ -107,6 +107,15 @@ def test_cache_false_per_run_forces_execution_but_records_keys(executor: LocalEx
     assert len(cc.executions(counter)) == 6
 
 
+def test_cache_false_per_pipeline_runs_every_step_every_time(executor: LocalExecutor, counter: str) -> None:
+    spec = compile_pipeline(cc.uncached_chain)
+    assert not any(step.cache for step in spec.steps.values())
+    executor.run(spec, {"counter": counter})
+    again = executor.run(spec, {"counter": counter})
+    assert statuses(again) == {"produce": S, "consume": S}
+    assert len(cc.executions(counter)) == 4
+
+
 @pytest.mark.parametrize("damage", ["delete", "tamper"])
 def test_missing_or_changed_cached_artifact_is_a_miss(
     executor: LocalExecutor, counter: str, damage: str
