@@ -220,7 +220,7 @@ class TrackingClient:
         """
         exp = self.get_or_create_experiment(experiment)
         if parent_run_id is not None:
-            self.get_run(parent_run_id)  # NotFound names the missing parent
+            self.run_pk(parent_run_id)  # NotFound names the missing parent (a cached lookup)
         if name is not None:
             naming.check_name(name, "run name")
         tag_rows = _check_mapping(tags or {}, "tag", _MAX_TAG_VALUE)

@@ -230,7 +230,17 @@ class _Engine:
         self.root = _local_path(run.artifact_uri)
         self.logs = tempfile.mkdtemp(prefix="shipyard-steps-")
         self.expanded: dict[str, list[_Instance]] = {}
+        self.unexpanded = list(spec.steps)
+        self.open: dict[str, _Instance] = {}  # expanded, no result yet (so no pass walks finished steps)
+        self.settled = 0
         self.running: dict[str, _Instance] = {}
+        # Upstream steps outside the step's own loop (wait for all their iterations) and inside it.
+        self.outer = {
+            sid: [u for u in st.upstream() if not self._same_loop(st, u)] for sid, st in spec.steps.items()
+        }
+        self.inner = {
+            sid: [u for u in st.upstream() if self._same_loop(st, u)] for sid, st in spec.steps.items()
+        }
         self.use_cache = True
         self.reuse: dict[str, tuple[str, dict[str, Any]]] = {}
         self.client = get_client(settings)
@@ -242,9 +252,7 @@ class _Engine:
             while state != (state := self._progress()):  # skips and expansions can unblock more steps
                 self._expand_ready()
                 self._start_ready()
-            if len(self.expanded) == len(self.spec.steps) and all(
-                i.result is not None for i in self._instances()
-            ):
+            if not self.unexpanded and not self.open:
                 return {i.key: i.result for i in self._instances() if i.result is not None}
             if not self.running and not self._waiting():
                 raise PipelineError(f"pipeline {self.spec.name!r} cannot make progress (a dependency cycle?)")
@@ -272,34 +280,41 @@ class _Engine:
                 inst.run.end(status)
 
     def _progress(self) -> tuple[int, int, int]:
-        done = sum(i.result is not None for i in self._instances())
-        return len(self.expanded), done, len(self.running)
+        return len(self.expanded), self.settled, len(self.running)
 
     def _instances(self) -> list[_Instance]:
         return [i for group in self.expanded.values() for i in group]
 
     def _waiting(self) -> list[_Instance]:
-        return [i for i in self._instances() if i.result is None and i.key not in self.running and i.attempts]
+        return [i for i in self.open.values() if i.key not in self.running and i.attempts]
 
     def _same_loop(self, step: StepSpec, other: str) -> bool:
         loop = self.spec.steps[other].loop
         return step.loop is not None and loop is not None and loop.loop_id == step.loop.loop_id
 
     def _expand_ready(self) -> None:
-        for sid, step in self.spec.steps.items():
-            if sid in self.expanded:
-                continue
-            outer = [u for u in step.upstream() if not self._same_loop(step, u)]
+        for sid in list(self.unexpanded):
+            step, outer = self.spec.steps[sid], self.outer[sid]
             if any(u not in self.expanded or any(i.result is None for i in self.expanded[u]) for u in outer):
                 continue
             bad = [u for u in outer if any(not i.result.status.ok for i in self.expanded[u])]  # type: ignore[union-attr]
             if step.loop is None or (bad and not step.is_exit_handler):
-                self.expanded[sid] = [_Instance(sid, sid)]
+                self._expand(sid, [_Instance(sid, sid)])
                 if bad and not step.is_exit_handler:
                     self._skip(self.expanded[sid][0], f"upstream step {bad[0]!r} did not succeed")
                 continue
             items = resolve(step.loop.items, self.params, self._lookup(None), self._collected)
-            self.expanded[sid] = [_Instance(f"{sid}[{n}]", sid, n, x) for n, x in enumerate(items)]
+            self._expand(sid, [_Instance(f"{sid}[{n}]", sid, n, x) for n, x in enumerate(items)])
+
+    def _expand(self, step_id: str, instances: list[_Instance]) -> None:
+        self.expanded[step_id] = instances
+        self.unexpanded.remove(step_id)
+        self.open.update((i.key, i) for i in instances)
+
+    def _settle(self, inst: _Instance, result: StepResult) -> None:
+        inst.result = result
+        self.open.pop(inst.key, None)
+        self.settled += 1
 
     def _lookup(self, index: int | None) -> Any:
         def output(step_id: str, name: str) -> Any:
@@ -314,13 +329,13 @@ class _Engine:
 
     def _start_ready(self) -> None:
         now = time.monotonic()
-        for inst in self._instances():
+        for inst in list(self.open.values()):
             if inst.result is not None or inst.key in self.running or inst.not_before > now:
                 continue
             step = self.spec.steps[inst.step_id]
-            if any(u not in self.expanded for u in step.upstream() if self._same_loop(step, u)):
+            if any(u not in self.expanded for u in self.inner[inst.step_id]):
                 continue
-            inner = [self._peer(u, inst.index) for u in step.upstream() if self._same_loop(step, u)]
+            inner = [self._peer(u, inst.index) for u in self.inner[inst.step_id]]
             if any(u.result is None for u in inner):
                 continue
             bad = [u.key for u in inner if not u.result.status.ok]  # type: ignore[union-attr]
@@ -416,7 +431,7 @@ class _Engine:
         cache.record_outputs(run, inst.cache_key, values, artifacts)
         run.end(RunStatus.FINISHED)
         duration = time.monotonic() - start
-        inst.result = StepResult(StepStatus.CACHED, outputs, 0, None, duration, run.run_id, source)
+        self._settle(inst, StepResult(StepStatus.CACHED, outputs, 0, None, duration, run.run_id, source))
         return True
 
     def _submit(self, inst: _Instance, step: StepSpec, task: Task) -> None:
@@ -487,8 +502,8 @@ class _Engine:
 
     def _skip(self, inst: _Instance, reason: str, *, failed: bool = False) -> None:
         status = StepStatus.FAILED if failed else StepStatus.SKIPPED
-        inst.result = StepResult(
-            status, error=f"step {inst.key!r} {'failed' if failed else 'skipped'}: {reason}"
+        self._settle(
+            inst, StepResult(status, error=f"step {inst.key!r} {'failed' if failed else 'skipped'}: {reason}")
         )
 
     def _end(self, inst: _Instance, status: StepStatus, outputs: dict[str, Any], error: str | None) -> None:
@@ -497,7 +512,7 @@ class _Engine:
         if inst.run is not None:
             close_step_run(inst.run, inst.log_dir, error, inst.attempts)
             run_id = inst.run.run_id
-        inst.result = StepResult(status, outputs, inst.attempts, error, duration, run_id)
+        self._settle(inst, StepResult(status, outputs, inst.attempts, error, duration, run_id))
 
 
 def _finished_steps(client: TrackingClient, run_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
