@@ -57,15 +57,16 @@ def cache_key(component: ComponentRef, parameters: Mapping[str, Any], input_hash
     return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
 
 
-def record_outputs(
+def output_tags(
     run: ActiveRun,
     key: str | None,
     values: Mapping[str, Any],
     artifacts: Mapping[str, str],
     hashes: Mapping[str, str] | None = None,
-) -> None:
-    """Tag a successful step run with its cache key and outputs (``artifacts``: name → local path;
-    ``hashes``: their sha256 when the caller already has them)."""
+) -> dict[str, str]:
+    """The tags that record a successful step run's cache key and outputs, for the caller to set with its
+    own (``artifacts``: name → local path; ``hashes``: their sha256 when the caller already has them).
+    Outputs too big for a tag go to an artifact of ``run`` instead."""
     known = hashes or {}
     record = {
         "values": dict(values),
@@ -77,7 +78,7 @@ def record_outputs(
         tags[OUTPUTS_TAG] = text
     else:
         run.log_text(text, OUTPUTS_FILE)
-    run.set_tags(tags)
+    return tags
 
 
 def recorded_outputs(client: TrackingClient, run: Run) -> dict[str, Any] | None:

@@ -421,14 +421,20 @@ class _Engine:
             return False
         source, outputs = hit
         start = time.monotonic()
-        run = open_step_run(self.run_, self.experiment, inst.name, task.parameters, self.settings)
-        run.set_tags({cache.CACHED_FROM_TAG: source})
+        run = open_step_run(
+            self.run_,
+            self.experiment,
+            inst.name,
+            task.parameters,
+            self.settings,
+            {cache.CACHED_FROM_TAG: source},
+        )
         artifacts = {n: outputs[n] for n, o in step.outputs.items() if o.kind == "artifact" and n in outputs}
         for name, path in artifacts.items():
             if step.outputs[name].type_name == "Metrics":
                 log_metrics_file(run, path)
         values = {n: v for n, v in outputs.items() if n not in artifacts}
-        cache.record_outputs(run, inst.cache_key, values, artifacts)
+        run.set_tags(cache.output_tags(run, inst.cache_key, values, artifacts))
         run.end(RunStatus.FINISHED)
         duration = time.monotonic() - start
         self._settle(inst, StepResult(StepStatus.CACHED, outputs, 0, None, duration, run.run_id, source))
@@ -463,9 +469,9 @@ class _Engine:
                 if self.spec.steps[inst.step_id].outputs[name].type_name == "Metrics":
                     log_metrics_file(inst.run, path)  # type: ignore[arg-type]
             hashes = {name: cache.path_sha256(path) for name, path in inst.artifact_paths.items()}
-            cache.record_outputs(inst.run, inst.cache_key, outcome.value, inst.artifact_paths, hashes)  # type: ignore[arg-type]
+            tags = cache.output_tags(inst.run, inst.cache_key, outcome.value, inst.artifact_paths, hashes)  # type: ignore[arg-type]
             self._record_lineage(inst, hashes)
-            self._end(inst, StepStatus.SUCCEEDED, {**outcome.value, **inst.artifact_paths}, None)
+            self._end(inst, StepStatus.SUCCEEDED, {**outcome.value, **inst.artifact_paths}, None, tags)
 
     def _record_lineage(self, inst: _Instance, output_hashes: dict[str, str]) -> None:
         """The step as a lineage execution: the artifact files it read and the ones it wrote."""
@@ -483,6 +489,8 @@ class _Engine:
             ("file://" + path, ArtifactType(step.outputs[name].type_name), output_hashes[name], name)
             for name, path in inst.artifact_paths.items()
         ]
+        if not inputs and not outputs:
+            return  # a step that passed only values has no artifacts to link; its run records it
         self.lineage.record(
             "pipeline_step",
             name=inst.key,
@@ -506,11 +514,18 @@ class _Engine:
             inst, StepResult(status, error=f"step {inst.key!r} {'failed' if failed else 'skipped'}: {reason}")
         )
 
-    def _end(self, inst: _Instance, status: StepStatus, outputs: dict[str, Any], error: str | None) -> None:
+    def _end(
+        self,
+        inst: _Instance,
+        status: StepStatus,
+        outputs: dict[str, Any],
+        error: str | None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         duration = time.monotonic() - inst.first_start
         run_id = ""
         if inst.run is not None:
-            close_step_run(inst.run, inst.log_dir, error, inst.attempts)
+            close_step_run(inst.run, inst.log_dir, error, inst.attempts, tags)
             run_id = inst.run.run_id
         self._settle(inst, StepResult(status, outputs, inst.attempts, error, duration, run_id))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from shipyard.config import Settings
@@ -12,14 +13,19 @@ from shipyard.tracking import ActiveRun, RunStatus, start_run
 
 
 def open_step_run(
-    pipeline_run: ActiveRun, experiment: str, step_name: str, params: dict[str, Any], settings: Settings
+    pipeline_run: ActiveRun,
+    experiment: str,
+    step_name: str,
+    params: dict[str, Any],
+    settings: Settings,
+    tags: Mapping[str, str] | None = None,
 ) -> ActiveRun:
     """Start the nested run of a step, with its parameter inputs as params."""
     run = start_run(
         experiment,
         f"{pipeline_run.name}.{step_name}",
         parent=pipeline_run,
-        tags={"shipyard.step": step_name},
+        tags={"shipyard.step": step_name, **(tags or {})},
         log_system_metrics=False,
         settings=settings,
     )
@@ -45,14 +51,17 @@ def log_metrics_file(run: ActiveRun, path: str) -> None:
             run.log_metrics(numbers)
 
 
-def close_step_run(run: ActiveRun, log_dir: str, error: str | None, attempts: int) -> None:
-    """Attach captured output (and the traceback of a failure), then end the run with its status."""
+def close_step_run(
+    run: ActiveRun, log_dir: str, error: str | None, attempts: int, tags: Mapping[str, str] | None = None
+) -> None:
+    """Attach captured output (and the traceback of a failure), set ``tags`` with the attempt count, then
+    end the run with its status."""
     for name in ("stdout.txt", "stderr.txt"):
         path = os.path.join(log_dir, name)
         # An empty capture is not worth an artifact (two of them doubled the cost of a no-op step).
         if os.path.isfile(path) and os.path.getsize(path):
             run.log_artifact(path)
-    run.set_tags({"shipyard.attempts": attempts})
+    run.set_tags({"shipyard.attempts": attempts, **(tags or {})})
     if error is not None:
         path = os.path.join(log_dir, "traceback.txt")
         with open(path, "w", encoding="utf-8") as f:
