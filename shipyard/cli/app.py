@@ -16,6 +16,7 @@ from shipyard.cli import (
     models_cmd,
     pipeline_cmd,
     runs_cmd,
+    schedule_cmd,
 )
 from shipyard.errors import (
     AlreadyExists,
@@ -40,9 +41,13 @@ app.add_typer(experiments_cmd.app, name="experiments")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(pipeline_cmd.app, name="pipeline")
+app.add_typer(schedule_cmd.app, name="schedules")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)
+app.command("scheduler")(schedule_cmd.scheduler)
+# Defined beside the other schedule commands; it belongs under `shipyard pipeline` for users.
+pipeline_cmd.app.command("schedule")(schedule_cmd.schedule_pipeline)
 
 
 @app.callback()

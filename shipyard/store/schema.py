@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -276,4 +277,32 @@ lineage_events = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("execution_id", "artifact_id", "kind", name="uq_lineage_events_edge"),
     Index("ix_lineage_events_artifact", "artifact_id", "kind"),
+)
+
+# ---------------------------------------------------------------------- pipeline schedules (revision 0004)
+# A recurring run of a compiled pipeline spec. The spec text is stored, not the file's path, so a schedule
+# runs what was registered even if the file changes. next_run_at (epoch ms, UTC) is also the claim token:
+# a scheduler runs a schedule only if its compare-and-set on next_run_at updated the row.
+pipeline_schedules = Table(
+    "pipeline_schedules",
+    metadata,
+    Column("schedule_id", String(32), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("pipeline_name", String(256), nullable=False),
+    Column("spec_yaml", Text, nullable=False),
+    Column("parameters_json", Text, nullable=False),
+    Column("cron", String(256), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("catchup", String(8), nullable=False),
+    Column("experiment", String(256), nullable=True),
+    Column("executor", String(32), nullable=False),
+    Column("cache", Boolean, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("next_run_at", BigInteger, nullable=False),
+    Column("last_run_at", BigInteger, nullable=True),
+    Column("last_run_id", String(32), nullable=True),
+    Column("last_status", String(16), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_pipeline_schedules_due", "paused", "next_run_at"),
 )

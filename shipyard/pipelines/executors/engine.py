@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -90,18 +90,20 @@ class PipelineExecutor(ABC):
         experiment: str | None = None,
         run_name: str | None = None,
         cache: bool = True,
+        tags: Mapping[str, str] | None = None,
     ) -> PipelineRunResult:
         """Run ``spec`` to the end and return every step's result; a failed step fails the run.
 
         Args:
             cache: reuse the outputs of earlier identical step runs (steps built with ``cache=False`` never
                 do). Cache keys are recorded either way, so later runs can reuse this one's.
+            tags: extra tags for the pipeline run (a scheduler tags the runs it starts).
 
         Raises:
             InvalidInput: a parameter that is unknown, missing or of the wrong type.
         """
         params = bind_parameters(spec, parameters or {})
-        return self._run(spec, params, experiment or spec.name, run_name, cache, {}, {})
+        return self._run(spec, params, experiment or spec.name, run_name, cache, {}, dict(tags or {}))
 
     def resume(self, run_id: str, *, run_name: str | None = None) -> PipelineRunResult:
         """Re-run a failed (or killed) pipeline run from its failed steps on, as a new pipeline run.
