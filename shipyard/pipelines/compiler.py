@@ -74,7 +74,13 @@ def _compile_step(task: Task, pipeline_cache: bool) -> StepSpec:
         outputs={n: OutputSpec(o.type_name, o.kind.value) for n, o in iface.outputs.items()},
         after=tuple(dict.fromkeys(t.step_id for t in task.upstream)),
         conditions=tuple(
-            ConditionSpec(_ref_source(task, "condition", c.left), c.op, c.right, c.negated)
+            ConditionSpec(
+                _ref_source(task, "condition", c.left),
+                c.op,
+                None if isinstance(c.right, Ref) else c.right,
+                c.negated,
+                _ref_source(task, "condition", c.right) if isinstance(c.right, Ref) else None,
+            )
             for c in task.conditions
         ),
         loop=loop,

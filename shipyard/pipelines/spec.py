@@ -57,12 +57,17 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class ConditionSpec:
-    """``left op right`` (``left`` a source as in :class:`InputSpec`), negated for Elif/Else branches."""
+    """``left op right`` (``left`` a source as in :class:`InputSpec`), negated for Elif/Else branches.
+
+    ``right`` is a literal, unless ``right_source`` names where it comes from (a pipeline parameter, another
+    step's output) as ``left`` does.
+    """
 
     left: dict[str, Any]
     op: str
     right: Any
     negated: bool = False
+    right_source: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class StepSpec:
     def upstream(self) -> set[str]:
         """Every step that must finish before this one starts."""
         sources = [i.source for i in self.inputs.values()] + [c.left for c in self.conditions]
+        sources += [c.right_source for c in self.conditions if c.right_source is not None]
         if self.loop is not None:
             sources.append(self.loop.items)
         steps = {s.get("step") or s.get("collected", {}).get("step") for s in sources}
@@ -209,7 +215,9 @@ def _step_to_dict(step: StepSpec) -> dict[str, Any]:
         "outputs": {n: {"type": o.type_name, "kind": o.kind} for n, o in step.outputs.items()},
         "after": list(step.after),
         "conditions": [
-            {"left": x.left, "op": x.op, "right": x.right, "negated": x.negated} for x in step.conditions
+            {"left": x.left, "op": x.op, "right": x.right, "negated": x.negated}
+            | ({} if x.right_source is None else {"right_source": x.right_source})
+            for x in step.conditions
         ],
         "loop": None
         if loop is None
@@ -231,7 +239,8 @@ def _step_from_dict(d: dict[str, Any]) -> StepSpec:
         outputs={n: OutputSpec(o["type"], o["kind"]) for n, o in d["outputs"].items()},
         after=tuple(d["after"]),
         conditions=tuple(
-            ConditionSpec(x["left"], x["op"], x["right"], x["negated"]) for x in d["conditions"]
+            ConditionSpec(x["left"], x["op"], x["right"], x["negated"], x.get("right_source"))
+            for x in d["conditions"]
         ),
         loop=None if loop is None else LoopSpec(loop["loop_id"], loop["items"], loop["parallelism"]),
         retries=d["retries"],
@@ -264,6 +273,11 @@ def reference_problem(spec: PipelineSpec) -> tuple[Path, str] | None:
             (("steps", sid, "inputs", n, "from"), i.source) for n, i in step.inputs.items()
         ]
         refs += [(("steps", sid, "conditions", k, "left"), c.left) for k, c in enumerate(step.conditions)]
+        refs += [
+            (("steps", sid, "conditions", k, "right_source"), c.right_source)
+            for k, c in enumerate(step.conditions)
+            if c.right_source is not None
+        ]
         if step.loop is not None:
             refs.append((("steps", sid, "loop", "items"), step.loop.items))
         for path, ref in refs:

@@ -26,8 +26,10 @@ class Ref:
     type_name: str = ""
 
     def _compare(self, op: str, other: object) -> Condition:
-        if isinstance(other, Ref | Collected):
-            raise PipelineError(f"conditions compare a pipeline value with a literal, not with {other!r}")
+        if isinstance(other, Collected):
+            raise PipelineError(
+                f"conditions compare with a literal, a parameter or one output, not with {other!r}"
+            )
         return Condition(self, op, other)
 
     def __eq__(self, other: object) -> Condition:  # type: ignore[override]
@@ -109,7 +111,8 @@ class Collected:
 
 @dataclass(frozen=True, eq=False)
 class Condition:
-    """``left op right``: a placeholder compared with a literal; ``negated`` for Elif/Else branches."""
+    """``left op right``: a placeholder compared with a literal or another placeholder (a pipeline
+    parameter, a step output); ``negated`` for Elif/Else branches."""
 
     left: Ref
     op: str

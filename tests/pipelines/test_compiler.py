@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from shipyard.errors import PipelineError
-from shipyard.pipelines import Collected, ParallelFor, compile_pipeline, pipeline
+from shipyard.pipelines import Collected, ParallelFor, PipelineSpec, compile_pipeline, pipeline
 from shipyard.pipelines.schema import pipeline_spec_schema, schema_problems
 from tests.pipelines import example_components as ex
+from tests.pipelines import executor_components as comps
 
 
 def test_realistic_pipeline_compiles_with_dependencies_and_branches() -> None:
@@ -182,3 +183,12 @@ def test_python_if_on_a_placeholder_is_an_error() -> None:
 
 def test_component_outside_pipeline_is_a_plain_function() -> None:
     assert ex.score(n=5) == 0.5
+
+
+def test_a_condition_against_a_parameter_round_trips_through_yaml() -> None:
+    spec = compile_pipeline(comps.thresholded)
+    (condition,) = spec.steps["publish"].conditions
+    assert condition.right_source == {"param": "threshold"} and condition.right is None
+    again = PipelineSpec.from_yaml(spec.to_yaml())
+    assert again.steps["publish"].conditions == spec.steps["publish"].conditions
+    assert "fit" in again.steps["publish"].upstream()

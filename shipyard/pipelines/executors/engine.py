@@ -347,7 +347,13 @@ class _Engine:
             lookup = self._lookup(inst.index)
             try:
                 if not all(
-                    holds(c, resolve(c.left, self.params, lookup, self._collected, inst.item))
+                    holds(
+                        c,
+                        resolve(c.left, self.params, lookup, self._collected, inst.item),
+                        c.right
+                        if c.right_source is None
+                        else resolve(c.right_source, self.params, lookup, self._collected, inst.item),
+                    )
                     for c in step.conditions
                 ):
                     self._skip(inst, "its condition is false")

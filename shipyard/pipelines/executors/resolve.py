@@ -43,10 +43,10 @@ def resolve(
     raise PipelineError(f"unknown input source {source!r}")
 
 
-def holds(condition: ConditionSpec, left: Any) -> bool:
+def holds(condition: ConditionSpec, left: Any, right: Any) -> bool:
     """Whether ``left op right`` holds (inverted when the condition is negated)."""
     try:
-        result = bool(_OPS[condition.op](left, condition.right))
+        result = bool(_OPS[condition.op](left, right))
     except TypeError as exc:
-        raise PipelineError(f"cannot compare {left!r} {condition.op} {condition.right!r}: {exc}") from exc
+        raise PipelineError(f"cannot compare {left!r} {condition.op} {right!r}: {exc}") from exc
     return result != condition.negated
