@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,21 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     return str(value)
 
 
+_current: ContextVar[Settings | None] = ContextVar("shipyard_settings", default=None)
+
+
 def get_settings() -> Settings:
-    """The settings of this process, read now from the environment and files."""
-    return Settings.load()
+    """The settings in force: those of an enclosing :func:`using_settings`, else read now from the
+    environment and files."""
+    return _current.get() or Settings.load()
+
+
+@contextmanager
+def using_settings(settings: Settings) -> Iterator[Settings]:
+    """Make ``settings`` what :func:`get_settings` returns in this context (thread or task), e.g. inside a
+    pipeline step, so code that takes no ``settings=`` uses the executor's store, not the environment's."""
+    token = _current.set(settings)
+    try:
+        yield settings
+    finally:
+        _current.reset(token)

@@ -117,6 +117,8 @@ def log_model(run: ActiveRun, model: Any, *, name: str = "model", **options: Any
 def dataset_uri(dataset: Mapping[str, Any]) -> str:
     """A dataset's lineage URI: its file when it came from one, else ``dataset:<name>``."""
     source = str(dataset.get("source") or "")
+    if source.startswith("/"):
+        return "file://" + source  # as pipeline steps name their files, so the two lineages join
     return source if source and not source.startswith("<") else f"dataset:{dataset['name']}"
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import shipyard
+from shipyard.config import get_settings
 from shipyard.pipelines import Dataset, ExitHandler, If, Input, Metrics, Model, Output, component, pipeline
 
 
@@ -87,6 +88,11 @@ def logs_into_its_run(epochs: int) -> str:
     return run.run_id
 
 
+@component
+def reports_store() -> str:
+    return get_settings().db_url
+
+
 @pipeline(name="realistic")
 def realistic(n: int = 10) -> None:
     made = make_data(n=n)
@@ -138,3 +144,16 @@ def guarded_failure() -> None:
 @pipeline
 def self_logging(epochs: int = 3) -> None:
     logs_into_its_run(epochs=epochs)
+
+
+@pipeline
+def store_report() -> None:
+    reports_store()
+
+
+@pipeline
+def thresholded(n: int = 10, threshold: float = 0.5) -> None:
+    made = make_data(n=n)
+    trained = fit(data=made.outputs["data"])
+    with If(trained.outputs["output"] > threshold):
+        publish(model=trained.outputs["model"])

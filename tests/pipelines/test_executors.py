@@ -214,3 +214,21 @@ def test_a_step_logs_into_its_own_run_which_the_engine_ends(
     assert run.status is RunStatus.FINISHED
     assert run.tags["logged.by"] == "component"
     assert [m.value for m in client.metric_history(step.run_id, "loss")] == [1.0, 0.5, 1.0 / 3]
+
+
+def test_a_step_uses_the_executors_store_not_the_environments(
+    executor: PipelineExecutor, tmp_path: Path
+) -> None:
+    elsewhere = Settings.load(environ={"SHIPYARD_HOME": str(tmp_path / "elsewhere")})
+    assert elsewhere.db_url != shipyard.config.get_settings().db_url
+    result = type(executor)(max_parallel=1, settings=elsewhere).run(compile_pipeline(comps.store_report))
+    assert result.steps["reports-store"].outputs["output"] == elsewhere.db_url
+
+
+@pytest.mark.parametrize(("threshold", "published"), [(0.5, True), (0.95, True), (1.0, False)])
+def test_a_condition_compares_with_a_pipeline_parameter(
+    executor: PipelineExecutor, threshold: float, published: bool
+) -> None:
+    spec = compile_pipeline(comps.thresholded)
+    result = executor.run(spec, {"n": 10, "threshold": threshold}, cache=False)
+    assert result.steps["publish"].status is (S if published else K)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shipyard.config import Settings
+from shipyard.registry.saving import PIPELINE_RUN_TAG
 from shipyard.tracking import ActiveRun, RunStatus, start_run
 
 
@@ -25,7 +26,8 @@ def open_step_run(
         experiment,
         f"{pipeline_run.name}.{step_name}",
         parent=pipeline_run,
-        tags={"shipyard.step": step_name, **(tags or {})},
+        # The pipeline run tag lets a model logged inside the step name its pipeline run in the registry.
+        tags={"shipyard.step": step_name, PIPELINE_RUN_TAG: pipeline_run.run_id, **(tags or {})},
         log_system_metrics=False,
         settings=settings,
     )

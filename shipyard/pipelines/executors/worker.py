@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from shipyard.config import Settings
+from shipyard.config import Settings, using_settings
 from shipyard.errors import PipelineError
 from shipyard.pipelines.types import ARTIFACT_TYPES, Artifact
 from shipyard.tracking.fluent import attached_run
@@ -51,8 +51,9 @@ class Task:
         artifacts: artifact inputs and outputs by argument name.
         returns: declared parameter outputs (name → type name), in return order.
         log_dir: folder for ``stdout.txt`` and ``stderr.txt`` (appended to across attempts).
-        run, settings: the step's tracked run and its store; while the component runs, that run is the
-            active run, so ``shipyard.log_metric`` or ``shipyard.models.log`` inside a step log into it.
+        run, settings: the step's tracked run and the executor's settings; while the component runs, that
+            run is the active run and those settings are what ``get_settings()`` returns, so
+            ``shipyard.log_metric`` or ``shipyard.models.register`` inside a step use the executor's store.
     """
 
     module: str
@@ -117,7 +118,7 @@ def run_task(task: Task) -> dict[str, Any]:
     for name, ref in task.artifacts.items():
         kwargs[name] = ARTIFACT_TYPES.get(ref.type_name, Artifact)(ref.path, ref.uri)
     if task.run is not None and task.settings is not None:
-        with attached_run(task.run, task.settings):
+        with using_settings(task.settings), attached_run(task.run, task.settings):
             returned = func(**kwargs)
     else:
         returned = func(**kwargs)
