@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from shipyard import SchemaError
 from shipyard.store.db import HEAD_REVISION, MetadataStore
 from shipyard.store.schema import metadata
+from tests.store.old_stores import sqlite_store_at
 
 
 def test_new_store_is_migrated_to_head(tmp_path: Path) -> None:
@@ -62,19 +63,8 @@ def test_postgres_store_migrates(postgres) -> None:  # type: ignore[no-untyped-d
 
 
 def test_store_at_an_older_revision_is_upgraded_on_open(tmp_path: Path) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    from shipyard.store import db
-
     path = tmp_path / "old.db"
-    engine = sa.create_engine(f"sqlite:///{path}")
-    config = Config()
-    config.set_main_option("script_location", str(db._MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
-    engine.dispose()
+    sqlite_store_at(path, "0001")
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
         conn.execute("INSERT INTO experiments VALUES ('e1', 'kept', NULL, '/a', 'active', 1, 1)")
