@@ -17,11 +17,11 @@ from shipyard.registry.flavors.catalog import flavor_for, get_flavor
 from shipyard.registry.package import Manifest
 from shipyard.registry.signature import Signature, infer_signature
 from shipyard.store.artifacts import safe_relpath
+from shipyard.tracking.records import PIPELINE_RUN_TAG
 
 if TYPE_CHECKING:
     from shipyard.tracking.run import ActiveRun
 
-PIPELINE_RUN_TAG = "shipyard.pipeline_run_id"
 
 
 @dataclass(frozen=True)

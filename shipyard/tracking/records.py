@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+# The tag on a pipeline step's run naming the pipeline run it belongs to (the registry records it).
+PIPELINE_RUN_TAG = "shipyard.pipeline_run_id"
+
 
 class RunStatus(enum.StrEnum):
     """Lifecycle of a run: RUNNING, then exactly one of the terminal states."""

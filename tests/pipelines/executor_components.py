@@ -89,6 +89,11 @@ def logs_into_its_run(epochs: int) -> str:
 
 
 @component
+def reads_env(name: str) -> str:
+    return os.environ.get(name, "")
+
+
+@component
 def reports_store() -> str:
     return get_settings().db_url
 
@@ -157,3 +162,8 @@ def thresholded(n: int = 10, threshold: float = 0.5) -> None:
     trained = fit(data=made.outputs["data"])
     with If(trained.outputs["output"] > threshold):
         publish(model=trained.outputs["model"])
+
+
+@pipeline
+def env_report(name: str) -> None:
+    reads_env(name=name)

@@ -232,3 +232,14 @@ def test_a_condition_compares_with_a_pipeline_parameter(
     spec = compile_pipeline(comps.thresholded)
     result = executor.run(spec, {"n": 10, "threshold": threshold}, cache=False)
     assert result.steps["publish"].status is (S if published else K)
+
+
+def test_local_workers_see_the_engines_environment_as_it_is_now(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executor = LocalExecutor(max_parallel=1, settings=settings)
+    spec = compile_pipeline(comps.env_report)
+    executor.run(spec, {"name": "SHIPYARD_TEST_MARK"}, cache=False)  # the fork server is up by now
+    monkeypatch.setenv("SHIPYARD_TEST_MARK", "set later")
+    result = executor.run(spec, {"name": "SHIPYARD_TEST_MARK"}, cache=False)
+    assert result.steps["reads-env"].outputs["output"] == "set later"

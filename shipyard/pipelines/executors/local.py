@@ -11,8 +11,9 @@ class LocalExecutor(PipelineExecutor):
     """Runs up to ``max_parallel`` steps at once (default: the CPU count) in a pool of worker processes.
 
     A step that crashes, segfaults or exits kills only its worker, which is replaced. Resource hints are not
-    enforced here; ``max_parallel`` bounds the load. Scripts that call it need an
-    ``if __name__ == "__main__":`` guard: workers are spawned and re-import the main module.
+    enforced here; ``max_parallel`` bounds the load. Workers are forked from a fork server that imported
+    Shipyard once per process, so after the first run a new worker costs milliseconds. Scripts that call it
+    need an ``if __name__ == "__main__":`` guard: workers import the main module again.
     """
 
     def _make_pool(self, settings: Settings) -> StepPool:

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shipyard.config import Settings
-from shipyard.registry.saving import PIPELINE_RUN_TAG
 from shipyard.tracking import ActiveRun, RunStatus, start_run
+from shipyard.tracking.records import PIPELINE_RUN_TAG
 
 
 def open_step_run(

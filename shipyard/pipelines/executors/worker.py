@@ -66,8 +66,16 @@ class Task:
     settings: Settings | None = None
 
 
-def serve(conn: Connection) -> None:
-    """Worker process entry point: run tasks from ``conn`` until it closes."""
+def serve(conn: Connection, environ: dict[str, str] | None = None) -> None:
+    """Worker process entry point: run tasks from ``conn`` until it closes.
+
+    Args:
+        environ: the environment to run with (the engine's; a forked worker would otherwise keep the fork
+            server's, as it was when that started).
+    """
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     while True:
         try:
             task: Task = conn.recv()
