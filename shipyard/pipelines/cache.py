@@ -17,7 +17,7 @@ from typing import Any
 
 from shipyard.errors import ShipyardError
 from shipyard.pipelines.spec import ComponentRef
-from shipyard.tracking import ActiveRun, Run, TrackingClient
+from shipyard.tracking import ActiveRun, Run, RunStatus, TrackingClient
 
 KEY_TAG = "shipyard.cache_key"
 OUTPUTS_TAG = "shipyard.outputs"
@@ -102,13 +102,7 @@ def recorded_outputs(client: TrackingClient, run: Run) -> dict[str, Any] | None:
 
 def lookup(client: TrackingClient, key: str) -> tuple[str, dict[str, Any]] | None:
     """The newest finished step run with ``key`` whose outputs are intact: (run id, outputs), else None."""
-    runs = client.search_runs(
-        None,
-        f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time desc"],
-        max_results=5,
-    )
-    for run in runs:  # type: ignore[union-attr]
+    for run in client.runs_with_tag(KEY_TAG, key, status=RunStatus.FINISHED, limit=5):
         outputs = recorded_outputs(client, run)
         if outputs is not None:
             return run.run_id, outputs

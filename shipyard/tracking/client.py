@@ -531,6 +531,26 @@ class TrackingClient:
             ]
 
     # ------------------------------------------------------------------ search
+    def runs_with_tag(
+        self, key: str, value: str, *, status: RunStatus | None = None, limit: int = 10
+    ) -> list[Run]:
+        """Active runs of any experiment whose tag ``key`` is ``value``, newest first: one indexed query,
+        for lookups on a hot path (a pipeline step's cache key) where parsing a filter costs too much."""
+        query = (
+            sa.select(runs)
+            .join(tags_table, tags_table.c.run_pk == runs.c.id)
+            .where(
+                tags_table.c.key == key,
+                tags_table.c.value == value,
+                runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value,
+            )
+            .order_by(runs.c.start_time.desc(), runs.c.id.desc())
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(runs.c.status == status.value)
+        return self._load_runs(query)
+
     def search_runs(
         self,
         experiments_: str | Sequence[str] | None = None,

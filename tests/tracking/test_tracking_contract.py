@@ -286,3 +286,18 @@ def test_generated_name_clash_draws_a_new_name(
     with shipyard.start_run("clash", settings=backend_settings) as run:
         pass
     assert run.run_id == second and run.name == generate_run_name(second)
+
+
+def test_runs_with_tag_finds_across_experiments_newest_first(backend_settings: Settings) -> None:
+    client = shipyard.get_client(backend_settings)
+    found = []
+    for experiment, status in (("a", RunStatus.FINISHED), ("b", RunStatus.FAILED), ("b", RunStatus.FINISHED)):
+        with shipyard.start_run(experiment, tags={"key": "k1"}, settings=backend_settings) as run:
+            run.end(status)
+        found.append(run.run_id)
+    with shipyard.start_run("a", tags={"key": "other"}, settings=backend_settings):
+        pass
+    assert [r.run_id for r in client.runs_with_tag("key", "k1")] == found[::-1]
+    finished = client.runs_with_tag("key", "k1", status=RunStatus.FINISHED, limit=1)
+    assert [r.run_id for r in finished] == [found[2]]
+    assert client.runs_with_tag("key", "nothing") == []
