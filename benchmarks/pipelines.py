@@ -389,8 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra: dict[str, Any] = {}
     try:
         sy = ShipyardSide(root / "shipyard")
-        progress("Shipyard: warm-up run (imports, store migration)")
-        sy.run(sy.chain(2))
+        progress("Shipyard: warm-up run (imports, store migration, fork server)")
+        cold_s, _ = sy.run(sy.chain(2))
+        progress(f"Shipyard warm-up (first run in this process): {cold_s:.2f} s")
         sy_t: dict[str, float] = {}
         valid: dict[str, bool] = {}
         for key, spec, steps, rounds in (
@@ -465,7 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes=tuple(
                 [
                     *notes_common,
-                    f"Shipyard: LocalExecutor(max_parallel=2), worker processes, median of {plan.rounds}; "
+                    f"Shipyard: LocalExecutor(max_parallel=2), worker processes, median of {plan.rounds}, "
+                    f"after a 2-step warm-up run ({cold_s * ms:,.0f} ms: the first run in a process also "
+                    "imports Shipyard into the workers' fork server); "
                     "Prefect: a @flow calling @task s in its ephemeral API, after one warm-up flow; "
                     "Metaflow: `python flow.py run` wall time (start + 20 + end steps)",
                 ]
