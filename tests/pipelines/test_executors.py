@@ -243,3 +243,16 @@ def test_local_workers_see_the_engines_environment_as_it_is_now(
     monkeypatch.setenv("SHIPYARD_TEST_MARK", "set later")
     result = executor.run(spec, {"name": "SHIPYARD_TEST_MARK"}, cache=False)
     assert result.steps["reads-env"].outputs["output"] == "set later"
+
+
+def test_captured_output_folders_are_removed_after_the_run(
+    executor: PipelineExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = executor.run(compile_pipeline(comps.failing))  # output and a traceback were captured
+    assert result.status is F
+    assert list(scratch.glob("shipyard-steps-*")) == []  # (pymp-*: the fork server's socket, not ours)

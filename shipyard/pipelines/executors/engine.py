@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -165,6 +166,7 @@ class PipelineExecutor(ABC):
                 raise
             finally:
                 pool.close()
+                shutil.rmtree(engine.logs, ignore_errors=True)  # captured output is in the step runs now
             failed = any(r.status is StepStatus.FAILED for r in steps.values())
             run.end(RunStatus.FAILED if failed else RunStatus.FINISHED)
         status = StepStatus.FAILED if failed else StepStatus.SUCCEEDED
