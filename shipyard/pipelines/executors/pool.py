@@ -21,8 +21,11 @@ from typing import Any
 from shipyard.pipelines.executors.worker import Task, serve
 from shipyard.pipelines.spec import Resources
 
-_CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload([serve.__module__])
+if "forkserver" in multiprocessing.get_all_start_methods():
+    _CONTEXT: Any = multiprocessing.get_context("forkserver")
+    _CONTEXT.set_forkserver_preload([serve.__module__])
+else:  # Windows has no fork: each worker is a fresh interpreter
+    _CONTEXT = multiprocessing.get_context("spawn")
 
 
 @dataclass(frozen=True)
