@@ -256,3 +256,40 @@ def test_captured_output_folders_are_removed_after_the_run(
     result = executor.run(compile_pipeline(comps.failing))  # output and a traceback were captured
     assert result.status is F
     assert list(scratch.glob("shipyard-steps-*")) == []  # (pymp-*: the fork server's socket, not ours)
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("127.0.0.1:1", "cannot reach a Ray cluster at '127.0.0.1:1'"),
+        ("ray://127.0.0.1:1", "cannot reach a Ray cluster at 'ray://127.0.0.1:1'"),
+        ("no-port", "is not host:port"),
+    ],
+)
+def test_a_ray_address_nothing_listens_at_fails_fast_naming_it(address: str, message: str) -> None:
+    from shipyard.errors import PipelineError
+    from shipyard.pipelines.executors.ray import _probe
+
+    with pytest.raises(PipelineError, match=message):
+        _probe(address, timeout_s=2)
+
+
+def test_the_cli_names_an_unreachable_ray_address_from_the_settings(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SHIPYARD_HOME": str(tmp_path / "home"),
+        "SHIPYARD_RAY_ADDRESS": "127.0.0.1:1",
+        "PYTHONPATH": str(Path(__file__).parents[2]),
+    }
+    target = "tests.pipelines.executor_components:realistic"
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard.cli", "pipeline", "run", target, "--executor", "ray"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: cannot reach a Ray cluster at '127.0.0.1:1': [Errno 111] Connection refused"
+    )

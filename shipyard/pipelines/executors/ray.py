@@ -8,6 +8,7 @@ artifact root, so on a multi-node cluster that root must be a filesystem every n
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from typing import Any
 
@@ -40,6 +41,8 @@ def connect(address: str | None = None) -> Any:
     ray = _import_ray()
     if ray.is_initialized():
         return ray
+    if address:
+        _probe(address)
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     try:
         ray.init(address=address, **options) if address else ray.init(**options)
@@ -47,6 +50,20 @@ def connect(address: str | None = None) -> Any:
         where = f"at {address!r}" if address else "locally"
         raise PipelineError(f"cannot start or reach a Ray cluster {where}: {exc}") from exc
     return ray
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on an address nothing listens at: Ray itself retries such a connection for minutes."""
+    if address == "auto":
+        return
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise PipelineError(f"Ray address {address!r} is not host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise PipelineError(f"cannot reach a Ray cluster at {address!r}: {exc}") from exc
 
 
 def _run_step(task: Task, paths: list[str]) -> tuple[str, Any]:
