@@ -18,7 +18,11 @@ at the edge with ``raise … from exc``.
     ├── IntegrityError                  a stored file whose sha256 does not match its record
     ├── StoreError                      the metadata store cannot be used
     │   └── SchemaError                 corrupt database or a schema this version cannot read
-    └── PipelineError                   a pipeline that cannot compile or run
+    ├── PipelineError                   a pipeline that cannot compile or run
+    └── ServingError                    a model server that cannot answer a request
+        ├── ModelNotReady               the model is loading or failed to load (its error named)
+        ├── Overloaded                  the model's queue is full: retry later (HTTP 503 + Retry-After)
+        └── PredictionFailed            the model raised inside predict (its message kept)
 """
 
 from __future__ import annotations
@@ -93,6 +97,26 @@ class PipelineError(ShipyardError):
     """A pipeline that cannot compile or run."""
 
 
+class ServingError(ShipyardError):
+    """A model server that cannot answer a request."""
+
+
+class ModelNotReady(ServingError):
+    """The model is still loading, or failed to load (the message says why)."""
+
+
+class Overloaded(ServingError):
+    """The model's request queue is full; retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PredictionFailed(ServingError):
+    """The model raised inside predict; the message carries the model's own."""
+
+
 __all__ = [
     "AlreadyExists",
     "Conflict",
@@ -100,10 +124,14 @@ __all__ = [
     "Forbidden",
     "IntegrityError",
     "InvalidInput",
+    "ModelNotReady",
     "NotFound",
+    "Overloaded",
     "PipelineError",
+    "PredictionFailed",
     "RunNotActive",
     "SchemaError",
+    "ServingError",
     "ShipyardError",
     "StoreError",
     "Unauthorized",

@@ -16,6 +16,7 @@ PACKAGES = [
     "shipyard.pipelines.executors",
     "shipyard.registry",
     "shipyard.registry.flavors",
+    "shipyard.serving",
     "shipyard.store",
     "shipyard.tracking",
 ]

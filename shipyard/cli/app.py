@@ -17,6 +17,7 @@ from shipyard.cli import (
     pipeline_cmd,
     runs_cmd,
     schedule_cmd,
+    serve_cmd,
 )
 from shipyard.errors import (
     AlreadyExists,
@@ -46,6 +47,7 @@ app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)
 app.command("scheduler")(schedule_cmd.scheduler)
+app.command("serve")(serve_cmd.serve)
 # Defined beside the other schedule commands; it belongs under `shipyard pipeline` for users.
 pipeline_cmd.app.command("schedule")(schedule_cmd.schedule_pipeline)
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from shipyard.tracking.run import ActiveRun
 
 
-
 @dataclass(frozen=True)
 class ModelInfo:
     """Where a logged model lives and what its manifest says."""

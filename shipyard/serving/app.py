@@ -1,0 +1,295 @@
+"""The inference server as an ASGI app: Open Inference Protocol v2, KServe v1 and a records endpoint.
+
+Routes (``{v}`` optional everywhere a version may be named):
+
+- ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2`` (server metadata)
+- ``GET /v2/models/{name}[/versions/{v}]`` (model metadata), ``…/ready``, ``POST …/infer``
+- ``POST /v1/models/{name}:predict`` with ``{"instances": [...]}``
+- ``POST /models/{name}/predict`` with pandas records (``[{col: value}, …]`` or ``{"dataframe_records": …}``)
+- ``GET /metrics`` (Prometheus)
+
+Errors map to status codes in one place (:func:`_status_for`): bad input 400, unknown model 404, body too
+large 413, model raised 500, not ready or overloaded 503 (with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shipyard import __version__
+from shipyard.errors import (
+    InvalidInput,
+    ModelNotReady,
+    NotFound,
+    Overloaded,
+    PredictionFailed,
+    ShipyardError,
+)
+from shipyard.serving.batching import Batcher
+from shipyard.serving.inference import PREDICT, ModelInput, model_input
+from shipyard.serving.metrics import ServerMetrics
+from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
+from shipyard.serving.tensors import (
+    decode_infer_request,
+    encode_error,
+    encode_infer_response,
+    model_metadata,
+)
+
+log = logging.getLogger("shipyard.serving")
+HEADER_LENGTH = "inference-header-content-length"
+
+
+class BodyTooLarge(InvalidInput):
+    """A request body over the server's limit (HTTP 413)."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Server-wide limits: ``max_body_bytes`` per request, ``workers`` predict threads in all."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    workers: int = 4
+
+
+class InferenceServer:
+    """Holds the repository, one batcher per model and the metrics; :attr:`app` is the ASGI app."""
+
+    def __init__(self, repository: ModelRepository, config: ServerConfig | None = None) -> None:
+        self.repository = repository
+        self.config = config or ServerConfig()
+        self.executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="predict")
+        self.metrics = ServerMetrics(repository)
+        self.batchers: dict[str, Batcher] = {}
+        for name, served in repository.models.items():
+            labels = (name, served)
+            self.batchers[name] = Batcher(
+                served.predict_batch,
+                served.config.batching,
+                self.executor,
+                on_batch=lambda n, s, labels=labels: self.metrics.observe_batch(labels[1], n, s),
+            )
+        self.metrics.queue_depth_of = lambda name: self.batchers[name].queue_depth
+        self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.repository.load_all()
+        yield
+        # Graceful shutdown: uvicorn stops accepting first; what is queued or running finishes here.
+        await asyncio.gather(*(b.drain() for b in self.batchers.values()))
+        self.executor.shutdown(wait=True)
+
+    def _routes(self) -> list[Route]:
+        model = "/v2/models/{name}"
+        versioned = "/v2/models/{name}/versions/{version}"
+        return [
+            Route("/v2/health/live", self.live),
+            Route("/v2/health/ready", self.ready),
+            Route("/v2", self.server_metadata),
+            Route(model, self.model_metadata),
+            Route(versioned, self.model_metadata),
+            Route(model + "/ready", self.model_ready),
+            Route(versioned + "/ready", self.model_ready),
+            Route(model + "/infer", self.infer, methods=["POST"]),
+            Route(versioned + "/infer", self.infer, methods=["POST"]),
+            Route("/v1/models/{name}:predict", self.v1_predict, methods=["POST"]),
+            Route("/models/{name}/predict", self.records_predict, methods=["POST"]),
+            Route("/metrics", self.metrics_endpoint),
+        ]
+
+    # ------------------------------------------------------------------ health and metadata
+    async def live(self, request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        ready = self.repository.ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    async def server_metadata(self, request: Request) -> Response:
+        return JSONResponse(
+            {"name": "shipyard", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    async def model_metadata(self, request: Request) -> Response:
+        return await self._guard(request, self._model_metadata)
+
+    async def _model_metadata(self, request: Request) -> Response:
+        served = self._served(request)
+        served.require_ready()
+        inputs = [(t.name, t.datatype, t.shape) for t in served.inputs]
+        outputs = [(t.name, t.datatype, t.shape) for t in served.outputs]
+        return JSONResponse(model_metadata(served.name, [served.version], served.platform, inputs, outputs))
+
+    async def model_ready(self, request: Request) -> Response:
+        return await self._guard(request, self._model_ready)
+
+    async def _model_ready(self, request: Request) -> Response:
+        served = self._served(request)
+        body: dict[str, Any] = {"name": served.name, "version": served.version, "ready": False}
+        body["state"] = served.state.value
+        if served.state is ModelState.READY:
+            body["ready"] = True
+            return JSONResponse(body)
+        if served.error:
+            body["error"] = served.error
+        return JSONResponse(body, status_code=503)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        payload, content_type = self.metrics.render()
+        return Response(payload, media_type=content_type)
+
+    # ------------------------------------------------------------------ inference
+    async def infer(self, request: Request) -> Response:
+        return await self._guard(request, self._infer, protocol="v2")
+
+    async def _infer(self, request: Request) -> Response:
+        served = self._served(request)
+        body = await self._body(request)
+        length = request.headers.get(HEADER_LENGTH)
+        try:
+            header_length = int(length) if length is not None else None
+        except ValueError:
+            raise InvalidInput(
+                f"header Inference-Header-Content-Length is not a number: {length!r}"
+            ) from None
+        decoded = decode_infer_request(body, header_length)
+        wanted = [o.name for o in decoded.outputs]
+        item = model_input(served.name, served.signature, [(t.name, t.data) for t in decoded.inputs], wanted)
+        outputs = await self._predict(served, item)
+        binary = {o.name for o in decoded.outputs if o.binary}
+        if decoded.binary_output_default and not decoded.outputs:
+            binary = set(outputs)
+        payload, length_out = encode_infer_response(
+            served.name, served.version, decoded.id, list(outputs.items()), binary
+        )
+        headers = {HEADER_LENGTH: str(length_out)} if length_out is not None else None
+        media = "application/octet-stream" if length_out is not None else "application/json"
+        return Response(payload, media_type=media, headers=headers)
+
+    async def v1_predict(self, request: Request) -> Response:
+        return await self._guard(request, self._v1_predict, protocol="v1")
+
+    async def _v1_predict(self, request: Request) -> Response:
+        served = self._served(request)
+        document = _json(await self._body(request))
+        if not isinstance(document, dict) or "instances" not in document:
+            raise InvalidInput('a v1 predict body is {"instances": [...]}')
+        item = _rows_input(served, document["instances"], "instances")
+        outputs = await self._predict(served, item)
+        return JSONResponse({"predictions": outputs[PREDICT].tolist()})
+
+    async def records_predict(self, request: Request) -> Response:
+        return await self._guard(request, self._records_predict, protocol="records")
+
+    async def _records_predict(self, request: Request) -> Response:
+        served = self._served(request)
+        document = _json(await self._body(request))
+        if isinstance(document, dict) and "dataframe_records" in document:
+            document = document["dataframe_records"]
+        if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
+            raise InvalidInput('a predict body is a list of records [{"column": value, ...}, ...]')
+        item = _rows_input(served, document, "records")
+        outputs = await self._predict(served, item)
+        return JSONResponse({"predictions": outputs[PREDICT].tolist()})
+
+    async def _predict(self, served: ServedModel, item: ModelInput) -> dict[str, np.ndarray]:
+        served.require_ready()
+        result = await self.batchers[served.name].submit(item, item.rows)
+        return result  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ plumbing
+    def _served(self, request: Request) -> ServedModel:
+        params = request.path_params
+        return self.repository.get(params["name"], params.get("version"))
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"request body of {int(declared):,} bytes is over the limit of {limit:,}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"request body is over the limit of {limit:,} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _guard(self, request: Request, handler: Any, protocol: str = "") -> Response:
+        started = time.perf_counter()
+        name = request.path_params.get("name", "")
+        try:
+            response: Response = await handler(request)
+        except ShipyardError as exc:
+            response = _error_response(exc)
+        except Exception as exc:  # a bug of ours: answer 500 with the reason, keep serving
+            log.exception("unexpected error serving %s", request.url.path)
+            response = _error_response(PredictionFailed(f"internal error: {type(exc).__name__}: {exc}"))
+        if protocol:
+            self.metrics.observe_request(name, protocol, response.status_code, time.perf_counter() - started)
+        return response
+
+
+def _status_for(exc: ShipyardError) -> int:
+    if isinstance(exc, BodyTooLarge):
+        return 413
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, InvalidInput):
+        return 400
+    if isinstance(exc, ModelNotReady | Overloaded):
+        return 503
+    return 500
+
+
+def _error_response(exc: ShipyardError) -> Response:
+    headers = None
+    if isinstance(exc, Overloaded):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+    return Response(encode_error(str(exc)), 503 if headers else _status_for(exc), headers, "application/json")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+
+
+def _rows_input(served: ServedModel, rows: Any, field: str) -> ModelInput:
+    """Rows of JSON (records or lists) as one request's input."""
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInput(f"{field} must be a non-empty list")
+    if all(isinstance(r, dict) for r in rows):
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        columns = [(n, _column([r.get(n) for r in rows], n)) for n in names]
+        return model_input(served.name, served.signature, columns)
+    try:
+        matrix = np.asarray(rows)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} rows must all have the same length: {exc}") from None
+    if matrix.dtype == object:
+        raise InvalidInput(f"{field} rows must all have the same length and hold plain values")
+    return model_input(served.name, served.signature, [("instances", matrix)])
+
+
+def _column(values: Sequence[Any], name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == object and any(isinstance(v, list | dict) for v in values):
+        raise InvalidInput(f"column {name!r} holds nested values; a record maps each column to one value")
+    return array

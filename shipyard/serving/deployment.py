@@ -1,0 +1,125 @@
+"""What a server serves: one model URI from the command line, or a ``deploy.yaml`` with several.
+
+::
+
+    server: {max_body_mb: 16, workers: 4}
+    models:
+      - name: churn                       # default: the registered model's name (or the folder's)
+        uri: models:/churn@champion
+        batching: {max_batch_size: 64, max_latency_ms: 2, max_queue: 2048, enabled: true}
+        options: {device: auto}           # passed to the model's loader
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shipyard.errors import InvalidInput
+from shipyard.serving.app import ServerConfig
+from shipyard.serving.batching import BatchPolicy
+from shipyard.serving.repository import ModelConfig
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class BatchingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(64, ge=1)
+    max_latency_ms: float = Field(2.0, ge=0)
+    max_queue: int = Field(2048, ge=1)
+    max_in_flight: int = Field(2, ge=1)
+    enabled: bool = True
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str
+    name: str | None = None
+    version: str | None = None
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)  # type: ignore[arg-type]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError("a model name is letters, digits, '_', '.' and '-' (at most 128)")
+        return value
+
+
+class ServerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_mb: float = Field(16, gt=0)
+    workers: int = Field(4, ge=1)
+
+
+class DeploymentSpec(BaseModel):
+    """A whole ``deploy.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelSpec] = Field(min_length=1)
+    server: ServerSpec = Field(default_factory=ServerSpec)  # type: ignore[arg-type]
+
+    def model_configs(self) -> list[ModelConfig]:
+        """Each model's configuration, names defaulted from their URIs."""
+        return [
+            ModelConfig(
+                name=spec.name or default_name(spec.uri),
+                uri=spec.uri,
+                version=spec.version,
+                batching=BatchPolicy(**spec.batching.model_dump()),
+                options=dict(spec.options),
+            )
+            for spec in self.models
+        ]
+
+    def server_config(self) -> ServerConfig:
+        return ServerConfig(
+            max_body_bytes=int(self.server.max_body_mb * 1024 * 1024), workers=self.server.workers
+        )
+
+
+def default_name(uri: str) -> str:
+    """The name to serve a model under when none is given: ``models:/churn@champion`` → ``churn``."""
+    if uri.startswith("models:/"):
+        rest = uri[len("models:/") :]
+        name = re.split(r"[@/]", rest, maxsplit=1)[0]
+    elif uri.startswith("runs:/"):
+        name = uri.rstrip("/").rsplit("/", 1)[-1]
+    else:
+        name = Path(uri).resolve().name
+    if not _NAME.match(name):
+        raise InvalidInput(f"cannot derive a model name from {uri!r}; give one with --name")
+    return name
+
+
+def load_deployment(path: Path) -> DeploymentSpec:
+    """Read and check a ``deploy.yaml``; errors name the file and the field.
+
+    Raises:
+        InvalidInput: unreadable YAML, or a field that is missing, unknown or out of range.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read deployment file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidInput(f"{path} is not valid YAML{where}: {problem}") from exc
+    try:
+        return DeploymentSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise InvalidInput(f"{path}: {where}: {first['msg']}") from exc

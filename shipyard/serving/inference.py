@@ -1,0 +1,144 @@
+"""From request tensors to a model's input, and from its predictions back to output tensors. Pure logic.
+
+A model with a dataframe signature takes one 1-D tensor per column (named after it, ``[N]`` or ``[N, 1]``), or
+one ``[N, k]`` tensor whose columns are the signature's in order — what most v2 clients send. A model with a
+tensor signature (or none) takes one tensor as its array. Whatever the shape, the model's signature then
+checks types and names (``LoadedModel.predict``), so a bad request is refused naming the column.
+
+A request's rows are kept as plain arrays (:class:`ModelInput`) so that a batch of requests concatenates
+column by column with numpy before one DataFrame is built for the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.errors import InvalidInput
+from shipyard.registry.signature import Signature, SignatureKind
+
+PREDICT = "predict"
+PREDICT_PROBA = "predict_proba"
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One request's rows: ``columns`` (name → 1-D array) for a dataframe model, else ``array``."""
+
+    rows: int
+    columns: dict[str, np.ndarray] | None = None
+    array: np.ndarray | None = None
+    outputs: tuple[str, ...] = (PREDICT,)
+
+
+def input_names(signature: Signature | None) -> list[str] | None:
+    """The column names a dataframe model takes, or None for a tensor model (or no signature)."""
+    if signature is None or signature.kind is not SignatureKind.DATAFRAME:
+        return None
+    return [str(spec.name) for spec in signature.inputs]
+
+
+def model_input(
+    model_name: str,
+    signature: Signature | None,
+    tensors: Sequence[tuple[str, np.ndarray]],
+    outputs: Sequence[str] = (),
+) -> ModelInput:
+    """The rows of one request, given its ``(name, array)`` input tensors.
+
+    Raises:
+        InvalidInput: no tensor, tensors with different row counts, or names the model does not take.
+    """
+    wanted = tuple(outputs) or (PREDICT,)
+    unknown = [o for o in wanted if o not in (PREDICT, PREDICT_PROBA)]
+    if unknown:
+        raise InvalidInput(
+            f"model {model_name!r} has no output {unknown[0]!r}; it has: predict, predict_proba"
+        )
+    if not tensors:
+        raise InvalidInput(f"model {model_name!r}: the request has no input tensors")
+    names = input_names(signature)
+    given = [name for name, _ in tensors]
+    if names is not None and len(tensors) == 1 and given[0] not in names:
+        matrix = tensors[0][1]
+        if matrix.ndim == 2 and matrix.shape[1] == len(names):
+            columns = {name: matrix[:, i] for i, name in enumerate(names)}
+            return ModelInput(matrix.shape[0], columns=columns, outputs=wanted)
+        raise InvalidInput(
+            f"model {model_name!r}: input {given[0]!r} must be one [N, {len(names)}] tensor (the columns "
+            f"{_preview(names)} in order) or one 1-D tensor per column; got shape {list(matrix.shape)}"
+        )
+    if names is None and len(tensors) == 1:
+        array = tensors[0][1]
+        return ModelInput(int(array.shape[0]) if array.ndim else 1, array=array, outputs=wanted)
+    if names is not None:
+        extra = [n for n in given if n not in names]
+        if extra:
+            raise InvalidInput(f"model {model_name!r} has no input {extra[0]!r}; it takes: {_preview(names)}")
+    columns: dict[str, np.ndarray] = {}
+    rows: int | None = None
+    for name, array in tensors:
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise InvalidInput(
+                f"input {name!r}: a column is a [N] or [N, 1] tensor, got shape {list(array.shape)}"
+            )
+        if rows is not None and array.shape[0] != rows:
+            raise InvalidInput(f"input {name!r} has {array.shape[0]} rows but {given[0]!r} has {rows}")
+        rows = array.shape[0]
+        columns[name] = array
+    return ModelInput(rows or 0, columns=columns, outputs=wanted)
+
+
+def combine(inputs: Sequence[ModelInput]) -> tuple[Any, tuple[str, ...]]:
+    """One model input (a DataFrame or an array) for a batch of requests, and the outputs any of them wants.
+
+    Raises:
+        InvalidInput: requests of one batch disagree on their columns.
+    """
+    wanted = tuple(dict.fromkeys(o for i in inputs for o in i.outputs))
+    first = inputs[0]
+    if first.columns is None:
+        arrays = [i.array for i in inputs]
+        if any(a is None for a in arrays):
+            raise InvalidInput("requests of one batch mix column inputs and array inputs")
+        data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)  # type: ignore[arg-type]
+        return data, wanted
+    names = list(first.columns)
+    if any(i.columns is None or list(i.columns) != names for i in inputs):
+        raise InvalidInput("requests of one batch name different columns")
+    if len(inputs) == 1:
+        return pd.DataFrame(first.columns), wanted
+    return pd.DataFrame({n: np.concatenate([i.columns[n] for i in inputs]) for n in names}), wanted  # type: ignore[index]
+
+
+def split(outputs: dict[str, np.ndarray], inputs: Sequence[ModelInput]) -> list[dict[str, np.ndarray]]:
+    """Cut a batch's outputs back into one dict per request, by each request's row count."""
+    total = sum(i.rows for i in inputs)
+    for name, values in outputs.items():
+        if len(values) != total:
+            raise RuntimeError(f"the model returned {len(values)} rows of {name!r} for {total} input rows")
+    results: list[dict[str, np.ndarray]] = []
+    start = 0
+    for item in inputs:
+        end = start + item.rows
+        results.append({name: outputs[name][start:end] for name in item.outputs})
+        start = end
+    return results
+
+
+def as_array(values: Any) -> np.ndarray:
+    """A prediction as a numpy array (pandas objects and lists included)."""
+    if isinstance(values, pd.DataFrame | pd.Series):
+        return values.to_numpy()
+    return np.asarray(values)
+
+
+def _preview(names: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")

@@ -1,0 +1,98 @@
+"""Prometheus metrics of one inference server, in a registry of its own (not the process-global one).
+
+- ``shipyard_requests_total{model, version, protocol, code}``
+- ``shipyard_request_seconds{model, protocol}``: latency histogram, from the first byte read to the answer
+- ``shipyard_batch_size{model, version}``: requests per predict call; ``shipyard_predict_seconds``: its time
+- ``shipyard_queue_depth{model}``: requests waiting now; ``shipyard_model_ready{model, version}``;
+  ``shipyard_model_load_seconds{model, version}``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class ServerMetrics:
+    """The counters and histograms a server updates, and the gauges it reads when scraped."""
+
+    def __init__(self, repository: ModelRepository) -> None:
+        self.registry = CollectorRegistry()
+        self.repository = repository
+        self.queue_depth_of: Callable[[str], int] = lambda name: 0
+        self.requests = Counter(
+            "shipyard_requests",
+            "Inference requests answered, by model, version, protocol and HTTP status code.",
+            ["model", "version", "protocol", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "shipyard_request_seconds",
+            "Time to answer an inference request.",
+            ["model", "protocol"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "shipyard_batch_size",
+            "Requests merged into one predict call.",
+            ["model", "version"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.predict_seconds = Histogram(
+            "shipyard_predict_seconds",
+            "Time of one predict call (a whole batch).",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StateCollector(self))
+
+    def observe_request(self, model: str, protocol: str, code: int, seconds: float) -> None:
+        """Count one answered request (of any status) and its latency."""
+        served = self.repository.models.get(model)
+        version = served.version if served is not None else ""
+        self.requests.labels(model, version, protocol, str(code)).inc()
+        self.latency.labels(model, protocol).observe(seconds)
+
+    def observe_batch(self, served: ServedModel, requests: int, seconds: float) -> None:
+        """Record one predict call of ``requests`` merged requests."""
+        self.batch_size.labels(served.name, served.version).observe(requests)
+        self.predict_seconds.labels(served.name, served.version).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _StateCollector(Collector):
+    """Gauges read at scrape time: queue depth, readiness and load time of each model."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "shipyard_queue_depth", "Requests waiting for a predict slot.", labels=["model"]
+        )
+        ready = GaugeMetricFamily(
+            "shipyard_model_ready", "1 when the model serves.", labels=["model", "version"]
+        )
+        load = GaugeMetricFamily(
+            "shipyard_model_load_seconds", "Time the model took to load.", labels=["model", "version"]
+        )
+        for name, served in self.metrics.repository.models.items():
+            depth.add_metric([name], self.metrics.queue_depth_of(name))
+            ready.add_metric([name, served.version], 1.0 if served.state is ModelState.READY else 0.0)
+            if served.load_seconds is not None:
+                load.add_metric([name, served.version], served.load_seconds)
+        yield from (depth, ready, load)

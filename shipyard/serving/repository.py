@@ -1,0 +1,220 @@
+"""The models a server holds: each loads in the background, then is ready, or failed with its error.
+
+A model that fails to load leaves the server up: that model answers not-ready, with the error on its
+ready endpoint and in the log, and every other model serves as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import InvalidInput, ModelNotReady, NotFound, PredictionFailed
+from shipyard.registry.loading import LoadedModel
+from shipyard.registry.signature import Signature, SignatureKind
+from shipyard.serving.batching import BatchPolicy
+from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput, as_array, combine, split
+from shipyard.serving.tensors import datatype_for, datatype_of
+
+log = logging.getLogger("shipyard.serving")
+
+Loader = Callable[[str], LoadedModel]
+
+
+class ModelState(StrEnum):
+    """Where a served model is in its life."""
+
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model to serve.
+
+    Attributes:
+        name: the name clients use (``/v2/models/{name}``).
+        uri: what to load: ``models:/churn@champion``, ``models:/churn/3``, ``runs:/…/model`` or a folder.
+        version: the version clients see; default the registry version the URI resolves to, else ``"1"``.
+        batching: how requests to it are batched.
+        options: passed to the model's loader (e.g. ``device="cuda"`` for torch and ONNX models).
+    """
+
+    name: str
+    uri: str
+    version: str | None = None
+    batching: BatchPolicy = field(default_factory=BatchPolicy)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor in model metadata: ``shape`` uses -1 for a dimension of any length."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+class ServedModel:
+    """One model version in a server. ``predict_batch`` is thread-safe as far as the model's predict is."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.version = config.version or "1"
+        self.state = ModelState.LOADING
+        self.error: str | None = None
+        self.model: LoadedModel | None = None
+        self.load_seconds: float | None = None
+        self.inputs: list[TensorInfo] = []
+        self.outputs: list[TensorInfo] = []
+
+    @property
+    def signature(self) -> Signature | None:
+        return self.model.signature if self.model is not None else None
+
+    @property
+    def platform(self) -> str:
+        return f"shipyard_{self.model.flavor}" if self.model is not None else "shipyard"
+
+    def load(self, loader: Loader) -> None:
+        """Load the model and warm it up on its input example; on failure record the error, never raise."""
+        started = time.perf_counter()
+        try:
+            model = loader(self.config.uri)
+            if self.config.version is None and model.version is not None:
+                self.version = str(model.version.version)
+            self.model = model
+            self.inputs = _input_infos(model.signature)
+            self.outputs = self._warm_up(model)
+        except Exception as exc:
+            self.state, self.error = ModelState.FAILED, f"{type(exc).__name__}: {exc}"
+            log.error("model %s (%s) failed to load: %s", self.name, self.config.uri, self.error)
+            return
+        self.load_seconds = time.perf_counter() - started
+        self.state = ModelState.READY
+        log.info("model %s version %s ready in %.2fs", self.name, self.version, self.load_seconds)
+
+    def require_ready(self) -> LoadedModel:
+        """The loaded model; `ModelNotReady` saying it is loading or why it failed."""
+        if self.state is ModelState.READY and self.model is not None:
+            return self.model
+        if self.state is ModelState.FAILED:
+            raise ModelNotReady(f"model {self.name!r} version {self.version} failed to load: {self.error}")
+        raise ModelNotReady(f"model {self.name!r} version {self.version} is still loading")
+
+    def predict_batch(self, inputs: Sequence[ModelInput]) -> list[dict[str, np.ndarray] | Exception]:
+        """Predict a batch of requests at once; a request that is bad on its own fails alone."""
+        try:
+            return list(split(self._predict(inputs), inputs))
+        except Exception:
+            if len(inputs) == 1:
+                return [self._explain(inputs[0])]
+        # NOTE: the merged batch failed; run each request alone so one bad request fails only itself.
+        return [self._predict_one(i) for i in inputs]
+
+    def _predict_one(self, item: ModelInput) -> dict[str, np.ndarray] | Exception:
+        try:
+            return split(self._predict([item]), [item])[0]
+        except Exception:
+            return self._explain(item)
+
+    def _explain(self, item: ModelInput) -> Exception:
+        try:
+            self._predict([item])
+        except InvalidInput as exc:
+            return exc
+        except Exception as exc:
+            return PredictionFailed(
+                f"model {self.name!r} version {self.version} raised {type(exc).__name__}: {exc}"
+            )
+        return PredictionFailed(f"model {self.name!r} version {self.version} returned unusable output")
+
+    def _predict(self, inputs: Sequence[ModelInput]) -> dict[str, np.ndarray]:
+        model = self.require_ready()
+        data, wanted = combine(inputs)
+        outputs = {PREDICT: as_array(model.predict(data))}
+        if PREDICT_PROBA in wanted:
+            try:
+                outputs[PREDICT_PROBA] = as_array(model.predict_proba(data))
+            except AttributeError as exc:
+                raise InvalidInput(f"model {self.name!r} has no output 'predict_proba': {exc}") from None
+        return outputs
+
+    def _warm_up(self, model: LoadedModel) -> list[TensorInfo]:
+        """Run the input example once (first requests then pay no lazy init) and read the outputs' types."""
+        example = model.input_example()
+        if example is None:
+            return [TensorInfo(PREDICT, "FP64", (-1,))]
+        infos = []
+        predicted = as_array(model.predict(example))
+        infos.append(TensorInfo(PREDICT, datatype_of(predicted), (-1, *predicted.shape[1:])))
+        if hasattr(model.raw, "predict_proba"):
+            proba = as_array(model.predict_proba(example))
+            infos.append(TensorInfo(PREDICT_PROBA, datatype_of(proba), (-1, *proba.shape[1:])))
+        return infos
+
+
+def _input_infos(signature: Signature | None) -> list[TensorInfo]:
+    if signature is None:
+        return [TensorInfo("input-0", "FP64", (-1, -1))]
+    if signature.kind is SignatureKind.TENSOR:
+        spec = signature.inputs[0]
+        return [TensorInfo("input-0", datatype_for(spec.dtype), tuple(spec.shape or (-1,)))]
+    return [TensorInfo(str(spec.name), datatype_for(spec.dtype), (-1,)) for spec in signature.inputs]
+
+
+class ModelRepository:
+    """The served models by name and version. Loading happens in background threads (:meth:`load_all`)."""
+
+    def __init__(self, configs: Sequence[ModelConfig], loader: Loader) -> None:
+        names = [c.name for c in configs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise InvalidInput(f"model name {duplicates[0]!r} is configured twice")
+        self.loader = loader
+        self.models: dict[str, ServedModel] = {c.name: ServedModel(c) for c in configs}
+        self._threads: list[threading.Thread] = []
+
+    def load_all(self) -> None:
+        """Start loading every model, each in its own thread; returns at once."""
+        for model in self.models.values():
+            thread = threading.Thread(target=model.load, args=(self.loader,), name=f"load-{model.name}")
+            thread.daemon = True
+            thread.start()
+            self._threads.append(thread)
+
+    def wait_loaded(self, timeout_s: float | None = None) -> None:
+        """Block until every model has loaded or failed."""
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    @property
+    def ready(self) -> bool:
+        """Whether every model is ready."""
+        return all(m.state is ModelState.READY for m in self.models.values())
+
+    def get(self, name: str, version: str | None = None) -> ServedModel:
+        """The model ``name`` (at ``version`` when given).
+
+        Raises:
+            NotFound: no such model, or it does not serve that version (both named).
+        """
+        model = self.models.get(name)
+        if model is None:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise NotFound(f"no model named {name!r} is served here; served: {known}")
+        if version is not None and version != model.version:
+            raise NotFound(
+                f"model {name!r} has no version {version!r} here; it serves version {model.version}"
+            )
+        return model

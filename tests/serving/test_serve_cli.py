@@ -1,0 +1,70 @@
+"""``shipyard serve`` as a user runs it: a subprocess serving a registered model until SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.test_cli import run_cli
+from tests.serving.conftest import Registered, free_port
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
+        try:
+            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not become ready")
+
+
+def test_serve_a_registered_model_then_stop_gracefully(registered: Registered, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "SHIPYARD_HOME": str(registered.settings.home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shipyard.cli", "serve", "models:/bc@champion", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        records = registered.frame.iloc[:3].to_dict(orient="records")
+        answer = httpx.post(url + "/models/bc/predict", json=records)
+        assert answer.json() == {"predictions": registered.model.predict(registered.frame.iloc[:3]).tolist()}
+        assert "shipyard_requests_total" in httpx.get(url + "/metrics").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0
+    assert b"ready in" in (proc.stderr.read() if proc.stderr else b"")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("models: []\n", "models"),
+        ("models:\n  - uri: models:/bc@champion\n    batching: {max_batch_size: 0}\n", "models.0.batching"),
+        ("models:\n  - uri: models:/bc@champion\n    colour: red\n", "colour"),
+        ("models: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_deploy_file_is_one_line_naming_the_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "deploy.yaml"
+    path.write_text(content)
+    code, _, err = run_cli(capsys, "serve", str(path))
+    assert code == 2 and message in err and err.count("\n") == 1
