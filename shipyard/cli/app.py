@@ -11,6 +11,7 @@ import typer
 from shipyard.cli import (
     config_cmd,
     demo_cmd,
+    deploy_cmd,
     experiments_cmd,
     lineage_cmd,
     models_cmd,
@@ -43,6 +44,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(schedule_cmd.app, name="schedules")
+app.add_typer(deploy_cmd.app, name="deploy")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)

@@ -25,6 +25,20 @@ def serve(
     max_queue: int = typer.Option(2048, "--max-queue", min=1, help="Waiting requests before 503."),
     workers: int = typer.Option(4, "--workers", min=1, help="Predict threads."),
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0.001, help="Largest request body (413)."),
+    payload_log_rate: float = typer.Option(
+        0.0,
+        "--payload-log-rate",
+        min=0.0,
+        max=1.0,
+        help="Share of requests logged to <artifact root>/payloads.",
+    ),
+    admin_token: str = typer.Option(
+        None,
+        "--admin-token",
+        envvar="SHIPYARD_ADMIN_TOKEN",
+        help="Bearer token for /admin routes (default: loopback clients only).",
+        show_default=False,
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug also logs every request."),
 ) -> None:
     """Serve models over Open Inference Protocol v2 (and KServe v1) until Ctrl-C or SIGTERM."""
@@ -34,15 +48,23 @@ def serve(
     from shipyard.serving.app import InferenceServer, ServerConfig
     from shipyard.serving.batching import BatchPolicy
     from shipyard.serving.deployment import default_name, load_deployment
+    from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.serving.repository import ModelConfig, ModelRepository
     from shipyard.serving.server import run_server
+    from shipyard.store.artifacts import ArtifactStore
 
     settings = get_settings()
     path = Path(target)
     if path.suffix in (".yaml", ".yml"):
         deployment = load_deployment(path)
         configs, server_config = deployment.model_configs(), deployment.server_config()
+        payload_config = deployment.payload_config()
+        if payload_log_rate:
+            payload_config = PayloadLogConfig(
+                payload_log_rate, payload_config.max_rows, payload_config.max_seconds
+            )
     else:
+        payload_config = PayloadLogConfig(payload_log_rate)
         policy = BatchPolicy(max_batch_size, max_latency_ms, max_queue, enabled=batching)
         configs = [ModelConfig(name or default_name(target), target, batching=policy)]
         server_config = ServerConfig(int(max_body_mb * 1024 * 1024), workers)
@@ -51,4 +73,6 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     repository = ModelRepository(configs, lambda uri: load(uri, settings=settings))
-    run_server(InferenceServer(repository, server_config), host=host, port=port, log_level=log_level)
+    payloads = PayloadLogger(ArtifactStore(settings.artifact_root), payload_config)
+    server = InferenceServer(repository, server_config, payloads=payloads, admin_token=admin_token)
+    run_server(server, host=host, port=port, log_level=log_level)

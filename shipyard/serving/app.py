@@ -7,9 +7,13 @@ Routes (``{v}`` optional everywhere a version may be named):
 - ``POST /v1/models/{name}:predict`` with ``{"instances": [...]}``
 - ``POST /models/{name}/predict`` with pandas records (``[{col: value}, …]`` or ``{"dataframe_records": …}``)
 - ``GET /metrics`` (Prometheus)
+- ``GET /admin/deployments``, ``PUT /admin/deployments/{name}/traffic``, ``POST …/rollback`` (:mod:`.admin`)
 
-Errors map to status codes in one place (:func:`_status_for`): bad input 400, unknown model 404, body too
-large 413, model raised 500, not ready or overloaded 503 (with ``Retry-After``).
+A request without a version is routed by the model's traffic weights; ``X-Shipyard-Version`` pins one (by
+label or number), and every answer says which version gave it in the same header.
+
+Errors map to status codes in one place (:func:`.statuses.status_for`): bad input 400, unknown model
+404, body too large 413, model raised 500, not ready or overloaded 503 (with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -33,29 +37,25 @@ from starlette.routing import Route
 from shipyard import __version__
 from shipyard.errors import (
     InvalidInput,
-    ModelNotReady,
-    NotFound,
-    Overloaded,
     PredictionFailed,
     ShipyardError,
 )
+from shipyard.serving.admin import admin_routes
 from shipyard.serving.batching import Batcher
 from shipyard.serving.inference import PREDICT, ModelInput, model_input
 from shipyard.serving.metrics import ServerMetrics
+from shipyard.serving.payloads import PayloadLogger
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
+from shipyard.serving.statuses import BodyTooLarge, error_response, status_for
 from shipyard.serving.tensors import (
     decode_infer_request,
-    encode_error,
     encode_infer_response,
     model_metadata,
 )
 
 log = logging.getLogger("shipyard.serving")
 HEADER_LENGTH = "inference-header-content-length"
-
-
-class BodyTooLarge(InvalidInput):
-    """A request body over the server's limit (HTTP 413)."""
+VERSION_HEADER = "x-shipyard-version"
 
 
 @dataclass(frozen=True)
@@ -67,32 +67,51 @@ class ServerConfig:
 
 
 class InferenceServer:
-    """Holds the repository, one batcher per model and the metrics; :attr:`app` is the ASGI app."""
+    """Holds the repository, one batcher per model version, the metrics and the payload log; :attr:`app` is
+    the ASGI app.
 
-    def __init__(self, repository: ModelRepository, config: ServerConfig | None = None) -> None:
+    Args:
+        payloads: where sampled requests are logged (default: nowhere).
+        admin_token: bearer token the admin routes require; without one they answer loopback clients only.
+    """
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        config: ServerConfig | None = None,
+        *,
+        payloads: PayloadLogger | None = None,
+        admin_token: str | None = None,
+    ) -> None:
         self.repository = repository
         self.config = config or ServerConfig()
         self.executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="predict")
         self.metrics = ServerMetrics(repository)
-        self.batchers: dict[str, Batcher] = {}
-        for name, served in repository.models.items():
-            labels = (name, served)
-            self.batchers[name] = Batcher(
+        self.payloads = payloads
+        self.admin_token = admin_token
+        self.batchers: dict[tuple[str, str], Batcher] = {}
+        for served in repository.models:
+            self.batchers[served.name, served.label] = Batcher(
                 served.predict_batch,
                 served.config.batching,
                 self.executor,
-                on_batch=lambda n, s, labels=labels: self.metrics.observe_batch(labels[1], n, s),
+                on_batch=lambda n, s, served=served: self.metrics.observe_batch(served, n, s),
             )
-        self.metrics.queue_depth_of = lambda name: self.batchers[name].queue_depth
-        self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self.metrics.queue_depth_of = lambda served: self.batchers[served.name, served.label].queue_depth
+        self._shadows: set[asyncio.Task[None]] = set()
+        self.app = Starlette(routes=self._routes() + admin_routes(self), lifespan=self._lifespan)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.repository.load_all()
+        if self.payloads is not None:
+            self.payloads.start()
         yield
         # Graceful shutdown: uvicorn stops accepting first; what is queued or running finishes here.
         await asyncio.gather(*(b.drain() for b in self.batchers.values()))
         self.executor.shutdown(wait=True)
+        if self.payloads is not None:
+            self.payloads.close()
 
     def _routes(self) -> list[Route]:
         model = "/v2/models/{name}"
@@ -170,7 +189,7 @@ class InferenceServer:
         decoded = decode_infer_request(body, header_length)
         wanted = [o.name for o in decoded.outputs]
         item = model_input(served.name, served.signature, [(t.name, t.data) for t in decoded.inputs], wanted)
-        outputs = await self._predict(served, item)
+        outputs = await self._predict(request, served, item, "v2", decoded.id)
         binary = {o.name for o in decoded.outputs if o.binary}
         if decoded.binary_output_default and not decoded.outputs:
             binary = set(outputs)
@@ -190,7 +209,7 @@ class InferenceServer:
         if not isinstance(document, dict) or "instances" not in document:
             raise InvalidInput('a v1 predict body is {"instances": [...]}')
         item = _rows_input(served, document["instances"], "instances")
-        outputs = await self._predict(served, item)
+        outputs = await self._predict(request, served, item, "v1", None)
         return JSONResponse({"predictions": outputs[PREDICT].tolist()})
 
     async def records_predict(self, request: Request) -> Response:
@@ -204,18 +223,82 @@ class InferenceServer:
         if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
             raise InvalidInput('a predict body is a list of records [{"column": value, ...}, ...]')
         item = _rows_input(served, document, "records")
-        outputs = await self._predict(served, item)
+        outputs = await self._predict(request, served, item, "records", None)
         return JSONResponse({"predictions": outputs[PREDICT].tolist()})
 
-    async def _predict(self, served: ServedModel, item: ModelInput) -> dict[str, np.ndarray]:
+    async def _predict(
+        self, request: Request, served: ServedModel, item: ModelInput, protocol: str, request_id: str | None
+    ) -> dict[str, np.ndarray]:
         served.require_ready()
-        result = await self.batchers[served.name].submit(item, item.rows)
-        return result  # type: ignore[no-any-return]
+        shadow = None if _pinned(request) else self.repository.deployment(served.name).shadow_for(served)
+        if shadow is not None and shadow.is_ready:
+            task = asyncio.get_running_loop().create_task(self._mirror(shadow, item, protocol, request_id))
+            self._shadows.add(task)  # held until done, so the task is not collected mid-flight
+            task.add_done_callback(self._shadows.discard)
+        started = time.perf_counter()
+        try:
+            result: dict[str, np.ndarray] = await self.batchers[served.name, served.label].submit(
+                item, item.rows
+            )
+        except ShipyardError as exc:
+            self._log_payload(served, protocol, request_id, item, None, started, status_for(exc), str(exc))
+            raise
+        self._log_payload(served, protocol, request_id, item, result, started, 200, None)
+        return result
+
+    async def _mirror(
+        self, shadow: ServedModel, item: ModelInput, protocol: str, request_id: str | None
+    ) -> None:
+        """Run a copy of a request on the shadow version: logged, never answered, never raised."""
+        started = time.perf_counter()
+        try:
+            result = await self.batchers[shadow.name, shadow.label].submit(item, item.rows)
+        except ShipyardError as exc:
+            self._log_payload(
+                shadow, protocol, request_id, item, None, started, status_for(exc), str(exc), True
+            )
+            return
+        except Exception as exc:
+            log.warning("shadow %s/%s failed: %s", shadow.name, shadow.label, exc)
+            return
+        self._log_payload(shadow, protocol, request_id, item, result, started, 200, None, True)
+
+    def _log_payload(
+        self,
+        served: ServedModel,
+        protocol: str,
+        request_id: str | None,
+        item: ModelInput,
+        outputs: dict[str, np.ndarray] | None,
+        started: float,
+        status: int,
+        error: str | None,
+        shadow: bool = False,
+    ) -> None:
+        if self.payloads is None or not self.payloads.sampled():
+            return
+        inputs = item.columns if item.columns is not None else item.array
+        self.payloads.log(
+            model=served.name,
+            version=served.version,
+            label=served.label,
+            protocol=protocol,
+            request_id=request_id,
+            status=status,
+            latency_s=time.perf_counter() - started,
+            inputs=inputs,
+            outputs=outputs,
+            rows=item.rows,
+            shadow=shadow,
+            error=error,
+        )
 
     # ------------------------------------------------------------------ plumbing
     def _served(self, request: Request) -> ServedModel:
         params = request.path_params
-        return self.repository.get(params["name"], params.get("version"))
+        served = self.repository.get(params["name"], params.get("version") or _pinned(request))
+        request.state.served = served
+        return served
 
     async def _body(self, request: Request) -> bytes:
         limit = self.config.max_body_bytes
@@ -236,32 +319,23 @@ class InferenceServer:
         try:
             response: Response = await handler(request)
         except ShipyardError as exc:
-            response = _error_response(exc)
+            response = error_response(exc)
         except Exception as exc:  # a bug of ours: answer 500 with the reason, keep serving
             log.exception("unexpected error serving %s", request.url.path)
-            response = _error_response(PredictionFailed(f"internal error: {type(exc).__name__}: {exc}"))
+            response = error_response(PredictionFailed(f"internal error: {type(exc).__name__}: {exc}"))
+        served = getattr(request.state, "served", None)
+        if served is not None:
+            response.headers[VERSION_HEADER] = served.label
         if protocol:
-            self.metrics.observe_request(name, protocol, response.status_code, time.perf_counter() - started)
+            version = served.version if served is not None else ""
+            seconds = time.perf_counter() - started
+            self.metrics.observe_request(name, version, protocol, response.status_code, seconds)
         return response
 
 
-def _status_for(exc: ShipyardError) -> int:
-    if isinstance(exc, BodyTooLarge):
-        return 413
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, InvalidInput):
-        return 400
-    if isinstance(exc, ModelNotReady | Overloaded):
-        return 503
-    return 500
-
-
-def _error_response(exc: ShipyardError) -> Response:
-    headers = None
-    if isinstance(exc, Overloaded):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
-    return Response(encode_error(str(exc)), 503 if headers else _status_for(exc), headers, "application/json")
+def _pinned(request: Request) -> str | None:
+    """The version a request pins by header, if any."""
+    return request.headers.get(VERSION_HEADER) or None
 
 
 def _json(body: bytes) -> Any:

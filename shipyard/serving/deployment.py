@@ -3,9 +3,14 @@
 ::
 
     server: {max_body_mb: 16, workers: 4}
+    payload_log: {sample_rate: 0.1, max_rows: 10000, max_seconds: 60}   # into <artifact root>/payloads
     models:
       - name: churn                       # default: the registered model's name (or the folder's)
-        uri: models:/churn@champion
+        versions:                         # or, for one version: uri: models:/churn@champion
+          champion: models:/churn@champion
+          challenger: models:/churn@challenger
+        traffic: {champion: 90, challenger: 10}
+        shadow: null                      # a label that gets a copy of every request (answer discarded)
         batching: {max_batch_size: 64, max_latency_ms: 2, max_queue: 2048, enabled: true}
         options: {device: auto}           # passed to the model's loader
 """
@@ -22,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shipyard.errors import InvalidInput
 from shipyard.serving.app import ServerConfig
 from shipyard.serving.batching import BatchPolicy
+from shipyard.serving.payloads import PayloadLogConfig
 from shipyard.serving.repository import ModelConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -40,7 +46,10 @@ class BatchingSpec(BaseModel):
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    uri: str
+    uri: str | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+    traffic: dict[str, float] = Field(default_factory=dict)
+    shadow: str | None = None
     name: str | None = None
     version: str | None = None
     batching: BatchingSpec = Field(default_factory=BatchingSpec)  # type: ignore[arg-type]
@@ -52,6 +61,14 @@ class ModelSpec(BaseModel):
         if value is not None and not _NAME.match(value):
             raise ValueError("a model name is letters, digits, '_', '.' and '-' (at most 128)")
         return value
+
+
+class PayloadLogSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: float = Field(0.0, ge=0, le=1)
+    max_rows: int = Field(10_000, ge=1)
+    max_seconds: float = Field(60.0, gt=0)
 
 
 class ServerSpec(BaseModel):
@@ -68,19 +85,30 @@ class DeploymentSpec(BaseModel):
 
     models: list[ModelSpec] = Field(min_length=1)
     server: ServerSpec = Field(default_factory=ServerSpec)  # type: ignore[arg-type]
+    payload_log: PayloadLogSpec = Field(default_factory=PayloadLogSpec)  # type: ignore[arg-type]
 
     def model_configs(self) -> list[ModelConfig]:
         """Each model's configuration, names defaulted from their URIs."""
-        return [
-            ModelConfig(
-                name=spec.name or default_name(spec.uri),
+        configs = []
+        for index, spec in enumerate(self.models):
+            if bool(spec.uri) == bool(spec.versions):
+                raise InvalidInput(f"models.{index}: give either uri or versions")
+            first_uri = spec.uri or next(iter(spec.versions.values()))
+            config = ModelConfig(
+                name=spec.name or default_name(first_uri),
                 uri=spec.uri,
                 version=spec.version,
                 batching=BatchPolicy(**spec.batching.model_dump()),
                 options=dict(spec.options),
+                versions=dict(spec.versions),
+                traffic=dict(spec.traffic),
+                shadow=spec.shadow,
             )
-            for spec in self.models
-        ]
+            configs.append(config)
+        return configs
+
+    def payload_config(self) -> PayloadLogConfig:
+        return PayloadLogConfig(**self.payload_log.model_dump())
 
     def server_config(self) -> ServerConfig:
         return ServerConfig(

@@ -3,7 +3,7 @@
 - ``shipyard_requests_total{model, version, protocol, code}``
 - ``shipyard_request_seconds{model, protocol}``: latency histogram, from the first byte read to the answer
 - ``shipyard_batch_size{model, version}``: requests per predict call; ``shipyard_predict_seconds``: its time
-- ``shipyard_queue_depth{model}``: requests waiting now; ``shipyard_model_ready{model, version}``;
+- ``shipyard_queue_depth{model, version}``: requests waiting now; ``shipyard_model_ready{model, version}``;
   ``shipyard_model_load_seconds{model, version}``
 """
 
@@ -27,7 +27,7 @@ class ServerMetrics:
     def __init__(self, repository: ModelRepository) -> None:
         self.registry = CollectorRegistry()
         self.repository = repository
-        self.queue_depth_of: Callable[[str], int] = lambda name: 0
+        self.queue_depth_of: Callable[[ServedModel], int] = lambda served: 0
         self.requests = Counter(
             "shipyard_requests",
             "Inference requests answered, by model, version, protocol and HTTP status code.",
@@ -57,10 +57,8 @@ class ServerMetrics:
         )
         self.registry.register(_StateCollector(self))
 
-    def observe_request(self, model: str, protocol: str, code: int, seconds: float) -> None:
-        """Count one answered request (of any status) and its latency."""
-        served = self.repository.models.get(model)
-        version = served.version if served is not None else ""
+    def observe_request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
+        """Count one answered request (of any status; ``version`` "" when none was chosen) and its latency."""
         self.requests.labels(model, version, protocol, str(code)).inc()
         self.latency.labels(model, protocol).observe(seconds)
 
@@ -82,7 +80,7 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
-            "shipyard_queue_depth", "Requests waiting for a predict slot.", labels=["model"]
+            "shipyard_queue_depth", "Requests waiting for a predict slot.", labels=["model", "version"]
         )
         ready = GaugeMetricFamily(
             "shipyard_model_ready", "1 when the model serves.", labels=["model", "version"]
@@ -90,8 +88,9 @@ class _StateCollector(Collector):
         load = GaugeMetricFamily(
             "shipyard_model_load_seconds", "Time the model took to load.", labels=["model", "version"]
         )
-        for name, served in self.metrics.repository.models.items():
-            depth.add_metric([name], self.metrics.queue_depth_of(name))
+        for served in self.metrics.repository.models:
+            name = served.name
+            depth.add_metric([name, served.version], self.metrics.queue_depth_of(served))
             ready.add_metric([name, served.version], 1.0 if served.state is ModelState.READY else 0.0)
             if served.load_seconds is not None:
                 load.add_metric([name, served.version], served.load_seconds)

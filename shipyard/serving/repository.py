@@ -21,11 +21,12 @@ from shipyard.registry.loading import LoadedModel
 from shipyard.registry.signature import Signature, SignatureKind
 from shipyard.serving.batching import BatchPolicy
 from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput, as_array, combine, split
+from shipyard.serving.routing import Deployment
 from shipyard.serving.tensors import datatype_for, datatype_of
 
 log = logging.getLogger("shipyard.serving")
 
-Loader = Callable[[str], LoadedModel]
+Loader = Callable[..., LoadedModel]  # loader(uri, **options)
 
 
 class ModelState(StrEnum):
@@ -38,21 +39,50 @@ class ModelState(StrEnum):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One model to serve.
+    """One model to serve, in one version (``uri``) or several (``versions``) with traffic between them.
 
     Attributes:
         name: the name clients use (``/v2/models/{name}``).
         uri: what to load: ``models:/churn@champion``, ``models:/churn/3``, ``runs:/…/model`` or a folder.
-        version: the version clients see; default the registry version the URI resolves to, else ``"1"``.
-        batching: how requests to it are batched.
+        versions: instead of ``uri``, several by label (``{"champion": "models:/churn@champion", …}``).
+        traffic: label → weight (a canary: ``{"champion": 90, "challenger": 10}``); default: all to the first.
+        shadow: a label whose version also gets a copy of every request (answer discarded, both logged).
+        version: with ``uri``, the version clients see; default the registry version it resolves to.
+        batching: how requests to each version are batched.
         options: passed to the model's loader (e.g. ``device="cuda"`` for torch and ONNX models).
     """
 
     name: str
-    uri: str
+    uri: str | None = None
     version: str | None = None
     batching: BatchPolicy = field(default_factory=BatchPolicy)
     options: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    traffic: dict[str, float] = field(default_factory=dict)
+    shadow: str | None = None
+
+    def targets(self) -> list[tuple[str, str]]:
+        """``(label, uri)`` of each version to load.
+
+        Raises:
+            InvalidInput: neither or both of ``uri`` and ``versions``.
+        """
+        if bool(self.uri) == bool(self.versions):
+            raise InvalidInput(f"model {self.name!r}: give either uri or versions")
+        if self.uri:
+            return [(self.version or default_label(self.uri), self.uri)]
+        return list(self.versions.items())
+
+
+def default_label(uri: str) -> str:
+    """A version's label from its URI: the alias (``@champion``), the version (``/3``), else ``default``."""
+    if uri.startswith("models:/"):
+        rest = uri[len("models:/") :]
+        if "@" in rest:
+            return rest.split("@", 1)[1]
+        if "/" in rest:
+            return rest.split("/", 1)[1]
+    return "default"
 
 
 @dataclass(frozen=True)
@@ -67,16 +97,22 @@ class TensorInfo:
 class ServedModel:
     """One model version in a server. ``predict_batch`` is thread-safe as far as the model's predict is."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, label: str, uri: str) -> None:
         self.config = config
         self.name = config.name
-        self.version = config.version or "1"
+        self.label = label
+        self.uri = uri
+        self.version = config.version or label
         self.state = ModelState.LOADING
         self.error: str | None = None
         self.model: LoadedModel | None = None
         self.load_seconds: float | None = None
         self.inputs: list[TensorInfo] = []
         self.outputs: list[TensorInfo] = []
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state is ModelState.READY
 
     @property
     def signature(self) -> Signature | None:
@@ -90,7 +126,7 @@ class ServedModel:
         """Load the model and warm it up on its input example; on failure record the error, never raise."""
         started = time.perf_counter()
         try:
-            model = loader(self.config.uri)
+            model = loader(self.uri, **self.config.options) if self.config.options else loader(self.uri)
             if self.config.version is None and model.version is not None:
                 self.version = str(model.version.version)
             self.model = model
@@ -98,7 +134,7 @@ class ServedModel:
             self.outputs = self._warm_up(model)
         except Exception as exc:
             self.state, self.error = ModelState.FAILED, f"{type(exc).__name__}: {exc}"
-            log.error("model %s (%s) failed to load: %s", self.name, self.config.uri, self.error)
+            log.error("model %s (%s) failed to load: %s", self.name, self.uri, self.error)
             return
         self.load_seconds = time.perf_counter() - started
         self.state = ModelState.READY
@@ -174,7 +210,8 @@ def _input_infos(signature: Signature | None) -> list[TensorInfo]:
 
 
 class ModelRepository:
-    """The served models by name and version. Loading happens in background threads (:meth:`load_all`)."""
+    """The served models by name, each a :class:`Deployment` of one or more versions. Loading happens in
+    background threads (:meth:`load_all`)."""
 
     def __init__(self, configs: Sequence[ModelConfig], loader: Loader) -> None:
         names = [c.name for c in configs]
@@ -182,39 +219,49 @@ class ModelRepository:
         if duplicates:
             raise InvalidInput(f"model name {duplicates[0]!r} is configured twice")
         self.loader = loader
-        self.models: dict[str, ServedModel] = {c.name: ServedModel(c) for c in configs}
+        self.deployments: dict[str, Deployment] = {}
+        for config in configs:
+            versions = [ServedModel(config, label, uri) for label, uri in config.targets()]
+            self.deployments[config.name] = Deployment(config.name, versions, config.traffic, config.shadow)
         self._threads: list[threading.Thread] = []
 
+    @property
+    def models(self) -> list[ServedModel]:
+        """Every served version of every model."""
+        return [m for d in self.deployments.values() for m in d.versions.values()]
+
     def load_all(self) -> None:
-        """Start loading every model, each in its own thread; returns at once."""
-        for model in self.models.values():
-            thread = threading.Thread(target=model.load, args=(self.loader,), name=f"load-{model.name}")
-            thread.daemon = True
+        """Start loading every version, each in its own thread; returns at once."""
+        for model in self.models:
+            name = f"load-{model.name}-{model.label}"
+            thread = threading.Thread(target=model.load, args=(self.loader,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def wait_loaded(self, timeout_s: float | None = None) -> None:
-        """Block until every model has loaded or failed."""
+        """Block until every version has loaded or failed."""
         for thread in self._threads:
             thread.join(timeout_s)
 
     @property
     def ready(self) -> bool:
-        """Whether every model is ready."""
-        return all(m.state is ModelState.READY for m in self.models.values())
+        """Whether every version of every model is ready."""
+        return all(m.state is ModelState.READY for m in self.models)
+
+    def deployment(self, name: str) -> Deployment:
+        """The model ``name``; `NotFound` naming it and the served ones."""
+        found = self.deployments.get(name)
+        if found is None:
+            known = ", ".join(sorted(self.deployments)) or "none"
+            raise NotFound(f"no model named {name!r} is served here; served: {known}")
+        return found
 
     def get(self, name: str, version: str | None = None) -> ServedModel:
-        """The model ``name`` (at ``version`` when given).
+        """The version ``version`` (a label or a version number) of ``name``, else the one traffic picks.
 
         Raises:
-            NotFound: no such model, or it does not serve that version (both named).
+            NotFound: no such model or version (both named).
+            ModelNotReady: no version of it that takes traffic is ready.
         """
-        model = self.models.get(name)
-        if model is None:
-            known = ", ".join(sorted(self.models)) or "none"
-            raise NotFound(f"no model named {name!r} is served here; served: {known}")
-        if version is not None and version != model.version:
-            raise NotFound(
-                f"model {name!r} has no version {version!r} here; it serves version {model.version}"
-            )
-        return model
+        deployment = self.deployment(name)
+        return deployment.find(version) if version is not None else deployment.route()

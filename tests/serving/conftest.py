@@ -32,7 +32,8 @@ class Registered:
 
 @pytest.fixture(scope="session")
 def registered(tmp_path_factory: pytest.TempPathFactory) -> Registered:
-    """A RandomForest on breast_cancer registered as ``bc`` version 1, alias ``champion``."""
+    """A RandomForest on breast_cancer registered as ``bc`` version 1, alias ``champion``; a smaller one as
+    version 2, alias ``challenger``."""
     settings = make_settings(tmp_path_factory.mktemp("serving") / "home")
     data = load_breast_cancer(as_frame=True)
     frame = data.frame.drop(columns=["target"])
@@ -41,6 +42,12 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Registered:
         info = shipyard.models.log(model, name="model", run=run, input_example=frame.head(5))
     version = shipyard.models.register(info.uri, "bc", settings=settings)
     shipyard.models.set_alias("bc", "champion", version.version, settings=settings)
+    # Version 2, aliased challenger: a different forest, for traffic between versions.
+    other = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=1).fit(frame, data.target)
+    with shipyard.start_run("serving", settings=settings) as run:
+        info = shipyard.models.log(other, name="model", run=run, input_example=frame.head(5))
+    second = shipyard.models.register(info.uri, "bc", settings=settings)
+    shipyard.models.set_alias("bc", "challenger", second.version, settings=settings)
     return Registered(settings, frame, model)
 
 
@@ -67,11 +74,12 @@ def start_server() -> Iterator[Callable[..., RunningServer]]:
         settings: Settings,
         config: ServerConfig | None = None,
         loader: Callable[[str], Any] | None = None,
+        **server_options: Any,
     ) -> RunningServer:
         repository = ModelRepository(
             configs, loader or (lambda uri: shipyard.models.load(uri, settings=settings))
         )
-        server = InferenceServer(repository, config)
+        server = InferenceServer(repository, config, **server_options)
         port = free_port()
         uv = uvicorn.Server(
             uvicorn.Config(server.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

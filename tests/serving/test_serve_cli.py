@@ -58,7 +58,10 @@ def test_serve_a_registered_model_then_stop_gracefully(registered: Registered, t
         ("models: []\n", "models"),
         ("models:\n  - uri: models:/bc@champion\n    batching: {max_batch_size: 0}\n", "models.0.batching"),
         ("models:\n  - uri: models:/bc@champion\n    colour: red\n", "colour"),
-        ("models: [unclosed\n", "not valid YAML"),
+        ("models: [unclosed\n", "not valid YAML at line 2"),
+        ("models:\n  - uri: models:/bc/1\n    versions: {a: models:/bc/2}\n", "either uri or versions"),
+        ("models:\n  - versions: {a: models:/bc@champion}\n    traffic: {b: 1}\n", "no version 'b'"),
+        ("payload_log: {sample_rate: 2}\nmodels:\n  - uri: models:/bc/1\n", "payload_log.sample_rate"),
     ],
 )
 def test_a_bad_deploy_file_is_one_line_naming_the_field(

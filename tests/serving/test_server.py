@@ -222,5 +222,5 @@ def test_overload_is_a_503_at_once_and_no_accepted_request_is_lost(stubs: tuple[
             assert answer.json()["outputs"][0]["data"] == [2.0]
     # Merged: the accepted requests took fewer predict calls than there were requests.
     metrics = httpx.get(server.url + "/metrics").text
-    assert 'shipyard_requests_total{code="503",model="slow",protocol="v2",version="1"}' in metrics
+    assert 'shipyard_requests_total{code="503",model="slow",protocol="v2",version="default"}' in metrics
     assert models["slow"].calls < codes.count(200) + 3

@@ -1,0 +1,103 @@
+"""Admin routes of the inference server: see and change traffic between a model's versions, live.
+
+- ``GET /admin/deployments``: every model with its versions (state, load error), weights and shadow
+- ``PUT /admin/deployments/{name}/traffic`` with ``{"traffic": {"champion": 90, "challenger": 10},
+  "shadow": null}``: takes effect for the next request; requests in flight finish where they were routed
+- ``POST /admin/deployments/{name}/rollback``: back to the traffic before the last change (409 if none)
+
+With an admin token configured these need ``Authorization: Bearer <token>``; without one, only clients on
+this machine (loopback) may use them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shipyard.errors import Forbidden, InvalidInput, ShipyardError, Unauthorized
+from shipyard.serving.statuses import error_response
+
+if TYPE_CHECKING:
+    from shipyard.serving.app import InferenceServer
+
+log = logging.getLogger("shipyard.serving")
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def admin_routes(server: InferenceServer) -> list[Route]:
+    """The admin routes of ``server``."""
+
+    async def deployments(request: Request) -> Response:
+        return await _guarded(server, request, lambda: _list(server))
+
+    async def traffic(request: Request) -> Response:
+        body = await request.body()
+        return await _guarded(server, request, lambda: _set_traffic(server, request, body))
+
+    async def rollback(request: Request) -> Response:
+        return await _guarded(server, request, lambda: _rollback(server, request))
+
+    return [
+        Route("/admin/deployments", deployments),
+        Route("/admin/deployments/{name}/traffic", traffic, methods=["PUT"]),
+        Route("/admin/deployments/{name}/rollback", rollback, methods=["POST"]),
+    ]
+
+
+async def _guarded(server: InferenceServer, request: Request, action: Any) -> Response:
+    try:
+        _authorize(server, request)
+        return JSONResponse(action())
+    except ShipyardError as exc:
+        return error_response(exc)
+
+
+def _authorize(server: InferenceServer, request: Request) -> None:
+    token = server.admin_token
+    if token:
+        given = request.headers.get("authorization", "")
+        scheme, _, credential = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(credential.encode(), token.encode()):
+            raise Unauthorized("admin routes need the header Authorization: Bearer <admin token>")
+        return
+    host = request.client.host if request.client else ""
+    if host not in _LOOPBACK:
+        raise Forbidden("without an admin token, admin routes answer only clients on this machine")
+
+
+def _list(server: InferenceServer) -> dict[str, Any]:
+    return {"deployments": [d.describe() for d in server.repository.deployments.values()]}
+
+
+def _set_traffic(server: InferenceServer, request: Request, body: bytes) -> dict[str, Any]:
+    deployment = server.repository.deployment(request.path_params["name"])
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("traffic"), dict):
+        raise InvalidInput('a traffic change is {"traffic": {"<version>": <weight>, ...}, "shadow": ...}')
+    shadow = document.get("shadow", deployment.traffic.shadow)
+    if shadow is not None and not isinstance(shadow, str):
+        raise InvalidInput(f"shadow must be a version label or null, got {shadow!r}")
+    new = deployment.set_traffic(document["traffic"], shadow)
+    log.info("model %s: traffic now %s, shadow %s", deployment.name, dict(new.weights), new.shadow)
+    return deployment.describe()
+
+
+def _rollback(server: InferenceServer, request: Request) -> dict[str, Any]:
+    deployment = server.repository.deployment(request.path_params["name"])
+    restored = deployment.rollback()
+    log.info(
+        "model %s: traffic rolled back to %s, shadow %s",
+        deployment.name,
+        dict(restored.weights),
+        restored.shadow,
+    )
+    return deployment.describe()

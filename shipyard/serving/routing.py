@@ -1,0 +1,140 @@
+"""Traffic between the versions of one served model: weights (canary), a shadow, pins and rollback.
+
+A request without a version goes to a version drawn by weight among those that are ready. A request may pin
+a version by path (``/v2/models/churn/versions/challenger/infer``) or header (``X-Shipyard-Version``), by
+label or version number. The shadow version, when set, also gets every routed request; its answer is
+discarded (and logged). Weights change live: a change is one assignment on the event loop, so requests in
+flight finish on the version they were routed to. Each change is remembered so it can be rolled back.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from shipyard.serving.repository import ServedModel
+
+_HISTORY = 50  # traffic changes remembered for rollback
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Weights by label (all >= 0, some > 0) and an optional shadow label."""
+
+    weights: Mapping[str, float]
+    shadow: str | None = None
+
+
+class Deployment:
+    """One served model name and its versions. Used from the event loop only (not thread-safe)."""
+
+    def __init__(
+        self,
+        name: str,
+        versions: Sequence[ServedModel],
+        traffic: Mapping[str, float] | None = None,
+        shadow: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.versions: dict[str, ServedModel] = {v.label: v for v in versions}
+        if len(self.versions) != len(versions):
+            raise InvalidInput(f"model {name!r}: two versions share a label")
+        first = next(iter(self.versions))
+        self.traffic = self._checked(Traffic(dict(traffic) if traffic else {first: 100.0}, shadow))
+        self.history: list[Traffic] = []
+        self._rng = rng or random.Random()
+
+    def find(self, version: str) -> ServedModel:
+        """The version with this label or version number; `NotFound` naming what exists."""
+        found = self.versions.get(version)
+        if found is None:
+            found = next((v for v in self.versions.values() if v.version == version), None)
+        if found is None:
+            known = ", ".join(f"{v.label} (version {v.version})" for v in self.versions.values())
+            raise NotFound(f"model {self.name!r} has no version {version!r} here; it serves: {known}")
+        return found
+
+    def route(self) -> ServedModel:
+        """A ready version drawn by weight; `ModelNotReady` when none that takes traffic is ready."""
+        ready = [
+            (self.versions[label], weight)
+            for label, weight in self.traffic.weights.items()
+            if weight > 0 and self.versions[label].is_ready
+        ]
+        if not ready:
+            weighted = [self.versions[label] for label, w in self.traffic.weights.items() if w > 0]
+            weighted[0].require_ready()  # raises, saying why (loading, or the load error)
+        if len(ready) == 1:
+            return ready[0][0]
+        point = self._rng.random() * sum(w for _, w in ready)
+        for served, weight in ready:
+            point -= weight
+            if point < 0:
+                return served
+        return ready[-1][0]
+
+    def shadow_for(self, chosen: ServedModel) -> ServedModel | None:
+        """The shadow version to mirror a request routed to ``chosen`` to, if any (never itself)."""
+        label = self.traffic.shadow
+        if label is None or label == chosen.label:
+            return None
+        return self.versions[label]
+
+    def set_traffic(self, weights: Mapping[str, float], shadow: str | None = None) -> Traffic:
+        """Replace the weights (and shadow) at once, remembering the old ones for :meth:`rollback`.
+
+        Raises:
+            InvalidInput: an unknown label, a negative or non-finite weight, or no positive weight.
+        """
+        new = self._checked(Traffic(dict(weights), shadow))
+        self.history = [*self.history[-(_HISTORY - 1) :], self.traffic]
+        self.traffic = new
+        return new
+
+    def rollback(self) -> Traffic:
+        """Go back to the traffic before the last change; `Conflict` when there was none."""
+        if not self.history:
+            raise Conflict(f"model {self.name!r}: no earlier traffic to roll back to")
+        self.traffic = self.history.pop()
+        return self.traffic
+
+    def describe(self) -> dict[str, Any]:
+        """The deployment as JSON: versions with state, weights, shadow, how many rollbacks are possible."""
+        return {
+            "name": self.name,
+            "traffic": dict(self.traffic.weights),
+            "shadow": self.traffic.shadow,
+            "rollbacks": len(self.history),
+            "versions": [
+                {
+                    "label": v.label,
+                    "version": v.version,
+                    "uri": v.uri,
+                    "state": v.state.value,
+                    **({"error": v.error} if v.error else {}),
+                }
+                for v in self.versions.values()
+            ],
+        }
+
+    def _checked(self, traffic: Traffic) -> Traffic:
+        where = f"model {self.name!r}"
+        for label, weight in traffic.weights.items():
+            if label not in self.versions:
+                raise InvalidInput(f"{where} has no version {label!r}; it has: {', '.join(self.versions)}")
+            if not isinstance(weight, int | float) or isinstance(weight, bool) or not math.isfinite(weight):
+                raise InvalidInput(f"{where}: the weight of {label!r} must be a number, got {weight!r}")
+            if weight < 0:
+                raise InvalidInput(f"{where}: the weight of {label!r} must be >= 0, got {weight}")
+        if not any(w > 0 for w in traffic.weights.values()):
+            raise InvalidInput(f"{where}: traffic needs a version with a weight above 0")
+        if traffic.shadow is not None and traffic.shadow not in self.versions:
+            raise InvalidInput(f"{where} has no version {traffic.shadow!r} to shadow to")
+        return traffic

@@ -1,0 +1,82 @@
+"""Payload logs: sampling, rotation by size and time, and reading them back from the artifact store."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shipyard.errors import InvalidInput
+from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger, read_payloads
+from shipyard.serving.repository import ModelConfig, default_label
+from shipyard.store.artifacts import ArtifactStore
+
+
+def record(logger: PayloadLogger, n: int, model: str = "churn") -> None:
+    logger.log(
+        model=model,
+        version="3",
+        label="champion",
+        protocol="v2",
+        request_id=f"r{n}",
+        status=200,
+        latency_s=0.002,
+        inputs={"age": np.array([n])},
+        outputs={"predict": np.array([n % 2])},
+        rows=1,
+    )
+
+
+def test_files_rotate_by_rows_and_read_back_in_order(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    logger = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_rows=5, max_seconds=3600))
+    logger.start()
+    for n in range(12):
+        record(logger, n)
+    deadline = time.monotonic() + 10
+    while logger.files_written < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    logger.close()  # writes the rest
+    files = [f.path for f in store.list("payloads/churn", recursive=True)]
+    assert len(files) >= 3 and all(f.endswith(".parquet") for f in files)
+    frame = read_payloads(store, "churn")
+    assert frame["request_id"].tolist() == [f"r{n}" for n in range(12)]
+    assert frame["inputs"][3] == '{"age": [3]}' and frame["outputs"][3] == '{"predict": [1]}'
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+
+
+def test_files_rotate_by_time(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    logger = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_rows=1000, max_seconds=0.1))
+    logger.start()
+    record(logger, 1)
+    deadline = time.monotonic() + 10
+    while logger.files_written < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert logger.files_written == 1  # written by the timer, not by close()
+    logger.close()
+
+
+def test_sampling_keeps_about_the_rate_and_zero_is_off(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    some = PayloadLogger(store, PayloadLogConfig(sample_rate=0.25), rng=random.Random(3))
+    assert 200 < sum(some.sampled() for _ in range(1000)) < 300
+    off = PayloadLogger(store, PayloadLogConfig())
+    assert not off.enabled and not any(off.sampled() for _ in range(100))
+    assert read_payloads(store).empty
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="between 0 and 1"):
+        PayloadLogConfig(sample_rate=1.5)
+
+
+def test_model_config_names_its_versions() -> None:
+    assert default_label("models:/churn@champion") == "champion"
+    assert default_label("models:/churn/3") == "3"
+    assert default_label("/models/churn") == "default"
+    with pytest.raises(InvalidInput, match="either uri or versions"):
+        ModelConfig("churn").targets()
