@@ -39,7 +39,10 @@ def serve(
         help="Bearer token for /admin routes (default: loopback clients only).",
         show_default=False,
     ),
-    log_level: str = typer.Option("info", "--log-level", help="debug also logs every request."),
+    access_log: bool = typer.Option(
+        True, "--access-log/--no-access-log", help="One JSON line per inference request on stderr."
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Serve models over Open Inference Protocol v2 (and KServe v1) until Ctrl-C or SIGTERM."""
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
@@ -75,4 +78,6 @@ def serve(
     repository = ModelRepository(configs, lambda uri: load(uri, settings=settings))
     payloads = PayloadLogger(ArtifactStore(settings.artifact_root), payload_config)
     server = InferenceServer(repository, server_config, payloads=payloads, admin_token=admin_token)
+    if not access_log:
+        logging.getLogger("shipyard.serving.access").setLevel(logging.WARNING)
     run_server(server, host=host, port=port, log_level=log_level)

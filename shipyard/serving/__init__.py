@@ -1,4 +1,4 @@
-"""Model serving: Open Inference Protocol v2 over REST, KServe v1, adaptive batching, traffic, payload logs."""
+"""Model serving: Open Inference Protocol v2 and KServe v1 over REST, batching, traffic and payload logs."""
 
 from shipyard.serving.app import InferenceServer, ServerConfig
 from shipyard.serving.batching import Batcher, BatchPolicy

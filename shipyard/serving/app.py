@@ -54,6 +54,8 @@ from shipyard.serving.tensors import (
 )
 
 log = logging.getLogger("shipyard.serving")
+# One JSON object per inference request; off unless the logger is enabled at INFO (shipyard serve does).
+access_log = logging.getLogger("shipyard.serving.access")
 HEADER_LENGTH = "inference-header-content-length"
 VERSION_HEADER = "x-shipyard-version"
 
@@ -330,6 +332,22 @@ class InferenceServer:
             version = served.version if served is not None else ""
             seconds = time.perf_counter() - started
             self.metrics.observe_request(name, version, protocol, response.status_code, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    json.dumps(
+                        {
+                            "method": request.method,
+                            "path": request.url.path,
+                            "status": response.status_code,
+                            "ms": round(seconds * 1000, 3),
+                            "model": name,
+                            "version": version,
+                            "label": served.label if served is not None else "",
+                            "protocol": protocol,
+                            "client": request.client.host if request.client else "",
+                        }
+                    )
+                )
         return response
 
 

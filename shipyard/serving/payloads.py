@@ -1,10 +1,10 @@
 """Payload logging: a sample of requests with their inputs, outputs, version and latency, as Parquet files.
 
-Records are buffered in memory and written by a background thread as one Parquet file per model and flush,
-under ``payloads/<model>/<YYYY-MM-DD>/<HHMMSSffffff>-<n>-<id>.parquet`` in the artifact store, when ``max_rows`` are
-buffered or ``max_seconds`` have passed (rotation by size and time), and on shutdown. The monitoring jobs
-read them back with :func:`read_payloads`. Inputs and outputs are stored as JSON text columns, so models of
-any signature share one file schema.
+Records are buffered in memory and written by a background thread as Parquet files of at most ``max_rows``
+records, under ``payloads/<model>/<YYYY-MM-DD>/<HHMMSSffffff>-<n>-<id>.parquet`` in the artifact store, when
+``max_rows`` are buffered or ``max_seconds`` have passed (rotation by size and time), and on shutdown.
+The monitoring jobs read them back with :func:`read_payloads`. Inputs and outputs are stored as JSON text
+columns, so models of any signature share one file schema.
 """
 
 from __future__ import annotations

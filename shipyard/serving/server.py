@@ -39,7 +39,7 @@ def _run(server: InferenceServer, host: str, port: int, log_level: str, has: Any
         loop="uvloop" if has("uvloop") else "asyncio",
         http="httptools" if has("httptools") else "h11",
         log_level=log_level,
-        access_log=log_level == "debug",
+        access_log=False,  # the app writes its own, structured (shipyard.serving.access)
         timeout_graceful_shutdown=30,
         lifespan="on",
     )

@@ -49,7 +49,10 @@ def test_serve_a_registered_model_then_stop_gracefully(registered: Registered, t
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0
-    assert b"ready in" in (proc.stderr.read() if proc.stderr else b"")
+    logged = (proc.stderr.read() if proc.stderr else b"").decode()
+    assert "ready in" in logged
+    access = [line for line in logged.splitlines() if "shipyard.serving.access" in line]
+    assert len(access) == 1 and '"path": "/models/bc/predict", "status": 200' in access[0]
 
 
 @pytest.mark.parametrize(
