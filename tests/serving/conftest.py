@@ -77,7 +77,8 @@ def start_server() -> Iterator[Callable[..., RunningServer]]:
         **server_options: Any,
     ) -> RunningServer:
         repository = ModelRepository(
-            configs, loader or (lambda uri: shipyard.models.load(uri, settings=settings))
+            configs,
+            loader or (lambda uri, **options: shipyard.models.load(uri, settings=settings, **options)),
         )
         server = InferenceServer(repository, config, **server_options)
         port = free_port()
