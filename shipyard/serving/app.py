@@ -154,7 +154,11 @@ class InferenceServer:
         served.require_ready()
         inputs = [(t.name, t.datatype, t.shape) for t in served.inputs]
         outputs = [(t.name, t.datatype, t.shape) for t in served.outputs]
-        return JSONResponse(model_metadata(served.name, [served.version], served.platform, inputs, outputs))
+        # Unversioned metadata describes the version traffic picks, and lists every version served.
+        pinned = request.path_params.get("version") or _pinned(request)
+        deployment = self.repository.deployment(served.name)
+        versions = [served.version] if pinned else [v.version for v in deployment.versions.values()]
+        return JSONResponse(model_metadata(served.name, versions, served.platform, inputs, outputs))
 
     async def model_ready(self, request: Request) -> Response:
         return await self._guard(request, self._model_ready)

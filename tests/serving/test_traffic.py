@@ -214,3 +214,8 @@ def test_deploy_cli_changes_traffic_and_rolls_back(
     assert code == 3 and "no model named 'nope'" in err
     code, _, err = run_cli(capsys, "deploy", "status", "--url", "http://127.0.0.1:1")
     assert code == 1 and "cannot reach the server" in err and err.count("\n") == 1
+
+
+def test_metadata_lists_every_version_unless_one_is_named(canary: RunningServer) -> None:
+    assert httpx.get(canary.url + "/v2/models/bc").json()["versions"] == ["1", "2"]
+    assert httpx.get(canary.url + "/v2/models/bc/versions/challenger").json()["versions"] == ["2"]
