@@ -75,7 +75,7 @@ def serve(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    repository = ModelRepository(configs, lambda uri: load(uri, settings=settings))
+    repository = ModelRepository(configs, lambda uri, **options: load(uri, settings=settings, **options))
     payloads = PayloadLogger(ArtifactStore(settings.artifact_root), payload_config)
     server = InferenceServer(repository, server_config, payloads=payloads, admin_token=admin_token)
     if not access_log:

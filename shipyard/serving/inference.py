@@ -96,7 +96,8 @@ def model_input(
 
 
 def combine(inputs: Sequence[ModelInput]) -> tuple[Any, tuple[str, ...]]:
-    """One model input (a DataFrame or an array) for a batch of requests, and the outputs any of them wants.
+    """One model input for a batch of requests (a dict of column arrays, which a signature check turns into
+    a DataFrame most cheaply, or one array), and the outputs any of them wants.
 
     Raises:
         InvalidInput: requests of one batch disagree on their columns.
@@ -113,8 +114,8 @@ def combine(inputs: Sequence[ModelInput]) -> tuple[Any, tuple[str, ...]]:
     if any(i.columns is None or list(i.columns) != names for i in inputs):
         raise InvalidInput("requests of one batch name different columns")
     if len(inputs) == 1:
-        return pd.DataFrame(first.columns), wanted
-    return pd.DataFrame({n: np.concatenate([i.columns[n] for i in inputs]) for n in names}), wanted  # type: ignore[index]
+        return dict(first.columns), wanted
+    return {n: np.concatenate([i.columns[n] for i in inputs]) for n in names}, wanted  # type: ignore[index]
 
 
 def split(outputs: dict[str, np.ndarray], inputs: Sequence[ModelInput]) -> list[dict[str, np.ndarray]]:

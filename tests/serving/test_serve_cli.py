@@ -74,3 +74,43 @@ def test_a_bad_deploy_file_is_one_line_naming_the_field(
     path.write_text(content)
     code, _, err = run_cli(capsys, "serve", str(path))
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_serve_a_deploy_file_with_versions_and_loader_options(registered: Registered, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    deploy = tmp_path / "deploy.yaml"
+    deploy.write_text(
+        "models:\n"
+        "  - name: bc\n"
+        "    versions: {champion: 'models:/bc@champion', challenger: 'models:/bc@challenger'}\n"
+        "    traffic: {champion: 100}\n"
+        "    options: {prefer: onnx}\n"
+    )
+    port = free_port()
+    env = {**os.environ, "SHIPYARD_HOME": str(registered.settings.home)}
+    command = [
+        sys.executable,
+        "-m",
+        "shipyard.cli",
+        "serve",
+        str(deploy),
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        status = httpx.get(url + "/admin/deployments").json()["deployments"][0]
+        assert [(v["label"], v["state"]) for v in status["versions"]] == [
+            ("champion", "ready"),
+            ("challenger", "ready"),
+        ]
+        records = registered.frame.iloc[:5].to_dict(orient="records")
+        answer = httpx.post(url + "/models/bc/predict", json=records)
+        assert answer.headers["x-shipyard-version"] == "champion"
+        assert answer.json() == {"predictions": registered.model.predict(registered.frame.iloc[:5]).tolist()}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
