@@ -92,6 +92,10 @@ class Result:
         return ok
 
     @property
+    def has_target(self) -> bool:
+        return self.min_speedup is not None or self.max_shipyard is not None
+
+    @property
     def target(self) -> str:
         parts = []
         if self.min_speedup is not None:
@@ -138,7 +142,8 @@ def print_table(
     """Print the results as a plain-text table on stdout, notes as numbered footnotes below it.
 
     With ``targets=False`` (a benchmark whose issue sets no figures to reach) the last column says whether
-    each row was measured completely with correct answers instead of PASS/MISS.
+    each row was measured completely with correct answers instead of PASS/MISS; so does a row without a
+    target of its own in a table with targets (it is not counted among the targets met).
     """
     last = ("target", "result") if targets else ("measurement",)
     header = ("", "benchmark", "Shipyard", "MLflow", "Shipyard vs MLflow", *last)
@@ -149,11 +154,13 @@ def print_table(
         for note in result.notes:
             footnotes.append(note)
             marks += f"[{len(footnotes)}]"
-        outcome = (
-            (result.target, "PASS" if result.passed else "MISS")
-            if targets
-            else ("valid" if result.valid else "INVALID",)
-        )
+        measured = "valid" if result.valid else "INVALID"
+        if not targets:
+            outcome: tuple[str, ...] = (measured,)
+        elif result.has_target:
+            outcome = (result.target, "PASS" if result.passed else "MISS")
+        else:  # a row shown for context, with no target of its own
+            outcome = ("-", measured)
         rows.append(
             (
                 f"({result.key})",
@@ -184,7 +191,8 @@ def print_table(
     for number, note in enumerate(footnotes, 1):
         print(f"  [{number}] {note}")
     if targets:
-        print(f"{sum(r.passed for r in results)}/{len(results)} targets met")
+        aimed = [r for r in results if r.has_target]
+        print(f"{sum(r.passed for r in aimed)}/{len(aimed)} targets met")
     else:
         valid = sum(r.valid for r in results)
         faster = sum(1 for r in results if r.speedup is not None and r.speedup >= 1)
