@@ -62,6 +62,7 @@ class RunningServer:
     url: str
     port: int
     server: InferenceServer
+    uvicorn: uvicorn.Server | None = None
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +95,7 @@ def start_server() -> Iterator[Callable[..., RunningServer]]:
             time.sleep(0.02)
         repository.wait_loaded(60)
         running.append((uv, thread))
-        return RunningServer(f"http://127.0.0.1:{port}", port, server)
+        return RunningServer(f"http://127.0.0.1:{port}", port, server, uv)
 
     yield start
     for uv, thread in running:

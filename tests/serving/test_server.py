@@ -224,3 +224,30 @@ def test_overload_is_a_503_at_once_and_no_accepted_request_is_lost(stubs: tuple[
     metrics = httpx.get(server.url + "/metrics").text
     assert 'shipyard_requests_total{code="503",model="slow",protocol="v2",version="default"}' in metrics
     assert models["slow"].calls < codes.count(200) + 3
+
+
+def test_shutdown_finishes_requests_in_flight(
+    registered: Registered, start_server: Callable[..., RunningServer]
+) -> None:
+    import threading
+
+    slow = _Stub(delay_s=0.6)
+    policy = BatchPolicy(max_in_flight=1)
+    server = start_server(
+        [ModelConfig("slow", "slow", batching=policy)], registered.settings, loader=lambda uri: slow
+    )
+    answers: list[httpx.Response] = []
+
+    def call() -> None:
+        answers.append(httpx.post(server.url + "/v2/models/slow/infer", json=infer_body(), timeout=30))
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while slow.calls == 0 and time.monotonic() < deadline:  # the request is in predict now
+        time.sleep(0.01)
+    assert server.uvicorn is not None
+    server.uvicorn.should_exit = True  # what SIGTERM does
+    caller.join(30)
+    assert [a.status_code for a in answers] == [200]
+    assert answers[0].json()["outputs"][0]["data"] == [2.0]
