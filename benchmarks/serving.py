@@ -1,6 +1,7 @@
 """Model serving: Shipyard's server side by side with `mlflow models serve` on the same model, in one run.
 
     python benchmarks/serving.py [--quick] [--json out.json] [--no-pin] [--keep]
+                                 [--gpu | --gpu-only] [--gpu-device cuda|cpu]
 
 Needs the peer and the ONNX export: ``pip install -e '.[bench,onnx]'``. One RandomForestClassifier
 (n_estimators=50) fitted on scikit-learn's breast_cancer is logged to Shipyard (registered as
@@ -14,6 +15,12 @@ MLflow gets its own format (``dataframe_split`` to ``/invocations``); Shipyard t
 Inference Protocol v2 tensor (``/v2/models/bench/infer``, one [1, 30] FP64 tensor), and in extra rows as
 records, with batching off, and on the ONNX copy of the model. Both servers must first give the same
 predictions as the fitted model for the same rows. Progress goes to stderr, the tables to stdout.
+
+``--gpu`` adds (``--gpu-only`` runs alone) a section on a torch MLP (256 -> 1024 -> 1024 -> 10, FP32,
+logged as TorchScript, ``models:/mlp@champion``) served from a deploy.yaml with ``options: {device: cuda}``,
+once with batching (``max_batch_size: 256``) and once without: single-row OIP v2 requests at concurrency 64
+and 256, target batched >= 10x unbatched req/s at 256. Without CUDA it prints one line saying so and measures
+nothing; ``--gpu-device cpu`` runs the same section on the CPU to check it (no target there).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +51,7 @@ from harness import Result, progress
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 TITLE = "Shipyard model server vs `mlflow models serve`: RandomForest(50), breast_cancer, single-row requests"
-PACKAGES = ("shipyard", "mlflow", "scikit-learn", "onnxruntime", "starlette", "uvicorn", "numpy")
+PACKAGES = ("shipyard", "mlflow", "scikit-learn", "onnxruntime", "torch", "starlette", "uvicorn", "numpy")
 MODEL, ALIAS = "bench", "champion"
 LEVELS = (1, 16, 64)
 TOP = LEVELS[-1]
@@ -226,7 +234,7 @@ def serving(
 @dataclass(frozen=True)
 class Context:
     plan: Plan
-    fixture: Fixture
+    fixture: Fixture  # NOTE: None when only the GPU section runs (it does not use it)
     root: Path
     server_cpus: set[int]  # empty: not pinned
     client_cpu: int | None
@@ -485,36 +493,190 @@ def print_cells(cells: dict[str, dict[str, Any]]) -> None:
     sys.stdout.flush()
 
 
+# ---------------------------------------------------------------------- the GPU section: a torch MLP
+MLP, MLP_LEVELS, MLP_TARGET = "mlp", (64, 256), 10.0
+MLP_INFER, MLP_READY = f"/v2/models/{MLP}/infer", f"/v2/models/{MLP}/ready"
+MLP_INPUT = [{"name": "input-0", "datatype": "FP32", "shape": [-1, 256]}]
+NO_CUDA = "GPU section not measured: no CUDA device (torch.cuda.is_available() is False)"
+BATCHED = "{max_batch_size: 256, max_latency_ms: 2, max_in_flight: 2}"
+BATCHING = {"batched": BATCHED, "unbatched": "{enabled: false}"}
+
+
+def gpu_unavailable(device: str) -> str | None:
+    """Why the GPU section cannot run on ``device`` (one line), or None when it can."""
+    try:
+        import torch
+    except ImportError as exc:
+        return f"GPU section not measured: torch is not installed ({exc}); pip install torch safetensors"
+    return NO_CUDA if device == "cuda" and not torch.cuda.is_available() else None
+
+
+def mlp_body(row: Any) -> dict[str, Any]:
+    return {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP32", "data": row.tolist()}]}
+
+
+def requests_per_predict(server: Server) -> float | None:
+    """Mean requests merged into one predict call over the server's life, from its ``/metrics``."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    total = {
+        k: float(x.rsplit(" ", 1)[1])
+        for k in ("sum", "count")
+        for x in lines
+        if x.startswith(f"shipyard_batch_size_{k}{{")
+    }
+    return total["sum"] / total["count"] if total.get("count") else None
+
+
+def check_mlp(server: Server, rows: Any, expected: Any) -> str | None:
+    """Whether the answers to ``rows``, sent 16 at a time (so that they batch), match the local forward."""
+    import numpy as np
+
+    _, metadata = http("GET", f"{server.url}/v2/models/{MLP}")
+    if not isinstance(metadata, dict) or metadata.get("inputs") != MLP_INPUT:
+        return f"{server.label}: /v2/models/{MLP} declares inputs {metadata!r}, not {MLP_INPUT}"
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda row: http("POST", server.url + MLP_INFER, mlp_body(row)), rows))
+    for i, (status, document) in enumerate(answers):
+        if status != 200:
+            return f"{server.label}: HTTP {status} on row {i}: {str(document)[:300]}"
+        got = np.asarray(document["outputs"][0]["data"], np.float32)
+        if got.shape != expected[i].shape or not np.allclose(got, expected[i], rtol=1e-3, atol=1e-4):
+            gap = np.abs(got - expected[i]).max() if got.shape == expected[i].shape else got.shape
+            return f"{server.label}: row {i} differs from the local forward pass (max |diff| {gap})"
+    return None
+
+
+def measure_gpu(ctx: Context, device: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The MLP served on ``device`` with batching on, then off: every cell by key; the wrong answers."""
+    import numpy as np
+    import torch
+
+    import shipyard
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    layers = (nn.Linear(256, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
+    net = nn.Sequential(*layers).eval()
+    rows = np.random.default_rng(0).standard_normal((64, 256)).astype(np.float32)
+    with torch.no_grad():  # NOTE: the reference runs here, on the CPU
+        expected = net(torch.from_numpy(rows)).numpy()
+    home = ctx.root / "shipyard-home"
+    settings = shipyard.Settings.load(environ={"SHIPYARD_HOME": str(home)}, cwd=ctx.root)
+    with shipyard.start_run("serving-gpu", settings=settings) as run:
+        info = shipyard.models.log(net, name=MLP, run=run, input_example=rows[:8])
+    version = shipyard.models.register(info.uri, MLP, settings=settings)
+    shipyard.models.set_alias(MLP, ALIAS, version.version, settings=settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_HOME"] = str(home)
+    cells: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for mode, batching in BATCHING.items():
+        deploy = ctx.root / f"deploy-{mode}.yaml"
+        deploy.write_text(
+            f"models:\n  - uri: models:/{MLP}@{ALIAS}\n    batching: {batching}\n"
+            f"    options: {{device: {device}}}\n",
+            encoding="utf-8",
+        )
+        label, cmd = f"MLP {mode} on {device}", shipyard_cmd(str(deploy), free_port())
+        with serving(label, cmd, env, ctx.root / "gpu", MLP_READY, ctx) as sy:
+            if mode == "batched":
+                top = MLP_LEVELS[-1]
+                cells["ceiling"] = load(sy, "/v2/health/live", None, top, ctx, f"ceiling: health, c={top}")
+            for c in MLP_LEVELS:
+                cells[f"{mode}-{c}"] = load(sy, MLP_INFER, mlp_body(rows[0]), c, ctx, f"{label}, c={c}")
+            problems += filter(None, [check_mlp(sy, rows, expected)])  # after the load: still right
+            cells[f"{mode}-{MLP_LEVELS[-1]}"]["requests_per_predict"] = requests_per_predict(sy)
+    return cells, problems
+
+
+def print_gpu(cells: dict[str, dict[str, Any]], problems: Sequence[str], device: str) -> None:
+    import torch
+
+    where = torch.cuda.get_device_name(0) if device == "cuda" else "the CPU (a check of the code, not a GPU)"
+    print(f"\nGPU section: torch MLP 256-1024-1024-10 FP32 (TorchScript) on {where}; single-row OIP v2 JSON")
+    print(f"requests to {MLP_INFER}, batched (max_batch_size 256, max_latency_ms 2) vs batching off")
+    print_cells(cells)
+    for c in MLP_LEVELS:
+        batched, unbatched = cells[f"batched-{c}"], cells[f"unbatched-{c}"]
+        ratio = batched["rps"] / unbatched["rps"] if unbatched["rps"] else 0.0
+        valid = clean(batched) and clean(unbatched) and not problems
+        if device != "cuda":
+            verdict = f"context only: the >= {MLP_TARGET:g}x target is for CUDA"
+        elif c != MLP_LEVELS[-1]:
+            verdict = "context only"
+        else:
+            verdict = f"target >= {MLP_TARGET:g}x: " + ("PASS" if valid and ratio >= MLP_TARGET else "MISS")
+        print(
+            f"{device}: batched / unbatched req/s at c={c}: {ratio:,.1f}x ({batched['rps']:,.0f} / "
+            f"{unbatched['rps']:,.0f}){'' if valid else ' INVALID'}; {verdict}"
+        )
+    on, off = (cells[f"{m}-{MLP_LEVELS[-1]}"]["requests_per_predict"] or 0.0 for m in BATCHING)
+    print(f"requests per predict call (each server's /metrics, whole life): {on:.1f} batched, {off:.1f} not")
+    if not problems:
+        print(f"answers checked after the load: /v2/models/{MLP} takes {MLP_INPUT}; 64 rows sent")
+        print("16 at a time match a local forward pass on the CPU (rtol 1e-3, atol 1e-4), batched or not")
+    for note in [*problems, *cell_notes(*cells.values())]:
+        print(f"  {note}")
+    sys.stdout.flush()
+
+
 # ---------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     parser = harness.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--no-pin", action="store_true", help="do not pin the servers and the client to CPUs")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (stores, server logs)")
+    parser.add_argument("--gpu", action="store_true", help="add the GPU section (torch MLP)")
+    parser.add_argument("--gpu-only", action="store_true", help="the GPU section alone, no MLflow")
+    parser.add_argument("--gpu-device", choices=("cuda", "cpu"), default="cuda", help="with --gpu(-only)")
     args = parser.parse_args(argv)
     # NOTE: the servers run in sessions of their own; SIGTERM must unwind through `serving` to stop them
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     plan = Plan.for_args(args.quick)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     pin = not args.no_pin and len(cpus) >= 2
+    server_cpus, client_cpu = (set(cpus[:-1]), cpus[-1]) if pin else (set(), None)
+    gpu_skip = gpu_unavailable(args.gpu_device) if args.gpu or args.gpu_only else None
+    gpu: tuple[dict[str, dict[str, Any]], list[str]] | None = None
     root = Path(tempfile.mkdtemp(prefix="shipyard-bench-serving-"))
     progress(f"stores and server logs under {root}; {'quick' if plan.quick else 'full'} mode")
     try:
-        progress("fitting the model; logging it to Shipyard and to MLflow")
-        fixture = prepare(root)
-        ctx = Context(plan, fixture, root, set(cpus[:-1]) if pin else set(), cpus[-1] if pin else None)
-        cells, problems, no_onnx = measure(ctx)
+        if not args.gpu_only:
+            progress("fitting the model; logging it to Shipyard and to MLflow")
+            fixture = prepare(root)
+            ctx = Context(plan, fixture, root, server_cpus, client_cpu)
+            cells, problems, no_onnx = measure(ctx)
+        if (args.gpu or args.gpu_only) and gpu_skip is None:
+            progress(f"GPU section: a torch MLP on {args.gpu_device}, batched and not")
+            gpu_ctx = Context(plan, None, root, server_cpus, client_cpu)  # type: ignore[arg-type]
+            try:
+                gpu = measure_gpu(gpu_ctx, args.gpu_device)
+            except RuntimeError as exc:  # a server that did not start, or whose model did not load
+                gpu_skip = f"GPU section not measured: {exc}"
     finally:
         if args.keep:
             progress(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    rows = results(cells, problems, ctx)
     mode = "quick" if plan.quick else "full"
     info = harness.machine_info(PACKAGES)
-    harness.print_table(f"{TITLE}, {mode} mode", rows, machine=harness.machine_line(info))
-    if no_onnx:
-        print(f"not measured: Shipyard on ONNX Runtime at c={TOP}: {no_onnx}")
-    print_cells(cells)
+    extra: dict[str, Any] = {}
+    rows: list[Result] = []
+    if not args.gpu_only:
+        rows = results(cells, problems, ctx)
+        harness.print_table(f"{TITLE}, {mode} mode", rows, machine=harness.machine_line(info))
+        if no_onnx:
+            print(f"not measured: Shipyard on ONNX Runtime at c={TOP}: {no_onnx}")
+        print_cells(cells)
+        extra = dict(cells=cells, prediction_problems=problems, onnx_not_measured=no_onnx)
+    else:
+        print(harness.machine_line(info))
+    if gpu is not None:
+        print_gpu(*gpu, args.gpu_device)
+        extra.update(gpu_device=args.gpu_device, gpu_cells=gpu[0], gpu_problems=gpu[1])
+    elif gpu_skip is not None:
+        print(gpu_skip)
+        extra.update(gpu_not_measured=gpu_skip)
     if args.json:
         harness.write_json(
             args.json,
@@ -522,11 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows,
             mode=mode,
             argv=list(sys.argv[1:]),
-            cells=cells,
-            prediction_problems=problems,
-            onnx_not_measured=no_onnx,
-            server_cpus=sorted(ctx.server_cpus),
-            client_cpu=ctx.client_cpu,
+            **extra,
+            server_cpus=sorted(server_cpus),
+            client_cpu=client_cpu,
         )
         progress(f"wrote {args.json}")
     return 0
