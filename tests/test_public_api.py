@@ -10,6 +10,7 @@ import pytest
 
 PACKAGES = [
     "shipyard",
+    "shipyard.data",
     "shipyard.lineage",
     "shipyard.models",
     "shipyard.pipelines",
