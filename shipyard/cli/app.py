@@ -10,6 +10,7 @@ import typer
 
 from shipyard.cli import (
     config_cmd,
+    data_cmd,
     demo_cmd,
     deploy_cmd,
     experiments_cmd,
@@ -45,6 +46,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(schedule_cmd.app, name="schedules")
 app.add_typer(deploy_cmd.app, name="deploy")
+app.add_typer(data_cmd.app, name="data")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)

@@ -151,7 +151,7 @@ def compute_statistics(data: pd.DataFrame | pa.Table | str | Path) -> DatasetSta
 def load_columns(data: pd.DataFrame | pa.Table | str | Path) -> tuple[int, dict[str, ColumnData]]:
     """Normalise input to ``(rows, {name: column})``: pyarrow arrays, or a pandas Series for mixed columns."""
     if isinstance(data, str | Path):
-        data = _read_file(Path(data))
+        data = read_table(data)
     if isinstance(data, pa.Table):
         names = [str(n) for n in data.column_names]
         _check_unique(names)
@@ -318,7 +318,9 @@ def _mixed(name: str, series: pd.Series) -> ColumnStatistics:
     return ColumnStatistics(name, "other", len(series), missing, distinct, note=note)
 
 
-def _read_file(path: Path) -> pa.Table:
+def read_table(path: str | Path) -> pa.Table:
+    """A Parquet or CSV file as a pyarrow Table; `InvalidInput` naming the file when it cannot be read."""
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv"):
         raise InvalidInput(f"{path}: unsupported file type {suffix or '(none)'!r}; use .parquet, .pq or .csv")
