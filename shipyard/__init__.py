@@ -12,6 +12,7 @@ from shipyard.config import Settings, get_settings
 from shipyard.errors import (
     AlreadyExists,
     Conflict,
+    DataValidationError,
     FilterSyntaxError,
     Forbidden,
     IntegrityError,
@@ -66,6 +67,7 @@ __all__ = [
     "ActiveRun",
     "AlreadyExists",
     "Conflict",
+    "DataValidationError",
     "DatasetInput",
     "Experiment",
     "FilterSyntaxError",

@@ -10,7 +10,8 @@ at the edge with ``raise … from exc``.
     ├── NotFound (KeyError)             an id, name or key that does not exist
     ├── AlreadyExists                   a name that must be unique is taken
     ├── InvalidInput (ValueError)       a bad argument: field, token or path named in the message
-    │   └── FilterSyntaxError           a search filter that does not parse (token and position named)
+    │   ├── FilterSyntaxError           a search filter that does not parse (token and position named)
+    │   └── DataValidationError         data with error-severity anomalies against its schema (columns named)
     ├── Conflict                        a valid request that contradicts the stored state
     │   └── RunNotActive                logging to a run that has ended
     ├── Unauthorized / Forbidden        API server authentication and roles
@@ -59,6 +60,10 @@ class FilterSyntaxError(InvalidInput):
         super().__init__(f"{message} at position {position} (token {token!r})")
         self.token = token
         self.position = position
+
+
+class DataValidationError(InvalidInput):
+    """Data that breaks its schema: error-severity anomalies, each column and kind named in the message."""
 
 
 class Conflict(ShipyardError):
@@ -120,6 +125,7 @@ class PredictionFailed(ServingError):
 __all__ = [
     "AlreadyExists",
     "Conflict",
+    "DataValidationError",
     "FilterSyntaxError",
     "Forbidden",
     "IntegrityError",

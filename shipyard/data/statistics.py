@@ -323,13 +323,23 @@ def read_table(path: str | Path) -> pa.Table:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv"):
-        raise InvalidInput(f"{path}: unsupported file type {suffix or '(none)'!r}; use .parquet, .pq or .csv")
+        # Pipeline artifacts have no suffix: Parquet is recognised by its magic bytes.
+        if not path.is_file() or not _has_parquet_magic(path):
+            raise InvalidInput(
+                f"{path}: unsupported file type {suffix or '(none)'!r}; use .parquet, .pq or .csv"
+            )
+        suffix = ".parquet"
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
     try:
         return pacsv.read_csv(path) if suffix == ".csv" else pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise InvalidInput(f"{path}: cannot read: {exc}") from exc
+
+
+def _has_parquet_magic(path: Path) -> bool:
+    with path.open("rb") as head:
+        return head.read(4) == b"PAR1"
 
 
 def _check_unique(names: list[str]) -> None:
