@@ -105,6 +105,7 @@ def drift(
     test: list[str] = typer.Option(
         None, "--test", help="column=test: ks, chisquare, z, wasserstein, jensenshannon or psi."
     ),
+    output: Path = typer.Option(None, "--output", "-o", help="Write a self-contained HTML report here."),
 ) -> None:
     """Per-column drift between two datasets with Evidently's default tests, and the share that drifted."""
     from shipyard.data.drift import dataset_drift
@@ -116,9 +117,8 @@ def drift(
         if not sep or not column or not name:
             raise InvalidInput(f"--test {item!r} is not column=test")
         overrides[column] = name
-    result = dataset_drift(
-        read_table(reference).to_pandas(), read_table(current).to_pandas(), tests=overrides
-    )
+    reference_frame, current_frame = read_table(reference).to_pandas(), read_table(current).to_pandas()
+    result = dataset_drift(reference_frame, current_frame, tests=overrides)
     rows = [
         (
             c.column,
@@ -138,3 +138,10 @@ def drift(
             sys.stderr.write(f"not compared, missing in {side}: {', '.join(missing)}\n")
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    if output is not None:
+        from shipyard.data.report import render_drift_report
+
+        document = render_drift_report(reference_frame, current_frame, result)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(document, encoding="utf-8")
+        console.print(f"wrote the report to {output}", markup=False)

@@ -304,7 +304,7 @@ class ColumnDrift:
     current_missing: int = 0
 
 
-def _clean(column: str, side: str, values: Any) -> tuple[np.ndarray, int]:
+def clean_values(column: str, side: str, values: Any) -> tuple[np.ndarray, int]:
     """Non-missing values as a 1-D array of numbers, booleans or strings, and how many were missing."""
     if hasattr(values, "isna") and hasattr(values, "to_numpy"):  # a pandas Series, without importing pandas
         missing_mask = np.asarray(values.isna(), dtype=bool)
@@ -350,7 +350,7 @@ def _clean(column: str, side: str, values: Any) -> tuple[np.ndarray, int]:
 
 
 def _value_type(values: np.ndarray) -> str:
-    """ "numbers", "booleans" or "strings" for an array :func:`_clean` returned."""
+    """ "numbers", "booleans" or "strings" for an array :func:`clean_values` returned."""
     if _is_number_array(values):
         return "numbers"
     return "booleans" if values.dtype.kind == "b" else "strings"
@@ -404,8 +404,8 @@ def column_drift(
         InvalidInput: naming the column: an empty side (after dropping missing values), infinite values,
             mixed value types, an unknown test, or a test that does not fit the column.
     """
-    ref, ref_missing = _clean(column, "reference", reference)
-    cur, cur_missing = _clean(column, "current", current)
+    ref, ref_missing = clean_values(column, "reference", reference)
+    cur, cur_missing = clean_values(column, "current", current)
     if _value_type(ref) != _value_type(cur):
         raise InvalidInput(
             f"column {column!r}: reference holds {_value_type(ref)}, current holds {_value_type(cur)}"
