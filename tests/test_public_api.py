@@ -13,6 +13,7 @@ PACKAGES = [
     "shipyard.data",
     "shipyard.lineage",
     "shipyard.models",
+    "shipyard.monitoring",
     "shipyard.pipelines",
     "shipyard.pipelines.executors",
     "shipyard.registry",

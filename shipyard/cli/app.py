@@ -16,6 +16,7 @@ from shipyard.cli import (
     experiments_cmd,
     lineage_cmd,
     models_cmd,
+    monitor_cmd,
     pipeline_cmd,
     runs_cmd,
     schedule_cmd,
@@ -47,6 +48,7 @@ app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(schedule_cmd.app, name="schedules")
 app.add_typer(deploy_cmd.app, name="deploy")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(monitor_cmd.app, name="monitor")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)

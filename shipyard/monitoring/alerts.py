@@ -1,0 +1,228 @@
+"""Alert rules on a monitoring result: a threshold on a drift number, logged and optionally POSTed.
+
+Rules live in YAML::
+
+    rules:
+      - name: too-much-drift
+        metric: drift_share          # drift_share | dataset_drift (0/1) | feature_drift (needs feature:)
+        op: ">="                     # > >= < <=
+        threshold: 0.3
+        webhook: https://hooks.example.com/drift   # optional: POSTed as JSON when the rule fires
+      - name: age-moved
+        metric: feature_drift        # the column's test statistic (a p-value for ks/chisquare/z: use "<")
+        feature: age
+        op: "<"
+        threshold: 0.01
+
+A fired rule is logged at WARNING and, with a webhook, POSTed as ``{"rule", "model", "metric", "value",
+"threshold", "report"}``. A webhook that fails is logged and recorded on the :class:`Alert`; it never raises,
+so one unreachable receiver cannot fail the job or hide the other alerts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+import pydantic
+import yaml
+
+from shipyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from shipyard.monitoring.job import MonitorResult
+
+log = logging.getLogger("shipyard.monitoring")
+
+WEBHOOK_TIMEOUT_S = 5.0
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+class AlertRule(pydantic.BaseModel):
+    """One rule: fire when ``metric op threshold``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str = pydantic.Field(min_length=1)
+    metric: Literal["drift_share", "dataset_drift", "feature_drift"]
+    feature: str | None = None
+    op: Literal[">", ">=", "<", "<="]
+    threshold: float
+    webhook: pydantic.HttpUrl | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _feature_only_for_feature_drift(self) -> AlertRule:
+        if self.metric == "feature_drift" and not self.feature:
+            raise ValueError("metric feature_drift needs `feature:` (a column name)")
+        if self.metric != "feature_drift" and self.feature is not None:
+            raise ValueError(f"`feature:` applies to metric feature_drift only, not {self.metric}")
+        return self
+
+
+class _RulesFile(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    rules: list[AlertRule]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A rule that fired. ``delivered`` is None without a webhook; ``error`` says why a POST failed."""
+
+    rule: str
+    model: str
+    metric: str
+    feature: str | None
+    op: str
+    value: float
+    threshold: float
+    report: str
+    webhook: str | None = None
+    delivered: bool | None = None
+    error: str | None = None
+
+
+def parse_rules(data: object, *, source: str = "alert rules") -> list[AlertRule]:
+    """Rules from already-parsed YAML/JSON (``{"rules": [...]}``).
+
+    Raises:
+        InvalidInput: naming each bad field and where it is (``rules.0.colour: extra inputs …``).
+    """
+    try:
+        return _RulesFile.model_validate(data).rules
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInput(f"{source} are invalid: {problems}") from exc
+
+
+def load_rules(path: str | Path) -> list[AlertRule]:
+    """Rules from a YAML file.
+
+    Raises:
+        InvalidInput: the file cannot be read, is not YAML, or holds a bad rule (field named).
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read alert rules {str(path)!r}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"alert rules {str(path)!r} are not valid YAML: {exc}") from exc
+    return parse_rules(data, source=f"alert rules in {str(path)!r}")
+
+
+def check_rules(rules: Iterable[AlertRule], columns: Sequence[str]) -> None:
+    """Refuse rules naming a feature the baseline does not have (caught before any work is done).
+
+    Raises:
+        InvalidInput: naming the rule, the feature and the baseline's columns.
+    """
+    known = set(columns)
+    for rule in rules:
+        if rule.feature is not None and rule.feature not in known:
+            raise InvalidInput(
+                f"alert rule {rule.name!r} names feature {rule.feature!r}, which the baseline does not have; "
+                f"it has: {', '.join(columns)}"
+            )
+
+
+def _value(rule: AlertRule, result: MonitorResult) -> float | None:
+    if rule.metric == "drift_share":
+        return result.drift.drift_share
+    if rule.metric == "dataset_drift":
+        return float(result.drift.dataset_drift)
+    for column in result.drift.columns:
+        if column.column == rule.feature:
+            return column.statistic
+    return None  # not compared: missing from the served inputs (reported by the drift result)
+
+
+def evaluate(
+    rules: Iterable[AlertRule], result: MonitorResult, *, client: httpx.Client | None = None
+) -> list[Alert]:
+    """The rules that fire on ``result``, each logged and POSTed to its webhook.
+
+    Args:
+        rules: the rules, in order.
+        result: a monitoring result (its ``alerts_fired`` is not read).
+        client: the HTTP client for webhooks (tests may pass one with a mock transport); by default one
+            with a 5 s timeout, created only when some fired rule has a webhook.
+    """
+    fired: list[Alert] = []
+    own_client: httpx.Client | None = None
+    try:
+        for rule in rules:
+            value = _value(rule, result)
+            if value is None:
+                log.warning("alert rule %s: feature %r was not compared; skipped", rule.name, rule.feature)
+                continue
+            if math.isnan(value) or not _OPS[rule.op](value, rule.threshold):
+                continue
+            webhook = str(rule.webhook) if rule.webhook is not None else None
+            alert = Alert(
+                rule=rule.name,
+                model=result.model,
+                metric=rule.metric if rule.feature is None else f"{rule.metric}:{rule.feature}",
+                feature=rule.feature,
+                op=rule.op,
+                value=value,
+                threshold=rule.threshold,
+                report=result.report_path,
+                webhook=webhook,
+            )
+            log.warning(
+                "alert %s fired for model %s: %s = %.6g %s %.6g (report %s)",
+                alert.rule,
+                alert.model,
+                alert.metric,
+                alert.value,
+                alert.op,
+                alert.threshold,
+                alert.report,
+            )
+            if webhook is not None:
+                if client is None and own_client is None:
+                    own_client = httpx.Client(timeout=WEBHOOK_TIMEOUT_S)
+                alert = _post(client or own_client, alert)  # type: ignore[arg-type]
+            fired.append(alert)
+    finally:
+        if own_client is not None:
+            own_client.close()
+    return fired
+
+
+def _post(client: httpx.Client, alert: Alert) -> Alert:
+    body = {
+        "rule": alert.rule,
+        "model": alert.model,
+        "metric": alert.metric,
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "report": alert.report,
+    }
+    assert alert.webhook is not None
+    try:
+        response = client.post(alert.webhook, json=body)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("alert %s: webhook %s failed: %s", alert.rule, alert.webhook, error)
+        return dataclasses.replace(alert, delivered=False, error=error)
+    return dataclasses.replace(alert, delivered=True)
+
+
+__all__ = ["WEBHOOK_TIMEOUT_S", "Alert", "AlertRule", "check_rules", "evaluate", "load_rules", "parse_rules"]
