@@ -1,0 +1,426 @@
+"""Data drift: Shipyard's ``dataset_drift`` against Evidently's DataDriftPreset, same data, same machine.
+
+    python benchmarks/drift.py [--quick] [--json out.json] [--seed 7] [--evidently-budget 300]
+
+Needs Evidently: ``pip install -e '.[bench]'`` (``evidently`` with ``pandas<3``). Both sides get the same
+deterministic data: a reference and a current DataFrame of 20 float columns from varied distributions
+(normal, lognormal, uniform, exponential, gamma, Student t, beta, a mixture; scales from 5e-4 to 1e6), where
+9 columns are shifted or rescaled in the current sample enough to drift, one only slightly (below the
+threshold) and the other 10 not at all.
+
+(a) 2 x 100,000 x 20 (quick: 20,000): wall time, Shipyard median of 3 after one warm-up, Evidently one run
+(b) 2 x 1,000,000 x 20 (quick: 200,000): wall time, one run each; Evidently within a time budget
+(c), (d) per-column agreement at each size: the test chosen, the drift verdict, and the largest absolute
+    difference between the two statistics
+
+Evidently runs in a subprocess (``--worker``) that rebuilds the same data from the seed, imports Evidently
+before its timer starts, and is killed when it runs past its budget; a row then says "did not finish in N s"
+and no figure is extrapolated. Its timed section is ``Dataset.from_pandas`` for both sides plus
+``Report([DataDriftPreset()], include_tests=True).run(...)`` (the tests carry the per-column verdicts);
+Shipyard's is one ``dataset_drift(reference_df, current_df)`` call. Progress goes to stderr, the table to
+stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import harness
+import numpy as np
+from harness import Result, clock, progress
+
+TITLE = "Shipyard vs Evidently: data drift, 20 numeric columns (one machine)"
+COLUMNS = 20
+SHIPYARD_REPEATS = 3
+LARGE_BOUND_S = 5.0  # the issue's bound for Shipyard at 2 x 1,000,000 x 20
+MIN_SPEEDUP = 10.0
+# Evidently's display names of its stat tests, mapped to Shipyard's StatTest values.
+EVIDENTLY_TESTS = {
+    "Wasserstein distance (normed)": "wasserstein",
+    "Jensen-Shannon distance": "jensenshannon",
+    "K-S p_value": "ks",
+    "chi-square p_value": "chisquare",
+    "Z-test p_value": "z",
+    "PSI": "psi",
+}
+
+Gen = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def _mixture(weight: float) -> Gen:
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.where(rng.random(n) < weight, rng.normal(0.0, 1.0, n), rng.normal(4.0, 1.0, n))
+
+    return draw
+
+
+# name, reference generator, current generator (None: the same as the reference). The comment after each
+# drifting column gives its expected normalised Wasserstein distance (threshold 0.1).
+SPECS: list[tuple[str, Gen, Gen | None]] = [
+    ("normal", lambda r, n: r.normal(0, 1, n), None),
+    ("normal_shift", lambda r, n: r.normal(0, 1, n), lambda r, n: r.normal(0.5, 1, n)),  # ~0.5
+    ("normal_100", lambda r, n: r.normal(100, 15, n), None),
+    ("normal_100_shift", lambda r, n: r.normal(100, 15, n), lambda r, n: r.normal(103, 15, n)),  # ~0.2
+    ("lognormal", lambda r, n: r.lognormal(0, 0.5, n), None),
+    ("lognormal_wider", lambda r, n: r.lognormal(0, 0.5, n), lambda r, n: r.lognormal(0, 0.8, n)),
+    ("uniform", lambda r, n: r.uniform(0, 1, n), None),
+    ("uniform_shift", lambda r, n: r.uniform(0, 1, n), lambda r, n: r.uniform(0.15, 1.15, n)),  # ~0.52
+    ("exponential", lambda r, n: r.exponential(2, n), None),
+    ("exponential_scale", lambda r, n: r.exponential(2, n), lambda r, n: r.exponential(3, n)),  # ~0.5
+    ("tiny", lambda r, n: r.normal(0, 5e-4, n), None),  # std below Evidently's 0.001 floor
+    ("tiny_shift", lambda r, n: r.normal(0, 5e-4, n), lambda r, n: r.normal(2e-4, 5e-4, n)),  # ~0.2
+    ("huge", lambda r, n: r.normal(1e6, 1e5, n), None),
+    ("huge_wider", lambda r, n: r.normal(1e6, 1e5, n), lambda r, n: r.normal(1e6, 1.3e5, n)),  # ~0.24
+    ("gamma", lambda r, n: r.gamma(2, 1, n), None),
+    ("gamma_slight", lambda r, n: r.gamma(2, 1, n), lambda r, n: r.gamma(2, 1, n) + 0.085),  # ~0.06: none
+    ("student_t", lambda r, n: r.standard_t(3, n), None),
+    ("student_t_shift", lambda r, n: r.standard_t(3, n), lambda r, n: r.standard_t(3, n) + 0.4),  # ~0.23
+    ("beta", lambda r, n: r.beta(2, 5, n), None),
+    ("mixture_reweighted", _mixture(0.7), _mixture(0.5)),  # ~0.4
+]
+assert len(SPECS) == COLUMNS
+
+
+def make_data(rows: int, seed: int) -> tuple[Any, Any]:
+    """The reference and current DataFrames: one independent stream per (column, side), from ``seed``."""
+    import pandas as pd
+
+    reference, current = {}, {}
+    for index, (name, ref_gen, cur_gen) in enumerate(SPECS):
+        reference[name] = ref_gen(np.random.default_rng([seed, index, 0]), rows)
+        current[name] = (cur_gen or ref_gen)(np.random.default_rng([seed, index, 1]), rows)
+    return pd.DataFrame(reference), pd.DataFrame(current)
+
+
+def checksum(reference: Any, current: Any) -> float:
+    """A figure both processes compute, to show they compared the same data."""
+    return float(reference.to_numpy().sum() + current.to_numpy().sum())
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ---------------------------------------------------------------------- Evidently, in its own process
+def evidently_worker(rows: int, seed: int, out: str) -> int:
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("EVIDENTLY_DISABLE_TELEMETRY", "1")
+    import evidently
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    reference, current = make_data(rows, seed)
+    definition = DataDefinition(numerical_columns=list(reference.columns))
+    harness.settle()
+    start = clock()
+    snapshot = Report([DataDriftPreset()], include_tests=True).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+    seconds = clock() - start
+    data = snapshot.dict()
+    columns: dict[str, dict[str, Any]] = {}
+    for metric in data["metrics"]:
+        config = metric["config"]
+        if config.get("type", "").endswith("ValueDrift"):
+            columns[config["column"]] = {
+                "test": config["method"],
+                "threshold": config["threshold"],
+                "statistic": float(metric["value"]),
+            }
+    for test in data["tests"]:
+        params = test.get("metric_config", {}).get("params", {})
+        if params.get("type", "").endswith("ValueDrift") and params.get("column") in columns:
+            columns[params["column"]]["drift_detected"] = test["status"] == "FAIL"
+    result = {
+        "seconds": seconds,
+        "version": evidently.__version__,
+        "checksum": checksum(reference, current),
+        "peak_rss_mib": peak_rss_mib(),
+        "columns": columns,
+    }
+    Path(out).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+def run_evidently(rows: int, seed: int, budget_s: float) -> dict[str, Any] | None:
+    """Evidently's figures from a subprocess, or None when it ran past ``budget_s`` (then it is killed)."""
+    with tempfile.TemporaryDirectory(prefix="shipyard-bench-drift-") as tmp:
+        out = Path(tmp) / "evidently.json"
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            str(rows),
+            "--seed",
+            str(seed),
+            "--worker-out",
+            str(out),
+        ]
+        env = {**os.environ, "MPLBACKEND": "Agg"}
+        try:
+            done = subprocess.run(command, timeout=budget_s, env=env, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            return None
+        if done.returncode != 0 or not out.exists():
+            sys.exit(f"the Evidently worker failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------- Shipyard, in this process
+def run_shipyard(reference: Any, current: Any, repeats: int, warmup: bool) -> tuple[list[float], Any]:
+    from shipyard.data.drift import dataset_drift
+
+    if warmup:
+        dataset_drift(reference, current)
+    samples, report = [], None
+    for _ in range(repeats):
+        harness.settle()
+        start = clock()
+        report = dataset_drift(reference, current)
+        samples.append(clock() - start)
+    return samples, report
+
+
+# ---------------------------------------------------------------------- comparison
+def compare(shipyard_report: Any, evidently: dict[str, Any]) -> dict[str, Any]:
+    """Per column: same test, same verdict, and the statistics' absolute difference."""
+    rows, agree, same_test, max_diff = [], 0, 0, 0.0
+    for column in shipyard_report.columns:
+        theirs = evidently["columns"].get(column.column)
+        if theirs is None:
+            rows.append({"column": column.column, "missing_in_evidently": True})
+            continue
+        their_test = EVIDENTLY_TESTS.get(theirs["test"], theirs["test"])
+        diff = abs(column.statistic - theirs["statistic"])
+        max_diff = max(max_diff, diff)
+        test_ok = str(column.test) == their_test
+        verdict_ok = column.drift_detected == theirs.get("drift_detected")
+        same_test += test_ok
+        agree += test_ok and verdict_ok
+        rows.append(
+            {
+                "column": column.column,
+                "shipyard_test": str(column.test),
+                "evidently_test": theirs["test"],
+                "shipyard_statistic": column.statistic,
+                "evidently_statistic": theirs["statistic"],
+                "abs_diff": diff,
+                "shipyard_drift": column.drift_detected,
+                "evidently_drift": theirs.get("drift_detected"),
+                "agree": test_ok and verdict_ok,
+            }
+        )
+    return {
+        "agree": agree,
+        "same_test": same_test,
+        "max_abs_diff": max_diff,
+        "shipyard_drifted": sum(c.drift_detected for c in shipyard_report.columns),
+        "columns": rows,
+    }
+
+
+def time_rows(
+    key: str,
+    rows: int,
+    sy_samples: list[float],
+    ev: dict[str, Any] | None,
+    budget: float,
+    *,
+    min_speedup: float | None,
+    max_shipyard: float | None,
+) -> Result:
+    runs = f"median of {len(sy_samples)}" if len(sy_samples) > 1 else "1 run"
+    notes = [f"({key}) Shipyard {runs} ({', '.join(f'{s:.3f}' for s in sy_samples)} s); Evidently 1 run"]
+    if ev is None:
+        notes.append(
+            f"({key}) Evidently did not finish in {budget:.0f} s (killed); no figure is extrapolated"
+        )
+    return Result(
+        key=key,
+        title=f"dataset drift, 2 x {rows:,} x {COLUMNS}: wall time",
+        unit="s",
+        higher_is_better=False,
+        shipyard=statistics.median(sy_samples),
+        peer=None if ev is None else ev["seconds"],
+        min_speedup=min_speedup,
+        max_shipyard=max_shipyard,
+        valid=ev is not None or min_speedup is None,
+        notes=tuple(notes),
+        details={
+            "rows": rows,
+            "shipyard_samples_s": sy_samples,
+            "evidently_s": None if ev is None else ev["seconds"],
+            "evidently_budget_s": budget,
+            "evidently_finished": ev is not None,
+            "evidently_peak_rss_mib": None if ev is None else ev["peak_rss_mib"],
+        },
+    )
+
+
+def agreement_row(key: str, rows: int, cmp: dict[str, Any] | None, budget: float) -> Result:
+    if cmp is None:
+        return Result(
+            key=key,
+            title=f"per-column verdicts, 2 x {rows:,} x {COLUMNS}",
+            unit="columns",
+            higher_is_better=True,
+            shipyard=0,
+            valid=False,
+            notes=(f"({key}) not compared: Evidently did not finish in {budget:.0f} s",),
+            details={"rows": rows, "target": f"all {COLUMNS} agree", "compared": False},
+        )
+    notes = [
+        f"({key}) {cmp['agree']} of {COLUMNS} columns agree (same test and verdict); {cmp['same_test']} of "
+        f"{COLUMNS} use the same test; Shipyard finds drift in {cmp['shipyard_drifted']}; max |statistic "
+        f"difference| = {cmp['max_abs_diff']:.3g}"
+    ]
+    for row in cmp["columns"]:
+        if not row.get("agree"):
+            notes.append(f"({key}) disagreement on {row['column']}: {row}")
+    return Result(
+        key=key,
+        title=f"per-column verdicts, 2 x {rows:,} x {COLUMNS}",
+        unit="columns",
+        higher_is_better=True,
+        shipyard=cmp["agree"],
+        valid=cmp["agree"] == COLUMNS,
+        notes=tuple(notes),
+        details={"rows": rows, "target": f"all {COLUMNS} agree", "compared": True, **cmp},
+    )
+
+
+def print_table(title: str, results: Sequence[Result], machine: str) -> None:
+    """Like harness.print_table, with Evidently as the peer and the agreement rows as 'k of 20 agree'."""
+    header = ("", "benchmark", "Shipyard", "Evidently", "Shipyard vs Evidently", "target", "result")
+    rows, footnotes = [], []
+    for r in results:
+        marks = ""
+        for note in r.notes:
+            footnotes.append(note)
+            marks += f"[{len(footnotes)}]"
+        if r.unit == "columns":
+            compared = r.details.get("compared")
+            cells = (
+                f"{r.shipyard:.0f} of {COLUMNS} agree" if compared else "-",
+                "-",
+                "-",
+                r.details["target"],
+            )
+            outcome = "PASS" if r.valid else ("MISS" if compared else "NOT COMPARED")
+        else:
+            peer = harness.format_value(r.peer, r.unit) if r.peer is not None else "did not finish"
+            shown = harness.format_value(r.shipyard, r.unit)
+            cells = (shown, peer, harness.verdict(r), r.target)
+            outcome = ("PASS" if r.passed else "MISS") if r.has_target else "-"
+        rows.append((f"({r.key})", r.title + (f" {marks}" if marks else ""), *cells, outcome))
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in (2, 3, 4) else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    print(title)
+    print(machine)
+    print(line(header).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row).rstrip())
+    for number, note in enumerate(footnotes, 1):
+        print(f"  [{number}] {note}")
+    aimed = [r for r in results if r.unit == "columns" or r.has_target]
+    met = sum(r.valid if r.unit == "columns" else r.passed for r in aimed)
+    print(f"{met}/{len(aimed)} targets met")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = harness.base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=7, help="data seed (7)")
+    parser.add_argument(
+        "--evidently-budget",
+        type=float,
+        metavar="S",
+        help="Evidently's time limit per size (300; quick: 120)",
+    )
+    parser.add_argument("--worker", type=int, metavar="ROWS", help=argparse_hidden())
+    parser.add_argument("--worker-out", help=argparse_hidden())
+    args = parser.parse_args(argv)
+    if args.worker:
+        return evidently_worker(args.worker, args.seed, args.worker_out)
+
+    small, large = (20_000, 200_000) if args.quick else (100_000, 1_000_000)
+    budget = args.evidently_budget or (120.0 if args.quick else 300.0)
+    mode = "quick" if args.quick else "full"
+    progress(f"{mode} mode: 2 x {small:,} and 2 x {large:,} rows x {COLUMNS} columns, seed {args.seed}")
+    results, comparisons, evidently_version = [], [], None
+    for key, rows, repeats in (("a", small, SHIPYARD_REPEATS), ("b", large, 1)):
+        reference, current = make_data(rows, args.seed)
+        progress(
+            f"({key}) Shipyard: {'1 warm-up + ' if repeats > 1 else ''}{repeats} timed run(s) at {rows:,}"
+        )
+        samples, report = run_shipyard(reference, current, repeats, warmup=repeats > 1)
+        progress(
+            f"    {', '.join(f'{s:.3f}' for s in samples)} s; {sum(c.drift_detected for c in report.columns)}"
+            f" columns drift"
+        )
+        ours = checksum(reference, current)
+        del reference, current
+        progress(
+            f"({key}) Evidently DataDriftPreset at {rows:,} rows in a subprocess (budget {budget:.0f} s)"
+        )
+        ev = run_evidently(rows, args.seed, budget)
+        if ev is not None:
+            evidently_version = ev["version"]
+            progress(f"    {ev['seconds']:.2f} s (peak RSS {ev['peak_rss_mib']:,.0f} MiB)")
+            if ev["checksum"] != ours:
+                sys.exit(f"the Evidently worker built different data (checksum {ev['checksum']} != {ours})")
+        else:
+            progress(f"    did not finish in {budget:.0f} s")
+        if key == "a":
+            results.append(
+                time_rows(key, rows, samples, ev, budget, min_speedup=MIN_SPEEDUP, max_shipyard=None)
+            )
+        else:
+            bound = None if args.quick else LARGE_BOUND_S  # the issue's bound is for 1,000,000 rows
+            results.append(time_rows(key, rows, samples, ev, budget, min_speedup=None, max_shipyard=bound))
+        comparisons.append((rows, None if ev is None else compare(report, ev)))
+    for key, (rows, cmp) in zip(("c", "d"), comparisons, strict=True):
+        results.append(agreement_row(key, rows, cmp, budget))
+
+    info = harness.machine_info(("shipyard", "evidently", "pandas", "numpy", "scipy"))
+    print_table(f"{TITLE}, {mode} mode", results, harness.machine_line(info))
+    if args.json:
+        harness.write_json(
+            args.json,
+            TITLE,
+            results,
+            mode=mode,
+            seed=args.seed,
+            evidently=evidently_version,
+            argv=list(sys.argv[1:]),
+        )
+        progress(f"wrote {args.json}")
+    return 0
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    sys.exit(main())
