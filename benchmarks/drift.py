@@ -302,12 +302,10 @@ def agreement_row(key: str, rows: int, cmp: dict[str, Any] | None, budget: float
 def print_table(title: str, results: Sequence[Result], machine: str) -> None:
     """Like harness.print_table, with Evidently as the peer and the agreement rows as 'k of 20 agree'."""
     header = ("", "benchmark", "Shipyard", "Evidently", "Shipyard vs Evidently", "target", "result")
-    rows, footnotes = [], []
+    rows: list[tuple[str, ...]] = []
+    footnotes: list[str] = []
     for r in results:
-        marks = ""
-        for note in r.notes:
-            footnotes.append(note)
-            marks += f"[{len(footnotes)}]"
+        marks = harness.note_marks(r.notes, footnotes)
         if r.unit == "columns":
             compared = r.details.get("compared")
             cells = (
@@ -322,27 +320,12 @@ def print_table(title: str, results: Sequence[Result], machine: str) -> None:
             shown = harness.format_value(r.shipyard, r.unit)
             cells = (shown, peer, harness.verdict(r), r.target)
             outcome = ("PASS" if r.passed else "MISS") if r.has_target else "-"
-        rows.append((f"({r.key})", r.title + (f" {marks}" if marks else ""), *cells, outcome))
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in (2, 3, 4) else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(title)
-    print(machine)
-    print(line(header).rstrip())
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row).rstrip())
-    for number, note in enumerate(footnotes, 1):
-        print(f"  [{number}] {note}")
+        rows.append((f"({r.key})", r.title + marks, *cells, outcome))
     aimed = [r for r in results if r.unit == "columns" or r.has_target]
     met = sum(r.valid if r.unit == "columns" else r.passed for r in aimed)
-    print(f"{met}/{len(aimed)} targets met")
-    sys.stdout.flush()
+    harness.print_rows(
+        title, machine, header, rows, footnotes, right={2, 3, 4}, summary=f"{met}/{len(aimed)} targets met"
+    )
 
 
 # ---------------------------------------------------------------------- main

@@ -16,7 +16,7 @@ import sqlite3
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -136,6 +136,49 @@ def verdict(result: Result) -> str:
     return f"{format_speedup(1 / speedup)} slower"
 
 
+def note_marks(notes: Iterable[str], footnotes: list[str]) -> str:
+    """Append ``notes`` to ``footnotes``; return their marks (" [1][2]", or "") for a row title."""
+    marks = ""
+    for note in notes:
+        footnotes.append(note)
+        marks += f"[{len(footnotes)}]"
+    return f" {marks}" if marks else ""
+
+
+def print_rows(
+    title: str,
+    machine: str | None,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    footnotes: Sequence[str],
+    *,
+    right: Collection[int],
+    summary: str,
+) -> None:
+    """Print a benchmark table: title, machine line, aligned rows (``right``: right-aligned column indexes),
+    numbered footnotes and a closing summary line. Every benchmark's table goes through here."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Iterable[str]) -> str:
+        padded = (
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "  ".join(padded).rstrip()
+
+    print(title)
+    if machine:
+        print(machine)
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+    for number, note in enumerate(footnotes, 1):
+        print(f"  [{number}] {note}")
+    print(summary)
+    sys.stdout.flush()
+
+
 def print_table(
     title: str, results: Sequence[Result], *, machine: str | None = None, targets: bool = True
 ) -> None:
@@ -150,10 +193,7 @@ def print_table(
     rows: list[tuple[str, ...]] = []
     footnotes: list[str] = []
     for result in results:
-        marks = ""
-        for note in result.notes:
-            footnotes.append(note)
-            marks += f"[{len(footnotes)}]"
+        marks = note_marks(result.notes, footnotes)
         measured = "valid" if result.valid else "INVALID"
         if not targets:
             outcome: tuple[str, ...] = (measured,)
@@ -164,43 +204,24 @@ def print_table(
         rows.append(
             (
                 f"({result.key})",
-                result.title + (f" {marks}" if marks else ""),
+                result.title + marks,
                 format_value(result.shipyard, result.unit),
                 format_value(result.peer, result.unit),
                 verdict(result),
                 *outcome,
             )
         )
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    right = {2, 3, 4}
-
-    def line(cells: Iterable[str]) -> str:
-        padded = (
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-        return "  ".join(padded)
-
-    print(title)
-    if machine:
-        print(machine)
-    print(line(header).rstrip())
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row).rstrip())
-    for number, note in enumerate(footnotes, 1):
-        print(f"  [{number}] {note}")
     if targets:
         aimed = [r for r in results if r.has_target]
-        print(f"{sum(r.passed for r in aimed)}/{len(aimed)} targets met")
+        summary = f"{sum(r.passed for r in aimed)}/{len(aimed)} targets met"
     else:
         valid = sum(r.valid for r in results)
         faster = sum(1 for r in results if r.speedup is not None and r.speedup >= 1)
-        print(
+        summary = (
             f"no targets are set for these rows; Shipyard is faster on {faster} of {len(results)}, and "
             f"{valid}/{len(results)} were measured completely with correct answers"
         )
-    sys.stdout.flush()
+    print_rows(title, machine, header, rows, footnotes, right={2, 3, 4}, summary=summary)
 
 
 def write_json(path: str | os.PathLike[str], title: str, results: Sequence[Result], **extra: Any) -> None:

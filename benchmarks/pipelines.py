@@ -333,18 +333,16 @@ def print_table(title: str, results: Sequence[Result], machine: str) -> None:
         "target",
         "result",
     )
-    rows, footnotes = [], []
+    rows: list[tuple[str, ...]] = []
+    footnotes: list[str] = []
     for r in results:
-        marks = ""
-        for note in r.notes:
-            footnotes.append(note)
-            marks += f"[{len(footnotes)}]"
+        marks = harness.note_marks(r.notes, footnotes)
         prefect = r.details.get("prefect")
         shown = "n/a" if r.details.get("unavailable") else harness.format_value(r.shipyard, r.unit)
         rows.append(
             (
                 f"({r.key})",
-                r.title + (f" {marks}" if marks else ""),
+                r.title + marks,
                 shown,
                 harness.format_value(prefect, r.unit),
                 harness.format_value(r.peer, r.unit),
@@ -354,25 +352,8 @@ def print_table(title: str, results: Sequence[Result], machine: str) -> None:
                 "not available yet" if r.details.get("unavailable") else ("PASS" if r.passed else "MISS"),
             )
         )
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    right = {2, 3, 4, 5, 6}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    print(title)
-    print(machine)
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-    for number, note in enumerate(footnotes, 1):
-        print(f"  [{number}] {note}")
-    print(f"{sum(r.passed for r in results)}/{len(results)} targets met")
-    sys.stdout.flush()
+    summary = f"{sum(r.passed for r in results)}/{len(results)} targets met"
+    harness.print_rows(title, machine, header, rows, footnotes, right={2, 3, 4, 5, 6}, summary=summary)
 
 
 # ---------------------------------------------------------------------- main
