@@ -44,7 +44,8 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "home")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for test servers, or as a closed port)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -53,7 +54,7 @@ def _free_port() -> int:
 class PostgresCluster:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not found and not shutil.which("initdb"):
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")

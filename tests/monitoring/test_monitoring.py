@@ -18,13 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer
 
 import shipyard.monitoring
-from shipyard.cli.app import main
 from shipyard.config import Settings
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring import load_baseline, load_rules, parse_rules, run_monitor, save_baseline
 from shipyard.monitoring.job import served_inputs
 from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger
 from shipyard.store.artifacts import ArtifactStore
+from tests.cli.test_cli import run_cli
+from tests.conftest import free_port
 
 MODEL = "cancer"
 
@@ -252,14 +253,6 @@ def receiver() -> Iterator[Receiver]:
     rec.thread.join(5)
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_alert_fires_and_posts_to_webhook(
     store: ArtifactStore, features: pd.DataFrame, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -274,7 +267,7 @@ def test_alert_fires_and_posts_to_webhook(
                 {"name": "radius", "metric": "feature_drift", "feature": "mean radius", "op": "<",
                  "threshold": 0.01},
                 {"name": "down", "metric": "drift_share", "op": ">", "threshold": 0.0,
-                 "webhook": f"http://127.0.0.1:{_closed_port()}/hook"},
+                 "webhook": f"http://127.0.0.1:{free_port()}/hook"},
             ]
         }
     )  # fmt: skip
@@ -325,14 +318,6 @@ def test_rule_on_unknown_feature_is_refused_before_work(store: ArtifactStore, fe
 
 
 # -- CLI ---------------------------------------------------------------------------------------------------
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, out, err
 
 
 def test_cli_baseline_and_run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ import shipyard
 from shipyard.config import Settings
 from shipyard.serving.app import InferenceServer, ServerConfig
 from shipyard.serving.repository import ModelConfig, ModelRepository
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 
 
 @dataclass(frozen=True)
@@ -49,12 +48,6 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Registered:
     second = shipyard.models.register(info.uri, "bc", settings=settings)
     shipyard.models.set_alias("bc", "challenger", second.version, settings=settings)
     return Registered(settings, frame, model)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

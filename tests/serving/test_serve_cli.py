@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from tests.cli.test_cli import run_cli
-from tests.serving.conftest import Registered, free_port
+from tests.conftest import free_port
+from tests.serving.conftest import Registered
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
