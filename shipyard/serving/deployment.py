@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shipyard.errors import InvalidInput
+from shipyard.registry.uri import RegistryUri, RunModelUri, parse_model_uri
 from shipyard.serving.app import ServerConfig
 from shipyard.serving.batching import BatchPolicy
 from shipyard.serving.payloads import PayloadLogConfig
@@ -118,15 +119,19 @@ class DeploymentSpec(BaseModel):
 
 def default_name(uri: str) -> str:
     """The name to serve a model under when none is given: ``models:/churn@champion`` → ``churn``."""
-    if uri.startswith("models:/"):
-        rest = uri[len("models:/") :]
-        name = re.split(r"[@/]", rest, maxsplit=1)[0]
-    elif uri.startswith("runs:/"):
-        name = uri.rstrip("/").rsplit("/", 1)[-1]
+    problem = f"cannot derive a model name from {uri!r}; give one with --name"
+    try:
+        parsed = parse_model_uri(uri)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{problem} ({exc})") from exc
+    if isinstance(parsed, RegistryUri):
+        name = parsed.name
+    elif isinstance(parsed, RunModelUri):
+        name = parsed.path.rsplit("/", 1)[-1]
     else:
-        name = Path(uri).resolve().name
+        name = Path(parsed.path).resolve().name
     if not _NAME.match(name):
-        raise InvalidInput(f"cannot derive a model name from {uri!r}; give one with --name")
+        raise InvalidInput(problem)
     return name
 
 

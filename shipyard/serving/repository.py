@@ -21,6 +21,7 @@ import pandas as pd
 from shipyard.errors import InvalidInput, ModelNotReady, NotFound, PredictionFailed
 from shipyard.registry.loading import LoadedModel
 from shipyard.registry.signature import Signature, SignatureKind
+from shipyard.registry.uri import RegistryUri, parse_model_uri
 from shipyard.serving.batching import BatchPolicy
 from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput, as_array, combine, split
 from shipyard.serving.routing import Deployment
@@ -78,13 +79,15 @@ class ModelConfig:
 
 def default_label(uri: str) -> str:
     """A version's label from its URI: the alias (``@champion``), the version (``/3``), else ``default``."""
-    if uri.startswith("models:/"):
-        rest = uri[len("models:/") :]
-        if "@" in rest:
-            return rest.split("@", 1)[1]
-        if "/" in rest:
-            return rest.split("/", 1)[1]
-    return "default"
+    try:
+        parsed = parse_model_uri(uri)
+    except InvalidInput:
+        return "default"  # loading it will say what is wrong with it
+    if not isinstance(parsed, RegistryUri):
+        return "default"
+    if parsed.alias is not None:
+        return parsed.alias
+    return uri.strip().rsplit("/", 1)[1]  # the version, "latest" or the stage, as written
 
 
 @dataclass(frozen=True)
