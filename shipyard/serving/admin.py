@@ -12,7 +12,6 @@ this machine (loopback) may use them.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from starlette.routing import Route
 
 from shipyard.errors import Forbidden, InvalidInput, ShipyardError, Unauthorized
 from shipyard.serving.statuses import error_response
+from shipyard.serving.tensors import parse_json_body
 
 if TYPE_CHECKING:
     from shipyard.serving.app import InferenceServer
@@ -77,10 +77,7 @@ def _list(server: InferenceServer) -> dict[str, Any]:
 
 def _set_traffic(server: InferenceServer, request: Request, body: bytes) -> dict[str, Any]:
     deployment = server.repository.deployment(request.path_params["name"])
-    try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    document = parse_json_body(body)
     if not isinstance(document, dict) or not isinstance(document.get("traffic"), dict):
         raise InvalidInput('a traffic change is {"traffic": {"<version>": <weight>, ...}, "shadow": ...}')
     shadow = document.get("shadow", deployment.traffic.shadow)

@@ -51,6 +51,7 @@ from shipyard.serving.tensors import (
     decode_infer_request,
     encode_infer_response,
     model_metadata,
+    parse_json_body,
 )
 
 log = logging.getLogger("shipyard.serving")
@@ -211,7 +212,7 @@ class InferenceServer:
 
     async def _v1_predict(self, request: Request) -> Response:
         served = self._served(request)
-        document = _json(await self._body(request))
+        document = parse_json_body(await self._body(request))
         if not isinstance(document, dict) or "instances" not in document:
             raise InvalidInput('a v1 predict body is {"instances": [...]}')
         item = _rows_input(served, document["instances"], "instances")
@@ -223,7 +224,7 @@ class InferenceServer:
 
     async def _records_predict(self, request: Request) -> Response:
         served = self._served(request)
-        document = _json(await self._body(request))
+        document = parse_json_body(await self._body(request))
         if isinstance(document, dict) and "dataframe_records" in document:
             document = document["dataframe_records"]
         if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
@@ -358,13 +359,6 @@ class InferenceServer:
 def _pinned(request: Request) -> str | None:
     """The version a request pins by header, if any."""
     return request.headers.get(VERSION_HEADER) or None
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
 
 
 def _rows_input(served: ServedModel, rows: Any, field: str) -> ModelInput:

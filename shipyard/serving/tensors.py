@@ -254,13 +254,19 @@ def model_metadata(
 # -- request pieces ---------------------------------------------------------------------------------------
 
 
-def _parse_json(header: bytes, *, hint: bool) -> Any:
+def parse_json_body(body: bytes, *, hint: str = "") -> Any:
+    """A request body as JSON; `InvalidInput` saying why not (bad UTF-8, bad syntax, nested too deeply),
+    followed by ``hint``. Every JSON body the server reads goes through here."""
     try:
-        return json.loads(header.decode("utf-8"))
+        return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        extra = " (binary tensor data needs the Inference-Header-Content-Length header)" if hint else ""
-        raise InvalidInput(f"request body is not valid JSON: {detail}{extra}") from None
+        raise InvalidInput(f"request body is not valid JSON: {detail}{hint}") from None
+
+
+def _parse_json(header: bytes, *, hint: bool) -> Any:
+    extra = " (binary tensor data needs the Inference-Header-Content-Length header)" if hint else ""
+    return parse_json_body(header, hint=extra)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -365,4 +371,5 @@ __all__ = [
     "encode_error",
     "encode_infer_response",
     "model_metadata",
+    "parse_json_body",
 ]
