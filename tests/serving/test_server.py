@@ -124,6 +124,7 @@ def test_tritonclient_works_unchanged(bc_server: RunningServer, registered: Regi
             "mean radius",
         ),
         ("/v1/models/bc:predict", json.dumps({"rows": []}), 400, "instances"),
+        ("/models/bc/predict", b"[" * 100_000, 400, "nested too deeply"),
         ("/models/bc/predict", json.dumps([{"mean radius": [1, 2]}]), 400, "mean radius"),
     ],
 )
