@@ -56,16 +56,6 @@ class _Pending:
     queued_at: float = field(default_factory=time.monotonic)
 
 
-@dataclass
-class BatchStats:
-    """Running counters a metrics exporter reads."""
-
-    batches: int = 0
-    rows: int = 0
-    requests: int = 0
-    rejected: int = 0
-
-
 class Batcher:
     """Merges concurrent requests into batches for ``function``. Use from one event loop.
 
@@ -86,7 +76,6 @@ class Batcher:
         self.on_batch = on_batch
         self.policy = policy
         self.executor = executor
-        self.stats = BatchStats()
         self._queue: deque[_Pending] = deque()
         self._in_flight = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -108,7 +97,6 @@ class Batcher:
             Overloaded: the queue is full.
         """
         if len(self._queue) >= self.policy.max_queue:
-            self.stats.rejected += 1
             raise Overloaded(
                 f"{len(self._queue)} requests are already waiting for this model; retry shortly",
                 retry_after_s=1.0,
@@ -167,9 +155,6 @@ class Batcher:
             results = [exc] * len(batch)
         finally:
             self._in_flight -= 1
-        self.stats.batches += 1
-        self.stats.requests += len(batch)
-        self.stats.rows += sum(p.rows for p in batch)
         if self.on_batch is not None:
             self.on_batch(len(batch), time.perf_counter() - started)
         for pending, result in zip(batch, results, strict=True):
