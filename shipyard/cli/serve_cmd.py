@@ -76,8 +76,11 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     repository = ModelRepository(configs, lambda uri, **options: load(uri, settings=settings, **options))
-    payloads = PayloadLogger(ArtifactStore(settings.artifact_root), payload_config)
-    server = InferenceServer(repository, server_config, payloads=payloads, admin_token=admin_token)
+    store = ArtifactStore(settings.artifact_root)
+    payloads = PayloadLogger(store, payload_config)
+    server = InferenceServer(
+        repository, server_config, payloads=payloads, admin_token=admin_token, monitoring=store
+    )
     if not access_log:
         logging.getLogger("shipyard.serving.access").setLevel(logging.WARNING)
     run_server(server, host=host, port=port, log_level=log_level)

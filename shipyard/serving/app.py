@@ -12,6 +12,10 @@ Routes (``{v}`` optional everywhere a version may be named):
 A request without a version is routed by the model's traffic weights; ``X-Shipyard-Version`` pins one (by
 label or number), and every answer says which version gave it in the same header.
 
+Every inference answer carries ``X-Request-ID``: the v2 body's ``id``, else the request's own ``X-Request-ID``
+header, else one the server made. Payload logs record it, so ground truth that arrives later joins on it
+(:mod:`shipyard.monitoring.performance`).
+
 Errors map to status codes in one place (:func:`.statuses.status_for`): bad input 400, unknown model
 404, body too large 413, model raised 500, not ready or overloaded 503 (with ``Retry-After``).
 """
@@ -23,6 +27,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,12 +58,15 @@ from shipyard.serving.tensors import (
     model_metadata,
     parse_json_body,
 )
+from shipyard.store.artifacts import ArtifactStore
 
 log = logging.getLogger("shipyard.serving")
 # One JSON object per inference request; off unless the logger is enabled at INFO (shipyard serve does).
 access_log = logging.getLogger("shipyard.serving.access")
 HEADER_LENGTH = "inference-header-content-length"
 VERSION_HEADER = "x-shipyard-version"
+REQUEST_ID_HEADER = "x-request-id"
+_MAX_REQUEST_ID = 256
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class InferenceServer:
     Args:
         payloads: where sampled requests are logged (default: nowhere).
         admin_token: bearer token the admin routes require; without one they answer loopback clients only.
+        monitoring: the artifact store whose monitoring gauges ``/metrics`` re-exports for the served models.
     """
 
     def __init__(
@@ -85,11 +94,12 @@ class InferenceServer:
         *,
         payloads: PayloadLogger | None = None,
         admin_token: str | None = None,
+        monitoring: ArtifactStore | None = None,
     ) -> None:
         self.repository = repository
         self.config = config or ServerConfig()
         self.executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="predict")
-        self.metrics = ServerMetrics(repository)
+        self.metrics = ServerMetrics(repository, monitoring)
         self.payloads = payloads
         self.admin_token = admin_token
         self.batchers: dict[tuple[str, str], Batcher] = {}
@@ -194,9 +204,11 @@ class InferenceServer:
                 f"header Inference-Header-Content-Length is not a number: {length!r}"
             ) from None
         decoded = decode_infer_request(body, header_length)
+        if decoded.id:
+            request.state.request_id = _checked_request_id(decoded.id, "id")
         wanted = [o.name for o in decoded.outputs]
         item = model_input(served.name, served.signature, [(t.name, t.data) for t in decoded.inputs], wanted)
-        outputs = await self._predict(request, served, item, "v2", decoded.id)
+        outputs = await self._predict(request, served, item, "v2", request.state.request_id)
         binary = {o.name for o in decoded.outputs if o.binary}
         if decoded.binary_output_default and not decoded.outputs:
             binary = set(outputs)
@@ -216,7 +228,7 @@ class InferenceServer:
         if not isinstance(document, dict) or "instances" not in document:
             raise InvalidInput('a v1 predict body is {"instances": [...]}')
         item = _rows_input(served, document["instances"], "instances")
-        outputs = await self._predict(request, served, item, "v1", None)
+        outputs = await self._predict(request, served, item, "v1", request.state.request_id)
         return JSONResponse({"predictions": outputs[PREDICT].tolist()})
 
     async def records_predict(self, request: Request) -> Response:
@@ -230,7 +242,7 @@ class InferenceServer:
         if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
             raise InvalidInput('a predict body is a list of records [{"column": value, ...}, ...]')
         item = _rows_input(served, document, "records")
-        outputs = await self._predict(request, served, item, "records", None)
+        outputs = await self._predict(request, served, item, "records", request.state.request_id)
         return JSONResponse({"predictions": outputs[PREDICT].tolist()})
 
     async def _predict(
@@ -324,6 +336,11 @@ class InferenceServer:
         started = time.perf_counter()
         name = request.path_params.get("name", "")
         try:
+            if protocol:
+                given = request.headers.get(REQUEST_ID_HEADER)
+                request.state.request_id = (
+                    uuid.uuid4().hex if given is None else _checked_request_id(given, "X-Request-ID")
+                )
             response: Response = await handler(request)
         except ShipyardError as exc:
             response = error_response(exc)
@@ -334,6 +351,9 @@ class InferenceServer:
         if served is not None:
             response.headers[VERSION_HEADER] = served.label
         if protocol:
+            request_id = getattr(request.state, "request_id", None)
+            if request_id is not None:
+                response.headers[REQUEST_ID_HEADER] = request_id
             version = served.version if served is not None else ""
             seconds = time.perf_counter() - started
             self.metrics.observe_request(name, version, protocol, response.status_code, seconds)
@@ -349,11 +369,21 @@ class InferenceServer:
                             "version": version,
                             "label": served.label if served is not None else "",
                             "protocol": protocol,
+                            "request_id": request_id,
                             "client": request.client.host if request.client else "",
                         }
                     )
                 )
         return response
+
+
+def _checked_request_id(value: str, field: str) -> str:
+    """A request id fit to log and to echo in a header: 1-256 printable ASCII characters."""
+    if not value or len(value) > _MAX_REQUEST_ID or not (value.isascii() and value.isprintable()):
+        raise InvalidInput(
+            f"request {field} must be 1-{_MAX_REQUEST_ID} printable ASCII characters, got {value[:40]!r}"
+        )
+    return value
 
 
 def _pinned(request: Request) -> str | None:

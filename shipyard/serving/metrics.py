@@ -5,17 +5,27 @@
 - ``shipyard_batch_size{model, version}``: requests per predict call; ``shipyard_predict_seconds``: its time
 - ``shipyard_queue_depth{model, version}``: requests waiting now; ``shipyard_model_ready{model, version}``;
   ``shipyard_model_load_seconds{model, version}``
+- given the artifact store, the gauges the last monitoring run of each served model wrote
+  (``monitoring/metrics/<model>.prom``: drift share, feature drift scores, performance), so one scrape of the
+  server covers serving and monitoring.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
+from shipyard.store.artifacts import ArtifactStore
+
+log = logging.getLogger("shipyard.serving")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -24,7 +34,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 class ServerMetrics:
     """The counters and histograms a server updates, and the gauges it reads when scraped."""
 
-    def __init__(self, repository: ModelRepository) -> None:
+    def __init__(self, repository: ModelRepository, monitoring: ArtifactStore | None = None) -> None:
         self.registry = CollectorRegistry()
         self.repository = repository
         self.queue_depth_of: Callable[[ServedModel], int] = lambda served: 0
@@ -56,6 +66,9 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(self))
+        if monitoring is not None:
+            names = sorted({served.name for served in repository.models})
+            self.registry.register(MonitoringCollector(monitoring, names))
 
     def observe_request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
         """Count one answered request (of any status; ``version`` "" when none was chosen) and its latency."""
@@ -95,3 +108,45 @@ class _StateCollector(Collector):
             if served.load_seconds is not None:
                 load.add_metric([name, served.version], served.load_seconds)
         yield from (depth, ready, load)
+
+
+class MonitoringCollector(Collector):
+    """Re-exports the gauge files monitoring runs wrote for the served models, re-read at most every
+    ``max_age`` seconds (a scrape must not walk the artifact store each time)."""
+
+    def __init__(self, store: ArtifactStore, models: list[str], max_age: float = 15.0) -> None:
+        self.store = store
+        self.models = models
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._read_at = -float("inf")
+        self._families: list[Metric] = []
+
+    def describe(self) -> list[Metric]:
+        return []  # names depend on the files; nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.max_age:
+                self._families = self._read()
+                self._read_at = time.monotonic()
+            families = self._families
+        yield from families
+
+    def _read(self) -> list[Metric]:
+        from shipyard.monitoring.job import METRICS_PREFIX  # the monitoring package is heavier than serving
+
+        merged: dict[str, Metric] = {}
+        for model in self.models:
+            path = f"{METRICS_PREFIX}/{model}.prom"
+            try:
+                if not self.store.exists(path):
+                    continue
+                text = self.store.read_bytes(path).decode("utf-8")
+                for family in text_string_to_metric_families(text):
+                    empty = Metric(family.name, family.documentation, family.type)
+                    target = merged.setdefault(family.name, empty)
+                    target.samples.extend(family.samples)
+            except Exception as exc:  # a bad file must not break the scrape of serving metrics
+                log.warning("could not read the monitoring metrics of %s (%s): %s", model, path, exc)
+        return list(merged.values())
