@@ -6,15 +6,14 @@ prometheus_client would otherwise add to the start-up of every shipyard command.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from shipyard.cli.output import console, print_json
-from shipyard.errors import InvalidInput
+from shipyard.durations import parse_duration
 
 if TYPE_CHECKING:
     from shipyard.store.artifacts import ArtifactStore
@@ -22,21 +21,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Model monitoring: baselines, drift reports, metrics and alerts.", no_args_is_help=True
 )
-
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """'30m', '1h', '2d' (also 's' and 'w') as a timedelta.
-
-    Raises:
-        InvalidInput: naming the text and the accepted form.
-    """
-    match = _DURATION.fullmatch(text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise InvalidInput(f"--since {text!r} is not a duration like 30m, 1h or 2d (units: s, m, h, d, w)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+_JSON = typer.Option(False, "--json", help="Machine-readable output.")
+_MODEL = typer.Argument(..., help="The model's name, as its payload logs use it.")
 
 
 def _store() -> ArtifactStore:
@@ -48,7 +34,7 @@ def _store() -> ArtifactStore:
 
 @app.command("baseline")
 def baseline(
-    model: str = typer.Argument(..., help="The model's name, as its payload logs use it."),
+    model: str = _MODEL,
     data: Path = typer.Argument(..., help="Training features: a Parquet (.parquet, .pq) or CSV file."),
     max_rows: int = typer.Option(100_000, "--max-rows", help="Sample down to this many rows."),
 ) -> None:
@@ -63,21 +49,37 @@ def baseline(
 
 @app.command("run")
 def run(
-    model: str = typer.Argument(..., help="The model's name, as its payload logs use it."),
+    model: str = _MODEL,
     since: str | None = typer.Option(None, "--since", help="Only payloads of the last 30m, 1h, 2d …"),
     rules: Path | None = typer.Option(None, "--rules", help="Alert rules (YAML)."),
     min_rows: int = typer.Option(50, "--min-rows", help="Refuse with fewer served input rows."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    registered: str | None = typer.Option(
+        None, "--registered", help="The registry's name for MODEL, when it was served under another."
+    ),
+    task: str = typer.Option("auto", "--task", help="With labels: classification, regression or auto."),
+    as_json: bool = _JSON,
 ) -> None:
-    """Compare MODEL's served inputs with its baseline: report, Prometheus metrics and alerts."""
+    """Compare MODEL's served inputs with its baseline (drift, skew, performance when labelled): report,
+    Prometheus metrics, alerts and a tracked run in experiment monitoring/MODEL."""
+    from shipyard.config import get_settings
     from shipyard.monitoring.alerts import load_rules
     from shipyard.monitoring.job import run_monitor
 
     now = datetime.now(UTC)
-    start = now - parse_duration(since) if since is not None else None
+    start = now - parse_duration(since, "--since") if since is not None else None
     loaded = load_rules(rules) if rules is not None else []
     store = _store()
-    result = run_monitor(store, model, since=start, min_rows=min_rows, rules=loaded, now=now)
+    result = run_monitor(
+        store,
+        model,
+        since=start,
+        min_rows=min_rows,
+        rules=loaded,
+        now=now,
+        settings=get_settings(),
+        registered_name=registered,
+        task=task,
+    )
     if as_json:
         print_json(result.to_dict())
         return
@@ -92,12 +94,105 @@ def run(
         _say(f"not served: {', '.join(result.drift.missing_in_current)}")
     if result.extra_columns:
         _say(f"not in the baseline: {', '.join(result.extra_columns)}")
-    _say(f"report: {store.uri(result.report_path)}")
+    if result.skew:
+        _say(f"training-serving skew: {'; '.join(a.message for a in result.skew[:5])}")
+    if result.performance is not None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in result.performance.metrics.items())
+        _say(f"performance on {result.performance.rows:,} labelled rows: {shown}")
+    _say(f"report: {store.uri(result.report_path)}  (run {result.run_id})")
     for alert in result.alerts_fired:
         sent = (
             "" if alert.delivered is None else " (webhook sent)" if alert.delivered else f" ({alert.error})"
         )
         _say(f"alert {alert.rule}: {alert.metric} = {alert.value:.6g} {alert.op} {alert.threshold:g}{sent}")
+
+
+@app.command("labels")
+def labels(
+    model: str = _MODEL,
+    data: Path = typer.Argument(..., help="Ground truth: request_id, label[, row] (Parquet or CSV)."),
+) -> None:
+    """Add ground truth for requests MODEL served (joined by the X-Request-ID each answer carried)."""
+    from shipyard.data.sample import as_frame
+    from shipyard.monitoring.performance import save_labels
+
+    frame = as_frame(data, str(data))
+    path = save_labels(_store(), model, frame)
+    _say(f"{len(frame):,} labels of {model} → {path}")
+
+
+@app.command("performance")
+def performance(
+    model: str = _MODEL,
+    since: str | None = typer.Option(None, "--since", help="Only requests of the last 30m, 1h, 2d …"),
+    freq: str = typer.Option("1h", "--freq", help="Time bucket width (pandas offset: 15min, 1h, 1D)."),
+    task: str = typer.Option("auto", "--task", help="classification, regression or auto."),
+    as_json: bool = _JSON,
+) -> None:
+    """MODEL's performance against the labels added so far: overall, per version and per time bucket."""
+    from shipyard.cli.output import print_table
+    from shipyard.monitoring.performance import compute_performance
+
+    start = datetime.now(UTC) - parse_duration(since, "--since") if since is not None else None
+    result = compute_performance(_store(), model, since=start, freq=freq, task=task)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    names, nan = list(result.metrics), float("nan")
+    rows = [("all", f"{result.rows:,}", *(f"{result.metrics[n]:.4g}" for n in names))]
+    rows += [
+        (f"version {v}", "", *(f"{m.get(n, nan):.4g}" for n in names)) for v, m in result.by_version.items()
+    ]
+    rows += [
+        (
+            f"{w.start:%Y-%m-%d %H:%M}",
+            f"{w.rows:,}",
+            *(f"{w.metrics.get(n, float('nan')):.4g}" for n in names),
+        )
+        for w in result.windows
+    ]
+    print_table(f"{model}: {result.task} performance", ["window", "rows", *names], rows)
+
+
+@app.command("schedule")
+def schedule(
+    model: str = _MODEL,
+    cron: str = typer.Option(..., "--cron", help='When to run, e.g. "0 * * * *" (hourly).'),
+    since: str = typer.Option("1h", "--since", help="The window each run looks back over."),
+    rules: Path | None = typer.Option(None, "--rules", help="Alert rules (YAML), stored with the schedule."),
+    min_rows: int = typer.Option(50, "--min-rows", help="Fail a run with fewer served input rows."),
+    registered: str = typer.Option("", "--registered", help="The registry's name for MODEL, if other."),
+    task: str = typer.Option("auto", "--task", help="With labels: classification, regression or auto."),
+    name: str | None = typer.Option(None, "--name", help="Schedule name (default: monitor-MODEL)."),
+    timezone: str = typer.Option("UTC", "--timezone", help="IANA timezone the cron is read in."),
+) -> None:
+    """Run the monitoring job on a cron schedule (run by `shipyard scheduler`, listed by `schedules list`)."""
+    from shipyard.monitoring.baseline import check_model_name
+    from shipyard.monitoring.pipeline import check_parameters, monitoring
+    from shipyard.pipelines import Catchup, ScheduleClient, compile_pipeline
+    from shipyard.tracking import get_client
+
+    check_model_name(model)
+    text = rules.read_text(encoding="utf-8") if rules is not None else ""
+    check_parameters(since, text)
+    created = ScheduleClient(get_client().store).create(
+        compile_pipeline(monitoring),
+        cron,
+        name=name or f"monitor-{model}",
+        parameters={
+            "model": model,
+            "since": since,
+            "rules": text,
+            "min_rows": min_rows,
+            "registered_name": registered,
+            "task": task,
+        },
+        timezone=timezone,
+        catchup=Catchup.SKIP,  # a missed window is not worth judging late: the next tick covers now
+        experiment=f"monitoring/{model}",
+        cache=False,
+    )
+    _say(f"scheduled {created.name!r}: monitoring of {model} over the last {since}, cron {created.cron!r}")
 
 
 def _say(text: str) -> None:

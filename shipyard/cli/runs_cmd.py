@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from datetime import timedelta
 
 import typer
 
 from shipyard.cli.output import console, fmt, fmt_time, print_json, print_table
+from shipyard.durations import parse_duration
 from shipyard.errors import InvalidInput
 from shipyard.tracking import Run, get_client
 from shipyard.tracking.gc import collect_garbage
@@ -152,10 +153,6 @@ def delete(run: str = typer.Argument(..., help="Run id or name."), experiment: s
     console.print(f"deleted run {record.name} ({record.run_id}); `shipyard gc` purges it")
 
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
 def gc(
     older_than: str = typer.Option(
         "0s", "--older-than", help="Only purge what was deleted this long ago (30s, 2h, 7d)."
@@ -164,10 +161,8 @@ def gc(
     as_json: bool = _JSON,
 ) -> None:
     """Permanently remove deleted runs and experiments, with their artifacts."""
-    match = _DURATION.match(older_than.strip())
-    if not match:
-        raise InvalidInput(f"--older-than {older_than!r} must be a number and a unit: 30s, 15m, 2h or 7d")
-    report = collect_garbage(get_client(), older_than_ms=int(match[1]) * _UNIT_MS[match[2]], dry_run=dry_run)
+    age = parse_duration(older_than, "--older-than", allow_zero=True)
+    report = collect_garbage(get_client(), older_than_ms=age // timedelta(milliseconds=1), dry_run=dry_run)
     if as_json:
         print_json(report)
     else:

@@ -13,6 +13,12 @@ Rules live in YAML::
         feature: age
         op: "<"
         threshold: 0.01
+      - name: accuracy-dropped
+        metric: accuracy             # against ground truth joined by request id: accuracy | precision |
+        op: "<"                      # recall | f1 (classification), mae | rmse | r2 | mape (regression)
+        threshold: 0.9
+
+A performance rule does not fire while the window has no labelled predictions (the result says why).
 
 A fired rule is logged at WARNING and, with a webhook, POSTed as ``{"rule", "model", "metric", "value",
 "threshold", "report"}``. A webhook that fails is logged and recorded on the :class:`Alert`; it never raises,
@@ -57,7 +63,19 @@ class AlertRule(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
     name: str = pydantic.Field(min_length=1)
-    metric: Literal["drift_share", "dataset_drift", "feature_drift"]
+    metric: Literal[
+        "drift_share",
+        "dataset_drift",
+        "feature_drift",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "mae",
+        "rmse",
+        "r2",
+        "mape",
+    ]
     feature: str | None = None
     op: Literal[">", ">=", "<", "<="]
     threshold: float
@@ -145,6 +163,9 @@ def _value(rule: AlertRule, result: MonitorResult) -> float | None:
         return result.drift.drift_share
     if rule.metric == "dataset_drift":
         return float(result.drift.dataset_drift)
+    if rule.metric != "feature_drift":
+        overall = result.performance.metrics if result.performance is not None else {}
+        return overall.get(rule.metric)
     for column in result.drift.columns:
         if column.column == rule.feature:
             return column.statistic
@@ -168,7 +189,12 @@ def evaluate(
         for rule in rules:
             value = _value(rule, result)
             if value is None:
-                log.warning("alert rule %s: feature %r was not compared; skipped", rule.name, rule.feature)
+                missing = (
+                    f"feature {rule.feature!r} was not compared"
+                    if rule.feature is not None
+                    else f"{rule.metric} was not computed (no labelled predictions in the window)"
+                )
+                log.warning("alert rule %s: %s; skipped", rule.name, missing)
                 continue
             if math.isnan(value) or not _OPS[rule.op](value, rule.threshold):
                 continue

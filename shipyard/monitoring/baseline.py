@@ -1,17 +1,31 @@
-"""The reference data of a model: a sample of its training features, kept beside its payload logs.
+"""The reference data of a model: a sample of its training features.
 
-One Parquet file per model at ``monitoring/baselines/<model>.parquet`` in the artifact store. The monitoring
-job compares the inputs the model has served against it.
+Two places, the first found wins:
+
+1. ``monitoring/baselines/<model>.parquet`` in the artifact store, set with :func:`save_baseline` or
+   ``shipyard monitor baseline`` (to override what was registered, or for a model from elsewhere);
+2. ``baseline.parquet`` inside the package of the registered version that served, written at logging time by
+   ``shipyard.models.log(model, baseline=X_train)`` and verified against the package manifest's sha256.
+
+The monitoring job compares the inputs the model has served against it.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from shipyard.data.sample import DEFAULT_BASELINE_ROWS, sample_baseline
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.registry.loading import locate_package, read_verified_manifest
+from shipyard.registry.package import BASELINE
 from shipyard.store.artifacts import ArtifactStore
+
+if TYPE_CHECKING:
+    from shipyard.registry.client import RegistryClient
 
 BASELINE_PREFIX = "monitoring/baselines"
 
@@ -34,9 +48,11 @@ def baseline_path(model: str) -> str:
 
 
 def save_baseline(
-    store: ArtifactStore, model: str, data: pd.DataFrame, *, max_rows: int = 100_000, seed: int = 0
+    store: ArtifactStore, model: str, data: Any, *, max_rows: int = DEFAULT_BASELINE_ROWS, seed: int = 0
 ) -> str:
     """Store ``data`` (a uniform sample of ``max_rows`` rows when larger) as the baseline of ``model``.
+
+    It takes precedence over the baseline packaged with a registered version (``models.log(baseline=…)``).
 
     Returns:
         The store-relative path written; an earlier baseline of ``model`` is replaced.
@@ -45,32 +61,74 @@ def save_baseline(
         InvalidInput: a bad model name, ``max_rows`` < 1, or ``data`` without rows or columns.
     """
     path = baseline_path(model)
-    if max_rows < 1:
-        raise InvalidInput(f"max_rows must be >= 1, got {max_rows}")
-    if data.empty or len(data.columns) == 0:
-        raise InvalidInput(f"baseline data for model {model!r} has no rows or no columns")
-    frame = data.sample(n=max_rows, random_state=seed) if len(data) > max_rows else data
-    frame = frame.reset_index(drop=True)
-    frame.columns = [str(c) for c in frame.columns]  # payload inputs name columns by string
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    store.put_bytes(buffer.getvalue(), path)
+    store.put_bytes(sample_baseline(data, max_rows=max_rows, seed=seed, what=f"baseline of {model!r}"), path)
     return path
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline and where it came from (a store path or a ``models:/`` URI)."""
+
+    frame: pd.DataFrame
+    source: str
+
+
 def load_baseline(store: ArtifactStore, model: str) -> pd.DataFrame:
-    """The baseline of ``model``.
+    """The baseline of ``model`` set with :func:`save_baseline`.
 
     Raises:
         NotFound: ``model`` has no baseline (the message says how to set one).
     """
+    return find_baseline(store, model).frame
+
+
+def find_baseline(
+    store: ArtifactStore,
+    model: str,
+    *,
+    registry: RegistryClient | None = None,
+    version: str | None = None,
+    registered_name: str | None = None,
+) -> Baseline:
+    """The baseline of ``model``: the one set with :func:`save_baseline`, else (given ``registry`` and the
+    served ``version``) the one packaged with ``models:/<registered_name or model>/<version>``.
+
+    Raises:
+        NotFound: neither exists (the message says what was looked at and how to set one).
+        IntegrityError: the packaged baseline does not match its manifest.
+    """
     path = baseline_path(model)
-    if not store.exists(path):
-        raise NotFound(
-            f"model {model!r} has no monitoring baseline; set one with "
-            f"`shipyard monitor baseline {model} TRAINING_DATA.parquet` (or save_baseline())"
-        )
-    return pd.read_parquet(io.BytesIO(store.read_bytes(path)))
+    if store.exists(path):
+        return Baseline(pd.read_parquet(io.BytesIO(store.read_bytes(path))), store.uri(path))
+    looked = [f"no {path} in the artifact store"]
+    if registry is not None and version is not None:
+        uri = f"models:/{registered_name or model}/{version}"
+        try:
+            location = locate_package(uri, registry)
+        except NotFound as exc:
+            looked.append(f"{uri}: {exc}")
+        else:
+            _, manifest = read_verified_manifest(location)
+            recorded = {f.path: f.sha256 for f in manifest.files}
+            if BASELINE in recorded:
+                data = location.store.read_bytes(BASELINE, expected_sha256=recorded[BASELINE])
+                return Baseline(pd.read_parquet(io.BytesIO(data)), uri)
+            looked.append(f"{uri} was logged without a baseline")
+    elif registry is not None:
+        looked.append("no served version to look up in the registry")
+    raise NotFound(
+        f"model {model!r} has no monitoring baseline ({'; '.join(looked)}); log the model with "
+        f"`shipyard.models.log(..., baseline=X_train)` or set one with "
+        f"`shipyard monitor baseline {model} TRAINING_DATA.parquet`"
+    )
 
 
-__all__ = ["BASELINE_PREFIX", "baseline_path", "check_model_name", "load_baseline", "save_baseline"]
+__all__ = [
+    "BASELINE_PREFIX",
+    "Baseline",
+    "baseline_path",
+    "check_model_name",
+    "find_baseline",
+    "load_baseline",
+    "save_baseline",
+]

@@ -21,10 +21,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
@@ -32,14 +33,33 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from shipyard.data.drift import DatasetDrift, StatTest, dataset_drift
 from shipyard.data.report import render_drift_report
-from shipyard.errors import InvalidInput
+from shipyard.data.schema import Anomaly, infer_schema, validate
+from shipyard.data.statistics import compute_statistics
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring.alerts import Alert, AlertRule, check_rules, evaluate
-from shipyard.monitoring.baseline import check_model_name, load_baseline
+from shipyard.monitoring.baseline import check_model_name, find_baseline
+from shipyard.monitoring.performance import PerformanceResult, compute_performance
+from shipyard.monitoring.window import describe, finite, iso, utc
 from shipyard.serving.payloads import read_payloads
 from shipyard.store.artifacts import ArtifactStore
 
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+    from shipyard.registry.client import RegistryClient
+
+_KEY_UNSAFE = re.compile(r"[^\w\-./: ]")
 REPORTS_PREFIX = "monitoring/reports"
 METRICS_PREFIX = "monitoring/metrics"
+# Every gauge a monitoring run may write (the Grafana dashboard in deploy/grafana is checked against these).
+MONITOR_METRICS = (
+    "shipyard_drift_share",
+    "shipyard_dataset_drift",
+    "shipyard_feature_drift_score",
+    "shipyard_feature_drift_detected",
+    "shipyard_monitor_rows",
+    "shipyard_model_performance",
+    "shipyard_labeled_rows",
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,12 @@ class MonitorResult:
         window: the (since, until) the payloads were read from; None for an open end.
         rows: input rows compared; ``records`` requests gave them, ``skipped_records`` had unusable inputs.
         extra_columns: columns served that the baseline does not have (not compared).
+        version: the version that served most in the window; baseline_source: where the baseline came from.
+        skew: anomalies of the served inputs against the schema inferred from the baseline (types, ranges,
+            categories, nulls): training-serving skew.
+        performance: metrics against ground truth joined by request id; None with ``performance_note``
+            saying why (no labels yet, none in the window).
+        run_id: the tracked run that recorded this monitoring run (with ``settings``).
     """
 
     model: str
@@ -64,18 +90,26 @@ class MonitorResult:
     skipped_records: int = 0
     extra_columns: tuple[str, ...] = ()
     generated: datetime | None = None
+    version: str | None = None
+    baseline_source: str = ""
+    skew: tuple[Anomaly, ...] = ()
+    performance: PerformanceResult | None = None
+    performance_note: str | None = None
+    run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite numbers become None)."""
         since, until = self.window
-        return _finite(
+        return finite(
             {
                 "model": self.model,
-                "generated": _iso(self.generated),
-                "window": {"since": _iso(since), "until": _iso(until)},
+                "generated": iso(self.generated),
+                "window": {"since": iso(since), "until": iso(until)},
                 "rows": self.rows,
                 "records": self.records,
                 "skipped_records": self.skipped_records,
+                "version": self.version,
+                "baseline": self.baseline_source,
                 "extra_columns": list(self.extra_columns),
                 "drifted_columns": [c.column for c in self.drift.columns if c.drift_detected],
                 "drift": self.drift.to_dict(),
@@ -83,28 +117,11 @@ class MonitorResult:
                 "json_path": self.json_path,
                 "metrics_path": self.metrics_path,
                 "alerts_fired": [dataclasses.asdict(a) for a in self.alerts_fired],
+                "skew": [a.to_dict() for a in self.skew],
+                "performance": None if self.performance is None else self.performance.to_dict(),
+                "performance_note": self.performance_note,
             }
         )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def served_inputs(inputs: Iterable[str | None]) -> tuple[pd.DataFrame, int, int]:
@@ -135,31 +152,44 @@ def served_inputs(inputs: Iterable[str | None]) -> tuple[pd.DataFrame, int, int]
     return pd.DataFrame(columns, index=pd.RangeIndex(n)), used, skipped
 
 
-def _metrics(model: str, drift: DatasetDrift) -> bytes:
+def _metrics(result: MonitorResult) -> bytes:
+    model, drift = result.model, result.drift
     registry = CollectorRegistry()
-    share = Gauge(
-        "shipyard_drift_share", "Share of compared features that drifted", ["model"], registry=registry
-    )
-    dataset = Gauge(
-        "shipyard_dataset_drift", "1 when the dataset drifted, else 0", ["model"], registry=registry
-    )
-    score = Gauge(
+
+    def gauge(name: str, documentation: str, labels: list[str]) -> Gauge:
+        return Gauge(name, documentation, labels, registry=registry)
+
+    share = gauge("shipyard_drift_share", "Share of compared features that drifted", ["model"])
+    dataset = gauge("shipyard_dataset_drift", "1 when the dataset drifted, else 0", ["model"])
+    score = gauge(
         "shipyard_feature_drift_score",
         "Drift test statistic of a feature (p-value or distance, per test)",
         ["model", "feature", "test"],
-        registry=registry,
     )
-    detected = Gauge(
-        "shipyard_feature_drift_detected",
-        "1 when the feature drifted, else 0",
-        ["model", "feature"],
-        registry=registry,
+    detected = gauge(
+        "shipyard_feature_drift_detected", "1 when the feature drifted, else 0", ["model", "feature"]
     )
+    rows = gauge("shipyard_monitor_rows", "Served input rows the last monitoring run compared", ["model"])
     share.labels(model=model).set(drift.drift_share)
     dataset.labels(model=model).set(int(drift.dataset_drift))
+    rows.labels(model=model).set(result.rows)
     for column in drift.columns:
         score.labels(model=model, feature=column.column, test=column.test).set(column.statistic)
         detected.labels(model=model, feature=column.column).set(int(column.drift_detected))
+    if result.performance is not None:
+        performance = gauge(
+            "shipyard_model_performance",
+            "Model performance against ground truth joined by request id, over the monitoring window",
+            ["model", "version", "metric"],
+        )
+        labeled = gauge(
+            "shipyard_labeled_rows", "Predictions with ground truth in the window", ["model", "version"]
+        )
+        for version, metrics in result.performance.by_version.items():
+            for metric, value in metrics.items():
+                performance.labels(model=model, version=version, metric=metric).set(value)
+        for version, count in result.performance.rows_by_version.items():
+            labeled.labels(model=model, version=version).set(count)
     return generate_latest(registry)
 
 
@@ -175,6 +205,9 @@ def run_monitor(
     rules: Sequence[AlertRule] = (),
     now: datetime | None = None,
     client: httpx.Client | None = None,
+    settings: Settings | None = None,
+    registered_name: str | None = None,
+    task: str = "auto",
 ) -> MonitorResult:
     """Compare the inputs ``model`` served in [``since``, ``until``) with its baseline; write the outputs.
 
@@ -182,36 +215,52 @@ def run_monitor(
     on the result (``client``: the httpx client for their webhooks, see
     :func:`~shipyard.monitoring.alerts.evaluate`).
 
+    With ``settings`` (the tracking and registry stores), a model without a baseline of its own uses the one
+    packaged with the registered version that served most in the window (``models:/<registered_name or
+    model>/<version>``), and the run is recorded as a tracked run in experiment ``monitoring/<model>``:
+    drift and performance as metrics, the HTML and JSON reports as artifacts, so runs line up over time.
+
+    When ground truth was added for served requests (:func:`~shipyard.monitoring.performance.save_labels`),
+    performance metrics (``task``: classification, regression or auto) over the same window join the result.
+
     Raises:
         NotFound: ``model`` has no baseline.
         InvalidInput: a bad model name or window, a rule naming an unknown feature, or fewer than
             ``min_rows`` usable input rows in the window (the count and window named).
     """
     check_model_name(model)
-    since, until, now = _utc(since), _utc(until), _utc(now) or datetime.now(UTC)
+    since, until, now = utc(since), utc(until), utc(now) or datetime.now(UTC)
     if since is not None and until is not None and since >= until:
         raise InvalidInput(
             f"monitoring window is empty: since {since.isoformat()} >= until {until.isoformat()}"
         )
-    baseline = load_baseline(store, model)
-    check_rules(rules, [str(c) for c in baseline.columns])
-
     payloads = read_payloads(store, model)
     keep = (~payloads["shadow"].fillna(False).astype(bool)) & (payloads["status"] == 200)
     if since is not None:
         keep &= payloads["timestamp"] >= pd.Timestamp(since)
     if until is not None:
         keep &= payloads["timestamp"] < pd.Timestamp(until)
-    served, used, skipped = served_inputs(payloads.loc[keep, "inputs"])
+    window_records = payloads.loc[keep]
+    versions = window_records["version"].dropna()
+    version = str(versions.value_counts().index[0]) if len(versions) else None
+
+    registry = _registry(settings) if settings is not None else None
+    found = find_baseline(store, model, registry=registry, version=version, registered_name=registered_name)
+    baseline = found.frame
+    check_rules(rules, [str(c) for c in baseline.columns])
+
+    served, used, skipped = served_inputs(window_records["inputs"])
     window = (since, until)
     if len(served) < min_rows:
         raise InvalidInput(
             f"model {model!r} served {len(served)} usable input rows ({used} requests, {skipped} skipped) "
-            f"in {_describe(window)}; at least {min_rows} are needed: widen the window or lower min_rows"
+            f"in {describe(window)}; at least {min_rows} are needed: widen the window or lower min_rows"
         )
     current = served[[c for c in baseline.columns if c in served.columns]]
     extra = tuple(c for c in served.columns if c not in set(baseline.columns))
     drift = dataset_drift(baseline, current, tests=tests, share_threshold=share_threshold)
+    skew = _skew(baseline, current)
+    performance, performance_note = _performance(store, model, since, until, task)
 
     stem = f"{REPORTS_PREFIX}/{model}/{now:%Y%m%dT%H%M%SZ}"
     result = MonitorResult(
@@ -226,27 +275,89 @@ def run_monitor(
         skipped_records=skipped,
         extra_columns=extra,
         generated=now,
+        version=version,
+        baseline_source=found.source,
+        skew=skew,
+        performance=performance,
+        performance_note=performance_note,
     )
     html = render_drift_report(
         baseline,
         current,
         drift,
         title=f"Data drift: {model}",
-        generated=f"{now:%Y-%m-%d %H:%M:%S} UTC, {_describe(window)}",
+        generated=f"{now:%Y-%m-%d %H:%M:%S} UTC, {describe(window)}",
     )
     store.put_bytes(html.encode("utf-8"), result.report_path)
-    store.put_bytes(_metrics(model, drift), result.metrics_path)
+    store.put_bytes(_metrics(result), result.metrics_path)
     # Alerts after the report exists (a webhook receiver may fetch it), before the JSON that records them.
     result = dataclasses.replace(result, alerts_fired=tuple(evaluate(rules, result, client=client)))
-    store.put_bytes(json.dumps(result.to_dict(), indent=2).encode("utf-8"), result.json_path)
+    document = json.dumps(result.to_dict(), indent=2).encode("utf-8")
+    store.put_bytes(document, result.json_path)
+    if settings is not None:
+        result = dataclasses.replace(result, run_id=_track(settings, result, html, document))
     return result
 
 
-def _describe(window: tuple[datetime | None, datetime | None]) -> str:
-    since, until = window
-    if since is None and until is None:
-        return "all logged payloads"
-    return f"[{_iso(since) or 'start'}, {_iso(until) or 'now'})"
+def _registry(settings: Settings) -> RegistryClient:
+    from shipyard.models import registry_client
+
+    return registry_client(settings)
 
 
-__all__ = ["METRICS_PREFIX", "REPORTS_PREFIX", "MonitorResult", "run_monitor", "served_inputs"]
+def _skew(baseline: pd.DataFrame, current: pd.DataFrame) -> tuple[Anomaly, ...]:
+    """Training-serving skew: the served inputs checked against the schema the baseline implies."""
+    schema = infer_schema(compute_statistics(baseline))
+    return validate(current, schema).anomalies
+
+
+def _performance(
+    store: ArtifactStore, model: str, since: datetime | None, until: datetime | None, task: str
+) -> tuple[PerformanceResult | None, str | None]:
+    """Performance over the window when ground truth was added, else None and why (never an error: drift
+    monitoring must not fail because labels have not arrived yet)."""
+    try:
+        return compute_performance(store, model, since=since, until=until, task=task), None
+    except (NotFound, InvalidInput) as exc:
+        return None, str(exc)
+
+
+def _track(settings: Settings, result: MonitorResult, html: str, document: bytes) -> str:
+    """Record ``result`` as a finished run of experiment ``monitoring/<model>``; the run id."""
+    from shipyard.tracking.fluent import start_run
+
+    tags = {"shipyard.monitoring.model": result.model, "shipyard.monitoring.baseline": result.baseline_source}
+    if result.version is not None:
+        tags["shipyard.monitoring.version"] = result.version
+    name = f"{result.model}-{result.generated:%Y%m%dT%H%M%S%fZ}" if result.generated else None
+    with start_run(
+        f"monitoring/{result.model}", name, tags=tags, log_system_metrics=False, settings=settings
+    ) as run:
+        since, until = result.window
+        run.log_params({"since": iso(since) or "", "until": iso(until) or "", "rows": result.rows})
+        metrics = {
+            "drift_share": result.drift.drift_share,
+            "dataset_drift": float(result.drift.dataset_drift),
+            "drifted_columns": float(sum(c.drift_detected for c in result.drift.columns)),
+            "rows": float(result.rows),
+            "skew_anomalies": float(len(result.skew)),
+            "alerts_fired": float(len(result.alerts_fired)),
+        }
+        for column in result.drift.columns:  # feature names may hold what metric keys cannot
+            metrics.setdefault(f"drift/{_KEY_UNSAFE.sub('_', column.column).strip()[:200]}", column.statistic)
+        if result.performance is not None:
+            metrics.update({f"performance/{k}": v for k, v in result.performance.metrics.items()})
+        run.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
+        run.log_text(html, "drift_report.html")
+        run.log_text(document.decode("utf-8"), "monitor_result.json")
+        return run.run_id
+
+
+__all__ = [
+    "METRICS_PREFIX",
+    "MONITOR_METRICS",
+    "REPORTS_PREFIX",
+    "MonitorResult",
+    "run_monitor",
+    "served_inputs",
+]

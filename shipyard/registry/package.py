@@ -25,6 +25,7 @@ from shipyard.errors import IntegrityError, InvalidInput, NotFound
 MANIFEST = "MODEL.yaml"
 CARD = "MODEL_CARD.md"
 INPUT_EXAMPLE = "input_example.json"
+BASELINE = "baseline.parquet"
 FORMAT = "shipyard-model/1"
 _MAX_IMPORT_BYTES = 8 * 2**30
 
@@ -54,6 +55,7 @@ class Manifest:
     created_at: str = ""
     python: str = ""
     has_input_example: bool = False
+    has_baseline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class Manifest:
             "loader": dict(self.loader),
             "signature": dict(self.signature) if self.signature is not None else None,
             "input_example": INPUT_EXAMPLE if self.has_input_example else None,
+            "baseline": BASELINE if self.has_baseline else None,
             "requirements": list(self.requirements),
             "metrics": dict(self.metrics),
             "params": dict(self.params),
@@ -109,6 +112,7 @@ class Manifest:
             created_at=str(data.get("created_at") or ""),
             python=str(data.get("python") or ""),
             has_input_example=bool(data.get("input_example")),
+            has_baseline=bool(data.get("baseline")),
         )
 
 
@@ -135,12 +139,17 @@ def write_package(
     lineage: Mapping[str, Any],
     description: str | None = None,
     limitations: str | None = None,
+    baseline: bytes | None = None,
 ) -> Manifest:
-    """Write the input example, the card and ``MODEL.yaml`` beside the flavor's ``files``."""
+    """Write the input example, the baseline (Parquet bytes), the card and ``MODEL.yaml`` beside the flavor's
+    ``files``."""
     listed = list(files)
     if input_example is not None:
         (directory / INPUT_EXAMPLE).write_text(json.dumps(encode_example(input_example)), encoding="utf-8")
         listed.append(INPUT_EXAMPLE)
+    if baseline is not None:
+        (directory / BASELINE).write_bytes(baseline)
+        listed.append(BASELINE)
     draft = Manifest(
         name=name,
         flavor=flavor,
@@ -156,6 +165,7 @@ def write_package(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         python=platform.python_version(),
         has_input_example=input_example is not None,
+        has_baseline=baseline is not None,
     )
     (directory / CARD).write_text(render_card(draft), encoding="utf-8")
     listed.append(CARD)

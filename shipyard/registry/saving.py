@@ -47,9 +47,21 @@ def save_model(
     description: str | None = None,
     limitations: str | None = None,
     name: str = "model",
+    baseline: Any | None = None,
+    baseline_rows: int = 100_000,
 ) -> Manifest:
-    """Write ``model`` as a package into ``directory`` (created; must be empty if it exists)."""
+    """Write ``model`` as a package into ``directory`` (created; must be empty if it exists).
+
+    ``baseline``: training features (DataFrame, pyarrow Table or Parquet/CSV path); a sample of at most
+    ``baseline_rows`` rows is packaged, and monitoring compares what the registered version serves with it.
+    """
     target = Path(directory)
+    baseline_bytes = None
+    if baseline is not None:
+        # Imported here: shipyard.data brings scipy, which saving a model otherwise never needs.
+        from shipyard.data.sample import sample_baseline
+
+        baseline_bytes = sample_baseline(baseline, max_rows=baseline_rows, what="the model's baseline")
     if target.exists() and any(target.iterdir()):
         raise InvalidInput(f"model package folder {str(target)!r} is not empty")
     target.mkdir(parents=True, exist_ok=True)
@@ -70,6 +82,7 @@ def save_model(
         lineage=lineage or {},
         description=description,
         limitations=limitations,
+        baseline=baseline_bytes,
     )
 
 
