@@ -171,7 +171,7 @@ def register(
     """Log the model as a package, register it as the next version of ``model_name`` and point the
     ``challenger`` alias at it; returns the version number."""
     clf = load_model(model.path)
-    examples = pd.read_parquet(train_data.path)[FEATURES].head(5)
+    features = pd.read_parquet(train_data.path)[FEATURES]
     with open(metrics.path, encoding="utf-8") as fh:
         scores = json.load(fh)
     # What goes into this run ends up in the package's manifest and model card.
@@ -183,7 +183,8 @@ def register(
     info = shipyard.models.log(
         clf,
         name="model",
-        input_example=examples,  # gives the package a signature and a verified ONNX copy
+        input_example=features.head(5),  # gives the package a signature and a verified ONNX copy
+        baseline=features,  # what `shipyard monitor run` compares served inputs with
         description="Classifies breast-tissue samples as malignant (0) or benign (1) from 30 features.",
     )
     version = shipyard.models.register(info.uri, model_name, tags={"accuracy": f"{scores['accuracy']:.4f}"})

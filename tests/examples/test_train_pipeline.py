@@ -19,8 +19,11 @@ import shipyard
 from examples.train_pipeline import FEATURES, DataValidationError, training, validate
 from shipyard.config import Settings
 from shipyard.lineage import Execution, LineageClient
+from shipyard.models import registry_client
+from shipyard.monitoring import find_baseline
 from shipyard.pipelines import Dataset, compile_pipeline
 from shipyard.pipelines.executors import LocalExecutor, PipelineRunResult, RayExecutor, StepStatus
+from shipyard.store.artifacts import ArtifactStore
 from tests.cli.test_cli import run_cli
 from tests.conftest import make_settings
 
@@ -70,6 +73,10 @@ def test_every_step_succeeds_and_the_model_is_registered_as_challenger(first_run
     rows = load_breast_cancer(as_frame=True).frame[FEATURES].head(3)
     assert set(loaded.predict(rows).tolist()) <= {0, 1}
     assert loaded.signature is not None  # the register step logged an input example
+    # ... and its training features, which monitoring finds through the registry.
+    store = ArtifactStore(settings.artifact_root)
+    baseline = find_baseline(store, "breast-cancer", registry=registry_client(settings), version="1")
+    assert baseline.source == "models:/breast-cancer/1" and list(baseline.frame.columns) == FEATURES
 
 
 def test_metrics_are_logged_on_the_step_runs(first_run: FirstRun) -> None:
