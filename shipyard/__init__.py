@@ -115,18 +115,22 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
+    "tune",
 ]
 
 
 if _typing.TYPE_CHECKING:
     from shipyard import models
+    from shipyard.tuning import tune
 
 
 def __getattr__(name: str) -> _typing.Any:
     # `shipyard.models` pulls in pandas and the flavors' helpers: load it on first use so that
     # `import shipyard` stays fast for tracking-only scripts.
-    if name == "models":
-        import importlib
+    import importlib
 
+    if name == "models":
         return importlib.import_module("shipyard.models")
+    if name == "tune":  # Optuna loads on first use too
+        return importlib.import_module("shipyard.tuning").tune
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

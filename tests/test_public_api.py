@@ -21,6 +21,7 @@ PACKAGES = [
     "shipyard.serving",
     "shipyard.store",
     "shipyard.tracking",
+    "shipyard.tuning",
 ]
 
 
@@ -44,7 +45,7 @@ def test_all_is_sorted_and_complete(name: str) -> None:
 
 
 def test_import_does_not_pull_heavy_dependencies() -> None:
-    heavy = ("pandas", "sklearn", "alembic", "pyarrow", "typer")
+    heavy = ("pandas", "sklearn", "alembic", "pyarrow", "typer", "optuna")
     code = f"import sys, shipyard; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
