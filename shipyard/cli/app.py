@@ -21,6 +21,7 @@ from shipyard.cli import (
     runs_cmd,
     schedule_cmd,
     serve_cmd,
+    tune_cmd,
 )
 from shipyard.errors import (
     AlreadyExists,
@@ -49,6 +50,7 @@ app.add_typer(schedule_cmd.app, name="schedules")
 app.add_typer(deploy_cmd.app, name="deploy")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(tune_cmd.app, name="tune")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)

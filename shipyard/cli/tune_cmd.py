@@ -1,0 +1,206 @@
+"""``shipyard tune``: run a tuning spec with a live view, show a search's trials, resume a stopped one.
+
+NOTE: each command imports the tuning modules when it runs: Optuna would otherwise add to the start-up of
+every shipyard command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+import yaml
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shipyard.cli.output import console, fmt, print_json, print_table
+from shipyard.errors import NotFound
+
+if TYPE_CHECKING:
+    from shipyard.tracking import Run
+    from shipyard.tuning import TrialRecord, TuningResult, TuningSpec
+
+app = typer.Typer(help="Hyperparameter tuning (Katib's experiment model, on Optuna).", no_args_is_help=True)
+
+_JSON = typer.Option(False, "--json", help="Machine-readable output.")
+_TRIAL = typer.Option(None, "--trial", help="The objective, module:function (default: the spec's `trial`).")
+_TOP = 5
+
+
+@app.command("run")
+def run(
+    spec_file: Path = typer.Argument(..., help="A tuning spec (Shipyard's YAML or a Katib Experiment)."),
+    trial: str | None = _TRIAL,
+    parallel: int | None = typer.Option(None, "--parallel", min=1, help="Trials at once."),
+    max_trials: int | None = typer.Option(None, "--max-trials", min=1, help="The trial budget."),
+    executor: str | None = typer.Option(None, "--executor", help="local (processes) or ray."),
+    as_json: bool = _JSON,
+) -> None:
+    """Run a search: trials as nested runs, a live best-so-far table, the study stored for `tune resume`."""
+    from shipyard.tuning import TuningSpec, tune
+
+    spec = TuningSpec.load(spec_file)
+    overrides = {"parallel_trials": parallel, "max_trials": max_trials, "executor": executor}
+    changed = {k: v for k, v in overrides.items() if v is not None}
+    if changed:
+        spec = TuningSpec.parse({**spec.model_dump(), **changed}, source=f"tuning spec {str(spec_file)!r}")
+    _run_live(spec, lambda on_trial: tune(spec, trial, on_trial=on_trial), as_json)
+
+
+@app.command("resume")
+def resume(
+    run_id: str = typer.Argument(..., help="The tuning run's id or name (see `shipyard runs list tuning`)."),
+    trial: str | None = _TRIAL,
+    as_json: bool = _JSON,
+) -> None:
+    """Continue a search that stopped early: trials left running are failed, the budget is spent."""
+    from shipyard.config import get_settings
+    from shipyard.tracking import get_client
+    from shipyard.tuning import TuningSpec
+    from shipyard.tuning import resume as resume_search
+    from shipyard.tuning.runner import SPEC_ARTIFACT
+
+    parent = _find(run_id)
+    text = get_client(get_settings()).read_artifact(parent.run_id, SPEC_ARTIFACT).decode("utf-8")
+    spec = TuningSpec.parse(yaml.safe_load(text))
+    _run_live(spec, lambda on_trial: resume_search(parent.run_id, trial, on_trial=on_trial), as_json)
+
+
+@app.command("show")
+def show(
+    search: str = typer.Argument(..., help="A tuning run's id or name, or a spec's name (its latest run)."),
+    as_json: bool = _JSON,
+) -> None:
+    """The trials of a search (state, value, params), its best trial or Pareto front, and its report."""
+    import optuna
+
+    from shipyard.tuning.runner import STORAGE_TAG, STUDY_TAG, open_storage
+
+    parent = _find(search)
+    study = optuna.load_study(
+        study_name=parent.tags[STUDY_TAG], storage=open_storage(parent.tags[STORAGE_TAG])
+    )
+    trials = study.get_trials(deepcopy=False)
+    multi = len(study.directions) > 1
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    best = study.best_trials if multi else ([study.best_trial] if complete else [])
+    if as_json:
+        print_json(
+            {
+                "run_id": parent.run_id,
+                "name": parent.name,
+                "state": parent.tags.get("shipyard.tuning.state"),
+                "trials": [
+                    {"number": t.number, "state": t.state.name, "values": t.values, "params": t.params}
+                    for t in trials
+                ],
+                ("pareto" if multi else "best"): [
+                    {"number": t.number, "values": t.values, "params": t.params} for t in best
+                ],
+            }
+        )
+        return
+    names = sorted({k for t in trials for k in t.params})
+    rows = [
+        (t.number, t.state.name, _values(t.values), *(fmt(t.params.get(n)) for n in names)) for t in trials
+    ]
+    title = f"{parent.name}: {len(trials)} trials, {parent.tags.get('shipyard.tuning.state', '')}"
+    print_table(title, ["trial", "state", "value", *names], rows)
+    label = "Pareto front" if multi else "best"
+    for t in best:
+        console.print(f"{label}: trial {t.number} = {_values(t.values)} with {t.params}", markup=False)
+    console.print(f"run {parent.run_id}; report: shipyard runs show {parent.run_id}", markup=False)
+
+
+def _values(values: list[float] | None) -> str:
+    return "" if values is None else ", ".join(f"{v:.6g}" for v in values)
+
+
+def _find(search: str) -> Run:
+    from shipyard.config import get_settings
+    from shipyard.tracking import get_client
+    from shipyard.tuning.runner import NAME_TAG, STUDY_TAG
+
+    client = get_client(get_settings())
+    found: Run | None
+    try:
+        found = client.find_run(search)
+    except NotFound:
+        latest = client.runs_with_tag(NAME_TAG, search, limit=1)
+        found = latest[0] if latest else None
+    if found is None or STUDY_TAG not in found.tags:
+        raise NotFound(f"no tuning run has the id or name {search!r} (and no spec of that name was tuned)")
+    return found
+
+
+def _run_live(spec: TuningSpec, start: Any, as_json: bool) -> None:
+    """Run ``start(on_trial)`` with a progress bar and a best-so-far table; then the summary."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[states]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = progress.add_task(spec.name, total=spec.max_trials, states="")
+    view = Group(progress, Table())
+    with Live(view, console=console, refresh_per_second=4, transient=as_json) as live:
+
+        def on_trial(record: TrialRecord, result: TuningResult) -> None:
+            states = ", ".join(f"{s.lower()} {result.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
+            progress.update(task, completed=len(result.trials), states=states)
+            live.update(Group(progress, _leaders(result)))
+
+        result = start(on_trial)
+    if as_json:
+        print_json(_summary(result))
+        return
+    console.print()
+    if result.best is not None:
+        console.print(
+            f"best: trial {result.best.number}, {result.metrics[0]} = {result.best.value:.6g}, "
+            f"params {result.best.params}",
+            markup=False,
+        )
+    elif result.pareto:
+        console.print(f"Pareto front: {len(result.pareto)} trials (shipyard tune show {result.run_id})")
+    console.print(
+        f"{result.state}: {len(result.trials)} trials ({result.count('COMPLETE')} complete, "
+        f"{result.count('PRUNED')} pruned, {result.count('FAIL')} failed); run {result.run_id}",
+        markup=False,
+    )
+
+
+def _leaders(result: TuningResult) -> Table:
+    table = Table(title="best so far", show_lines=False)
+    for column in ("trial", *result.metrics, "params"):
+        table.add_column(column, overflow="fold")
+    ranked = result.pareto if result.best is None else _top(result)
+    for record in ranked[:_TOP]:
+        table.add_row(str(record.number), *(fmt(v) for v in record.values or []), str(record.params))
+    return table
+
+
+def _top(result: TuningResult) -> list[TrialRecord]:
+    sign = 1.0 if result.directions[0] == "maximize" else -1.0
+    complete = [r for r in result.trials if r.state == "COMPLETE" and r.values]
+    return sorted(complete, key=lambda r: -sign * r.values[0])  # type: ignore[index]
+
+
+def _summary(result: TuningResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "state": result.state,
+        "trials": len(result.trials),
+        "complete": result.count("COMPLETE"),
+        "pruned": result.count("PRUNED"),
+        "failed": result.count("FAIL"),
+        "best": None
+        if result.best is None
+        else {"number": result.best.number, "values": result.best.values, "params": result.best.params},
+        "pareto": [{"number": r.number, "values": r.values, "params": r.params} for r in result.pareto],
+    }
