@@ -12,6 +12,14 @@ threshold) and the other 10 not at all.
 (b) 2 x 1,000,000 x 20 (quick: 200,000): wall time, one run each; Evidently within a time budget
 (c), (d) per-column agreement at each size: the test chosen, the drift verdict, and the largest absolute
     difference between the two statistics
+(e), (f) test agreement on mixed data: 8 float columns (4 shifted), a 4-level integer column, 4 string
+    categorical columns with 3-8 categories (one reweighted, one with a category new in current), 2 binary
+    columns (bool, and 0/1 int, shifted); (e) 2 x 800 rows, a small reference (K-S, chi-square, Z-test
+    p-values), (f) 2 x 50,000 rows (normalised Wasserstein, Jensen-Shannon); Evidently is told which
+    columns are categorical. Same report as (c), (d), plus a per-test breakdown. At 800 rows some unshifted
+    columns drift too: by chance (p < 0.05), and more often for chi-square, which (in Evidently, and so in
+    Shipyard) tests current counts against the reference proportions as if these were exact; with samples of
+    equal size that roughly doubles the statistic (a 3-category column drifts about 1 time in 4).
 
 Evidently runs in a subprocess (``--worker``) that rebuilds the same data from the seed, imports Evidently
 before its timer starts, and is killed when it runs past its budget; a row then says "did not finish in N s"
@@ -38,7 +46,7 @@ import harness
 import numpy as np
 from harness import Result, clock, progress
 
-TITLE = "Shipyard vs Evidently: data drift, 20 numeric columns (one machine)"
+TITLE = "Shipyard vs Evidently: data drift, 20 numeric and 15 mixed columns (one machine)"
 COLUMNS = 20
 SHIPYARD_REPEATS = 3
 LARGE_BOUND_S = 5.0  # the issue's bound for Shipyard at 2 x 1,000,000 x 20
@@ -90,36 +98,79 @@ SPECS: list[tuple[str, Gen, Gen | None]] = [
 assert len(SPECS) == COLUMNS
 
 
-def make_data(rows: int, seed: int) -> tuple[Any, Any]:
+def _categories(*weights: float) -> Gen:
+    """Labels "a", "b", ... drawn with these relative weights (a zero weight: a label this side lacks)."""
+    labels, p = np.array(list("abcdefgh"[: len(weights)]), dtype=object), np.asarray(weights)
+
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.choice(labels, size=n, p=p / p.sum())
+
+    return draw
+
+
+# (e), (f): the first 8 float columns above plus these; Evidently gets CATEGORICAL as categorical columns,
+# the rest as numerical (so "levels_4", 4 distinct integers, is Evidently's numerical-with-few-values case).
+MIXED_SPECS: list[tuple[str, Gen, Gen | None]] = [
+    *SPECS[:8],
+    ("levels_4", lambda r, n: r.integers(1, 5, n), None),
+    ("cat_3", _categories(5, 3, 2), None),
+    ("cat_5_reweighted", _categories(30, 25, 20, 15, 10), _categories(10, 15, 20, 25, 30)),
+    ("cat_8", _categories(*range(8, 0, -1)), None),
+    ("cat_4_new_value", _categories(4, 3, 2, 1, 0), _categories(4, 3, 2, 1, 1)),  # "e": current only
+    ("binary_bool", lambda r, n: r.random(n) < 0.3, None),
+    (
+        "binary_01_shift",
+        lambda r, n: (r.random(n) < 0.3).astype(int),
+        lambda r, n: (r.random(n) < 0.45).astype(int),
+    ),
+]
+CATEGORICAL = ("cat_3", "cat_5_reweighted", "cat_8", "cat_4_new_value", "binary_bool", "binary_01_shift")
+DATASETS = {"numeric": SPECS, "mixed": MIXED_SPECS}
+MIXED_ROWS = (800, 50_000)  # (e) a reference of at most 1,000 rows, (f) a larger one
+
+
+def make_data(rows: int, seed: int, dataset: str = "numeric") -> tuple[Any, Any]:
     """The reference and current DataFrames: one independent stream per (column, side), from ``seed``."""
     import pandas as pd
 
     reference, current = {}, {}
-    for index, (name, ref_gen, cur_gen) in enumerate(SPECS):
+    for index, (name, ref_gen, cur_gen) in enumerate(DATASETS[dataset]):
         reference[name] = ref_gen(np.random.default_rng([seed, index, 0]), rows)
         current[name] = (cur_gen or ref_gen)(np.random.default_rng([seed, index, 1]), rows)
     return pd.DataFrame(reference), pd.DataFrame(current)
 
 
-def checksum(reference: Any, current: Any) -> float:
-    """A figure both processes compute, to show they compared the same data."""
-    return float(reference.to_numpy().sum() + current.to_numpy().sum())
+def checksum(reference: Any, current: Any) -> int:
+    """A figure both processes compute, to show they compared the same data (any column types)."""
+    import pandas as pd
+
+    return sum(int(pd.util.hash_pandas_object(df, index=False).sum()) for df in (reference, current))
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS. On Linux VmHWM: ``ru_maxrss`` survives exec, so in the worker it would also
+    count the parent's RSS at fork time (the 1M-row data when (e), (f) run)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text(encoding="utf-8").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ---------------------------------------------------------------------- Evidently, in its own process
-def evidently_worker(rows: int, seed: int, out: str) -> int:
+def evidently_worker(rows: int, seed: int, dataset: str, out: str) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("EVIDENTLY_DISABLE_TELEMETRY", "1")
     import evidently
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    reference, current = make_data(rows, seed)
-    definition = DataDefinition(numerical_columns=list(reference.columns))
+    reference, current = make_data(rows, seed, dataset)
+    definition = DataDefinition(
+        numerical_columns=[c for c in reference.columns if c not in CATEGORICAL],
+        categorical_columns=[c for c in reference.columns if c in CATEGORICAL],
+    )
     harness.settle()
     start = clock()
     snapshot = Report([DataDriftPreset()], include_tests=True).run(
@@ -152,7 +203,7 @@ def evidently_worker(rows: int, seed: int, out: str) -> int:
     return 0
 
 
-def run_evidently(rows: int, seed: int, budget_s: float) -> dict[str, Any] | None:
+def run_evidently(rows: int, seed: int, budget_s: float, dataset: str = "numeric") -> dict[str, Any] | None:
     """Evidently's figures from a subprocess, or None when it ran past ``budget_s`` (then it is killed)."""
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-drift-") as tmp:
         out = Path(tmp) / "evidently.json"
@@ -163,6 +214,8 @@ def run_evidently(rows: int, seed: int, budget_s: float) -> dict[str, Any] | Non
             str(rows),
             "--seed",
             str(seed),
+            "--worker-data",
+            dataset,
             "--worker-out",
             str(out),
         ]
@@ -174,6 +227,21 @@ def run_evidently(rows: int, seed: int, budget_s: float) -> dict[str, Any] | Non
         if done.returncode != 0 or not out.exists():
             sys.exit(f"the Evidently worker failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
         return json.loads(out.read_text(encoding="utf-8"))
+
+
+def checked_evidently(
+    key: str, rows: int, seed: int, budget: float, dataset: str, ours: int
+) -> dict[str, Any] | None:
+    """:func:`run_evidently` with progress lines; exits when the worker built different data."""
+    progress(f"({key}) Evidently DataDriftPreset at {rows:,} rows in a subprocess (budget {budget:.0f} s)")
+    ev = run_evidently(rows, seed, budget, dataset)
+    if ev is None:
+        progress(f"    did not finish in {budget:.0f} s")
+        return None
+    progress(f"    {ev['seconds']:.2f} s (peak RSS {ev['peak_rss_mib']:,.0f} MiB)")
+    if ev["checksum"] != ours:
+        sys.exit(f"the Evidently worker built different data (checksum {ev['checksum']} != {ours})")
+    return ev
 
 
 # ---------------------------------------------------------------------- Shipyard, in this process
@@ -267,40 +335,53 @@ def time_rows(
     )
 
 
-def agreement_row(key: str, rows: int, cmp: dict[str, Any] | None, budget: float) -> Result:
+def by_test(cmp: dict[str, Any]) -> str:
+    """The test name mapping and, per test, how many columns use it and the largest statistic difference."""
+    diffs: dict[str, list[float]] = {}
+    for row in cmp["columns"]:
+        if "abs_diff" in row:
+            diffs.setdefault(f"{row['shipyard_test']} = {row['evidently_test']}", []).append(row["abs_diff"])
+    return "; ".join(f"{name}: {len(d)} columns, max |diff| {max(d):.3g}" for name, d in diffs.items())
+
+
+def agreement_row(
+    key: str, title: str, total: int, cmp: dict[str, Any] | None, budget: float, *extra: str
+) -> Result:
+    target = f"all {total} agree"
     if cmp is None:
         return Result(
             key=key,
-            title=f"per-column verdicts, 2 x {rows:,} x {COLUMNS}",
+            title=title,
             unit="columns",
             higher_is_better=True,
             shipyard=0,
             valid=False,
             notes=(f"({key}) not compared: Evidently did not finish in {budget:.0f} s",),
-            details={"rows": rows, "target": f"all {COLUMNS} agree", "compared": False},
+            details={"total": total, "target": target, "compared": False},
         )
     notes = [
-        f"({key}) {cmp['agree']} of {COLUMNS} columns agree (same test and verdict); {cmp['same_test']} of "
-        f"{COLUMNS} use the same test; Shipyard finds drift in {cmp['shipyard_drifted']}; max |statistic "
-        f"difference| = {cmp['max_abs_diff']:.3g}"
+        f"({key}) {cmp['agree']} of {total} columns agree (same test and verdict); {cmp['same_test']} of "
+        f"{total} use the same test; Shipyard finds drift in {cmp['shipyard_drifted']}; max |statistic "
+        f"difference| = {cmp['max_abs_diff']:.3g}",
+        *(f"({key}) {note}" for note in extra),
     ]
     for row in cmp["columns"]:
         if not row.get("agree"):
             notes.append(f"({key}) disagreement on {row['column']}: {row}")
     return Result(
         key=key,
-        title=f"per-column verdicts, 2 x {rows:,} x {COLUMNS}",
+        title=title,
         unit="columns",
         higher_is_better=True,
         shipyard=cmp["agree"],
-        valid=cmp["agree"] == COLUMNS,
+        valid=cmp["agree"] == total,
         notes=tuple(notes),
-        details={"rows": rows, "target": f"all {COLUMNS} agree", "compared": True, **cmp},
+        details={"total": total, "target": target, "compared": True, **cmp},
     )
 
 
 def print_table(title: str, results: Sequence[Result], machine: str) -> None:
-    """Like harness.print_table, with Evidently as the peer and the agreement rows as 'k of 20 agree'."""
+    """Like harness.print_table, with Evidently as the peer and the agreement rows as 'k of n agree'."""
     header = ("", "benchmark", "Shipyard", "Evidently", "Shipyard vs Evidently", "target", "result")
     rows: list[tuple[str, ...]] = []
     footnotes: list[str] = []
@@ -309,7 +390,7 @@ def print_table(title: str, results: Sequence[Result], machine: str) -> None:
         if r.unit == "columns":
             compared = r.details.get("compared")
             cells = (
-                f"{r.shipyard:.0f} of {COLUMNS} agree" if compared else "-",
+                f"{r.shipyard:.0f} of {r.details['total']} agree" if compared else "-",
                 "-",
                 "-",
                 r.details["target"],
@@ -339,10 +420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Evidently's time limit per size (300; quick: 120)",
     )
     parser.add_argument("--worker", type=int, metavar="ROWS", help=argparse_hidden())
+    parser.add_argument("--worker-data", choices=sorted(DATASETS), default="numeric", help=argparse_hidden())
     parser.add_argument("--worker-out", help=argparse_hidden())
     args = parser.parse_args(argv)
     if args.worker:
-        return evidently_worker(args.worker, args.seed, args.worker_out)
+        return evidently_worker(args.worker, args.seed, args.worker_data, args.worker_out)
 
     small, large = (20_000, 200_000) if args.quick else (100_000, 1_000_000)
     budget = args.evidently_budget or (120.0 if args.quick else 300.0)
@@ -361,17 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         ours = checksum(reference, current)
         del reference, current
-        progress(
-            f"({key}) Evidently DataDriftPreset at {rows:,} rows in a subprocess (budget {budget:.0f} s)"
-        )
-        ev = run_evidently(rows, args.seed, budget)
-        if ev is not None:
-            evidently_version = ev["version"]
-            progress(f"    {ev['seconds']:.2f} s (peak RSS {ev['peak_rss_mib']:,.0f} MiB)")
-            if ev["checksum"] != ours:
-                sys.exit(f"the Evidently worker built different data (checksum {ev['checksum']} != {ours})")
-        else:
-            progress(f"    did not finish in {budget:.0f} s")
+        ev = checked_evidently(key, rows, args.seed, budget, "numeric", ours)
+        evidently_version = evidently_version if ev is None else ev["version"]
         if key == "a":
             results.append(
                 time_rows(key, rows, samples, ev, budget, min_speedup=MIN_SPEEDUP, max_shipyard=None)
@@ -381,7 +454,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(time_rows(key, rows, samples, ev, budget, min_speedup=None, max_shipyard=bound))
         comparisons.append((rows, None if ev is None else compare(report, ev)))
     for key, (rows, cmp) in zip(("c", "d"), comparisons, strict=True):
-        results.append(agreement_row(key, rows, cmp, budget))
+        title = f"per-column verdicts, 2 x {rows:,} x {COLUMNS}"
+        results.append(agreement_row(key, title, COLUMNS, cmp, budget))
+    for key, rows in zip(("e", "f"), MIXED_ROWS, strict=True):
+        reference, current = make_data(rows, args.seed, "mixed")
+        progress(
+            f"({key}) test agreement: Shipyard, 1 run at 2 x {rows:,} x {len(MIXED_SPECS)} mixed columns"
+        )
+        samples, report = run_shipyard(reference, current, 1, warmup=False)
+        ev = checked_evidently(key, rows, args.seed, budget, "mixed", checksum(reference, current))
+        evidently_version = evidently_version if ev is None else ev["version"]
+        cmp = None if ev is None else compare(report, ev)
+        tests = ", ".join(sorted({c.test for c in report.columns}))
+        title = f"per-column tests, 2 x {rows:,} x {len(MIXED_SPECS)} mixed ({tests})"
+        extra: list[str] = []
+        if ev is not None and cmp is not None:
+            extra.append(by_test(cmp))
+            drifted = [c.column for c in report.columns if c.drift_detected]
+            unshifted = [name for name, _, cur_gen in MIXED_SPECS if cur_gen is None and name in drifted]
+            shown = ", ".join(unshifted) or "-"
+            extra.append(f"drift found by Shipyard in: {', '.join(drifted)}; not shifted: {shown}")
+            extra.append(
+                f"wall time, 1 run each: Shipyard {samples[0]:.3f} s, Evidently {ev['seconds']:.2f} s"
+            )
+        results.append(agreement_row(key, title, len(MIXED_SPECS), cmp, budget, *extra))
 
     info = harness.machine_info(("shipyard", "evidently", "pandas", "numpy", "scipy"))
     print_table(f"{TITLE}, {mode} mode", results, harness.machine_line(info))

@@ -35,7 +35,8 @@ def log(model: Any, name: str = "model", *, run: ActiveRun | None = None, **opti
     """Log ``model`` into the active run (or ``run``) as a package; returns its ``runs:/`` URI.
 
     Options: ``flavor`` (auto-detected), ``signature="infer"``, ``input_example``, ``requirements="infer"``,
-    ``description``, ``limitations``.
+    ``description``, ``limitations``, ``baseline`` (training features: monitoring compares served inputs
+    with a sample of them, ``baseline_rows`` at most).
     """
     target = run or active_run()
     if target is None:

@@ -1,6 +1,7 @@
 """Hyperparameter tuning: Katib's experiment model (objective, search space, algorithm, early stopping,
 parallel trials) on Optuna's algorithms, every trial a tracked run, resumable."""
 
+from shipyard.tuning.best import Retrained, retrain_best
 from shipyard.tuning.runner import (
     TrialContext,
     TrialPruned,
@@ -17,6 +18,7 @@ __all__ = [
     "EarlyStopping",
     "Objective",
     "Parameter",
+    "Retrained",
     "SearchSpace",
     "TrialContext",
     "TrialPruned",
@@ -24,5 +26,6 @@ __all__ = [
     "TuningResult",
     "TuningSpec",
     "resume",
+    "retrain_best",
     "tune",
 ]

@@ -242,3 +242,36 @@ def test_a_killed_search_resumes_where_it_stopped(settings: Settings, tmp_path: 
     assert client.get_run(parent.run_id).status is RunStatus.FINISHED
     with pytest.raises(InvalidInput, match="already finished"):
         resume(parent.run_id, objectives.quadratic_x, settings=settings)
+
+
+def test_the_best_configuration_is_retrained_and_registered_as_challenger(settings: Settings) -> None:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.tree import DecisionTreeClassifier
+
+    from shipyard.tuning import retrain_best
+
+    data = load_breast_cancer(as_frame=True)
+    features, target = data.frame.drop(columns=["target"]), data.frame["target"]
+    depth = spec(parameters=[{"name": "x", "type": "int", "low": 1, "high": 4}], algorithm={"name": "grid"})
+    result = tune(depth, objectives.quadratic, settings=settings)  # best x = 2
+
+    def train(params: dict[str, Any], run: Any) -> DecisionTreeClassifier:
+        model = DecisionTreeClassifier(max_depth=params["x"], random_state=0).fit(features, target)
+        run.log_metric("train_accuracy", model.score(features, target))
+        return model
+
+    retrained = retrain_best(
+        result,
+        train,
+        register_as="cancer",
+        input_example=features.head(3),
+        baseline=features,
+        settings=settings,
+    )
+    assert retrained.model.max_depth == 2 and retrained.version is not None
+    version = shipyard.models.get("models:/cancer@challenger", settings=settings)
+    assert version.version == retrained.version.version and version.tags["tuning_run"] == result.run_id
+    run = shipyard.get_client(settings).get_run(retrained.run_id)
+    assert run.parent_run_id == result.run_id and run.params["x"] == "2" and "train_accuracy" in run.metrics
+    loaded = shipyard.models.load("models:/cancer@challenger", settings=settings)
+    assert loaded.predict(features.head(3)).tolist() == retrained.model.predict(features.head(3)).tolist()
