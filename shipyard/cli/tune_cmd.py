@@ -77,7 +77,7 @@ def show(
     """The trials of a search (state, value, params), its best trial or Pareto front, and its report."""
     import optuna
 
-    from shipyard.tuning.runner import STORAGE_TAG, STUDY_TAG, open_storage
+    from shipyard.tuning.runner import REPORT_ARTIFACT, STORAGE_TAG, STUDY_TAG, open_storage
 
     parent = _find(search)
     study = optuna.load_study(
@@ -112,7 +112,7 @@ def show(
     label = "Pareto front" if multi else "best"
     for t in best:
         console.print(f"{label}: trial {t.number} = {_values(t.values)} with {t.params}", markup=False)
-    console.print(f"run {parent.run_id}; report: shipyard runs show {parent.run_id}", markup=False)
+    console.print(f"run {parent.run_id}; report: {parent.artifact_uri}/{REPORT_ARTIFACT}", markup=False)
 
 
 def _values(values: list[float] | None) -> str:

@@ -48,6 +48,7 @@ TRIAL_TAG = "shipyard.tuning.trial"
 PARENT_TAG = "shipyard.tuning.parent"
 SPEC_ARTIFACT = "tuning/spec.yaml"
 TRIALS_ARTIFACT = "tuning/trials.json"
+REPORT_ARTIFACT = "tuning/report.html"
 
 
 class TrialContext:
@@ -375,6 +376,7 @@ def tune(
     *,
     settings: Settings | None = None,
     on_trial: Callable[[TrialRecord, TuningResult], None] | None = None,
+    report: bool = True,
 ) -> TuningResult:
     """Run a tuning experiment.
 
@@ -383,6 +385,8 @@ def tune(
         trial: the objective, ``f(trial: TrialContext) -> float | dict | None`` or ``module:function``
             (default: the spec's ``trial``); it returns the objective value(s), or logs them on ``trial.run``.
         on_trial: called after each trial with it and the result so far (progress displays).
+        report: write ``tuning/report.html`` on the parent run at the end (optimization history,
+            parameter importances, parallel coordinates; or the Pareto front), self-contained (~5 MB).
 
     Raises:
         InvalidInput: a bad spec (the field or parameter named), or no trial function.
@@ -406,7 +410,7 @@ def tune(
                 storage=open_storage(storage),
                 directions=spec.objective.all_directions,
             )
-        return _search(spec, function, parent, study_name, storage, settings, on_trial)
+        return _search(spec, function, parent, study_name, storage, settings, on_trial, report)
 
 
 def resume(
@@ -415,6 +419,7 @@ def resume(
     *,
     settings: Settings | None = None,
     on_trial: Callable[[TrialRecord, TuningResult], None] | None = None,
+    report: bool = True,
 ) -> TuningResult:
     """Continue a tuning run that stopped before its end (killed, interrupted, or out of time): trials left
     running are failed (marked stale, not counted against ``max_failed_trials``), then the search goes on
@@ -440,7 +445,7 @@ def resume(
     with start_run(run_id=run_id, log_system_metrics=False, settings=settings) as parent:
         _fail_stale(study_name, storage, run_id, settings)
         parent.set_tag(STATE_TAG, "running")
-        return _search(spec, function, parent, study_name, storage, settings, on_trial)
+        return _search(spec, function, parent, study_name, storage, settings, on_trial, report)
 
 
 def _fail_stale(study_name: str, storage_url: str, parent_id: str, settings: Settings) -> None:
@@ -485,6 +490,7 @@ def _search(
     storage_url: str,
     settings: Settings,
     on_trial: Callable[[TrialRecord, TuningResult], None] | None,
+    report: bool,
 ) -> TuningResult:
     space = spec.space()
     storage = open_storage(storage_url)
@@ -553,6 +559,11 @@ def _search(
         [{**t.__dict__, "params": t.params} for t in sorted(result.trials, key=lambda t: t.number)],
         TRIALS_ARTIFACT,
     )
+    if report:
+        from shipyard.tuning.report import render_report  # plotly: only when a report is written
+
+        html = render_report(study, title=f"Tuning {parent.name}", metric_names=spec.objective.names)
+        parent.log_text(html, REPORT_ARTIFACT)
     if state == "failed":
         parent.end(RunStatus.FAILED)
     return result

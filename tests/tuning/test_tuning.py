@@ -58,6 +58,8 @@ def test_every_trial_is_a_nested_run_and_the_parent_tracks_the_best(settings: Se
     assert best.metrics["score"] == pytest.approx(result.best_value)
     trials = json.loads(client.read_artifact(result.run_id, "tuning/trials.json"))
     assert [t["number"] for t in trials] == list(range(12))
+    report = client.read_artifact(result.run_id, "tuning/report.html").decode()
+    assert "Optimization history" in report and "Parameter importances" in report
 
 
 def test_the_same_seed_gives_the_same_trials_as_plain_optuna(settings: Settings) -> None:

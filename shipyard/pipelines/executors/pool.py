@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -40,21 +41,29 @@ class Outcome:
 class _Worker:
     def __init__(self) -> None:
         self.conn, child = _CONTEXT.Pipe()
-        self.process: BaseProcess = _CONTEXT.Process(
-            target=serve, args=(child, dict(os.environ)), daemon=True
-        )
+        # Not daemonic: a step may start processes of its own (a tuning step's parallel trials), which
+        # daemonic processes may not. The pool stops its workers itself (close, kill), and a worker whose
+        # engine is gone exits when its pipe closes.
+        self.process: BaseProcess = _CONTEXT.Process(target=serve, args=(child, dict(os.environ)))
         self.process.start()
         child.close()
         self.key: Any = None
 
     def stop(self, *, kill: bool = False) -> None:
         if kill:
-            self.process.kill()
+            self._kill()
         self.conn.close()
         self.process.join(5)
         if self.process.is_alive():
-            self.process.kill()
+            self._kill()
             self.process.join()
+
+    def _kill(self) -> None:
+        """Kill the worker and whatever its step started (the worker leads its own process group)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        except (AttributeError, ProcessLookupError, PermissionError):
+            self.process.kill()
 
 
 class WorkerPool:

@@ -76,6 +76,8 @@ def serve(conn: Connection, environ: dict[str, str] | None = None) -> None:
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
+    if hasattr(os, "setpgid"):  # so killing a step also kills the processes it started
+        os.setpgid(0, 0)
     while True:
         try:
             task: Task = conn.recv()
