@@ -62,10 +62,20 @@ def test_realistic_pipeline_flows_values_and_artifacts(
 
 
 def test_if_branch_not_taken_skips_the_step(executor: PipelineExecutor) -> None:
-    result = executor.run(compile_pipeline(comps.realistic), {"n": 3})
+    events: list[tuple[str, str]] = []
+    result = executor.run(
+        compile_pipeline(comps.realistic),
+        {"n": 3},
+        on_step=lambda key, r: events.append((key, "started" if r is None else r.status.value)),
+    )
     assert result.status is S
     assert result.steps["publish"].status is K
     assert "condition" in (result.steps["publish"].error or "")
+    # Every step reports its end; those that ran also their start, before it.
+    assert sorted(k for k, e in events if e != "started") == sorted(result.steps)
+    for key, step in result.steps.items():
+        ran = [e for k, e in events if k == key]
+        assert ran == (["started", step.status.value] if step.status is S else [step.status.value])
 
 
 def test_parallel_for_fans_out_and_collects(executor: PipelineExecutor) -> None:

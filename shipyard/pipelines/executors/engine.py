@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -38,6 +38,9 @@ from shipyard.pipelines.executors.worker import ArtifactRef, Task
 from shipyard.pipelines.spec import PipelineSpec, Resources, StepSpec
 from shipyard.pipelines.types import ARTIFACT_TYPES
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
+
+# A step's key, and None when it starts or its result when it ends.
+StepCallback = Callable[[str, StepResult | None], None]
 
 PIPELINE_FILE = "pipeline.yaml"
 PARAMETERS_FILE = "parameters.json"
@@ -92,6 +95,7 @@ class PipelineExecutor(ABC):
         run_name: str | None = None,
         cache: bool = True,
         tags: Mapping[str, str] | None = None,
+        on_step: StepCallback | None = None,
     ) -> PipelineRunResult:
         """Run ``spec`` to the end and return every step's result; a failed step fails the run.
 
@@ -99,12 +103,16 @@ class PipelineExecutor(ABC):
             cache: reuse the outputs of earlier identical step runs (steps built with ``cache=False`` never
                 do). Cache keys are recorded either way, so later runs can reuse this one's.
             tags: extra tags for the pipeline run (a scheduler tags the runs it starts).
+            on_step: called with a step's key and None when it starts, and with its result when it ends
+                (succeeded, failed, cached or skipped): for progress displays.
 
         Raises:
             InvalidInput: a parameter that is unknown, missing or of the wrong type.
         """
         params = bind_parameters(spec, parameters or {})
-        return self._run(spec, params, experiment or spec.name, run_name, cache, {}, dict(tags or {}))
+        return self._run(
+            spec, params, experiment or spec.name, run_name, cache, {}, dict(tags or {}), on_step
+        )
 
     def resume(self, run_id: str, *, run_name: str | None = None) -> PipelineRunResult:
         """Re-run a failed (or killed) pipeline run from its failed steps on, as a new pipeline run.
@@ -143,6 +151,7 @@ class PipelineExecutor(ABC):
         use_cache: bool,
         reuse: dict[str, tuple[str, dict[str, Any]]],
         tags: dict[str, str],
+        on_step: StepCallback | None = None,
     ) -> PipelineRunResult:
         settings = self.settings or get_settings()
         pool = self._make_pool(settings)
@@ -152,7 +161,7 @@ class PipelineExecutor(ABC):
             run.log_text(spec.to_yaml(), PIPELINE_FILE)
             run.log_dict(params, PARAMETERS_FILE)
             engine = _Engine(spec, params, run, experiment, settings, pool)
-            engine.use_cache, engine.reuse = use_cache, reuse
+            engine.use_cache, engine.reuse, engine.on_step = use_cache, reuse, on_step
             try:
                 with _sigterm_raises():
                     steps = engine.run()
@@ -247,6 +256,7 @@ class _Engine:
         }
         self.use_cache = True
         self.reuse: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.on_step: StepCallback | None = None
         self.client = get_client(settings)
         self.lineage = LineageClient(self.client.store)
 
@@ -319,6 +329,8 @@ class _Engine:
         inst.result = result
         self.open.pop(inst.key, None)
         self.settled += 1
+        if self.on_step is not None:
+            self.on_step(inst.key, result)
 
     def _lookup(self, index: int | None) -> Any:
         def output(step_id: str, name: str) -> Any:
@@ -462,6 +474,8 @@ class _Engine:
         self.running[inst.key] = inst
         task = dataclasses.replace(task, run=inst.run.record, settings=self.settings)
         self.pool.submit(inst.key, task, step.resources)
+        if self.on_step is not None:
+            self.on_step(inst.key, None)
 
     def _finish(self, outcome: Outcome) -> None:
         inst = self.running[outcome.key]
