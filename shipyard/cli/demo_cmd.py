@@ -1,31 +1,45 @@
-"""``shipyard demo``: run the main job and say where to look."""
+"""``shipyard demo``: run the whole lifecycle and say where to look."""
 
 from __future__ import annotations
 
 from shipyard.cli.output import console
-from shipyard.demo import EXPERIMENT, run_demo
 
 
 def demo() -> None:
-    """Train and compare models on a bundled dataset, tracking every run, param, metric and artifact."""
-    with console.status("training and tracking…"):
-        result = run_demo(report=console.print)
-    settings = result.settings
-    console.print()
-    console.print(
-        f"[bold green]done[/]: best model [bold]{result.best_model}[/] "
-        f"(accuracy {result.best_accuracy:.4f}) in run {result.best_run_id}"
+    """The whole lifecycle on a bundled dataset: pipeline (validate, tune, train, evaluate, register),
+    serving with payload logs, ground truth, and a drift and performance report."""
+    from shipyard.demo import EXPERIMENT, MODEL_NAME, run_demo
+
+    with console.status("running the lifecycle…"):
+        result = run_demo(report=lambda line: console.print(line, markup=False, highlight=False))
+    settings, version = result.settings, result.model_version
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+    state = "champion" if result.promoted else "challenger (the champion was kept)"
+    served = (
+        ""
+        if result.served_accuracy is None
+        else f", accuracy on labelled traffic {result.served_accuracy:.4f}"
     )
-    version = result.model_version
-    state = "champion" if result.promoted else "challenger (champion kept)"
-    console.print(f"model:     {version.uri} ({state}), load it with models:/{version.name}@champion")
-    console.print(f"metadata:  {settings.db_url}")
-    console.print(f"artifacts: {settings.artifact_root}")
-    console.print("look at it with:")
-    console.print(f"  shipyard runs show {result.parent_name}")
-    console.print(
-        f'  shipyard runs search {EXPERIMENT} --filter "metrics.accuracy > 0.9" '
-        "--order-by 'metrics.accuracy desc'"
-    )
-    console.print(f"  shipyard runs compare {result.best_run_id} {result.parent_run_id}")
-    console.print(f"  shipyard models show {version.name}@champion --history")
+    lines = [
+        "",
+        f"[bold green]done[/] in {result.seconds:.0f}s",
+        f"model:      {version.uri} ({state}); load it with models:/{MODEL_NAME}@champion",
+        f"tuning:     {result.trials} trials, best CV accuracy {result.cv_accuracy:.4f} "
+        f"(run {result.tuning_run_id})",
+        f"test:       {metrics}",
+        f"served:     {result.requests} requests to {result.server_url} (stopped since){served}",
+        f"monitoring: drift share {result.drift_share:.2f}, "
+        f"drifted: {', '.join(result.drifted_columns) or 'none'}",
+        f"report:     {result.report_uri}",
+        f"metadata:   {settings.db_url}",
+        f"artifacts:  {settings.artifact_root}",
+        "look at it with:",
+        f"  shipyard runs list {EXPERIMENT}",
+        f"  shipyard tune show {result.tuning_run_id}",
+        f"  shipyard models show {MODEL_NAME}@champion --history",
+        f"  shipyard lineage models:/{MODEL_NAME}/{version.version}",
+        f"  shipyard monitor performance {MODEL_NAME}",
+        f"  shipyard serve models:/{MODEL_NAME}@champion   # serve it again",
+    ]
+    for line in lines:
+        console.print(line, highlight=False)

@@ -94,24 +94,33 @@ def test_bad_input_is_one_line_and_non_zero(
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_console_script_demo_runs_and_is_repeatable(tmp_path: Path) -> None:
+def test_console_script_demo_runs_the_lifecycle_and_is_repeatable(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "shipyard"
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]
     for _ in range(2):
         done = subprocess.run([*command, "demo"], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        assert "best model" in done.stdout
-    found = shipyard.search_runs("demo", "metrics.accuracy > 0.9 and attributes.parent_run_id is not null")
-    assert len(found) >= 6
-    versions = shipyard.models.list_versions("breast-cancer")
-    assert [v.version for v in versions] == [1, 2]
+        assert "done in" in done.stdout and "20 trials" in done.stdout, done.stdout
+    # The pipeline ran every step, twice; each tuned 20 trials as nested runs of its search.
+    pipelines = shipyard.search_runs("demo", "tags.`shipyard.pipeline` = 'shipyard-demo'")
+    assert len(pipelines) == 2 and all(r.status.value == "FINISHED" for r in pipelines)
+    searches = shipyard.search_runs("demo", "tags.`shipyard.tuning.name` = 'demo-search'")
+    assert len(searches) == 2
+    trials = shipyard.search_runs("demo", f"attributes.parent_run_id = '{searches[0].run_id}'")
+    assert len(trials) == 20 and {t.tags["shipyard.tuning.state"] for t in trials} <= {"COMPLETE", "PRUNED"}
+    # Two registered versions; the champion serves and was monitored.
+    assert [v.version for v in shipyard.models.list_versions("breast-cancer")] == [1, 2]
     champion = shipyard.models.get("models:/breast-cancer@champion")
-    assert champion.run_id is not None and len(champion.lineage["datasets"][0]["digest"]) == 64
-    parent = shipyard.get_run(champion.run_id)
-    assert parent.tags["source"] == "shipyard demo"
-    assert shipyard.models.load("models:/breast-cancer@champion").predict(
-        shipyard.models.load("models:/breast-cancer@champion").input_example()
-    ).shape == (5,)
+    trained_by = shipyard.get_run(champion.run_id)  # the train-best step, which names its search
+    assert trained_by.tags["tuning_run"] in {r.run_id for r in searches}
+    loaded = shipyard.models.load("models:/breast-cancer@champion")
+    assert loaded.predict(loaded.input_example()).shape == (5,)
+    monitored = shipyard.search_runs("monitoring/breast-cancer")
+    assert len(monitored) == 2
+    drifted = {k.removeprefix("drift/") for k in monitored[0].metrics if k.startswith("drift/")}
+    assert len(drifted) == 30 and monitored[0].metrics["drift_share"] > 0
+    assert monitored[0].metrics["performance/accuracy"] > 0.9
+    assert "mean radius" in done.stdout.split("drifted:")[1]
 
 
 def test_debug_flag_shows_traceback() -> None:
