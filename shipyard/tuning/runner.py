@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import contextlib
+import functools
 import importlib
 import logging
 import math
@@ -172,10 +173,15 @@ class _TrialTask:
 _studies: dict[tuple[str, str], optuna.Study] = {}  # per worker process: loading a journal costs a replay
 
 
+@functools.lru_cache(maxsize=8)
+def _spec_of(text: str) -> TuningSpec:
+    return TuningSpec.model_validate(_yaml_load(text))
+
+
 def _worker_study(task: _TrialTask) -> optuna.Study:
     key = (task.storage, task.study_name)
     if key not in _studies:
-        spec = TuningSpec.model_validate(_yaml_load(task.spec_yaml))
+        spec = _spec_of(task.spec_yaml)
         _studies[key] = optuna.load_study(
             study_name=task.study_name, storage=open_storage(task.storage), pruner=make_pruner(spec)
         )
@@ -189,7 +195,7 @@ def _run_in_worker(task: _TrialTask) -> TrialRecord:
 
 def _run_trial(task: _TrialTask, trial: optuna.Trial) -> TrialRecord:
     """Run one trial in its nested run; never raises for the trial's own failure (it is recorded)."""
-    spec = TuningSpec.model_validate(_yaml_load(task.spec_yaml))
+    spec = _spec_of(task.spec_yaml)
     names = spec.objective.names
     started = time.perf_counter()
     function = resolve_function(task.function) if isinstance(task.function, str) else task.function

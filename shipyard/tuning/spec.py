@@ -113,8 +113,18 @@ class EarlyStopping(BaseModel):
 
 
 class TuningSpec(BaseModel):
-    """One tuning experiment. ``trial`` names the objective function (``module:function``) when the spec is
-    run from the CLI; ``experiment`` is the tracking experiment of the parent run and its trials."""
+    """One tuning experiment.
+
+    Attributes:
+        max_trials: trials in all (complete, pruned and failed; those of an earlier process included).
+        parallel_trials: trials running at once (worker processes, or Ray tasks with ``executor: ray``).
+        max_failed_trials: the search stops, failed, once this many trials have failed (0 or 1: at the
+            first); None: never for failures.
+        timeout_s: no trial starts after this many seconds; those running finish.
+        trial: the objective function (``module:function``) when run from the CLI.
+        experiment: the tracking experiment of the parent run and its trials.
+        storage: an Optuna storage URL for the study (default: a journal file under ``<home>/tuning``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
