@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-tuning clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: $(VENV)/.installed-dev
 
 bench: .venv-bench/.installed
 	.venv-bench/bin/python benchmarks/tracking.py
+
+bench-tuning: .venv-bench/.installed
+	.venv-bench/bin/python benchmarks/tuning.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache

@@ -21,7 +21,6 @@ import functools
 import importlib
 import logging
 import math
-import multiprocessing
 import pickle
 import time
 import uuid
@@ -35,6 +34,7 @@ from optuna.trial import TrialState
 
 from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.processes import worker_context
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
 from shipyard.tuning.spec import TuningSpec, make_pruner, make_sampler
 
@@ -329,13 +329,24 @@ class _Inline:
                 raise
         return future
 
-    def close(self) -> None:
+    def close(self, *, broken: bool = False) -> None:
         pass
 
 
+_warm: dict[int, futures.ProcessPoolExecutor] = {}
+
+
 class _Processes:
+    """Worker processes for parallel trials. The pool outlives a search, so the next search in this process
+    starts its trials at once instead of after the workers' imports (~0.6 s)."""
+
     def __init__(self, workers: int) -> None:
-        self.pool = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        pool = _warm.get(workers)
+        if pool is None or getattr(pool, "_broken", False):
+            pool = futures.ProcessPoolExecutor(workers, mp_context=worker_context(__name__))
+            _warm[workers] = pool
+        self.pool = pool
+        self.workers = workers
 
     def submit(self, task: _TrialTask) -> futures.Future[TrialRecord]:
         try:
@@ -347,8 +358,10 @@ class _Processes:
             ) from None
         return self.pool.submit(_run_in_worker, task)
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, *, broken: bool = False) -> None:
+        if broken:  # a dead worker breaks the whole pool: the next search starts a fresh one
+            _warm.pop(self.workers, None)
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Ray:
@@ -361,7 +374,7 @@ class _Ray:
     def submit(self, task: _TrialTask) -> futures.Future[TrialRecord]:
         return self.remote.remote(task).future()  # type: ignore[no-any-return]
 
-    def close(self) -> None:
+    def close(self, *, broken: bool = False) -> None:
         pass
 
 
@@ -552,10 +565,12 @@ def _search(
                     if state == "completed" and (reason := _stop_reason(spec, study, records, started)):
                         state = reason
                 if broken:  # a dead worker breaks the whole process pool: start a fresh one
-                    pool.close()
+                    pool.close(broken=True)
                     pool = _pool(spec, study, settings)
-        finally:
-            pool.close()
+        except BaseException:  # interrupted: do not leave trials running in a warm pool
+            pool.close(broken=True)
+            raise
+        pool.close()
     result = _result(spec, parent, study_name, storage_url, state, records)
     parent.set_tag(STATE_TAG, state)
     parent.log_metrics(
@@ -643,14 +658,16 @@ def _result(
     directions = spec.objective.all_directions
     complete = [r for r in records if r.state == "COMPLETE" and r.values is not None]
     signs = [1.0 if d == "maximize" else -1.0 for d in directions]
-    pareto = [
-        r
-        for r in complete
-        if not any(_dominates(o.values, r.values, signs) for o in complete if o is not r)  # type: ignore[arg-type]
-    ]
-    best = None
+    best, pareto = None, []
     if complete and len(directions) == 1:
         best = max(complete, key=lambda r: (signs[0] * r.values[0], -r.number))  # type: ignore[index]
+        pareto = [best]
+    elif complete:  # quadratic, and only for several objectives, whose searches are short
+        pareto = [
+            r
+            for r in complete
+            if not any(_dominates(o.values, r.values, signs) for o in complete if o is not r)  # type: ignore[arg-type]
+        ]
     return TuningResult(
         run_id=parent.run_id,
         name=spec.name,

@@ -11,7 +11,6 @@ the engine's environment as it is when the worker starts.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 from dataclasses import dataclass
@@ -21,12 +20,9 @@ from typing import Any
 
 from shipyard.pipelines.executors.worker import Task, serve
 from shipyard.pipelines.spec import Resources
+from shipyard.processes import worker_context
 
-if "forkserver" in multiprocessing.get_all_start_methods():
-    _CONTEXT: Any = multiprocessing.get_context("forkserver")
-    _CONTEXT.set_forkserver_preload([serve.__module__])
-else:  # Windows has no fork: each worker is a fresh interpreter
-    _CONTEXT = multiprocessing.get_context("spawn")
+_CONTEXT: Any = worker_context(serve.__module__)
 
 
 @dataclass(frozen=True)
