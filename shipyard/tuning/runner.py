@@ -61,11 +61,19 @@ class TrialContext:
         run: the trial's nested tracked run (log anything else on it).
     """
 
-    def __init__(self, trial: optuna.Trial, params: dict[str, Any], run: ActiveRun, metric: str) -> None:
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        run: ActiveRun,
+        metric: str,
+        settings: Settings | None = None,
+    ) -> None:
         self._trial = trial
         self.params = params
         self.number = trial.number
         self.run = run
+        self.settings = settings or get_settings()
         self._metric = metric
         self.last_step: int | None = None
         self.last_value: float | None = None
@@ -199,6 +207,8 @@ def _run_trial(task: _TrialTask, trial: optuna.Trial) -> TrialRecord:
     names = spec.objective.names
     started = time.perf_counter()
     function = resolve_function(task.function) if isinstance(task.function, str) else task.function
+    if _is_pipeline(function):
+        function = functools.partial(run_pipeline_trial, function)
     tags = {PARENT_TAG: task.parent_run_id, TRIAL_TAG: f"{task.parent_run_id}:{task.number}"}
     with start_run(
         spec.experiment,
@@ -209,7 +219,7 @@ def _run_trial(task: _TrialTask, trial: optuna.Trial) -> TrialRecord:
         settings=task.settings,
     ) as run:
         run.log_params(task.params)
-        context = TrialContext(trial, task.params, run, names[0])
+        context = TrialContext(trial, task.params, run, names[0], task.settings)
         state, values, error, metrics = "COMPLETE", None, None, {}
         try:
             returned = function(context)
@@ -272,6 +282,51 @@ def _objective_values(names: list[str], metrics: Mapping[str, float], run: Activ
     return values
 
 
+def _is_pipeline(function: Any) -> bool:
+    from shipyard.pipelines.dsl import Pipeline
+
+    return isinstance(function, Pipeline)
+
+
+def run_pipeline_trial(pipeline: Any, trial: TrialContext) -> dict[str, float]:
+    """A trial that is a pipeline: run it on local workers with the trial's parameters as the pipeline's;
+    its numbers are the objective's candidates — each step's single output under the step's name, other
+    outputs as ``step.output``, and every metric the steps logged.
+
+    Raises:
+        InvalidInput: a parameter the pipeline does not take.
+        PipelineError: the pipeline run failed (its failed steps named).
+    """
+    from shipyard.errors import PipelineError
+    from shipyard.pipelines import compile_pipeline
+    from shipyard.pipelines.executors import LocalExecutor
+
+    spec = compile_pipeline(pipeline)
+    unknown = sorted(set(trial.params) - set(spec.parameters))
+    if unknown:
+        raise InvalidInput(
+            f"pipeline {spec.name!r} takes no parameter {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(spec.parameters) or 'none'}"
+        )
+    experiment = get_client(trial.settings).get_experiment(trial.run.experiment_id).name
+    result = LocalExecutor(settings=trial.settings).run(
+        spec, dict(trial.params), experiment=experiment, tags={"shipyard.tuning.trial_run": trial.run.run_id}
+    )
+    trial.run.set_tag("shipyard.tuning.pipeline_run", result.run_id)
+    failed = [key for key, step in result.steps.items() if step.status.value == "failed"]
+    if failed:
+        raise PipelineError(f"pipeline run {result.run_id} failed at step(s) {', '.join(failed)}")
+    client = get_client(trial.settings)
+    numbers: dict[str, float] = {}
+    for key, step in result.steps.items():
+        if step.run_id:
+            numbers.update(client.get_run(step.run_id).metrics)
+        for name, value in step.outputs.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                numbers[key if name == "output" else f"{key}.{name}"] = float(value)
+    return {k: v for k, v in numbers.items() if not k.startswith("system/")}
+
+
 def resolve_function(target: str) -> TrialFunction:
     """``module:function`` as the function (importable from the working directory).
 
@@ -286,7 +341,7 @@ def resolve_function(target: str) -> TrialFunction:
     except ImportError as exc:
         raise InvalidInput(f"trial {target!r}: cannot import {module_name!r}: {exc}") from exc
     function = getattr(module, attribute, None)
-    if not callable(function):
+    if not (callable(function) or _is_pipeline(function)):
         raise InvalidInput(f"trial {target!r}: module {module_name!r} has no function {attribute!r}")
     return function  # type: ignore[no-any-return]
 
@@ -403,6 +458,8 @@ def tune(
         spec: the experiment (a :class:`TuningSpec`, its dict, or a YAML file in Shipyard's or Katib's form).
         trial: the objective, ``f(trial: TrialContext) -> float | dict | None`` or ``module:function``
             (default: the spec's ``trial``); it returns the objective value(s), or logs them on ``trial.run``.
+            A ``@pipeline`` (or ``module:pipeline``) runs with the trial's parameters; see
+            :func:`run_pipeline_trial` for where its objective is read.
         on_trial: called after each trial with it and the result so far (progress displays).
         report: write ``tuning/report.html`` on the parent run at the end (optimization history,
             parameter importances, parallel coordinates; or the Pareto front), self-contained (~5 MB).
@@ -724,8 +781,10 @@ def _function(spec: TuningSpec, trial: TrialFunction | str | None) -> TrialFunct
         )
     if isinstance(chosen, str):
         resolve_function(chosen)  # fail before the parent run exists
-    elif not callable(chosen):
-        raise InvalidInput(f"trial must be a function or module:function, not {type(chosen).__name__}")
+    elif not (callable(chosen) or _is_pipeline(chosen)):
+        raise InvalidInput(
+            f"trial must be a function, a @pipeline or module:function, not {type(chosen).__name__}"
+        )
     return chosen
 
 

@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import shipyard
+from shipyard.pipelines import component, pipeline
 from shipyard.tuning import TrialContext
 
 
@@ -65,3 +67,15 @@ def two_objectives(trial: TrialContext) -> dict[str, float]:
 
 def quadratic_x(trial: TrialContext) -> float:
     return trial.params["x"]
+
+
+@component
+def score(x: float) -> float:
+    """A step whose output is the objective (maximised at x = 2)."""
+    shipyard.log_metric("distance", abs(x - 2.0))
+    return -((x - 2.0) ** 2)
+
+
+@pipeline
+def quadratic_pipeline(x: float = 0.0) -> None:
+    score(x=x)

@@ -277,3 +277,20 @@ def test_the_best_configuration_is_retrained_and_registered_as_challenger(settin
     assert run.parent_run_id == result.run_id and run.params["x"] == "2" and "train_accuracy" in run.metrics
     loaded = shipyard.models.load("models:/cancer@challenger", settings=settings)
     assert loaded.predict(features.head(3)).tolist() == retrained.model.predict(features.head(3)).tolist()
+
+
+def test_a_trial_may_be_a_pipeline(settings: Settings) -> None:
+    grid = spec(
+        objective={"metric": "score", "direction": "maximize", "additional_metrics": ["distance"]},
+        parameters=[{"name": "x", "type": "float", "low": 1, "high": 3, "step": 1}],
+        algorithm={"name": "grid"},
+    )
+    result = tune(grid, "tests.tuning.objectives:quadratic_pipeline", settings=settings)
+    assert result.count("COMPLETE") == 3 and result.best_params == {"x": 2.0} and result.best_value == 0.0
+    client = shipyard.get_client(settings)
+    trial_run = client.get_run(result.best.run_id)  # type: ignore[union-attr]
+    pipeline_run = client.get_run(trial_run.tags["shipyard.tuning.pipeline_run"])
+    assert pipeline_run.params["x"] == "2.0" and trial_run.metrics["distance"] == 0.0
+    bad = spec(parameters=[{"name": "y", "type": "float", "low": 0, "high": 1}], max_trials=1)
+    failed = tune(bad, objectives.quadratic_pipeline, settings=settings)
+    assert "takes no parameter 'y'" in (failed.trials[0].error or "")
