@@ -356,13 +356,17 @@ def _value_type(values: np.ndarray) -> str:
     return "booleans" if values.dtype.kind == "b" else "strings"
 
 
-def _check_fits(column: str, test: StatTest, kind: ColumnKind, reference: np.ndarray) -> None:
+def _check_fits(column: str, test: StatTest, kind: ColumnKind, reference: np.ndarray) -> ColumnKind:
+    """The column's kind under an explicitly chosen test: chi-squared on numbers declares them category codes
+    (an integer-coded category has more than 5 values as often as not)."""
     if test in (StatTest.KS, StatTest.WASSERSTEIN) and not _is_number_array(reference):
         reason = f"needs numbers, the column holds {_value_type(reference)}"
-    elif test in (StatTest.CHISQUARE, StatTest.Z) and kind is ColumnKind.NUMERIC:
-        reason = "is for categorical or binary columns, the column is numeric (> 5 distinct values)"
+    elif test is StatTest.Z and kind is not ColumnKind.BINARY:
+        reason = f"is for binary columns (two values), the column is {kind.value}"
+    elif test is StatTest.CHISQUARE and kind is ColumnKind.NUMERIC:
+        return ColumnKind.CATEGORICAL
     else:
-        return
+        return kind
     raise InvalidInput(f"column {column!r}: test {test.value!r} {reason}")
 
 
@@ -419,7 +423,7 @@ def column_drift(
         except ValueError:
             known = ", ".join(t.value for t in StatTest)
             raise InvalidInput(f"column {column!r}: unknown test {test!r}; known: {known}") from None
-        _check_fits(column, chosen, kind, ref)
+        kind = _check_fits(column, chosen, kind, ref)
     limit = chosen.default_threshold if threshold is None else float(threshold)
     if not (math.isfinite(limit) and limit > 0):
         raise InvalidInput(f"column {column!r}: threshold must be a positive number, got {threshold!r}")

@@ -286,7 +286,12 @@ def test_bad_values_are_refused_naming_the_column(ref: np.ndarray, cur: np.ndarr
             "wasserstein",
             "test 'wasserstein' needs numbers, the column holds booleans",
         ),
-        (np.arange(10.0), "chisquare", "test 'chisquare' is for categorical or binary columns"),
+        (np.arange(10.0), "z", "test 'z' is for binary columns (two values), the column is numeric"),
+        (
+            np.array(["a", "b", "c"]),
+            "z",
+            "test 'z' is for binary columns (two values), the column is categorical",
+        ),
         (np.arange(10.0), "t-test", "unknown test 't-test'; known: ks, chisquare"),
     ],
 )
@@ -294,6 +299,16 @@ def test_test_not_fitting_the_column_is_refused(ref: np.ndarray, test: str, mess
     with pytest.raises(InvalidInput, match="column 'c'") as info:
         column_drift("c", ref, ref, test=test)
     assert message in str(info.value)
+
+
+def test_chi_squared_chosen_for_numbers_takes_them_as_category_codes() -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 10, 800)
+    shifted = np.where(rng.random(800) < 0.3, 9, rng.integers(0, 10, 800))
+    result = column_drift("region", codes, shifted, test="chisquare")
+    assert result.kind == "categorical" and result.test == "chisquare" and result.drift_detected
+    as_text = column_drift("region", codes.astype(str), shifted.astype(str))
+    assert result.statistic == pytest.approx(as_text.statistic)  # the same test as on string categories
 
 
 def test_object_numbers_are_numeric() -> None:
