@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from shipyard.data.sample import DEFAULT_BASELINE_ROWS, sample_baseline
+from shipyard.data.schema import Schema
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.registry.loading import locate_package, read_verified_manifest
-from shipyard.registry.package import BASELINE
+from shipyard.registry.package import BASELINE, BASELINE_SCHEMA
 from shipyard.store.artifacts import ArtifactStore
 
 if TYPE_CHECKING:
@@ -67,10 +68,12 @@ def save_baseline(
 
 @dataclass(frozen=True)
 class Baseline:
-    """A baseline and where it came from (a store path or a ``models:/`` URI)."""
+    """A baseline, where it came from (a store path or a ``models:/`` URI), and the schema packaged with it
+    (inferred from all the training data; None for a baseline set with :func:`save_baseline`)."""
 
     frame: pd.DataFrame
     source: str
+    schema: Schema | None = None
 
 
 def load_baseline(store: ArtifactStore, model: str) -> pd.DataFrame:
@@ -112,7 +115,13 @@ def find_baseline(
             recorded = {f.path: f.sha256 for f in manifest.files}
             if BASELINE in recorded:
                 data = location.store.read_bytes(BASELINE, expected_sha256=recorded[BASELINE])
-                return Baseline(pd.read_parquet(io.BytesIO(data)), uri)
+                schema = None
+                if BASELINE_SCHEMA in recorded:
+                    text = location.store.read_bytes(
+                        BASELINE_SCHEMA, expected_sha256=recorded[BASELINE_SCHEMA]
+                    )
+                    schema = Schema.from_yaml(text.decode("utf-8"), source=f"{uri}/{BASELINE_SCHEMA}")
+                return Baseline(pd.read_parquet(io.BytesIO(data)), uri, schema)
             looked.append(f"{uri} was logged without a baseline")
     elif registry is not None:
         looked.append("no served version to look up in the registry")

@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from shipyard.data.drift import DatasetDrift, StatTest, dataset_drift
 from shipyard.data.report import render_drift_report
-from shipyard.data.schema import Anomaly, infer_schema, validate
+from shipyard.data.schema import Anomaly, Schema, infer_schema, validate
 from shipyard.data.statistics import compute_statistics
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring.alerts import Alert, AlertRule, check_rules, evaluate
@@ -259,7 +259,7 @@ def run_monitor(
     current = served[[c for c in baseline.columns if c in served.columns]]
     extra = tuple(c for c in served.columns if c not in set(baseline.columns))
     drift = dataset_drift(baseline, current, tests=tests, share_threshold=share_threshold)
-    skew = _skew(baseline, current)
+    skew = _skew(found.schema or infer_schema(compute_statistics(baseline)), current)
     performance, performance_note = _performance(store, model, since, until, task)
 
     stem = f"{REPORTS_PREFIX}/{model}/{now:%Y%m%dT%H%M%SZ}"
@@ -305,9 +305,9 @@ def _registry(settings: Settings) -> RegistryClient:
     return registry_client(settings)
 
 
-def _skew(baseline: pd.DataFrame, current: pd.DataFrame) -> tuple[Anomaly, ...]:
-    """Training-serving skew: the served inputs checked against the schema the baseline implies."""
-    schema = infer_schema(compute_statistics(baseline))
+def _skew(schema: Schema, current: pd.DataFrame) -> tuple[Anomaly, ...]:
+    """Training-serving skew: the served inputs checked against the training data's schema (packaged with
+    the version, else inferred from the baseline sample)."""
     return validate(current, schema).anomalies
 
 

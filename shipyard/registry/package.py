@@ -26,6 +26,7 @@ MANIFEST = "MODEL.yaml"
 CARD = "MODEL_CARD.md"
 INPUT_EXAMPLE = "input_example.json"
 BASELINE = "baseline.parquet"
+BASELINE_SCHEMA = "baseline_schema.yaml"
 FORMAT = "shipyard-model/1"
 _MAX_IMPORT_BYTES = 8 * 2**30
 
@@ -140,9 +141,10 @@ def write_package(
     description: str | None = None,
     limitations: str | None = None,
     baseline: bytes | None = None,
+    baseline_schema: str | None = None,
 ) -> Manifest:
-    """Write the input example, the baseline (Parquet bytes), the card and ``MODEL.yaml`` beside the flavor's
-    ``files``."""
+    """Write the input example, the baseline (Parquet bytes) and its schema (YAML), the card and
+    ``MODEL.yaml`` beside the flavor's ``files``."""
     listed = list(files)
     if input_example is not None:
         (directory / INPUT_EXAMPLE).write_text(json.dumps(encode_example(input_example)), encoding="utf-8")
@@ -150,6 +152,9 @@ def write_package(
     if baseline is not None:
         (directory / BASELINE).write_bytes(baseline)
         listed.append(BASELINE)
+    if baseline_schema is not None:
+        (directory / BASELINE_SCHEMA).write_text(baseline_schema, encoding="utf-8")
+        listed.append(BASELINE_SCHEMA)
     draft = Manifest(
         name=name,
         flavor=flavor,

@@ -53,15 +53,21 @@ def save_model(
     """Write ``model`` as a package into ``directory`` (created; must be empty if it exists).
 
     ``baseline``: training features (DataFrame, pyarrow Table or Parquet/CSV path); a sample of at most
-    ``baseline_rows`` rows is packaged, and monitoring compares what the registered version serves with it.
+    ``baseline_rows`` rows and the schema inferred from all of them are packaged, and monitoring compares
+    what the registered version serves with them (drift and skew).
     """
     target = Path(directory)
-    baseline_bytes = None
+    baseline_bytes = baseline_schema = None
     if baseline is not None:
         # Imported here: shipyard.data brings scipy, which saving a model otherwise never needs.
-        from shipyard.data.sample import sample_baseline
+        from shipyard.data.sample import as_frame, sample_baseline
+        from shipyard.data.schema import infer_schema
+        from shipyard.data.statistics import compute_statistics
 
-        baseline_bytes = sample_baseline(baseline, max_rows=baseline_rows, what="the model's baseline")
+        frame = as_frame(baseline, "the model's baseline")
+        baseline_bytes = sample_baseline(frame, max_rows=baseline_rows, what="the model's baseline")
+        # The schema of all the training data (not only the sample): what served inputs are checked against.
+        baseline_schema = infer_schema(compute_statistics(frame)).to_yaml()
     if target.exists() and any(target.iterdir()):
         raise InvalidInput(f"model package folder {str(target)!r} is not empty")
     target.mkdir(parents=True, exist_ok=True)
@@ -83,6 +89,7 @@ def save_model(
         description=description,
         limitations=limitations,
         baseline=baseline_bytes,
+        baseline_schema=baseline_schema,
     )
 
 

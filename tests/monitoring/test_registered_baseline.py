@@ -42,6 +42,10 @@ def test_the_packaged_baseline_is_a_verified_sample(settings: Settings, frame: p
     registry = registry_client(settings)
     found = find_baseline(store, "cancer", registry=registry, version=version)
     assert found.source == "models:/cancer/1" and found.frame.shape == (100, features.shape[1])
+    # The schema comes from all the training rows, not the 100 sampled.
+    assert found.schema is not None and set(found.schema.columns) == set(found.frame.columns)
+    radius = found.schema.columns["mean radius"]
+    assert (radius.min, radius.max) == (features["mean radius"].min(), features["mean radius"].max())
     assert set(found.frame.columns) == {str(c) for c in features.columns}
 
     # A baseline set for the model wins over the packaged one.
