@@ -294,3 +294,13 @@ def test_a_trial_may_be_a_pipeline(settings: Settings) -> None:
     bad = spec(parameters=[{"name": "y", "type": "float", "low": 0, "high": 1}], max_trials=1)
     failed = tune(bad, objectives.quadratic_pipeline, settings=settings)
     assert "takes no parameter 'y'" in (failed.trials[0].error or "")
+
+
+def test_the_timeout_stops_starting_trials(settings: Settings) -> None:
+    slow = spec(
+        parameters=[{"name": "x", "type": "float", "low": 0, "high": 1}], timeout_s=0.5, max_trials=100
+    )
+    result = tune(slow, objectives.sleepy, settings=settings, report=False)  # each trial ~0.2 s of CPU
+    assert result.state == "timeout" and 2 <= len(result.trials) < 100
+    assert result.count("COMPLETE") == len(result.trials)  # the trial running at the deadline finished
+    assert shipyard.get_client(settings).get_run(result.run_id).tags[STATE_TAG] == "timeout"
