@@ -141,7 +141,8 @@ def performance(
     names, nan = list(result.metrics), float("nan")
     rows = [("all", f"{result.rows:,}", *(f"{result.metrics[n]:.4g}" for n in names))]
     rows += [
-        (f"version {v}", "", *(f"{m.get(n, nan):.4g}" for n in names)) for v, m in result.by_version.items()
+        (f"version {v}", f"{result.rows_by_version.get(v, 0):,}", *(f"{m.get(n, nan):.4g}" for n in names))
+        for v, m in result.by_version.items()
     ]
     rows += [
         (
