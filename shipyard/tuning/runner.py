@@ -598,7 +598,11 @@ def _search(
                         parent.name,
                         settings,
                     )
-                    pending[pool.submit(task)] = (asked.number, params)
+                    try:
+                        pending[pool.submit(task)] = (asked.number, params)
+                    except BaseException:  # e.g. a function worker processes cannot import
+                        study.tell(asked.number, state=TrialState.FAIL)
+                        raise
                 if not pending:
                     break
                 done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
