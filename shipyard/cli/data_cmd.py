@@ -106,19 +106,21 @@ def drift(
         None, "--test", help="column=test: ks, chisquare, z, wasserstein, jensenshannon or psi."
     ),
     output: Path = typer.Option(None, "--output", "-o", help="Write a self-contained HTML report here."),
+    kind: list[str] = typer.Option(
+        None, "--kind", help="column=kind: numeric, categorical or binary, instead of the inferred kind."
+    ),
 ) -> None:
     """Per-column drift between two datasets with Evidently's default tests, and the share that drifted."""
     from shipyard.data.drift import dataset_drift
     from shipyard.data.statistics import read_table
 
-    overrides = {}
-    for item in test or []:
-        column, sep, name = item.partition("=")
-        if not sep or not column or not name:
-            raise InvalidInput(f"--test {item!r} is not column=test")
-        overrides[column] = name
     reference_frame, current_frame = read_table(reference).to_pandas(), read_table(current).to_pandas()
-    result = dataset_drift(reference_frame, current_frame, tests=overrides)
+    result = dataset_drift(
+        reference_frame,
+        current_frame,
+        tests=_assignments(test, "--test", "test"),
+        kinds=_assignments(kind, "--kind", "kind"),
+    )
     rows = [
         (
             c.column,
@@ -145,3 +147,14 @@ def drift(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(document, encoding="utf-8")
         console.print(f"wrote the report to {output}", markup=False)
+
+
+def _assignments(items: list[str] | None, option: str, what: str) -> dict[str, str]:
+    """``column=value`` options as a dict (`InvalidInput` naming the option and the bad item)."""
+    out = {}
+    for item in items or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column or not value:
+            raise InvalidInput(f"{option} {item!r} is not column={what}")
+        out[column] = value
+    return out

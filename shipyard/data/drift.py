@@ -356,6 +356,24 @@ def _value_type(values: np.ndarray) -> str:
     return "booleans" if values.dtype.kind == "b" else "strings"
 
 
+def _declared_kind(
+    column: str, declared: ColumnKind | str, reference: np.ndarray, current: np.ndarray
+) -> ColumnKind:
+    """A kind the caller declared for the column (integer codes that are categories, say), checked."""
+    try:
+        kind = ColumnKind(declared)
+    except ValueError:
+        known = ", ".join(k.value for k in ColumnKind)
+        raise InvalidInput(f"column {column!r}: unknown kind {declared!r}; known: {known}") from None
+    if kind is ColumnKind.NUMERIC and not _is_number_array(reference):
+        raise InvalidInput(f"column {column!r}: declared numeric, but it holds {_value_type(reference)}")
+    if kind is ColumnKind.BINARY:
+        both = np.concatenate([reference, current])
+        if _distinct(both, at_least=3) > 2:
+            raise InvalidInput(f"column {column!r}: declared binary, but it holds more than two values")
+    return kind
+
+
 def _check_fits(column: str, test: StatTest, kind: ColumnKind, reference: np.ndarray) -> ColumnKind:
     """The column's kind under an explicitly chosen test: chi-squared on numbers declares them category codes
     (an integer-coded category has more than 5 values as often as not)."""
@@ -391,6 +409,7 @@ def column_drift(
     *,
     test: StatTest | str | None = None,
     threshold: float | None = None,
+    kind: ColumnKind | str | None = None,
 ) -> ColumnDrift:
     """Compare one column's current values with its reference values.
 
@@ -400,6 +419,8 @@ def column_drift(
         current: current values, likewise.
         test: a :class:`StatTest` name; default :func:`choose_test` for the inferred kind and reference size.
         threshold: default the test's ``default_threshold``.
+        kind: numeric, categorical or binary, instead of the kind inferred from the values (integer codes
+            of categories are numbers with more than 5 values as often as not).
 
     Returns:
         The column's :class:`ColumnDrift`.
@@ -414,7 +435,7 @@ def column_drift(
         raise InvalidInput(
             f"column {column!r}: reference holds {_value_type(ref)}, current holds {_value_type(cur)}"
         )
-    kind = infer_kind(ref, cur)
+    kind = infer_kind(ref, cur) if kind is None else _declared_kind(column, kind, ref, cur)
     if test is None:
         chosen = choose_test(kind, ref.size)
     else:
@@ -500,6 +521,7 @@ def dataset_drift(
     tests: Mapping[str, StatTest | str] | None = None,
     thresholds: Mapping[str, float] | None = None,
     share_threshold: float = 0.5,
+    kinds: Mapping[str, ColumnKind | str] | None = None,
 ) -> DatasetDrift:
     """Compare every column present on both sides.
 
@@ -508,6 +530,7 @@ def dataset_drift(
         current: likewise.
         tests: per-column test overrides; columns not named get the default.
         thresholds: per-column threshold overrides.
+        kinds: per-column kinds (numeric, categorical, binary) instead of the inferred ones.
         share_threshold: the dataset drifts when at least this share of the compared columns drift.
 
     Returns:
@@ -521,15 +544,17 @@ def dataset_drift(
         raise InvalidInput(f"share_threshold must be in (0, 1], got {share_threshold!r}")
     ref_names, cur_names = _column_names(reference), _column_names(current)
     common = [c for c in ref_names if c in set(cur_names)]
-    tests, thresholds = dict(tests or {}), dict(thresholds or {})
-    unknown = sorted((tests.keys() | thresholds.keys()) - set(common))
+    tests, thresholds, kinds = dict(tests or {}), dict(thresholds or {}), dict(kinds or {})
+    unknown = sorted((tests.keys() | thresholds.keys() | kinds.keys()) - set(common))
     if unknown:
         raise InvalidInput(
-            f"tests/thresholds name columns not on both sides: {', '.join(unknown)}; "
+            f"tests/thresholds/kinds name columns not on both sides: {', '.join(unknown)}; "
             f"compared columns: {', '.join(common) or '(none)'}"
         )
     results = tuple(
-        column_drift(c, reference[c], current[c], test=tests.get(c), threshold=thresholds.get(c))
+        column_drift(
+            c, reference[c], current[c], test=tests.get(c), threshold=thresholds.get(c), kind=kinds.get(c)
+        )
         for c in common
     )
     drifted = sum(r.drift_detected for r in results)

@@ -54,6 +54,23 @@ def test_stats_schema_validate_and_drift(
     verdicts = {c["column"]: c["drift_detected"] for c in json.loads(result.read_text())["columns"]}
     assert verdicts["mean radius"] is True and sum(verdicts.values()) == 1
 
+    code, out, _ = run_cli(
+        capsys,
+        "data",
+        "drift",
+        str(files["train"]),
+        str(files["shifted"]),
+        "--kind",
+        "target=categorical",
+        "--test",
+        "mean radius=psi",
+        "--json",
+        str(result),
+    )
+    chosen = {c["column"]: (c["kind"], c["test"]) for c in json.loads(result.read_text())["columns"]}
+    assert code == 0 and chosen["target"] == ("categorical", "chisquare")
+    assert chosen["mean radius"] == ("numeric", "psi")
+
 
 def test_drift_reports_columns_on_one_side_only(
     capsys: pytest.CaptureFixture[str], files: dict[str, Path]
@@ -68,6 +85,7 @@ def test_drift_reports_columns_on_one_side_only(
         (["data", "stats", "nope.parquet"], "nope.parquet: no such file"),
         (["data", "stats", "data.xlsx"], "unsupported file type"),
         (["data", "drift", "a.csv", "b.csv", "--test", "nonsense"], "not column=test"),
+        (["data", "drift", "a.csv", "b.csv", "--kind", "age"], "--kind 'age' is not column=kind"),
     ],
 )
 def test_bad_input_is_one_line(

@@ -345,3 +345,34 @@ def test_dataset_drift_overrides_per_column_and_to_dict_is_json_safe() -> None:
 def test_dataset_override_for_unknown_column_is_refused() -> None:
     with pytest.raises(InvalidInput, match="not on both sides: nope"):
         dataset_drift({"a": normal(10)}, {"a": normal(10)}, tests={"nope": "ks"})
+
+
+@pytest.mark.parametrize(("rows", "test"), [(800, "chisquare"), (5_000, "jensenshannon")])
+def test_integer_codes_declared_categorical_are_compared_as_categories(rows: int, test: str) -> None:
+    rng = np.random.default_rng(1)
+    reference = {"region": rng.integers(0, 10, rows)}
+    current = {"region": np.where(rng.random(rows) < 0.2, 9, rng.integers(0, 10, rows))}
+    inferred = dataset_drift(reference, current).columns[0]
+    assert inferred.kind == "numeric"  # ten distinct numbers look numeric
+    declared = dataset_drift(reference, current, kinds={"region": "categorical"}).columns[0]
+    as_text = dataset_drift(
+        {"region": reference["region"].astype(str)}, {"region": current["region"].astype(str)}
+    ).columns[0]
+    assert (declared.kind, declared.test) == ("categorical", test) == (as_text.kind, as_text.test)
+    assert declared.statistic == pytest.approx(as_text.statistic) and declared.drift_detected
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "message"),
+    [
+        (np.array(["a", "b", "c"]), "numeric", "declared numeric, but it holds strings"),
+        (np.arange(5.0), "binary", "declared binary, but it holds more than two values"),
+        (np.arange(5.0), "ordinal", "unknown kind 'ordinal'; known: numeric, categorical, binary"),
+    ],
+)
+def test_a_declared_kind_that_does_not_fit_is_refused(values: np.ndarray, kind: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match="column 'c'") as info:
+        dataset_drift({"c": values}, {"c": values}, kinds={"c": kind})
+    assert message in str(info.value)
+    with pytest.raises(InvalidInput, match="kinds name columns not on both sides: d"):
+        dataset_drift({"c": values}, {"c": values}, kinds={"d": "numeric"})
