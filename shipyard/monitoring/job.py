@@ -260,7 +260,7 @@ def run_monitor(
     extra = tuple(c for c in served.columns if c not in set(baseline.columns))
     drift = dataset_drift(baseline, current, tests=tests, share_threshold=share_threshold)
     skew = _skew(found.schema or infer_schema(compute_statistics(baseline)), current)
-    performance, performance_note = _performance(store, model, since, until, task)
+    performance, performance_note = _performance(store, model, since, until, task, payloads)
 
     stem = f"{REPORTS_PREFIX}/{model}/{now:%Y%m%dT%H%M%SZ}"
     result = MonitorResult(
@@ -312,12 +312,18 @@ def _skew(schema: Schema, current: pd.DataFrame) -> tuple[Anomaly, ...]:
 
 
 def _performance(
-    store: ArtifactStore, model: str, since: datetime | None, until: datetime | None, task: str
+    store: ArtifactStore,
+    model: str,
+    since: datetime | None,
+    until: datetime | None,
+    task: str,
+    payloads: pd.DataFrame,
 ) -> tuple[PerformanceResult | None, str | None]:
     """Performance over the window when ground truth was added, else None and why (never an error: drift
     monitoring must not fail because labels have not arrived yet)."""
     try:
-        return compute_performance(store, model, since=since, until=until, task=task), None
+        result = compute_performance(store, model, since=since, until=until, task=task, payloads=payloads)
+        return result, None
     except (NotFound, InvalidInput) as exc:
         return None, str(exc)
 

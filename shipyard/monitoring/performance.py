@@ -450,8 +450,11 @@ def compute_performance(
     freq: str = "1h",
     task: str = "auto",
     output: str = "predict",
+    payloads: pd.DataFrame | None = None,
 ) -> PerformanceResult:
     """Join ``model``'s labels to the predictions it served in [``since``, ``until``) and score them.
+
+    ``payloads``: the model's payload log when the caller has already read it (default: read here).
 
     Naive datetimes are UTC. ``freq`` is a pandas frequency (``"15min"``, ``"1h"``, ``"1D"``) for the
     time buckets; ``task`` is fixed once on all joined labels (see :func:`performance_metrics`), so every
@@ -478,7 +481,8 @@ def compute_performance(
             f"`shipyard monitor labels {model} LABELS.parquet` (or save_labels()), columns request_id, "
             "label and optionally row"
         )
-    payloads = read_payloads(store, model)
+    if payloads is None:
+        payloads = read_payloads(store, model)
     keep = pd.Series(True, index=payloads.index)
     if since is not None:
         keep &= payloads["timestamp"] >= pd.Timestamp(since)
