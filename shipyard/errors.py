@@ -28,6 +28,8 @@ at the edge with ``raise … from exc``.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ShipyardError(Exception):
     """Root of every error Shipyard raises on purpose."""
@@ -122,6 +124,14 @@ class PredictionFailed(ServingError):
     """The model raised inside predict; the message carries the model's own."""
 
 
+def field_problems(exc: Any) -> str:
+    """A pydantic ``ValidationError`` as ``field.path: message; …``, for an InvalidInput naming each field."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
+
+
 __all__ = [
     "AlreadyExists",
     "Conflict",
@@ -142,4 +152,5 @@ __all__ = [
     "StoreError",
     "Unauthorized",
     "UntrustedArtifact",
+    "field_problems",
 ]

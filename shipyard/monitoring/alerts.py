@@ -40,7 +40,7 @@ import httpx
 import pydantic
 import yaml
 
-from shipyard.errors import InvalidInput
+from shipyard.errors import InvalidInput, field_problems
 
 if TYPE_CHECKING:
     from shipyard.monitoring.job import MonitorResult
@@ -122,10 +122,7 @@ def parse_rules(data: object, *, source: str = "alert rules") -> list[AlertRule]
     try:
         return _RulesFile.model_validate(data).rules
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidInput(f"{source} are invalid: {problems}") from exc
+        raise InvalidInput(f"{source} are invalid: {field_problems(exc)}") from exc
 
 
 def load_rules(path: str | Path) -> list[AlertRule]:
@@ -135,12 +132,23 @@ def load_rules(path: str | Path) -> list[AlertRule]:
         InvalidInput: the file cannot be read, is not YAML, or holds a bad rule (field named).
     """
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"cannot read alert rules {str(path)!r}: {exc}") from exc
+    return parse_rules_yaml(text, source=f"alert rules in {str(path)!r}")
+
+
+def parse_rules_yaml(text: str, *, source: str = "alert rules") -> list[AlertRule]:
+    """Rules from YAML text (``rules: [...]``).
+
+    Raises:
+        InvalidInput: the text is not YAML, or holds a bad rule (field named).
+    """
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"alert rules {str(path)!r} are not valid YAML: {exc}") from exc
-    return parse_rules(data, source=f"alert rules in {str(path)!r}")
+        raise InvalidInput(f"{source} are not valid YAML: {exc}") from exc
+    return parse_rules(data, source=source)
 
 
 def check_rules(rules: Iterable[AlertRule], columns: Sequence[str]) -> None:
@@ -251,4 +259,13 @@ def _post(client: httpx.Client, alert: Alert) -> Alert:
     return dataclasses.replace(alert, delivered=True)
 
 
-__all__ = ["WEBHOOK_TIMEOUT_S", "Alert", "AlertRule", "check_rules", "evaluate", "load_rules", "parse_rules"]
+__all__ = [
+    "WEBHOOK_TIMEOUT_S",
+    "Alert",
+    "AlertRule",
+    "check_rules",
+    "evaluate",
+    "load_rules",
+    "parse_rules",
+    "parse_rules_yaml",
+]

@@ -14,12 +14,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import yaml
-
 from shipyard.config import get_settings
 from shipyard.durations import parse_duration
-from shipyard.errors import InvalidInput
-from shipyard.monitoring.alerts import parse_rules
+from shipyard.monitoring.alerts import parse_rules_yaml
 from shipyard.monitoring.job import run_monitor
 from shipyard.pipelines.dsl import component, pipeline
 from shipyard.pipelines.types import Artifact, Output
@@ -40,7 +37,7 @@ def monitor_model(
     """Run the monitoring job for ``model`` over the last ``since``; write its JSON result; return the drift
     share. ``rules``: alert rules as YAML text (``rules: [...]``), empty for none."""
     now = datetime.now(UTC)
-    parsed = parse_rules(yaml.safe_load(rules), source="the rules parameter") if rules.strip() else []
+    parsed = parse_rules_yaml(rules, source="the rules parameter") if rules.strip() else []
     settings = get_settings()
     outcome = run_monitor(
         ArtifactStore(settings.artifact_root),
@@ -92,11 +89,7 @@ def check_parameters(since: str, rules: str) -> None:
     """
     parse_duration(since, "--since")
     if rules.strip():
-        try:
-            data = yaml.safe_load(rules)
-        except yaml.YAMLError as exc:
-            raise InvalidInput(f"alert rules are not valid YAML: {exc}") from exc
-        parse_rules(data)
+        parse_rules_yaml(rules)
 
 
 __all__ = ["check_parameters", "monitor_model", "monitoring"]

@@ -36,7 +36,7 @@ import optuna
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shipyard.errors import InvalidInput
+from shipyard.errors import InvalidInput, field_problems
 from shipyard.tuning.space import Parameter, SearchSpace
 
 Direction = Literal["maximize", "minimize"]
@@ -178,11 +178,7 @@ class TuningSpec(BaseModel):
         try:
             spec = cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            )
-            raise InvalidInput(f"{source} is invalid: {problems}") from None
+            raise InvalidInput(f"{source} is invalid: {field_problems(exc)}") from None
         spec.space()  # conditions and duplicate names are checked across parameters
         make_sampler(spec)
         make_pruner(spec)
