@@ -40,6 +40,7 @@ from shipyard.monitoring.alerts import Alert, AlertRule, check_rules, evaluate
 from shipyard.monitoring.baseline import check_model_name, find_baseline
 from shipyard.monitoring.performance import PerformanceResult, compute_performance
 from shipyard.monitoring.window import describe, finite, iso, utc
+from shipyard.serving.metrics import METRICS_PREFIX
 from shipyard.serving.payloads import read_payloads
 from shipyard.store.artifacts import ArtifactStore
 
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 _KEY_UNSAFE = re.compile(r"[^\w\-./: ]")
 REPORTS_PREFIX = "monitoring/reports"
-METRICS_PREFIX = "monitoring/metrics"
 # Every gauge a monitoring run may write (the Grafana dashboard in deploy/grafana is checked against these).
 MONITOR_METRICS = (
     "shipyard_drift_share",
