@@ -181,10 +181,10 @@ def _send_traffic(url: str, settings: Settings, report: Callable[[str], None]) -
     shifted = frame.index >= REQUESTS - SHIFTED
     frame.loc[shifted, SHIFTED_COLUMNS] = frame.loc[shifted, SHIFTED_COLUMNS] * 1.6
     ids: list[str] = []
+    records = frame.drop(columns=[TARGET]).to_dict(orient="records")
     with httpx.Client(base_url=url, timeout=30) as client:
-        for start in range(0, REQUESTS, 1):
-            record = frame.drop(columns=[TARGET]).iloc[[start]].to_dict(orient="records")
-            answer = client.post(f"/models/{MODEL_NAME}/predict", json=record)
+        for record in records:  # one row a request
+            answer = client.post(f"/models/{MODEL_NAME}/predict", json=[record])
             answer.raise_for_status()
             ids.append(answer.headers["x-request-id"])
     report(f"sent {REQUESTS} requests ({SHIFTED} with {len(SHIFTED_COLUMNS)} features scaled by 1.6)")

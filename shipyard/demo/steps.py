@@ -100,10 +100,12 @@ def cv_trial(train_path: str, trial: TrialContext) -> float:
     from threadpoolctl import threadpool_limits
 
     frame = pd.read_parquet(train_path)
+    # The model first: importing it loads scikit-learn's OpenMP runtime, which threadpool_limits can only
+    # limit once loaded. Left unlimited, a worker's first trial ran two spinning OpenMP threads beside the
+    # other worker's on two cores and took up to minutes instead of half a second.
+    model = make_model(trial.params)
     with threadpool_limits(1):  # two trials share two cores
-        scores = cross_validate(
-            trial, make_model(trial.params), features_of(frame), frame[TARGET], folds=3, seed=0
-        )
+        scores = cross_validate(trial, model, features_of(frame), frame[TARGET], folds=3, seed=0)
     return scores.mean
 
 
