@@ -3,24 +3,22 @@
 Files: ``model.skops`` always; ``model.onnx`` when skl2onnx converts the model and onnxruntime reproduces
 scikit-learn's predictions on the input example.
 
-Security: skops never unpickles; it rebuilds objects from a JSON schema and refuses types it does not
-trust. :meth:`SklearnFlavor.load` lets skops construct a type only if it is
-
-* on Shipyard's allow-list: scikit-learn, NumPy and SciPy names, minus I/O, compilation and test
-  helpers (``numpy.load``, ``numpy.f2py``, ``scipy.io``…); or
-* recorded in ``loader["types"]`` at save time (the types skops flagged for this very model, e.g. a
-  custom transformer) and not from the standard library.
-
-Anything else — ``builtins.eval``, ``posix.system``, ``subprocess.Popen`` in a tampered file — raises
-`UntrustedArtifact` naming the types unless the caller passes ``trusted=True``.
+Security: skops never unpickles; it rebuilds objects from a JSON schema, importing and sometimes calling what
+the file names. :meth:`SklearnFlavor.load` lets it build only what `skops_types` approves: scikit-learn model
+classes (estimators and the trees, losses, kernels… they hold) and the NumPy/SciPy types skops trusts itself —
+never a function or other callable, whatever the file's manifest records. Anything else — ``builtins.eval``,
+``numpy.lib._datasource.open``, ``scipy.sparse.save_npz``, a class of your own — raises `UntrustedArtifact`
+naming it unless the caller passes ``trusted=True``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
 import logging
-import sys
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +27,7 @@ from shipyard.registry.flavors.base import SavedModel, installed_pins, module_ro
 from shipyard.registry.flavors.onnx import INSTALL_HINT as ONNX_HINT
 from shipyard.registry.flavors.onnx import MODEL_FILE as ONNX_FILE
 from shipyard.registry.flavors.onnx import OnnxPredictor, open_session, require
+from shipyard.registry.flavors.skops_types import refused_types
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,30 +37,6 @@ INSTALL_HINT = "pip install 'skops>=0.10' (a Shipyard dependency)"
 PREFERENCES = ("native", "onnx")
 
 _log = logging.getLogger(__name__)
-
-_ALLOWED_ROOTS = frozenset({"sklearn", "numpy", "scipy"})
-# Inside the allowed roots: modules and names that read or write files, compile or load code.
-# fmt: off
-_DENIED_MODULE_PARTS = frozenset({
-    "f2py", "distutils", "testing", "_testing", "ctypeslib", "io", "datasets", "_lib", "npyio", "_npyio_impl",
-    "format", "externals",
-})
-_DENIED_NAMES = frozenset({
-    "load", "loads", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile",
-    "fromregex", "tofile", "memmap", "open_memmap", "DataSource", "load_library", "dump", "dumps",
-})
-# fmt: on
-
-
-def may_construct(type_name: str, recorded: Sequence[str] = ()) -> bool:
-    """Whether :meth:`SklearnFlavor.load` lets skops build ``type_name`` without ``trusted=True``."""
-    module, _, name = type_name.rpartition(".")
-    parts = module.split(".")
-    if parts[0] in sys.stdlib_module_names or parts[0] in ("__main__", ""):
-        return False  # never implicitly: eval, os.system, subprocess, functools.partial, operator gadgets…
-    if parts[0] in _ALLOWED_ROOTS:
-        return name not in _DENIED_NAMES and not _DENIED_MODULE_PARTS.intersection(parts)
-    return type_name in recorded
 
 
 class SklearnPredictor:
@@ -133,7 +108,8 @@ class SklearnFlavor:
     def save(self, model: Any, directory: Path, *, input_example: Any | None = None) -> SavedModel:
         """Write ``model.skops`` and, when it verifies on ``input_example``, ``model.onnx``.
 
-        ``loader["types"]`` records the types skops does not trust by default that this model needs;
+        ``loader["types"]`` records, for information, the types skops does not trust by default that this
+        model needs (whoever writes a file writes its manifest too, so no type is trusted for being listed);
         ``loader["onnx"]`` says whether the ONNX copy exists, and if not, why.
         """
         sio = require("skops.io", INSTALL_HINT)
@@ -163,8 +139,8 @@ class SklearnFlavor:
         file, so it needs no type review.
 
         Raises:
-            UntrustedArtifact: the skops file references a type outside the allow-list and the recorded
-                types, and ``trusted`` is False.
+            UntrustedArtifact: the skops file names an object `skops_types` does not approve (a function,
+                another callable, a class outside the list) and ``trusted`` is False.
             InvalidInput: ``model.skops`` is not a valid skops file, or ``prefer`` is unknown.
         """
         if prefer not in PREFERENCES:
@@ -179,30 +155,34 @@ class SklearnFlavor:
                 "no ONNX copy of this model (%s); running it with scikit-learn",
                 facts.get("reason", "not exported"),
             )
-        recorded = loader.get("types") or []
-        if not isinstance(recorded, list) or not all(isinstance(t, str) for t in recorded):
-            raise InvalidInput("loader field 'types' must be a list of type names")
-        estimator = _load_estimator(directory / MODEL_FILE, recorded, trusted=trusted)
+        estimator = _load_estimator(directory / MODEL_FILE, trusted=trusted)
         cls = ProbabilisticSklearnPredictor if hasattr(estimator, "predict_proba") else SklearnPredictor
         return cls(estimator)
 
 
-def _load_estimator(path: Path, recorded: Sequence[str], *, trusted: bool) -> Any:
+def _load_estimator(path: Path, *, trusted: bool) -> Any:
     sio = require("skops.io", INSTALL_HINT)
+    # One read: the bytes reviewed are the bytes loaded.
+    data = path.read_bytes()
     try:
-        found = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # BadZipFile, KeyError, JSONDecodeError…: whatever a non-skops file triggers
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+        found = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # BadZipFile, KeyError, JSONDecodeError, RecursionError…: a non-skops file
         raise InvalidInput(f"{path} is not a readable skops file: {exc}") from exc
-    refused = [t for t in found if not may_construct(t, recorded)]
+    refused = refused_types(schema, found)
     if refused and not trusted:
+        named = "; ".join(f"{name} (as {', '.join(kinds) or 'no node'})" for name, kinds in refused.items())
         raise UntrustedArtifact(
-            f"{path.name} references types Shipyard does not trust implicitly: {', '.join(refused)}. They "
-            "are neither scikit-learn/NumPy/SciPy model types nor types recorded when this model was saved "
-            "(standard-library types never are), so the file may have been tampered with; building them can "
-            "run arbitrary code. Pass trusted=True only if you trust the file's origin."
+            f"{path.name} asks skops to build objects Shipyard does not build without trusted=True: {named}. "
+            "Without it, Shipyard builds only scikit-learn model classes (estimators and the trees, losses, "
+            "kernels… they hold) and the NumPy/SciPy types skops trusts itself; never a function or other "
+            "callable, which skops would call or hand to the model (at load or predict time, with arguments "
+            "from the file), so the file may have been crafted to run code. Pass trusted=True only if you "
+            "trust the file's origin."
         )
     try:
-        return sio.load(path, trusted=found)
+        return sio.loads(data, trusted=found)
     except Exception as exc:  # skops raises TypeError/AttributeError/ImportError for a schema it cannot build
         raise InvalidInput(f"{path} could not be loaded by skops: {exc}") from exc
 
