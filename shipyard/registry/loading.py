@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import IntegrityError, NotFound
+from shipyard.errors import IntegrityError, InvalidInput, NotFound
 from shipyard.registry import package
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.flavors.base import Predictor
@@ -23,7 +23,7 @@ from shipyard.registry.package import MANIFEST, Manifest
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.signature import Signature, enforce
 from shipyard.registry.uri import PathUri, RegistryUri, RunModelUri, parse_model_uri
-from shipyard.store.artifacts import ArtifactStore
+from shipyard.store.artifacts import ArtifactStore, safe_relpath
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,13 @@ def locate_package(uri: str, registry: RegistryClient) -> PackageLocation:
 
 
 def read_verified_manifest(location: PackageLocation) -> tuple[bytes, Manifest]:
-    """The package's MODEL.yaml, checked against the sha256 recorded when it was logged or registered."""
+    """The package's MODEL.yaml, checked against the sha256 recorded when it was logged or registered.
+
+    Raises:
+        IntegrityError: MODEL.yaml changed since it was recorded.
+        InvalidInput: it lists a file path that is not a plain relative path inside the package (``..``,
+            absolute, a URL…), so nothing is ever created or read outside the package for it.
+    """
     raw = location.store.read_bytes(MANIFEST)
     actual = hashlib.sha256(raw).hexdigest()
     if actual != location.manifest_sha256:
@@ -130,7 +136,17 @@ def read_verified_manifest(location: PackageLocation) -> tuple[bytes, Manifest]:
             f"{MANIFEST} of {location.source_uri} has sha256 {actual}, but {location.manifest_sha256} was "
             "recorded when it was logged or registered; the package was changed afterwards"
         )
-    return raw, package.parse_manifest(raw, f"{location.source_uri}/{MANIFEST}")
+    manifest = package.parse_manifest(raw, f"{location.source_uri}/{MANIFEST}")
+    for entry in manifest.files:
+        # Checked before any caller makes a folder for a file, so a bad path leaves nothing on disk.
+        try:
+            safe_relpath(entry.path)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"{MANIFEST} of {location.source_uri} lists file {entry.path!r}, which is not a path inside "
+                f"the package: {exc}"
+            ) from exc
+    return raw, manifest
 
 
 def fetch_package(uri: str, registry: RegistryClient) -> FetchedPackage:
