@@ -7,6 +7,7 @@ One `TrackingClient` and one `MetricWriter` per store per process. Open runs are
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput
 from shipyard.tracking.client import DEFAULT_EXPERIMENT, TrackingClient
-from shipyard.tracking.records import Metric, Run, RunList, RunStatus
+from shipyard.tracking.records import Experiment, Metric, Run, RunList, RunStatus
 from shipyard.tracking.run import ActiveRun
 from shipyard.tracking.writer import MetricWriter, flush_all
 
@@ -35,6 +36,8 @@ _open_runs: dict[str, ActiveRun] = {}
 _stack = threading.local()
 _hooks_installed = False
 _uncaught_exception = False
+# The experiment `set_experiment` chose for this process (MLflow keeps one likewise).
+_default_experiment: str | None = None
 
 
 def get_client(settings: Settings | None = None) -> TrackingClient:
@@ -55,11 +58,25 @@ def _client_and_writer(settings: Settings) -> tuple[TrackingClient, MetricWriter
     return pair
 
 
+def set_experiment(name: str, *, settings: Settings | None = None) -> Experiment:
+    """Make ``name`` the experiment of later runs that name none (created when missing), like MLflow's.
+
+    Returns:
+        The experiment record. ``start_run(experiment=...)`` still wins over it.
+    """
+    global _default_experiment
+    experiment = get_client(settings).get_or_create_experiment(name)
+    _default_experiment = name
+    return experiment
+
+
 def start_run(
     experiment: str | None = None,
     name: str | None = None,
     *,
+    run_name: str | None = None,
     parent: ActiveRun | str | None = None,
+    nested: bool = False,
     run_id: str | None = None,
     tags: Mapping[str, Any] | None = None,
     log_system_metrics: bool | None = None,
@@ -69,15 +86,24 @@ def start_run(
     """Start (or resume, with ``run_id``) a run; use it as a context manager.
 
     Args:
-        experiment: experiment name, created when missing (default ``$SHIPYARD_EXPERIMENT`` or "Default").
+        experiment: experiment name, created when missing (default: the parent's experiment for a nested
+            run, else the one `set_experiment` chose, else ``$SHIPYARD_EXPERIMENT`` or "Default").
         name: run name, unique in the experiment; generated when omitted.
+        run_name: MLflow's spelling of ``name``.
         parent: the parent run (an `ActiveRun` or a run id) for a nested run.
+        nested: MLflow's way to nest: the parent is this thread's active run (none: a top-level run).
         run_id: resume this existing run instead of creating one.
         tags: tags to set at creation.
         log_system_metrics: sample CPU/memory/IO/GPU in the background (default from settings).
         system_metrics_interval: seconds between samples (default from settings).
         settings: where to store it (default: from the environment and ``shipyard.toml``).
     """
+    if run_name is not None:
+        if name is not None and name != run_name:
+            raise InvalidInput(f"start_run got name={name!r} and run_name={run_name!r}; pass one of them")
+        name = run_name
+    if nested and parent is None:
+        parent = active_run()
     settings = settings or get_settings()
     client, writer = _client_and_writer(settings)
     if run_id is not None:
@@ -88,7 +114,15 @@ def start_run(
             client.set_tags(pk, tags)
     else:
         parent_id = parent.run_id if isinstance(parent, ActiveRun) else parent
-        experiment = experiment or os.environ.get("SHIPYARD_EXPERIMENT") or DEFAULT_EXPERIMENT
+        if experiment is None and parent_id is not None:
+            # A child belongs with its parent unless told otherwise (an id is found like a name).
+            if isinstance(parent, ActiveRun):
+                experiment = parent.experiment_id
+            else:
+                experiment = client.get_run(parent_id).experiment_id
+        experiment = (
+            experiment or _default_experiment or os.environ.get("SHIPYARD_EXPERIMENT") or DEFAULT_EXPERIMENT
+        )
         record, pk = client.create_run(experiment, name=name, parent_run_id=parent_id, tags=tags)
     run = ActiveRun(client, writer, record, pk)
     _install_hooks()
@@ -229,10 +263,12 @@ def get_run(run_id: str | None = None, *, name: str | None = None, experiment: s
     """A run by id, or by name (within ``experiment`` when given)."""
     client = get_client()
     if run_id is not None:
-        return client.get_run(run_id)
-    if name is None:
+        record = client.get_run(run_id)
+    elif name is None:
         raise InvalidInput("get_run needs a run_id or a name")
-    return client.find_run(name, experiment)
+    else:
+        record = client.find_run(name, experiment)
+    return dataclasses.replace(record, _history=metric_history)
 
 
 def metric_history(run_id: str, key: str) -> list[Metric]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from shipyard.errors import InvalidInput
 
 # The tag on a pipeline step's run naming the pipeline run it belongs to (the registry records it).
 PIPELINE_RUN_TAG = "shipyard.pipeline_run_id"
@@ -107,10 +109,25 @@ class Run:
     params: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    # How to read a metric's points from the store this record came from (set by `shipyard.get_run`).
+    _history: Callable[[str, str], list[Metric]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration_ms(self) -> int | None:
         return None if self.end_time is None else self.end_time - self.start_time
+
+    def metric_history(self, key: str) -> list[Metric]:
+        """Every point of metric ``key``, as MLflow users read it off ``get_run(run_id)``.
+
+        Raises:
+            InvalidInput: the record was not made by ``shipyard.get_run`` (use ``client.metric_history``).
+        """
+        if self._history is None:
+            raise InvalidInput(
+                f"this record of run {self.run_id} does not know its store; "
+                "use shipyard.get_run(run_id).metric_history(key) or client.metric_history(run_id, key)"
+            )
+        return self._history(self.run_id, key)
 
 
 class RunList(list[Run]):
