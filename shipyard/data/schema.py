@@ -24,11 +24,13 @@ null_rate           error     nulls in a non-nullable column, or a null fraction
 non_finite          error     ±inf in a numeric column
 =================== ========= ==========================================================================
 
-:func:`infer_schema` sets ``max_null_fraction`` to ``min(1, max(2p, p + 0.05))`` for a training null
-fraction ``p > 0`` (so a column with 10% nulls tolerates up to 20%); a column with no training nulls is not
-nullable. Given only statistics (no data), :func:`validate` bounds what it cannot count: out-of-range is
-judged from the new min/max (severity error, as the fraction is unknown) and unseen categories from the new
-data's top values (exact when the column has at most 20 distinct values, a lower bound otherwise).
+:func:`infer_schema` marks out-of-range as a warning for the whole schema (the inferred min/max are the
+training sample's extremes, which ordinary new data crosses), and sets ``max_null_fraction`` to ``min(1,
+max(2p, p + 0.05))`` for a training null fraction ``p > 0`` (so a column with 10% nulls tolerates up to
+20%); a column with no training nulls is not nullable. Given only statistics (no data), :func:`validate`
+bounds what it cannot count: out-of-range is judged from the new min/max (severity error, as the fraction is
+unknown) and unseen categories from the new data's top values (exact when the column has at most 20 distinct
+values, a lower bound otherwise).
 """
 
 from __future__ import annotations
@@ -184,8 +186,9 @@ def infer_schema(stats: DatasetStatistics) -> Schema:
     """A schema that the training data behind ``stats`` satisfies.
 
     Every column is required; nullable iff it had nulls (with ``max_null_fraction`` as in the module
-    docstring); numeric columns get the training min/max; string columns with at most 50 distinct values get
-    their categories.
+    docstring); numeric columns get the training min/max, and values outside it are warnings (schema-level
+    ``severity: {out_of_range: warning}``; remove it or set ``error`` for limits you stand by); string
+    columns with at most 50 distinct values get their categories.
     """
     columns: dict[str, ColumnSchema] = {}
     for name, col in stats.columns.items():
@@ -199,7 +202,9 @@ def infer_schema(stats: DatasetStatistics) -> Schema:
         if col.type == "string" and col.all_values is not None and len(col.all_values) <= CATEGORY_LIMIT:
             spec["categories"] = sorted(str(v) for v, _ in col.all_values)
         columns[name] = ColumnSchema(**spec)
-    return Schema(columns=columns)
+    # The training extremes are not limits anyone chose: new data from the same distribution crosses them in
+    # a few rows (TFDV infers no ranges at all), so crossing them warns unless the user sets it to error.
+    return Schema(columns=columns, severity={AnomalyKind.OUT_OF_RANGE: Severity.WARNING})
 
 
 def validate(

@@ -43,6 +43,10 @@ def test_stats_schema_validate_and_drift(
 
     code, _, err = run_cli(capsys, "data", "validate", str(files["broken"]), "--schema", str(schema))
     assert code == 2 and "mean texture (missing_column)" in err and err.count("\n") == 1
+    code, out, _ = run_cli(capsys, "data", "validate", str(files["shifted"]), "--schema", str(schema))
+    assert code == 0 and "warning" in out and "mean radius" in out and "out_of_range" in out
+    # A user who stands by the inferred ranges says so in the file: then crossing them is an error.
+    schema.write_text(schema.read_text().replace("out_of_range: warning", "out_of_range: error"))
     code, _, err = run_cli(capsys, "data", "validate", str(files["shifted"]), "--schema", str(schema))
     assert code == 2 and "mean radius (out_of_range)" in err
 

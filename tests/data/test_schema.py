@@ -127,7 +127,8 @@ def test_whole_floats_in_int_column_and_ints_in_float_column_are_accepted(traini
 
 
 def test_out_of_range_warning_below_one_percent_error_above(training: pd.DataFrame) -> None:
-    schema = infer_schema(compute_statistics(training))
+    # The rule for ranges a person wrote (an inferred schema warns at any fraction).
+    schema = infer_schema(compute_statistics(training)).model_copy(update={"severity": {}})
     few = training.copy()
     few.loc[:4, "income"] = 1e9  # 5 of 1000 rows = 0.5%
     anomaly = _kinds(validate(few, schema))["income", AnomalyKind.OUT_OF_RANGE]
@@ -228,7 +229,9 @@ def test_breast_cancer_against_its_own_schema() -> None:
 
     shifted = frame.assign(**{"mean radius": frame["mean radius"] + 3 * frame["mean radius"].std()})
     anomaly = _kinds(validate(shifted, schema))["mean radius", AnomalyKind.OUT_OF_RANGE]
-    assert anomaly.severity is Severity.ERROR
+    assert anomaly.severity is Severity.WARNING
+    kept = schema.model_copy(update={"severity": {AnomalyKind.OUT_OF_RANGE: Severity.ERROR}})
+    assert _kinds(validate(shifted, kept))["mean radius", AnomalyKind.OUT_OF_RANGE].severity is Severity.ERROR
 
     renamed = frame.rename(columns={"mean area": "area"}).drop(columns="worst texture")
     found = _kinds(validate(renamed, schema))
@@ -237,3 +240,24 @@ def test_breast_cancer_against_its_own_schema() -> None:
         ("worst texture", AnomalyKind.MISSING_COLUMN),
         ("area", AnomalyKind.NEW_COLUMN),
     }
+
+
+def test_an_ordinary_holdout_passes_the_schema_inferred_from_training() -> None:
+    # Inferred ranges are the training sample's extremes, not limits anyone chose: a holdout from the same
+    # distribution crosses them in a few rows, which is worth a warning and never an error.
+    datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn is not installed")
+    frame = datasets.load_breast_cancer(as_frame=True).frame.sample(frac=1.0, random_state=0)
+    train, holdout = frame.iloc[:455], frame.iloc[455:]
+    schema = infer_schema(compute_statistics(train))
+    result = validate(holdout, schema)
+    assert result.ok, [a.message for a in result.anomalies if a.severity is Severity.ERROR]
+    assert any(a.kind is AnomalyKind.OUT_OF_RANGE for a in result.anomalies)  # still reported
+    assert Schema.from_yaml(schema.to_yaml()).severity == {AnomalyKind.OUT_OF_RANGE: Severity.WARNING}
+    # Types, missing columns and null-rate jumps stay errors.
+    broken = holdout.drop(columns="mean texture").assign(**{"mean area": None})
+    kinds = {(a.kind, a.severity) for a in validate(broken, schema).anomalies}
+    assert (AnomalyKind.MISSING_COLUMN, Severity.ERROR) in kinds
+    assert (AnomalyKind.NULL_RATE, Severity.ERROR) in kinds
+    # A range a person writes keeps the rule: an error once 1% of rows are outside.
+    chosen = schema.model_copy(update={"severity": {}})
+    assert not validate(holdout.assign(**{"mean radius": 1e6}), chosen).ok
