@@ -332,9 +332,20 @@ def read_table(path: str | Path) -> pa.Table:
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
     try:
-        return pacsv.read_csv(path) if suffix == ".csv" else pq.read_table(path)
+        table = pacsv.read_csv(path) if suffix == ".csv" else pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise InvalidInput(f"{path}: cannot read: {exc}") from exc
+    return _without_pandas_index(table)
+
+
+def _without_pandas_index(table: pa.Table) -> pa.Table:
+    """Drop the index columns ``DataFrame.to_parquet`` stores (``__index_level_0__``, a named index).
+
+    They are row labels, not features: pandas itself reads them back as the index, never as columns.
+    """
+    metadata = table.schema.pandas_metadata or {}
+    index = [c for c in metadata.get("index_columns", []) if isinstance(c, str) and c in table.column_names]
+    return table.drop_columns(index) if index else table
 
 
 def _has_parquet_magic(path: Path) -> bool:

@@ -15,7 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipyard.data.statistics import QUANTILES, DatasetStatistics, compute_statistics
+from shipyard.data.statistics import QUANTILES, DatasetStatistics, compute_statistics, read_table
 from shipyard.errors import InvalidInput
 
 finite_floats = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -193,3 +193,15 @@ def test_million_rows_by_twenty_columns_is_fast() -> None:
     print(f"compute_statistics: 1,000,000 rows x 20 columns in {elapsed:.2f} s")
     assert stats.rows == n and len(stats.columns) == 20
     assert elapsed < 20
+
+
+def test_the_index_pandas_stores_in_parquet_is_not_a_column(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "city": ["a", "b", "a"]})
+    shuffled = frame.sample(frac=1.0, random_state=1)  # a non-range index: stored as __index_level_0__
+    shuffled.to_parquet(tmp_path / "unnamed.parquet")
+    shuffled.rename_axis("row_id").to_parquet(tmp_path / "named.parquet")
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    for name in ("unnamed.parquet", "named.parquet"):
+        assert read_table(tmp_path / name).column_names == ["x", "city"]
+        assert set(compute_statistics(tmp_path / name).columns) == {"x", "city"}
+    assert read_table(tmp_path / "plain.csv").column_names == ["x", "city"]
