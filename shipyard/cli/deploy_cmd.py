@@ -102,6 +102,8 @@ def _summary(what: str, deployment: dict[str, Any]) -> str:
 
 def _call(method: str, url: str, path: str, token: str | None, body: Any = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method != "GET":
+        headers["Content-Type"] = "application/json"  # the server takes admin writes only as JSON
     try:
         response = httpx.request(method, url.rstrip("/") + path, json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:

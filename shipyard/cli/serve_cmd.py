@@ -39,6 +39,19 @@ def serve(
         help="Bearer token for /admin routes (default: loopback clients only).",
         show_default=False,
     ),
+    allowed_hosts: list[str] = typer.Option(
+        [],
+        "--allowed-hosts",
+        help="Host names clients may use besides localhost, IP addresses and --host (repeat or "
+        "comma-separate; '*' allows any).",
+        show_default=False,
+    ),
+    forwarded_allow_ips: str = typer.Option(
+        None,
+        "--forwarded-allow-ips",
+        help="Proxies whose X-Forwarded-For/-Proto to believe ('10.0.0.5,10.0.0.6' or '*'); default none.",
+        show_default=False,
+    ),
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="One JSON line per inference request on stderr."
     ),
@@ -47,6 +60,8 @@ def serve(
     """Serve models over Open Inference Protocol v2 (and KServe v1) until Ctrl-C or SIGTERM."""
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
     # would add ~0.7 s to every other shipyard command.
+    from dataclasses import replace
+
     from shipyard.models import load
     from shipyard.serving.app import InferenceServer, ServerConfig
     from shipyard.serving.batching import BatchPolicy
@@ -71,6 +86,12 @@ def serve(
         policy = BatchPolicy(max_batch_size, max_latency_ms, max_queue, enabled=batching)
         configs = [ModelConfig(name or default_name(target), target, batching=policy)]
         server_config = ServerConfig(int(max_body_mb * 1024 * 1024), workers)
+    names = tuple(n.strip() for given in allowed_hosts for n in given.split(",") if n.strip())
+    server_config = replace(
+        server_config,
+        allowed_hosts=(*server_config.allowed_hosts, *names),
+        forwarded_allow_ips=forwarded_allow_ips or server_config.forwarded_allow_ips,
+    )
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

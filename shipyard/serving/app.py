@@ -17,7 +17,13 @@ header, else one the server made. Payload logs record it, so ground truth that a
 (:mod:`shipyard.monitoring.performance`).
 
 Errors map to status codes in one place (:func:`.statuses.status_for`): bad input 400, unknown model
-404, body too large 413, model raised 500, not ready or overloaded 503 (with ``Retry-After``).
+404, body too slow 408, body too large 413, model raised 500, not ready or overloaded 503 (with
+``Retry-After``). A value the model cannot take (NaN, ±Infinity, null where the signature does not allow a
+missing value) is the client's error: 400 naming the column, not the model's 500.
+
+Every request first passes :class:`.guard.RequestGuard` (Host allow-list, same-origin writes, declared body
+size); bodies over :attr:`ServerConfig.decode_off_loop_bytes` are parsed and decoded on a thread, so a large
+request does not stall the event loop (health checks, other requests).
 """
 
 from __future__ import annotations
@@ -28,16 +34,18 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shipyard import __version__
 from shipyard.errors import (
@@ -47,17 +55,20 @@ from shipyard.errors import (
 )
 from shipyard.serving.admin import admin_routes
 from shipyard.serving.batching import Batcher
+from shipyard.serving.guard import RequestGuard, read_body
 from shipyard.serving.inference import PREDICT, ModelInput, model_input
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.payloads import PayloadLogger
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
-from shipyard.serving.statuses import BodyTooLarge, error_response, status_for
+from shipyard.serving.statuses import error_response, status_for
 from shipyard.serving.tensors import (
+    InferRequest,
     decode_infer_request,
     encode_infer_response,
     model_metadata,
     parse_json_body,
 )
+from shipyard.serving.wire_json import json_type
 from shipyard.store.artifacts import ArtifactStore
 
 log = logging.getLogger("shipyard.serving")
@@ -67,14 +78,35 @@ HEADER_LENGTH = "inference-header-content-length"
 VERSION_HEADER = "x-shipyard-version"
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_REQUEST_ID = 256
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Server-wide limits: ``max_body_bytes`` per request, ``workers`` predict threads in all."""
+    """Server-wide settings and limits.
+
+    Attributes:
+        max_body_bytes: the largest request body, on every route (413).
+        workers: predict threads in all.
+        header_timeout_s: how long a client may take to send a request's headers (408, connection closed).
+        body_timeout_s: how long a client may take to send a request's body (408, connection closed).
+        max_connections: connections and requests in flight before new requests get 503 (uvicorn's
+            ``limit_concurrency``).
+        allowed_hosts: host names clients may reach the server by, besides ``localhost``, IP addresses and
+            the bound host; ``"*"`` allows any (turns the DNS-rebinding check off).
+        forwarded_allow_ips: proxies whose ``X-Forwarded-For``/``-Proto`` are believed (uvicorn's syntax,
+            ``"10.0.0.5,10.0.0.6"`` or ``"*"``); None believes none. Admin's loopback rule never does.
+        decode_off_loop_bytes: bodies larger than this are parsed and decoded on a thread.
+    """
 
     max_body_bytes: int = 16 * 1024 * 1024
     workers: int = 4
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 1000
+    allowed_hosts: tuple[str, ...] = ()
+    forwarded_allow_ips: str | None = None
+    decode_off_loop_bytes: int = 256 * 1024
 
 
 class InferenceServer:
@@ -99,6 +131,8 @@ class InferenceServer:
         self.repository = repository
         self.config = config or ServerConfig()
         self.executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="predict")
+        # Large bodies are decoded here, apart from the predict threads, so neither starves the other.
+        self.decoder = ThreadPoolExecutor(2, thread_name_prefix="decode")
         self.metrics = ServerMetrics(repository, monitoring)
         self.payloads = payloads
         self.admin_token = admin_token
@@ -112,7 +146,14 @@ class InferenceServer:
             )
         self.metrics.queue_depth_of = lambda served: self.batchers[served.name, served.label].queue_depth
         self._shadows: set[asyncio.Task[None]] = set()
-        self.app = Starlette(routes=self._routes() + admin_routes(self), lifespan=self._lifespan)
+        routes: ASGIApp = Starlette(routes=self._routes() + admin_routes(self), lifespan=self._lifespan)
+        if self.config.forwarded_allow_ips is not None:
+            # Inside the guard, which records the socket's peer before this rewrites the client address.
+            routes = ProxyHeadersMiddleware(routes, trusted_hosts=self.config.forwarded_allow_ips)
+        self.guard = RequestGuard(
+            routes, max_body_bytes=self.config.max_body_bytes, allowed_hosts=self.config.allowed_hosts
+        )
+        self.app: ASGIApp = self.guard
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -123,6 +164,7 @@ class InferenceServer:
         # Graceful shutdown: uvicorn stops accepting first; what is queued or running finishes here.
         await asyncio.gather(*(b.drain() for b in self.batchers.values()))
         self.executor.shutdown(wait=True)
+        self.decoder.shutdown(wait=True)
         if self.payloads is not None:
             self.payloads.close()
 
@@ -203,11 +245,9 @@ class InferenceServer:
             raise InvalidInput(
                 f"header Inference-Header-Content-Length is not a number: {length!r}"
             ) from None
-        decoded = decode_infer_request(body, header_length)
+        decoded, item = await self._decode(body, _v2_input, served, body, header_length)
         if decoded.id:
             request.state.request_id = _checked_request_id(decoded.id, "id")
-        wanted = [o.name for o in decoded.outputs]
-        item = model_input(served.name, served.signature, [(t.name, t.data) for t in decoded.inputs], wanted)
         outputs = await self._predict(request, served, item, "v2", request.state.request_id)
         binary = {o.name for o in decoded.outputs if o.binary}
         if decoded.binary_output_default and not decoded.outputs:
@@ -224,10 +264,8 @@ class InferenceServer:
 
     async def _v1_predict(self, request: Request) -> Response:
         served = self._served(request)
-        document = parse_json_body(await self._body(request))
-        if not isinstance(document, dict) or "instances" not in document:
-            raise InvalidInput('a v1 predict body is {"instances": [...]}')
-        item = _rows_input(served, document["instances"], "instances")
+        body = await self._body(request)
+        item = await self._decode(body, _v1_input, served, body)
         outputs = await self._predict(request, served, item, "v1", request.state.request_id)
         return JSONResponse({"predictions": outputs[PREDICT].tolist()})
 
@@ -236,12 +274,8 @@ class InferenceServer:
 
     async def _records_predict(self, request: Request) -> Response:
         served = self._served(request)
-        document = parse_json_body(await self._body(request))
-        if isinstance(document, dict) and "dataframe_records" in document:
-            document = document["dataframe_records"]
-        if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
-            raise InvalidInput('a predict body is a list of records [{"column": value, ...}, ...]')
-        item = _rows_input(served, document, "records")
+        body = await self._body(request)
+        item = await self._decode(body, _records_input, served, body)
         outputs = await self._predict(request, served, item, "records", request.state.request_id)
         return JSONResponse({"predictions": outputs[PREDICT].tolist()})
 
@@ -320,17 +354,14 @@ class InferenceServer:
         return served
 
     async def _body(self, request: Request) -> bytes:
-        limit = self.config.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(f"request body of {int(declared):,} bytes is over the limit of {limit:,}")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"request body is over the limit of {limit:,} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s)
+
+    async def _decode(self, body: bytes, decode: Callable[..., _T], *args: Any) -> _T:
+        """``decode(*args)``: inline for a small body, on a decode thread for a large one (parsing megabytes
+        of JSON on the event loop would hold every other request, health checks included)."""
+        if len(body) <= self.config.decode_off_loop_bytes:
+            return decode(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.decoder, decode, *args)
 
     async def _guard(self, request: Request, handler: Any, protocol: str = "") -> Response:
         started = time.perf_counter()
@@ -391,8 +422,35 @@ def _pinned(request: Request) -> str | None:
     return request.headers.get(VERSION_HEADER) or None
 
 
+def _v2_input(served: ServedModel, body: bytes, header_length: int | None) -> tuple[InferRequest, ModelInput]:
+    """A v2 body as its decoded request and the model's input."""
+    decoded = decode_infer_request(body, header_length)
+    wanted = [o.name for o in decoded.outputs]
+    tensors = [(t.name, t.data) for t in decoded.inputs]
+    return decoded, model_input(served.name, served.signature, tensors, wanted)
+
+
+def _v1_input(served: ServedModel, body: bytes) -> ModelInput:
+    """A KServe v1 body (``{"instances": [...]}``) as the model's input."""
+    document = parse_json_body(body)
+    if not isinstance(document, dict) or "instances" not in document:
+        raise InvalidInput('a v1 predict body is {"instances": [...]}')
+    return _rows_input(served, document["instances"], "instances")
+
+
+def _records_input(served: ServedModel, body: bytes) -> ModelInput:
+    """A records body (``[{col: value}, …]`` or ``{"dataframe_records": …}``) as the model's input."""
+    document = parse_json_body(body)
+    if isinstance(document, dict) and "dataframe_records" in document:
+        document = document["dataframe_records"]
+    if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
+        raise InvalidInput('a predict body is a list of records [{"column": value, ...}, ...]')
+    return _rows_input(served, document, "records")
+
+
 def _rows_input(served: ServedModel, rows: Any, field: str) -> ModelInput:
-    """Rows of JSON (records or lists) as one request's input."""
+    """Rows of JSON (records or lists) as one request's input. ``null`` stays None for the model's signature
+    to judge (a missing value where the column allows one); nested values in a record are refused."""
     if not isinstance(rows, list) or not rows:
         raise InvalidInput(f"{field} must be a non-empty list")
     if all(isinstance(r, dict) for r in rows):
@@ -403,13 +461,31 @@ def _rows_input(served: ServedModel, rows: Any, field: str) -> ModelInput:
         matrix = np.asarray(rows)
     except ValueError as exc:
         raise InvalidInput(f"{field} rows must all have the same length: {exc}") from None
-    if matrix.dtype == object:
+    if matrix.dtype == object and not all(_is_scalar(v) for v in matrix.ravel()):
         raise InvalidInput(f"{field} rows must all have the same length and hold plain values")
+    if matrix.dtype.kind == "U" and not all(type(v) is str for v in matrix.ravel().tolist()):
+        matrix = np.array(rows, dtype=object)  # numbers among strings: each keeps its own type
     return model_input(served.name, served.signature, [("instances", matrix)])
 
 
 def _column(values: Sequence[Any], name: str) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype == object and any(isinstance(v, list | dict) for v in values):
-        raise InvalidInput(f"column {name!r} holds nested values; a record maps each column to one value")
+    """One record column as an array; values keep their JSON types (numpy would turn ``[1.5, "a"]`` into
+    strings, and fails on a list among scalars)."""
+    try:
+        array: np.ndarray | None = np.asarray(values)
+    except ValueError:  # a list among scalars, or lists of different lengths
+        array = None
+    if array is None or array.ndim != 1 or array.dtype == object:
+        nested = next((i for i, v in enumerate(values) if isinstance(v, list | dict)), None)
+        if nested is not None:
+            raise InvalidInput(
+                f"column {name!r} holds {json_type(values[nested])} at row {nested}; a record maps each "
+                "column to one value"
+            )
+    if array is None or (array.dtype.kind == "U" and not all(type(v) is str for v in values)):
+        return np.array(values, dtype=object)
     return array
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)

@@ -2,7 +2,8 @@
 
 ::
 
-    server: {max_body_mb: 16, workers: 4}
+    server: {max_body_mb: 16, workers: 4}   # also allowed_hosts: [models.internal], forwarded_allow_ips,
+                                            # header_timeout_s, body_timeout_s, max_connections (ServerConfig)
     payload_log: {sample_rate: 0.1, max_rows: 10000, max_seconds: 60}   # into <artifact root>/payloads
     models:
       - name: churn                       # default: the registered model's name (or the folder's)
@@ -77,6 +78,11 @@ class ServerSpec(BaseModel):
 
     max_body_mb: float = Field(16, gt=0)
     workers: int = Field(4, ge=1)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(60.0, gt=0)
+    max_connections: int = Field(1000, ge=1)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    forwarded_allow_ips: str | None = None
 
 
 class DeploymentSpec(BaseModel):
@@ -112,8 +118,15 @@ class DeploymentSpec(BaseModel):
         return PayloadLogConfig(**self.payload_log.model_dump())
 
     def server_config(self) -> ServerConfig:
+        server = self.server
         return ServerConfig(
-            max_body_bytes=int(self.server.max_body_mb * 1024 * 1024), workers=self.server.workers
+            max_body_bytes=int(server.max_body_mb * 1024 * 1024),
+            workers=server.workers,
+            header_timeout_s=server.header_timeout_s,
+            body_timeout_s=server.body_timeout_s,
+            max_connections=server.max_connections,
+            allowed_hosts=tuple(server.allowed_hosts),
+            forwarded_allow_ips=server.forwarded_allow_ips,
         )
 
 

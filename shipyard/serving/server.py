@@ -3,43 +3,70 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 import signal
 import threading
-from typing import Any
 
 import uvicorn
 
+from shipyard.errors import ServingError
 from shipyard.serving.app import InferenceServer
+from shipyard.serving.connections import protocol_with_header_deadline
 
-log = logging.getLogger("shipyard.serving")
+_WILDCARDS = ("", "0.0.0.0", "::")
 
 
 def run_server(
     server: InferenceServer, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info"
 ) -> None:
-    """Serve until SIGINT/SIGTERM; then stop accepting, finish what is in flight, and return."""
-    has = importlib.util.find_spec
+    """Serve until SIGINT/SIGTERM; then stop accepting, finish what is in flight, and return.
+
+    Raises:
+        ServingError: the server did not start (uvicorn has logged why).
+    """
     in_main = threading.current_thread() is threading.main_thread()
     # NOTE: uvicorn re-raises SIGTERM once it has shut down gracefully; with this handler that is a no-op
     # and the command exits 0, as a clean stop should.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None) if in_main else None
     try:
-        _run(server, host, port, log_level, has)
+        served = uvicorn.Server(uvicorn_config(server, host=host, port=port, log_level=log_level))
+        served.run()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    if not served.started:  # uvicorn logged why (the port is taken, the app failed to start)
+        raise ServingError(f"the server could not start on {host}:{port}")
 
 
-def _run(server: InferenceServer, host: str, port: int, log_level: str, has: Any) -> None:
-    uvicorn.run(
+def uvicorn_config(
+    server: InferenceServer,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+    http: str | None = None,
+) -> uvicorn.Config:
+    """The uvicorn configuration ``server`` runs under, its limits taken from ``server.config``.
+
+    The bound ``host`` (unless a wildcard) joins the host names the server answers to. uvicorn's own proxy
+    headers stay off: the app believes ``X-Forwarded-*`` only from ``forwarded_allow_ips`` and only after
+    recording the socket's peer. ``http`` picks the HTTP implementation (default: httptools when installed,
+    else h11); either gets a deadline for request headers.
+    """
+    has = importlib.util.find_spec
+    config = server.config
+    if host not in _WILDCARDS:
+        server.guard.allow([host])
+    protocol = http or ("httptools" if has("httptools") else "h11")
+    return uvicorn.Config(
         server.app,
         host=host,
         port=port,
         loop="uvloop" if has("uvloop") else "asyncio",
-        http="httptools" if has("httptools") else "h11",
+        http=protocol_with_header_deadline(protocol, config.header_timeout_s),
         log_level=log_level,
         access_log=False,  # the app writes its own, structured (shipyard.serving.access)
+        proxy_headers=False,
+        limit_concurrency=config.max_connections,
         timeout_graceful_shutdown=30,
         lifespan="on",
     )

@@ -1,8 +1,8 @@
 """The one place where the server's errors become HTTP status codes and error bodies.
 
-bad input 400, unauthorized 401, forbidden 403, unknown model or version 404, conflicting state 409, body
-too large 413, model raised (or a bug of ours) 500, not ready or overloaded 503 (overload with
-``Retry-After``).
+bad input 400, unauthorized 401, forbidden 403, unknown model or version 404, body not received in time 408
+(connection closed), conflicting state 409, body too large 413, wrong content type 415, model raised (or a
+bug of ours) 500, not ready or overloaded 503 (overload with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,18 @@ class BodyTooLarge(InvalidInput):
     """A request body over the server's limit (HTTP 413)."""
 
 
+class BodyTimeout(InvalidInput):
+    """A request body that did not arrive within the server's deadline (HTTP 408, connection closed)."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A write whose ``Content-Type`` the route does not take (HTTP 415)."""
+
+
 _STATUSES: list[tuple[type[ShipyardError], int]] = [
     (BodyTooLarge, 413),
+    (BodyTimeout, 408),
+    (UnsupportedMediaType, 415),
     (NotFound, 404),
     (InvalidInput, 400),
     (Unauthorized, 401),
@@ -53,4 +63,6 @@ def error_response(exc: ShipyardError) -> Response:
         headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
     elif isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, BodyTimeout):
+        headers = {"Connection": "close"}  # the rest of the body is never read: end the connection
     return Response(encode_error(str(exc)), status_for(exc), headers, "application/json")

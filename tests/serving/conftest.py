@@ -19,6 +19,7 @@ import shipyard
 from shipyard.config import Settings
 from shipyard.serving.app import InferenceServer, ServerConfig
 from shipyard.serving.repository import ModelConfig, ModelRepository
+from shipyard.serving.server import uvicorn_config
 from tests.conftest import free_port, make_settings
 
 
@@ -68,6 +69,7 @@ def start_server() -> Iterator[Callable[..., RunningServer]]:
         settings: Settings,
         config: ServerConfig | None = None,
         loader: Callable[[str], Any] | None = None,
+        http: str | None = None,
         **server_options: Any,
     ) -> RunningServer:
         repository = ModelRepository(
@@ -76,9 +78,9 @@ def start_server() -> Iterator[Callable[..., RunningServer]]:
         )
         server = InferenceServer(repository, config, **server_options)
         port = free_port()
-        uv = uvicorn.Server(
-            uvicorn.Config(server.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
+        # The configuration `shipyard serve` runs under: header deadline, proxy headers off, limits.
+        config = uvicorn_config(server, host="127.0.0.1", port=port, log_level="warning", http=http)
+        uv = uvicorn.Server(config)
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 30

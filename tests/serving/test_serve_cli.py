@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shipyard.serving.deployment import load_deployment
 from tests.cli.test_cli import run_cli
 from tests.conftest import free_port
 from tests.serving.conftest import Registered
@@ -115,3 +116,42 @@ def test_serve_a_deploy_file_with_versions_and_loader_options(registered: Regist
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_serve_answers_allowed_host_names_and_believes_only_the_proxies_named(
+    registered: Registered, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**os.environ, "SHIPYARD_HOME": str(registered.settings.home), "FORWARDED_ALLOW_IPS": "*"}
+    command = [sys.executable, "-m", "shipyard.cli", "serve", "models:/bc@champion", "--port", str(port)]
+    command += ["--allowed-hosts", "models.internal,api.internal", "--forwarded-allow-ips", "127.0.0.1"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        for host, status in (("models.internal", 200), ("api.internal", 200), ("rebound.example", 400)):
+            assert (
+                httpx.get(url + "/v2/health/live", headers={"Host": f"{host}:{port}"}).status_code == status
+            )
+        records = registered.frame.iloc[:1].to_dict(orient="records")
+        forwarded = {"X-Forwarded-For": "10.9.8.7"}
+        assert httpx.post(url + "/models/bc/predict", json=records, headers=forwarded).status_code == 200
+        assert httpx.get(url + "/admin/deployments", headers=forwarded).status_code == 403
+        assert httpx.get(url + "/admin/deployments").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    logged = (proc.stderr.read() if proc.stderr else b"").decode()
+    assert '"client": "10.9.8.7"' in logged  # the trusted proxy's word on the client, in the access log
+
+
+def test_a_deploy_file_sets_the_server_limits_and_names(tmp_path: Path) -> None:
+    deploy = tmp_path / "deploy.yaml"
+    deploy.write_text(
+        "server: {allowed_hosts: [models.internal], forwarded_allow_ips: '10.0.0.5', header_timeout_s: 5,\n"
+        "         body_timeout_s: 20, max_connections: 200}\n"
+        "models:\n  - uri: models:/bc/1\n"
+    )
+    config = load_deployment(deploy).server_config()
+    assert config.allowed_hosts == ("models.internal",) and config.forwarded_allow_ips == "10.0.0.5"
+    assert (config.header_timeout_s, config.body_timeout_s, config.max_connections) == (5, 20, 200)

@@ -142,13 +142,13 @@ def test_canary_weights_pins_and_live_changes(canary: RunningServer, registered:
     changed = httpx.put(canary.url + "/admin/deployments/bc/traffic", json={"traffic": {"challenger": 100}})
     assert changed.status_code == 200 and changed.json()["traffic"] == {"challenger": 100}
     assert answered_by(canary, registered, 30) == {"challenger": 30}
-    assert httpx.post(canary.url + "/admin/deployments/bc/rollback").json()["traffic"] == {
+    assert httpx.post(canary.url + "/admin/deployments/bc/rollback", json={}).json()["traffic"] == {
         "champion": 80,
         "challenger": 20,
     }
     bad = httpx.put(canary.url + "/admin/deployments/bc/traffic", json={"traffic": {"nope": 1}})
     assert bad.status_code == 400 and "no version 'nope'" in bad.json()["error"]
-    assert httpx.post(canary.url + "/admin/deployments/bc/rollback").status_code == 409
+    assert httpx.post(canary.url + "/admin/deployments/bc/rollback", json={}).status_code == 409
 
 
 def test_shadow_gets_a_copy_that_is_logged_not_answered(
@@ -163,7 +163,7 @@ def test_shadow_gets_a_copy_that_is_logged_not_answered(
         answer = httpx.post(canary.url + "/v2/models/bc/infer", json=body)
         assert answer.headers["x-shipyard-version"] == "champion"
     finally:
-        httpx.post(canary.url + "/admin/deployments/bc/rollback")
+        httpx.post(canary.url + "/admin/deployments/bc/rollback", json={})
     payloads = canary.server.payloads
     assert payloads is not None
     records = read_payloads(payloads.store, "bc")
