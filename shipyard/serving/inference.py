@@ -133,6 +133,44 @@ def split(outputs: dict[str, np.ndarray], inputs: Sequence[ModelInput]) -> list[
     return results
 
 
+def unacceptable_value(item: ModelInput, signature: Signature | None) -> str | None:
+    """Where a request holds a value outside what the model declares it takes, for a model that raised on
+    it: NaN or null in a column its signature does not mark nullable, or ±Infinity anywhere (a signature
+    cannot allow it). None when there is none, so the failure is the model's own.
+
+    Only called once a model has raised (never on the hot path): a model that takes NaN (a gradient-boosted
+    tree, a forest in scikit-learn >= 1.4) keeps getting it.
+    """
+    nullable = {spec.name for spec in signature.inputs if spec.nullable} if signature is not None else set()
+    if item.columns is not None:
+        arrays = [(f"column {name!r}", array, name in nullable) for name, array in item.columns.items()]
+    else:
+        arrays = [("input", np.asarray(item.array), False)]
+    for where, array, allows_missing in arrays:
+        missing, infinite = _non_finite(array)
+        bad = infinite if allows_missing else missing | infinite
+        if bad.any():
+            position = tuple(int(i) for i in np.argwhere(bad)[0])
+            value = array[position]
+            shown = "null" if value is None else "NaN" if value != value else "Infinity"
+            shown = f"-{shown}" if shown == "Infinity" and value < 0 else shown
+            at = f"row {position[0]}" if len(position) == 1 else f"element {list(position)}"
+            return f"{where} holds {shown} at {at}"
+    return None
+
+
+def _non_finite(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of missing (NaN, None) and infinite values; all False for arrays that cannot hold them."""
+    if array.dtype.kind in "fc":
+        return np.isnan(array), np.isinf(array)
+    if array.dtype == object:
+        missing = np.frompyfunc(lambda v: v is None or (isinstance(v, float) and v != v), 1, 1)
+        infinite = np.frompyfunc(lambda v: isinstance(v, float) and v in (np.inf, -np.inf), 1, 1)
+        return missing(array).astype(bool), infinite(array).astype(bool)
+    none = np.zeros(array.shape, dtype=bool)
+    return none, none
+
+
 def as_array(values: Any) -> np.ndarray:
     """A prediction as a numpy array (pandas objects and lists included)."""
     if isinstance(values, pd.DataFrame | pd.Series):

@@ -23,7 +23,15 @@ from shipyard.registry.loading import LoadedModel
 from shipyard.registry.signature import Signature, SignatureKind
 from shipyard.registry.uri import RegistryUri, parse_model_uri
 from shipyard.serving.batching import BatchPolicy
-from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput, as_array, combine, split
+from shipyard.serving.inference import (
+    PREDICT,
+    PREDICT_PROBA,
+    ModelInput,
+    as_array,
+    combine,
+    split,
+    unacceptable_value,
+)
 from shipyard.serving.routing import Deployment
 from shipyard.serving.tensors import datatype_for, datatype_of
 
@@ -175,9 +183,12 @@ class ServedModel:
         except InvalidInput as exc:
             return exc
         except Exception as exc:
-            return PredictionFailed(
-                f"model {self.name!r} version {self.version} raised {type(exc).__name__}: {exc}"
-            )
+            raised = f"model {self.name!r} version {self.version} raised {type(exc).__name__}: {exc}"
+            # A value the model's signature does not allow is the client's error (400), not the model's.
+            problem = unacceptable_value(item, self.signature)
+            if problem is not None:
+                return InvalidInput(f"{problem}, which this model cannot take ({raised})")
+            return PredictionFailed(raised)
         return PredictionFailed(f"model {self.name!r} version {self.version} returned unusable output")
 
     def _predict(self, inputs: Sequence[ModelInput]) -> dict[str, np.ndarray]:
