@@ -6,9 +6,10 @@ prometheus_client would otherwise add to the start-up of every shipyard command.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -23,6 +24,8 @@ app = typer.Typer(
 )
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")
 _MODEL = typer.Argument(..., help="The model's name, as its payload logs use it.")
+# The exit status of `monitor run --fail-on-alert` when a rule fired (its stderr line says which).
+ALERT_EXIT_CODE = 3
 
 
 def _store() -> ArtifactStore:
@@ -37,12 +40,44 @@ def baseline(
     model: str = _MODEL,
     data: Path = typer.Argument(..., help="Training features: a Parquet (.parquet, .pq) or CSV file."),
     max_rows: int = typer.Option(100_000, "--max-rows", help="Sample down to this many rows."),
+    drop: list[str] = typer.Option(
+        None, "--drop", help="A column that is not a model input (a label, an id); repeat for several."
+    ),
+    registered: str | None = typer.Option(
+        None, "--registered", help="The registry's name for MODEL, when it is served under another."
+    ),
 ) -> None:
-    """Store a sample of the training features as MODEL's monitoring baseline."""
-    from shipyard.data.statistics import read_table
-    from shipyard.monitoring.baseline import save_baseline
+    """Store a sample of the training features as MODEL's monitoring baseline.
 
+    When MODEL (or --registered) is a registered model with a column signature, only the columns it takes
+    as inputs are kept: a label or id column in the training file would otherwise show up as skew.
+
+    Example: shipyard monitor baseline churn train.parquet --drop customer_id
+    """
+    from shipyard.config import get_settings
+    from shipyard.data.statistics import read_table
+    from shipyard.errors import InvalidInput
+    from shipyard.models import registry_client
+    from shipyard.monitoring.baseline import check_model_name, model_input_columns, save_baseline
+
+    check_model_name(model)
     frame = read_table(data).to_pandas()
+    unknown = [c for c in drop or [] if c not in frame.columns]
+    if unknown:
+        raise InvalidInput(f"--drop {unknown[0]!r}: {data} has no such column (it has: {', '.join(frame)})")
+    dropped = list(drop or [])
+    inputs = model_input_columns(registry_client(get_settings()), registered or model)
+    if inputs is not None:
+        dropped += [c for c in frame.columns if c not in inputs and c not in dropped]
+        if len(dropped) == len(frame.columns):
+            raise InvalidInput(
+                f"{data} has none of the input columns of {registered or model}'s signature "
+                f"({', '.join(inputs)})"
+            )
+    frame = frame.drop(columns=dropped)
+    if dropped:
+        why = f"not inputs of {registered or model}'s signature" if inputs is not None else "--drop"
+        _say(f"left out {', '.join(dropped)} ({why})")
     path = save_baseline(_store(), model, frame, max_rows=max_rows)
     _say(f"baseline of {model}: {min(len(frame), max_rows):,} rows, {len(frame.columns)} columns → {path}")
 
@@ -57,10 +92,16 @@ def run(
         None, "--registered", help="The registry's name for MODEL, when it was served under another."
     ),
     task: str = typer.Option("auto", "--task", help="With labels: classification, regression or auto."),
+    fail_on_alert: bool = typer.Option(
+        False, "--fail-on-alert", help=f"Exit {ALERT_EXIT_CODE} when an alert rule fires (for CI jobs)."
+    ),
     as_json: bool = _JSON,
 ) -> None:
     """Compare MODEL's served inputs with its baseline (drift, skew, performance when labelled): report,
-    Prometheus metrics, alerts and a tracked run in experiment monitoring/MODEL."""
+    Prometheus metrics, alerts and a tracked run in experiment monitoring/MODEL.
+
+    Example: shipyard monitor run churn --since 1h --rules alerts.yaml --fail-on-alert
+    """
     from shipyard.config import get_settings
     from shipyard.monitoring.alerts import load_rules
     from shipyard.monitoring.job import run_monitor
@@ -82,9 +123,18 @@ def run(
     )
     if as_json:
         print_json(result.to_dict())
+        _exit_on_alert(result.alerts_fired, fail_on_alert)
         return
     drifted = [c.column for c in result.drift.columns if c.drift_detected]
-    verdict = "DRIFT" if result.drift.dataset_drift else "no drift"
+    if result.drift.dataset_drift:
+        verdict = "DRIFT"
+    elif drifted:
+        threshold = result.drift.share_threshold
+        verdict = f"drift in some columns (share below the dataset threshold {threshold:g})"
+    else:
+        verdict = "no drift"
+    if result.alerts_fired:
+        verdict = f"ALERT ({len(result.alerts_fired)} fired), {verdict}"
     _say(
         f"{model}: {verdict}: drift share {result.drift.drift_share:.3f} "
         f"({len(drifted)} of {len(result.drift.columns)} columns) over {result.rows:,} rows"
@@ -105,6 +155,14 @@ def run(
             "" if alert.delivered is None else " (webhook sent)" if alert.delivered else f" ({alert.error})"
         )
         _say(f"alert {alert.rule}: {alert.metric} = {alert.value:.6g} {alert.op} {alert.threshold:g}{sent}")
+    _exit_on_alert(result.alerts_fired, fail_on_alert)
+
+
+def _exit_on_alert(fired: Sequence[Any], fail: bool) -> None:
+    if fail and fired:
+        names = ", ".join(sorted({alert.rule for alert in fired}))
+        typer.echo(f"error: {len(fired)} alert(s) fired: {names}", err=True)
+        raise typer.Exit(ALERT_EXIT_CODE)
 
 
 @app.command("labels")

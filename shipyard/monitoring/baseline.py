@@ -23,6 +23,7 @@ from shipyard.data.schema import Schema
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.registry.loading import locate_package, read_verified_manifest
 from shipyard.registry.package import BASELINE, BASELINE_SCHEMA
+from shipyard.registry.signature import Signature, SignatureKind
 from shipyard.store.artifacts import ArtifactStore
 
 if TYPE_CHECKING:
@@ -132,6 +133,25 @@ def find_baseline(
     )
 
 
+def model_input_columns(registry: RegistryClient, name: str) -> tuple[str, ...] | None:
+    """The input columns the signature of ``name``'s latest version names; None when ``name`` is not
+    registered or its latest version has no column signature (nothing to go by)."""
+    try:
+        versions = registry.list_versions(name)
+    except NotFound:
+        return None
+    if not versions:
+        return None
+    latest = max(versions, key=lambda v: v.version)
+    _, manifest = read_verified_manifest(locate_package(latest.uri, registry))
+    if not manifest.signature:
+        return None
+    signature = Signature.from_dict(manifest.signature)
+    if signature.kind is not SignatureKind.DATAFRAME:
+        return None
+    return tuple(spec.name for spec in signature.inputs if spec.name is not None)
+
+
 __all__ = [
     "BASELINE_PREFIX",
     "Baseline",
@@ -139,5 +159,6 @@ __all__ = [
     "check_model_name",
     "find_baseline",
     "load_baseline",
+    "model_input_columns",
     "save_baseline",
 ]

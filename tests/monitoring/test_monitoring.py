@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer
+from sklearn.tree import DecisionTreeClassifier
 
+import shipyard
 import shipyard.monitoring
 from shipyard.config import Settings
 from shipyard.errors import InvalidInput, NotFound
@@ -348,6 +350,15 @@ def test_cli_baseline_and_run(
     assert code == 0, err
     assert "DRIFT" in out and "mean radius" in out and "report:" in out
 
+    # For CI: an alert that fires fails the command, with one line naming it; the report is still written.
+    code, out, err = run_cli(capsys, "monitor", "run", MODEL, "--rules", str(rules), "--fail-on-alert")
+    assert code == 3 and out.startswith(f"{MODEL}: ALERT (1 fired), DRIFT") and "report:" in out
+    assert err == "error: 1 alert(s) fired: big\n"
+    code, out, _ = run_cli(
+        capsys, "monitor", "run", MODEL, "--rules", str(rules), "--fail-on-alert", "--json"
+    )
+    assert code == 3 and json.loads(out)["alerts_fired"][0]["rule"] == "big"
+
     code, _, err = run_cli(capsys, "monitor", "run", MODEL, "--min-rows", "1000")
     assert code == 2 and err.startswith("error: ") and "at least 1000" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "monitor", "run", MODEL, "--since", "yesterday")
@@ -359,3 +370,45 @@ def test_all_is_sorted_and_complete() -> None:
     assert exported == sorted(exported, key=lambda n: (0 if n.isupper() else 1 if n[:1].isupper() else 2, n))
     for name in exported:
         assert hasattr(shipyard.monitoring, name)
+
+
+def test_cli_headline_names_drifted_columns_and_fired_alerts_below_the_dataset_threshold(
+    settings: Settings, tmp_path: Path, features: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ArtifactStore(settings.artifact_root)
+    save_baseline(store, MODEL, features)
+    log_traffic(store, shifted(traffic(features), ["mean radius"]))  # 1 of 30 columns: no dataset drift
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: radius\n    metric: drift_share\n    op: '>'\n    threshold: 0\n")
+    code, out, err = run_cli(capsys, "monitor", "run", MODEL, "--rules", str(rules))
+    assert code == 0, err  # without --fail-on-alert an alert does not fail the command
+    headline = out.splitlines()[0]
+    assert "no drift" not in headline
+    assert headline.startswith(f"{MODEL}: ALERT (1 fired), drift in some columns (share below the dataset")
+    assert "alert radius: drift_share" in out
+
+
+def test_cli_baseline_keeps_only_the_registered_models_inputs(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = load_breast_cancer(as_frame=True).frame
+    features = frame.drop(columns=["target"])
+    model = DecisionTreeClassifier(max_depth=2, random_state=0).fit(features, frame["target"])
+    with shipyard.start_run("train", settings=settings) as run:
+        info = shipyard.models.log(model, run=run, input_example=features.head(3))
+    shipyard.models.register(info.uri, "bc", settings=settings)
+    data = tmp_path / "train.parquet"
+    frame.assign(customer=range(len(frame))).to_parquet(data)
+
+    code, out, err = run_cli(capsys, "monitor", "baseline", "bc", str(data))
+    assert code == 0, err
+    assert "left out target, customer (not inputs of bc's signature)" in out and "30 columns" in out
+    assert list(load_baseline(ArtifactStore(settings.artifact_root), "bc")) == list(features)
+    # Served under another name: the registry's name says which signature to follow.
+    code, out, err = run_cli(capsys, "monitor", "baseline", "bc-prod", str(data), "--registered", "bc")
+    assert code == 0 and "left out target, customer" in out, err
+    # A model the registry does not know keeps every column but those dropped by hand.
+    code, out, err = run_cli(capsys, "monitor", "baseline", "other", str(data), "--drop", "target")
+    assert code == 0 and "left out target (--drop)" in out and "31 columns" in out, err
+    code, _, err = run_cli(capsys, "monitor", "baseline", "other", str(data), "--drop", "label")
+    assert code == 2 and "--drop 'label'" in err and err.count("\n") == 1
