@@ -299,8 +299,8 @@ def render_card(manifest: Manifest) -> str:
     if datasets:
         lines += ["| dataset | digest (sha256) | rows | context |", "|---|---|---|---|"]
         lines += [
-            f"| {d.get('name')} | `{str(d.get('digest', ''))[:16]}…` | {d.get('num_rows', '')} "
-            f"| {d.get('context') or ''} |"
+            f"| {_cell(d.get('name'))} | `{str(d.get('digest') or '')[:16]}…` | {_cell(d.get('num_rows'))} "
+            f"| {_cell(d.get('context'))} |"
             for d in datasets
         ]
     else:
@@ -330,6 +330,11 @@ def render_card(manifest: Manifest) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: unknown values (None) are left blank rather than printed as 'None'."""
+    return "" if value is None else str(value)
 
 
 def _table(values: Mapping[str, Any], what: str) -> list[str]:

@@ -118,3 +118,11 @@ def test_import_of_a_non_archive_is_invalid(tmp_path: Path) -> None:
     bogus.write_text("not a tarball")
     with pytest.raises(InvalidInput, match="not a readable model archive"):
         package.import_tarball(bogus, tmp_path / "target")
+
+
+def test_card_leaves_unknown_dataset_fields_blank(tmp_path: Path) -> None:
+    # A dataset logged from a file path has no row count or context: the card must not print 'None'.
+    lineage = {"datasets": [{"name": "train", "digest": "e" * 64, "num_rows": None, "context": None}]}
+    _write(tmp_path / "pkg", lineage=lineage)
+    card = (tmp_path / "pkg" / package.CARD).read_text()
+    assert "| train | `eeeeeeeeeeeeeeee…` |  |  |" in card and "None" not in card
