@@ -3,16 +3,18 @@ headers, cross-site writes and DNS rebinding (the Host header)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from shipyard.serving.app import ServerConfig
-from shipyard.serving.guard import RequestGuard
-from shipyard.serving.repository import ModelConfig
+from shipyard.serving.app import InferenceServer, ServerConfig
+from shipyard.serving.repository import ModelConfig, ModelRepository
+from shipyard.serving.server import uvicorn_config
 from tests.serving.conftest import Registered, RunningServer
 
 JSON = {"Content-Type": "application/json"}
@@ -160,13 +162,43 @@ def test_loopback_names_ip_addresses_and_allowed_hosts_pass(guarded: RunningServ
     assert answer.status_code == 200
 
 
-def test_the_bound_host_is_allowed_and_star_allows_any() -> None:
-    async def app(scope: object, receive: object, send: object) -> None:  # never reached in this test
-        raise AssertionError
+async def status_for_host(app: Any, host: bytes) -> int:
+    """The status ``app`` answers a GET /v2/health/live naming ``host``, driven as uvicorn drives it."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v2/health/live",
+        "raw_path": b"/v2/health/live",
+        "query_string": b"",
+        "headers": [(b"host", host)],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+    }
+    sent: list[dict[str, Any]] = []
 
-    guard = RequestGuard(app, max_body_bytes=10)  # type: ignore[arg-type]
-    assert not guard._host_allowed(b"box.lan:8080")
-    guard.allow(["box.lan"])
-    assert guard._host_allowed(b"box.lan:8080") and not guard._host_allowed(b"other.lan")
-    guard.allow(["*"])
-    assert guard._host_allowed(b"other.lan")
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+def test_the_bound_host_name_is_allowed_and_star_allows_any() -> None:
+    def server(**options: Any) -> InferenceServer:
+        return InferenceServer(ModelRepository([], lambda uri: None), ServerConfig(**options))
+
+    plain = server()
+    assert asyncio.run(status_for_host(plain.app, b"box.lan:8080")) == 400
+    uvicorn_config(plain, host="box.lan", port=8080)  # what run_server does when bound to a name
+    assert asyncio.run(status_for_host(plain.app, b"box.lan:8080")) == 200
+    assert asyncio.run(status_for_host(plain.app, b"other.lan:8080")) == 400
+    uvicorn_config(plain, host="0.0.0.0", port=8080)  # a wildcard adds no name
+    assert asyncio.run(status_for_host(plain.app, b"0.0.0.0.lan")) == 400
+    anything = server(allowed_hosts=("*",))
+    assert asyncio.run(status_for_host(anything.app, b"other.lan")) == 200
