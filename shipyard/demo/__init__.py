@@ -140,6 +140,7 @@ def _serving(settings: Settings) -> Iterator[str]:
     from shipyard.serving.app import InferenceServer
     from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.serving.repository import ModelConfig, ModelRepository
+    from shipyard.serving.server import uvicorn_config
     from shipyard.store.artifacts import ArtifactStore
 
     repository = ModelRepository(
@@ -152,9 +153,8 @@ def _serving(settings: Settings) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    uv = uvicorn.Server(
-        uvicorn.Config(server.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    # The production configuration (header deadline, no proxy headers, connection limit), quieter.
+    uv = uvicorn.Server(uvicorn_config(server, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, name="demo-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
