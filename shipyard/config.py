@@ -1,8 +1,10 @@
 """One `Settings` object: where Shipyard keeps its metadata and artifacts, and how it runs.
 
 Values come from, highest priority first: environment variables (``SHIPYARD_<FIELD>``), a ``shipyard.toml``
-(``$SHIPYARD_CONFIG``, else ``./shipyard.toml``; keys at the top level or under ``[shipyard]``),
-then defaults.
+(``$SHIPYARD_CONFIG``, else the nearest one at or above the working directory; keys at the top level or under
+``[shipyard]``), then defaults. Like git, a command run in a sub-folder of a project finds the project's
+store: the default home is the nearest ``.shipyard`` folder at or above the working directory (up to the
+folder of the ``shipyard.toml`` found, if any), else a ``.shipyard`` beside that file, else ``./.shipyard``.
 Relative paths in the TOML file are relative to the file; relative paths elsewhere to the working directory.
 ``Settings.sources`` says where each value came from (``shipyard config show`` prints it).
 """
@@ -22,7 +24,8 @@ from typing import Any
 from shipyard.errors import InvalidInput
 
 _ENV_PREFIX = "SHIPYARD_"
-_SECRET_FIELDS = frozenset({"server_token"})
+CONFIG_FILE = "shipyard.toml"
+HOME_FOLDER = ".shipyard"
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,6 @@ class Settings:
     db_url: str
     artifact_root: str
     executor: str = "local"
-    server_url: str | None = None
-    server_token: str | None = None
     ray_address: str | None = None
     system_metrics: bool = False
     system_metrics_interval: float = 10.0
@@ -51,12 +52,14 @@ class Settings:
         raw: dict[str, Any] = {}
         sources: dict[str, str] = {}
 
-        toml_path = (
-            Path(env[_ENV_PREFIX + "CONFIG"]) if env.get(_ENV_PREFIX + "CONFIG") else cwd / "shipyard.toml"
-        )
-        if not toml_path.is_absolute():
-            toml_path = cwd / toml_path
-        if toml_path.is_file():
+        found_toml, found_home = _discover(cwd)
+        if env.get(_ENV_PREFIX + "CONFIG"):
+            toml_path: Path | None = Path(env[_ENV_PREFIX + "CONFIG"])
+            if not toml_path.is_absolute():
+                toml_path = cwd / toml_path
+        else:
+            toml_path = found_toml
+        if toml_path is not None and toml_path.is_file():
             for key, value in _read_toml(toml_path).items():
                 raw[key] = _relative_to(value, toml_path.parent) if key in _PATH_FIELDS else value
                 sources[key] = str(toml_path)
@@ -70,7 +73,14 @@ class Settings:
                 raw[name] = _relative_to(value, cwd) if name in _PATH_FIELDS else value
                 sources[name] = f"env {var}"
 
-        home = Path(raw.get("home") or cwd / ".shipyard").expanduser()
+        if "home" not in raw and found_home is not None:
+            raw["home"] = str(found_home)
+            sources["home"] = f"found {found_home} (the nearest {HOME_FOLDER} at or above {cwd})"
+        elif "home" not in raw and toml_path is not None and toml_path == found_toml:
+            # A project's shipyard.toml found from a sub-folder: the project's store, not the sub-folder's.
+            raw["home"] = str(toml_path.parent / HOME_FOLDER)
+            sources["home"] = f"default (beside {toml_path})"
+        home = Path(raw.get("home") or cwd / HOME_FOLDER).expanduser()
         if not home.is_absolute():
             home = cwd / home
         sources.setdefault("home", "default")
@@ -89,19 +99,37 @@ class Settings:
         return cls(**values, sources=sources)
 
     def describe(self) -> list[tuple[str, str, str]]:
-        """(field, value, source) rows for display, with secrets masked."""
+        """(field, value, source) rows for display."""
         rows = []
         for f in dataclasses.fields(self):
             if f.name == "sources":
                 continue
             value = getattr(self, f.name)
-            shown = "****" if f.name in _SECRET_FIELDS and value else ("" if value is None else str(value))
-            rows.append((f.name, shown, self.sources.get(f.name, "default")))
+            rows.append((f.name, "" if value is None else str(value), self.sources.get(f.name, "default")))
         return rows
+
+    @property
+    def store_description(self) -> str:
+        """Where records live, for messages about what was (not) found: the metadata and artifact stores."""
+        return f"store {self.db_url} (artifacts {self.artifact_root}; home from {self.sources.get('home')})"
 
 
 _FIELD_NAMES = [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
 _PATH_FIELDS = frozenset({"home", "artifact_root"})
+
+
+def _discover(cwd: Path) -> tuple[Path | None, Path | None]:
+    """The nearest ``shipyard.toml`` at or above ``cwd``, and the nearest ``.shipyard`` folder at or above
+    ``cwd`` but not above that file's folder (the project's boundary)."""
+    toml: Path | None = None
+    home: Path | None = None
+    for directory in (cwd, *cwd.parents):
+        if home is None and (directory / HOME_FOLDER).is_dir():
+            home = directory / HOME_FOLDER
+        if (directory / CONFIG_FILE).is_file():
+            toml = directory / CONFIG_FILE
+            break
+    return toml, home
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

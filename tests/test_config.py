@@ -30,11 +30,42 @@ def test_environment_beats_toml_beats_default(tmp_path: Path) -> None:
     assert settings.sources["home"] == str(tmp_path / "shipyard.toml")
 
 
-def test_secrets_are_masked(tmp_path: Path) -> None:
-    settings = Settings.load(environ={"SHIPYARD_SERVER_TOKEN": "s3cret"}, cwd=tmp_path)
-    shown = dict((name, value) for name, value, _ in settings.describe())
-    assert shown["server_token"] == "****"
-    assert "s3cret" not in repr(settings.describe())
+def test_a_sub_folder_finds_the_projects_store_like_git(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    deep = project / "src" / "features"
+    deep.mkdir(parents=True)
+    (project / ".shipyard").mkdir()
+    settings = Settings.load(environ={}, cwd=deep)
+    assert settings.home == project / ".shipyard"
+    found = project / ".shipyard"
+    assert settings.sources["home"] == f"found {found} (the nearest .shipyard at or above {deep})"
+    assert str(project / ".shipyard") in settings.store_description
+    # The environment still wins, and a folder with nothing above it gets ./.shipyard.
+    assert Settings.load(environ={"SHIPYARD_HOME": "here"}, cwd=deep).home == deep / "here"
+    assert Settings.load(environ={}, cwd=tmp_path).home == tmp_path / ".shipyard"
+
+
+def test_a_projects_toml_found_from_a_sub_folder_anchors_its_store(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    deep = project / "notebooks"
+    deep.mkdir(parents=True)
+    (project / "shipyard.toml").write_text("flush_interval = 0.5\n")
+    (deep / ".shipyard").mkdir()  # nearer, but the project's file says where the project is
+    found = Settings.load(environ={}, cwd=deep)
+    assert found.flush_interval == 0.5 and found.sources["flush_interval"] == str(project / "shipyard.toml")
+    assert found.home == deep / ".shipyard"  # the nearer .shipyard wins: it is found first
+    (deep / ".shipyard").rmdir()
+    found = Settings.load(environ={}, cwd=deep)
+    assert found.home == project / ".shipyard" and found.sources["home"].startswith("default (beside")
+    (project / "shipyard.toml").write_text('home = "store"\n')
+    assert Settings.load(environ={}, cwd=deep).home == project / "store"
+
+
+def test_settings_that_nothing_reads_are_refused(tmp_path: Path) -> None:
+    # server_url/server_token were accepted and ignored; team mode will bring them back wired.
+    (tmp_path / "shipyard.toml").write_text("server_url = 'http://x'\n")
+    with pytest.raises(InvalidInput, match="unknown setting.*server_url"):
+        Settings.load(environ={}, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,36 @@
+"""A command run anywhere inside a project finds the project's store, and says which store it used."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import shipyard
+from shipyard.config import Settings
+
+
+def shipyard_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "shipyard"
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_runs_logged_at_the_project_root_are_listed_from_a_sub_folder(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "src" / "jobs").mkdir(parents=True)
+    settings = Settings.load(environ={}, cwd=project)
+    with shipyard.start_run("demo", name="at-root", settings=settings):
+        pass
+
+    listed = shipyard_command("runs", "list", "demo", "--json", cwd=project / "src" / "jobs")
+    assert listed.returncode == 0, listed.stderr
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["at-root"]
+    shown = shipyard_command("config", "show", "--json", cwd=project / "src" / "jobs")
+    home = json.loads(shown.stdout)["home"]
+    assert home["value"] == str(project / ".shipyard") and home["source"].startswith("found ")
+    # Nothing was created in the sub-folder.
+    assert not (project / "src" / "jobs" / ".shipyard").exists()
