@@ -103,7 +103,10 @@ def drift(
     current: Path = typer.Argument(..., help="The current data (e.g. served), Parquet or CSV."),
     json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON to this file."),
     test: list[str] = typer.Option(
-        None, "--test", help="column=test: ks, chisquare, z, wasserstein, jensenshannon or psi."
+        None,
+        "--test",
+        help="column=test: ks, chisquare, z, wasserstein, jensenshannon, psi, or chisquare_evidently "
+        "(Evidently's chi-squared formula, which takes the reference proportions as exact).",
     ),
     output: Path = typer.Option(None, "--output", "-o", help="Write a self-contained HTML report here."),
     kind: list[str] = typer.Option(

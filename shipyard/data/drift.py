@@ -9,6 +9,14 @@ compared with an Evidently report on the same data:
 * **Default test** (:func:`choose_test`): reference of at most 1,000 rows → ``ks`` (numeric), ``chisquare``
   (categorical), ``z`` (binary), drift when the p-value < 0.05. Larger → ``wasserstein`` (numeric) or
   ``jensenshannon`` (categorical, binary), drift when the distance ≥ 0.1. ``psi`` (≥ 0.1) on request.
+* **Calibrated p-values, where Evidently's are not** (see :mod:`shipyard.data.contingency`): ``chisquare`` is
+  a two-sample test on the 2 x k table of counts (Evidently's takes the reference proportions as exact and
+  flags 23-97% of unshifted columns at a nominal 5%; ``chisquare_evidently`` keeps its formula), with
+  Fisher's exact mid-p (2 x 2) or a Monte Carlo conditional p-value when an expected count is below 5; ``z``
+  is the same test on two values (the pooled z-test, z² = chi-squared), Fisher below 5; ``ks`` on a column
+  with ties and at most 1,000 distinct values takes the Monte Carlo conditional p-value (scipy's assumes no
+  ties and, with them, flags 1-2% instead of 5%). Without sparse cells or ties the p-values are scipy's,
+  so ``ks`` and ``z`` agree with Evidently there. ``benchmarks/drift_calibration.py`` measures the rates.
 * **Binning** (:func:`binned_proportions`, shared by ``jensenshannon`` and ``psi``): a numeric column whose
   reference has more than 20 distinct values is cut into equal-width bins over the range of reference and
   current together, bin count by Sturges' rule (``np.histogram_bin_edges(..., bins="sturges")``); anything
@@ -36,6 +44,13 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
+from shipyard.data.contingency import (
+    CountTestResult,
+    PValueMethod,
+    chi_square_counts,
+    chi_square_goodness_of_fit,
+    ks_counts,
+)
 from shipyard.errors import InvalidInput
 
 __all__ = [
@@ -44,6 +59,7 @@ __all__ = [
     "DatasetDrift",
     "StatTest",
     "binned_proportions",
+    "chi_square_evidently_test",
     "chi_square_test",
     "choose_test",
     "column_drift",
@@ -61,6 +77,7 @@ MAX_CATEGORICAL_DISTINCT = 5  # numbers with at most this many distinct values c
 MIN_HISTOGRAM_DISTINCT = 20  # numeric binning needs more distinct reference values than this
 EMPTY_BIN_PROPORTION = 1e-4
 MIN_STD = 1e-3  # Evidently's floor for the reference std in the normalised Wasserstein distance
+MAX_TIED_KS_VALUES = 1_000  # KS on tied values with at most this many distinct ones: conditional p-value
 
 
 class StatTest(StrEnum):
@@ -68,6 +85,7 @@ class StatTest(StrEnum):
 
     KS = "ks"
     CHISQUARE = "chisquare"
+    CHISQUARE_EVIDENTLY = "chisquare_evidently"
     Z = "z"
     WASSERSTEIN = "wasserstein"
     JENSENSHANNON = "jensenshannon"
@@ -76,7 +94,8 @@ class StatTest(StrEnum):
     @property
     def kind(self) -> str:
         """``"p_value"`` (drift when below the threshold) or ``"distance"`` (drift when at or above it)."""
-        return "p_value" if self in (StatTest.KS, StatTest.CHISQUARE, StatTest.Z) else "distance"
+        p_value_tests = (StatTest.KS, StatTest.CHISQUARE, StatTest.CHISQUARE_EVIDENTLY, StatTest.Z)
+        return "p_value" if self in p_value_tests else "distance"
 
     @property
     def default_threshold(self) -> float:
@@ -210,42 +229,63 @@ def binned_proportions(
     return ref_p, cur_p
 
 
+def _ks(reference: np.ndarray, current: np.ndarray) -> CountTestResult:
+    reference, current = np.asarray(reference), np.asarray(current)
+    both = np.concatenate([reference, current])
+    distinct = _distinct(both, at_least=MAX_TIED_KS_VALUES)
+    if distinct < both.size and distinct <= MAX_TIED_KS_VALUES:  # ties, few enough values to draw tables
+        ref_counts, cur_counts = _aligned_counts(reference, current)  # in value order
+        return ks_counts(ref_counts, cur_counts)
+    result = stats.ks_2samp(reference, current)
+    return CountTestResult(float(result.statistic), float(result.pvalue), PValueMethod.STANDARD)
+
+
 def ks_test(reference: np.ndarray, current: np.ndarray) -> float:
-    """Two-sided two-sample Kolmogorov-Smirnov p-value (``scipy.stats.ks_2samp``)."""
-    return float(stats.ks_2samp(reference, current).pvalue)
+    """Two-sided two-sample Kolmogorov-Smirnov p-value.
+
+    ``scipy.stats.ks_2samp``'s, unless the values tie and take at most 1,000 distinct values: then the
+    Monte Carlo conditional p-value of the same statistic (:func:`~shipyard.data.contingency.ks_counts`),
+    since scipy's assumes no ties and is conservative with them.
+    """
+    return _ks(reference, current).p_value
+
+
+def _chi_square(reference: np.ndarray, current: np.ndarray) -> CountTestResult:
+    ref_counts, cur_counts = _aligned_counts(np.asarray(reference), np.asarray(current))
+    return chi_square_counts(ref_counts, cur_counts)
 
 
 def chi_square_test(reference: np.ndarray, current: np.ndarray) -> float:
-    """Chi-squared goodness-of-fit p-value of current counts against reference proportions.
+    """Two-sample chi-squared p-value on the 2 x k table of counts (k = values seen on either side).
+
+    Both samples are taken as random (:func:`~shipyard.data.contingency.chi_square_counts`): chi-squared
+    with k - 1 degrees of freedom when every expected count is at least 5, else Fisher's exact mid-p (two
+    values) or the Monte Carlo conditional p-value. A single value on both sides returns 1.0.
+    """
+    return _chi_square(reference, current).p_value
+
+
+def chi_square_evidently_test(reference: np.ndarray, current: np.ndarray) -> float:
+    """Evidently's chi-squared p-value: current counts against the reference proportions taken as exact.
 
     Categories are the union of both sides; expected = reference count * (current rows / reference rows).
     A category present in current but absent from the reference has expected 0: Evidently's statistic is
     then infinite and its p-value 0, which is returned directly (no warning). A single category on both
-    sides returns 1.0.
+    sides returns 1.0. It flags unshifted columns far more often than the threshold says (the reference's
+    own sampling noise is ignored); :func:`chi_square_test` is the calibrated test.
     """
     ref_counts, cur_counts = _aligned_counts(np.asarray(reference), np.asarray(current))
-    if ref_counts.size < 2:
-        return 1.0
-    expected = ref_counts * (cur_counts.sum() / ref_counts.sum())
-    if np.any((expected == 0) & (cur_counts > 0)):
-        return 0.0
-    return float(stats.chisquare(f_obs=cur_counts, f_exp=expected).pvalue)
+    return chi_square_goodness_of_fit(ref_counts, cur_counts)
 
 
 def z_test(reference: np.ndarray, current: np.ndarray) -> float:
-    """Two-sided pooled two-proportion z-test p-value.
+    """Two-sided pooled two-proportion z-test p-value, or Fisher's exact mid-p when an expected count is < 5.
 
-    The "success" is any value other than the smallest value seen on either side (Evidently's coding; for
-    two values the p-value does not depend on which is chosen). One value on both sides returns 1.0.
+    The pooled z-test is the chi-squared test on the 2 x 2 table (z² is its statistic), so this is
+    :func:`chi_square_test` on two values; for two values the p-value does not depend on which one is the
+    "success". One value on both sides returns 1.0.
     """
-    ref_counts, cur_counts = _aligned_counts(np.asarray(reference), np.asarray(current))
-    if ref_counts.size < 2:
-        return 1.0
-    n1, n2 = ref_counts.sum(), cur_counts.sum()
-    p1, p2 = (n1 - ref_counts[0]) / n1, (n2 - cur_counts[0]) / n2
-    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
-    z = (p1 - p2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return float(2 * stats.norm.sf(abs(z)))
+    return _chi_square(reference, current).p_value
 
 
 def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
@@ -381,25 +421,30 @@ def _check_fits(column: str, test: StatTest, kind: ColumnKind, reference: np.nda
         reason = f"needs numbers, the column holds {_value_type(reference)}"
     elif test is StatTest.Z and kind is not ColumnKind.BINARY:
         reason = f"is for binary columns (two values), the column is {kind.value}"
-    elif test is StatTest.CHISQUARE and kind is ColumnKind.NUMERIC:
+    elif test in (StatTest.CHISQUARE, StatTest.CHISQUARE_EVIDENTLY) and kind is ColumnKind.NUMERIC:
         return ColumnKind.CATEGORICAL
     else:
         return kind
     raise InvalidInput(f"column {column!r}: test {test.value!r} {reason}")
 
 
-def _statistic(test: StatTest, kind: ColumnKind, reference: np.ndarray, current: np.ndarray) -> float:
-    if test is StatTest.KS:
-        return ks_test(reference, current)
-    if test is StatTest.CHISQUARE:
-        return chi_square_test(reference, current)
-    if test is StatTest.Z:
-        return z_test(reference, current)
+def _statistic(
+    test: StatTest, kind: ColumnKind, reference: np.ndarray, current: np.ndarray
+) -> tuple[float, str | None]:
+    """The test's statistic, and a note when its p-value is not the test's usual one."""
+    if test in (StatTest.KS, StatTest.CHISQUARE, StatTest.Z):
+        result = _ks(reference, current) if test is StatTest.KS else _chi_square(reference, current)
+        if result.method is PValueMethod.STANDARD:
+            return result.p_value, None
+        why = "tied values" if test is StatTest.KS else "an expected count below 5"
+        return result.p_value, f"{why}: {result.method.describe()}"
+    if test is StatTest.CHISQUARE_EVIDENTLY:
+        return chi_square_evidently_test(reference, current), None
     if test is StatTest.WASSERSTEIN:
-        return wasserstein_normed(reference, current)
+        return wasserstein_normed(reference, current), None
     if test is StatTest.JENSENSHANNON:
-        return jensen_shannon(reference, current, kind)
-    return psi(reference, current, kind)
+        return jensen_shannon(reference, current, kind), None
+    return psi(reference, current, kind), None
 
 
 def column_drift(
@@ -448,12 +493,13 @@ def column_drift(
     limit = chosen.default_threshold if threshold is None else float(threshold)
     if not (math.isfinite(limit) and limit > 0):
         raise InvalidInput(f"column {column!r}: threshold must be a positive number, got {threshold!r}")
-    statistic = _statistic(chosen, kind, ref, cur)
-    note = None
+    statistic, method_note = _statistic(chosen, kind, ref, cur)
+    notes = [] if method_note is None else [method_note]
     if _distinct(ref, at_least=1) == 1:
-        note = "reference is constant"
+        notes.insert(0, "reference is constant")
         if chosen is StatTest.WASSERSTEIN:
-            note += f"; its std is 0, so the distance is divided by {MIN_STD} (Evidently's floor)"
+            notes.insert(1, f"its std is 0, so the distance is divided by {MIN_STD} (Evidently's floor)")
+    note = "; ".join(notes) or None
     return ColumnDrift(
         column=column,
         kind=kind.value,

@@ -76,6 +76,18 @@ def test_stats_schema_validate_and_drift(
     assert chosen["mean radius"] == ("numeric", "psi")
 
 
+def test_drift_test_chisquare_evidently_is_chosen_by_name(
+    capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path
+) -> None:
+    result = tmp_path / "drift.json"
+    args = ["data", "drift", str(files["train"]), str(files["shifted"]), "--json", str(result)]
+    code, _, _ = run_cli(
+        capsys, *args, "--kind", "target=categorical", "--test", "target=chisquare_evidently"
+    )
+    chosen = {c["column"]: (c["kind"], c["test"]) for c in json.loads(result.read_text())["columns"]}
+    assert code == 0 and chosen["target"] == ("categorical", "chisquare_evidently")
+
+
 def test_drift_reports_columns_on_one_side_only(
     capsys: pytest.CaptureFixture[str], files: dict[str, Path]
 ) -> None:

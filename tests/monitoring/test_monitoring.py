@@ -156,6 +156,18 @@ def test_shifted_traffic_drifts_in_the_shifted_columns(store: ArtifactStore, fea
         assert detected[column.column] == float(column.drift_detected)
 
 
+def test_a_test_override_by_name_reaches_the_verdict_and_the_gauges(
+    store: ArtifactStore, features: pd.DataFrame
+) -> None:
+    save_baseline(store, MODEL, features)
+    log_traffic(store, traffic(features))
+    column = str(features.columns[0])
+    result = run_monitor(store, MODEL, tests={column: "chisquare_evidently"})
+    chosen = {c.column: c.test for c in result.drift.columns}
+    assert chosen[column] == "chisquare_evidently" and chosen[str(features.columns[1])] == "ks"
+    assert 'test="chisquare_evidently"' in store.read_bytes(result.metrics_path).decode()
+
+
 def test_too_few_rows_is_refused_naming_count_and_window(
     store: ArtifactStore, features: pd.DataFrame
 ) -> None:
