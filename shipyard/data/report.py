@@ -303,8 +303,8 @@ def render_drift_report(
     )
     table = f"""<section aria-labelledby="columns-heading">
 <h2 id="columns-heading">Columns</h2>
-<p class="muted">Drifted columns first. p-value tests (ks, chisquare, z) drift below the threshold; distance \
-tests (wasserstein, jensenshannon, psi) at or above it.</p>
+<p class="muted">Drifted columns first. p-value tests (ks, chisquare, chisquare_evidently, z) drift below \
+the threshold; distance tests (wasserstein, jensenshannon, psi) at or above it.</p>
 <table>
 <thead><tr><th>column</th><th>kind</th><th>test</th><th class="num">statistic</th>\
 <th class="num">threshold</th><th>verdict</th><th>notes</th></tr></thead>

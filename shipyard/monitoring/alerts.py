@@ -9,7 +9,7 @@ Rules live in YAML::
         threshold: 0.3
         webhook: https://hooks.example.com/drift   # optional: POSTed as JSON when the rule fires
       - name: age-moved
-        metric: feature_drift        # the column's test statistic (a p-value for ks/chisquare/z: use "<")
+        metric: feature_drift        # the column's test statistic (p-value for ks/chisquare*/z: "<")
         feature: age
         op: "<"
         threshold: 0.01
