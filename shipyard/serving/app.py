@@ -34,7 +34,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -210,7 +210,7 @@ class InferenceServer:
         # Unversioned metadata describes the version traffic picks, and lists every version served.
         pinned = request.path_params.get("version") or _pinned(request)
         deployment = self.repository.deployment(served.name)
-        versions = [served.version] if pinned else [v.version for v in deployment.versions.values()]
+        versions = [served.version] if pinned else _distinct_versions(deployment.versions.values())
         return JSONResponse(model_metadata(served.name, versions, served.platform, inputs, outputs))
 
     async def model_ready(self, request: Request) -> Response:
@@ -415,6 +415,13 @@ def _checked_request_id(value: str, field: str) -> str:
             f"request {field} must be 1-{_MAX_REQUEST_ID} printable ASCII characters, got {value[:40]!r}"
         )
     return value
+
+
+def _distinct_versions(served: Iterable[ServedModel]) -> list[str]:
+    """Each version once (two labels, ``@champion`` and ``/3``, may load one version), numbers in numeric
+    order and named versions after them."""
+    versions = {v.version for v in served}
+    return sorted(versions, key=lambda v: (0, int(v), "") if v.isdigit() else (1, 0, v))
 
 
 def _pinned(request: Request) -> str | None:

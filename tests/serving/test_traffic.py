@@ -219,3 +219,20 @@ def test_deploy_cli_changes_traffic_and_rolls_back(
 def test_metadata_lists_every_version_unless_one_is_named(canary: RunningServer) -> None:
     assert httpx.get(canary.url + "/v2/models/bc").json()["versions"] == ["1", "2"]
     assert httpx.get(canary.url + "/v2/models/bc/versions/challenger").json()["versions"] == ["2"]
+
+
+def test_metadata_lists_each_version_once_in_version_order(
+    registered: Registered, start_server: Callable[..., RunningServer]
+) -> None:
+    """Two labels of one registry version (``@champion`` and ``/1``) are one version; numbers sort as numbers."""
+    config = ModelConfig(
+        "bc-twice",
+        versions={
+            "challenger": "models:/bc@challenger",
+            "champion": "models:/bc@champion",
+            "pinned": "models:/bc/1",
+        },
+    )
+    server = start_server([config], registered.settings)
+    assert httpx.get(server.url + "/v2/models/bc-twice").json()["versions"] == ["1", "2"]
+    assert httpx.get(server.url + "/v2/models/bc-twice/versions/pinned").json()["versions"] == ["1"]
