@@ -224,7 +224,7 @@ def test_metadata_lists_every_version_unless_one_is_named(canary: RunningServer)
 def test_metadata_lists_each_version_once_in_version_order(
     registered: Registered, start_server: Callable[..., RunningServer]
 ) -> None:
-    """Two labels of one registry version (``@champion`` and ``/1``) are one version; numbers sort as numbers."""
+    """Two labels of one registry version (``@champion``, ``/1``) are one version; numbers sort as numbers."""
     config = ModelConfig(
         "bc-twice",
         versions={
