@@ -47,6 +47,7 @@ from shipyard.tracking.records import (
     RunList,
     RunStatus,
 )
+from shipyard.tracking.values import text_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -609,20 +610,10 @@ def _current_user() -> str | None:
 def _check_mapping(values: Mapping[str, Any], what: str, max_len: int) -> list[tuple[str, str]]:
     if not isinstance(values, Mapping):
         raise InvalidInput(f"{what}s must be a mapping of key to value, got {type(values).__name__}")
-    rows = []
-    for key, value in values.items():
-        naming.check_key(key, what)
-        text = (
-            value
-            if isinstance(value, str)
-            else json.dumps(value)
-            if isinstance(value, dict | list)
-            else str(value)
-        )
-        if len(text) > max_len:
-            raise InvalidInput(f"{what} {key!r} is {len(text)} characters long; the limit is {max_len}")
-        rows.append((key, text))
-    return rows
+    # A value that cannot be stored raises here, before any row of the mapping is written.
+    return [
+        (naming.check_key(key, what), text_value(what, key, value, max_len)) for key, value in values.items()
+    ]
 
 
 def _experiment_from_row(row: Mapping[str, Any]) -> Experiment:

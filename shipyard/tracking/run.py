@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import numbers
 import os
 import threading
 import time
@@ -26,25 +25,11 @@ from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.datasets import describe_dataset
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, Metric, Run, RunStatus
 from shipyard.tracking.system_metrics import SystemMetricsMonitor
+from shipyard.tracking.values import MAX_I64, MIN_I64, metric_step, metric_timestamp, metric_value
 from shipyard.tracking.writer import MetricWriter
 
 _check_key = naming.check_key
-_MIN_I64, _MAX_I64 = -(2**63), 2**63 - 1
-
-
-def _as_float(key: str, value: Any) -> float:
-    cls = value.__class__
-    if cls is bool or cls is str or cls is bytes or not isinstance(value, numbers.Real):
-        raise InvalidInput(f"metric {key!r} must be a number, got {cls.__name__} {value!r}")
-    return float(value)
-
-
-def _as_step(key: str, step: Any) -> int:
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r}")
-    if not _MIN_I64 <= int(step) <= _MAX_I64:
-        raise InvalidInput(f"step of metric {key!r} must fit in 64 bits, got {step!r}")
-    return int(step)
+_MIN_I64, _MAX_I64 = MIN_I64, MAX_I64
 
 
 class ActiveRun:
@@ -132,14 +117,15 @@ class ActiveRun:
             self._check_active()
         if key.__class__ is not str or key not in naming.valid_keys:
             _check_key(key, "metric")
+        # Every check comes before the point is buffered: a half-added point would misalign the buffer.
         if value.__class__ is not float:
-            value = _as_float(key, value)
+            value = metric_value(key, value)
         if step.__class__ is not int or not _MIN_I64 <= step <= _MAX_I64:
-            step = _as_step(key, step)
+            step = metric_step(key, step)
         if timestamp is None:
             timestamp = time.time_ns() // 1_000_000
-        elif timestamp.__class__ is not int:
-            raise InvalidInput(f"timestamp of metric {key!r} must be epoch milliseconds, got {timestamp!r}")
+        elif timestamp.__class__ is not int or not 0 <= timestamp <= _MAX_I64:
+            timestamp = metric_timestamp(key, timestamp)
         self._writer.add(self._pk, key, value, step, timestamp)
 
     def log_metrics(self, values: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:
@@ -171,11 +157,11 @@ class ActiveRun:
                 _check_key(key, "metric")
                 seen.add(key)
             if value.__class__ is not float:
-                value = _as_float(key, value)
+                value = metric_value(key, value)
             if step.__class__ is not int or not _MIN_I64 <= step <= _MAX_I64:
-                step = _as_step(key, step)
+                step = metric_step(key, step)
             if ts.__class__ is not int or not 0 <= ts <= _MAX_I64:
-                raise InvalidInput(f"timestamp of metric {key!r} must be epoch milliseconds, got {ts!r}")
+                ts = metric_timestamp(key, ts)
             checked.append((key, value, step, ts))
         if checked:
             self._writer.add_points(self._pk, checked)
