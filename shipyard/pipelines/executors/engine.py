@@ -13,15 +13,11 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
@@ -37,6 +33,7 @@ from shipyard.pipelines.executors.step_runs import close_step_run, log_metrics_f
 from shipyard.pipelines.executors.worker import ArtifactRef, Task
 from shipyard.pipelines.spec import PipelineSpec, Resources, StepSpec
 from shipyard.pipelines.types import ARTIFACT_TYPES
+from shipyard.processes import sigterm_raises
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
 
 # A step's key, and None when it starts or its result when it ends.
@@ -163,7 +160,7 @@ class PipelineExecutor(ABC):
             engine = _Engine(spec, params, run, experiment, settings, pool)
             engine.use_cache, engine.reuse, engine.on_step = use_cache, reuse, on_step
             try:
-                with _sigterm_raises():
+                with sigterm_raises():
                     steps = engine.run()
             except BaseException as exc:
                 # Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit, see below): kill the running steps and
@@ -180,24 +177,6 @@ class PipelineExecutor(ABC):
             run.end(RunStatus.FAILED if failed else RunStatus.FINISHED)
         status = StepStatus.FAILED if failed else StepStatus.SUCCEEDED
         return PipelineRunResult(run.run_id, status, steps)
-
-
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While the engine runs, SIGTERM raises ``SystemExit(143)`` in it, as Ctrl-C raises KeyboardInterrupt, so
-    running steps are killed and marked KILLED rather than left running after the engine dies."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals reach only the main thread; whoever owns it decides
-        return
-
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 
 from shipyard.pipelines.executors.worker import Task, serve
 from shipyard.pipelines.spec import Resources
-from shipyard.processes import worker_context
+from shipyard.processes import lifeline, worker_context
 
 _CONTEXT: Any = worker_context(serve.__module__)
 
@@ -39,8 +39,8 @@ class _Worker:
         self.conn, child = _CONTEXT.Pipe()
         # Not daemonic: a step may start processes of its own (a tuning step's parallel trials), which
         # daemonic processes may not. The pool stops its workers itself (close, kill), and a worker whose
-        # engine is gone exits when its pipe closes.
-        self.process: BaseProcess = _CONTEXT.Process(target=serve, args=(child, dict(os.environ)))
+        # engine is gone dies at once, busy or not (its lifeline: see shipyard.processes).
+        self.process: BaseProcess = _CONTEXT.Process(target=serve, args=(child, dict(os.environ), lifeline()))
         self.process.start()
         child.close()
         self.key: Any = None

@@ -19,6 +19,7 @@ from typing import Any
 from shipyard.config import Settings, using_settings
 from shipyard.errors import PipelineError
 from shipyard.pipelines.types import ARTIFACT_TYPES, Artifact
+from shipyard.processes import die_with_parent
 from shipyard.tracking.fluent import attached_run
 from shipyard.tracking.records import Run
 
@@ -66,18 +67,23 @@ class Task:
     settings: Settings | None = None
 
 
-def serve(conn: Connection, environ: dict[str, str] | None = None) -> None:
+def serve(
+    conn: Connection, environ: dict[str, str] | None = None, parent_line: Connection | None = None
+) -> None:
     """Worker process entry point: run tasks from ``conn`` until it closes.
 
     Args:
         environ: the environment to run with (the engine's; a forked worker would otherwise keep the fork
             server's, as it was when that started).
+        parent_line: the engine's lifeline (:func:`shipyard.processes.lifeline`): when the engine dies,
+            even by ``kill -9`` in the middle of a step, this worker and the processes its step started die.
     """
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
     if hasattr(os, "setpgid"):  # so killing a step also kills the processes it started
         os.setpgid(0, 0)
+    die_with_parent(parent_line)
     while True:
         try:
             task: Task = conn.recv()
