@@ -42,9 +42,24 @@ def create(
 
 
 @app.command("delete")
-def delete(name_or_id: str) -> None:
-    """Soft-delete an experiment and its runs (`shipyard gc` purges them)."""
-    experiment = get_client().delete_experiment(name_or_id)
+def delete(
+    name_or_id: str,
+    force: bool = typer.Option(
+        False, "--force", help="Delete it even if its runs back registered model versions."
+    ),
+) -> None:
+    """Soft-delete an experiment and its runs (`shipyard gc` purges them); refused while its runs back
+    registered model versions, unless --force."""
+    from shipyard.tracking.backing import describe_all
+
+    client = get_client()
+    backed = client.versions_backed_by_experiment(name_or_id) if force else []
+    experiment = client.delete_experiment(name_or_id, force=force)
+    if backed:
+        console.print(
+            f"warning: its runs back {describe_all(backed)}: they keep their packages, but lose their runs",
+            markup=False,
+        )
     console.print(
         f"deleted experiment {experiment.name} ({experiment.experiment_id}); `shipyard gc` purges it"
     )

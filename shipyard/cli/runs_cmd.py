@@ -145,11 +145,28 @@ def compare(
 
 
 @app.command("delete")
-def delete(run: str = typer.Argument(..., help="Run id or name."), experiment: str = _EXPERIMENT) -> None:
-    """Soft-delete a run and its child runs (`shipyard gc` purges them)."""
+def delete(
+    run: str = typer.Argument(..., help="Run id or name."),
+    experiment: str = _EXPERIMENT,
+    force: bool = typer.Option(
+        False, "--force", help="Delete it even if it backs registered model versions (they keep loading)."
+    ),
+) -> None:
+    """Soft-delete a run and its child runs (`shipyard gc` purges them).
+
+    A run whose logged model is a registered version is refused unless --force; the versions are named.
+    """
+    from shipyard.tracking.backing import describe_all
+
     client = get_client()
     record = client.find_run(run, experiment)
-    client.delete_run(record.run_id)
+    backed = client.delete_run(record.run_id, force=force)
+    if backed:
+        console.print(
+            f"warning: run {record.run_id} backs {describe_all(backed)}: they keep their packages (gc leaves "
+            "them), but lose their run's metrics, params and lineage once `shipyard gc` purges it",
+            markup=False,
+        )
     console.print(f"deleted run {record.name} ({record.run_id}); `shipyard gc` purges it")
 
 
@@ -168,3 +185,8 @@ def gc(
     else:
         verb = "would purge" if dry_run else "purged"
         console.print(f"{verb} {report.runs} run(s) and {report.experiments} experiment(s)")
+        if report.kept:
+            console.print(
+                f"kept the artifact folders holding registered versions {', '.join(report.kept)}",
+                markup=False,
+            )

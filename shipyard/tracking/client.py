@@ -35,7 +35,8 @@ from shipyard.store.schema import (
     runs,
 )
 from shipyard.store.schema import tags as tags_table
-from shipyard.tracking import chunks, naming, querying
+from shipyard.tracking import backing, chunks, naming, querying
+from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import SeriesMap
 from shipyard.tracking.records import (
     ArtifactRecord,
@@ -174,9 +175,29 @@ class TrackingClient:
         with self.store.read() as conn:
             return [_experiment_from_row(row._mapping) for row in conn.execute(query)]
 
-    def delete_experiment(self, id_or_name: str) -> Experiment:
-        """Soft-delete an experiment and its runs (purged by :meth:`gc`)."""
-        return self._set_experiment_stage(id_or_name, LifecycleStage.DELETED)
+    def delete_experiment(self, id_or_name: str, *, force: bool = False) -> Experiment:
+        """Soft-delete an experiment and its runs (purged by ``shipyard gc``).
+
+        Raises:
+            Conflict: its runs back registered versions (named) and not ``force`` (see :meth:`delete_run`).
+        """
+        experiment = self.get_experiment(id_or_name)
+        if not force:
+            with self.store.read() as conn:
+                backed = self._backed_versions(conn, runs.c.experiment_id == experiment.experiment_id)
+            if backed:
+                raise Conflict(
+                    f"experiment {experiment.name!r} has runs backing registered model version(s) "
+                    f"{backing.describe_all(backed)}; delete or move those versions first, or force the "
+                    "delete (the versions keep their packages but lose their runs)"
+                )
+        return self._set_experiment_stage(experiment.experiment_id, LifecycleStage.DELETED)
+
+    def versions_backed_by_experiment(self, id_or_name: str) -> list[BackedVersion]:
+        """The registered versions whose packages runs of this experiment hold."""
+        experiment = self.get_experiment(id_or_name)
+        with self.store.read() as conn:
+            return self._backed_versions(conn, runs.c.experiment_id == experiment.experiment_id)
 
     def restore_experiment(self, id_or_name: str) -> Experiment:
         """Undo a soft delete that garbage collection has not purged yet."""
@@ -330,8 +351,16 @@ class TrackingClient:
             raise NotFound(f"run #{run_pk} no longer exists")
         return RunStatus(value)
 
-    def delete_run(self, run_id: str) -> None:
-        """Soft-delete a run and its descendants (purged by :meth:`gc`)."""
+    def delete_run(self, run_id: str, *, force: bool = False) -> list[BackedVersion]:
+        """Soft-delete a run and its descendants (purged by ``shipyard gc``).
+
+        Returns:
+            The registered versions whose packages the deleted runs hold (empty unless ``force``): they keep
+            loading, as garbage collection leaves their packages in place, but lose their run.
+
+        Raises:
+            Conflict: the runs back registered versions (named, with stages and aliases) and not ``force``.
+        """
         self.get_run(run_id)
         with self.store.write() as conn:
             ids = [run_id]
@@ -344,11 +373,25 @@ class TrackingClient:
                 )
                 ids.extend(children)
                 frontier = list(children)
+            backed = self._backed_versions(conn, runs.c.run_id.in_(ids))
+            if backed and not force:
+                raise Conflict(
+                    f"run {run_id} backs registered model version(s) {backing.describe_all(backed)}; "
+                    "delete or move those versions first, or force the delete (the versions keep their "
+                    "packages but lose their run: metrics, params, lineage)"
+                )
             conn.execute(
                 runs.update()
                 .where(runs.c.run_id.in_(ids))
                 .values(lifecycle_stage=LifecycleStage.DELETED.value)
             )
+        return backed
+
+    def _backed_versions(self, conn: Connection, which: Any) -> list[BackedVersion]:
+        uris = conn.execute(sa.select(runs.c.artifact_uri).where(which)).scalars()
+        # A run's folder holds its artifacts/ (and nothing a version could reference outside it).
+        folders = [uri.removesuffix("/artifacts") for uri in uris]
+        return [v for found in backing.versions_under(conn, folders).values() for v in found]
 
     def restore_run(self, run_id: str) -> None:
         self.get_run(run_id)

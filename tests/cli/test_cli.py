@@ -71,7 +71,8 @@ def test_delete_and_gc(capsys: pytest.CaptureFixture[str], populated: list[str])
     assert code == 0 and json.loads(out)["runs"] == 1
     assert run_cli(capsys, "experiments", "delete", "cli")[0] == 0
     code, out, _ = run_cli(capsys, "gc", "--json")
-    assert json.loads(out) == {"runs": 2, "experiments": 1, "artifact_roots": 0, "dry_run": False}
+    expected = {"runs": 2, "experiments": 1, "artifact_roots": 0, "dry_run": False, "kept": []}
+    assert json.loads(out) == expected
 
 
 @pytest.mark.parametrize(
