@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
-from shipyard.registry.uri import RegistryUri
+from shipyard.registry.uri import RegistryUri, check_version
 from shipyard.store.schema import (
     model_aliases,
     model_events,
@@ -29,7 +29,9 @@ from shipyard.store.schema import (
 )
 from shipyard.tracking import naming
 from shipyard.tracking.client import TrackingClient, new_id, now_ms
+from shipyard.tracking.values import text_value
 
+_MAX_TAG_VALUE = 8000  # as for run tags
 _ALIAS_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -165,6 +167,7 @@ class RegistryClient:
         return self.get_version(name, version)
 
     def get_version(self, name: str, version: int) -> ModelVersion:
+        version = check_version(version)
         with self.store.read() as conn:
             row = self._model_row(conn, name)
             found = self._versions(conn, row, model_versions.c.version == version)
@@ -179,6 +182,8 @@ class RegistryClient:
 
     def resolve(self, ref: RegistryUri) -> ModelVersion:
         """The version a ``models:/`` URI names (by number, alias, stage or latest)."""
+        if ref.version is not None:
+            check_version(ref.version)  # a RegistryUri may be built by hand, not only parsed
         with self.store.read() as conn:
             row = self._model_row(conn, ref.name)
             if ref.version is not None:
@@ -221,6 +226,7 @@ class RegistryClient:
 
     def delete_version(self, name: str, version: int, *, force: bool = False) -> ModelVersion:
         """Delete one version; refused while an alias points at it unless ``force`` (drops the aliases)."""
+        version = check_version(version)
         with self.store.write() as conn:
             row = self._model_row(conn, name)
             found = self._versions(conn, row, model_versions.c.version == version)
@@ -243,6 +249,7 @@ class RegistryClient:
     def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> ModelVersion:
         """Point ``alias`` at ``version`` (moving it atomically if it pointed elsewhere)."""
         _check_alias(alias)
+        version = check_version(version)
         with self.store.write() as conn:
             row = self._model_row(conn, name)
             pk = self._version_pk(conn, row.model_id, version)
@@ -291,6 +298,7 @@ class RegistryClient:
     ) -> ModelVersion:
         """Move a version to a stage, recording who, when and why; optionally archive the stage's others."""
         target = Stage.parse(stage)
+        version = check_version(version)
         now = now_ms()
         with self.store.write() as conn:
             row = self._model_row(conn, name)
@@ -330,6 +338,7 @@ class RegistryClient:
         return self.get_version(name, version)
 
     def set_version_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
+        version = check_version(version)
         with self.store.write() as conn:
             row = self._model_row(conn, name)
             self._set_version_tags(conn, self._version_pk(conn, row.model_id, version), tags)
@@ -438,7 +447,11 @@ class RegistryClient:
 
     def _set_version_tags(self, conn: Connection, version_pk: int, tags: Mapping[str, Any]) -> None:
         rows = [
-            {"version_pk": version_pk, "key": naming.check_key(k, "tag"), "value": str(v)}
+            {
+                "version_pk": version_pk,
+                "key": naming.check_key(k, "tag"),
+                "value": text_value("tag", k, v, _MAX_TAG_VALUE),
+            }
             for k, v in tags.items()
         ]
         if rows:
@@ -446,7 +459,11 @@ class RegistryClient:
 
     def _set_model_tags(self, conn: Connection, model_id: str, tags: Mapping[str, Any]) -> None:
         rows = [
-            {"model_id": model_id, "key": naming.check_key(k, "tag"), "value": str(v)}
+            {
+                "model_id": model_id,
+                "key": naming.check_key(k, "tag"),
+                "value": text_value("tag", k, v, _MAX_TAG_VALUE),
+            }
             for k, v in tags.items()
         ]
         if rows:

@@ -16,7 +16,7 @@ from shipyard.registry import package
 from shipyard.registry.client import RegistryClient, check_model_name
 from shipyard.registry.loading import fetch_package, locate_package, read_verified_manifest
 from shipyard.registry.records import ModelVersion
-from shipyard.registry.uri import PathUri, parse_model_uri
+from shipyard.registry.uri import PathUri, check_version, parse_model_uri
 from shipyard.store.artifacts import ArtifactStore
 
 
@@ -75,7 +75,7 @@ def register(
 
 def export_version(name: str, version: int, destination: str | Path, registry: RegistryClient) -> Path:
     """Write a version's package and registry facts to a ``.tar.gz``."""
-    fetched = fetch_package(f"models:/{name}/{version}", registry)
+    fetched = fetch_package(f"models:/{name}/{check_version(version)}", registry)
     record = fetched.version
     assert record is not None
     info = {
@@ -127,7 +127,8 @@ class VersionDiff:
 
 def diff_versions(name: str, left: int, right: int, registry: RegistryClient) -> VersionDiff:
     """Compare the metrics, params and signature recorded in two versions' manifests."""
-    sides = [fetch_package(f"models:/{name}/{v}", registry) for v in (left, right)]
+    numbers = [check_version(v) for v in (left, right)]  # both checked before either is fetched
+    sides = [fetch_package(f"models:/{name}/{v}", registry) for v in numbers]
     try:
         manifests = [s.manifest for s in sides]
         return VersionDiff(

@@ -170,3 +170,25 @@ def test_bad_model_name_is_refused_before_anything_is_copied(
         with pytest.raises(InvalidInput, match="model name"):
             models.register(str(tmp_path / "pkg"), bad, settings=settings)
     assert not (Path(settings.artifact_root) / "registry").exists()
+
+
+@pytest.mark.parametrize("version", [2**31, 10**30, 10**5000], ids=["2^31", "10^30", "10^5000"])
+def test_a_version_out_of_range_is_invalid_input_on_every_models_call(
+    settings: Settings, iris: tuple, tmp_path: Path, version: int
+) -> None:
+    frame, _, model = iris
+    models.register(_log(settings, model, frame.iloc[:2]).uri, "iris", settings=settings)
+    calls = [
+        lambda: models.load(f"models:/iris/{min(version, 10**30)}", settings=settings),
+        lambda: models.get(f"models:/iris/{min(version, 10**30)}", settings=settings),
+        lambda: models.set_alias("iris", "champion", version, settings=settings),
+        lambda: models.transition("iris", version, "Production", settings=settings),
+        lambda: models.delete_version("iris", version, settings=settings),
+        lambda: models.export("iris", version, tmp_path / "out.tar.gz", settings=settings),
+        lambda: models.diff("iris", 1, version, settings=settings),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInput, match="out of range: versions are 1 to 2147483647") as info:
+            call()
+        assert len(str(info.value)) < 300
+    assert not (tmp_path / "out.tar.gz").exists()

@@ -125,3 +125,46 @@ def test_model_names_are_checked(registry: RegistryClient) -> None:
     for bad in ("", "a/b", "x@y", " padded "):
         with pytest.raises(InvalidInput):
             registry.create_model(bad)
+
+
+_OUT_OF_RANGE = [0, -1, 2**31, 2**63, 10**30, 10**5000]
+
+
+@pytest.mark.parametrize("version", _OUT_OF_RANGE, ids=["0", "-1", "2^31", "2^63", "10^30", "10^5000"])
+def test_a_version_number_out_of_range_is_invalid_input_on_every_call(
+    registry: RegistryClient, version: int
+) -> None:
+    _register(registry)
+    calls = [
+        lambda: registry.get_version("churn", version),
+        lambda: registry.resolve(RegistryUri("churn", version=version)),
+        lambda: registry.delete_version("churn", version),
+        lambda: registry.set_alias("churn", "champion", version),
+        lambda: registry.transition("churn", version, "Production"),
+        lambda: registry.set_version_tags("churn", version, {"k": "v"}),
+    ]
+    for call in calls:
+        with pytest.raises(
+            InvalidInput, match=r"version .*out of range: versions are 1 to 2147483647"
+        ) as info:
+            call()
+        assert len(str(info.value)) < 200
+    assert [v.version for v in registry.list_versions("churn")] == [1]
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", None])
+def test_a_version_that_is_not_a_whole_number_is_invalid_input(
+    registry: RegistryClient, version: object
+) -> None:
+    _register(registry)
+    with pytest.raises(InvalidInput, match="version must be a whole number"):
+        registry.get_version("churn", version)  # type: ignore[arg-type]
+
+
+def test_a_tag_value_python_cannot_write_as_text_is_invalid_input(registry: RegistryClient) -> None:
+    _register(registry)
+    with pytest.raises(InvalidInput, match=r"tag 'n' is an integer of about 500\d digits"):
+        registry.set_version_tags("churn", 1, {"n": 10**5000})
+    with pytest.raises(InvalidInput, match=r"tag 'n' is an integer of about 500\d digits"):
+        registry.set_model_tags("churn", {"n": 10**5000})
+    assert registry.get_version("churn", 1).tags == {}
