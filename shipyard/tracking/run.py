@@ -25,7 +25,14 @@ from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.datasets import describe_dataset
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, Metric, Run, RunStatus
 from shipyard.tracking.system_metrics import SystemMetricsMonitor
-from shipyard.tracking.values import MAX_I64, MIN_I64, metric_step, metric_timestamp, metric_value
+from shipyard.tracking.values import (
+    MAX_I64,
+    MIN_I64,
+    metric_step,
+    metric_timestamp,
+    metric_value,
+    unwritable_reason,
+)
 from shipyard.tracking.writer import MetricWriter
 
 _check_key = naming.check_key
@@ -216,9 +223,13 @@ class ActiveRun:
                 raise InvalidInput(
                     "saving YAML needs PyYAML: pip install pyyaml (or use a .json name)"
                 ) from exc
-            text = yaml.safe_dump(data, sort_keys=False)
-        else:
-            text = json.dumps(data, indent=2, default=_json_default, allow_nan=True)
+        try:
+            if artifact_file.endswith((".yaml", ".yml")):
+                text = yaml.safe_dump(data, sort_keys=False)
+            else:
+                text = json.dumps(data, indent=2, default=_json_default, allow_nan=True)
+        except ValueError as exc:
+            raise InvalidInput(f"cannot write {artifact_file!r}: {unwritable_reason(data, exc)}") from None
         return self.log_text(text, artifact_file)
 
     def log_figure(self, figure: Any, artifact_file: str) -> ArtifactRecord:

@@ -66,18 +66,23 @@ def text_value(what: str, key: str, value: Any, max_len: int) -> str:
         else:
             text = str(value)
     except ValueError as exc:
-        # Python refuses to write an int of more than 4,300 digits (by default) as text.
-        huge = _first_huge_int(value)
-        if huge is None:
-            raise InvalidInput(f"{what} {key!r} cannot be written as text: {exc}") from None
         raise InvalidInput(
-            f"{what} {key!r} is {describe_number(huge)}, more than Python writes as text; log it as a string"
+            f"{what} {key!r} cannot be written as text: {unwritable_reason(value, exc)}"
         ) from None
     except TypeError as exc:
         raise InvalidInput(f"{what} {key!r} cannot be written as JSON: {exc}") from None
     if len(text) > max_len:
         raise InvalidInput(f"{what} {key!r} is {len(text)} characters long; the limit is {max_len}")
     return text
+
+
+def unwritable_reason(value: Any, exc: ValueError) -> str:
+    """Why ``str()`` or ``json.dumps`` refused ``value``: a too-long int inside it is named, by size."""
+    # Python refuses to write an int of more than 4,300 digits (by default) as text.
+    huge = _first_huge_int(value)
+    if huge is None:
+        return str(exc)
+    return f"it holds {describe_number(huge)}, more than Python writes as text (log it as a string)"
 
 
 def describe_number(value: Any) -> str:

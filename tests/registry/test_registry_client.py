@@ -163,8 +163,12 @@ def test_a_version_that_is_not_a_whole_number_is_invalid_input(
 
 def test_a_tag_value_python_cannot_write_as_text_is_invalid_input(registry: RegistryClient) -> None:
     _register(registry)
-    with pytest.raises(InvalidInput, match=r"tag 'n' is an integer of about 500\d digits"):
+    with pytest.raises(
+        InvalidInput, match=r"tag 'n' cannot be written as text: it holds an integer of about 500\d digits"
+    ):
         registry.set_version_tags("churn", 1, {"n": 10**5000})
-    with pytest.raises(InvalidInput, match=r"tag 'n' is an integer of about 500\d digits"):
+    with pytest.raises(
+        InvalidInput, match=r"tag 'n' cannot be written as text: it holds an integer of about 500\d digits"
+    ):
         registry.set_model_tags("churn", {"n": 10**5000})
     assert registry.get_version("churn", 1).tags == {}

@@ -79,17 +79,17 @@ UNPRINTABLE = 10**5000  # past the 4,300 digits Python writes as text by default
         ),
         pytest.param(
             lambda run: run.log_param("p", UNPRINTABLE),
-            r"param 'p' is an integer of about 500\d digits",
+            r"param 'p' cannot be written as text: it holds an integer of about 500\d digits",
             id="param-unprintable-int",
         ),
         pytest.param(
             lambda run: run.log_params({"q": {"n": UNPRINTABLE}}),
-            r"param 'q' is an integer of about 500\d",
+            r"param 'q' cannot be written as text: it holds an integer of about 500\d",
             id="param-nested-unprintable-int",
         ),
         pytest.param(
             lambda run: run.set_tag("t", UNPRINTABLE),
-            r"tag 't' is an integer of about 500\d digits",
+            r"tag 't' cannot be written as text: it holds an integer of about 500\d digits",
             id="tag-unprintable-int",
         ),
         pytest.param(
@@ -145,3 +145,13 @@ def test_a_rejected_timestamp_does_not_corrupt_the_buffer(settings: Settings) ->
     run.end()
     history = shipyard.get_client(settings).metric_history(run.run_id, "m")
     assert [(m.step, m.value) for m in history] == [(1, 1.0), (3, 3.0)]
+
+
+@pytest.mark.parametrize("artifact_file", ["big.json", "big.yaml"])
+def test_log_dict_with_an_int_python_cannot_write_is_invalid_input(
+    settings: Settings, artifact_file: str
+) -> None:
+    with shipyard.start_run("overflow", settings=settings) as run:
+        with pytest.raises(InvalidInput, match=rf"'{artifact_file}'.*an integer of about 500\d digits"):
+            run.log_dict({"n": [UNPRINTABLE]}, artifact_file)
+        assert run.list_artifacts() == []
