@@ -47,7 +47,9 @@ def run(
     changed = {k: v for k, v in overrides.items() if v is not None}
     if changed:
         spec = TuningSpec.parse({**spec.model_dump(), **changed}, source=f"tuning spec {str(spec_file)!r}")
-    _run_live(spec, lambda on_trial: tune(spec, trial, on_trial=on_trial), as_json)
+    _run_live(
+        spec, lambda on_trial, on_start: tune(spec, trial, on_trial=on_trial, on_start=on_start), as_json
+    )
 
 
 @app.command("resume")
@@ -66,7 +68,12 @@ def resume(
     parent = _find(run_id)
     text = get_client(get_settings()).read_artifact(parent.run_id, SPEC_ARTIFACT).decode("utf-8")
     spec = TuningSpec.parse(yaml.safe_load(text))
-    _run_live(spec, lambda on_trial: resume_search(parent.run_id, trial, on_trial=on_trial), as_json)
+
+    def start(on_trial: Any, on_start: Any) -> TuningResult:
+        on_start(parent.run_id)
+        return resume_search(parent.run_id, trial, on_trial=on_trial)
+
+    _run_live(spec, start, as_json)
 
 
 @app.command("show")
@@ -137,7 +144,27 @@ def _find(search: str) -> Run:
 
 
 def _run_live(spec: TuningSpec, start: Any, as_json: bool) -> None:
-    """Run ``start(on_trial)`` with a progress bar and a best-so-far table; then the summary."""
+    """Run ``start(on_trial, on_start)`` with a progress bar and a best-so-far table; then the summary.
+
+    Ctrl-C or SIGTERM (the runner marks the search stopped) end it with the line that resumes it, and exit
+    130 or 143."""
+    started: list[str] = []
+    try:
+        result = _live(spec, start, started.append, as_json)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        code = 130 if isinstance(exc, KeyboardInterrupt) else exc.code
+        if not started or code in (0, None):
+            raise
+        typer.echo(
+            f"stopped: tuning run {started[0]} is marked stopped; continue it with: "
+            f"shipyard tune resume {started[0]}",
+            err=True,
+        )
+        raise typer.Exit(code if isinstance(code, int) else 1) from None
+    _print_result(result, as_json)
+
+
+def _live(spec: TuningSpec, start: Any, on_start: Any, as_json: bool) -> TuningResult:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -155,7 +182,10 @@ def _run_live(spec: TuningSpec, start: Any, as_json: bool) -> None:
             progress.update(task, completed=len(result.trials), states=states)
             live.update(Group(progress, _leaders(result)))
 
-        result = start(on_trial)
+        return start(on_trial, on_start)  # type: ignore[no-any-return]
+
+
+def _print_result(result: TuningResult, as_json: bool) -> None:
     if as_json:
         print_json(_summary(result))
         return

@@ -15,6 +15,7 @@ see every trial's progress.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as futures
 import contextlib
 import functools
@@ -34,7 +35,7 @@ from optuna.trial import TrialState
 
 from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, NotFound
-from shipyard.processes import worker_context
+from shipyard.processes import die_with_parent, lifeline, sigterm_raises, worker_context
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
 from shipyard.tuning.spec import TuningSpec, make_pruner, make_sampler
 
@@ -384,7 +385,7 @@ class _Inline:
                 raise
         return future
 
-    def close(self, *, broken: bool = False) -> None:
+    def close(self, *, broken: bool = False, kill: bool = False) -> None:
         pass
 
 
@@ -398,7 +399,14 @@ class _Processes:
     def __init__(self, workers: int) -> None:
         pool = _warm.get(workers)
         if pool is None or getattr(pool, "_broken", False):
-            pool = futures.ProcessPoolExecutor(workers, mp_context=worker_context(__name__))
+            # Workers die with this process however it ends, kill -9 included (see shipyard.processes);
+            # otherwise they, the fork server and the resource tracker outlived a killed search.
+            pool = futures.ProcessPoolExecutor(
+                workers,
+                mp_context=worker_context(__name__),
+                initializer=die_with_parent,
+                initargs=(lifeline(),),
+            )
             _warm[workers] = pool
         self.pool = pool
         self.workers = workers
@@ -413,10 +421,29 @@ class _Processes:
             ) from None
         return self.pool.submit(_run_in_worker, task)
 
-    def close(self, *, broken: bool = False) -> None:
-        if broken:  # a dead worker breaks the whole pool: the next search starts a fresh one
+    def close(self, *, broken: bool = False, kill: bool = False) -> None:
+        """Keep the warm pool for the next search; ``broken``: a dead worker broke it, shut it down;
+        ``kill``: the search was interrupted, kill the trials still running first."""
+        if kill:
+            # NOTE: ProcessPoolExecutor has no public way to stop a running call; its processes are
+            # in `_processes` on every supported Python.
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(OSError, ValueError):
+                    process.kill()
+        if broken or kill:  # a dead worker breaks the whole pool: the next search starts a fresh one
             _warm.pop(self.workers, None)
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _close_warm_pools() -> None:
+    """Shut the warm pools down while the interpreter is whole: left to the garbage collector at exit,
+    each printed ``Exception ignored in: … weakref_cb … 'NoneType' object has no attribute 'util'``."""
+    while _warm:
+        _, pool = _warm.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(_close_warm_pools)
 
 
 class _Ray:
@@ -425,12 +452,18 @@ class _Ray:
 
         self.ray = connect(address)
         self.remote = self.ray.remote(num_cpus=1, max_retries=0)(_run_in_worker)
+        self.pending: list[Any] = []
 
     def submit(self, task: _TrialTask) -> futures.Future[TrialRecord]:
-        return self.remote.remote(task).future()  # type: ignore[no-any-return]
+        ref = self.remote.remote(task)
+        self.pending.append(ref)
+        return ref.future()  # type: ignore[no-any-return]
 
-    def close(self, *, broken: bool = False) -> None:
-        pass
+    def close(self, *, broken: bool = False, kill: bool = False) -> None:
+        if kill:  # the search was interrupted: stop its trials (a finished one ignores the cancel)
+            for ref in self.pending:
+                self.ray.cancel(ref, force=True)
+        self.pending.clear()
 
 
 def _pool(spec: TuningSpec, study: optuna.Study, settings: Settings) -> Any:
@@ -451,6 +484,7 @@ def tune(
     settings: Settings | None = None,
     on_trial: Callable[[TrialRecord, TuningResult], None] | None = None,
     report: bool = True,
+    on_start: Callable[[str], None] | None = None,
 ) -> TuningResult:
     """Run a tuning experiment.
 
@@ -463,6 +497,10 @@ def tune(
         on_trial: called after each trial with it and the result so far (progress displays).
         report: write ``tuning/report.html`` on the parent run at the end (optimization history,
             parameter importances, parallel coordinates; or the Pareto front), self-contained (~5 MB).
+        on_start: called with the parent run's id once it exists (to say what to resume if stopped).
+
+    Ctrl-C (KeyboardInterrupt) or SIGTERM (``SystemExit(143)``) kill the running trials, mark the search
+    stopped and its run KILLED, and propagate; :func:`resume` continues it.
 
     Raises:
         InvalidInput: a bad spec (the field or parameter named), or no trial function.
@@ -472,7 +510,12 @@ def tune(
     settings = settings or get_settings()
     # Run names are unique in an experiment; the same spec is tuned many times.
     name = f"{spec.name}-{uuid.uuid4().hex[:6]}"
-    with start_run(spec.experiment, name, log_system_metrics=False, settings=settings) as parent:
+    with (
+        sigterm_raises(),
+        start_run(spec.experiment, name, log_system_metrics=False, settings=settings) as parent,
+    ):
+        if on_start is not None:
+            on_start(parent.run_id)
         storage = spec.storage or f"journal:{settings.home / 'tuning' / (parent.run_id + '.journal')}"
         study_name = f"{spec.name}-{parent.run_id}"
         parent.set_tags(
@@ -518,7 +561,7 @@ def resume(
     spec = TuningSpec.parse(_yaml_load(client.read_artifact(run_id, SPEC_ARTIFACT).decode("utf-8")))
     function = _function(spec, trial)
     study_name, storage = record.tags[STUDY_TAG], record.tags[STORAGE_TAG]
-    with start_run(run_id=run_id, log_system_metrics=False, settings=settings) as parent:
+    with sigterm_raises(), start_run(run_id=run_id, log_system_metrics=False, settings=settings) as parent:
         _fail_stale(study_name, storage, run_id, settings)
         parent.set_tag(STATE_TAG, "running")
         return _search(spec, function, parent, study_name, storage, settings, on_trial, report)
@@ -550,6 +593,19 @@ def _fail_trial_run(client: TrackingClient, parent_id: str, number: int, error: 
             client.set_terminated(pk, RunStatus.FAILED)
         return run.run_id
     return None
+
+
+def _stopped(parent: ActiveRun, running: list[int], settings: Settings) -> None:
+    """Mark an interrupted search stopped, and the runs of the trials it killed KILLED (their Optuna trials
+    stay RUNNING: :func:`resume` fails them as stale)."""
+    client = get_client(settings)
+    parent.set_tag(STATE_TAG, "stopped")
+    for number in running:
+        for run in client.runs_with_tag(TRIAL_TAG, f"{parent.run_id}:{number}", limit=1):
+            if not run.status.is_terminal:
+                pk = client.run_pk(run.run_id)
+                client.set_tags(pk, {STATE_TAG: "FAIL", "shipyard.tuning.error": "stopped"})
+                client.set_terminated(pk, RunStatus.KILLED)
 
 
 def _lost(number: int, params: dict[str, Any], parent_id: str, settings: Settings, error: str) -> TrialRecord:
@@ -628,8 +684,12 @@ def _search(
                 if broken:  # a dead worker breaks the whole process pool: start a fresh one
                     pool.close(broken=True)
                     pool = _pool(spec, study, settings)
-        except BaseException:  # interrupted: do not leave trials running in a warm pool
-            pool.close(broken=True)
+        except BaseException as exc:
+            # Interrupted (Ctrl-C, SIGTERM) or broken: kill the running trials, never leave them in a warm
+            # pool; an interrupted search is marked stopped, to be resumed (`shipyard tune resume RUN`).
+            pool.close(broken=True, kill=True)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                _stopped(parent, [number for number, _ in pending.values()], settings)
             raise
         pool.close()
     result = _result(spec, parent, study_name, storage_url, state, records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,10 +40,8 @@ def wait_for(marker: Path, process: subprocess.Popen[bytes], timeout: float = 60
 def kill_all(processes: list[psutil.Process]) -> None:
     """Clean up whatever a failed test left running (by pid, the ones it started)."""
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.Error):
             process.kill()
-        except psutil.Error:
-            pass
 
 
 def test_a_killed_drivers_worker_fork_server_and_resource_tracker_die_with_it(tmp_path: Path) -> None:
