@@ -40,6 +40,7 @@ from shipyard.monitoring.alerts import Alert, AlertRule, check_rules, evaluate
 from shipyard.monitoring.baseline import check_model_name, find_baseline
 from shipyard.monitoring.performance import PerformanceResult, compute_performance
 from shipyard.monitoring.window import describe, finite, iso, utc
+from shipyard.registry.uri import RegistryUri, parse_model_uri
 from shipyard.serving.metrics import METRICS_PREFIX
 from shipyard.serving.payloads import read_payloads
 from shipyard.store.artifacts import ArtifactStore
@@ -216,8 +217,10 @@ def run_monitor(
     :func:`~shipyard.monitoring.alerts.evaluate`).
 
     With ``settings`` (the tracking and registry stores), a model without a baseline of its own uses the one
-    packaged with the registered version that served most in the window (``models:/<registered_name or
-    model>/<version>``), and the run is recorded as a tracked run in experiment ``monitoring/<model>``:
+    packaged with the registered version that served most in the window: the ``models:/<name>/<version>``
+    the server logged with each request (so a model served under another name needs no ``registered_name``),
+    else ``models:/<registered_name or model>/<version>``; ``registered_name`` overrides the logged name.
+    The run is recorded as a tracked run in experiment ``monitoring/<model>``:
     drift and performance as metrics, the HTML and JSON reports as artifacts, so runs line up over time.
 
     When ground truth was added for served requests (:func:`~shipyard.monitoring.performance.save_labels`),
@@ -245,7 +248,14 @@ def run_monitor(
     version = str(versions.value_counts().index[0]) if len(versions) else None
 
     registry = _registry(settings) if settings is not None else None
-    found = find_baseline(store, model, registry=registry, version=version, registered_name=registered_name)
+    lookup_name, lookup_version = registered_name, version
+    if registered_name is None and version is not None:
+        source = _registered_source(window_records.loc[window_records["version"] == version, "model_uri"])
+        if source is not None:
+            lookup_name, lookup_version = source
+    found = find_baseline(
+        store, model, registry=registry, version=lookup_version, registered_name=lookup_name
+    )
     baseline = found.frame
     check_rules(rules, [str(c) for c in baseline.columns])
 
@@ -297,6 +307,20 @@ def run_monitor(
     if settings is not None:
         result = dataclasses.replace(result, run_id=_track(settings, result, html, document))
     return result
+
+
+def _registered_source(model_uris: pd.Series) -> tuple[str, str] | None:
+    """The registered name and version that answered most of these records, by the ``models:/name/N`` the
+    server logged (a model served under another name, or another version label); None when the records do
+    not say (files from before it was logged, or a version loaded from a run or a folder)."""
+    for uri in model_uris.dropna().value_counts().index:
+        try:
+            parsed = parse_model_uri(str(uri))
+        except InvalidInput:
+            continue
+        if isinstance(parsed, RegistryUri) and parsed.version is not None:
+            return parsed.name, str(parsed.version)
+    return None
 
 
 def _registry(settings: Settings) -> RegistryClient:

@@ -344,6 +344,7 @@ class InferenceServer:
             rows=item.rows,
             shadow=shadow,
             error=error,
+            model_uri=served.source_uri,
         )
 
     # ------------------------------------------------------------------ plumbing

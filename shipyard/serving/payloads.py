@@ -5,6 +5,10 @@ records, under ``payloads/<model>/<YYYY-MM-DD>/<HHMMSSffffff>-<n>-<id>.parquet``
 ``max_rows`` are buffered or ``max_seconds`` have passed (rotation by size and time), and on shutdown.
 The monitoring jobs read them back with :func:`read_payloads`. Inputs and outputs are stored as JSON text
 columns, so models of any signature share one file schema.
+
+``model_uri`` records where the answering version came from: ``models:/churn/3`` for a registry version
+(whatever name, alias or version label it is served under), else the URI it was loaded from. The monitoring
+job finds the registered baseline by it. Files written before a column existed read back with it null.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ SCHEMA = pa.schema(
         ("inputs", pa.string()),
         ("outputs", pa.string()),
         ("error", pa.string()),
+        ("model_uri", pa.string()),
     ]
 )
 
@@ -106,8 +111,10 @@ class PayloadLogger:
         rows: int,
         shadow: bool = False,
         error: str | None = None,
+        model_uri: str | None = None,
     ) -> None:
-        """Buffer one record (the caller has already decided it is sampled)."""
+        """Buffer one record (the caller has already decided it is sampled); ``model_uri`` is where the
+        answering version came from (``models:/churn/3``)."""
         record = {
             "timestamp": datetime.now(UTC),
             "request_id": request_id,
@@ -122,6 +129,7 @@ class PayloadLogger:
             "inputs": _to_json(inputs),
             "outputs": _to_json(outputs),
             "error": error,
+            "model_uri": model_uri,
         }
         with self._lock:
             self._buffer.append(record)
@@ -184,10 +192,23 @@ def read_payloads(store: ArtifactStore, model: str | None = None) -> pd.DataFram
     if not store.exists(prefix):
         return SCHEMA.empty_table().to_pandas()
     files = sorted(f.path for f in store.list(prefix, recursive=True) if f.path.endswith(".parquet"))
-    tables = [pq.read_table(io.BytesIO(store.read_bytes(path))) for path in files]
+    tables = [_conformed(pq.read_table(io.BytesIO(store.read_bytes(path)))) for path in files]
     if not tables:
         return SCHEMA.empty_table().to_pandas()
     return pa.concat_tables(tables).to_pandas().sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def _conformed(table: pa.Table) -> pa.Table:
+    """``table`` in :data:`SCHEMA`'s columns and order: a column an older server did not write is null."""
+    if table.schema.equals(SCHEMA):
+        return table
+    columns = [
+        table[field.name].cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(len(table), field.type)
+        for field in SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
 def _to_json(value: Any) -> str | None:

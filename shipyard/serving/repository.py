@@ -116,6 +116,8 @@ class ServedModel:
         self.label = label
         self.uri = uri
         self.version = config.version or label
+        # Where the loaded version came from: models:/churn/3 once a registry URI has resolved.
+        self.source_uri = uri
         self.state = ModelState.LOADING
         self.error: str | None = None
         self.model: LoadedModel | None = None
@@ -140,8 +142,10 @@ class ServedModel:
         started = time.perf_counter()
         try:
             model = loader(self.uri, **self.config.options) if self.config.options else loader(self.uri)
-            if self.config.version is None and model.version is not None:
-                self.version = str(model.version.version)
+            if model.version is not None:
+                self.source_uri = model.version.uri
+                if self.config.version is None:
+                    self.version = str(model.version.version)
             self.model = model
             self.inputs = _input_infos(model.signature)
             self.outputs = self._warm_up(model)

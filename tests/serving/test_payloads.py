@@ -80,3 +80,64 @@ def test_model_config_names_its_versions() -> None:
     assert default_label("/models/churn") == "default"
     with pytest.raises(InvalidInput, match="either uri or versions"):
         ModelConfig("churn").targets()
+
+
+def test_files_written_before_the_model_uri_column_read_back_with_it_unknown(tmp_path: Path) -> None:
+    """Logs written by an older server (no ``model_uri`` column) read back beside new ones, null there."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shipyard.serving.payloads import SCHEMA
+
+    store = ArtifactStore(str(tmp_path))
+    old_schema = pa.schema([f for f in SCHEMA if f.name not in ("model_uri", "request_id")])
+    old = pa.Table.from_pylist(
+        [
+            {
+                "timestamp": pa.scalar(0, pa.timestamp("ms", tz="UTC")).as_py(),
+                "model": "churn",
+                "version": "3",
+                "label": "champion",
+                "protocol": "v2",
+                "shadow": False,
+                "status": 200,
+                "latency_ms": 1.0,
+                "rows": 1,
+                "inputs": '{"age": [1]}',
+                "outputs": '{"predict": [0]}',
+                "error": None,
+            }
+        ],
+        schema=old_schema,
+    )
+    buffer = io.BytesIO()
+    pq.write_table(old, buffer)
+    store.put_bytes(buffer.getvalue(), "payloads/churn/1970-01-01/000000000000-000000-old.parquet")
+    logger = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0))
+    logger.log(
+        model="churn",
+        version="3",
+        label="champion",
+        protocol="v2",
+        request_id="r1",
+        status=200,
+        latency_s=0.001,
+        inputs={"age": np.array([2])},
+        outputs=None,
+        rows=1,
+        model_uri="models:/churn-registered/3",
+    )
+    logger.flush()
+    frame = read_payloads(store, "churn")
+    assert list(frame.columns) == SCHEMA.names
+    assert (
+        frame["model_uri"].isna().tolist() == [True, False]
+        and frame["model_uri"][1] == "models:/churn-registered/3"
+    )
+    assert frame["request_id"].isna().tolist() == [True, False] and frame["request_id"][1] == "r1"
+    alone = ArtifactStore(str(tmp_path / "old-only"))
+    alone.put_bytes(buffer.getvalue(), "payloads/churn/1970-01-01/000000000000-000000-old.parquet")
+    only_old = read_payloads(alone, "churn")
+    assert list(only_old.columns) == SCHEMA.names and only_old["model_uri"].isna().all()

@@ -189,3 +189,42 @@ def test_registered_baseline_labels_performance_alerts_and_a_tracked_run(
     assert [(r.schedule, r.status) for r in ran] == [("monitor-bc-loop", "succeeded")], ran
     monitored = shipyard.get_client(settings).runs_with_tag("shipyard.monitoring.model", "bc-loop")
     assert len(monitored) == 3  # by the API, by the CLI, and by the scheduled pipeline
+
+
+def test_a_model_served_under_another_name_finds_its_registered_baseline(
+    registered: Registered,
+    start_server: Callable[..., RunningServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``models:/bc-src@champion`` served as ``prod-bc``: the payload log records which registered version
+    answered, so the monitor finds the baseline packaged with it without ``--registered``."""
+    settings = registered.settings
+    frame = registered.frame
+    with shipyard.start_run("serving", settings=settings) as run:
+        info = shipyard.models.log(
+            registered.model, name="model", run=run, input_example=frame.head(5), baseline=frame
+        )
+    version = shipyard.models.register(info.uri, "bc-src", settings=settings)
+    shipyard.models.set_alias("bc-src", "champion", version.version, settings=settings)
+    store = ArtifactStore(settings.artifact_root)
+    payloads = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_seconds=3600))
+    # Clients see version "live", not the registry's number: only the recorded source leads back to it.
+    config = ModelConfig("prod-bc", "models:/bc-src@champion", version="live")
+    server = start_server([config], settings, payloads=payloads)
+    served = frame.sample(120, replace=True, random_state=4).reset_index(drop=True)
+    with httpx.Client(base_url=server.url) as client:
+        for start in range(0, len(served), 30):
+            records = served.iloc[start : start + 30].to_dict(orient="records")
+            assert client.post("/models/prod-bc/predict", json=records).status_code == 200
+    payloads.flush()
+    logged = read_payloads(store, "prod-bc")
+    assert set(logged["model_uri"]) == {f"models:/bc-src/{version.version}"}
+
+    # The CLI drives run_monitor with the same stores (one run: the drift tests dominate its time).
+    monkeypatch.setenv("SHIPYARD_HOME", str(settings.home))
+    code, out, err = run_cli(capsys, "monitor", "run", "prod-bc", "--min-rows", "100", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["baseline"] == f"models:/bc-src/{version.version}" and result["version"] == "live"
+    assert result["rows"] == 120 and not result["drift"]["dataset_drift"]
