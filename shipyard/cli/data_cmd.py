@@ -125,19 +125,12 @@ def drift(
         kinds=_assignments(kind, "--kind", "kind"),
     )
     rows = [
-        (
-            c.column,
-            c.kind,
-            c.test,
-            f"{c.statistic:.4g}",
-            f"{c.threshold:g}",
-            "DRIFT" if c.drift_detected else "",
-        )
+        (c.column, c.kind, c.test, *c.describe_score(), "DRIFT" if c.drift_detected else "")
         for c in result.columns
     ]
     verdict = "dataset drift" if result.dataset_drift else "no dataset drift"
     title = f"drift: {result.drift_share:.0%} of columns drifted ({verdict})"
-    print_table(title, ["column", "kind", "test", "statistic", "threshold", "verdict"], rows)
+    print_table(title, ["column", "kind", "test", "score", "drift when", "verdict"], rows)
     for side, missing in (("current", result.missing_in_current), ("reference", result.missing_in_reference)):
         if missing:
             sys.stderr.write(f"not compared, missing in {side}: {', '.join(missing)}\n")

@@ -343,6 +343,17 @@ class ColumnDrift:
     reference_missing: int = 0
     current_missing: int = 0
 
+    @property
+    def score_kind(self) -> str:
+        """What ``statistic`` holds: ``"p_value"`` (drift below the threshold) or ``"distance"``."""
+        return StatTest(self.test).kind
+
+    def describe_score(self) -> tuple[str, str]:
+        """(score, rule) for display: ``("p = 0.0123", "p < 0.05")`` or ``("distance 0.142", "≥ 0.1")``."""
+        if self.score_kind == "p_value":
+            return f"p = {self.statistic:.4g}", f"p < {self.threshold:g}"
+        return f"distance {self.statistic:.4g}", f"≥ {self.threshold:g}"
+
 
 def clean_values(column: str, side: str, values: Any) -> tuple[np.ndarray, int]:
     """Non-missing values as a 1-D array of numbers, booleans or strings, and how many were missing."""
@@ -543,6 +554,7 @@ class DatasetDrift:
                     "kind": c.kind,
                     "test": c.test,
                     "statistic": c.statistic,
+                    "score_kind": c.score_kind,
                     "threshold": c.threshold,
                     "drift_detected": c.drift_detected,
                     "reference_rows": c.reference_rows,

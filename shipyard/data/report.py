@@ -306,8 +306,8 @@ def render_drift_report(
 <p class="muted">Drifted columns first. p-value tests (ks, chisquare, chisquare_evidently, z) drift below \
 the threshold; distance tests (wasserstein, jensenshannon, psi) at or above it.</p>
 <table>
-<thead><tr><th>column</th><th>kind</th><th>test</th><th class="num">statistic</th>\
-<th class="num">threshold</th><th>verdict</th><th>notes</th></tr></thead>
+<thead><tr><th>column</th><th>kind</th><th>test</th><th class="num">p-value or distance</th>\
+<th class="num">drift when</th><th>verdict</th><th>notes</th></tr></thead>
 <tbody>
 {rows}
 </tbody>

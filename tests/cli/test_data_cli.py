@@ -55,8 +55,11 @@ def test_stats_schema_validate_and_drift(
         capsys, "data", "drift", str(files["train"]), str(files["shifted"]), "--json", str(result)
     )
     assert code == 0 and "DRIFT" in out
+    # p-value tests show a p-value, named as one, with the rule that makes it drift (not a bare "statistic").
+    assert "score" in out and "p = " in out and "p < 0.05" in out and "statistic" not in out
     verdicts = {c["column"]: c["drift_detected"] for c in json.loads(result.read_text())["columns"]}
     assert verdicts["mean radius"] is True and sum(verdicts.values()) == 1
+    assert {c["score_kind"] for c in json.loads(result.read_text())["columns"]} == {"p_value"}
 
     code, out, _ = run_cli(
         capsys,
