@@ -40,6 +40,10 @@ class Settings:
     system_metrics: bool = False
     system_metrics_interval: float = 10.0
     flush_interval: float = 1.0
+    # A running run's process beats every heartbeat_interval seconds; a RUNNING run whose last beat is
+    # older than heartbeat_timeout shows as LOST (its process died) and `shipyard gc --stale` ends it.
+    heartbeat_interval: float = 5.0
+    heartbeat_timeout: float = 60.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -96,6 +100,13 @@ class Settings:
                 values[f.name] = _coerce(f.name, raw[f.name], f.default)
             else:
                 sources.setdefault(f.name, "default")
+        interval = values.get("heartbeat_interval", cls.heartbeat_interval)
+        timeout = values.get("heartbeat_timeout", cls.heartbeat_timeout)
+        if timeout <= interval:
+            raise InvalidInput(
+                f"setting 'heartbeat_timeout' ({timeout} s) must be longer than 'heartbeat_interval' "
+                f"({interval} s), or live runs would show as LOST"
+            )
         return cls(**values, sources=sources)
 
     def describe(self) -> list[tuple[str, str, str]]:

@@ -12,6 +12,7 @@ from shipyard.durations import parse_duration
 from shipyard.errors import InvalidInput
 from shipyard.tracking import Run, get_client
 from shipyard.tracking.gc import collect_garbage
+from shipyard.tracking.staleness import mark_stale_runs
 
 app = typer.Typer(help="Inspect and manage runs.", no_args_is_help=True)
 
@@ -22,7 +23,7 @@ _JSON = typer.Option(False, "--json", help="Machine-readable output.")
 def _runs_table(title: str, found: Sequence[Run], metric_keys: Sequence[str] = ()) -> None:
     keys = list(metric_keys) or sorted({k for r in found for k in r.metrics})[:6]
     rows = [
-        (r.name, r.run_id, r.status.value, fmt_time(r.start_time), *(fmt(r.metrics.get(k)) for k in keys))
+        (r.name, r.run_id, r.display_status, fmt_time(r.start_time), *(fmt(r.metrics.get(k)) for k in keys))
         for r in found
     ]
     print_table(title, ["name", "run id", "status", "started (UTC)", *keys], rows)
@@ -95,7 +96,7 @@ def show(
         ("name", record.name),
         ("run id", record.run_id),
         ("experiment id", record.experiment_id),
-        ("status", record.status.value),
+        ("status", _status_line(record)),
         ("parent", record.parent_run_id),
         ("started (UTC)", fmt_time(record.start_time)),
         ("ended (UTC)", fmt_time(record.end_time)),
@@ -170,14 +171,29 @@ def delete(
     console.print(f"deleted run {record.name} ({record.run_id}); `shipyard gc` purges it")
 
 
+def _status_line(record: Run) -> str:
+    if record.lost:
+        return (
+            f"LOST (RUNNING, but its process {record.process or ''} stopped beating at "
+            f"{fmt_time(record.heartbeat_at)}; `shipyard gc --stale` ends it KILLED)"
+        )
+    return record.status.value
+
+
 def gc(
     older_than: str = typer.Option(
         "0s", "--older-than", help="Only purge what was deleted this long ago (30s, 2h, 7d)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be purged."),
     as_json: bool = _JSON,
+    stale: bool = typer.Option(
+        False, "--stale", help="Instead: end RUNNING runs whose process stopped beating (LOST) as KILLED."
+    ),
 ) -> None:
     """Permanently remove deleted runs and experiments, with their artifacts."""
+    if stale:
+        _gc_stale(dry_run=dry_run, as_json=as_json)
+        return
     age = parse_duration(older_than, "--older-than", allow_zero=True)
     report = collect_garbage(get_client(), older_than_ms=age // timedelta(milliseconds=1), dry_run=dry_run)
     if as_json:
@@ -190,3 +206,14 @@ def gc(
                 f"kept the artifact folders holding registered versions {', '.join(report.kept)}",
                 markup=False,
             )
+
+
+def _gc_stale(*, dry_run: bool, as_json: bool) -> None:
+    marked = mark_stale_runs(get_client(), dry_run=dry_run)
+    if as_json:
+        print_json({"dry_run": dry_run, "runs": [r.run_id for r in marked]})
+        return
+    verb = "would mark" if dry_run else "marked"
+    console.print(f"{verb} {len(marked)} lost run(s) KILLED", markup=False)
+    for run in marked:
+        console.print(f"  {run.name} ({run.run_id}), last beat {fmt_time(run.heartbeat_at)}", markup=False)

@@ -61,9 +61,15 @@ runs = Table(
     Column("end_time", BigInteger, nullable=True),
     Column("artifact_uri", Text, nullable=False),
     Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
+    # Revision 0005: the run's process beats (epoch ms) while it runs; a RUNNING run whose heartbeat is
+    # older than the heartbeat timeout has lost its process. pid and host name that process.
+    Column("heartbeat_at", BigInteger, nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("host", String(256), nullable=True),
     UniqueConstraint("experiment_id", "name", name="uq_runs_experiment_name"),
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
     Index("ix_runs_parent", "parent_run_id"),
+    Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
 )
 
 params = Table(

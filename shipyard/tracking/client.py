@@ -11,6 +11,7 @@ import functools
 import getpass
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -69,6 +70,9 @@ _RUN_COLUMNS = (
     "end_time",
     "artifact_uri",
     "lifecycle_stage",
+    "heartbeat_at",
+    "pid",
+    "host",
 )
 
 
@@ -250,6 +254,7 @@ class TrackingClient:
         attempts = 1 if name is not None else 5
         for attempt in range(attempts):
             run_id = new_id()
+            started = now_ms()
             row = {
                 "run_id": run_id,
                 "experiment_id": exp.experiment_id,
@@ -257,10 +262,14 @@ class TrackingClient:
                 "status": RunStatus.RUNNING.value,
                 "parent_run_id": parent_run_id,
                 "user": _current_user(),
-                "start_time": now_ms(),
+                "start_time": started,
                 "end_time": None,
                 "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
                 "lifecycle_stage": LifecycleStage.ACTIVE.value,
+                # The creating process's first beat; it goes on beating while it holds the run open.
+                "heartbeat_at": started,
+                "pid": os.getpid(),
+                "host": _host(),
             }
             try:
                 with self.store.write() as conn:
@@ -284,14 +293,34 @@ class TrackingClient:
         return querying.run_from_row(row, tags=dict(tag_rows)), run_pk
 
     def resume_run(self, run_id: str) -> tuple[Run, int]:
-        """Mark an existing run RUNNING again (to log more into it)."""
+        """Mark an existing run RUNNING again (to log more into it), beating from this process."""
         run = self.get_run(run_id)
         run_pk = self.run_pk(run_id)
         with self.store.write() as conn:
             conn.execute(
-                runs.update().where(runs.c.id == run_pk).values(status=RunStatus.RUNNING.value, end_time=None)
+                runs.update()
+                .where(runs.c.id == run_pk)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    end_time=None,
+                    heartbeat_at=now_ms(),
+                    pid=os.getpid(),
+                    host=_host(),
+                )
             )
         return self.get_run(run.run_id), run_pk
+
+    def beat(self, run_pks: Iterable[int]) -> None:
+        """Record that this process is alive and still running ``run_pks`` (one UPDATE; ended runs are
+        left alone). The metric writer's thread calls it every ``heartbeat_interval`` seconds."""
+        pks = list(run_pks)
+        if pks:
+            with self.store.write() as conn:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(pks), runs.c.status == RunStatus.RUNNING.value)
+                    .values(heartbeat_at=now_ms())
+                )
 
     def run_pk(self, run_id: str) -> int:
         pk = self._run_pks.get(run_id)
@@ -623,7 +652,7 @@ class TrackingClient:
     def _load_runs(self, query: sa.Select) -> list[Run]:
         with self.store.read() as conn:
             rows = [row._mapping for row in conn.execute(query)]
-            return querying.hydrate_runs(conn, rows)
+            return querying.hydrate_runs(conn, rows, stale_before=querying.stale_before(self.settings))
 
     # ------------------------------------------------------------------ helpers
     def _dialect_insert(self, table: sa.Table) -> Any:
@@ -640,6 +669,11 @@ class TrackingClient:
         stmt = self._dialect_insert(table)
         keys = [c.name for c in table.primary_key.columns]
         return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()[:256]
 
 
 @functools.cache

@@ -53,7 +53,10 @@ def _client_and_writer(settings: Settings) -> tuple[TrackingClient, MetricWriter
             pair = _clients.get(key)
             if pair is None:
                 client = TrackingClient(settings)
-                pair = (client, MetricWriter(client, interval=settings.flush_interval))
+                writer = MetricWriter(
+                    client, interval=settings.flush_interval, heartbeat_interval=settings.heartbeat_interval
+                )
+                pair = (client, writer)
                 _clients[key] = pair
     return pair
 
@@ -124,7 +127,7 @@ def start_run(
             experiment or _default_experiment or os.environ.get("SHIPYARD_EXPERIMENT") or DEFAULT_EXPERIMENT
         )
         record, pk = client.create_run(experiment, name=name, parent_run_id=parent_id, tags=tags)
-    run = ActiveRun(client, writer, record, pk)
+    run = ActiveRun(client, writer, record, pk, beat=True)
     _install_hooks()
     with _lock:
         _open_runs[run.run_id] = run

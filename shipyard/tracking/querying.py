@@ -11,15 +11,17 @@ import base64
 import hashlib
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from shipyard.config import Settings
 from shipyard.errors import InvalidInput
 from shipyard.store.schema import latest_metrics, params, tags
-from shipyard.tracking.records import LifecycleStage, Run, RunList, RunStatus
+from shipyard.tracking.records import LifecycleStage, Run, RunList, RunStatus, is_lost
 from shipyard.tracking.search import build_search_statement, parse_filter, parse_order_by
 
 if TYPE_CHECKING:
@@ -69,16 +71,20 @@ def search_runs(
     with client.store.read() as conn:
         rows = [row._mapping for row in conn.execute(statement)]
         has_more = len(rows) > max_results
-        found = hydrate_runs(conn, rows[:max_results], wanted)
+        found = hydrate_runs(conn, rows[:max_results], wanted, stale_before(client.settings))
     token = _encode_token(offset + max_results, fingerprint) if has_more else None
     result = RunList(found, token)
     return to_dataframe(result) if output_format == "pandas" else result
 
 
 def hydrate_runs(
-    conn: Connection, rows: Sequence[Mapping[str, Any]], columns: Mapping[str, set[str] | None] | None = None
+    conn: Connection,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, set[str] | None] | None = None,
+    stale_before: int | None = None,
 ) -> list[Run]:
-    """Build `Run` records for ``rows`` (of the runs table), loading only the requested keys."""
+    """Build `Run` records for ``rows`` (of the runs table), loading only the requested keys; RUNNING runs
+    whose heartbeat is older than ``stale_before`` (epoch ms) are marked ``lost``."""
     if not rows:
         return []
     wanted = columns if columns is not None else {"params": None, "metrics": None, "tags": None}
@@ -101,6 +107,7 @@ def hydrate_runs(
     return [
         run_from_row(
             row,
+            stale_before,
             params=values["params"][row["id"]],
             metrics=values["metrics"][row["id"]],
             tags=values["tags"][row["id"]],
@@ -109,21 +116,33 @@ def hydrate_runs(
     ]
 
 
-def run_from_row(row: Mapping[str, Any], **values: Mapping[str, Any]) -> Run:
-    """A `Run` from a row of the runs table, with ``params``/``metrics``/``tags`` when given."""
+def run_from_row(row: Mapping[str, Any], stale_before: int | None = None, **values: Mapping[str, Any]) -> Run:
+    """A `Run` from a row of the runs table, with ``params``/``metrics``/``tags`` when given; it is ``lost``
+    when RUNNING with a heartbeat older than ``stale_before`` (epoch ms; see :func:`stale_before`)."""
+    status = RunStatus(row["status"])
+    heartbeat = row.get("heartbeat_at")
     return Run(
         run_id=row["run_id"],
         experiment_id=row["experiment_id"],
         name=row["name"],
-        status=RunStatus(row["status"]),
+        status=status,
         start_time=row["start_time"],
         end_time=row["end_time"],
         artifact_uri=row["artifact_uri"],
         lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
         parent_run_id=row["parent_run_id"],
         user=row["user"],
+        heartbeat_at=heartbeat,
+        pid=row.get("pid"),
+        host=row.get("host"),
+        lost=is_lost(status, heartbeat, stale_before),
         **values,
     )
+
+
+def stale_before(settings: Settings) -> int:
+    """Epoch ms before which a RUNNING run's last heartbeat means its process is gone."""
+    return time.time_ns() // 1_000_000 - int(settings.heartbeat_timeout * 1000)
 
 
 def to_dataframe(found: Sequence[Run]) -> pd.DataFrame:
@@ -137,6 +156,7 @@ def to_dataframe(found: Sequence[Run]) -> pd.DataFrame:
             "experiment_id": run.experiment_id,
             "name": run.name,
             "status": run.status.value,
+            "lost": run.lost,
             "start_time": pd.to_datetime(run.start_time, unit="ms", utc=True),
             "end_time": pd.to_datetime(run.end_time, unit="ms", utc=True) if run.end_time else pd.NaT,
             "parent_run_id": run.parent_run_id,

@@ -27,6 +27,21 @@ class RunStatus(enum.StrEnum):
         return self is not RunStatus.RUNNING
 
 
+# What a RUNNING run whose process stopped beating is shown as (never stored: see `Run.lost`).
+LOST = "LOST"
+
+
+def is_lost(status: RunStatus, heartbeat_at: int | None, stale_before_ms: int | None) -> bool:
+    """Whether a run is RUNNING with a heartbeat older than ``stale_before_ms`` (epoch ms). A run without
+    a heartbeat (written before heartbeats existed) is never judged lost."""
+    return (
+        status is RunStatus.RUNNING
+        and heartbeat_at is not None
+        and stale_before_ms is not None
+        and heartbeat_at < stale_before_ms
+    )
+
+
 class LifecycleStage(enum.StrEnum):
     """Soft deletion: deleted records are hidden until ``shipyard gc`` purges them."""
 
@@ -94,7 +109,13 @@ class ArtifactRecord:
 
 @dataclass(frozen=True)
 class Run:
-    """A run as stored. ``metrics`` holds each key's latest value (highest step, then newest)."""
+    """A run as stored. ``metrics`` holds each key's latest value (highest step, then newest).
+
+    ``heartbeat_at`` (epoch ms), ``pid`` and ``host`` say when and which process last said the run was alive;
+    ``lost`` is True when the run is RUNNING but that beat was older than the heartbeat timeout when the
+    record was read: its process died without ending it (``kill -9``). ``status`` stays what is stored;
+    :attr:`display_status` says LOST.
+    """
 
     run_id: str
     experiment_id: str
@@ -109,12 +130,26 @@ class Run:
     params: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    heartbeat_at: int | None = None
+    pid: int | None = None
+    host: str | None = None
+    lost: bool = False
     # How to read a metric's points from the store this record came from (set by `shipyard.get_run`).
     _history: Callable[[str, str], list[Metric]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration_ms(self) -> int | None:
         return None if self.end_time is None else self.end_time - self.start_time
+
+    @property
+    def display_status(self) -> str:
+        """The status to show: LOST for a RUNNING run whose process stopped beating, else ``status``."""
+        return LOST if self.lost else self.status.value
+
+    @property
+    def process(self) -> str | None:
+        """``pid@host`` of the process that runs (or ran) it, when recorded."""
+        return None if self.pid is None else f"{self.pid}@{self.host or '?'}"
 
     def metric_history(self, key: str) -> list[Metric]:
         """Every point of metric ``key``, as MLflow users read it off ``get_run(run_id)``.

@@ -42,7 +42,11 @@ _MIN_I64, _MAX_I64 = MIN_I64, MAX_I64
 class ActiveRun:
     """A running run. Thread-safe for logging; create with :func:`shipyard.start_run`."""
 
-    def __init__(self, client: TrackingClient, writer: MetricWriter, record: Run, run_pk: int) -> None:
+    def __init__(
+        self, client: TrackingClient, writer: MetricWriter, record: Run, run_pk: int, *, beat: bool = False
+    ) -> None:
+        """``beat``: this process owns the run, and its writer keeps the run's heartbeat fresh until it ends
+        (a pipeline worker logging into a run its engine owns does not beat)."""
         self._client = client
         self._writer = writer
         self._record = record
@@ -52,6 +56,9 @@ class ActiveRun:
         self._monitor: SystemMetricsMonitor | None = None
         self._artifacts: ArtifactStore | None = None
         self._on_end: list[Any] = []
+        self._beats = beat
+        if beat:
+            writer.beat_for(run_pk)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -287,6 +294,8 @@ class ActiveRun:
             )
             self._status = status
             self._record = Run(**{**self._record.__dict__, "status": status, "end_time": end_time[0]})
+            if self._beats:
+                self._writer.stop_beating(self._pk)
         for callback in self._on_end:
             callback(self)
 

@@ -6,6 +6,10 @@ thread writes the buffer in batched transactions every ``interval`` seconds, or 
 ``flush()`` writes whatever is buffered in the caller's thread and returns only once every point added
 before the call is committed — so a flushed point survives a later ``kill -9``.
 
+The same thread beats for the runs this process holds open (:meth:`MetricWriter.beat_for`): one UPDATE of
+their ``heartbeat_at`` every ``heartbeat_interval`` seconds, so a run whose process died shows as LOST. It
+costs ``log_metric`` nothing and needs no thread per run.
+
 Thread-safety: ``add``/``add_many`` may be called from any thread. ``_write_lock`` serialises database
 writes, so ``flush`` also waits for a batch the background thread is writing at that moment.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -27,9 +32,21 @@ log = logging.getLogger(__name__)
 class MetricWriter:
     """Buffers metric points for one `TrackingClient` and writes them in batches."""
 
-    def __init__(self, client: TrackingClient, *, interval: float = 1.0, high_water: int = 200_000) -> None:
+    def __init__(
+        self,
+        client: TrackingClient,
+        *,
+        interval: float = 1.0,
+        high_water: int = 200_000,
+        heartbeat_interval: float = 5.0,
+    ) -> None:
         self._client = client
-        self._interval = interval
+        self._interval = min(interval, heartbeat_interval)
+        self._flush_interval = interval
+        self._heartbeat_interval = heartbeat_interval
+        self._beating: dict[int, int] = {}  # run pk -> how many open handles of this process hold it
+        self._next_beat = 0.0
+        self._next_flush = 0.0
         self._high_water = high_water
         self._buffer: dict[tuple[int, str], Series] = {}
         self._count = 0
@@ -79,6 +96,22 @@ class MetricWriter:
     def pending(self) -> int:
         return self._count
 
+    def beat_for(self, run_pk: int) -> None:
+        """Keep the run's heartbeat fresh from this process until :meth:`stop_beating`."""
+        with self._lock:
+            self._beating[run_pk] = self._beating.get(run_pk, 0) + 1
+        if self._thread is None:
+            self._start()
+
+    def stop_beating(self, run_pk: int) -> None:
+        """The run ended (or this process let it go): stop beating for it."""
+        with self._lock:
+            left = self._beating.get(run_pk, 0) - 1
+            if left > 0:
+                self._beating[run_pk] = left
+            else:
+                self._beating.pop(run_pk, None)
+
     def flush(self) -> None:
         """Commit every point added before this call; raises `StoreError` if they cannot be written."""
         with self._write_lock:
@@ -117,10 +150,14 @@ class MetricWriter:
 
     def _run(self) -> None:
         while not self._closed:
-            self._wake.wait(self._interval)
+            woken = self._wake.wait(self._interval)
             self._wake.clear()
-            if not self._count:
+            now = time.monotonic()
+            if self._beating and now >= self._next_beat:
+                self._beat(now)
+            if not self._count or (not woken and now < self._next_flush):
                 continue
+            self._next_flush = now + self._flush_interval
             try:
                 self.flush()
                 self._last_error = None
@@ -128,6 +165,15 @@ class MetricWriter:
                 if repr(exc) != repr(self._last_error):
                     log.warning("metric writer will retry: %s", exc)
                 self._last_error = exc
+
+    def _beat(self, now: float) -> None:
+        self._next_beat = now + self._heartbeat_interval
+        with self._lock:
+            pks = list(self._beating)
+        try:
+            self._client.beat(pks)
+        except ShipyardError as exc:  # a busy or unreachable store: the next beat tries again
+            log.warning("could not record the heartbeat of %d run(s): %s", len(pks), exc)
 
     def _take(self) -> dict[tuple[int, str], Series]:
         with self._lock:

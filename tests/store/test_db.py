@@ -73,3 +73,19 @@ def test_store_at_an_older_revision_is_upgraded_on_open(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
         assert conn.exec_driver_sql("SELECT name FROM experiments").scalar() == "kept"
         assert "model_versions" in sa.inspect(conn).get_table_names()
+
+
+def test_a_store_from_before_heartbeats_is_upgraded_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    sqlite_store_at(path, "0004")
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO experiments VALUES ('e1', 'old', NULL, '/a', 'active', 1, 1)")
+        conn.execute(
+            "INSERT INTO runs (run_id, experiment_id, name, status, start_time, artifact_uri) "
+            "VALUES ('r1', 'e1', 'old-run', 'RUNNING', 1, '/a/r1/artifacts')"
+        )
+    store = MetadataStore(f"sqlite:///{path}")
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
+        row = conn.exec_driver_sql("SELECT name, status, heartbeat_at, pid, host FROM runs").one()
+    assert tuple(row) == ("old-run", "RUNNING", None, None, None)  # no heartbeat: never judged lost
