@@ -67,7 +67,15 @@ class LoadedModel:
             data = enforce(self.signature, data)
         return self._predictor.predict(data)
 
+    @property
+    def classes(self) -> list[Any] | None:
+        """The class labels in the column order of :meth:`predict_proba`, when the flavor knows them."""
+        classes = getattr(self._predictor, "classes", None)
+        return list(classes) if classes is not None else None
+
     def predict_proba(self, data: Any) -> Any:
+        """Class probabilities, one column per entry of :attr:`classes`; `AttributeError` for a model
+        without them (a regressor), `InvalidInput` as for :meth:`predict`."""
         method = getattr(self._predictor, "predict_proba", None)
         if method is None:
             raise AttributeError(f"a {self.flavor} model from {self.uri} has no predict_proba")

@@ -9,6 +9,10 @@ Routes (``{v}`` optional everywhere a version may be named):
 - ``GET /metrics`` (Prometheus)
 - ``GET /admin/deployments``, ``PUT /admin/deployments/{name}/traffic``, ``POST …/rollback`` (:mod:`.admin`)
 
+Answers are labels (``predict``) unless a request asks for probabilities (``predict_proba``, for a model
+that has it): v2 by ``parameters.output`` (``labels`` / ``probabilities``) or by name in ``outputs``, v1 and
+records by ``?output=probabilities`` (the answer then adds ``classes``). The metadata names the classes.
+
 A request without a version is routed by the model's traffic weights; ``X-Shipyard-Version`` pins one (by
 label or number), and every answer says which version gave it in the same header.
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -56,7 +61,7 @@ from shipyard.errors import (
 from shipyard.serving.admin import admin_routes
 from shipyard.serving.batching import Batcher
 from shipyard.serving.guard import RequestGuard, read_body
-from shipyard.serving.inference import PREDICT, ModelInput, model_input
+from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput, model_input, requested_outputs
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.payloads import PayloadLogger
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
@@ -211,7 +216,11 @@ class InferenceServer:
         pinned = request.path_params.get("version") or _pinned(request)
         deployment = self.repository.deployment(served.name)
         versions = [served.version] if pinned else _distinct_versions(deployment.versions.values())
-        return JSONResponse(model_metadata(served.name, versions, served.platform, inputs, outputs))
+        body = model_metadata(served.name, versions, served.platform, inputs, outputs)
+        for entry, info in zip(body["outputs"], served.outputs, strict=True):
+            if info.parameters:
+                entry["parameters"] = info.parameters  # predict_proba's classes, in column order
+        return JSONResponse(body)
 
     async def model_ready(self, request: Request) -> Response:
         return await self._guard(request, self._model_ready)
@@ -251,10 +260,9 @@ class InferenceServer:
         outputs = await self._predict(request, served, item, "v2", request.state.request_id)
         binary = {o.name for o in decoded.outputs if o.binary}
         if decoded.binary_output_default and not decoded.outputs:
-            binary = set(outputs)
-        payload, length_out = encode_infer_response(
-            served.name, served.version, decoded.id, list(outputs.items()), binary
-        )
+            binary = set(item.outputs)
+        answered = [(name, outputs[name]) for name in item.outputs]  # in the order asked
+        payload, length_out = encode_infer_response(served.name, served.version, decoded.id, answered, binary)
         headers = {HEADER_LENGTH: str(length_out)} if length_out is not None else None
         media = "application/octet-stream" if length_out is not None else "application/json"
         return Response(payload, media_type=media, headers=headers)
@@ -264,20 +272,22 @@ class InferenceServer:
 
     async def _v1_predict(self, request: Request) -> Response:
         served = self._served(request)
+        wanted = _query_output(request, served)
         body = await self._body(request)
-        item = await self._decode(body, _v1_input, served, body)
+        item = await self._decode(body, _v1_input, served, body, wanted)
         outputs = await self._predict(request, served, item, "v1", request.state.request_id)
-        return JSONResponse({"predictions": outputs[PREDICT].tolist()})
+        return JSONResponse(_predictions(served, outputs, wanted))
 
     async def records_predict(self, request: Request) -> Response:
         return await self._guard(request, self._records_predict, protocol="records")
 
     async def _records_predict(self, request: Request) -> Response:
         served = self._served(request)
+        wanted = _query_output(request, served)
         body = await self._body(request)
-        item = await self._decode(body, _records_input, served, body)
+        item = await self._decode(body, _records_input, served, body, wanted)
         outputs = await self._predict(request, served, item, "records", request.state.request_id)
-        return JSONResponse({"predictions": outputs[PREDICT].tolist()})
+        return JSONResponse(_predictions(served, outputs, wanted))
 
     async def _predict(
         self, request: Request, served: ServedModel, item: ModelInput, protocol: str, request_id: str | None
@@ -303,6 +313,9 @@ class InferenceServer:
         self, shadow: ServedModel, item: ModelInput, protocol: str, request_id: str | None
     ) -> None:
         """Run a copy of a request on the shadow version: logged, never answered, never raised."""
+        if shadow.is_ready and any(o not in shadow.output_names for o in item.outputs):
+            # A shadow without probabilities still shows how its labels compare.
+            item = dataclasses.replace(item, outputs=(PREDICT,))
         started = time.perf_counter()
         try:
             result = await self.batchers[shadow.name, shadow.label].submit(item, item.rows)
@@ -430,33 +443,65 @@ def _pinned(request: Request) -> str | None:
     return request.headers.get(VERSION_HEADER) or None
 
 
+def _available_outputs(served: ServedModel) -> tuple[str, ...] | None:
+    """What ``served`` can answer; None until it has loaded (predicting then says why it cannot)."""
+    return served.output_names if served.is_ready else None
+
+
 def _v2_input(served: ServedModel, body: bytes, header_length: int | None) -> tuple[InferRequest, ModelInput]:
-    """A v2 body as its decoded request and the model's input."""
+    """A v2 body as its decoded request and the model's input, with the outputs it asks for: by name
+    (``outputs``) or by kind (``parameters.output``: ``labels`` or ``probabilities``)."""
     decoded = decode_infer_request(body, header_length)
-    wanted = [o.name for o in decoded.outputs]
+    names = [o.name for o in decoded.outputs]
+    kind = decoded.parameters.get("output")
+    wanted = requested_outputs(served.name, _available_outputs(served), names, kind)
     tensors = [(t.name, t.data) for t in decoded.inputs]
     return decoded, model_input(served.name, served.signature, tensors, wanted)
 
 
-def _v1_input(served: ServedModel, body: bytes) -> ModelInput:
+def _query_output(request: Request, served: ServedModel) -> tuple[str, ...]:
+    """The outputs a v1 or records request asks for with ``?output=labels|probabilities`` (labels without)."""
+    kind = request.query_params.get("output")
+    if kind is None:
+        return (PREDICT,)
+    return requested_outputs(
+        served.name, _available_outputs(served), kind=kind, where="query parameter output"
+    )
+
+
+def _predictions(
+    served: ServedModel, outputs: dict[str, np.ndarray], wanted: tuple[str, ...]
+) -> dict[str, Any]:
+    """A v1 or records answer: ``{"predictions": […]}``, with ``classes`` (the columns' labels) beside
+    probabilities."""
+    (name,) = wanted
+    answer: dict[str, Any] = {"predictions": outputs[name].tolist()}
+    if name == PREDICT_PROBA:
+        classes = next((o.parameters for o in served.outputs if o.name == name and o.parameters), None)
+        if classes is not None:
+            answer["classes"] = classes["classes"]
+    return answer
+
+
+def _v1_input(served: ServedModel, body: bytes, wanted: tuple[str, ...] = (PREDICT,)) -> ModelInput:
     """A KServe v1 body (``{"instances": [...]}``) as the model's input."""
     document = parse_json_body(body)
     if not isinstance(document, dict) or "instances" not in document:
         raise InvalidInput('a v1 predict body is {"instances": [...]}')
-    return _rows_input(served, document["instances"], "instances")
+    return _rows_input(served, document["instances"], "instances", wanted)
 
 
-def _records_input(served: ServedModel, body: bytes) -> ModelInput:
+def _records_input(served: ServedModel, body: bytes, wanted: tuple[str, ...] = (PREDICT,)) -> ModelInput:
     """A records body (``[{col: value}, …]`` or ``{"dataframe_records": …}``) as the model's input."""
     document = parse_json_body(body)
     if isinstance(document, dict) and "dataframe_records" in document:
         document = document["dataframe_records"]
     if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
         raise InvalidInput('a predict body is a list of records [{"column": value, ...}, ...]')
-    return _rows_input(served, document, "records")
+    return _rows_input(served, document, "records", wanted)
 
 
-def _rows_input(served: ServedModel, rows: Any, field: str) -> ModelInput:
+def _rows_input(served: ServedModel, rows: Any, field: str, wanted: tuple[str, ...]) -> ModelInput:
     """Rows of JSON (records or lists) as one request's input. ``null`` stays None for the model's signature
     to judge (a missing value where the column allows one); nested values in a record are refused."""
     if not isinstance(rows, list) or not rows:
@@ -464,7 +509,7 @@ def _rows_input(served: ServedModel, rows: Any, field: str) -> ModelInput:
     if all(isinstance(r, dict) for r in rows):
         names = list(dict.fromkeys(k for r in rows for k in r))
         columns = [(n, _column([r.get(n) for r in rows], n)) for n in names]
-        return model_input(served.name, served.signature, columns)
+        return model_input(served.name, served.signature, columns, wanted)
     try:
         matrix = np.asarray(rows)
     except ValueError as exc:
@@ -473,7 +518,7 @@ def _rows_input(served: ServedModel, rows: Any, field: str) -> ModelInput:
         raise InvalidInput(f"{field} rows must all have the same length and hold plain values")
     if matrix.dtype.kind == "U" and not all(type(v) is str for v in matrix.ravel().tolist()):
         matrix = np.array(rows, dtype=object)  # numbers among strings: each keeps its own type
-    return model_input(served.name, served.signature, [("instances", matrix)])
+    return model_input(served.name, served.signature, [("instances", matrix)], wanted)
 
 
 def _column(values: Sequence[Any], name: str) -> np.ndarray:

@@ -7,6 +7,11 @@ checks types and names (``LoadedModel.predict``), so a bad request is refused na
 
 A request's rows are kept as plain arrays (:class:`ModelInput`) so that a batch of requests concatenates
 column by column with numpy before one DataFrame is built for the whole batch.
+
+Outputs: ``predict`` (the labels, or values) always; ``predict_proba`` for a model that has it. A request asks
+for them by name (OIP ``outputs``) or by kind (``labels`` / ``probabilities``: OIP ``parameters.output``, the
+``?output=`` query of the v1 and records routes), checked by :func:`requested_outputs`. A batch computes
+probabilities only when one of its requests asks for them, and labels always (the payload log keeps them).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from shipyard.registry.signature import Signature, SignatureKind
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
+# What a request may ask for by kind, and the output that answers it.
+OUTPUT_KINDS = {"labels": PREDICT, "probabilities": PREDICT_PROBA}
 
 
 @dataclass(frozen=True)
@@ -42,23 +49,59 @@ def input_names(signature: Signature | None) -> list[str] | None:
     return [str(spec.name) for spec in signature.inputs]
 
 
+def requested_outputs(
+    model_name: str,
+    available: Sequence[str] | None,
+    names: Sequence[str] = (),
+    kind: Any = None,
+    where: str = "parameters.output",
+) -> tuple[str, ...]:
+    """The outputs one request asks for: by ``names`` (OIP ``outputs``), else by ``kind`` (``"labels"`` or
+    ``"probabilities"``, given as ``where``), else the labels.
+
+    Args:
+        available: the model's outputs; None while it is not loaded (only the names are checked then).
+
+    Raises:
+        InvalidInput: an unknown kind or output, one the model does not have, or names and a kind that
+            disagree; the message says what the model has.
+    """
+    have = tuple(available) if available is not None else tuple(OUTPUT_KINDS.values())
+    if kind is not None:
+        if not isinstance(kind, str) or kind not in OUTPUT_KINDS:
+            kinds = " or ".join(repr(k) for k in OUTPUT_KINDS)
+            raise InvalidInput(f"{where} must be {kinds}, got {kind!r}")
+        output = OUTPUT_KINDS[kind]
+        if names and tuple(names) != (output,):
+            raise InvalidInput(
+                f"{where} {kind!r} is output {output!r}, but outputs name {', '.join(map(repr, names))}; "
+                "give one of them"
+            )
+        if output not in have:
+            answers = ", ".join(repr(k) for k, o in OUTPUT_KINDS.items() if o in have)
+            raise InvalidInput(
+                f"model {model_name!r} cannot answer {where} {kind!r}: it has no {output}; "
+                f"it answers: {answers}"
+            )
+        return (output,)
+    for name in names:
+        if name not in have:
+            raise InvalidInput(f"model {model_name!r} has no output {name!r}; it has: {', '.join(have)}")
+    return tuple(dict.fromkeys(names)) or (PREDICT,)
+
+
 def model_input(
     model_name: str,
     signature: Signature | None,
     tensors: Sequence[tuple[str, np.ndarray]],
-    outputs: Sequence[str] = (),
+    outputs: tuple[str, ...] = (PREDICT,),
 ) -> ModelInput:
-    """The rows of one request, given its ``(name, array)`` input tensors.
+    """The rows of one request, given its ``(name, array)`` input tensors and the ``outputs`` it asks for
+    (as :func:`requested_outputs` checked them).
 
     Raises:
         InvalidInput: no tensor, tensors with different row counts, or names the model does not take.
     """
-    wanted = tuple(outputs) or (PREDICT,)
-    unknown = [o for o in wanted if o not in (PREDICT, PREDICT_PROBA)]
-    if unknown:
-        raise InvalidInput(
-            f"model {model_name!r} has no output {unknown[0]!r}; it has: predict, predict_proba"
-        )
     if not tensors:
         raise InvalidInput(f"model {model_name!r}: the request has no input tensors")
     names = input_names(signature)
@@ -67,14 +110,14 @@ def model_input(
         matrix = tensors[0][1]
         if matrix.ndim == 2 and matrix.shape[1] == len(names):
             columns = {name: matrix[:, i] for i, name in enumerate(names)}
-            return ModelInput(matrix.shape[0], columns=columns, outputs=wanted)
+            return ModelInput(matrix.shape[0], columns=columns, outputs=outputs)
         raise InvalidInput(
             f"model {model_name!r}: input {given[0]!r} must be one [N, {len(names)}] tensor (the columns "
             f"{_preview(names)} in order) or one 1-D tensor per column; got shape {list(matrix.shape)}"
         )
     if names is None and len(tensors) == 1:
         array = tensors[0][1]
-        return ModelInput(int(array.shape[0]) if array.ndim else 1, array=array, outputs=wanted)
+        return ModelInput(int(array.shape[0]) if array.ndim else 1, array=array, outputs=outputs)
     if names is not None:
         extra = [n for n in given if n not in names]
         if extra:
@@ -92,7 +135,7 @@ def model_input(
             raise InvalidInput(f"input {name!r} has {array.shape[0]} rows but {given[0]!r} has {rows}")
         rows = array.shape[0]
         columns[name] = array
-    return ModelInput(rows or 0, columns=columns, outputs=wanted)
+    return ModelInput(rows or 0, columns=columns, outputs=outputs)
 
 
 def combine(inputs: Sequence[ModelInput]) -> tuple[Any, tuple[str, ...]]:
@@ -119,7 +162,8 @@ def combine(inputs: Sequence[ModelInput]) -> tuple[Any, tuple[str, ...]]:
 
 
 def split(outputs: dict[str, np.ndarray], inputs: Sequence[ModelInput]) -> list[dict[str, np.ndarray]]:
-    """Cut a batch's outputs back into one dict per request, by each request's row count."""
+    """Cut a batch's outputs back into one dict per request, by each request's row count: the outputs it
+    asked for, and ``predict`` whenever the batch computed it."""
     total = sum(i.rows for i in inputs)
     for name, values in outputs.items():
         if len(values) != total:
@@ -128,7 +172,10 @@ def split(outputs: dict[str, np.ndarray], inputs: Sequence[ModelInput]) -> list[
     start = 0
     for item in inputs:
         end = start + item.rows
-        results.append({name: outputs[name][start:end] for name in item.outputs})
+        result = {name: outputs[name][start:end] for name in item.outputs}
+        if PREDICT not in result and PREDICT in outputs:
+            result[PREDICT] = outputs[PREDICT][start:end]
+        results.append(result)
         start = end
     return results
 

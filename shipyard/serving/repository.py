@@ -100,11 +100,13 @@ def default_label(uri: str) -> str:
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """A tensor in model metadata: ``shape`` uses -1 for a dimension of any length."""
+    """A tensor in model metadata: ``shape`` uses -1 for a dimension of any length; ``parameters`` (the
+    classes of ``predict_proba``'s columns) go into the metadata when set."""
 
     name: str
     datatype: str
     shape: tuple[int, ...]
+    parameters: dict[str, Any] | None = None
 
 
 class ServedModel:
@@ -132,6 +134,11 @@ class ServedModel:
     @property
     def signature(self) -> Signature | None:
         return self.model.signature if self.model is not None else None
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The outputs a request may ask for (``predict``, and ``predict_proba`` when the model has it)."""
+        return tuple(info.name for info in self.outputs)
 
     @property
     def platform(self) -> str:
@@ -201,24 +208,34 @@ class ServedModel:
         if isinstance(data, dict) and model.signature is None:
             data = pd.DataFrame(data)  # no signature to build the frame: the flavor gets one as is
         outputs = {PREDICT: as_array(model.predict(data))}
+        # Requests were checked against output_names, so a batch asks for probabilities only when it can.
         if PREDICT_PROBA in wanted:
-            try:
-                outputs[PREDICT_PROBA] = as_array(model.predict_proba(data))
-            except AttributeError as exc:
-                raise InvalidInput(f"model {self.name!r} has no output 'predict_proba': {exc}") from None
+            outputs[PREDICT_PROBA] = as_array(model.predict_proba(data))
         return outputs
 
     def _warm_up(self, model: LoadedModel) -> list[TensorInfo]:
-        """Run the input example once (first requests then pay no lazy init) and read the outputs' types."""
+        """Run the input example once (first requests then pay no lazy init) and read the outputs' types;
+        ``predict_proba`` is an output when the model has it (its columns' classes as parameters)."""
         example = model.input_example()
         if example is None:
-            return [TensorInfo(PREDICT, "FP64", (-1,))]
-        infos = []
-        predicted = as_array(model.predict(example))
-        infos.append(TensorInfo(PREDICT, datatype_of(predicted), (-1, *predicted.shape[1:])))
-        if hasattr(model.raw, "predict_proba"):
+            infos = [TensorInfo(PREDICT, "FP64", (-1,))]
+        else:
+            predicted = as_array(model.predict(example))
+            infos = [TensorInfo(PREDICT, datatype_of(predicted), (-1, *predicted.shape[1:]))]
+        if not callable(getattr(model.raw, "predict_proba", None)):
+            return infos
+        classes = getattr(model, "classes", None)
+        parameters = {"classes": classes} if classes is not None else None
+        columns = len(classes) if classes is not None else -1
+        if example is None:
+            infos.append(TensorInfo(PREDICT_PROBA, "FP64", (-1, columns), parameters))
+            return infos
+        try:
             proba = as_array(model.predict_proba(example))
-            infos.append(TensorInfo(PREDICT_PROBA, datatype_of(proba), (-1, *proba.shape[1:])))
+        except Exception as exc:  # the labels still serve; probabilities are offered only when they work
+            log.warning("model %s: predict_proba failed on its input example: %s", self.name, exc)
+            return infos
+        infos.append(TensorInfo(PREDICT_PROBA, datatype_of(proba), (-1, *proba.shape[1:]), parameters))
         return infos
 
 

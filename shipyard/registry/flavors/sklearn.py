@@ -61,6 +61,12 @@ class ProbabilisticSklearnPredictor(SklearnPredictor):
 
         return np.asarray(self.estimator.predict_proba(data))
 
+    @property
+    def classes(self) -> list[Any] | None:
+        """The class labels, in the column order of ``predict_proba`` (None if the estimator lacks them)."""
+        classes = getattr(self.estimator, "classes_", None)
+        return _labels(classes) if classes is not None else None
+
 
 class SklearnOnnxPredictor:
     """The ONNX copy of an estimator, run by onnxruntime; shapes match scikit-learn's ``predict``."""
@@ -95,6 +101,12 @@ class ProbabilisticSklearnOnnxPredictor(SklearnOnnxPredictor):
 
     def predict_proba(self, data: Any) -> np.ndarray:
         return self.model.predict_all(self._matrix(data))[self._facts["proba_output"]]
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """The class labels recorded at export (None for a package exported before they were)."""
+        classes = self._facts.get("classes")
+        return list(classes) if classes is not None else None
 
 
 class SklearnFlavor:
@@ -237,7 +249,15 @@ def _export_onnx(model: Any, directory: Path, example: Any | None) -> dict[str, 
         same = np.allclose(model.predict_proba(example), outputs[proba], rtol=1e-3, atol=1e-4)
         if same:
             facts["proba_output"] = proba
+            if getattr(model, "classes_", None) is not None:
+                facts["classes"] = _labels(model.classes_)
     return facts
+
+
+def _labels(classes: Any) -> list[Any]:
+    """Class labels as plain JSON values (numpy scalars become Python ones)."""
+    values = classes.tolist() if hasattr(classes, "tolist") else list(classes)
+    return [v.item() if hasattr(v, "item") else v for v in values]
 
 
 def _unavailable(reason: str) -> dict[str, Any]:

@@ -75,6 +75,11 @@ class XGBoostClassifierPredictor(XGBoostPredictor):
         """Class probabilities, one column per class in ``model.classes_`` order."""
         return self.model.predict_proba(data)
 
+    @property
+    def classes(self) -> list[Any]:
+        """The class labels, in the column order of ``predict_proba``."""
+        return list(self.model.classes_.tolist())
+
 
 class XGBoostFlavor:
     """Saves ``xgboost.Booster`` and the scikit-learn wrappers (``XGBClassifier``, ``XGBRegressor``, …).
