@@ -78,6 +78,9 @@ MIN_HISTOGRAM_DISTINCT = 20  # numeric binning needs more distinct reference val
 EMPTY_BIN_PROPORTION = 1e-4
 MIN_STD = 1e-3  # Evidently's floor for the reference std in the normalised Wasserstein distance
 MAX_TIED_KS_VALUES = 1_000  # KS on tied values with at most this many distinct ones: conditional p-value
+# ...and only when values repeat on average at least twice: a continuous column with a few duplicates gets
+# scipy's p-value, exact enough there and thousands of times cheaper than drawing tables.
+MAX_TIED_KS_DISTINCT_SHARE = 0.5
 
 
 class StatTest(StrEnum):
@@ -233,7 +236,8 @@ def _ks(reference: np.ndarray, current: np.ndarray) -> CountTestResult:
     reference, current = np.asarray(reference), np.asarray(current)
     both = np.concatenate([reference, current])
     distinct = _distinct(both, at_least=MAX_TIED_KS_VALUES)
-    if distinct < both.size and distinct <= MAX_TIED_KS_VALUES:  # ties, few enough values to draw tables
+    heavily_tied = distinct <= MAX_TIED_KS_DISTINCT_SHARE * both.size
+    if heavily_tied and distinct <= MAX_TIED_KS_VALUES:  # few enough values to draw tables
         ref_counts, cur_counts = _aligned_counts(reference, current)  # in value order
         return ks_counts(ref_counts, cur_counts)
     result = stats.ks_2samp(reference, current)
@@ -243,7 +247,8 @@ def _ks(reference: np.ndarray, current: np.ndarray) -> CountTestResult:
 def ks_test(reference: np.ndarray, current: np.ndarray) -> float:
     """Two-sided two-sample Kolmogorov-Smirnov p-value.
 
-    ``scipy.stats.ks_2samp``'s, unless the values tie and take at most 1,000 distinct values: then the
+    ``scipy.stats.ks_2samp``'s, unless the values tie heavily (at most half as many distinct values as
+    values) and take at most 1,000 distinct values: then the
     Monte Carlo conditional p-value of the same statistic (:func:`~shipyard.data.contingency.ks_counts`),
     since scipy's assumes no ties and is conservative with them.
     """
