@@ -4,6 +4,8 @@ records (``?output=probabilities``), the classes in the metadata, batching of mi
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +20,9 @@ import shipyard
 from shipyard.registry.loading import LoadedModel
 from shipyard.serving.batching import BatchPolicy
 from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput
+from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.serving.repository import ModelConfig, ServedModel
+from shipyard.store.artifacts import ArtifactStore
 from tests.serving.conftest import Registered, RunningServer, rows
 
 
@@ -302,3 +306,32 @@ def test_every_classifier_flavor_offers_its_probabilities_and_classes(
         got = np.asarray(answer["data"]).reshape(answer["shape"])
         np.testing.assert_allclose(got, model.predict_proba(frame.iloc[:5]), rtol=1e-4, atol=1e-5)
     assert datatypes["bc-onnx"] == "FP32"
+
+
+def test_a_shadow_without_probabilities_still_mirrors_the_labels(
+    other_models: RunningServer,
+    registered: Registered,
+    start_server: Callable[..., RunningServer],
+    tmp_path: Any,
+) -> None:
+    """A probabilities request routed to the classifier is mirrored to a regressor shadow as labels."""
+    store = ArtifactStore(str(tmp_path))
+    payloads = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_seconds=3600))
+    config = ModelConfig(
+        "bc-shadowed",
+        versions={"champion": "models:/bc@champion", "reg": "models:/bc-reg/1"},
+        traffic={"champion": 100},
+        shadow="reg",
+    )
+    server = start_server([config], registered.settings, payloads=payloads)
+    body = matrix_body(registered, 3, parameters={"output": "probabilities"})
+    answer = httpx.post(server.url + "/v2/models/bc-shadowed/infer", json=body)
+    assert answer.status_code == 200 and [o["name"] for o in answer.json()["outputs"]] == ["predict_proba"]
+    deadline = time.monotonic() + 10
+    payloads.flush()
+    while len(read_payloads(store, "bc-shadowed")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the mirror runs in the background
+        payloads.flush()
+    logged = read_payloads(store, "bc-shadowed").set_index("shadow")
+    assert logged.loc[True, "status"] == 200 and set(json.loads(logged.loc[True, "outputs"])) == {"predict"}
+    assert set(json.loads(logged.loc[False, "outputs"])) == {"predict", "predict_proba"}
