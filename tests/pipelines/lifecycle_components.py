@@ -13,7 +13,10 @@ from shipyard.pipelines import component, pipeline
 
 @component
 def nap(seconds: float, marker: str) -> float:
-    """Start a child process of its own (a step's subprocess), say so in ``marker``, then sleep."""
+    """Start a child process of its own (a step's subprocess), say so in ``marker``, then sleep; when
+    ``marker`` exists already (a resumed run), return at once."""
+    if Path(marker).exists():
+        return 0.0
     child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
     Path(marker).write_text(f"{os.getpid()} {child.pid}")
     time.sleep(seconds)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from shipyard.config import Settings, get_settings
-from shipyard.errors import InvalidInput, NotFound, PipelineError
+from shipyard.errors import Conflict, InvalidInput, NotFound, PipelineError
 from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.pipelines import cache
 from shipyard.pipelines.binding import bind_parameters
@@ -117,15 +117,29 @@ class PipelineExecutor(ABC):
         Steps that finished in ``run_id`` are not run again: their recorded outputs are reused (whatever the
         cache switches say) and they show as cached. The new run is tagged ``shipyard.resumed_from``.
 
+        A run still RUNNING is resumed only once its driver has stopped beating (it shows as LOST): it is
+        ended KILLED first. One whose driver is alive is refused, or its steps would run twice.
+
         Raises:
             NotFound: no run ``run_id``.
             InvalidInput: the run succeeded (nothing to resume), or no executor started it.
+            Conflict: the run's driver is alive (its heartbeat is fresh); the message names its pid and host.
         """
         settings = self.settings or get_settings()
         client = get_client(settings)
         original = client.get_run(run_id)
         if original.status is RunStatus.FINISHED:
             raise InvalidInput(f"pipeline run {run_id} succeeded; there is nothing to resume")
+        if original.status is RunStatus.RUNNING and original.heartbeat_at is not None:
+            if not original.lost:
+                age = max(0.0, time.time() - original.heartbeat_at / 1000)
+                raise Conflict(
+                    f"pipeline run {run_id} is still running: its driver, process {original.process}, beat "
+                    f"{age:.1f} s ago; stop it first, or resume once it has not beaten for "
+                    f"{settings.heartbeat_timeout:g} s (heartbeat_timeout)"
+                )
+            # Its driver is gone (kill -9): end it, so it does not stay RUNNING beside its resumption.
+            client.set_terminated(client.run_pk(run_id), RunStatus.KILLED)
         try:
             spec = PipelineSpec.from_yaml(client.read_artifact(run_id, PIPELINE_FILE).decode("utf-8"))
             params = json.loads(client.read_artifact(run_id, PARAMETERS_FILE))
