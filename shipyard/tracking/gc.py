@@ -32,7 +32,8 @@ def collect_garbage(client: TrackingClient, *, older_than_ms: int = 0, dry_run: 
     """Purge runs and experiments deleted at least ``older_than_ms`` ago (by start/update time).
 
     A folder holding a registered version's package is never removed (the version references it, not the
-    run): the run's records go, its artifact folder stays, and ``kept`` names the versions.
+    run): such a run and its experiment stay deleted but unpurged, ``kept`` names the versions, and a later
+    collection purges them once no version references the folder.
     """
     cutoff = now_ms() - older_than_ms
     deleted = LifecycleStage.DELETED.value
@@ -44,40 +45,41 @@ def collect_garbage(client: TrackingClient, *, older_than_ms: int = 0, dry_run: 
         ).all()
         experiment_ids = [row[0] for row in doomed_experiments]
         doomed_runs = conn.execute(
-            sa.select(runs.c.id, runs.c.artifact_uri).where(
+            sa.select(runs.c.id, runs.c.artifact_uri, runs.c.experiment_id).where(
                 sa.or_(
                     sa.and_(runs.c.lifecycle_stage == deleted, runs.c.start_time <= cutoff),
                     runs.c.experiment_id.in_(experiment_ids),
                 )
             )
         ).all()
-        run_folders = {uri: uri.removesuffix("/artifacts") for _, uri in doomed_runs}
-        protected = backing.versions_under(
-            conn, [*run_folders.values(), *(location for _, location in doomed_experiments)]
-        )
+        folders = {pk: uri.removesuffix("/artifacts").rstrip("/") for pk, uri, _ in doomed_runs}
+        protected = backing.versions_under(conn, folders.values())
+    # A run whose folder holds a registered package stays (deleted, with its experiment) until no version
+    # references it, so a later collection removes its records and folder together.
+    kept_runs = [(pk, experiment) for pk, _, experiment in doomed_runs if folders[pk] in protected]
+    kept_experiments = {experiment for _, experiment in kept_runs}
+    run_pks = [pk for pk, _, _ in doomed_runs if folders[pk] not in protected]
+    purged_experiments = [
+        (eid, location) for eid, location in doomed_experiments if eid not in kept_experiments
+    ]
     kept = tuple(
         sorted({v.describe() for versions in protected.values() for v in versions}, key=str.casefold)
     )
     if dry_run:
-        purgeable = sum(1 for folder in run_folders.values() if folder.rstrip("/") not in protected)
-        return GcReport(len(doomed_runs), len(doomed_experiments), purgeable, True, kept)
-    run_pks = [row[0] for row in doomed_runs]
+        return GcReport(len(run_pks), len(purged_experiments), len(run_pks), True, kept)
+    purged_ids = [eid for eid, _ in purged_experiments]
     with client.store.write() as conn:
         # Child rows go by ON DELETE CASCADE (foreign keys are enforced on SQLite too).
         for start in range(0, len(run_pks), 900):
             conn.execute(runs.delete().where(runs.c.id.in_(run_pks[start : start + 900])))
-        if experiment_ids:
-            conn.execute(experiments.delete().where(experiments.c.experiment_id.in_(experiment_ids)))
-    removed = 0
-    for folder in run_folders.values():
-        if folder.rstrip("/") in protected:
-            log.info("kept %s: it holds %s", folder, backing.describe_all(protected[folder.rstrip("/")]))
-        else:
-            removed += _remove_tree(folder)
-    for _, location in doomed_experiments:
-        if location.rstrip("/") not in protected:
-            _remove_tree(location)
-    return GcReport(len(doomed_runs), len(doomed_experiments), removed, False, kept)
+        if purged_ids:
+            conn.execute(experiments.delete().where(experiments.c.experiment_id.in_(purged_ids)))
+    removed = sum(_remove_tree(folders[pk]) for pk in run_pks)
+    for pk, _ in kept_runs:
+        log.info("kept %s: it holds %s", folders[pk], backing.describe_all(protected[folders[pk]]))
+    for _, location in purged_experiments:
+        _remove_tree(location)
+    return GcReport(len(run_pks), len(purged_experiments), removed, False, kept)
 
 
 def _remove_tree(uri: str) -> int:

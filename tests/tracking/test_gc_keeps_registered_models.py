@@ -54,7 +54,7 @@ def test_forced_delete_and_gc_keep_the_version_loading(settings: Settings) -> No
     assert [v.describe() for v in backed] == ["churn/1 (Production, @champion)"]
     client.delete_run(scratch.run_id)
     report = collect_garbage(client)
-    assert (report.runs, report.artifact_roots) == (2, 1)
+    assert (report.runs, report.artifact_roots) == (1, 1)
     assert report.kept == ("churn/1 (Production, @champion)",)
 
     assert not scratch_folder.exists("")  # a run backing nothing is purged completely
@@ -62,13 +62,23 @@ def test_forced_delete_and_gc_keep_the_version_loading(settings: Settings) -> No
     X, _ = load_breast_cancer(return_X_y=True)
     np.testing.assert_array_equal(np.asarray(loaded.predict(X[:20])), expected)
 
+    # The backing run waits, deleted, until no version needs it; then it goes with its folder.
+    folder = _run_folder(settings, run_id)
+    assert collect_garbage(client).runs == 0 and folder.exists("")
+    shipyard.models.delete_version("churn", 1, force=True, settings=settings)
+    report = collect_garbage(client)
+    assert (report.runs, report.artifact_roots, report.kept) == (1, 1, ())
+    assert not folder.exists("")
+
 
 def test_gc_of_a_deleted_experiment_keeps_registered_packages(settings: Settings) -> None:
     _train_and_register(settings, experiment="exp")
     client = shipyard.get_client(settings)
     client.delete_experiment("exp", force=True)
     report = collect_garbage(client)
-    assert report.experiments == 1 and report.kept == ("churn/1 (Production, @champion)",)
+    # The experiment stays (deleted) with the run that holds the package, until the version goes.
+    assert (report.runs, report.experiments) == (0, 0)
+    assert report.kept == ("churn/1 (Production, @champion)",)
     assert shipyard.models.load("models:/churn/1", settings=settings).predict(
         load_breast_cancer(return_X_y=True)[0][:2]
     ) is not None
