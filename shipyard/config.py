@@ -121,8 +121,8 @@ class Settings:
 
     @property
     def store_description(self) -> str:
-        """Where records live, for messages about what was (not) found: the metadata and artifact stores."""
-        return f"store {self.db_url} (artifacts {self.artifact_root}; home from {self.sources.get('home')})"
+        """Where records live, for messages about what was (not) found: the metadata store and its home."""
+        return f"{self.db_url}; home {self.home}: {self.sources.get('home', 'default')}"
 
 
 _FIELD_NAMES = [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]

@@ -23,6 +23,7 @@ from shipyard.cli import (
     serve_cmd,
     tune_cmd,
 )
+from shipyard.config import get_settings
 from shipyard.errors import (
     AlreadyExists,
     Conflict,
@@ -88,6 +89,16 @@ def exit_code_for(exc: ShipyardError) -> int:
     return 1
 
 
+def _where_looked(exc: ShipyardError) -> str:
+    """For a record that was not found: which store was searched (the usual surprise is another folder's)."""
+    if not isinstance(exc, NotFound):
+        return ""
+    try:
+        return f" (looked in {get_settings().store_description})"
+    except ShipyardError:
+        return ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors print one line on stderr (a traceback only with --debug)."""
     args = sys.argv[1:] if argv is None else argv
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     except ShipyardError as exc:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {exc}{_where_looked(exc)}\n")
         sys.exit(exit_code_for(exc))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from shipyard import models
-from shipyard.cli.output import console, fmt_time, print_json, print_table
+from shipyard.cli.output import console, fmt_time, print_json, print_table, say_store
 from shipyard.errors import InvalidInput
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.uri import RegistryUri, parse_model_uri
@@ -90,6 +90,8 @@ def list_(as_json: bool = _JSON) -> None:
         for m in found
     ]
     print_table("Registered models", ["name", "latest", "aliases", "updated (UTC)"], rows)
+    if not found:
+        say_store("no registered models")
 
 
 @app.command("versions")

@@ -14,6 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from shipyard.config import get_settings
+
 # Piped output is for scripts and logs: do not squeeze tables into 80 columns there.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
@@ -61,3 +63,8 @@ def fmt_time(ms: int | None) -> str:
     if ms is None:
         return ""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def say_store(what: str) -> None:
+    """After an empty listing: which store was read, since another folder's store is the usual surprise."""
+    console.print(f"{what} in {get_settings().store_description}", markup=False, soft_wrap=True)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import typer
 
-from shipyard.cli.output import console, fmt, fmt_time, print_json, print_table
+from shipyard.cli.output import console, fmt, fmt_time, print_json, print_table, say_store
 from shipyard.durations import parse_duration
 from shipyard.errors import InvalidInput
 from shipyard.tracking import Run, get_client
@@ -44,6 +44,8 @@ def list_(
         print_json(list(found))
     else:
         _runs_table(f"Runs{' in ' + experiment if experiment else ''}", found)
+        if not found:
+            say_store("no runs")
 
 
 @app.command("search")

@@ -34,3 +34,15 @@ def test_runs_logged_at_the_project_root_are_listed_from_a_sub_folder(tmp_path: 
     assert home["value"] == str(project / ".shipyard") and home["source"].startswith("found ")
     # Nothing was created in the sub-folder.
     assert not (project / "src" / "jobs" / ".shipyard").exists()
+
+
+def test_empty_results_and_missing_records_say_which_store_was_read(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    listed = shipyard_command("models", "list", cwd=elsewhere)
+    assert listed.returncode == 0 and "no registered models in sqlite:///" in listed.stdout
+    assert str(elsewhere / ".shipyard") in listed.stdout
+    missing = shipyard_command("runs", "list", "demo", cwd=elsewhere)
+    assert missing.returncode == 3 and missing.stderr.count("\n") == 1
+    store = elsewhere / ".shipyard"
+    assert "no experiment" in missing.stderr and f"looked in sqlite:///{store}" in missing.stderr
