@@ -56,7 +56,8 @@ class Settings:
         raw: dict[str, Any] = {}
         sources: dict[str, str] = {}
 
-        found_toml, found_home = _discover(cwd)
+        ceilings = [Path(p) for p in env.get(_ENV_PREFIX + "CEILING_DIRECTORIES", "").split(os.pathsep) if p]
+        found_toml, found_home = _discover(cwd, ceilings)
         if env.get(_ENV_PREFIX + "CONFIG"):
             toml_path: Path | None = Path(env[_ENV_PREFIX + "CONFIG"])
             if not toml_path.is_absolute():
@@ -129,12 +130,16 @@ _FIELD_NAMES = [f.name for f in dataclasses.fields(Settings) if f.name != "sourc
 _PATH_FIELDS = frozenset({"home", "artifact_root"})
 
 
-def _discover(cwd: Path) -> tuple[Path | None, Path | None]:
+def _discover(cwd: Path, ceilings: list[Path]) -> tuple[Path | None, Path | None]:
     """The nearest ``shipyard.toml`` at or above ``cwd``, and the nearest ``.shipyard`` folder at or above
-    ``cwd`` but not above that file's folder (the project's boundary)."""
+    ``cwd`` but not above that file's folder (the project's boundary). Like ``GIT_CEILING_DIRECTORIES``,
+    the search does not enter a ceiling directory (``$SHIPYARD_CEILING_DIRECTORIES``, ``os.pathsep``
+    separated)."""
     toml: Path | None = None
     home: Path | None = None
     for directory in (cwd, *cwd.parents):
+        if directory in ceilings and directory != cwd:
+            break
         if home is None and (directory / HOME_FOLDER).is_dir():
             home = directory / HOME_FOLDER
         if (directory / CONFIG_FILE).is_file():

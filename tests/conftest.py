@@ -31,11 +31,17 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if var.startswith("SHIPYARD_") and var not in ("SHIPYARD_REQUIRE_POSTGRES",):
             monkeypatch.delenv(var)
     monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    # A stray .shipyard or shipyard.toml above the test folders (in /tmp, say) is not the test's store.
+    monkeypatch.setenv("SHIPYARD_CEILING_DIRECTORIES", str(tmp_path.parent))
     monkeypatch.chdir(tmp_path)
 
 
 def make_settings(home: Path, **overrides: str) -> Settings:
-    environ = {"SHIPYARD_HOME": str(home), **{f"SHIPYARD_{k.upper()}": v for k, v in overrides.items()}}
+    environ = {
+        "SHIPYARD_HOME": str(home),
+        "SHIPYARD_CEILING_DIRECTORIES": str(home.parent.parent),
+        **{f"SHIPYARD_{k.upper()}": v for k, v in overrides.items()},
+    }
     return Settings.load(environ=environ, cwd=home.parent)
 
 

@@ -7,8 +7,13 @@ import pytest
 from shipyard import InvalidInput, Settings
 
 
+def _bounded(tmp_path: Path, **environ: str) -> dict[str, str]:
+    """No environment but a ceiling, so what lies above the test's folder (in /tmp) is never found."""
+    return {"SHIPYARD_CEILING_DIRECTORIES": str(tmp_path.parent), **environ}
+
+
 def test_defaults_live_under_home(tmp_path: Path) -> None:
-    settings = Settings.load(environ={}, cwd=tmp_path)
+    settings = Settings.load(environ=_bounded(tmp_path), cwd=tmp_path)
     assert settings.home == tmp_path / ".shipyard"
     assert settings.db_url == f"sqlite:///{tmp_path / '.shipyard' / 'shipyard.db'}"
     assert settings.artifact_root == str(tmp_path / ".shipyard" / "artifacts")
@@ -35,14 +40,14 @@ def test_a_sub_folder_finds_the_projects_store_like_git(tmp_path: Path) -> None:
     deep = project / "src" / "features"
     deep.mkdir(parents=True)
     (project / ".shipyard").mkdir()
-    settings = Settings.load(environ={}, cwd=deep)
+    settings = Settings.load(environ=_bounded(tmp_path), cwd=deep)
     assert settings.home == project / ".shipyard"
     found = project / ".shipyard"
     assert settings.sources["home"] == f"found {found} (the nearest .shipyard at or above {deep})"
     assert str(project / ".shipyard") in settings.store_description
     # The environment still wins, and a folder with nothing above it gets ./.shipyard.
-    assert Settings.load(environ={"SHIPYARD_HOME": "here"}, cwd=deep).home == deep / "here"
-    assert Settings.load(environ={}, cwd=tmp_path).home == tmp_path / ".shipyard"
+    assert Settings.load(environ=_bounded(tmp_path, SHIPYARD_HOME="here"), cwd=deep).home == deep / "here"
+    assert Settings.load(environ=_bounded(tmp_path), cwd=tmp_path).home == tmp_path / ".shipyard"
 
 
 def test_a_projects_toml_found_from_a_sub_folder_anchors_its_store(tmp_path: Path) -> None:
@@ -51,21 +56,21 @@ def test_a_projects_toml_found_from_a_sub_folder_anchors_its_store(tmp_path: Pat
     deep.mkdir(parents=True)
     (project / "shipyard.toml").write_text("flush_interval = 0.5\n")
     (deep / ".shipyard").mkdir()  # nearer, but the project's file says where the project is
-    found = Settings.load(environ={}, cwd=deep)
+    found = Settings.load(environ=_bounded(tmp_path), cwd=deep)
     assert found.flush_interval == 0.5 and found.sources["flush_interval"] == str(project / "shipyard.toml")
     assert found.home == deep / ".shipyard"  # the nearer .shipyard wins: it is found first
     (deep / ".shipyard").rmdir()
-    found = Settings.load(environ={}, cwd=deep)
+    found = Settings.load(environ=_bounded(tmp_path), cwd=deep)
     assert found.home == project / ".shipyard" and found.sources["home"].startswith("default (beside")
     (project / "shipyard.toml").write_text('home = "store"\n')
-    assert Settings.load(environ={}, cwd=deep).home == project / "store"
+    assert Settings.load(environ=_bounded(tmp_path), cwd=deep).home == project / "store"
 
 
 def test_settings_that_nothing_reads_are_refused(tmp_path: Path) -> None:
     # server_url/server_token were accepted and ignored; team mode will bring them back wired.
     (tmp_path / "shipyard.toml").write_text("server_url = 'http://x'\n")
     with pytest.raises(InvalidInput, match="unknown setting.*server_url"):
-        Settings.load(environ={}, cwd=tmp_path)
+        Settings.load(environ=_bounded(tmp_path), cwd=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -80,9 +85,18 @@ def test_settings_that_nothing_reads_are_refused(tmp_path: Path) -> None:
 def test_bad_config_names_the_setting(tmp_path: Path, toml: str, message: str) -> None:
     (tmp_path / "shipyard.toml").write_text(toml)
     with pytest.raises(InvalidInput, match=message):
-        Settings.load(environ={}, cwd=tmp_path)
+        Settings.load(environ=_bounded(tmp_path), cwd=tmp_path)
 
 
 def test_missing_config_file_named_by_env_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"nope\.toml"):
         Settings.load(environ={"SHIPYARD_CONFIG": "nope.toml"}, cwd=tmp_path)
+
+
+def test_the_search_for_a_store_stops_at_a_ceiling_directory(tmp_path: Path) -> None:
+    (tmp_path / ".shipyard").mkdir()
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    assert Settings.load(environ=_bounded(tmp_path), cwd=deep).home == tmp_path / ".shipyard"
+    ceiling = {"SHIPYARD_CEILING_DIRECTORIES": str(tmp_path / "a")}
+    assert Settings.load(environ=ceiling, cwd=deep).home == deep / ".shipyard"

@@ -8,6 +8,7 @@ import traceback
 
 import typer
 
+from shipyard import __version__
 from shipyard.cli import (
     config_cmd,
     data_cmd,
@@ -39,7 +40,7 @@ app = typer.Typer(
     name="shipyard",
     help="Shipyard: tracking, pipelines, registry, tuning, serving and monitoring in one package.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_cmd.app, name="config")
@@ -61,9 +62,20 @@ app.command("serve")(serve_cmd.serve)
 pipeline_cmd.app.command("schedule")(schedule_cmd.schedule_pipeline)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"shipyard {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks on errors (also accepted after the subcommand)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     if debug:
         os.environ["SHIPYARD_DEBUG"] = "1"
@@ -101,8 +113,12 @@ def _where_looked(exc: ShipyardError) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors print one line on stderr (a traceback only with --debug)."""
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args or os.environ.get("SHIPYARD_DEBUG") == "1"
+    args = sys.argv[1:] if argv is None else list(argv)
+    # --debug is a root option; people type it after the subcommand too (up to a literal "--").
+    end = args.index("--") if "--" in args else len(args)
+    debug = "--debug" in args[:end] or os.environ.get("SHIPYARD_DEBUG") == "1"
+    if "--debug" in args[:end]:
+        args = ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
     try:
         # Standalone mode: usage errors print and exit 2 there; our own errors propagate to here.
         app(args=args, prog_name="shipyard")

@@ -16,13 +16,14 @@ def shipyard_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).parent / "shipyard"
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_CEILING_DIRECTORIES"] = os.environ["SHIPYARD_CEILING_DIRECTORIES"]  # from conftest
     return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_runs_logged_at_the_project_root_are_listed_from_a_sub_folder(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "src" / "jobs").mkdir(parents=True)
-    settings = Settings.load(environ={}, cwd=project)
+    settings = Settings.load(environ={"SHIPYARD_CEILING_DIRECTORIES": str(tmp_path)}, cwd=project)
     with shipyard.start_run("demo", name="at-root", settings=settings):
         pass
 
