@@ -114,6 +114,10 @@ def _where_looked(exc: ShipyardError) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors print one line on stderr (a traceback only with --debug)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    # As `python -m` does: the user's modules (components, trials, module:function targets) import from the
+    # working directory, here and in the worker processes, which start with this path.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     # --debug is a root option; people type it after the subcommand too (up to a literal "--").
     end = args.index("--") if "--" in args else len(args)
     debug = "--debug" in args[:end] or os.environ.get("SHIPYARD_DEBUG") == "1"

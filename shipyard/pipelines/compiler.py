@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from shipyard.errors import PipelineError
@@ -44,7 +46,34 @@ def compile_pipeline(pipeline: Pipeline) -> PipelineSpec:
     trace = pipeline.trace()
     steps = {task.step_id: _compile_step(task, pipeline.cache) for task in trace.tasks}
     _reject_cycles(steps)
-    return PipelineSpec(pipeline.name, dict(pipeline.parameters), steps)
+    _, project_dir = importable_module(pipeline.func)
+    return PipelineSpec(pipeline.name, dict(pipeline.parameters), steps, project_dir=project_dir)
+
+
+def importable_module(obj: Any) -> tuple[str, str | None]:
+    """The name a worker process imports ``obj``'s module by, and the folder that name resolves from.
+
+    A pipeline started with ``python -m pkg.mod`` or ``python pkg/mod.py`` defines its components in
+    ``__main__``, which no other process can import: they get the module's real name (``pkg.mod``), so the
+    spec — and its cache keys — are the same whichever way the pipeline was started.
+    """
+    name = obj.__module__
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    if name == "__main__" and module is not None:
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.name and spec.name != "__main__":
+            name = spec.name.removesuffix(".__main__")
+        elif path is not None:
+            try:
+                relative = Path(path).resolve().relative_to(Path.cwd().resolve())
+            except ValueError:
+                return name, None  # a script outside the working directory: no importable name
+            name = ".".join(relative.with_suffix("").parts)
+    if path is None:
+        return name, None
+    depth = len(name.split(".")) + (1 if Path(path).name == "__init__.py" else 0)
+    return name, str(Path(path).resolve().parents[depth - 1])
 
 
 def _compile_step(task: Task, pipeline_cache: bool) -> StepSpec:
@@ -68,7 +97,7 @@ def _compile_step(task: Task, pipeline_cache: bool) -> StepSpec:
         loop = LoopSpec(task.loop.loop_id, items_source, task.loop.parallelism)
     return StepSpec(
         component=ComponentRef(
-            func.__module__, func.__qualname__, source_sha256(func), task.component.version
+            importable_module(func)[0], func.__qualname__, source_sha256(func), task.component.version
         ),
         inputs=inputs,
         outputs={n: OutputSpec(o.type_name, o.kind.value) for n, o in iface.outputs.items()},

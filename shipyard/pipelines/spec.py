@@ -145,6 +145,9 @@ class PipelineSpec:
     parameters: dict[str, ParameterSpec]
     steps: dict[str, StepSpec]
     spec_version: str = SPEC_VERSION
+    # Where the components' modules were importable from at compile time (not part of any cache key): a
+    # run or scheduler started in another folder imports them from here.
+    project_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON-able dict in the schema's layout."""
@@ -154,12 +157,15 @@ class PipelineSpec:
             else {"type": p.type_name, "default": p.default}
             for n, p in self.parameters.items()
         }
-        return {
+        data: dict[str, Any] = {
             "spec_version": self.spec_version,
             "name": self.name,
             "parameters": params,
             "steps": {sid: _step_to_dict(s) for sid, s in self.steps.items()},
         }
+        if self.project_dir is not None:
+            data["project_dir"] = self.project_dir
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineSpec:
@@ -261,7 +267,8 @@ def _load(data: dict[str, Any]) -> tuple[PipelineSpec | None, tuple[Path, str] |
         n: ParameterSpec(p["type"], bool(p.get("required", "default" not in p)), p.get("default"))
         for n, p in data["parameters"].items()
     }
-    spec = PipelineSpec(data["name"], params, {s: _step_from_dict(d) for s, d in data["steps"].items()})
+    steps = {s: _step_from_dict(d) for s, d in data["steps"].items()}
+    spec = PipelineSpec(data["name"], params, steps, project_dir=data.get("project_dir"))
     problem = reference_problem(spec)
     return (None, problem) if problem else (spec, None)
 

@@ -418,7 +418,9 @@ class _Engine:
             inst.log_dir = tempfile.mkdtemp(prefix=f"{inst.step_id}-", dir=self.logs)
         returns = {n: o.type_name for n, o in step.outputs.items() if o.kind != "artifact"}
         c = step.component
-        return Task(c.module, c.function, params, artifacts, returns, inst.log_dir)
+        return Task(
+            c.module, c.function, params, artifacts, returns, inst.log_dir, project_dir=self.spec.project_dir
+        )
 
     def _reused(self, inst: _Instance, step: StepSpec, task: Task) -> bool:
         """Compute the step's cache key; on a hit (or a resumed step) end it as cached and say so."""

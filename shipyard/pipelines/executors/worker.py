@@ -55,6 +55,8 @@ class Task:
         run, settings: the step's tracked run and the executor's settings; while the component runs, that
             run is the active run and those settings are what ``get_settings()`` returns, so
             ``shipyard.log_metric`` or ``shipyard.models.register`` inside a step use the executor's store.
+        project_dir: the folder the spec was compiled in, searched for ``module`` when it is not found on
+            the worker's own path (a scheduler or a run started from another folder).
     """
 
     module: str
@@ -65,6 +67,7 @@ class Task:
     log_dir: str
     run: Run | None = None
     settings: Settings | None = None
+    project_dir: str | None = None
 
 
 def serve(
@@ -119,16 +122,35 @@ def run_captured(task: Task) -> tuple[str, Any]:
             os.close(saved[1])
 
 
+def import_component(module: str, function: str, project_dir: str | None) -> Any:
+    """``module.function``, looking in ``project_dir`` too (after the worker's own path, as ``python -m``
+    would from there).
+
+    Raises:
+        PipelineError: one line naming the module, the folders searched and how to make it importable.
+    """
+    if project_dir and project_dir not in sys.path:
+        sys.path.append(project_dir)
+    try:
+        return getattr(importlib.import_module(module), function)
+    except ModuleNotFoundError as exc:
+        searched = ", ".join(p or "." for p in dict.fromkeys([project_dir or "", *sys.path]) if p)
+        raise PipelineError(
+            f"cannot import component {module}.{function}: no module named {exc.name!r} "
+            f"(searched: {searched}); run from the project's folder, recompile the spec there, or add the "
+            "folder to PYTHONPATH"
+        ) from exc
+    except (ImportError, AttributeError) as exc:
+        raise PipelineError(f"cannot import component {module}.{function}: {exc}") from exc
+
+
 def run_task(task: Task) -> dict[str, Any]:
     """Import and call the component; return its parameter outputs by name, type-checked.
 
     Raises:
         PipelineError: the component cannot be imported, or returned a value of the wrong type.
     """
-    try:
-        target = getattr(importlib.import_module(task.module), task.function)
-    except (ImportError, AttributeError) as exc:
-        raise PipelineError(f"cannot import component {task.module}.{task.function}: {exc}") from exc
+    target = import_component(task.module, task.function, task.project_dir)
     func = getattr(target, "func", target)  # a Component wraps the plain function
     kwargs = dict(task.parameters)
     for name, ref in task.artifacts.items():
