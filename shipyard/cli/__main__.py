@@ -1,3 +1,5 @@
 from shipyard.cli import main
 
-main()
+# Guarded: worker processes import the main module again, which must not re-run the CLI.
+if __name__ == "__main__":
+    main()

@@ -129,6 +129,7 @@ def _values(values: list[float] | None) -> str:
 def _find(search: str) -> Run:
     from shipyard.config import get_settings
     from shipyard.tracking import get_client
+    from shipyard.tracking.records import RunStatus
     from shipyard.tuning.runner import NAME_TAG, STUDY_TAG
 
     client = get_client(get_settings())
@@ -136,8 +137,17 @@ def _find(search: str) -> Run:
     try:
         found = client.find_run(search)
     except NotFound:
-        latest = client.runs_with_tag(NAME_TAG, search, limit=1)
-        found = latest[0] if latest else None
+        # A spec's name: its latest finished search (else its latest), saying which others there are.
+        searches = client.runs_with_tag(NAME_TAG, search, limit=50)
+        finished = [r for r in searches if r.status is RunStatus.FINISHED]
+        found = (finished or searches or [None])[0]
+        others = [r for r in searches if found is not None and r.run_id != found.run_id]
+        if found is not None and others:
+            listed = ", ".join(f"{r.name} ({r.display_status})" for r in others[:5])
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            # On stderr: --json output stays one document.
+            note = f"showing {found.name}, the latest finished search of {search!r}; others: {listed}{more}"
+            typer.echo(note, err=True)
     if found is None or STUDY_TAG not in found.tags:
         raise NotFound(f"no tuning run has the id or name {search!r} (and no spec of that name was tuned)")
     return found

@@ -23,6 +23,7 @@ import importlib
 import logging
 import math
 import pickle
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,7 @@ from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.processes import die_with_parent, lifeline, sigterm_raises, worker_context
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
+from shipyard.tuning.main_guard import check_main_guard
 from shipyard.tuning.spec import TuningSpec, make_pruner, make_sampler
 
 log = logging.getLogger("shipyard.tuning")
@@ -507,6 +509,8 @@ def tune(
     """
     spec = _as_spec(spec)
     function = _function(spec, trial)
+    if spec.executor != "ray" and spec.parallel_trials > 1:
+        check_main_guard(sys._getframe(1))
     settings = settings or get_settings()
     # Run names are unique in an experiment; the same spec is tuned many times.
     name = f"{spec.name}-{uuid.uuid4().hex[:6]}"
