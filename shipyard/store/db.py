@@ -129,9 +129,11 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     try:
+        # The busy timeout first: switching a new database to WAL needs its lock, which another process
+        # creating or migrating the same store may hold for seconds (the driver's own wait is only 5 s).
+        cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
