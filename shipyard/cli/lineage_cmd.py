@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from shipyard import models
 from shipyard.cli.output import console, print_json
 from shipyard.lineage import LineageClient, render
+from shipyard.registry.uri import RegistryUri, parse_model_uri
 from shipyard.tracking import get_client
 
 
@@ -16,6 +18,11 @@ def lineage(
     as_json: bool = typer.Option(False, "--json", help="The graph as JSON (artifacts, executions, edges)."),
 ) -> None:
     """Print what URI was derived from, back to the datasets it started from."""
+    if uri.startswith("models:/"):
+        parsed = parse_model_uri(uri)
+        if isinstance(parsed, RegistryUri):
+            # A version that does not exist is "no such version", not "no lineage recorded".
+            models.registry_client().resolve(parsed)
     graph = LineageClient(get_client().store).upstream(uri)
     if as_json:
         print_json(

@@ -9,6 +9,7 @@ import typer
 from shipyard import models
 from shipyard.cli.output import console, fmt_time, print_json, print_table, say_store
 from shipyard.errors import InvalidInput
+from shipyard.registry.loading import locate_package, read_verified_manifest
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.uri import RegistryUri, parse_model_uri
 
@@ -122,10 +123,13 @@ def show(
         _versions_table(f"Versions of {model.name}", found)
     else:
         name, number = _version_ref(ref)
-        version = models.registry_client().get_version(name, number)
+        registry = models.registry_client()
+        version = registry.get_version(name, number)
         events = [e for e in models.events(name) if e.version == number] if history else []
+        # The metrics packaged with the version (its run's, at logging time): they outlive the run.
+        metrics = read_verified_manifest(locate_package(version.uri, registry))[1].metrics
         if as_json:
-            print_json({"version": version, "events": events})
+            print_json({"version": version, "metrics": metrics, "events": events})
             return
         rows = [
             ("uri", version.uri),
@@ -140,6 +144,7 @@ def show(
             ("created", f"{fmt_time(version.created_at)} by {version.created_by or '?'}"),
         ]
         rows += [(f"dataset {d.get('name')}", d.get("digest")) for d in version.lineage.get("datasets", [])]
+        rows += [(f"metric {k}", f"{v:.6g}") for k, v in sorted(metrics.items())]
         rows += [(f"tag {k}", v) for k, v in sorted(version.tags.items())]
         print_table(f"{version.name} version {version.version}", ["field", "value"], rows)
     if events:

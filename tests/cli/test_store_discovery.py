@@ -47,3 +47,22 @@ def test_empty_results_and_missing_records_say_which_store_was_read(tmp_path: Pa
     assert missing.returncode == 3 and missing.stderr.count("\n") == 1
     store = elsewhere / ".shipyard"
     assert "no experiment" in missing.stderr and f"looked in sqlite:///{store}" in missing.stderr
+
+
+def test_models_show_gives_the_versions_metrics_and_lineage_names_a_missing_version(tmp_path: Path) -> None:
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier
+
+    project = tmp_path / "p"
+    project.mkdir()
+    settings = Settings.load(environ={"SHIPYARD_CEILING_DIRECTORIES": str(tmp_path)}, cwd=project)
+    model = DecisionTreeClassifier().fit(np.eye(3), [0, 1, 0])
+    with shipyard.start_run("e", settings=settings) as run:
+        run.log_metric("accuracy", 0.93)
+        info = shipyard.models.log(model, run=run, input_example=np.eye(3))
+    shipyard.models.register(info.uri, "churn", settings=settings)
+    shipyard.models.set_alias("churn", "champion", 1, settings=settings)
+    shown = shipyard_command("models", "show", "churn@champion", "--history", cwd=project)
+    assert shown.returncode == 0 and "metric accuracy" in shown.stdout and "0.93" in shown.stdout
+    missing = shipyard_command("lineage", "models:/churn/9", cwd=project)
+    assert missing.returncode == 3 and "model 'churn' has no version 9" in missing.stderr
