@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,17 @@ def make_settings(home: Path, **overrides: str) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "home")
+
+
+def console(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``shipyard`` console script as a user would (else ``python -m shipyard.cli``)."""
+    exe = Path(sys.executable).parent / "shipyard"
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def free_port() -> int:

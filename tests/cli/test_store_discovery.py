@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import shipyard
 from shipyard.config import Settings
+from tests.conftest import console
 
 
 def shipyard_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "shipyard"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env["SHIPYARD_CEILING_DIRECTORIES"] = os.environ["SHIPYARD_CEILING_DIRECTORIES"]  # from conftest
-    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return console(*args, cwd=cwd, env=env)
 
 
 def test_runs_logged_at_the_project_root_are_listed_from_a_sub_folder(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import console
+
 PIPELINE = '''
 import sys
 
@@ -50,10 +52,8 @@ def project(tmp_path: Path) -> Path:
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "shipyard"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the command itself finds
-    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    return console(*args, cwd=cwd, env=env, timeout=180)
 
 
 def test_a_compiled_spec_runs_from_its_project_and_from_anywhere(project: Path, tmp_path: Path) -> None:
