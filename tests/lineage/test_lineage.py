@@ -73,4 +73,6 @@ def test_cli_prints_the_chain(capsys: pytest.CaptureFixture[str], settings: Sett
     code, out, _ = run_cli(capsys, "lineage", "models:/tiny/1", "--json")
     assert [s["uri"] for s in json.loads(out)["sources"]] == ["dataset:train"]
     code, _, err = run_cli(capsys, "lineage", "models:/missing/1")
+    assert code == 3 and "no registered model named 'missing'" in err
+    code, _, err = run_cli(capsys, "lineage", "file:///nowhere/data.parquet")
     assert code == 3 and "no lineage recorded" in err
