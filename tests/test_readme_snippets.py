@@ -20,8 +20,7 @@ An HTML comment on the line before a fence changes that (rendered Markdown does 
 - ``<!-- snippet: skip reason="..." -->``: cannot run unattended (the reason says why; keep these rare).
 
 Blocks in other languages (``text``, ``yaml`` without ``file=``) are illustrations and are not run.
-A failure names the document, the block's line and first line, and the block's output. The two documents
-run side by side (each in its own folder, on its own store).
+A failure names the document, the block's line and first line, and the block's output.
 """
 
 from __future__ import annotations
