@@ -25,7 +25,6 @@ A failure names the document, the block's line and first line, and the block's o
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import os
 import re
@@ -279,31 +278,3 @@ def test_a_failing_block_is_named_with_its_document_line_and_output(tmp_path: Pa
     message = str(caught.value)
     assert "probe.md, block at line 7 ('echo boom-output') exited with 1" in message
     assert "boom-output" in message and "first-block-ok" not in message
-
-
-def _logs_a_model(call: ast.Call) -> bool:
-    func = call.func
-    if isinstance(func, ast.Name):
-        return func.id == "retrain_best"
-    return isinstance(func, ast.Attribute) and (
-        func.attr == "retrain_best" or (func.attr == "log" and ast.unparse(func.value).endswith("models"))
-    )
-
-
-@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_snippet_that_logs_a_model_gives_an_input_example(document: Path) -> None:
-    # Without one a package has no signature: serving cannot check requests and metadata lists no inputs.
-    calls = []
-    for block in parse(document):
-        if isinstance(block, Block) and block.language == "python":
-            tree = ast.parse(block.text)
-            calls += [(block.line, node) for node in ast.walk(tree) if isinstance(node, ast.Call)]
-    logging = [(line, call) for line, call in calls if _logs_a_model(call)]
-    missing = [
-        f"line {line + call.lineno}: {ast.unparse(call)[:80]}"
-        for line, call in logging
-        if not any(keyword.arg == "input_example" for keyword in call.keywords)
-    ]
-    assert not missing, f"{document.name} logs models without input_example: {missing}"
-    if document == ROOT / "README.md":
-        assert len(logging) >= 4  # the registry, pipeline, tuning and monitoring snippets
