@@ -34,7 +34,6 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -231,23 +230,14 @@ def run_document(document: Path, project: Path) -> None:
 
 
 @pytest.mark.slow
-def test_every_snippet_runs_as_written(tmp_path: Path) -> None:
-    # The documents are independent (a folder and a store each) and mostly wait on subprocesses: running
-    # them side by side takes the time of the longer one instead of the sum.
-    with ThreadPoolExecutor(len(DOCUMENTS)) as pool:
-        futures = {}
-        for index, document in enumerate(DOCUMENTS):
-            project = tmp_path / f"project{index}"
-            project.mkdir()
-            futures[document] = pool.submit(run_document, document, project)
-    failures = []
-    for future in futures.values():
-        try:
-            future.result()
-        except Failure as exc:
-            failures.append(str(exc))
-    if failures:
-        pytest.fail("\n\n".join(failures), pytrace=False)
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_snippet_runs_as_written(document: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    try:
+        run_document(document, project)
+    except Failure as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def test_parse_binds_markers_to_the_next_fence_only(tmp_path: Path) -> None:
