@@ -20,6 +20,7 @@ at the edge with ``raise … from exc``.
     ├── StoreError                      the metadata store cannot be used
     │   └── SchemaError                 corrupt database or a schema this version cannot read
     ├── PipelineError                   a pipeline that cannot compile or run
+    │   └── PipelineDefinitionError     a malformed pipeline or spec (also an InvalidInput: exit 2)
     └── ServingError                    a model server that cannot answer a request
         ├── ModelNotReady               the model is loading or failed to load (its error named)
         ├── Overloaded                  the model's queue is full: retry later (HTTP 503 + Retry-After)
@@ -102,6 +103,11 @@ class SchemaError(StoreError):
 
 class PipelineError(ShipyardError):
     """A pipeline that cannot compile or run."""
+
+
+class PipelineDefinitionError(PipelineError, InvalidInput):
+    """A pipeline definition or spec that is not well-formed: a type mismatch, a missing input, an unknown
+    parameter, a cycle, an invalid spec file. Bad input, so the CLI exits 2 (a failed run exits 1)."""
 
 
 class ServingError(ShipyardError):

@@ -36,6 +36,25 @@ from shipyard.errors import (
     Unauthorized,
 )
 
+
+def _flags_take_no_value() -> None:
+    """Typer's rich help labels a flag with its Python type (``--json <bool>``), which reads as if it took a
+    value; flags take none, so show no type for them (``--json``), as click's plain help does."""
+    from typer.core import TyperOption
+
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "_shipyard_flags", False):
+        return  # a typer without that label, or already done
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else original(self, ctx)
+
+    display_type_rich._shipyard_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
 app = typer.Typer(
     name="shipyard",
     help="Shipyard: tracking, pipelines, registry, tuning, serving and monitoring in one package.",

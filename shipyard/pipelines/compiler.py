@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import PipelineError
+from shipyard.errors import PipelineDefinitionError
 from shipyard.pipelines.dsl import Pipeline, Task
 from shipyard.pipelines.spec import (
     ComponentRef,
@@ -39,10 +39,10 @@ def compile_pipeline(pipeline: Pipeline) -> PipelineSpec:
     """Trace ``pipeline`` once and compile it.
 
     Raises:
-        PipelineError: the first problem found, naming the step and argument (or the steps of a cycle).
+        PipelineDefinitionError: the first problem found, naming the step and argument (or a cycle's steps).
     """
     if not isinstance(pipeline, Pipeline):
-        raise PipelineError(f"compile_pipeline takes a @pipeline function, got {pipeline!r}")
+        raise PipelineDefinitionError(f"compile_pipeline takes a @pipeline function, got {pipeline!r}")
     trace = pipeline.trace()
     steps = {task.step_id: _compile_step(task, pipeline.cache) for task in trace.tasks}
     _reject_cycles(steps)
@@ -85,7 +85,7 @@ def _compile_step(task: Task, pipeline_cache: bool) -> StepSpec:
         elif declared.has_default:
             inputs[arg] = InputSpec(declared.type_name, {"value": declared.default})
         else:
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"step {task.step_id!r}: missing required input {arg!r} ({declared.type_name})"
             )
     loop = None
@@ -128,12 +128,14 @@ def _ref_source(task: Task, arg: str, ref: Ref) -> dict[str, Any]:
         return {"param": ref.name}
     if isinstance(ref, LoopItem):
         if task.loop is not ref.loop:
-            raise PipelineError(f"{where}: uses the item of {ref.loop.loop_id!r} outside that ParallelFor")
+            raise PipelineDefinitionError(
+                f"{where}: uses the item of {ref.loop.loop_id!r} outside that ParallelFor"
+            )
         return {"loop_item": ref.loop.loop_id}
     assert isinstance(ref, TaskOutput)
     producer = ref.task
     if producer.loop is not None and producer.loop is not task.loop:
-        raise PipelineError(
+        raise PipelineDefinitionError(
             f"{where}: output {ref.name!r} of step {producer.step_id!r} is produced once per loop item; "
             "wrap it in Collected(...) to use the list after the loop"
         )
@@ -145,16 +147,18 @@ def _source(task: Task, arg: str, declared: IOSpec, value: Any) -> dict[str, Any
     if isinstance(value, Collected):
         producer = value.output.task
         if producer.loop is None:
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"{where}: Collected needs an output of a step inside ParallelFor, "
                 f"but {producer.step_id!r} is not in a loop"
             )
         if task.loop is producer.loop:
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"{where}: Collected is for steps after the loop, not inside {producer.loop.loop_id!r}"
             )
         if declared.type_name != "list":
-            raise PipelineError(f"{where}: Collected gives a list but the argument is {declared.type_name}")
+            raise PipelineDefinitionError(
+                f"{where}: Collected gives a list but the argument is {declared.type_name}"
+            )
         return {"collected": {"step": producer.step_id, "output": value.output.name}}
     if isinstance(value, Ref):
         source = _ref_source(task, arg, value)
@@ -164,22 +168,26 @@ def _source(task: Task, arg: str, declared: IOSpec, value: Any) -> dict[str, Any
                 if isinstance(value, TaskOutput)
                 else f"pipeline parameter {value!r}"
             )
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"{where} expects {declared.type_name} but {origin} gives {value.type_name}"
                 + (f" (output {value.name!r})" if isinstance(value, TaskOutput) else "")
             )
         return source
     if declared.kind is IOKind.ARTIFACT:
-        raise PipelineError(f"{where} is a {declared.type_name} artifact; pass a step output, not {value!r}")
+        raise PipelineDefinitionError(
+            f"{where} is a {declared.type_name} artifact; pass a step output, not {value!r}"
+        )
     if isinstance(value, Task):
-        raise PipelineError(f"{where}: pass an output such as {value.step_id}.output, not the task itself")
+        raise PipelineDefinitionError(
+            f"{where}: pass an output such as {value.step_id}.output, not the task itself"
+        )
     if _holds_placeholder(value):
-        raise PipelineError(
+        raise PipelineDefinitionError(
             f"{where}: pipeline values cannot be nested in a literal; pass them directly or use Collected"
         )
     literal_type = PARAMETER_TYPES.get(type(value))
     if literal_type is None or not is_assignable(literal_type, declared.type_name):
-        raise PipelineError(f"{where} expects {declared.type_name}, got {value!r}")
+        raise PipelineDefinitionError(f"{where} expects {declared.type_name}, got {value!r}")
     return {"value": value}
 
 
@@ -201,7 +209,7 @@ def _reject_cycles(steps: dict[str, StepSpec]) -> None:
         for up in sorted(steps[sid].upstream()):
             if state.get(up) == 1:
                 cycle = [*path[path.index(up) :], up]
-                raise PipelineError(f"pipeline has a cycle: {' -> '.join(reversed(cycle))}")
+                raise PipelineDefinitionError(f"pipeline has a cycle: {' -> '.join(reversed(cycle))}")
             if up not in state:
                 visit(up)
         path.pop()

@@ -11,7 +11,7 @@ import abc
 from types import TracebackType
 from typing import Any
 
-from shipyard.errors import PipelineError
+from shipyard.errors import PipelineDefinitionError
 from shipyard.pipelines.dsl import Task
 from shipyard.pipelines.tracing import Collected, Condition, Loop, LoopItem, Ref, Trace, current_trace
 
@@ -21,7 +21,7 @@ class _Branch(abc.ABC):
 
     def __init__(self, condition: Condition | None = None) -> None:
         if condition is not None and not isinstance(condition, Condition):
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"{self._name} takes a comparison such as step.outputs['acc'] > 0.9, got {condition!r}"
             )
         self.condition = condition
@@ -31,7 +31,7 @@ class _Branch(abc.ABC):
     def _previous(self, trace: Trace) -> list[Condition]:
         depth = len(trace.condition_blocks)
         if trace.chain is None or trace.chain[0] != depth:
-            raise PipelineError(f"{self._name} must directly follow an If or Elif block")
+            raise PipelineDefinitionError(f"{self._name} must directly follow an If or Elif block")
         return trace.chain[1]
 
     @abc.abstractmethod
@@ -96,13 +96,15 @@ class ParallelFor:
     def __init__(self, items: Any, parallelism: int | None = None) -> None:
         if isinstance(items, Ref):
             if isinstance(items, LoopItem) or items.type_name != "list":
-                raise PipelineError(
+                raise PipelineDefinitionError(
                     f"ParallelFor items must be a list, got {items!r} of type {items.type_name!r}"
                 )
         elif isinstance(items, Collected) or not isinstance(items, list):
-            raise PipelineError(f"ParallelFor items must be a list or a list-typed output, got {items!r}")
+            raise PipelineDefinitionError(
+                f"ParallelFor items must be a list or a list-typed output, got {items!r}"
+            )
         if parallelism is not None and parallelism < 1:
-            raise PipelineError(f"ParallelFor parallelism must be >= 1, got {parallelism}")
+            raise PipelineDefinitionError(f"ParallelFor parallelism must be >= 1, got {parallelism}")
         self.items = items
         self.parallelism = parallelism
         self._trace: Trace | None = None
@@ -110,7 +112,9 @@ class ParallelFor:
     def __enter__(self) -> LoopItem:
         trace = current_trace("ParallelFor")
         if trace.loop is not None:
-            raise PipelineError(f"nested ParallelFor is not supported yet (inside {trace.loop.loop_id!r})")
+            raise PipelineDefinitionError(
+                f"nested ParallelFor is not supported yet (inside {trace.loop.loop_id!r})"
+            )
         trace.loop_count += 1
         trace.loop = Loop(f"loop-{trace.loop_count}", self.items, self.parallelism)
         self._trace = trace
@@ -131,9 +135,11 @@ class ExitHandler:
 
     def __init__(self, exit_task: Task) -> None:
         if not isinstance(exit_task, Task):
-            raise PipelineError(f"ExitHandler takes a task, got {exit_task!r}")
+            raise PipelineDefinitionError(f"ExitHandler takes a task, got {exit_task!r}")
         if exit_task.conditions or exit_task.loop is not None:
-            raise PipelineError(f"exit step {exit_task.step_id!r} must not be inside If or ParallelFor")
+            raise PipelineDefinitionError(
+                f"exit step {exit_task.step_id!r} must not be inside If or ParallelFor"
+            )
         self.exit_task = exit_task
         self._trace: Trace | None = None
 

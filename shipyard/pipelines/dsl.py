@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.errors import PipelineError
+from shipyard.errors import PipelineDefinitionError
 from shipyard.pipelines.spec import ParameterSpec, parse_size
 from shipyard.pipelines.tracing import CURRENT_TRACE, Condition, Loop, PipelineParam, TaskOutput, Trace
 from shipyard.pipelines.types import Interface, IOKind, read_interface
@@ -33,13 +33,13 @@ class StepOptions:
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.retry_backoff_s < 0:
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"retries and retry_backoff_s must be >= 0, got {self.retries}, {self.retry_backoff_s}"
             )
         if self.timeout_s is not None and self.timeout_s <= 0:
-            raise PipelineError(f"timeout_s must be > 0, got {self.timeout_s}")
+            raise PipelineDefinitionError(f"timeout_s must be > 0, got {self.timeout_s}")
         if (self.cpus is not None and self.cpus < 0) or (self.gpus is not None and self.gpus < 0):
-            raise PipelineError(f"cpus and gpus must be >= 0, got {self.cpus}, {self.gpus}")
+            raise PipelineDefinitionError(f"cpus and gpus must be >= 0, got {self.cpus}, {self.gpus}")
         if self.memory is not None:
             parse_size(self.memory)
 
@@ -63,10 +63,10 @@ class Component:
         try:
             bound = inspect.signature(self.func).bind_partial(*args, **kwargs)
         except TypeError as exc:
-            raise PipelineError(f"step {step_id!r}: {exc}") from exc
+            raise PipelineDefinitionError(f"step {step_id!r}: {exc}") from exc
         for arg in bound.arguments:
             if arg in self.interface.outputs:
-                raise PipelineError(
+                raise PipelineDefinitionError(
                     f"step {step_id!r}: argument {arg!r} is an Output artifact; do not pass it"
                 )
         task = Task(self, step_id, dict(bound.arguments), trace)
@@ -129,14 +129,14 @@ class Task:
         if "output" in names:
             return self.outputs["output"]
         if len(names) != 1:
-            raise PipelineError(f"step {self.step_id!r} has outputs {names}; use .outputs[name]")
+            raise PipelineDefinitionError(f"step {self.step_id!r} has outputs {names}; use .outputs[name]")
         return self.outputs[names[0]]
 
     def after(self, *tasks: Task) -> Task:
         """Run this step only after ``tasks`` finish, even when no data flows between them."""
         for task in tasks:
             if not isinstance(task, Task):
-                raise PipelineError(f"step {self.step_id!r}: after() takes tasks, got {task!r}")
+                raise PipelineDefinitionError(f"step {self.step_id!r}: after() takes tasks, got {task!r}")
             self.upstream.append(task)
         return self
 
@@ -170,7 +170,7 @@ class _Outputs(Mapping[str, TaskOutput]):
 
     def __getitem__(self, name: str) -> TaskOutput:
         if name not in self._specs:
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"step {self._task.step_id!r} has no output {name!r}; it has: {', '.join(self._specs)}"
             )
         spec = self._specs[name]
@@ -194,7 +194,7 @@ class Pipeline:
         self.parameters: dict[str, ParameterSpec] = {}
         for arg, spec in hints.items():
             if spec.kind is IOKind.ARTIFACT:
-                raise PipelineError(
+                raise PipelineDefinitionError(
                     f"pipeline {self.name!r}: parameter {arg!r} must be a plain value, not an artifact"
                 )
             self.parameters[arg] = ParameterSpec(spec.type_name, not spec.has_default, spec.default)

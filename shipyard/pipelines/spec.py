@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from shipyard.errors import PipelineError
+from shipyard.errors import PipelineDefinitionError
 from shipyard.pipelines.schema import Path, pipeline_spec_schema, schema_problems
 
 SPEC_VERSION = "shipyard.pipeline/v1"
@@ -92,7 +92,7 @@ class Resources:
         """``memory`` in bytes: a number with an optional unit (Ki/Mi/Gi/Ti or k/M/G/T), like ``"2Gi"``.
 
         Raises:
-            PipelineError: not a size.
+            PipelineDefinitionError: not a size.
         """
         return None if self.memory is None else parse_size(self.memory)
 
@@ -106,7 +106,7 @@ def parse_size(text: str) -> int:
     """Bytes in a size like ``"512Mi"``, ``"2Gi"``, ``"1.5G"`` or ``"1048576"``."""
     match = _SIZE.fullmatch(str(text))
     if not match:
-        raise PipelineError(f"memory {text!r} is not a size; use bytes or a unit: 512Mi, 2Gi, 1G")
+        raise PipelineDefinitionError(f"memory {text!r} is not a size; use bytes or a unit: 512Mi, 2Gi, 1G")
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -172,12 +172,14 @@ class PipelineSpec:
         """Build a spec from its dict form, checking the schema and every reference.
 
         Raises:
-            PipelineError: naming the field path of the first problem.
+            PipelineDefinitionError: naming the field path of the first problem.
         """
         spec, problem = _load(data)
         if problem is not None:
             path, message = problem
-            raise PipelineError(f"invalid pipeline spec at {'.'.join(map(str, path)) or '<root>'}: {message}")
+            raise PipelineDefinitionError(
+                f"invalid pipeline spec at {'.'.join(map(str, path)) or '<root>'}: {message}"
+            )
         assert spec is not None
         return spec
 
@@ -194,13 +196,13 @@ class PipelineSpec:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise PipelineError(f"{source}: not valid YAML: {exc}") from exc
+            raise PipelineDefinitionError(f"{source}: not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
-            raise PipelineError(f"{source}: a pipeline spec must be a mapping")
+            raise PipelineDefinitionError(f"{source}: a pipeline spec must be a mapping")
         spec, problem = _load(data)
         if problem is not None:
             path, message = problem
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"{source}, line {_line_of(node, path)}: {'.'.join(map(str, path))}: {message}"
             )
         assert spec is not None

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import PipelineError
+from shipyard.errors import PipelineDefinitionError
 
 if TYPE_CHECKING:
     from shipyard.pipelines.dsl import Task
@@ -27,7 +27,7 @@ class Ref:
 
     def _compare(self, op: str, other: object) -> Condition:
         if isinstance(other, Collected):
-            raise PipelineError(
+            raise PipelineDefinitionError(
                 f"conditions compare with a literal, a parameter or one output, not with {other!r}"
             )
         return Condition(self, op, other)
@@ -54,7 +54,7 @@ class Ref:
 
     def __bool__(self) -> bool:
         # NOTE: `if step.output > 0.9:` in a pipeline body would silently pick one branch at compile time.
-        raise PipelineError(
+        raise PipelineDefinitionError(
             f"{self!r} has no value while the pipeline is traced; use `with If(...)` instead of `if`"
         )
 
@@ -101,7 +101,9 @@ class Collected:
 
     def __init__(self, output: TaskOutput) -> None:
         if not isinstance(output, TaskOutput):
-            raise PipelineError(f"Collected takes a step output such as task.outputs['x'], not {output!r}")
+            raise PipelineDefinitionError(
+                f"Collected takes a step output such as task.outputs['x'], not {output!r}"
+            )
         self.output = output
         self.type_name = "list"
 
@@ -123,7 +125,7 @@ class Condition:
         return Condition(self.left, self.op, self.right, not self.negated)
 
     def __bool__(self) -> bool:
-        raise PipelineError(
+        raise PipelineDefinitionError(
             f"{self.left!r} {self.op} {self.right!r} is decided at run time; use `with If(...)`"
         )
 
@@ -171,8 +173,8 @@ CURRENT_TRACE: ContextVar[Trace | None] = ContextVar("shipyard_pipeline_trace", 
 
 
 def current_trace(what: str) -> Trace:
-    """The trace in progress, or a PipelineError saying ``what`` only works inside a pipeline body."""
+    """The trace in progress, or a PipelineDefinitionError: ``what`` only works inside a pipeline body."""
     trace = CURRENT_TRACE.get()
     if trace is None:
-        raise PipelineError(f"{what} can only be used inside a @pipeline function")
+        raise PipelineDefinitionError(f"{what} can only be used inside a @pipeline function")
     return trace

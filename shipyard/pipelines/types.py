@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from shipyard.errors import PipelineError
+from shipyard.errors import PipelineDefinitionError
 
 
 class Artifact:
@@ -126,7 +126,7 @@ def parameter_type_name(annotation: Any, where: str) -> str:
     origin = typing.get_origin(annotation) or annotation
     if origin in PARAMETER_TYPES:
         return PARAMETER_TYPES[origin]
-    raise PipelineError(
+    raise PipelineDefinitionError(
         f"{where}: unsupported type {annotation!r}; use str, int, float, bool, list, dict, "
         "Input[Artifact] or Output[Artifact]"
     )
@@ -136,18 +136,18 @@ def read_interface(func: Callable[..., Any]) -> Interface:
     """Read a component's inputs and outputs from its annotations.
 
     Raises:
-        PipelineError: an argument without a supported annotation, naming the function and argument.
+        PipelineDefinitionError: an argument without a supported annotation, naming the function and argument.
     """
     name = func.__name__
     try:
         hints = typing.get_type_hints(func)
     except Exception as exc:  # NameError etc. from unresolved string annotations
-        raise PipelineError(f"component {name!r}: cannot resolve annotations: {exc}") from exc
+        raise PipelineDefinitionError(f"component {name!r}: cannot resolve annotations: {exc}") from exc
     inputs: dict[str, IOSpec] = {}
     outputs: dict[str, IOSpec] = {}
     for arg, param in inspect.signature(func).parameters.items():
         if arg not in hints:
-            raise PipelineError(f"component {name!r}: argument {arg!r} needs a type annotation")
+            raise PipelineDefinitionError(f"component {name!r}: argument {arg!r} needs a type annotation")
         hint = hints[arg]
         origin = typing.get_origin(hint)
         if origin in (Input, Output):

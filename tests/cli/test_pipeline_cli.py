@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli import run_cli
+from tests.conftest import console
 
 
 def test_compile_then_run_a_spec_with_parameters(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ def test_hand_edited_spec_with_a_bad_reference_names_the_line(
     run_cli(capsys, "pipeline", "compile", "tests.pipelines.executor_components:realistic", "-o", str(spec))
     spec.write_text(spec.read_text().replace("step: make-data", "step: make-dta", 1))
     code, _, err = run_cli(capsys, "pipeline", "run", str(spec))
-    assert code == 1 and "make-dta" in err and "line" in err
+    assert code == 2 and "make-dta" in err and "line" in err  # an invalid spec is bad input
 
 
 def test_second_run_is_cached_and_no_cache_forces_execution(capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,3 +93,36 @@ def test_resume_of_a_successful_run_says_so(capsys: pytest.CaptureFixture[str]) 
     assert code == 2 and "nothing to resume" in err
     code, _, err = run_cli(capsys, "pipeline", "resume", "f" * 32)
     assert code == 3
+
+
+MISMATCHED = """
+from shipyard.pipelines import component, pipeline
+
+
+@component
+def count() -> int:
+    return 3
+
+
+@component
+def shout(text: str) -> str:
+    return text.upper()
+
+
+@pipeline(name="mismatch")
+def mismatch() -> None:
+    shout(text=count().output)
+"""
+
+
+def test_a_type_mismatch_at_compile_is_bad_input_exit_2(tmp_path: Path) -> None:
+    """The README's exit codes: 2 is invalid input, and a pipeline that does not type-check is that."""
+    (tmp_path / "mismatched.py").write_text(MISMATCHED)
+    done = console("pipeline", "compile", "mismatched:mismatch", "-o", "p.yaml", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line and "shout" in line and "text" in line and "int" in line and "str" in line, line
+    assert not (tmp_path / "p.yaml").exists()
+    # The same pipeline run directly is refused the same way, before any step starts.
+    done = console("pipeline", "run", "mismatched:mismatch", cwd=tmp_path)
+    assert done.returncode == 2 and "shout" in done.stderr, done.stdout + done.stderr
