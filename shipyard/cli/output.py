@@ -40,12 +40,21 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
 
 
+# Columns of ids people copy into the next command: never wrapped or cut (the others give way).
+WHOLE_COLUMNS = frozenset({"run id", "run"})
+
+
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    cells = [[fmt(cell) for cell in row] for row in rows]
     table = Table(title=title, show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(fmt(cell) for cell in row))
+    for i, column in enumerate(columns):
+        if column in WHOLE_COLUMNS:
+            widest = max((len(row[i]) for row in cells if i < len(row)), default=0)
+            table.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
+        else:
+            table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -12,7 +12,14 @@ from shipyard.cli.output import console, print_json, print_table
 from shipyard.config import get_settings
 from shipyard.errors import InvalidInput, PipelineError
 from shipyard.pipelines import Pipeline, PipelineSpec, compile_pipeline, parse_assignments
-from shipyard.pipelines.executors import PipelineExecutor, PipelineRunResult, StepStatus, executor_for
+from shipyard.pipelines.executors import (
+    PipelineExecutor,
+    PipelineRunResult,
+    StepResult,
+    StepStatus,
+    executor_for,
+)
+from shipyard.pipelines.executors.engine import StepCallback
 
 app = typer.Typer(help="Compile and run pipelines.", no_args_is_help=True)
 
@@ -51,6 +58,32 @@ def compile_(
     console.print(f"compiled {spec.name} ({len(spec.steps)} steps) to {output}")
 
 
+_PROGRESS = typer.Option(
+    None,
+    "--progress/--no-progress",
+    help="A line as each step starts and ends (default: on a terminal, and never with --json).",
+    show_default=False,
+)
+
+
+def _step_progress(spec: PipelineSpec | None, wanted: bool | None, as_json: bool) -> StepCallback | None:
+    """Live step lines for people watching a run (steps can take minutes: say what is running)."""
+    if as_json or not (console.is_terminal if wanted is None else wanted):
+        return None
+    if spec is not None:
+        console.print(f"pipeline {spec.name}: {len(spec.steps)} step(s)", markup=False)
+
+    def on_step(key: str, result: StepResult | None) -> None:
+        if result is None:
+            console.print(f"  {key}: running…", markup=False)
+            return
+        took = f" in {result.duration_s:.1f}s" if result.duration_s else ""
+        attempts = f" after {result.attempts} attempts" if result.attempts > 1 else ""
+        console.print(f"  {key}: {result.status.value}{took}{attempts}", markup=False)
+
+    return on_step
+
+
 @app.command("run")
 def run(
     target: str = typer.Argument(..., help="A spec file (.yaml) or module:function of a @pipeline."),
@@ -61,12 +94,19 @@ def run(
         None, "--executor", help="local or ray (default: the executor setting; Ray's address: ray_address)."
     ),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse outputs of unchanged steps."),
-    as_json: bool = typer.Option(False, "--json"),
+    progress: bool = _PROGRESS,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Run a pipeline; each step runs in an isolated worker (process or Ray task) as a nested run."""
     runner = _executor(executor, max_parallel)
     spec = load_spec(target)
-    result = runner.run(spec, parse_assignments(param or []), experiment=experiment, cache=cache)
+    result = runner.run(
+        spec,
+        parse_assignments(param or []),
+        experiment=experiment,
+        cache=cache,
+        on_step=_step_progress(spec, progress, as_json),
+    )
     report(result, as_json=as_json)
 
 
@@ -75,10 +115,12 @@ def resume(
     run_id: str = typer.Argument(..., help="The failed pipeline run to continue."),
     max_parallel: int = typer.Option(None, "--max-parallel"),
     executor: str = typer.Option(None, "--executor", help="local or ray (default: the executor setting)."),
-    as_json: bool = typer.Option(False, "--json"),
+    progress: bool = _PROGRESS,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Re-run a failed pipeline run from its failed steps on, reusing the steps that succeeded."""
-    report(_executor(executor, max_parallel).resume(run_id), as_json=as_json)
+    on_step = _step_progress(None, progress, as_json)
+    report(_executor(executor, max_parallel).resume(run_id, on_step=on_step), as_json=as_json)
 
 
 def _executor(name: str | None, max_parallel: int | None) -> PipelineExecutor:

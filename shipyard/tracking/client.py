@@ -557,7 +557,8 @@ class TrackingClient:
             raise NotFound(f"run {run_id} has no artifact {path!r}")
         root = Path(local_dir)
         for record in files:
-            target = root / record.path
+            # A path as recorded, checked again: a tampered store must not write outside local_dir.
+            target = root / safe_relpath(record.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             store.get(record.path, target, expected_sha256=record.sha256)
         return root / path if path else root
@@ -623,6 +624,38 @@ class TrackingClient:
         if status is not None:
             query = query.where(runs.c.status == status.value)
         return self._load_runs(query)
+
+    def child_runs(self, run_id: str, *, limit: int = 100) -> tuple[list[Run], int]:
+        """The active runs nested under ``run_id``, oldest first (at most ``limit``), and how many there are
+        in all (a search can have thousands of trials)."""
+        self.run_pk(run_id)  # NotFound names the missing run
+        where = (runs.c.parent_run_id == run_id, runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value)
+        with self.store.read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(runs).where(*where)).scalar_one()
+        found = self._load_runs(
+            sa.select(runs).where(*where).order_by(runs.c.start_time, runs.c.id).limit(max(limit, 0))
+        )
+        return found, int(total)
+
+    def recent_metric_keys(
+        self, run_ids: Sequence[str], *, limit: int = 6, exclude_prefixes: Sequence[str] = ("system/",)
+    ) -> list[str]:
+        """The metric keys logged most recently to any of ``run_ids``, newest first: the columns a runs table
+        shows when nobody chose them (system metrics are sampled all the time, so they are left out)."""
+        newest: dict[str, int] = {}
+        ids = list(dict.fromkeys(run_ids))
+        with self.store.read() as conn:
+            for start in range(0, len(ids), 500):
+                query = (
+                    sa.select(latest_metrics.c.key, sa.func.max(latest_metrics.c.timestamp))
+                    .join(runs, runs.c.id == latest_metrics.c.run_pk)
+                    .where(runs.c.run_id.in_(ids[start : start + 500]))
+                    .group_by(latest_metrics.c.key)
+                )
+                for key, stamp in conn.execute(query):
+                    if not key.startswith(tuple(exclude_prefixes)):
+                        newest[key] = max(stamp, newest.get(key, stamp))
+        return sorted(newest, key=lambda k: (-newest[k], k))[: max(limit, 0)]
 
     def search_runs(
         self,

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import FrameType, TracebackType
@@ -36,6 +37,7 @@ _open_runs: dict[str, ActiveRun] = {}
 _stack = threading.local()
 _hooks_installed = False
 _uncaught_exception = False
+_uncaught_traceback = ""  # kept by the open runs an uncaught exception ends FAILED
 # The experiment `set_experiment` chose for this process (MLflow keeps one likewise).
 _default_experiment: str | None = None
 
@@ -309,12 +311,15 @@ def search_runs(
 
 
 # ---------------------------------------------------------------------- process exit and signals
-def end_open_runs(status: RunStatus) -> None:
-    """End every open run of this process with ``status``, then flush all buffers."""
+def end_open_runs(status: RunStatus, traceback_text: str = "") -> None:
+    """End every open run of this process with ``status`` (each keeping ``traceback_text`` when it is
+    given), then flush all buffers."""
     with _lock:
         runs = list(_open_runs.values())
     for run in reversed(runs):  # children before parents
         try:
+            if traceback_text:
+                run.log_traceback(traceback_text)
             run.end(status)
         except Exception as exc:
             log.error("could not end run %s: %s", run.run_id, exc)
@@ -322,7 +327,10 @@ def end_open_runs(status: RunStatus) -> None:
 
 
 def _at_exit() -> None:
-    end_open_runs(RunStatus.FAILED if _uncaught_exception else RunStatus.FINISHED)
+    if _uncaught_exception:
+        end_open_runs(RunStatus.FAILED, _uncaught_traceback)
+    else:
+        end_open_runs(RunStatus.FINISHED)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -347,8 +355,9 @@ def _install_hooks() -> None:
         previous_hook = sys.excepthook
 
         def excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-            global _uncaught_exception
+            global _uncaught_exception, _uncaught_traceback
             _uncaught_exception = True
+            _uncaught_traceback = "".join(traceback.format_exception(kind, exc, tb))
             previous_hook(kind, exc, tb)
 
         sys.excepthook = excepthook

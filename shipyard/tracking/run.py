@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import os
 import threading
 import time
+import traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +39,10 @@ from shipyard.tracking.writer import MetricWriter
 
 _check_key = naming.check_key
 _MIN_I64, _MAX_I64 = MIN_I64, MAX_I64
+log = logging.getLogger(__name__)
+
+# The artifact a FAILED run keeps its traceback in (`shipyard runs show` prints its last lines).
+TRACEBACK_ARTIFACT = "traceback.txt"
 
 
 class ActiveRun:
@@ -299,6 +305,16 @@ class ActiveRun:
         for callback in self._on_end:
             callback(self)
 
+    def log_traceback(self, text: str) -> None:
+        """Keep a failure's traceback as the run's ``traceback.txt`` artifact. Best effort: a run that cannot
+        store it (its artifact store is gone) still ends FAILED, with a warning in the log."""
+        if self._status is not RunStatus.RUNNING or not text:
+            return
+        try:
+            self.log_text(text, TRACEBACK_ARTIFACT)
+        except Exception as exc:
+            log.warning("could not save the traceback of run %s: %s", self.run_id, exc)
+
     def _check_active(self) -> None:
         if self._status is not RunStatus.RUNNING:
             raise RunNotActive(
@@ -319,6 +335,7 @@ class ActiveRun:
         elif issubclass(exc_type, SystemExit):
             self.end(RunStatus.FINISHED)
         else:
+            self.log_traceback("".join(traceback.format_exception(exc_type, exc, tb)))
             self.end(RunStatus.FAILED)
 
 

@@ -111,7 +111,9 @@ class PipelineExecutor(ABC):
             spec, params, experiment or spec.name, run_name, cache, {}, dict(tags or {}), on_step
         )
 
-    def resume(self, run_id: str, *, run_name: str | None = None) -> PipelineRunResult:
+    def resume(
+        self, run_id: str, *, run_name: str | None = None, on_step: StepCallback | None = None
+    ) -> PipelineRunResult:
         """Re-run a failed (or killed) pipeline run from its failed steps on, as a new pipeline run.
 
         Steps that finished in ``run_id`` are not run again: their recorded outputs are reused (whatever the
@@ -151,7 +153,9 @@ class PipelineExecutor(ABC):
         experiment = client.get_experiment(original.experiment_id).name
         reuse = _finished_steps(client, run_id)
         tags = {RESUMED_FROM_TAG: run_id}
-        return self._run(spec, bind_parameters(spec, params), experiment, run_name, True, reuse, tags)
+        return self._run(
+            spec, bind_parameters(spec, params), experiment, run_name, True, reuse, tags, on_step
+        )
 
     def _run(
         self,

@@ -12,6 +12,9 @@ from shipyard.config import Settings
 from shipyard.tracking import ActiveRun, RunStatus, start_run
 from shipyard.tracking.records import PIPELINE_RUN_TAG
 
+# What a step printed, as artifacts of its run (`shipyard runs logs` prints them).
+CAPTURED_OUTPUT = ("stdout.txt", "stderr.txt")
+
 
 def open_step_run(
     pipeline_run: ActiveRun,
@@ -58,15 +61,12 @@ def close_step_run(
 ) -> None:
     """Attach captured output (and the traceback of a failure), set ``tags`` with the attempt count, then
     end the run with its status."""
-    for name in ("stdout.txt", "stderr.txt"):
+    for name in CAPTURED_OUTPUT:
         path = os.path.join(log_dir, name)
         # An empty capture is not worth an artifact (two of them doubled the cost of a no-op step).
         if os.path.isfile(path) and os.path.getsize(path):
             run.log_artifact(path)
     run.set_tags({"shipyard.attempts": attempts, **(tags or {})})
     if error is not None:
-        path = os.path.join(log_dir, "traceback.txt")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(error)
-        run.log_artifact(path)
+        run.log_traceback(error)
     run.end(RunStatus.FAILED if error is not None else RunStatus.FINISHED)
