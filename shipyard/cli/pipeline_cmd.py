@@ -20,6 +20,7 @@ from shipyard.pipelines.executors import (
     executor_for,
 )
 from shipyard.pipelines.executors.engine import StepCallback
+from shipyard.tracking import get_client
 
 app = typer.Typer(help="Compile and run pipelines.", no_args_is_help=True)
 
@@ -51,7 +52,12 @@ def compile_(
     target: str = typer.Argument(..., help="module:function of a @pipeline."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML spec."),
 ) -> None:
-    """Compile a pipeline to its portable YAML spec (checks types, inputs and cycles)."""
+    """Compile a pipeline to its portable YAML spec (checks types, inputs and cycles).
+
+    Examples:
+
+        shipyard pipeline compile examples.train_pipeline:training -o training.yaml
+    """
     spec = load_spec(target)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(spec.to_yaml(), encoding="utf-8")
@@ -97,7 +103,14 @@ def run(
     progress: bool = _PROGRESS,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Run a pipeline; each step runs in an isolated worker (process or Ray task) as a nested run."""
+    """Run a pipeline; each step runs in an isolated worker (process or Ray task) as a nested run.
+
+    Examples:
+
+        shipyard pipeline run training.yaml -p n_estimators=200
+
+        shipyard pipeline run examples.train_pipeline:training --no-cache --json
+    """
     runner = _executor(executor, max_parallel)
     spec = load_spec(target)
     result = runner.run(
@@ -112,15 +125,21 @@ def run(
 
 @app.command("resume")
 def resume(
-    run_id: str = typer.Argument(..., help="The failed pipeline run to continue."),
+    run_id: str = typer.Argument(..., help="The failed pipeline run to continue (id or name)."),
     max_parallel: int = typer.Option(None, "--max-parallel"),
     executor: str = typer.Option(None, "--executor", help="local or ray (default: the executor setting)."),
     progress: bool = _PROGRESS,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Re-run a failed pipeline run from its failed steps on, reusing the steps that succeeded."""
+    """Re-run a failed pipeline run from its failed steps on, reusing the steps that succeeded.
+
+    Examples:
+
+        shipyard pipeline resume 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a
+    """
+    found = get_client().find_run(run_id)  # a name works too, as everywhere else
     on_step = _step_progress(None, progress, as_json)
-    report(_executor(executor, max_parallel).resume(run_id, on_step=on_step), as_json=as_json)
+    report(_executor(executor, max_parallel).resume(found.run_id, on_step=on_step), as_json=as_json)
 
 
 def _executor(name: str | None, max_parallel: int | None) -> PipelineExecutor:

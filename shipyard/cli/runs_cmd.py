@@ -380,7 +380,14 @@ def compare(
     experiment: str = _EXPERIMENT,
     as_json: bool = _JSON,
 ) -> None:
-    """Params and metrics of several runs side by side; differing rows are highlighted."""
+    """Params and metrics of several runs side by side; differing rows are highlighted.
+
+    Examples:
+
+        shipyard runs compare churn-rf churn-gbm -e demo
+
+        shipyard runs compare 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a 9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d --json
+    """
     if len(runs) < 2:
         raise InvalidInput("compare needs at least two runs")
     client = get_client()
@@ -409,6 +416,12 @@ def delete(
     """Soft-delete a run and its child runs (`shipyard gc` purges them).
 
     A run whose logged model is a registered version is refused unless --force; the versions are named.
+
+    Examples:
+
+        shipyard runs delete churn-rf -e demo
+
+        shipyard runs delete 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a --force
     """
     from shipyard.tracking.backing import describe_all
 
@@ -443,7 +456,14 @@ def gc(
         False, "--stale", help="Instead: end RUNNING runs whose process stopped beating (LOST) as KILLED."
     ),
 ) -> None:
-    """Permanently remove deleted runs and experiments, with their artifacts."""
+    """Permanently remove deleted runs and experiments, with their artifacts.
+
+    Examples:
+
+        shipyard gc --older-than 7d --dry-run
+
+        shipyard gc --stale
+    """
     if stale:
         _gc_stale(dry_run=dry_run, as_json=as_json)
         return
