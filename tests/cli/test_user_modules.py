@@ -90,3 +90,32 @@ def test_a_module_that_cannot_be_found_is_named_with_where_it_was_looked_for(
     assert done.returncode != 0
     text = done.stdout + done.stderr
     assert "no module named 'mypipes'" in text and str(tmp_path / "gone") in text and "PYTHONPATH" in text
+
+
+def test_a_schedule_made_in_the_project_runs_from_a_scheduler_started_elsewhere(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first scheduled tick used to fail with "No module named ..." when the scheduler ran elsewhere."""
+    from datetime import UTC, datetime
+
+    from shipyard.config import get_settings
+    from shipyard.pipelines import ScheduleClient, compile_pipeline
+    from shipyard.store.db import open_store
+
+    monkeypatch.syspath_prepend(str(project))
+    try:
+        from mypipes.pipe import tiny  # type: ignore[import-not-found]
+
+        spec = compile_pipeline(tiny)
+    finally:  # other tests' projects have a mypipes of their own
+        for name in [m for m in sys.modules if m.split(".")[0] == "mypipes"]:
+            del sys.modules[name]
+    assert spec.project_dir == str(project)
+    ScheduleClient(open_store(get_settings().db_url)).create(
+        spec, "@hourly", name="tiny-hourly", now=datetime(2026, 1, 5, tzinfo=UTC)
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = _run("scheduler", "--once", cwd=elsewhere)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tiny-hourly" in done.stdout and ": succeeded run " in done.stdout, done.stdout
