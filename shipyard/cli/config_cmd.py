@@ -12,7 +12,14 @@ app = typer.Typer(help="Show configuration.", no_args_is_help=True)
 
 @app.command("show")
 def show(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Print every setting, its value and its source (default, env variable or shipyard.toml)."""
+    """Print every setting, its value and its source (default, env variable or shipyard.toml).
+
+    Examples:
+
+        shipyard config show
+
+        shipyard config show --json
+    """
     rows = get_settings().describe()
     if as_json:
         print_json({name: {"value": value, "source": source} for name, value, source in rows})

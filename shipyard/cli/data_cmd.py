@@ -27,7 +27,14 @@ def _number(value: object) -> str:
 
 @app.command("stats")
 def stats(data: Path = _DATA, as_json: bool = _JSON) -> None:
-    """Per-column statistics: type, count, missing, distinct, min/max/mean/std."""
+    """Per-column statistics: type, count, missing, distinct, min/max/mean/std.
+
+    Examples:
+
+        shipyard data stats train.parquet
+
+        shipyard data stats served.parquet --json
+    """
     from shipyard.data.statistics import compute_statistics
 
     result = compute_statistics(data)
@@ -56,7 +63,12 @@ def infer_schema(
     data: Path = _DATA,
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the schema (YAML, editable)."),
 ) -> None:
-    """Infer a schema (types, nullability, ranges, categories) from training data."""
+    """Infer a schema (types, nullability, ranges, categories) from training data.
+
+    Examples:
+
+        shipyard data infer-schema train.parquet -o schema.yaml
+    """
     from shipyard.data.schema import infer_schema as infer
     from shipyard.data.statistics import compute_statistics
 
@@ -72,7 +84,14 @@ def validate(
     schema: Path = typer.Option(..., "--schema", help="A schema file from infer-schema (maybe edited)."),
     as_json: bool = _JSON,
 ) -> None:
-    """Check data against a schema; exits non-zero when any error-severity anomaly is found."""
+    """Check data against a schema; exits non-zero when any error-severity anomaly is found.
+
+    Examples:
+
+        shipyard data validate new.parquet --schema schema.yaml
+
+        shipyard data validate new.parquet --schema schema.yaml --json
+    """
     from shipyard.data.schema import Schema
     from shipyard.data.schema import validate as check
 
@@ -113,7 +132,14 @@ def drift(
         None, "--kind", help="column=kind: numeric, categorical or binary, instead of the inferred kind."
     ),
 ) -> None:
-    """Per-column drift between two datasets with Evidently's default tests, and the share that drifted."""
+    """Per-column drift between two datasets with Evidently's default tests, and the share that drifted.
+
+    Examples:
+
+        shipyard data drift train.parquet served.parquet -o report.html --json drift.json
+
+        shipyard data drift train.parquet served.parquet --test "mean radius=psi"
+    """
     from shipyard.data.drift import dataset_drift
     from shipyard.data.statistics import read_table
 

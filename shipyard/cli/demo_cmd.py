@@ -7,7 +7,12 @@ from shipyard.cli.output import console
 
 def demo() -> None:
     """The whole lifecycle on a bundled dataset: pipeline (validate, tune, train, evaluate, register),
-    serving with payload logs, ground truth, and a drift and performance report."""
+    serving with payload logs, ground truth, and a drift and performance report.
+
+    Examples:
+
+        shipyard demo
+    """
     from shipyard.demo import EXPERIMENT, MODEL_NAME, run_demo
 
     with console.status("running the lifecycle…"):

@@ -34,7 +34,14 @@ _ERRORS: dict[int, type[ShipyardError]] = {
 
 @app.command("status")
 def status(url: str = _URL, token: str = _TOKEN, as_json: bool = _JSON) -> None:
-    """Each served model: its versions, their state, the traffic weights and the shadow."""
+    """Each served model: its versions, their state, the traffic weights and the shadow.
+
+    Examples:
+
+        shipyard deploy status
+
+        shipyard deploy status --url http://10.0.0.5:8080 --json
+    """
     found = _call("GET", url, "/admin/deployments", token)["deployments"]
     if as_json:
         print_json(found)
@@ -68,7 +75,14 @@ def set_traffic(
     url: str = _URL,
     token: str = _TOKEN,
 ) -> None:
-    """Change the weights (and shadow) of a served model now; requests in flight are not dropped."""
+    """Change the weights (and shadow) of a served model now; requests in flight are not dropped.
+
+    Examples:
+
+        shipyard deploy set-traffic churn champion=90 challenger=10
+
+        shipyard deploy set-traffic churn champion=100 --shadow challenger
+    """
     traffic: dict[str, float] = {}
     for item in weights:
         label, sep, value = item.partition("=")
@@ -89,7 +103,14 @@ def set_traffic(
 def rollback(
     name: str = typer.Argument(..., help="The served model."), url: str = _URL, token: str = _TOKEN
 ) -> None:
-    """Go back to the traffic before the last change."""
+    """Go back to the traffic before the last change.
+
+    Examples:
+
+        shipyard deploy rollback churn
+
+        shipyard deploy rollback churn --url http://10.0.0.5:8080
+    """
     result = _call("POST", url, f"/admin/deployments/{name}/rollback", token)
     console.print(_summary("rolled back", result), markup=False, highlight=False)
 

@@ -15,7 +15,14 @@ def list_(
     include_deleted: bool = typer.Option(False, "--all", help="Include deleted experiments."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List experiments."""
+    """List experiments.
+
+    Examples:
+
+        shipyard experiments list
+
+        shipyard experiments list --all --json
+    """
     found = get_client().list_experiments(include_deleted=include_deleted)
     if as_json:
         print_json(found)
@@ -33,7 +40,12 @@ def create(
     description: str = typer.Option(None, "--description", "-d"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Create an experiment."""
+    """Create an experiment.
+
+    Examples:
+
+        shipyard experiments create churn -d "customer churn models"
+    """
     experiment = get_client().create_experiment(name, description=description)
     if as_json:
         print_json(experiment)
@@ -49,7 +61,14 @@ def delete(
     ),
 ) -> None:
     """Soft-delete an experiment and its runs (`shipyard gc` purges them); refused while its runs back
-    registered model versions, unless --force."""
+    registered model versions, unless --force.
+
+    Examples:
+
+        shipyard experiments delete churn
+
+        shipyard experiments delete churn --force
+    """
     from shipyard.tracking.backing import describe_all
 
     client = get_client()
@@ -67,6 +86,11 @@ def delete(
 
 @app.command("restore")
 def restore(name_or_id: str) -> None:
-    """Undo a delete that has not been garbage-collected."""
+    """Undo a delete that has not been garbage-collected.
+
+    Examples:
+
+        shipyard experiments restore churn
+    """
     experiment = get_client().restore_experiment(name_or_id)
     console.print(f"restored experiment {experiment.name}")

@@ -17,7 +17,14 @@ def lineage(
     ),
     as_json: bool = typer.Option(False, "--json", help="The graph as JSON (artifacts, executions, edges)."),
 ) -> None:
-    """Print what URI was derived from, back to the datasets it started from."""
+    """Print what URI was derived from, back to the datasets it started from.
+
+    Examples:
+
+        shipyard lineage models:/churn/3
+
+        shipyard lineage models:/breast-cancer/1 --json
+    """
     if uri.startswith("models:/"):
         parsed = parse_model_uri(uri)
         if isinstance(parsed, RegistryUri):

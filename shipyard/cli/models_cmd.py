@@ -66,7 +66,14 @@ def register(
     tag: list[str] = typer.Option(None, "--tag", help="key=value (repeatable)."),
     as_json: bool = _JSON,
 ) -> None:
-    """Register a logged model as the next version of NAME."""
+    """Register a logged model as the next version of NAME.
+
+    Examples:
+
+        shipyard models register runs:/3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a/model churn
+
+        shipyard models register models:/churn/2 churn-eu -d "churn, for the EU" --tag region=eu
+    """
     version = models.register(uri, name, description=description, tags=_parse_tags(tag))
     if as_json:
         print_json(version)
@@ -76,7 +83,14 @@ def register(
 
 @app.command("list")
 def list_(as_json: bool = _JSON) -> None:
-    """Registered models with their latest version and aliases."""
+    """Registered models with their latest version and aliases.
+
+    Examples:
+
+        shipyard models list
+
+        shipyard models list --json
+    """
     found = models.list_models()
     if as_json:
         print_json(found)
@@ -97,7 +111,14 @@ def list_(as_json: bool = _JSON) -> None:
 
 @app.command("versions")
 def versions(name: str, as_json: bool = _JSON) -> None:
-    """Every version of a model."""
+    """Every version of a model.
+
+    Examples:
+
+        shipyard models versions churn
+
+        shipyard models versions churn --json
+    """
     found = models.list_versions(name)
     if as_json:
         print_json(found)
@@ -111,7 +132,14 @@ def show(
     history: bool = typer.Option(False, "--history", help="Also print the audit log."),
     as_json: bool = _JSON,
 ) -> None:
-    """A model (its versions) or one version (lineage, tags, aliases)."""
+    """A model (its versions) or one version (lineage, tags, aliases).
+
+    Examples:
+
+        shipyard models show churn
+
+        shipyard models show churn@champion --history
+    """
     if "/" not in ref and "@" not in ref:
         model = models.registry_client().get_model(ref)
         found = models.list_versions(ref)
@@ -166,7 +194,14 @@ def alias(
     delete: bool = typer.Option(False, "--delete", help="Remove the alias."),
     reason: str = typer.Option(None, "--reason"),
 ) -> None:
-    """Point ALIAS (champion, challenger, …) at a version — or remove it with --delete."""
+    """Point ALIAS (champion, challenger, …) at a version — or remove it with --delete.
+
+    Examples:
+
+        shipyard models alias churn challenger 2
+
+        shipyard models alias churn challenger --delete
+    """
     if delete:
         models.delete_alias(name, alias_name)
         console.print(f"removed alias {alias_name} of {name}")
@@ -187,14 +222,28 @@ def stage(
         False, "--archive-others", help="Archive the stage's other versions."
     ),
 ) -> None:
-    """Move a version to a stage (audited: who, when, why)."""
+    """Move a version to a stage (audited: who, when, why).
+
+    Examples:
+
+        shipyard models stage churn 2 Staging --reason "shadow it first"
+
+        shipyard models stage churn 3 Production --archive-others
+    """
     moved = models.transition(name, version, stage_name, reason=reason, archive_others=archive_others)
     console.print(f"{name} version {version} is now {moved.stage.value}")
 
 
 @app.command("diff")
 def diff(name: str, left: int, right: int, as_json: bool = _JSON) -> None:
-    """Metrics, params and signature of two versions side by side."""
+    """Metrics, params and signature of two versions side by side.
+
+    Examples:
+
+        shipyard models diff churn 1 2
+
+        shipyard models diff churn 1 2 --json
+    """
     result = models.diff(name, left, right)
     if as_json:
         print_json(result)
@@ -216,7 +265,14 @@ def export(
     ref: str = typer.Argument(..., help="NAME/VERSION or NAME@ALIAS."),
     output: Path = typer.Option(..., "--output", "-o", help="Archive to write (.tar.gz)."),
 ) -> None:
-    """Write a version's package (with its registry facts) to a .tar.gz."""
+    """Write a version's package (with its registry facts) to a .tar.gz.
+
+    Examples:
+
+        shipyard models export churn/2 -o m.tar.gz
+
+        shipyard models export churn@champion -o churn-champion.tar.gz
+    """
     name, version = _version_ref(ref)
     path = models.export(name, version, output)
     console.print(f"exported {name} version {version} to {path}")
@@ -227,7 +283,14 @@ def import_(
     archive: Path = typer.Argument(..., help="A .tar.gz written by `shipyard models export`."),
     name: str = typer.Option(None, "--name", help="Register under this name (default: the exported one)."),
 ) -> None:
-    """Register an exported archive as a new version (every file's hash is checked)."""
+    """Register an exported archive as a new version (every file's hash is checked).
+
+    Examples:
+
+        shipyard models import m.tar.gz
+
+        shipyard models import m.tar.gz --name churn-copy
+    """
     version = models.import_archive(archive, name=name)
     console.print(f"imported as {version.name} version {version.version}")
 
@@ -237,7 +300,14 @@ def delete(
     ref: str = typer.Argument(..., help="NAME (every version) or NAME/VERSION."),
     force: bool = typer.Option(False, "--force", help="Also delete aliases that point at it."),
 ) -> None:
-    """Delete a version, or a whole model; refused while an alias points at it unless --force."""
+    """Delete a version, or a whole model; refused while an alias points at it unless --force.
+
+    Examples:
+
+        shipyard models delete churn-copy/1
+
+        shipyard models delete churn-copy --force
+    """
     client = models.registry_client()
     if "/" in ref or "@" in ref:
         name, version = _version_ref(ref)

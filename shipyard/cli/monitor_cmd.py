@@ -52,7 +52,11 @@ def baseline(
     When MODEL (or --registered) is a registered model with a column signature, only the columns it takes
     as inputs are kept: a label or id column in the training file would otherwise show up as skew.
 
-    Example: shipyard monitor baseline churn train.parquet --drop customer_id
+    Examples:
+
+        shipyard monitor baseline churn train.parquet
+
+        shipyard monitor baseline churn train.parquet --drop target
     """
     from shipyard.config import get_settings
     from shipyard.data.statistics import read_table
@@ -100,7 +104,11 @@ def run(
     """Compare MODEL's served inputs with its baseline (drift, skew, performance when labelled): report,
     Prometheus metrics, alerts and a tracked run in experiment monitoring/MODEL.
 
-    Example: shipyard monitor run churn --since 1h --rules alerts.yaml --fail-on-alert
+    Examples:
+
+        shipyard monitor run churn --since 1h --rules alerts.yaml
+
+        shipyard monitor run churn --rules alerts.yaml --fail-on-alert
     """
     from shipyard.config import get_settings
     from shipyard.monitoring.alerts import load_rules
@@ -170,7 +178,12 @@ def labels(
     model: str = _MODEL,
     data: Path = typer.Argument(..., help="Ground truth: request_id, label[, row] (Parquet or CSV)."),
 ) -> None:
-    """Add ground truth for requests MODEL served (joined by the X-Request-ID each answer carried)."""
+    """Add ground truth for requests MODEL served (joined by the X-Request-ID each answer carried).
+
+    Examples:
+
+        shipyard monitor labels churn truth.parquet
+    """
     from shipyard.data.sample import as_frame
     from shipyard.monitoring.performance import save_labels
 
@@ -187,7 +200,14 @@ def performance(
     task: str = typer.Option("auto", "--task", help="classification, regression or auto."),
     as_json: bool = _JSON,
 ) -> None:
-    """MODEL's performance against the labels added so far: overall, per version and per time bucket."""
+    """MODEL's performance against the labels added so far: overall, per version and per time bucket.
+
+    Examples:
+
+        shipyard monitor performance churn --since 1d --freq 1h
+
+        shipyard monitor performance churn --json
+    """
     from shipyard.cli.output import print_table
     from shipyard.monitoring.performance import compute_performance
 
@@ -225,7 +245,12 @@ def schedule(
     name: str | None = typer.Option(None, "--name", help="Schedule name (default: monitor-MODEL)."),
     timezone: str = typer.Option("UTC", "--timezone", help="IANA timezone the cron is read in."),
 ) -> None:
-    """Run the monitoring job on a cron schedule (run by `shipyard scheduler`, listed by `schedules list`)."""
+    """Run the monitoring job on a cron schedule (run by `shipyard scheduler`, listed by `schedules list`).
+
+    Examples:
+
+        shipyard monitor schedule churn --cron "0 * * * *" --since 1h --rules alerts.yaml
+    """
     from shipyard.monitoring.baseline import check_model_name
     from shipyard.monitoring.pipeline import check_parameters, monitoring
     from shipyard.pipelines import Catchup, ScheduleClient, compile_pipeline

@@ -53,6 +53,12 @@ def schedule_pipeline(
     """Register a recurring run of a pipeline; `shipyard scheduler` runs it when due.
 
     The compiled spec is stored with the schedule: editing the file later does not change what runs.
+
+    Examples:
+
+        shipyard pipeline schedule churn.yaml --cron "0 * * * *" --timezone Europe/Paris
+
+        shipyard pipeline schedule mymodule:churn --cron @daily -p threshold=0.8 --name churn-daily
     """
     created = _client().create(
         load_spec(target),
@@ -78,7 +84,14 @@ def schedule_pipeline(
 
 @app.command("list")
 def list_(as_json: bool = _JSON) -> None:
-    """List schedules with their next run and their latest run's id and status."""
+    """List schedules with their next run and their latest run's id and status.
+
+    Examples:
+
+        shipyard schedules list
+
+        shipyard schedules list --json
+    """
     found = _client().list()
     if as_json:
         print_json([_jsonable(s) for s in found])
@@ -94,20 +107,37 @@ def list_(as_json: bool = _JSON) -> None:
 
 @app.command("pause")
 def pause(name: str = _NAME) -> None:
-    """Stop running a schedule until it is resumed."""
+    """Stop running a schedule until it is resumed.
+
+    Examples:
+
+        shipyard schedules pause churn
+    """
     console.print(f"paused {_client().pause(name).name!r}", markup=False, highlight=False)
 
 
 @app.command("resume")
 def resume(name: str = _NAME) -> None:
-    """Run a paused schedule again from its next tick (ticks missed while paused are not run)."""
+    """Run a paused schedule again from its next tick (ticks missed while paused are not run).
+
+    Examples:
+
+        shipyard schedules resume churn
+    """
     resumed = _client().resume(name)
     console.print(f"resumed {resumed.name!r}; next run {_next(resumed)}", markup=False, highlight=False)
 
 
 @app.command("delete")
 def delete(name: str = _NAME) -> None:
-    """Delete a schedule (runs it already made stay in tracking)."""
+    """Delete a schedule (runs it already made stay in tracking).
+
+    Examples:
+
+        shipyard schedules delete churn
+
+        shipyard schedules delete monitor-churn
+    """
     _client().delete(name)
     console.print(f"deleted {name!r}", markup=False, highlight=False)
 
@@ -122,6 +152,12 @@ def scheduler(
 
     Any number of schedulers may share a store: each tick runs once. SIGTERM or Ctrl-C stops it: at once when
     idle (exit 0 on SIGTERM); a pipeline run in progress is killed and recorded as killed.
+
+    Examples:
+
+        shipyard scheduler --once
+
+        shipyard scheduler --poll-interval 10
     """
     runner = Scheduler()
     if once:

@@ -57,7 +57,14 @@ def serve(
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
-    """Serve models over Open Inference Protocol v2 (and KServe v1) until Ctrl-C or SIGTERM."""
+    """Serve models over Open Inference Protocol v2 (and KServe v1) until Ctrl-C or SIGTERM.
+
+    Examples:
+
+        shipyard serve models:/churn@champion --port 8080
+
+        shipyard serve deploy.yaml --payload-log-rate 0.1
+    """
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
     # would add ~0.7 s to every other shipyard command.
     from dataclasses import replace

@@ -39,7 +39,14 @@ def run(
     executor: str | None = typer.Option(None, "--executor", help="local (processes) or ray."),
     as_json: bool = _JSON,
 ) -> None:
-    """Run a search: trials as nested runs, a live best-so-far table, the study stored for `tune resume`."""
+    """Run a search: trials as nested runs, a live best-so-far table, the study stored for `tune resume`.
+
+    Examples:
+
+        shipyard tune run spec.yaml
+
+        shipyard tune run spec.yaml --parallel 2 --max-trials 20
+    """
     from shipyard.tuning import TuningSpec, tune
 
     spec = TuningSpec.load(spec_file)
@@ -58,7 +65,14 @@ def resume(
     trial: str | None = _TRIAL,
     as_json: bool = _JSON,
 ) -> None:
-    """Continue a search that stopped early: trials left running are failed, the budget is spent."""
+    """Continue a search that stopped early: trials left running are failed, the budget is spent.
+
+    Examples:
+
+        shipyard tune resume 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a
+
+        shipyard tune resume 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a --trial search:objective
+    """
     from shipyard.config import get_settings
     from shipyard.tracking import get_client
     from shipyard.tuning import TuningSpec
@@ -81,7 +95,14 @@ def show(
     search: str = typer.Argument(..., help="A tuning run's id or name, or a spec's name (its latest run)."),
     as_json: bool = _JSON,
 ) -> None:
-    """The trials of a search (state, value, params), its best trial or Pareto front, and its report."""
+    """The trials of a search (state, value, params), its best trial or Pareto front, and its report.
+
+    Examples:
+
+        shipyard tune show gbm
+
+        shipyard tune show gbm --json
+    """
     import optuna
 
     from shipyard.tuning.runner import REPORT_ARTIFACT, STORAGE_TAG, STUDY_TAG, open_storage
