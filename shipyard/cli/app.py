@@ -62,6 +62,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # help paragraphs reflow; the indented examples render as code blocks
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(experiments_cmd.app, name="experiments")

@@ -28,7 +28,7 @@ def check_main_guard(caller: FrameType | None) -> None:
                 raise InvalidInput(
                     f"{path}:{frame.f_lineno} starts a parallel search from the script's top level; its "
                     "worker processes import the script and would start it again. Put the call under "
-                    "`if __name__ == \"__main__\":` (or run with parallel_trials=1)"
+                    '`if __name__ == "__main__":` (or run with parallel_trials=1)'
                 )
             return
         frame = frame.f_back

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import console
 
-PIPELINE = '''
+PIPELINE = """
 import sys
 
 from shipyard.pipelines import component, pipeline
@@ -39,7 +39,7 @@ if __name__ == "__main__":
 
     result = LocalExecutor().run(compile_pipeline(tiny), {})
     print(result.status.value, sorted((s, r.status.value) for s, r in result.steps.items()))
-'''
+"""
 
 
 @pytest.fixture

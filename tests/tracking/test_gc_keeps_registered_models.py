@@ -79,9 +79,12 @@ def test_gc_of_a_deleted_experiment_keeps_registered_packages(settings: Settings
     # The experiment stays (deleted) with the run that holds the package, until the version goes.
     assert (report.runs, report.experiments) == (0, 0)
     assert report.kept == ("churn/1 (Production, @champion)",)
-    assert shipyard.models.load("models:/churn/1", settings=settings).predict(
-        load_breast_cancer(return_X_y=True)[0][:2]
-    ) is not None
+    assert (
+        shipyard.models.load("models:/churn/1", settings=settings).predict(
+            load_breast_cancer(return_X_y=True)[0][:2]
+        )
+        is not None
+    )
 
 
 def test_cli_refuses_then_forces_and_gc_says_what_it_kept(
