@@ -30,7 +30,7 @@ def lineage(
         if isinstance(parsed, RegistryUri):
             # A version that does not exist is "no such version", not "no lineage recorded".
             models.registry_client().resolve(parsed)
-    graph = LineageClient(get_client().store).upstream(uri)
+    graph = LineageClient(get_client()).upstream(uri)
     if as_json:
         print_json(
             {

@@ -259,7 +259,7 @@ def schedule(
     check_model_name(model)
     text = rules.read_text(encoding="utf-8") if rules is not None else ""
     check_parameters(since, text)
-    created = ScheduleClient(get_client().store).create(
+    created = ScheduleClient(get_client()).create(
         compile_pipeline(monitoring),
         cron,
         name=name or f"monitor-{model}",

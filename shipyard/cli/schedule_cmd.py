@@ -24,7 +24,7 @@ _NAME = typer.Argument(..., help="The schedule's name (see `shipyard schedules l
 
 
 def _client() -> ScheduleClient:
-    return ScheduleClient(get_client().store)
+    return ScheduleClient(get_client())
 
 
 def _jsonable(schedule: Schedule) -> dict[str, Any]:

@@ -70,10 +70,10 @@ def serve(
     from dataclasses import replace
 
     from shipyard.models import load
+    from shipyard.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.serving.app import InferenceServer, ServerConfig
     from shipyard.serving.batching import BatchPolicy
     from shipyard.serving.deployment import default_name, load_deployment
-    from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.serving.repository import ModelConfig, ModelRepository
     from shipyard.serving.server import run_server
     from shipyard.store.artifacts import ArtifactStore

@@ -137,8 +137,8 @@ def _serving(settings: Settings) -> Iterator[str]:
     import uvicorn
 
     from shipyard import models
+    from shipyard.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.serving.app import InferenceServer
-    from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.serving.repository import ModelConfig, ModelRepository
     from shipyard.serving.server import uvicorn_config
     from shipyard.store.artifacts import ArtifactStore

@@ -1,7 +1,7 @@
 """Lineage: ML-Metadata style artifacts, executions and events, queried upstream as a graph."""
 
+from shipyard.lineage.client import LineageClient, render
 from shipyard.lineage.records import ArtifactType, Edge, EventKind, Execution, LineageArtifact, LineageGraph
-from shipyard.lineage.store import LineageClient, render
 
 __all__ = [
     "ArtifactType",

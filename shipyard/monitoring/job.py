@@ -40,9 +40,8 @@ from shipyard.monitoring.alerts import Alert, AlertRule, check_rules, evaluate
 from shipyard.monitoring.baseline import check_model_name, find_baseline
 from shipyard.monitoring.performance import PerformanceResult, compute_performance
 from shipyard.monitoring.window import describe, finite, iso, utc
+from shipyard.payloads import METRICS_PREFIX, read_payloads
 from shipyard.registry.uri import RegistryUri, parse_model_uri
-from shipyard.serving.metrics import METRICS_PREFIX
-from shipyard.serving.payloads import read_payloads
 from shipyard.store.artifacts import ArtifactStore
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Model performance over time, once ground truth arrives: labels joined to the payload logs by request id.
 
-The inference server logs every sampled request with its ``X-Request-ID`` (:mod:`shipyard.serving.payloads`).
+The inference server logs every sampled request with its ``X-Request-ID`` (:mod:`shipyard.payloads`).
 Ground truth usually comes later (a fraud chargeback, a support ticket, a day's sales), so it is stored apart
 with :func:`save_labels`, one Parquet file per delivery under ``monitoring/labels/<model>/``; a later
 delivery corrects an earlier one on the same ``(request_id, row)``. :func:`compute_performance` joins the
@@ -30,7 +30,7 @@ from pandas.tseries.frequencies import to_offset
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring.baseline import check_model_name
 from shipyard.monitoring.window import describe, finite, iso, utc
-from shipyard.serving.payloads import read_payloads
+from shipyard.payloads import read_payloads
 from shipyard.store.artifacts import ArtifactStore
 
 LABELS_PREFIX = "monitoring/labels"
@@ -160,7 +160,7 @@ class JoinedLabels:
 
 
 def join_labels(payloads: pd.DataFrame, labels: pd.DataFrame, *, output: str = "predict") -> JoinedLabels:
-    """Join payload records (as :func:`~shipyard.serving.payloads.read_payloads` gives them) with labels.
+    """Join payload records (as :func:`~shipyard.payloads.read_payloads` gives them) with labels.
 
     Each record answered with status 200 becomes one row per value of its ``output`` (the outputs JSON
     holds ``{output: [one value per input row]}``), keyed by (request_id, position). When a client reused a

@@ -1,4 +1,4 @@
-"""`ScheduleClient`: pipeline schedules stored in the metadata database.
+"""`ScheduleClient`: pipeline schedules, kept by the deployment's schedule store (SQL, or the server).
 
 A schedule is *claimed* by a compare-and-set on ``next_run_at`` (:meth:`ScheduleClient.claim`), so any number
 of schedulers on one database never run the same tick twice. Claiming advances ``next_run_at`` before the run
@@ -13,11 +13,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from shipyard.errors import AlreadyExists, InvalidInput, NotFound
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.pipelines.binding import bind_parameters
 from shipyard.pipelines.executors import EXECUTORS
 from shipyard.pipelines.schedule import (
@@ -30,9 +28,11 @@ from shipyard.pipelines.schedule import (
     validate_timezone,
 )
 from shipyard.pipelines.spec import PipelineSpec
-from shipyard.store.db import MetadataStore
-from shipyard.store.schema import pipeline_schedules
 from shipyard.tracking import naming
+
+if TYPE_CHECKING:
+    from shipyard.store.protocol import ScheduleStore
+    from shipyard.tracking.client import TrackingClient
 
 # Run names are "<schedule>-YYYYMMDD-HHMM[-n]" and at most 256 characters: leave room for the suffix.
 _MAX_NAME = 200
@@ -76,8 +76,10 @@ class Schedule:
 class ScheduleClient:
     """Pipeline schedules in one metadata store. Thread-safe; any number may share a database."""
 
-    def __init__(self, store: MetadataStore) -> None:
-        self.store = store
+    def __init__(self, where: TrackingClient | ScheduleStore) -> None:
+        """``where``: a tracking client (its deployment's schedules) or a schedule store itself."""
+        stores = getattr(where, "stores", None)
+        self.backend: ScheduleStore = stores.schedules if stores is not None else where  # type: ignore[assignment]
 
     def create(
         self,
@@ -141,31 +143,19 @@ class ScheduleClient:
             "created_at": stamp,
             "updated_at": stamp,
         }
-        try:
-            with self.store.write() as conn:
-                conn.execute(pipeline_schedules.insert().values(**row))
-        except sa.exc.IntegrityError as exc:
-            raise AlreadyExists(
-                f"a schedule named {name!r} already exists; choose another name (--name) or delete it"
-            ) from exc
-        return _schedule(row)
+        return self.backend.insert(row)
 
     def get(self, name: str) -> Schedule:
         """The schedule called ``name``; `NotFound` listing the known names."""
-        with self.store.read() as conn:
-            row = conn.execute(sa.select(pipeline_schedules).where(pipeline_schedules.c.name == name)).first()
-            if row is None:
-                known = conn.execute(
-                    sa.select(pipeline_schedules.c.name).order_by(pipeline_schedules.c.name)
-                ).scalars()
-                raise NotFound(f"no schedule named {name!r}; schedules: {', '.join(known) or '(none)'}")
-        return _schedule(row._mapping)
+        found = self.backend.get(name)
+        if found is None:
+            known = [s.name for s in self.backend.list()]
+            raise NotFound(f"no schedule named {name!r}; schedules: {', '.join(known) or '(none)'}")
+        return found
 
     def list(self) -> builtins.list[Schedule]:
         """Every schedule, by name."""
-        with self.store.read() as conn:
-            rows = conn.execute(sa.select(pipeline_schedules).order_by(pipeline_schedules.c.name)).all()
-        return [_schedule(row._mapping) for row in rows]
+        return self.backend.list()
 
     def pause(self, name: str) -> Schedule:
         """Stop running ``name`` until it is resumed (a paused schedule is never claimed)."""
@@ -181,28 +171,16 @@ class ScheduleClient:
 
     def delete(self, name: str) -> None:
         """Remove ``name``; a run it already started goes on."""
-        with self.store.write() as conn:
-            deleted = conn.execute(pipeline_schedules.delete().where(pipeline_schedules.c.name == name))
-        if not deleted.rowcount:
+        if not self.backend.delete(name):
             self.get(name)  # raises NotFound with the known names
 
     def due(self, now: datetime) -> builtins.list[Schedule]:
         """Unpaused schedules whose next tick is at or before ``now``, earliest first (then by name)."""
-        query = (
-            sa.select(pipeline_schedules)
-            .where(pipeline_schedules.c.paused.is_(False), pipeline_schedules.c.next_run_at <= to_ms(now))
-            .order_by(pipeline_schedules.c.next_run_at, pipeline_schedules.c.name)
-        )
-        with self.store.read() as conn:
-            return [_schedule(row._mapping) for row in conn.execute(query)]
+        return self.backend.due(to_ms(now))
 
     def next_wake(self) -> datetime | None:
         """The earliest ``next_run_at`` of the unpaused schedules (``None`` when there are none)."""
-        query = sa.select(sa.func.min(pipeline_schedules.c.next_run_at)).where(
-            pipeline_schedules.c.paused.is_(False)
-        )
-        with self.store.read() as conn:
-            earliest = conn.execute(query).scalar()
+        earliest = self.backend.earliest_next_run()
         return None if earliest is None else from_ms(earliest)
 
     def claim(self, schedule: Schedule, now: datetime) -> builtins.list[datetime] | None:
@@ -217,45 +195,19 @@ class ScheduleClient:
         )
         if to_ms(upcoming) == schedule.next_run_at:
             return ticks
-        table = pipeline_schedules.c
-        with self.store.write() as conn:
-            hit = conn.execute(
-                pipeline_schedules.update()
-                .where(
-                    table.schedule_id == schedule.schedule_id,
-                    table.next_run_at == schedule.next_run_at,
-                    table.paused.is_(False),
-                )
-                .values(next_run_at=to_ms(upcoming), updated_at=to_ms(datetime.now(UTC)))
-            ).rowcount
-        return ticks if hit == 1 else None
+        won = self.backend.advance(
+            schedule.schedule_id, schedule.next_run_at, to_ms(upcoming), to_ms(datetime.now(UTC))
+        )
+        return ticks if won else None
 
     def record_run(self, schedule_id: str, *, run_id: str | None, status: str, at: datetime) -> None:
         """Note the latest run of a schedule (a schedule deleted meanwhile is left deleted)."""
-        with self.store.write() as conn:
-            conn.execute(
-                pipeline_schedules.update()
-                .where(pipeline_schedules.c.schedule_id == schedule_id)
-                .values(last_run_at=to_ms(at), last_run_id=run_id, last_status=status, updated_at=to_ms(at))
-            )
+        self.backend.update(
+            schedule_id,
+            {"last_run_at": to_ms(at), "last_run_id": run_id, "last_status": status, "updated_at": to_ms(at)},
+        )
 
     def _update(self, schedule: Schedule, **values: Any) -> Schedule:
         values["updated_at"] = to_ms(datetime.now(UTC))
-        with self.store.write() as conn:
-            conn.execute(
-                pipeline_schedules.update()
-                .where(pipeline_schedules.c.schedule_id == schedule.schedule_id)
-                .values(**values)
-            )
+        self.backend.update(schedule.schedule_id, values)
         return self.get(schedule.name)
-
-
-def _schedule(row: Mapping[str, Any]) -> Schedule:
-    fields = {k: v for k, v in row.items() if k != "parameters_json"}
-    fields.update(
-        parameters=json.loads(row["parameters_json"]),
-        catchup=Catchup(row["catchup"]),
-        cache=bool(row["cache"]),
-        paused=bool(row["paused"]),
-    )
-    return Schedule(**fields)

@@ -77,7 +77,7 @@ class Scheduler:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.client = ScheduleClient(get_client(self.settings).store)
+        self.client = ScheduleClient(get_client(self.settings))
         self.executor_factory = executor_factory or self._default_executor
         self.clock = clock or (lambda: datetime.now(UTC))
 

@@ -62,7 +62,7 @@ def register(
         description=description or manifest.description,
         tags=tags,
     )
-    LineageClient(registry.store).record(
+    LineageClient(registry.tracking).record(
         "registration",
         name=f"{version.name}/{version.version}",
         run_id=version.run_id,

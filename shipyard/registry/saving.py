@@ -122,7 +122,7 @@ def log_model(run: ActiveRun, model: Any, *, name: str = "model", **options: Any
         manifest_sha = package.sha256_file(folder / package.MANIFEST)
         run.log_artifacts(folder, artifact_path=artifact_path)
     uri = f"runs:/{run.run_id}/{artifact_path}"
-    LineageClient(client.store).record(
+    LineageClient(client).record(
         "training",
         name=info.name,
         run_id=run.run_id,

@@ -58,12 +58,12 @@ from shipyard.errors import (
     PredictionFailed,
     ShipyardError,
 )
+from shipyard.payloads import PayloadLogger
 from shipyard.serving.admin import admin_routes
 from shipyard.serving.batching import Batcher
 from shipyard.serving.guard import RequestGuard, read_body
 from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput, model_input, requested_outputs
 from shipyard.serving.metrics import ServerMetrics
-from shipyard.serving.payloads import PayloadLogger
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
 from shipyard.serving.statuses import error_response, status_for
 from shipyard.serving.tensors import (

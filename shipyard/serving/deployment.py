@@ -26,10 +26,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shipyard.errors import InvalidInput
+from shipyard.payloads import PayloadLogConfig
 from shipyard.registry.uri import RegistryUri, RunModelUri, parse_model_uri
 from shipyard.serving.app import ServerConfig
 from shipyard.serving.batching import BatchPolicy
-from shipyard.serving.payloads import PayloadLogConfig
 from shipyard.serving.repository import ModelConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

@@ -22,13 +22,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from shipyard.payloads import METRICS_PREFIX
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
 from shipyard.store.artifacts import ArtifactStore
 
 log = logging.getLogger("shipyard.serving")
-# Where monitoring runs write each model's gauges (defined here, not in shipyard.monitoring: importing that
-# package costs ~0.7 s, which the first scrape would spend on the server's event loop).
-METRICS_PREFIX = "monitoring/metrics"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)

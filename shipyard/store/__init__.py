@@ -1,6 +1,30 @@
-"""Foundation storage: the metadata database (SQLAlchemy + Alembic) and the artifact store (fsspec)."""
+"""Storage: the protocol the rest of Shipyard talks to (:mod:`shipyard.store.protocol`), its SQL
+implementation (:mod:`shipyard.store.sql`: SQLAlchemy + Alembic) and the artifact store (fsspec)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from shipyard.store.artifacts import ArtifactStore, FileInfo, safe_relpath
 from shipyard.store.db import HEAD_REVISION, MetadataStore, open_store
 
-__all__ = ["HEAD_REVISION", "ArtifactStore", "FileInfo", "MetadataStore", "open_store", "safe_relpath"]
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+    from shipyard.store.protocol import MetadataStores
+
+__all__ = [
+    "HEAD_REVISION",
+    "ArtifactStore",
+    "FileInfo",
+    "MetadataStore",
+    "open_store",
+    "open_stores",
+    "safe_relpath",
+]
+
+
+def open_stores(settings: Settings) -> MetadataStores:
+    """The metadata stores ``settings`` name: the SQL database at ``settings.db_url``."""
+    from shipyard.store.sql import SqlStores
+
+    return SqlStores.open(settings)

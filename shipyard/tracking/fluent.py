@@ -292,7 +292,7 @@ def search_runs(
     include_deleted: bool = False,
     output_format: str = "records",
 ) -> RunList | pd.DataFrame:
-    """Search runs. ``filter`` uses the grammar of :mod:`shipyard.tracking.search`, e.g.
+    """Search runs. ``filter`` uses the grammar of :mod:`shipyard.store.sql.search`, e.g.
     ``"metrics.acc > 0.9 and (params.model = 'rf' or tags.stage in ('prod', 'dev'))"``.
 
     Returns a `RunList` (with ``next_page_token``) or, with ``output_format="pandas"``, a DataFrame.

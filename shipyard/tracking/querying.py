@@ -1,8 +1,8 @@
-"""Run search execution: filter → one SQL query for the page, then only that page's values are loaded.
+"""Run search: arguments checked, filter and order parsed, pages tokened; the store runs the page's query.
 
-MLflow's search loads every metric of every matching run (mlflow#8277). Here the page of run ids comes from
-one indexed query, and params, latest metrics and tags are fetched for those runs only — and only the keys
-named in ``columns`` when it is given.
+MLflow's search loads every metric of every matching run (mlflow#8277). Here the store finds the page of runs
+in one indexed query and loads params, latest metrics and tags for those runs only — and only the keys named
+in ``columns`` when it is given (see :meth:`shipyard.store.protocol.TrackingStore.search_page`).
 """
 
 from __future__ import annotations
@@ -10,19 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from shipyard.config import Settings
 from shipyard.errors import InvalidInput
-from shipyard.store.schema import latest_metrics, params, tags
-from shipyard.tracking.records import LifecycleStage, Run, RunList, RunStatus, is_lost
-from shipyard.tracking.search import build_search_statement, parse_filter, parse_order_by
+from shipyard.tracking.filter_parser import parse_filter, parse_order_by
+from shipyard.tracking.records import Run, RunList
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +25,6 @@ if TYPE_CHECKING:
     from shipyard.tracking.client import TrackingClient
 
 _MAX_PAGE = 50_000
-_CHUNK = 900  # ids per IN (...) list; well under every backend's bound-parameter limit
 
 
 def search_runs(
@@ -59,85 +53,18 @@ def search_runs(
     wanted = _parse_columns(columns)
     fingerprint = _fingerprint(experiment_ids, filter, order_by, include_deleted)
     offset = _decode_token(page_token, fingerprint)
-    statement = build_search_statement(
+    rows = client.backend.search_page(
         experiment_ids,
         expr,
         order,
-        lifecycle_stage=None if include_deleted else LifecycleStage.ACTIVE.value,
         offset=offset,
         limit=max_results + 1,
-        dialect_name=client.store.dialect,
+        columns=wanted,
+        include_deleted=include_deleted,
     )
-    with client.store.read() as conn:
-        rows = [row._mapping for row in conn.execute(statement)]
-        has_more = len(rows) > max_results
-        found = hydrate_runs(conn, rows[:max_results], wanted, stale_before(client.settings))
-    token = _encode_token(offset + max_results, fingerprint) if has_more else None
-    result = RunList(found, token)
+    token = _encode_token(offset + max_results, fingerprint) if len(rows) > max_results else None
+    result = RunList(rows[:max_results], token)
     return to_dataframe(result) if output_format == "pandas" else result
-
-
-def hydrate_runs(
-    conn: Connection,
-    rows: Sequence[Mapping[str, Any]],
-    columns: Mapping[str, set[str] | None] | None = None,
-    stale_before: int | None = None,
-) -> list[Run]:
-    """Build `Run` records for ``rows`` (of the runs table), loading only the requested keys; RUNNING runs
-    whose heartbeat is older than ``stale_before`` (epoch ms) are marked ``lost``."""
-    if not rows:
-        return []
-    wanted = columns if columns is not None else {"params": None, "metrics": None, "tags": None}
-    pks = [row["id"] for row in rows]
-    values: dict[str, dict[int, dict[str, Any]]] = {}
-    for kind, table in (("params", params), ("metrics", latest_metrics), ("tags", tags)):
-        per_run: dict[int, dict[str, Any]] = {pk: {} for pk in pks}
-        values[kind] = per_run
-        if kind not in wanted:
-            continue
-        keys = wanted[kind]
-        for start in range(0, len(pks), _CHUNK):
-            query = sa.select(table.c.run_pk, table.c.key, table.c.value).where(
-                table.c.run_pk.in_(pks[start : start + _CHUNK])
-            )
-            if keys is not None:
-                query = query.where(table.c.key.in_(sorted(keys)))
-            for run_pk, key, value in conn.execute(query):
-                per_run[run_pk][key] = (math.nan if value is None else value) if kind == "metrics" else value
-    return [
-        run_from_row(
-            row,
-            stale_before,
-            params=values["params"][row["id"]],
-            metrics=values["metrics"][row["id"]],
-            tags=values["tags"][row["id"]],
-        )
-        for row in rows
-    ]
-
-
-def run_from_row(row: Mapping[str, Any], stale_before: int | None = None, **values: Mapping[str, Any]) -> Run:
-    """A `Run` from a row of the runs table, with ``params``/``metrics``/``tags`` when given; it is ``lost``
-    when RUNNING with a heartbeat older than ``stale_before`` (epoch ms; see :func:`stale_before`)."""
-    status = RunStatus(row["status"])
-    heartbeat = row.get("heartbeat_at")
-    return Run(
-        run_id=row["run_id"],
-        experiment_id=row["experiment_id"],
-        name=row["name"],
-        status=status,
-        start_time=row["start_time"],
-        end_time=row["end_time"],
-        artifact_uri=row["artifact_uri"],
-        lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
-        parent_run_id=row["parent_run_id"],
-        user=row["user"],
-        heartbeat_at=heartbeat,
-        pid=row.get("pid"),
-        host=row.get("host"),
-        lost=is_lost(status, heartbeat, stale_before),
-        **values,
-    )
 
 
 def stale_before(settings: Settings) -> int:

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import enum
 import math
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shipyard.errors import InvalidInput
+
+# The experiment runs go to when none is named (MLflow's name for it too).
+DEFAULT_EXPERIMENT = "Default"
+
+
+def now_ms() -> int:
+    """Now, in epoch milliseconds (every stored time is one)."""
+    return time.time_ns() // 1_000_000
+
+
+def new_id() -> str:
+    """A new public id: 32 hex characters (a UUID4)."""
+    return uuid.uuid4().hex
+
 
 # The tag on a pipeline step's run naming the pipeline run it belongs to (the registry records it).
 PIPELINE_RUN_TAG = "shipyard.pipeline_run_id"

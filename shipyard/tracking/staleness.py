@@ -11,27 +11,16 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
-
-from shipyard.store.schema import runs
 from shipyard.tracking import querying
 from shipyard.tracking.client import TrackingClient
-from shipyard.tracking.records import Run, RunStatus
+from shipyard.tracking.records import Run
 
 STALE_TAG = "shipyard.stale"
 
 
 def stale_runs(client: TrackingClient, *, timeout_s: float | None = None) -> list[Run]:
     """RUNNING runs whose last heartbeat is older than ``timeout_s`` (default: the heartbeat timeout)."""
-    cutoff = _cutoff(client, timeout_s)
-    query = sa.select(runs).where(
-        runs.c.status == RunStatus.RUNNING.value,
-        runs.c.heartbeat_at.is_not(None),
-        runs.c.heartbeat_at < cutoff,
-    )
-    with client.store.read() as conn:
-        rows = [row._mapping for row in conn.execute(query.order_by(runs.c.start_time))]
-        return querying.hydrate_runs(conn, rows, {"tags": None}, stale_before=cutoff)
+    return client.backend.stale_runs(_cutoff(client, timeout_s))
 
 
 def mark_stale_runs(
@@ -52,21 +41,13 @@ def mark_stale_runs(
     marked = []
     for run in found:
         assert run.heartbeat_at is not None
-        pk = client.run_pk(run.run_id)
-        with client.store.write() as conn:
-            ended = conn.execute(
-                runs.update()
-                .where(
-                    runs.c.id == pk,
-                    runs.c.status == RunStatus.RUNNING.value,
-                    runs.c.heartbeat_at < cutoff,
-                )
-                .values(status=RunStatus.KILLED.value, end_time=run.heartbeat_at)
-            ).rowcount
-        if ended:
+        key = client.run_pk(run.run_id)
+        if client.backend.end_if_stale(key, cutoff, run.heartbeat_at):
             last = datetime.fromtimestamp(run.heartbeat_at / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             who = f"process {run.process}" if run.process else "its process"
-            client.set_tags(pk, {STALE_TAG: f"{who} stopped beating at {last}; ended by shipyard gc --stale"})
+            client.set_tags(
+                key, {STALE_TAG: f"{who} stopped beating at {last}; ended by shipyard gc --stale"}
+            )
             marked.append(run)
     return marked
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import shipyard
 from tests.conftest import console
 
@@ -21,5 +23,8 @@ def test_debug_after_the_subcommand_shows_the_traceback() -> None:
 
 
 def test_shell_completion_script() -> None:
-    done = console("--show-completion", "bash")
+    # Typer detects the user's shell from the parent processes, which a test runner started in the background
+    # does not have; this typer switch makes the shell an explicit value instead.
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    done = console("--show-completion", "bash", env=env)
     assert done.returncode == 0 and "_shipyard_completion" in done.stdout

@@ -246,7 +246,7 @@ def test_a_tampered_artifact_record_cannot_write_outside_the_folder(tmp_path: Pa
     from shipyard.tracking import get_client
 
     client = get_client()
-    with client.store.write() as conn:
+    with client.stores.db.write() as conn:  # type: ignore[attr-defined]
         conn.execute(sa.text("UPDATE artifacts SET path = '../escaped.txt' WHERE path = 'report.txt'"))
     done = console("artifacts", "download", with_files, "-o", str(tmp_path / "out"))
     assert done.returncode == 2 and "'..' component" in done.stderr

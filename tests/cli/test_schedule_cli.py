@@ -13,7 +13,6 @@ import pytest
 
 from shipyard.config import Settings
 from shipyard.pipelines import ScheduleClient, compile_pipeline
-from shipyard.store.db import open_store
 from shipyard.tracking import get_client
 from tests.cli.test_cli import run_cli
 from tests.pipelines import executor_components
@@ -101,7 +100,7 @@ def test_duplicate_name_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
 def test_scheduler_once_runs_what_is_due(capsys: pytest.CaptureFixture[str], settings: Settings) -> None:
     code, out, _ = run_cli(capsys, "scheduler", "--once")
     assert code == 0 and out == "no schedule is due\n"
-    client = ScheduleClient(open_store(settings.db_url))
+    client = ScheduleClient(get_client(settings))
     client.create(
         compile_pipeline(executor_components.realistic), "@hourly", now=datetime(2026, 1, 5, tzinfo=UTC)
     )
@@ -122,7 +121,7 @@ def test_scheduler_once_exits_non_zero_when_a_run_failed(
     capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
     past = datetime(2026, 1, 5, tzinfo=UTC)
-    ScheduleClient(open_store(settings.db_url)).create(
+    ScheduleClient(get_client(settings)).create(
         compile_pipeline(executor_components.failing), "@hourly", name="broken", now=past
     )
     code, out, err = run_cli(capsys, "scheduler", "--once")

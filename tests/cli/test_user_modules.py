@@ -98,9 +98,8 @@ def test_a_schedule_made_in_the_project_runs_from_a_scheduler_started_elsewhere(
     """The first scheduled tick used to fail with "No module named ..." when the scheduler ran elsewhere."""
     from datetime import UTC, datetime
 
-    from shipyard.config import get_settings
     from shipyard.pipelines import ScheduleClient, compile_pipeline
-    from shipyard.store.db import open_store
+    from shipyard.tracking import get_client
 
     monkeypatch.syspath_prepend(str(project))
     try:
@@ -111,7 +110,7 @@ def test_a_schedule_made_in_the_project_runs_from_a_scheduler_started_elsewhere(
         for name in [m for m in sys.modules if m.split(".")[0] == "mypipes"]:
             del sys.modules[name]
     assert spec.project_dir == str(project)
-    ScheduleClient(open_store(get_settings().db_url)).create(
+    ScheduleClient(get_client()).create(
         spec, "@hourly", name="tiny-hourly", now=datetime(2026, 1, 5, tzinfo=UTC)
     )
     elsewhere = tmp_path / "elsewhere"

@@ -100,7 +100,7 @@ def test_lineage_leads_from_the_registered_version_through_the_train_step_to_the
     first_run: FirstRun,
 ) -> None:
     result = first_run.result
-    graph = LineageClient(shipyard.get_client(first_run.settings).store).upstream("models:/breast-cancer/1")
+    graph = LineageClient(shipyard.get_client(first_run.settings)).upstream("models:/breast-cancer/1")
     by_uri = {a.uri: a for a in graph.artifacts.values()}
 
     def producer(uri: str) -> Execution:

@@ -15,7 +15,7 @@ from shipyard.tracking.client import TrackingClient
 
 
 def test_upstream_walks_back_to_the_sources(backend_settings: Settings) -> None:
-    lineage = LineageClient(TrackingClient(backend_settings).store)
+    lineage = LineageClient(TrackingClient(backend_settings))
     raw = ("file:///data/raw.csv", ArtifactType.DATASET, "a" * 64, "raw")
     clean = ("file:///data/clean.parquet", ArtifactType.DATASET, "b" * 64, "clean")
     model = ("runs:/r/model", ArtifactType.MODEL, "c" * 64, "model")
@@ -31,7 +31,7 @@ def test_upstream_walks_back_to_the_sources(backend_settings: Settings) -> None:
 
 
 def test_same_uri_and_hash_is_one_artifact(backend_settings: Settings) -> None:
-    lineage = LineageClient(TrackingClient(backend_settings).store)
+    lineage = LineageClient(TrackingClient(backend_settings))
     data = ("dataset:train", ArtifactType.DATASET, "d" * 64, "train")
     lineage.record("training", name="a", inputs=[data], outputs=[("m1", ArtifactType.MODEL, "1" * 64, None)])
     lineage.record("training", name="b", inputs=[data], outputs=[("m2", ArtifactType.MODEL, "2" * 64, None)])
@@ -41,7 +41,7 @@ def test_same_uri_and_hash_is_one_artifact(backend_settings: Settings) -> None:
 
 def test_unknown_uri_is_not_found(backend_settings: Settings) -> None:
     with pytest.raises(NotFound, match="no lineage recorded for 'models:/nope/1'"):
-        LineageClient(TrackingClient(backend_settings).store).upstream("models:/nope/1")
+        LineageClient(TrackingClient(backend_settings)).upstream("models:/nope/1")
 
 
 def test_registered_model_traces_back_to_its_dataset(settings: Settings) -> None:
@@ -51,7 +51,7 @@ def test_registered_model_traces_back_to_its_dataset(settings: Settings) -> None
         model = LogisticRegression().fit(frame[["x"]], frame["y"])
         info = shipyard.models.log(model, input_example=frame[["x"]].iloc[:2])
     version = shipyard.models.register(info.uri, "tiny", settings=settings)
-    graph = LineageClient(TrackingClient(settings).store).upstream(version.uri)
+    graph = LineageClient(TrackingClient(settings)).upstream(version.uri)
     assert [a.uri for a in graph.sources()] == ["dataset:train"]
     assert graph.sources()[0].sha256 == dataset.digest
     assert {e.type for e in graph.executions.values()} == {"registration", "training"}

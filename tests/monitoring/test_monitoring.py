@@ -24,7 +24,7 @@ from shipyard.config import Settings
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring import load_baseline, load_rules, parse_rules, run_monitor, save_baseline
 from shipyard.monitoring.job import served_inputs
-from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger
+from shipyard.payloads import PayloadLogConfig, PayloadLogger
 from shipyard.store.artifacts import ArtifactStore
 from tests.cli.test_cli import run_cli
 from tests.conftest import free_port

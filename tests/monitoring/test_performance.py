@@ -42,7 +42,7 @@ from shipyard.monitoring.performance import (
     performance_metrics,
     save_labels,
 )
-from shipyard.serving.payloads import SCHEMA, PayloadLogConfig, PayloadLogger, read_payloads
+from shipyard.payloads import SCHEMA, PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.store.artifacts import ArtifactStore
 
 MODEL = "churn"

@@ -204,7 +204,7 @@ def test_steps_record_lineage_from_dataset_to_model(executor: PipelineExecutor, 
 
     result = executor.run(compile_pipeline(comps.realistic), {"n": 10}, cache=False)
     model_path = result.steps["fit"].outputs["model"]
-    graph = LineageClient(get_client(settings).store).upstream("file://" + model_path)
+    graph = LineageClient(get_client(settings)).upstream("file://" + model_path)
     steps = {e.name for e in graph.executions.values()}
     assert steps == {"fit", "make-data"}
     assert {e.pipeline_run_id for e in graph.executions.values()} == {result.run_id}

@@ -29,8 +29,9 @@ from shipyard.pipelines import (
 )
 from shipyard.pipelines.executors import PipelineRunResult, StepStatus
 from shipyard.pipelines.schedule import to_ms
-from shipyard.store.db import HEAD_REVISION, MetadataStore, open_store
-from shipyard.tracking import get_client, start_run
+from shipyard.store.db import HEAD_REVISION, MetadataStore
+from shipyard.store.sql.schedules import SqlScheduleStore
+from shipyard.tracking import TrackingClient, get_client, start_run
 from tests.pipelines import executor_components
 from tests.store.old_stores import sqlite_store_at
 
@@ -49,7 +50,7 @@ def spec() -> PipelineSpec:
 
 @pytest.fixture
 def client(settings: Settings) -> ScheduleClient:
-    return ScheduleClient(open_store(settings.db_url))
+    return ScheduleClient(TrackingClient(settings))
 
 
 # ---------------------------------------------------------------------- pure due logic
@@ -207,7 +208,7 @@ def test_missing_required_parameter_is_named(client: ScheduleClient) -> None:
 
 # ---------------------------------------------------------------------- stored schedules, every backend
 def test_schedule_store_contract(backend_settings: Settings, spec: PipelineSpec) -> None:
-    client = ScheduleClient(open_store(backend_settings.db_url))
+    client = ScheduleClient(TrackingClient(backend_settings))
     client.create(spec, "0 * * * *", name="hourly", now=T0)
     client.create(
         spec, "0 9 * * *", name="daily", timezone="Europe/Berlin", catchup="all", cache=False, now=T0
@@ -236,11 +237,11 @@ def test_schedule_store_contract(backend_settings: Settings, spec: PipelineSpec)
 def test_concurrent_claims_of_one_due_schedule_have_exactly_one_winner(
     backend_settings: Settings, spec: PipelineSpec
 ) -> None:
-    first = ScheduleClient(open_store(backend_settings.db_url))
+    first = ScheduleClient(TrackingClient(backend_settings))
     first.create(spec, "0 * * * *", name="contended", now=T0 - HOUR)
     # Separate engines, as separate scheduler processes would have.
     stores = [MetadataStore(backend_settings.db_url) for _ in range(4)]
-    clients = [ScheduleClient(store) for store in stores]
+    clients = [ScheduleClient(SqlScheduleStore(store)) for store in stores]
     seen = [c.get("contended") for c in clients]
     barrier = threading.Barrier(len(clients))
     results: list[list[datetime] | None] = [None] * len(clients)
@@ -278,7 +279,7 @@ def test_store_at_revision_0003_is_upgraded_on_open(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
         assert "pipeline_schedules" in sa.inspect(conn).get_table_names()
         assert conn.exec_driver_sql("SELECT name FROM experiments").scalar() == "kept"
-    ScheduleClient(store).create(compile_pipeline(executor_components.realistic), "@daily")
+    ScheduleClient(SqlScheduleStore(store)).create(compile_pipeline(executor_components.realistic), "@daily")
     store.dispose()
 
 

@@ -17,10 +17,10 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import shipyard
+from shipyard.payloads import PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.registry.loading import LoadedModel
 from shipyard.serving.batching import BatchPolicy
 from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput
-from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.serving.repository import ModelConfig, ServedModel
 from shipyard.store.artifacts import ArtifactStore
 from tests.serving.conftest import Registered, RunningServer, rows

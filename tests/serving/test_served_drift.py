@@ -15,9 +15,9 @@ from sklearn.datasets import load_breast_cancer
 
 import shipyard
 from shipyard.monitoring import parse_rules, run_monitor, save_baseline, save_labels
+from shipyard.payloads import PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.pipelines import Scheduler
 from shipyard.pipelines.schedule import from_ms
-from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.serving.repository import ModelConfig
 from shipyard.store.artifacts import ArtifactStore
 from tests.cli.test_cli import run_cli

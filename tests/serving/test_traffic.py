@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shipyard.errors import Conflict, InvalidInput, ModelNotReady, NotFound
-from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger, read_payloads
+from shipyard.payloads import PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.serving.repository import ModelConfig
 from shipyard.serving.routing import Deployment
 from shipyard.store.artifacts import ArtifactStore

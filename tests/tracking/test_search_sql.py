@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from shipyard.errors import InvalidInput
 from shipyard.store import schema
+from shipyard.store.sql.search import build_search_statement, parse_filter, parse_order_by
 from shipyard.tracking.filter_parser import (
     LIKE_OPS,
     And,
@@ -36,7 +37,6 @@ from shipyard.tracking.filter_parser import (
     Or,
     OrderKey,
 )
-from shipyard.tracking.search import build_search_statement, parse_filter, parse_order_by
 
 INF, NAN = math.inf, math.nan
 T0 = 1_700_000_000_000
@@ -158,7 +158,7 @@ RUNS = make_runs()
 
 # ----------------------------------------------------------------------------------- reference evaluator
 
-# What the store counts as a number in a param (see shipyard.tracking.search).
+# What the store counts as a number in a param (see shipyard.store.sql.search).
 NUMERIC_TEXT = re.compile(r"[ \t\n\r\f\v]*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t\n\r\f\v]*")
 COMPARE = {Op.EQ: operator.eq, Op.NE: operator.ne, Op.LT: operator.lt}
 COMPARE |= {Op.LE: operator.le, Op.GT: operator.gt, Op.GE: operator.ge}

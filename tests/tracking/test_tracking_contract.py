@@ -275,7 +275,7 @@ def test_delete_and_gc_remove_runs_and_artifacts(backend_settings: Settings) -> 
 def test_generated_name_clash_draws_a_new_name(
     backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shipyard.tracking import client as client_module
+    from shipyard.store.sql import tracking as client_module
     from shipyard.tracking.naming import generate_run_name
 
     first, second = "a" * 32, "b" * 32

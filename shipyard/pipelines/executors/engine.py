@@ -255,7 +255,7 @@ class _Engine:
         self.reuse: dict[str, tuple[str, dict[str, Any]]] = {}
         self.on_step: StepCallback | None = None
         self.client = get_client(settings)
-        self.lineage = LineageClient(self.client.store)
+        self.lineage = LineageClient(self.client)
 
     def run(self) -> dict[str, StepResult]:
         while True:

@@ -1,4 +1,4 @@
-"""`LineageClient`: record artifacts, executions and events, and walk lineage upstream."""
+"""`SqlLineageStore`: lineage artifacts, executions and events in SQL, walked upstream as a graph."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ def _now() -> int:
     return time.time_ns() // 1_000_000
 
 
-class LineageClient:
-    """Lineage records in one metadata store. Thread-safe."""
+class SqlLineageStore:
+    """Lineage records in one SQL metadata database. Thread-safe."""
 
-    def __init__(self, store: MetadataStore) -> None:
-        self.store = store
+    def __init__(self, db: MetadataStore) -> None:
+        self.db = db
 
     def record(
         self,
@@ -49,7 +49,7 @@ class LineageClient:
         """Record one execution with its input and output artifacts, each ``(uri, type, sha256, name)``,
         in one transaction; artifacts already known by (uri, sha256) are reused. Returns the execution id."""
         now = _now()
-        with self.store.write() as conn:
+        with self.db.write() as conn:
             execution_id = conn.execute(
                 lineage_executions.insert().values(
                     type=execution_type,
@@ -76,7 +76,7 @@ class LineageClient:
 
     def find(self, uri: str) -> LineageArtifact:
         """The newest artifact recorded under ``uri``; `NotFound` if lineage never saw it."""
-        with self.store.read() as conn:
+        with self.db.read() as conn:
             row = conn.execute(
                 sa.select(lineage_artifacts)
                 .where(lineage_artifacts.c.uri == uri)
@@ -94,7 +94,7 @@ class LineageClient:
         executions: dict[int, Execution] = {}
         edges: list[Edge] = []
         frontier = [root.id]
-        with self.store.read() as conn:
+        with self.db.read() as conn:
             while frontier and len(artifacts) + len(executions) < _MAX_NODES:
                 producing = conn.execute(
                     sa.select(lineage_events).where(
@@ -156,26 +156,3 @@ def _execution(row: Any) -> Execution:
 
 def _edge(row: Any) -> Edge:
     return Edge(row.execution_id, row.artifact_id, EventKind(row.kind), row.role)
-
-
-def render(graph: LineageGraph) -> str:
-    """The chain back to the sources as an indented tree, for people."""
-    lines: list[str] = []
-
-    def artifact_line(artifact: LineageArtifact) -> str:
-        digest = f" sha256:{artifact.sha256[:12]}" if artifact.sha256 else ""
-        return f"{artifact.type.value} {artifact.uri}{digest}"
-
-    def walk(artifact: LineageArtifact, depth: int, seen: frozenset[int]) -> None:
-        lines.append("  " * depth + ("└─ " if depth else "") + artifact_line(artifact))
-        for execution in graph.producers(artifact.id):
-            if execution.id in seen:
-                continue
-            label = f"{execution.type} {execution.name or ''}".strip()
-            run = f" (run {execution.run_id})" if execution.run_id else ""
-            lines.append("  " * (depth + 1) + f"← {label}{run}")
-            for source in graph.inputs(execution.id):
-                walk(source, depth + 2, seen | {execution.id})
-
-    walk(graph.root, 0, frozenset())
-    return "\n".join(lines)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from shipyard.errors import InvalidInput
-from shipyard.serving.payloads import PayloadLogConfig, PayloadLogger, read_payloads
+from shipyard.payloads import PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.serving.repository import ModelConfig, default_label
 from shipyard.store.artifacts import ArtifactStore
 
@@ -89,7 +89,7 @@ def test_files_written_before_the_model_uri_column_read_back_with_it_unknown(tmp
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from shipyard.serving.payloads import SCHEMA
+    from shipyard.payloads import SCHEMA
 
     store = ArtifactStore(str(tmp_path))
     old_schema = pa.schema([f for f in SCHEMA if f.name not in ("model_uri", "request_id")])

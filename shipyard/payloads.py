@@ -1,4 +1,7 @@
-"""Payload logging: a sample of requests with their inputs, outputs, version and latency, as Parquet files.
+"""Payload logs: a sample of requests with their inputs, outputs, version and latency, as Parquet files.
+
+A records-level module: the inference server writes these files and the monitoring jobs read them, so neither
+imports the other.
 
 Records are buffered in memory and written by a background thread as Parquet files of at most ``max_rows``
 records, under ``payloads/<model>/<YYYY-MM-DD>/<HHMMSSffffff>-<n>-<id>.parquet`` in the artifact store, when
@@ -35,6 +38,8 @@ from shipyard.store.artifacts import ArtifactStore
 log = logging.getLogger("shipyard.serving")
 
 PREFIX = "payloads"
+# Where monitoring runs write each model's gauges, which the server exports (``<prefix>/<model>.prom``).
+METRICS_PREFIX = "monitoring/metrics"
 SCHEMA = pa.schema(
     [
         ("timestamp", pa.timestamp("ms", tz="UTC")),

@@ -1,0 +1,212 @@
+"""The storage boundary: what the rest of Shipyard may ask of a metadata store, whatever holds it.
+
+Two implementations: SQL (SQLite or PostgreSQL, :mod:`shipyard.store.sql`; every SQL statement of the package
+lives there) and, in team mode, the platform server over HTTP. Code above ``store/`` holds a
+:class:`MetadataStores` (or one of its parts) and never knows which.
+
+A store validates what it is given (names, keys, value sizes) and raises the typed errors of
+:mod:`shipyard.errors`, so a script gets the same answer from either implementation.
+
+A :data:`RunKey` is the store's handle on a run, handed out by :meth:`TrackingStore.create_run`,
+:meth:`TrackingStore.resume_run` and :meth:`TrackingStore.run_key`: an integer valid for that store object
+only (the SQL store's row key; a client-side number for HTTP). The per-point hot path (metric buffers,
+params, the end of a run) passes it instead of the 32-character run id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from shipyard.lineage.records import ArtifactType, LineageArtifact, LineageGraph
+    from shipyard.pipelines.schedule_store import Schedule
+    from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
+    from shipyard.registry.uri import RegistryUri
+    from shipyard.tracking.backing import BackedVersion
+    from shipyard.tracking.chunks import SeriesMap
+    from shipyard.tracking.filter_parser import Expr, OrderKey
+    from shipyard.tracking.records import (
+        ArtifactRecord,
+        DatasetInput,
+        Experiment,
+        Metric,
+        Run,
+        RunStatus,
+    )
+
+RunKey = int
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """What garbage collection may purge (see :meth:`TrackingStore.garbage`).
+
+    ``experiments``: (experiment id, artifact location); ``runs``: (run key, run folder URI, experiment id);
+    ``protected``: by run folder, the registered versions whose packages lie inside it.
+    """
+
+    experiments: list[tuple[str, str]]
+    runs: list[tuple[RunKey, str, str]]
+    protected: Mapping[str, list[BackedVersion]] = field(default_factory=dict)
+
+
+class TrackingStore(Protocol):
+    """Experiments, runs and everything logged to them."""
+
+    # experiments
+    def create_experiment(
+        self, name: str, *, description: str | None = None, artifact_location: str | None = None
+    ) -> Experiment: ...
+    def get_experiment(self, id_or_name: str) -> Experiment: ...
+    def get_or_create_experiment(self, name: str) -> Experiment: ...
+    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]: ...
+    def delete_experiment(self, id_or_name: str, *, force: bool = False) -> Experiment: ...
+    def restore_experiment(self, id_or_name: str) -> Experiment: ...
+    def versions_backed_by_experiment(self, id_or_name: str) -> list[BackedVersion]: ...
+
+    # runs
+    def create_run(
+        self,
+        experiment: str = ...,
+        *,
+        name: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> tuple[Run, RunKey]: ...
+    def resume_run(self, run_id: str) -> tuple[Run, RunKey]: ...
+    def run_key(self, run_id: str) -> RunKey: ...
+    def beat(self, run_keys: Iterable[RunKey]) -> None: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def get_run_by_name(self, name: str, experiment: str = ...) -> Run: ...
+    def find_run(self, id_or_name: str, experiment: str | None = None) -> Run: ...
+    def set_terminated(self, run_key: RunKey, status: RunStatus, pending: SeriesMap | None = None) -> int: ...
+    def run_status(self, run_key: RunKey) -> RunStatus: ...
+    def delete_run(self, run_id: str, *, force: bool = False) -> list[BackedVersion]: ...
+    def restore_run(self, run_id: str) -> None: ...
+
+    # params, tags, metrics
+    def log_params(self, run_key: RunKey, values: Mapping[str, Any]) -> None: ...
+    def set_tags(self, run_key: RunKey, values: Mapping[str, Any]) -> None: ...
+    def delete_tag(self, run_key: RunKey, key: str) -> None: ...
+    def write_metrics(self, pending: SeriesMap) -> None: ...
+    def metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+
+    # artifact records and dataset inputs (the files themselves live in an ArtifactStore)
+    def record_artifacts(self, run_key: RunKey, files: Iterable[ArtifactRecord]) -> None: ...
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRecord]: ...
+    def log_dataset_input(self, run_key: RunKey, dataset: DatasetInput) -> None: ...
+    def dataset_inputs(self, run_id: str) -> list[DatasetInput]: ...
+
+    # queries
+    def runs_with_tag(
+        self, key: str, value: str, *, status: RunStatus | None = None, limit: int = 10
+    ) -> list[Run]: ...
+    def child_runs(self, run_id: str, *, limit: int = 100) -> tuple[list[Run], int]: ...
+    def recent_metric_keys(
+        self, run_ids: Sequence[str], *, limit: int = 6, exclude_prefixes: Sequence[str] = ...
+    ) -> list[str]: ...
+    def search_page(
+        self,
+        experiment_ids: Sequence[str],
+        expr: Expr | None,
+        order: Sequence[OrderKey],
+        *,
+        offset: int,
+        limit: int,
+        columns: Mapping[str, set[str] | None] | None,
+        include_deleted: bool,
+    ) -> list[Run]: ...
+
+    # garbage collection and lost runs
+    def garbage(self, cutoff: int) -> Garbage: ...
+    def purge(self, run_keys: Sequence[RunKey], experiment_ids: Sequence[str]) -> None: ...
+    def stale_runs(self, cutoff: int) -> list[Run]: ...
+    def end_if_stale(self, run_key: RunKey, cutoff: int, end_time: int) -> bool: ...
+
+
+class RegistryStore(Protocol):
+    """Registered models, their versions, aliases, stages, tags and audit events."""
+
+    def create_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel: ...
+    def get_model(self, name: str) -> RegisteredModel: ...
+    def list_models(self) -> list[RegisteredModel]: ...
+    def delete_model(self, name: str, *, force: bool = False) -> None: ...
+    def create_version(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        source_uri: str,
+        package_uri: str,
+        manifest_sha256: str,
+        run_id: str | None,
+        lineage: Mapping[str, Any],
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion: ...
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+    def resolve(self, ref: RegistryUri) -> ModelVersion: ...
+    def delete_version(self, name: str, version: int, *, force: bool = False) -> ModelVersion: ...
+    def set_alias(
+        self, name: str, alias: str, version: int, *, reason: str | None = None
+    ) -> ModelVersion: ...
+    def delete_alias(self, name: str, alias: str) -> None: ...
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: Stage | str,
+        *,
+        reason: str | None = None,
+        archive_others: bool = False,
+    ) -> ModelVersion: ...
+    def set_version_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None: ...
+    def set_model_tags(self, name: str, tags: Mapping[str, Any]) -> None: ...
+    def events(self, name: str) -> list[ModelEvent]: ...
+
+
+class LineageStore(Protocol):
+    """Lineage: artifacts (by URI and sha256), the executions that read and wrote them, walked upstream."""
+
+    def record(
+        self,
+        execution_type: str,
+        *,
+        name: str | None = None,
+        run_id: str | None = None,
+        pipeline_run_id: str | None = None,
+        inputs: Iterable[tuple[str, ArtifactType, str, str | None]] = (),
+        outputs: Iterable[tuple[str, ArtifactType, str, str | None]] = (),
+        properties: Mapping[str, Any] | None = None,
+    ) -> int: ...
+    def find(self, uri: str) -> LineageArtifact: ...
+    def upstream(self, uri: str) -> LineageGraph: ...
+
+
+class ScheduleStore(Protocol):
+    """Pipeline schedules. Times are epoch milliseconds; ticks are claimed with :meth:`advance`."""
+
+    def insert(self, row: Mapping[str, Any]) -> Schedule: ...
+    def get(self, name: str) -> Schedule | None: ...
+    def list(self) -> list[Schedule]: ...
+    def update(self, schedule_id: str, values: Mapping[str, Any]) -> None: ...
+    def delete(self, name: str) -> bool: ...
+    def due(self, now_ms: int) -> list[Schedule]: ...
+    def earliest_next_run(self) -> int | None: ...
+    def advance(
+        self, schedule_id: str, expected_next_run_at: int, next_run_at: int, updated_at: int
+    ) -> bool: ...
+
+
+class MetadataStores(Protocol):
+    """Every kind of record one deployment keeps, behind one object: what a client is built on."""
+
+    tracking: TrackingStore
+    registry: RegistryStore
+    lineage: LineageStore
+    schedules: ScheduleStore

@@ -1,0 +1,53 @@
+"""The SQL metadata store (SQLite or PostgreSQL): every SQL statement Shipyard runs is in this package."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from shipyard.config import Settings
+from shipyard.store.db import MetadataStore, open_store
+from shipyard.store.sql.tracking import SqlTrackingStore
+
+if TYPE_CHECKING:
+    from shipyard.store.sql.lineage import SqlLineageStore
+    from shipyard.store.sql.registry import SqlRegistryStore
+    from shipyard.store.sql.schedules import SqlScheduleStore
+
+__all__ = ["SqlStores", "SqlTrackingStore"]
+
+
+class SqlStores:
+    """Every record kind in one SQL database (a :class:`shipyard.store.protocol.MetadataStores`).
+
+    The registry, lineage and schedule stores are built on first use: a script that only logs runs does not
+    import them.
+    """
+
+    def __init__(self, db: MetadataStore, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.tracking = SqlTrackingStore(db, settings)
+
+    @classmethod
+    def open(cls, settings: Settings) -> SqlStores:
+        """The stores of the database ``settings.db_url`` names (created and migrated on first use)."""
+        return cls(open_store(settings.db_url), settings)
+
+    @functools.cached_property
+    def registry(self) -> SqlRegistryStore:
+        from shipyard.store.sql.registry import SqlRegistryStore
+
+        return SqlRegistryStore(self.db)
+
+    @functools.cached_property
+    def lineage(self) -> SqlLineageStore:
+        from shipyard.store.sql.lineage import SqlLineageStore
+
+        return SqlLineageStore(self.db)
+
+    @functools.cached_property
+    def schedules(self) -> SqlScheduleStore:
+        from shipyard.store.sql.schedules import SqlScheduleStore
+
+        return SqlScheduleStore(self.db)

@@ -1,0 +1,498 @@
+"""`SqlRegistryStore`: registered models, versions, aliases, stages, tags and the audit log in SQL.
+
+Version numbers are allocated inside the registering transaction (SQLite serialises writers with BEGIN
+IMMEDIATE; on PostgreSQL the model row is locked ``FOR UPDATE``), so concurrent registrations get distinct
+numbers and none is lost. Moving an alias, a stage transition and their audit entries commit together.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from shipyard.errors import AlreadyExists, Conflict, NotFound
+from shipyard.registry.naming import check_alias, check_model_name
+from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
+from shipyard.registry.uri import RegistryUri, check_version
+from shipyard.store.db import MetadataStore
+from shipyard.store.schema import (
+    model_aliases,
+    model_events,
+    model_version_tags,
+    model_versions,
+    registered_model_tags,
+    registered_models,
+)
+from shipyard.store.sql import dialect
+from shipyard.tracking import naming
+from shipyard.tracking.records import new_id, now_ms
+from shipyard.tracking.values import text_value
+
+_MAX_TAG_VALUE = 8000  # as for run tags
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+class SqlRegistryStore:
+    """Registry records in one SQL metadata database (that of the runs they come from). Thread-safe."""
+
+    def __init__(self, db: MetadataStore) -> None:
+        self.db = db
+
+    # ------------------------------------------------------------------ registered models
+    def create_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        """Create a registered model; `AlreadyExists` if the name is taken."""
+        check_model_name(name)
+        now = now_ms()
+        try:
+            with self.db.write() as conn:
+                model_id = self._insert_model(conn, name, description, now)
+                self._set_model_tags(conn, model_id, tags or {})
+                self._event(conn, name, None, "create_model", None, None, None)
+        except SAIntegrityError as exc:
+            raise AlreadyExists(f"registered model {name!r} already exists") from exc
+        return self.get_model(name)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self.db.read() as conn:
+            row = self._model_row(conn, name)
+            tags = dict(
+                conn.execute(
+                    sa.select(registered_model_tags.c.key, registered_model_tags.c.value).where(
+                        registered_model_tags.c.model_id == row.model_id
+                    )
+                ).all()
+            )
+            aliases = dict(
+                conn.execute(
+                    sa.select(model_aliases.c.alias, model_versions.c.version)
+                    .join(model_versions, model_versions.c.id == model_aliases.c.version_pk)
+                    .where(model_aliases.c.model_id == row.model_id)
+                ).all()
+            )
+            latest = conn.execute(
+                sa.select(sa.func.max(model_versions.c.version)).where(
+                    model_versions.c.model_id == row.model_id
+                )
+            ).scalar()
+        return RegisteredModel(
+            row.model_id, row.name, row.description, row.created_at, row.updated_at, tags, aliases, latest
+        )
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self.db.read() as conn:
+            names = (
+                conn.execute(sa.select(registered_models.c.name).order_by(registered_models.c.name))
+                .scalars()
+                .all()
+            )
+        return [self.get_model(name) for name in names]
+
+    def delete_model(self, name: str, *, force: bool = False) -> None:
+        """Delete a model and all its versions; refused while aliases point at it unless ``force``."""
+        with self.db.write() as conn:
+            row = self._model_row(conn, name)
+            aliases = (
+                conn.execute(sa.select(model_aliases.c.alias).where(model_aliases.c.model_id == row.model_id))
+                .scalars()
+                .all()
+            )
+            if aliases and not force:
+                raise Conflict(
+                    f"model {name!r} has aliases ({', '.join(sorted(aliases))}); delete them or pass force"
+                )
+            conn.execute(model_aliases.delete().where(model_aliases.c.model_id == row.model_id))
+            conn.execute(registered_models.delete().where(registered_models.c.model_id == row.model_id))
+            self._event(conn, name, None, "delete_model", None, None, None)
+
+    # ------------------------------------------------------------------ versions
+    def create_version(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        source_uri: str,
+        package_uri: str,
+        manifest_sha256: str,
+        run_id: str | None,
+        lineage: Mapping[str, Any],
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register a new version (the model is created on first use); numbers are 1, 2, 3… per model."""
+        check_model_name(name)
+        now = now_ms()
+        with self.db.write() as conn:
+            model_id = self._model_id_or_create(conn, name, now)
+            # One UPDATE … RETURNING both allocates the number and locks the model row until commit, so
+            # concurrent registrations get distinct numbers on SQLite and PostgreSQL alike.
+            version = conn.execute(
+                registered_models.update()
+                .where(registered_models.c.model_id == model_id)
+                .values(last_version=registered_models.c.last_version + 1, updated_at=now)
+                .returning(registered_models.c.last_version)
+            ).scalar_one()
+            version_pk = conn.execute(
+                model_versions.insert().values(
+                    model_id=model_id,
+                    version=version,
+                    flavor=flavor,
+                    stage=Stage.NONE.value,
+                    description=description,
+                    source_uri=source_uri,
+                    package_uri=package_uri,
+                    manifest_sha256=manifest_sha256,
+                    run_id=run_id,
+                    pipeline_run_id=lineage.get("pipeline_run_id"),
+                    lineage_json=json.dumps(dict(lineage), sort_keys=True, default=str),
+                    created_by=_user(),
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
+            self._set_version_tags(conn, version_pk, tags or {})
+            self._event(conn, name, version, "register", None, source_uri, None)
+        return self.get_version(name, version)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        version = check_version(version)
+        with self.db.read() as conn:
+            row = self._model_row(conn, name)
+            found = self._versions(conn, row, model_versions.c.version == version)
+        if not found:
+            raise NotFound(f"model {name!r} has no version {version}")
+        return found[0]
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self.db.read() as conn:
+            row = self._model_row(conn, name)
+            return self._versions(conn, row, sa.true())
+
+    def resolve(self, ref: RegistryUri) -> ModelVersion:
+        """The version a ``models:/`` URI names (by number, alias, stage or latest)."""
+        if ref.version is not None:
+            check_version(ref.version)  # a RegistryUri may be built by hand, not only parsed
+        with self.db.read() as conn:
+            row = self._model_row(conn, ref.name)
+            if ref.version is not None:
+                condition = model_versions.c.version == ref.version
+            elif ref.alias is not None:
+                version_pk = conn.execute(
+                    sa.select(model_aliases.c.version_pk).where(
+                        model_aliases.c.model_id == row.model_id, model_aliases.c.alias == ref.alias
+                    )
+                ).scalar()
+                if version_pk is None:
+                    aliases = (
+                        conn.execute(
+                            sa.select(model_aliases.c.alias).where(model_aliases.c.model_id == row.model_id)
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    have = ", ".join(sorted(aliases)) or "none"
+                    raise NotFound(f"model {ref.name!r} has no alias {ref.alias!r}; it has: {have}")
+                condition = model_versions.c.id == version_pk
+            else:
+                latest = sa.select(sa.func.max(model_versions.c.version)).where(
+                    model_versions.c.model_id == row.model_id
+                )
+                if ref.stage is not None:
+                    latest = latest.where(model_versions.c.stage == ref.stage.value)
+                condition = model_versions.c.version == latest.scalar_subquery()
+            found = self._versions(conn, row, condition)
+        if not found:
+            what = (
+                f"in stage {ref.stage.value}"
+                if ref.stage is not None
+                else f"version {ref.version}"
+                if ref.version
+                else "any version"
+            )
+            raise NotFound(f"model {ref.name!r} has no {what}")
+        return found[0]
+
+    def delete_version(self, name: str, version: int, *, force: bool = False) -> ModelVersion:
+        """Delete one version; refused while an alias points at it unless ``force`` (drops the aliases)."""
+        version = check_version(version)
+        with self.db.write() as conn:
+            row = self._model_row(conn, name)
+            found = self._versions(conn, row, model_versions.c.version == version)
+            if not found:
+                raise NotFound(f"model {name!r} has no version {version}")
+            target = found[0]
+            if target.aliases and not force:
+                raise Conflict(
+                    f"version {version} of {name!r} is aliased as {', '.join(target.aliases)}; "
+                    "move or delete "
+                    "the alias first, or force the delete"
+                )
+            pk = self._version_pk(conn, row.model_id, version)
+            conn.execute(model_aliases.delete().where(model_aliases.c.version_pk == pk))
+            conn.execute(model_versions.delete().where(model_versions.c.id == pk))
+            self._event(conn, name, version, "delete_version", ",".join(target.aliases) or None, None, None)
+        return target
+
+    # ------------------------------------------------------------------ aliases, stages, tags
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> ModelVersion:
+        """Point ``alias`` at ``version`` (moving it atomically if it pointed elsewhere)."""
+        check_alias(alias)
+        version = check_version(version)
+        with self.db.write() as conn:
+            row = self._model_row(conn, name)
+            pk = self._version_pk(conn, row.model_id, version)
+            previous = conn.execute(
+                sa.select(model_versions.c.version)
+                .join(model_aliases, model_aliases.c.version_pk == model_versions.c.id)
+                .where(model_aliases.c.model_id == row.model_id, model_aliases.c.alias == alias)
+            ).scalar()
+            stmt = dialect.insert(self.db, model_aliases).values(
+                model_id=row.model_id, alias=alias, version_pk=pk, updated_at=now_ms()
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["model_id", "alias"],
+                    set_={"version_pk": stmt.excluded.version_pk, "updated_at": stmt.excluded.updated_at},
+                )
+            )
+            self._event(conn, name, version, "set_alias", _fmt(alias, previous), _fmt(alias, version), reason)
+        return self.get_version(name, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self.db.write() as conn:
+            row = self._model_row(conn, name)
+            previous = conn.execute(
+                sa.select(model_versions.c.version)
+                .join(model_aliases, model_aliases.c.version_pk == model_versions.c.id)
+                .where(model_aliases.c.model_id == row.model_id, model_aliases.c.alias == alias)
+            ).scalar()
+            if previous is None:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            conn.execute(
+                model_aliases.delete().where(
+                    model_aliases.c.model_id == row.model_id, model_aliases.c.alias == alias
+                )
+            )
+            self._event(conn, name, previous, "delete_alias", _fmt(alias, previous), None, None)
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: Stage | str,
+        *,
+        reason: str | None = None,
+        archive_others: bool = False,
+    ) -> ModelVersion:
+        """Move a version to a stage, recording who, when and why; optionally archive the stage's others."""
+        target = Stage.parse(stage)
+        version = check_version(version)
+        now = now_ms()
+        with self.db.write() as conn:
+            row = self._model_row(conn, name)
+            pk = self._version_pk(conn, row.model_id, version)
+            current = conn.execute(
+                sa.select(model_versions.c.stage).where(model_versions.c.id == pk)
+            ).scalar_one()
+            conn.execute(
+                model_versions.update()
+                .where(model_versions.c.id == pk)
+                .values(stage=target.value, updated_at=now)
+            )
+            self._event(conn, name, version, "transition", current, target.value, reason)
+            if archive_others and target in (Stage.STAGING, Stage.PRODUCTION):
+                others = conn.execute(
+                    sa.select(model_versions.c.id, model_versions.c.version).where(
+                        model_versions.c.model_id == row.model_id,
+                        model_versions.c.stage == target.value,
+                        model_versions.c.id != pk,
+                    )
+                ).all()
+                for other_pk, other_version in others:
+                    conn.execute(
+                        model_versions.update()
+                        .where(model_versions.c.id == other_pk)
+                        .values(stage=Stage.ARCHIVED.value, updated_at=now)
+                    )
+                    self._event(
+                        conn,
+                        name,
+                        other_version,
+                        "transition",
+                        target.value,
+                        Stage.ARCHIVED.value,
+                        f"archived when version {version} entered {target.value}",
+                    )
+        return self.get_version(name, version)
+
+    def set_version_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
+        version = check_version(version)
+        with self.db.write() as conn:
+            row = self._model_row(conn, name)
+            self._set_version_tags(conn, self._version_pk(conn, row.model_id, version), tags)
+
+    def set_model_tags(self, name: str, tags: Mapping[str, Any]) -> None:
+        with self.db.write() as conn:
+            self._set_model_tags(conn, self._model_row(conn, name).model_id, tags)
+
+    def events(self, name: str) -> list[ModelEvent]:
+        """The audit log of a model, oldest first (kept after the model is deleted)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(model_events).where(model_events.c.model_name == name).order_by(model_events.c.id)
+            ).all()
+        return [
+            ModelEvent(
+                r.model_name, r.version, r.action, r.from_value, r.to_value, r.user, r.reason, r.created_at
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ internals
+    def _insert_model(self, conn: Connection, name: str, description: str | None, now: int) -> str:
+        model_id = new_id()
+        conn.execute(
+            registered_models.insert().values(
+                model_id=model_id, name=name, description=description, created_at=now, updated_at=now
+            )
+        )
+        return model_id
+
+    def _model_id_or_create(self, conn: Connection, name: str, now: int) -> str:
+        insert = dialect.insert(self.db, registered_models).values(
+            model_id=new_id(), name=name, description=None, created_at=now, updated_at=now
+        )
+        created = conn.execute(insert.on_conflict_do_nothing(index_elements=["name"])).rowcount
+        if created:
+            self._event(conn, name, None, "create_model", None, None, None)
+        return conn.execute(
+            sa.select(registered_models.c.model_id).where(registered_models.c.name == name)
+        ).scalar_one()
+
+    def _model_row(self, conn: Connection, name: str) -> Any:
+        row = conn.execute(sa.select(registered_models).where(registered_models.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no registered model named {name!r}")
+        return row
+
+    def _version_pk(self, conn: Connection, model_id: str, version: int) -> int:
+        pk = conn.execute(
+            sa.select(model_versions.c.id).where(
+                model_versions.c.model_id == model_id, model_versions.c.version == version
+            )
+        ).scalar()
+        if pk is None:
+            name = conn.execute(
+                sa.select(registered_models.c.name).where(registered_models.c.model_id == model_id)
+            ).scalar()
+            raise NotFound(f"model {name!r} has no version {version}")
+        return pk
+
+    def _versions(self, conn: Connection, model: Any, condition: Any) -> list[ModelVersion]:
+        rows = conn.execute(
+            sa.select(model_versions)
+            .where(model_versions.c.model_id == model.model_id, condition)
+            .order_by(model_versions.c.version)
+        ).all()
+        if not rows:
+            return []
+        pks = [r.id for r in rows]
+        aliases: dict[int, list[str]] = {}
+        for alias, pk in conn.execute(
+            sa.select(model_aliases.c.alias, model_aliases.c.version_pk).where(
+                model_aliases.c.version_pk.in_(pks)
+            )
+        ):
+            aliases.setdefault(pk, []).append(alias)
+        tags: dict[int, dict[str, str]] = {}
+        for pk, key, value in conn.execute(
+            sa.select(
+                model_version_tags.c.version_pk, model_version_tags.c.key, model_version_tags.c.value
+            ).where(model_version_tags.c.version_pk.in_(pks))
+        ):
+            tags.setdefault(pk, {})[key] = value
+        return [
+            ModelVersion(
+                name=model.name,
+                version=r.version,
+                flavor=r.flavor,
+                stage=Stage(r.stage),
+                source_uri=r.source_uri,
+                package_uri=r.package_uri,
+                manifest_sha256=r.manifest_sha256,
+                run_id=r.run_id,
+                pipeline_run_id=r.pipeline_run_id,
+                lineage=json.loads(r.lineage_json),
+                created_by=r.created_by,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                description=r.description,
+                aliases=tuple(sorted(aliases.get(r.id, []))),
+                tags=tags.get(r.id, {}),
+            )
+            for r in rows
+        ]
+
+    def _set_version_tags(self, conn: Connection, version_pk: int, tags: Mapping[str, Any]) -> None:
+        rows = [
+            {
+                "version_pk": version_pk,
+                "key": naming.check_key(k, "tag"),
+                "value": text_value("tag", k, v, _MAX_TAG_VALUE),
+            }
+            for k, v in tags.items()
+        ]
+        if rows:
+            conn.execute(dialect.upsert(self.db, model_version_tags), rows)
+
+    def _set_model_tags(self, conn: Connection, model_id: str, tags: Mapping[str, Any]) -> None:
+        rows = [
+            {
+                "model_id": model_id,
+                "key": naming.check_key(k, "tag"),
+                "value": text_value("tag", k, v, _MAX_TAG_VALUE),
+            }
+            for k, v in tags.items()
+        ]
+        if rows:
+            conn.execute(dialect.upsert(self.db, registered_model_tags), rows)
+
+    def _event(
+        self,
+        conn: Connection,
+        name: str,
+        version: int | None,
+        action: str,
+        from_value: str | None,
+        to_value: str | None,
+        reason: str | None,
+    ) -> None:
+        conn.execute(
+            model_events.insert().values(
+                model_name=name,
+                version=version,
+                action=action,
+                from_value=from_value,
+                to_value=to_value,
+                user=_user(),
+                reason=reason,
+                created_at=now_ms(),
+            )
+        )
+
+
+def _fmt(alias: str, version: int | None) -> str | None:
+    return None if version is None else f"{alias}->{version}"

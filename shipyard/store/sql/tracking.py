@@ -1,0 +1,867 @@
+"""`SqlTrackingStore`: experiments, runs, params, tags, metrics and artifact records in SQLite or PostgreSQL.
+
+The SQL implementation of :class:`shipyard.store.protocol.TrackingStore`. It validates what it stores (keys,
+names, value sizes), so whatever reaches it — a local script or the platform server — gets the same errors.
+Thread-safe and cheap to share. Run ids are public UUID hex strings; rows point at an integer key, which is
+also the run's :data:`~shipyard.store.protocol.RunKey` here (cached per run id).
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import math
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from shipyard.config import Settings
+from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from shipyard.store.db import MetadataStore
+from shipyard.store.protocol import Garbage, RunKey
+from shipyard.store.schema import (
+    artifacts,
+    dataset_inputs,
+    experiments,
+    latest_metrics,
+    metric_chunks,
+    model_aliases,
+    model_versions,
+    params,
+    registered_models,
+    runs,
+)
+from shipyard.store.schema import tags as tags_table
+from shipyard.store.sql import dialect
+from shipyard.store.sql.search import build_search_statement
+from shipyard.tracking import backing, chunks, naming
+from shipyard.tracking.backing import BackedVersion
+from shipyard.tracking.chunks import SeriesMap
+from shipyard.tracking.filter_parser import Expr, OrderKey
+from shipyard.tracking.querying import stale_before
+from shipyard.tracking.records import (
+    DEFAULT_EXPERIMENT,
+    ArtifactRecord,
+    DatasetInput,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Run,
+    RunStatus,
+    is_lost,
+    new_id,
+    now_ms,
+)
+from shipyard.tracking.values import text_value
+
+_CHUNK = 900  # ids per IN (...) list; well under every backend's bound-parameter limit
+_MAX_PARAM_VALUE = 8000
+_MAX_TAG_VALUE = 8000
+
+
+_RUN_COLUMNS = (
+    "run_id",
+    "experiment_id",
+    "name",
+    "status",
+    "parent_run_id",
+    "user",
+    "start_time",
+    "end_time",
+    "artifact_uri",
+    "lifecycle_stage",
+    "heartbeat_at",
+    "pid",
+    "host",
+)
+
+
+class SqlTrackingStore:
+    """Tracking records in one SQL metadata database; new experiments' artifacts go under the settings'
+    artifact root."""
+
+    def __init__(self, db: MetadataStore, settings: Settings) -> None:
+        self.settings = settings
+        self.db = db
+        self._run_pks: dict[str, int] = {}
+        self._active_experiments: dict[str, Experiment] = {}  # by name; saves a read per new run
+        placeholder = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+        marks = ", ".join([placeholder] * 5)
+        # The per-run hot path (create, params, metrics, end) is plain SQL prepared once: building SQLAlchemy
+        # statements per call cost more than the SQLite transaction itself. Portable: SQLite ≥ 3.35, PG ≥ 9.5.
+        p = placeholder
+        columns = ", ".join(f'"{c}"' for c in _RUN_COLUMNS)
+        self._sql_insert_run = (
+            f"INSERT INTO runs ({columns}) VALUES ({', '.join([p] * len(_RUN_COLUMNS))}) RETURNING id"
+        )
+        self._sql_end_run = f"UPDATE runs SET status = {p}, end_time = {p} WHERE id = {p}"
+        self._sql_insert_param = (
+            f"INSERT INTO params (run_pk, key, value) VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING"
+        )
+        chunk_columns = ", ".join(f'"{c}"' for c in chunks.CHUNK_COLUMNS)
+        chunk_marks = ", ".join([p] * len(chunks.CHUNK_COLUMNS))
+        self._sql_insert_chunk = f"INSERT INTO metric_chunks ({chunk_columns}) VALUES ({chunk_marks})"
+        self._upsert_tag = self._upsert(tags_table)
+        self._upsert_latest_sql = (
+            f"INSERT INTO latest_metrics (run_pk, key, value, step, timestamp) VALUES ({marks}) "
+            "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
+            "timestamp = excluded.timestamp WHERE excluded.step > latest_metrics.step OR "
+            "(excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)"
+        )
+
+    # ------------------------------------------------------------------ experiments
+    def create_experiment(
+        self, name: str, *, description: str | None = None, artifact_location: str | None = None
+    ) -> Experiment:
+        """Create an experiment; `AlreadyExists` if the name is taken (even by a deleted one)."""
+        naming.check_name(name, "experiment name")
+        experiment_id = new_id()
+        location = artifact_location or f"{self.settings.artifact_root.rstrip('/')}/{experiment_id}"
+        now = now_ms()
+        row = {
+            "experiment_id": experiment_id,
+            "name": name,
+            "description": description,
+            "artifact_location": location,
+            "lifecycle_stage": LifecycleStage.ACTIVE.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self.db.write() as conn:
+                conn.execute(experiments.insert().values(**row))
+        except SAIntegrityError as exc:
+            existing = self._find_experiment(name)
+            hint = (
+                " (it is deleted: run `shipyard gc` to purge it)"
+                if existing and existing.lifecycle_stage == "deleted"
+                else ""
+            )
+            raise AlreadyExists(f"experiment {name!r} already exists{hint}") from exc
+        return _experiment_from_row(row)
+
+    def get_experiment(self, id_or_name: str) -> Experiment:
+        """An experiment by id or name; `NotFound` names what was asked for."""
+        found = self._find_experiment(id_or_name)
+        if found is None:
+            raise NotFound(f"no experiment with id or name {id_or_name!r}")
+        return found
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        """The active experiment called ``name``, created if missing (safe under concurrent creators)."""
+        cached = self._active_experiments.get(name)
+        if cached is not None:
+            return cached
+        found = self._find_experiment(name)
+        if found is None:
+            try:
+                found = self.create_experiment(name)
+            except AlreadyExists:
+                found = self.get_experiment(name)  # another process created it between our read and write
+        if found.lifecycle_stage is LifecycleStage.DELETED:
+            raise Conflict(
+                f"experiment {name!r} is deleted; restore it or run `shipyard gc` to purge it first"
+            )
+        self._active_experiments[name] = found
+        return found
+
+    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
+        query = sa.select(experiments).order_by(experiments.c.created_at)
+        if not include_deleted:
+            query = query.where(experiments.c.lifecycle_stage == LifecycleStage.ACTIVE.value)
+        with self.db.read() as conn:
+            return [_experiment_from_row(row._mapping) for row in conn.execute(query)]
+
+    def delete_experiment(self, id_or_name: str, *, force: bool = False) -> Experiment:
+        """Soft-delete an experiment and its runs (purged by ``shipyard gc``).
+
+        Raises:
+            Conflict: its runs back registered versions (named) and not ``force`` (see :meth:`delete_run`).
+        """
+        experiment = self.get_experiment(id_or_name)
+        if not force:
+            with self.db.read() as conn:
+                backed = self._backed_versions(conn, runs.c.experiment_id == experiment.experiment_id)
+            if backed:
+                raise Conflict(
+                    f"experiment {experiment.name!r} has runs backing registered model version(s) "
+                    f"{backing.describe_all(backed)}; delete or move those versions first, or force the "
+                    "delete (the versions keep their packages but lose their runs)"
+                )
+        return self._set_experiment_stage(experiment.experiment_id, LifecycleStage.DELETED)
+
+    def versions_backed_by_experiment(self, id_or_name: str) -> list[BackedVersion]:
+        """The registered versions whose packages runs of this experiment hold."""
+        experiment = self.get_experiment(id_or_name)
+        with self.db.read() as conn:
+            return self._backed_versions(conn, runs.c.experiment_id == experiment.experiment_id)
+
+    def restore_experiment(self, id_or_name: str) -> Experiment:
+        """Undo a soft delete that garbage collection has not purged yet."""
+        return self._set_experiment_stage(id_or_name, LifecycleStage.ACTIVE)
+
+    def _set_experiment_stage(self, id_or_name: str, stage: LifecycleStage) -> Experiment:
+        experiment = self.get_experiment(id_or_name)
+        with self.db.write() as conn:
+            conn.execute(
+                experiments.update()
+                .where(experiments.c.experiment_id == experiment.experiment_id)
+                .values(lifecycle_stage=stage.value, updated_at=now_ms())
+            )
+            conn.execute(
+                runs.update()
+                .where(runs.c.experiment_id == experiment.experiment_id)
+                .values(lifecycle_stage=stage.value)
+            )
+        self._active_experiments.pop(experiment.name, None)
+        return self.get_experiment(experiment.experiment_id)
+
+    def _find_experiment(self, id_or_name: str) -> Experiment | None:
+        query = sa.select(experiments).where(
+            sa.or_(experiments.c.experiment_id == id_or_name, experiments.c.name == id_or_name)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _experiment_from_row(row._mapping)
+
+    # ------------------------------------------------------------------ runs
+    def create_run(
+        self,
+        experiment: str = DEFAULT_EXPERIMENT,
+        *,
+        name: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> tuple[Run, RunKey]:
+        """Create a RUNNING run; returns its record and private integer key.
+
+        Run names are unique per experiment: an explicit name that is taken raises `AlreadyExists`.
+        """
+        exp = self.get_or_create_experiment(experiment)
+        if parent_run_id is not None:
+            self.run_key(parent_run_id)  # NotFound names the missing parent (a cached lookup)
+        if name is not None:
+            naming.check_name(name, "run name")
+        tag_rows = _check_mapping(tags or {}, "tag", _MAX_TAG_VALUE)
+        # A generated name can collide with an existing one (rarely): draw a new id and name then.
+        attempts = 1 if name is not None else 5
+        for attempt in range(attempts):
+            run_id = new_id()
+            started = now_ms()
+            row = {
+                "run_id": run_id,
+                "experiment_id": exp.experiment_id,
+                "name": name or naming.generate_run_name(run_id),
+                "status": RunStatus.RUNNING.value,
+                "parent_run_id": parent_run_id,
+                "user": _current_user(),
+                "start_time": started,
+                "end_time": None,
+                "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
+                "lifecycle_stage": LifecycleStage.ACTIVE.value,
+                # The creating process's first beat; it goes on beating while it holds the run open.
+                "heartbeat_at": started,
+                "pid": os.getpid(),
+                "host": _host(),
+            }
+            try:
+                with self.db.write() as conn:
+                    run_pk = conn.exec_driver_sql(
+                        self._sql_insert_run, tuple(row[c] for c in _RUN_COLUMNS)
+                    ).scalar_one()
+                    if tag_rows:
+                        conn.execute(
+                            self._upsert_tag,
+                            [{"run_pk": run_pk, "key": k, "value": v} for k, v in tag_rows],
+                        )
+                break
+            except SAIntegrityError as exc:
+                if attempt + 1 < attempts:
+                    continue
+                raise AlreadyExists(
+                    f"a run named {row['name']!r} already exists in experiment {exp.name!r}; "
+                    "choose another name or resume that run by id"
+                ) from exc
+        self._run_pks[run_id] = run_pk
+        return run_from_row(row, tags=dict(tag_rows)), run_pk
+
+    def resume_run(self, run_id: str) -> tuple[Run, RunKey]:
+        """Mark an existing run RUNNING again (to log more into it), beating from this process."""
+        run = self.get_run(run_id)
+        run_pk = self.run_key(run_id)
+        with self.db.write() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_pk)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    end_time=None,
+                    heartbeat_at=now_ms(),
+                    pid=os.getpid(),
+                    host=_host(),
+                )
+            )
+        return self.get_run(run.run_id), run_pk
+
+    def beat(self, run_keys: Iterable[RunKey]) -> None:
+        """Record that this process is alive and still running ``run_keys`` (one UPDATE; ended runs are
+        left alone). The metric writer's thread calls it every ``heartbeat_interval`` seconds."""
+        pks = list(run_keys)
+        if pks:
+            with self.db.write() as conn:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(pks), runs.c.status == RunStatus.RUNNING.value)
+                    .values(heartbeat_at=now_ms())
+                )
+
+    def run_key(self, run_id: str) -> RunKey:
+        pk = self._run_pks.get(run_id)
+        if pk is None:
+            with self.db.read() as conn:
+                pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
+            if pk is None:
+                raise NotFound(f"no run with id {run_id!r}")
+            self._run_pks[run_id] = pk
+        return pk
+
+    def get_run(self, run_id: str) -> Run:
+        """A run with its params, tags and latest metrics; `NotFound` if the id is unknown."""
+        found = self._load_runs(sa.select(runs).where(runs.c.run_id == run_id))
+        if not found:
+            raise NotFound(f"no run with id {run_id!r}")
+        return found[0]
+
+    def get_run_by_name(self, name: str, experiment: str = DEFAULT_EXPERIMENT) -> Run:
+        exp = self.get_experiment(experiment)
+        found = self._load_runs(
+            sa.select(runs).where(runs.c.experiment_id == exp.experiment_id, runs.c.name == name)
+        )
+        if not found:
+            raise NotFound(f"no run named {name!r} in experiment {exp.name!r}")
+        return found[0]
+
+    def find_run(self, id_or_name: str, experiment: str | None = None) -> Run:
+        """A run by id, or by name within ``experiment`` (or any experiment when the name is unique)."""
+        query = sa.select(runs).where(sa.or_(runs.c.run_id == id_or_name, runs.c.name == id_or_name))
+        if experiment is not None:
+            query = query.where(runs.c.experiment_id == self.get_experiment(experiment).experiment_id)
+        found = self._load_runs(query.limit(2))
+        by_id = [r for r in found if r.run_id == id_or_name]
+        if by_id:
+            return by_id[0]
+        if not found:
+            where = f" in experiment {experiment!r}" if experiment else ""
+            raise NotFound(f"no run with id or name {id_or_name!r}{where}")
+        if len(found) > 1:
+            raise InvalidInput(f"run name {id_or_name!r} is used in several experiments; pass the experiment")
+        return found[0]
+
+    def set_terminated(self, run_key: RunKey, status: RunStatus, pending: SeriesMap | None = None) -> int:
+        """End a run: write its last metric points and its terminal status in one transaction."""
+        end = now_ms()
+        with self.db.write() as conn:
+            if pending:
+                self._write_series(conn, pending)
+            conn.exec_driver_sql(self._sql_end_run, (status.value, end, run_key))
+        return end
+
+    def run_status(self, run_key: RunKey) -> RunStatus:
+        with self.db.read() as conn:
+            value = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_key)).scalar()
+        if value is None:
+            raise NotFound(f"run #{run_key} no longer exists")
+        return RunStatus(value)
+
+    def delete_run(self, run_id: str, *, force: bool = False) -> list[BackedVersion]:
+        """Soft-delete a run and its descendants (purged by ``shipyard gc``).
+
+        Returns:
+            The registered versions whose packages the deleted runs hold (empty unless ``force``): they keep
+            loading, as garbage collection leaves their packages in place, but lose their run.
+
+        Raises:
+            Conflict: the runs back registered versions (named, with stages and aliases) and not ``force``.
+        """
+        self.get_run(run_id)
+        with self.db.write() as conn:
+            ids = [run_id]
+            frontier = [run_id]
+            while frontier:
+                children = (
+                    conn.execute(sa.select(runs.c.run_id).where(runs.c.parent_run_id.in_(frontier)))
+                    .scalars()
+                    .all()
+                )
+                ids.extend(children)
+                frontier = list(children)
+            backed = self._backed_versions(conn, runs.c.run_id.in_(ids))
+            if backed and not force:
+                raise Conflict(
+                    f"run {run_id} backs registered model version(s) {backing.describe_all(backed)}; "
+                    "delete or move those versions first, or force the delete (the versions keep their "
+                    "packages but lose their run: metrics, params, lineage)"
+                )
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id.in_(ids))
+                .values(lifecycle_stage=LifecycleStage.DELETED.value)
+            )
+        return backed
+
+    def _backed_versions(self, conn: Connection, which: Any) -> list[BackedVersion]:
+        uris = conn.execute(sa.select(runs.c.artifact_uri).where(which)).scalars()
+        # A run's folder holds its artifacts/ (and nothing a version could reference outside it).
+        folders = [uri.removesuffix("/artifacts") for uri in uris]
+        return [v for found in versions_under(conn, folders).values() for v in found]
+
+    def restore_run(self, run_id: str) -> None:
+        self.get_run(run_id)
+        with self.db.write() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(lifecycle_stage=LifecycleStage.ACTIVE.value)
+            )
+
+    # ------------------------------------------------------------------ params and tags
+    def log_params(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
+        """Record params. Re-logging a key with the same value is fine; a different value is a `Conflict`."""
+        rows = _check_mapping(values, "param", _MAX_PARAM_VALUE)
+        if not rows:
+            return
+        with self.db.write() as conn:
+            result = conn.exec_driver_sql(self._sql_insert_param, [(run_key, k, v) for k, v in rows])
+            if result.rowcount == len(rows):
+                return
+            stored = dict(
+                conn.execute(
+                    sa.select(params.c.key, params.c.value).where(
+                        params.c.run_pk == run_key, params.c.key.in_([k for k, _ in rows])
+                    )
+                ).all()
+            )
+            clashes = [(k, stored[k], v) for k, v in rows if stored.get(k) != v]
+            if clashes:
+                key, old, new = clashes[0]
+                raise Conflict(
+                    f"param {key!r} is already {old!r} in this run; cannot change it to {new!r} "
+                    "(params are immutable: log a new key or start a new run)"
+                )
+
+    def set_tags(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
+        rows = _check_mapping(values, "tag", _MAX_TAG_VALUE)
+        if rows:
+            with self.db.write() as conn:
+                conn.execute(self._upsert_tag, [{"run_pk": run_key, "key": k, "value": v} for k, v in rows])
+
+    def delete_tag(self, run_key: RunKey, key: str) -> None:
+        with self.db.write() as conn:
+            deleted = conn.execute(
+                tags_table.delete().where(tags_table.c.run_pk == run_key, tags_table.c.key == key)
+            ).rowcount
+        if not deleted:
+            raise NotFound(f"run has no tag {key!r}")
+
+    # ------------------------------------------------------------------ metrics
+    def write_metrics(self, pending: SeriesMap) -> None:
+        """Append buffered points in one transaction and advance each key's latest value."""
+        if pending:
+            with self.db.write() as conn:
+                self._write_series(conn, pending)
+
+    def _write_series(self, conn: Connection, pending: SeriesMap) -> None:
+        # The hot path: one history chunk and one latest-value upsert per (run, key), not per point.
+        chunk_rows: list[tuple[Any, ...]] = []
+        latest: list[tuple[int, str, float | None, int, int]] = []
+        for (run_pk, key), series in pending.items():
+            if not len(series):
+                continue
+            chunk_rows.extend(chunks.encode_series(run_pk, key, series))
+            value, step, timestamp = chunks.latest_of(series)
+            # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
+            latest.append((run_pk, key, None if value != value else value, step, timestamp))
+        if chunk_rows:
+            conn.exec_driver_sql(self._sql_insert_chunk, chunk_rows)
+            conn.exec_driver_sql(self._upsert_latest_sql, latest)
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of ``key`` in ``run_id``, ordered by step then time."""
+        run_pk = self.run_key(run_id)
+        query = (
+            sa.select(metric_chunks.c.steps, metric_chunks.c["values"], metric_chunks.c.timestamps)
+            .where(metric_chunks.c.run_pk == run_pk, metric_chunks.c.key == key)
+            .order_by(metric_chunks.c.id)
+        )
+        with self.db.read() as conn:
+            triples = [t for row in conn.execute(query) for t in chunks.decode_chunk(*row)]
+            if not triples:
+                keys = (
+                    conn.execute(
+                        sa.select(latest_metrics.c.key)
+                        .where(latest_metrics.c.run_pk == run_pk)
+                        .order_by("key")
+                    )
+                    .scalars()
+                    .all()
+                )
+        # Sorted by step then time; the sort is stable, so equal points keep their logged order.
+        triples.sort(key=lambda t: (t[0], t[2]))
+        points = [Metric(key, value, step, timestamp) for step, value, timestamp in triples]
+        if not points:
+            have = ", ".join(keys) if keys else "none"
+            raise NotFound(f"run {run_id} has no metric {key!r}; it has: {have}")
+        return points
+
+    # ------------------------------------------------------------------ artifacts and datasets
+    def record_artifacts(self, run_key: RunKey, files: Iterable[ArtifactRecord]) -> None:
+        rows = [
+            {"run_pk": run_key, "path": f.path, "size": f.size, "sha256": f.sha256, "created_at": now_ms()}
+            for f in files
+        ]
+        if rows:
+            stmt = self._upsert(artifacts, update=("size", "sha256", "created_at"))
+            with self.db.write() as conn:
+                conn.execute(stmt, rows)
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRecord]:
+        run_pk = self.run_key(run_id)
+        query = sa.select(artifacts.c.path, artifacts.c.size, artifacts.c.sha256).where(
+            artifacts.c.run_pk == run_pk
+        )
+        if prefix:
+            query = query.where(
+                artifacts.c.path.startswith(prefix.rstrip("/") + "/", autoescape=True)
+                | (artifacts.c.path == prefix)
+            )
+        with self.db.read() as conn:
+            return [ArtifactRecord(*row) for row in conn.execute(query.order_by(artifacts.c.path)).all()]
+
+    def log_dataset_input(self, run_key: RunKey, dataset: DatasetInput) -> None:
+        row = {
+            "run_pk": run_key,
+            "name": dataset.name,
+            "digest": dataset.digest,
+            "source": dataset.source,
+            "source_type": dataset.source_type,
+            "num_rows": dataset.num_rows,
+            "schema_json": json.dumps(dataset.schema, sort_keys=True, default=str),
+            "context": dataset.context,
+            "created_at": now_ms(),
+        }
+        with self.db.write() as conn:
+            conn.execute(self._insert_ignore(dataset_inputs), [row])
+
+    def dataset_inputs(self, run_id: str) -> list[DatasetInput]:
+        run_pk = self.run_key(run_id)
+        query = (
+            sa.select(dataset_inputs).where(dataset_inputs.c.run_pk == run_pk).order_by(dataset_inputs.c.id)
+        )
+        with self.db.read() as conn:
+            return [
+                DatasetInput(
+                    name=r.name,
+                    digest=r.digest,
+                    source=r.source,
+                    source_type=r.source_type,
+                    num_rows=r.num_rows,
+                    schema=json.loads(r.schema_json),
+                    context=r.context,
+                )
+                for r in conn.execute(query)
+            ]
+
+    # ------------------------------------------------------------------ search
+    def runs_with_tag(
+        self, key: str, value: str, *, status: RunStatus | None = None, limit: int = 10
+    ) -> list[Run]:
+        """Active runs of any experiment whose tag ``key`` is ``value``, newest first: one indexed query,
+        for lookups on a hot path (a pipeline step's cache key) where parsing a filter costs too much."""
+        query = (
+            sa.select(runs)
+            .join(tags_table, tags_table.c.run_pk == runs.c.id)
+            .where(
+                tags_table.c.key == key,
+                tags_table.c.value == value,
+                runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value,
+            )
+            .order_by(runs.c.start_time.desc(), runs.c.id.desc())
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(runs.c.status == status.value)
+        return self._load_runs(query)
+
+    def child_runs(self, run_id: str, *, limit: int = 100) -> tuple[list[Run], int]:
+        """The active runs nested under ``run_id``, oldest first (at most ``limit``), and how many there are
+        in all (a search can have thousands of trials)."""
+        self.run_key(run_id)  # NotFound names the missing run
+        where = (runs.c.parent_run_id == run_id, runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value)
+        with self.db.read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(runs).where(*where)).scalar_one()
+        found = self._load_runs(
+            sa.select(runs).where(*where).order_by(runs.c.start_time, runs.c.id).limit(max(limit, 0))
+        )
+        return found, int(total)
+
+    def recent_metric_keys(
+        self, run_ids: Sequence[str], *, limit: int = 6, exclude_prefixes: Sequence[str] = ("system/",)
+    ) -> list[str]:
+        """The metric keys logged most recently to any of ``run_ids``, newest first: the columns a runs table
+        shows when nobody chose them (system metrics are sampled all the time, so they are left out)."""
+        newest: dict[str, int] = {}
+        ids = list(dict.fromkeys(run_ids))
+        with self.db.read() as conn:
+            for start in range(0, len(ids), 500):
+                query = (
+                    sa.select(latest_metrics.c.key, sa.func.max(latest_metrics.c.timestamp))
+                    .join(runs, runs.c.id == latest_metrics.c.run_pk)
+                    .where(runs.c.run_id.in_(ids[start : start + 500]))
+                    .group_by(latest_metrics.c.key)
+                )
+                for key, stamp in conn.execute(query):
+                    if not key.startswith(tuple(exclude_prefixes)):
+                        newest[key] = max(stamp, newest.get(key, stamp))
+        return sorted(newest, key=lambda k: (-newest[k], k))[: max(limit, 0)]
+
+    def search_page(
+        self,
+        experiment_ids: Sequence[str],
+        expr: Expr | None,
+        order: Sequence[OrderKey],
+        *,
+        offset: int,
+        limit: int,
+        columns: Mapping[str, set[str] | None] | None,
+        include_deleted: bool,
+    ) -> list[Run]:
+        """One page of a search: the runs of ``experiment_ids`` matching ``expr`` in ``order``, rows
+        ``offset`` to ``offset + limit``, with only the ``columns`` keys loaded (all when None)."""
+        statement = build_search_statement(
+            experiment_ids,
+            expr,
+            order,
+            lifecycle_stage=None if include_deleted else LifecycleStage.ACTIVE.value,
+            offset=offset,
+            limit=limit,
+            dialect_name=self.db.dialect,
+        )
+        with self.db.read() as conn:
+            rows = [row._mapping for row in conn.execute(statement)]
+            return hydrate_runs(conn, rows, columns, stale_before(self.settings))
+
+    # ------------------------------------------------------------------ garbage and lost runs
+    def garbage(self, cutoff: int) -> Garbage:
+        """Experiments deleted (last updated) at or before ``cutoff`` (epoch ms), runs deleted that started
+        at or before it or belong to those experiments, and the registered versions whose packages lie in
+        those runs' folders."""
+        deleted = LifecycleStage.DELETED.value
+        with self.db.read() as conn:
+            doomed_experiments = conn.execute(
+                sa.select(experiments.c.experiment_id, experiments.c.artifact_location).where(
+                    experiments.c.lifecycle_stage == deleted, experiments.c.updated_at <= cutoff
+                )
+            ).all()
+            experiment_ids = [row[0] for row in doomed_experiments]
+            doomed_runs = conn.execute(
+                sa.select(runs.c.id, runs.c.artifact_uri, runs.c.experiment_id).where(
+                    sa.or_(
+                        sa.and_(runs.c.lifecycle_stage == deleted, runs.c.start_time <= cutoff),
+                        runs.c.experiment_id.in_(experiment_ids),
+                    )
+                )
+            ).all()
+            folders = [(pk, uri.removesuffix("/artifacts").rstrip("/"), eid) for pk, uri, eid in doomed_runs]
+            protected = versions_under(conn, [folder for _, folder, _ in folders])
+        return Garbage(
+            experiments=[(eid, location) for eid, location in doomed_experiments],
+            runs=folders,
+            protected=protected,
+        )
+
+    def purge(self, run_keys: Sequence[RunKey], experiment_ids: Sequence[str]) -> None:
+        """Remove these runs' and experiments' records for good (their child rows go with them)."""
+        keys = list(run_keys)
+        with self.db.write() as conn:
+            # Child rows go by ON DELETE CASCADE (foreign keys are enforced on SQLite too).
+            for start in range(0, len(keys), _CHUNK):
+                conn.execute(runs.delete().where(runs.c.id.in_(keys[start : start + _CHUNK])))
+            if experiment_ids:
+                conn.execute(
+                    experiments.delete().where(experiments.c.experiment_id.in_(list(experiment_ids)))
+                )
+        for pk in keys:
+            self._forget_key(pk)
+
+    def stale_runs(self, cutoff: int) -> list[Run]:
+        """RUNNING runs whose last heartbeat is older than ``cutoff`` (epoch ms), oldest first, with tags."""
+        query = sa.select(runs).where(
+            runs.c.status == RunStatus.RUNNING.value,
+            runs.c.heartbeat_at.is_not(None),
+            runs.c.heartbeat_at < cutoff,
+        )
+        with self.db.read() as conn:
+            rows = [row._mapping for row in conn.execute(query.order_by(runs.c.start_time))]
+            return hydrate_runs(conn, rows, {"tags": None}, stale_before=cutoff)
+
+    def end_if_stale(self, run_key: RunKey, cutoff: int, end_time: int) -> bool:
+        """End the run KILLED at ``end_time`` if it is still RUNNING with a heartbeat older than ``cutoff``
+        (it may have beaten again since it was read); whether it was ended."""
+        with self.db.write() as conn:
+            ended = conn.execute(
+                runs.update()
+                .where(
+                    runs.c.id == run_key,
+                    runs.c.status == RunStatus.RUNNING.value,
+                    runs.c.heartbeat_at < cutoff,
+                )
+                .values(status=RunStatus.KILLED.value, end_time=end_time)
+            ).rowcount
+        return bool(ended)
+
+    def _forget_key(self, run_key: RunKey) -> None:
+        for run_id, pk in list(self._run_pks.items()):
+            if pk == run_key:
+                del self._run_pks[run_id]
+
+    def _load_runs(self, query: sa.Select) -> list[Run]:
+        with self.db.read() as conn:
+            rows = [row._mapping for row in conn.execute(query)]
+            return hydrate_runs(conn, rows, stale_before=stale_before(self.settings))
+
+    # ------------------------------------------------------------------ helpers
+    def _insert_ignore(self, table: sa.Table) -> Any:
+        return dialect.insert_ignore(self.db, table)
+
+    def _upsert(self, table: sa.Table, update: Sequence[str] = ("value",)) -> Any:
+        return dialect.upsert(self.db, table, update)
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()[:256]
+
+
+@functools.cache
+def _current_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return None
+
+
+def _check_mapping(values: Mapping[str, Any], what: str, max_len: int) -> list[tuple[str, str]]:
+    if not isinstance(values, Mapping):
+        raise InvalidInput(f"{what}s must be a mapping of key to value, got {type(values).__name__}")
+    # A value that cannot be stored raises here, before any row of the mapping is written.
+    return [
+        (naming.check_key(key, what), text_value(what, key, value, max_len)) for key, value in values.items()
+    ]
+
+
+def _experiment_from_row(row: Mapping[str, Any]) -> Experiment:
+    return Experiment(
+        experiment_id=row["experiment_id"],
+        name=row["name"],
+        artifact_location=row["artifact_location"],
+        lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        description=row["description"],
+    )
+
+
+def hydrate_runs(
+    conn: Connection,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, set[str] | None] | None = None,
+    stale_before: int | None = None,
+) -> list[Run]:
+    """Build `Run` records for ``rows`` (of the runs table), loading only the requested keys; RUNNING runs
+    whose heartbeat is older than ``stale_before`` (epoch ms) are marked ``lost``."""
+    if not rows:
+        return []
+    wanted = columns if columns is not None else {"params": None, "metrics": None, "tags": None}
+    pks = [row["id"] for row in rows]
+    values: dict[str, dict[int, dict[str, Any]]] = {}
+    for kind, table in (("params", params), ("metrics", latest_metrics), ("tags", tags_table)):
+        per_run: dict[int, dict[str, Any]] = {pk: {} for pk in pks}
+        values[kind] = per_run
+        if kind not in wanted:
+            continue
+        keys = wanted[kind]
+        for start in range(0, len(pks), _CHUNK):
+            query = sa.select(table.c.run_pk, table.c.key, table.c.value).where(
+                table.c.run_pk.in_(pks[start : start + _CHUNK])
+            )
+            if keys is not None:
+                query = query.where(table.c.key.in_(sorted(keys)))
+            for run_pk, key, value in conn.execute(query):
+                per_run[run_pk][key] = (math.nan if value is None else value) if kind == "metrics" else value
+    return [
+        run_from_row(
+            row,
+            stale_before,
+            params=values["params"][row["id"]],
+            metrics=values["metrics"][row["id"]],
+            tags=values["tags"][row["id"]],
+        )
+        for row in rows
+    ]
+
+
+def run_from_row(row: Mapping[str, Any], stale_before: int | None = None, **values: Mapping[str, Any]) -> Run:
+    """A `Run` from a row of the runs table, with ``params``/``metrics``/``tags`` when given; it is ``lost``
+    when RUNNING with a heartbeat older than ``stale_before`` (epoch ms; see :func:`stale_before`)."""
+    status = RunStatus(row["status"])
+    heartbeat = row.get("heartbeat_at")
+    return Run(
+        run_id=row["run_id"],
+        experiment_id=row["experiment_id"],
+        name=row["name"],
+        status=status,
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        artifact_uri=row["artifact_uri"],
+        lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
+        parent_run_id=row["parent_run_id"],
+        user=row["user"],
+        heartbeat_at=heartbeat,
+        pid=row.get("pid"),
+        host=row.get("host"),
+        lost=is_lost(status, heartbeat, stale_before),
+        **values,
+    )
+
+
+def versions_under(conn: Connection, roots: Iterable[str]) -> dict[str, list[BackedVersion]]:
+    """The versions whose package lies in (or is) one of ``roots`` (artifact folder URIs or local paths), by
+    root as given (without a trailing slash)."""
+    wanted = {backing.canonical(root): root.rstrip("/") for root in roots}
+    if not wanted:
+        return {}
+    aliases: dict[int, list[str]] = defaultdict(list)
+    for pk, alias in conn.execute(sa.select(model_aliases.c.version_pk, model_aliases.c.alias)):
+        aliases[pk].append(alias)
+    query = sa.select(
+        model_versions.c.id,
+        registered_models.c.name,
+        model_versions.c.version,
+        model_versions.c.stage,
+        model_versions.c.package_uri,
+    ).join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
+    found: dict[str, list[BackedVersion]] = defaultdict(list)
+    # NOTE: a registry holds thousands of versions at most; matching prefixes here keeps the SQL portable.
+    for pk, name, version, stage, package_uri in conn.execute(query):
+        for root in backing.containing_roots(backing.canonical(package_uri), wanted):
+            found[wanted[root]].append(
+                BackedVersion(name, version, stage, tuple(sorted(aliases[pk])), package_uri)
+            )
+    return dict(found)

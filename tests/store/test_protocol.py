@@ -1,0 +1,80 @@
+"""The storage boundary holds: SQL lives only in ``shipyard/store``, and the SQL stores implement every method
+of the protocols with the same parameters (the HTTP stores will be held to the same test)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+from shipyard.config import Settings
+from shipyard.store import protocol
+from shipyard.store.sql import SqlStores
+from shipyard.tracking import TrackingClient
+
+PACKAGE = Path(__file__).resolve().parents[2] / "shipyard"
+PROTOCOLS = {
+    "tracking": protocol.TrackingStore,
+    "registry": protocol.RegistryStore,
+    "lineage": protocol.LineageStore,
+    "schedules": protocol.ScheduleStore,
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_no_module_outside_store_touches_sql() -> None:
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] == "store":
+            continue
+        sql = {
+            name
+            for name in _imports(path)
+            if name.split(".")[0] == "sqlalchemy"
+            or name.startswith(("shipyard.store.db", "shipyard.store.schema", "shipyard.store.sql"))
+        }
+        if sql:
+            offenders.append(f"{relative}: {', '.join(sorted(sql))}")
+    assert not offenders, "SQL outside shipyard/store:\n" + "\n".join(offenders)
+
+
+def _methods(kind: type) -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(member)
+        for name, member in vars(kind).items()
+        if callable(member) and not name.startswith("_")
+    }
+
+
+@pytest.mark.parametrize("part", sorted(PROTOCOLS))
+def test_the_sql_stores_implement_each_protocol(part: str, settings: Settings) -> None:
+    store = getattr(SqlStores.open(settings), part)
+    wanted = _methods(PROTOCOLS[part])
+    assert wanted, f"{PROTOCOLS[part].__name__} declares no methods"
+    for name, signature in wanted.items():
+        method = getattr(store, name, None)
+        assert method is not None, f"{type(store).__name__} lacks {name}"
+        expected = [(p.name, p.kind) for p in signature.parameters.values() if p.name != "self"]
+        actual = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+        assert actual == expected, f"{type(store).__name__}.{name}{inspect.signature(method)} != protocol"
+
+
+def test_clients_reach_every_store_through_the_protocol(settings: Settings) -> None:
+    stores = SqlStores.open(settings)
+    client = TrackingClient(settings, stores=stores)
+    assert client.backend is stores.tracking
+    for part in PROTOCOLS:
+        assert hasattr(stores, part)
