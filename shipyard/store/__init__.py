@@ -3,12 +3,12 @@ implementation (:mod:`shipyard.store.sql`: SQLAlchemy + Alembic) and the artifac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import typing as _typing
 
 from shipyard.store.artifacts import ArtifactStore, FileInfo, safe_relpath
 from shipyard.store.db import HEAD_REVISION, MetadataStore, open_store
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.store.protocol import MetadataStores
 
