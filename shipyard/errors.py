@@ -149,6 +149,7 @@ __all__ = [
     "ModelNotReady",
     "NotFound",
     "Overloaded",
+    "PipelineDefinitionError",
     "PipelineError",
     "PredictionFailed",
     "RunNotActive",

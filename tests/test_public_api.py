@@ -11,6 +11,7 @@ import pytest
 PACKAGES = [
     "shipyard",
     "shipyard.data",
+    "shipyard.errors",
     "shipyard.lineage",
     "shipyard.models",
     "shipyard.monitoring",
