@@ -14,6 +14,7 @@ from shipyard.errors import InvalidInput
 from shipyard.pipelines.executors.step_runs import CAPTURED_OUTPUT
 from shipyard.tracking import Run, RunStatus, TrackingClient, get_client
 from shipyard.tracking.gc import collect_garbage
+from shipyard.tracking.querying import COLUMN_KINDS
 from shipyard.tracking.records import ArtifactRecord
 from shipyard.tracking.run import TRACEBACK_ARTIFACT
 from shipyard.tracking.staleness import mark_stale_runs
@@ -32,7 +33,6 @@ _COLUMNS = typer.Option(
     help="Columns to show: metric keys, or metrics.KEY / params.KEY / tags.KEY (comma-separated or "
     "repeated; default: the most recently logged metrics).",
 )
-_KINDS = {"metrics": "metrics", "metric": "metrics", "params": "params", "param": "params", "tags": "tags"}
 _DEFAULT_METRIC_COLUMNS = 6
 
 
@@ -43,8 +43,8 @@ def parse_columns(given: Sequence[str] | None) -> list[tuple[str | None, str]]:
     for item in given or []:
         for column in (c.strip() for c in item.split(",")):
             kind, dot, key = column.partition(".")
-            if dot and kind in _KINDS and key:
-                found.append((_KINDS[kind], key))
+            if dot and kind in COLUMN_KINDS and key:
+                found.append((COLUMN_KINDS[kind], key))
             elif column:
                 found.append((None, column))
     return list(dict.fromkeys(found))
@@ -291,22 +291,26 @@ def _print_failure(
 ) -> None:
     """The last lines of the run's traceback; for a run that failed because a child did (a pipeline run and
     its step), the failed child's."""
-    source = record if any(f.path == TRACEBACK_ARTIFACT for f in files) else None
-    if source is None:
+    source, found = record, _traceback_record(files)
+    if found is None:
         for child in children:
-            if child.status is RunStatus.FAILED and any(
-                f.path == TRACEBACK_ARTIFACT for f in client.list_artifacts(child.run_id, TRACEBACK_ARTIFACT)
-            ):
-                source = child
-                break
-    if source is None:
+            if child.status is RunStatus.FAILED:
+                found = _traceback_record(client.list_artifacts(child.run_id, TRACEBACK_ARTIFACT))
+                if found is not None:
+                    source = child
+                    break
+    if found is None:
         console.print("no traceback recorded for this failure", markup=False)
         return
-    text = client.read_artifact(source.run_id, TRACEBACK_ARTIFACT).decode("utf-8", errors="replace")
+    text = client.read_recorded(source, found).decode("utf-8", errors="replace")
     tail = text.rstrip("\n").splitlines()[-lines:]
     whose = "" if source is record else f" of child run {source.name} ({source.run_id})"
     console.print(f"Traceback{whose}, last {len(tail)} line(s):", markup=False)
     console.print("\n".join(tail), markup=False, highlight=False, soft_wrap=True)
+
+
+def _traceback_record(files: Sequence[ArtifactRecord]) -> ArtifactRecord | None:
+    return next((f for f in files if f.path == TRACEBACK_ARTIFACT), None)
 
 
 @app.command("logs")
@@ -332,11 +336,11 @@ def logs(
     record = client.find_run(run, experiment)
     printed = 0
     for target in _with_descendants(client, record):
-        names = [f.path for f in client.list_artifacts(target.run_id) if f.path in _LOG_FILES]
-        texts = {
-            name: client.read_artifact(target.run_id, name).decode("utf-8", errors="replace")
-            for name in sorted(names, key=_LOG_FILES.index)
-        }
+        files = sorted(
+            (f for f in client.list_artifacts(target.run_id) if f.path in _LOG_FILES),
+            key=lambda f: _LOG_FILES.index(f.path),
+        )
+        texts = {f.path: client.read_recorded(target, f).decode("utf-8", errors="replace") for f in files}
         if texts.get(TRACEBACK_ARTIFACT, "").strip() in texts.get("stderr.txt", ""):
             texts.pop(TRACEBACK_ARTIFACT, None)  # a step's worker already printed it to stderr
         for name, text in texts.items():

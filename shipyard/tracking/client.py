@@ -167,8 +167,12 @@ class TrackingClient:
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         """An artifact's bytes, verified against the sha256 recorded when it was logged."""
-        record = self._artifact_record(run_id, path)
-        return ArtifactStore(self.get_run(run_id).artifact_uri).read_bytes(record.path, record.sha256)
+        return self.read_recorded(self.get_run(run_id), self._artifact_record(run_id, path))
+
+    def read_recorded(self, run: Run, record: ArtifactRecord) -> bytes:
+        """The bytes of a file of ``run`` as :meth:`list_artifacts` gave it, verified against its sha256
+        (for callers that listed already: no second lookup of the run or the record)."""
+        return ArtifactStore(run.artifact_uri).read_bytes(record.path, record.sha256)
 
     def download_artifacts(self, run_id: str, path: str, local_dir: str | os.PathLike[str]) -> Path:
         """Copy an artifact file, or every file under a folder, into ``local_dir``, verifying each sha256."""

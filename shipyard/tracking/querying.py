@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from shipyard.tracking.client import TrackingClient
 
 _MAX_PAGE = 50_000
+# What a column's prefix may say, singular or plural, and the record field it names.
+COLUMN_KINDS = {
+    "metrics": "metrics",
+    "metric": "metrics",
+    "params": "params",
+    "param": "params",
+    "tags": "tags",
+    "tag": "tags",
+}
 
 
 def search_runs(
@@ -108,10 +117,9 @@ def _parse_columns(columns: Sequence[str] | None) -> dict[str, set[str] | None] 
     if isinstance(columns, str):
         raise InvalidInput("columns must be a list such as ['metrics.acc', 'params.model'], not a string")
     wanted: dict[str, set[str] | None] = {}
-    aliases = {"metric": "metrics", "param": "params", "tag": "tags"}
     for column in columns:
         kind, _, key = column.partition(".")
-        kind = aliases.get(kind, kind)
+        kind = COLUMN_KINDS.get(kind, kind)
         if kind not in ("metrics", "params", "tags") or not key:
             raise InvalidInput(
                 f"column {column!r} must look like metrics.KEY, params.KEY, tags.KEY or metrics.*"

@@ -697,8 +697,7 @@ class SqlTrackingStore:
                 conn.execute(
                     experiments.delete().where(experiments.c.experiment_id.in_(list(experiment_ids)))
                 )
-        for pk in keys:
-            self._forget_key(pk)
+        self._forget_keys(keys)
 
     def stale_runs(self, cutoff: int) -> list[Run]:
         """RUNNING runs whose last heartbeat is older than ``cutoff`` (epoch ms), oldest first, with tags."""
@@ -726,10 +725,11 @@ class SqlTrackingStore:
             ).rowcount
         return bool(ended)
 
-    def _forget_key(self, run_key: RunKey) -> None:
-        for run_id, pk in list(self._run_pks.items()):
-            if pk == run_key:
-                del self._run_pks[run_id]
+    def _forget_keys(self, run_keys: Iterable[RunKey]) -> None:
+        """Drop purged runs from the id → key cache (one pass, however many runs a collection purges)."""
+        gone = set(run_keys)
+        for run_id in [run_id for run_id, pk in self._run_pks.items() if pk in gone]:
+            del self._run_pks[run_id]
 
     def _load_runs(self, query: sa.Select) -> list[Run]:
         with self.db.read() as conn:
