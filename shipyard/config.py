@@ -44,6 +44,8 @@ class Settings:
     # older than heartbeat_timeout shows as LOST (its process died) and `shipyard gc --stale` ends it.
     heartbeat_interval: float = 5.0
     heartbeat_timeout: float = 60.0
+    # Team mode: the platform server (`shipyard server`) that keeps the records instead of db_url.
+    tracking_uri: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -123,6 +125,8 @@ class Settings:
     @property
     def store_description(self) -> str:
         """Where records live, for messages about what was (not) found: the metadata store and its home."""
+        if self.tracking_uri:
+            return f"the Shipyard server at {self.tracking_uri}"
         return f"{self.db_url}; home {self.home}: {self.sources.get('home', 'default')}"
 
 

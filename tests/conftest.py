@@ -150,6 +150,52 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
     return make_settings(tmp_path / "home", db_url=cluster.create_database())
 
 
+@contextlib.contextmanager
+def platform_server(settings: Settings) -> Iterator[str]:
+    """A real `shipyard server` app under uvicorn on 127.0.0.1 (in a thread) over ``settings``' store;
+    yields its URL and stops it on exit."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from shipyard.server.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the platform server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "http"])
+def tracking_backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The tracking contract's fixture: each SQL backend, and team mode against a platform server (on
+    SQLite) through the HTTP store."""
+    if request.param == "sqlite":
+        yield make_settings(tmp_path / "home")
+        return
+    if request.param == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        yield make_settings(tmp_path / "home", db_url=cluster.create_database())
+        return
+    server_settings = make_settings(tmp_path / "server")
+    with platform_server(server_settings) as url:
+        yield make_settings(tmp_path / "home", tracking_uri=url)
+
+
 def _unavailable(reason: str) -> None:
     # In CI (SHIPYARD_REQUIRE_RAY=1) a Ray that cannot start is a failure, not a skip.
     if os.environ.get("SHIPYARD_REQUIRE_RAY") == "1":

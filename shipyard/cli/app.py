@@ -23,6 +23,7 @@ from shipyard.cli import (
     runs_cmd,
     schedule_cmd,
     serve_cmd,
+    server_cmd,
     tune_cmd,
 )
 from shipyard.config import get_settings
@@ -80,6 +81,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)
 app.command("scheduler")(schedule_cmd.scheduler)
 app.command("serve")(serve_cmd.serve)
+app.command("server")(server_cmd.server)
 # Defined beside the other schedule commands; it belongs under `shipyard pipeline` for users.
 pipeline_cmd.app.command("schedule")(schedule_cmd.schedule_pipeline)
 

@@ -24,7 +24,12 @@ __all__ = [
 
 
 def open_stores(settings: Settings) -> MetadataStores:
-    """The metadata stores ``settings`` name: the SQL database at ``settings.db_url``."""
+    """The metadata stores ``settings`` name: the platform server at ``tracking_uri`` (team mode), else the
+    SQL database at ``db_url``."""
+    if settings.tracking_uri:
+        from shipyard.store.http import HttpStores
+
+        return HttpStores(settings.tracking_uri, settings)  # type: ignore[return-value]
     from shipyard.store.sql import SqlStores
 
     return SqlStores.open(settings)

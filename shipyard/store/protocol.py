@@ -26,11 +26,11 @@ if TYPE_CHECKING:
     from shipyard.registry.uri import RegistryUri
     from shipyard.tracking.backing import BackedVersion
     from shipyard.tracking.chunks import SeriesMap
-    from shipyard.tracking.filter_parser import Expr, OrderKey
     from shipyard.tracking.records import (
         ArtifactRecord,
         DatasetInput,
         Experiment,
+        GcReport,
         Metric,
         Run,
         RunStatus,
@@ -110,20 +110,18 @@ class TrackingStore(Protocol):
     def search_page(
         self,
         experiment_ids: Sequence[str],
-        expr: Expr | None,
-        order: Sequence[OrderKey],
+        filter: str | None,
+        order_by: Sequence[str] | None,
         *,
         offset: int,
         limit: int,
-        columns: Mapping[str, set[str] | None] | None,
+        columns: Sequence[str] | None,
         include_deleted: bool,
     ) -> list[Run]: ...
 
-    # garbage collection and lost runs
-    def garbage(self, cutoff: int) -> Garbage: ...
-    def purge(self, run_keys: Sequence[RunKey], experiment_ids: Sequence[str]) -> None: ...
-    def stale_runs(self, cutoff: int) -> list[Run]: ...
-    def end_if_stale(self, run_key: RunKey, cutoff: int, end_time: int) -> bool: ...
+    # maintenance: garbage collection and lost runs (on a server, admin operations it runs itself)
+    def collect_garbage(self, *, older_than_ms: int = 0, dry_run: bool = False) -> GcReport: ...
+    def mark_stale_runs(self, *, timeout_s: float | None = None, dry_run: bool = False) -> list[Run]: ...
 
 
 class RegistryStore(Protocol):

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
-_clients: dict[tuple[str, str], tuple[TrackingClient, MetricWriter]] = {}
+_clients: dict[tuple[str, str, str], tuple[TrackingClient, MetricWriter]] = {}
 _open_runs: dict[str, ActiveRun] = {}
 _stack = threading.local()
 _hooks_installed = False
@@ -48,7 +48,7 @@ def get_client(settings: Settings | None = None) -> TrackingClient:
 
 
 def _client_and_writer(settings: Settings) -> tuple[TrackingClient, MetricWriter]:
-    key = (settings.db_url, settings.artifact_root)
+    key = (settings.db_url, settings.artifact_root, settings.tracking_uri or "")
     pair = _clients.get(key)
     if pair is None:
         with _lock:

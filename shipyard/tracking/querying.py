@@ -57,18 +57,19 @@ def search_runs(
     else:
         names = [experiments] if isinstance(experiments, str) else list(experiments)
         experiment_ids = [client.get_experiment(name).experiment_id for name in names]
-    expr = parse_filter(filter)
-    order = parse_order_by(order_by)
-    wanted = _parse_columns(columns)
+    # Parsed here too, so a bad filter fails before any request or query (the store parses what it runs).
+    parse_filter(filter)
+    parse_order_by(order_by)
+    parse_columns(columns)
     fingerprint = _fingerprint(experiment_ids, filter, order_by, include_deleted)
     offset = _decode_token(page_token, fingerprint)
     rows = client.backend.search_page(
         experiment_ids,
-        expr,
-        order,
+        filter,
+        order_by,
         offset=offset,
         limit=max_results + 1,
-        columns=wanted,
+        columns=None if columns is None else list(columns),
         include_deleted=include_deleted,
     )
     token = _encode_token(offset + max_results, fingerprint) if len(rows) > max_results else None
@@ -111,7 +112,8 @@ def to_dataframe(found: Sequence[Run]) -> pd.DataFrame:
     return frame[fixed + dynamic]
 
 
-def _parse_columns(columns: Sequence[str] | None) -> dict[str, set[str] | None] | None:
+def parse_columns(columns: Sequence[str] | None) -> dict[str, set[str] | None] | None:
+    """``columns`` (``metrics.acc``, ``params.*`` …) as the keys to load per kind (None: every key)."""
     if columns is None:
         return None
     if isinstance(columns, str):

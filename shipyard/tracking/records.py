@@ -26,6 +26,9 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+# The tag `shipyard gc --stale` puts on a run it ended KILLED because its process stopped beating.
+STALE_TAG = "shipyard.stale"
+
 # The tag on a pipeline step's run naming the pipeline run it belongs to (the registry records it).
 PIPELINE_RUN_TAG = "shipyard.pipeline_run_id"
 
@@ -187,3 +190,14 @@ class RunList(list[Run]):
     def __init__(self, runs: list[Run], next_page_token: str | None) -> None:
         super().__init__(runs)
         self.next_page_token = next_page_token
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What a collection purged; ``kept`` names the registered versions whose packages stayed on disk."""
+
+    runs: int
+    experiments: int
+    artifact_roots: int
+    dry_run: bool
+    kept: tuple[str, ...] = ()

@@ -20,8 +20,8 @@ from shipyard import (
 from shipyard.tracking.client import TrackingClient
 
 
-def test_run_lifecycle_params_metrics_tags(backend_settings: Settings) -> None:
-    with shipyard.start_run("churn", name="rf-1", settings=backend_settings) as run:
+def test_run_lifecycle_params_metrics_tags(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("churn", name="rf-1", settings=tracking_backend_settings) as run:
         run.log_params({"model": "rf", "depth": 5})
         run.log_param("model", "rf")  # same value again is fine
         for step in range(10):
@@ -29,55 +29,63 @@ def test_run_lifecycle_params_metrics_tags(backend_settings: Settings) -> None:
         run.log_metrics({"acc": 0.91, "f1": 0.88}, step=3)
         run.set_tag("stage", "dev")
         assert run.status is RunStatus.RUNNING
-    stored = shipyard.get_client(backend_settings).get_run(run.run_id)
+    stored = shipyard.get_client(tracking_backend_settings).get_run(run.run_id)
     assert stored.status is RunStatus.FINISHED
     assert stored.end_time is not None and stored.end_time >= stored.start_time
     assert stored.params == {"model": "rf", "depth": "5"}
     assert stored.metrics == {"loss": pytest.approx(0.1), "acc": 0.91, "f1": 0.88}
     assert stored.tags == {"stage": "dev"}
-    history = shipyard.get_client(backend_settings).metric_history(run.run_id, "loss")
+    history = shipyard.get_client(tracking_backend_settings).metric_history(run.run_id, "loss")
     assert [p.step for p in history] == list(range(10))
     assert history[-1].value == pytest.approx(0.1)
 
 
-def test_latest_metric_is_highest_step_not_last_logged(backend_settings: Settings) -> None:
-    with shipyard.start_run("e", settings=backend_settings) as run:
+def test_latest_metric_is_highest_step_not_last_logged(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         run.log_metric("m", 5.0, step=10)
         run.flush()
         run.log_metric("m", 1.0, step=2)  # a late point for an earlier step
-    assert shipyard.get_client(backend_settings).get_run(run.run_id).metrics["m"] == 5.0
+    assert shipyard.get_client(tracking_backend_settings).get_run(run.run_id).metrics["m"] == 5.0
 
 
-def test_nan_and_inf_round_trip(backend_settings: Settings) -> None:
-    with shipyard.start_run("e", settings=backend_settings) as run:
+def test_nan_and_inf_round_trip(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         run.log_metric("x", float("nan"), step=0)
         run.log_metric("x", float("inf"), step=1)
         run.log_metric("x", float("-inf"), step=2)
         run.log_metric("y", float("nan"))
-    client = shipyard.get_client(backend_settings)
+    client = shipyard.get_client(tracking_backend_settings)
     values = [p.value for p in client.metric_history(run.run_id, "x")]
     assert math.isnan(values[0]) and values[1] == math.inf and values[2] == -math.inf
     assert math.isnan(client.get_run(run.run_id).metrics["y"])
 
 
-def test_failed_and_killed_status(backend_settings: Settings) -> None:
-    with pytest.raises(ZeroDivisionError), shipyard.start_run("e", settings=backend_settings) as failing:
+def test_failed_and_killed_status(tracking_backend_settings: Settings) -> None:
+    with (
+        pytest.raises(ZeroDivisionError),
+        shipyard.start_run("e", settings=tracking_backend_settings) as failing,
+    ):
         failing.log_metric("before", 1.0)
         raise ZeroDivisionError
-    with pytest.raises(KeyboardInterrupt), shipyard.start_run("e", settings=backend_settings) as killed:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        shipyard.start_run("e", settings=tracking_backend_settings) as killed,
+    ):
         raise KeyboardInterrupt
-    client = shipyard.get_client(backend_settings)
+    client = shipyard.get_client(tracking_backend_settings)
     assert client.get_run(failing.run_id).status is RunStatus.FAILED
     assert client.get_run(failing.run_id).metrics == {"before": 1.0}  # points before the crash are kept
     assert client.get_run(killed.run_id).status is RunStatus.KILLED
 
 
-def test_nested_runs_and_lookup_by_name(backend_settings: Settings) -> None:
-    with shipyard.start_run("nest", name="parent", settings=backend_settings) as parent:
-        with shipyard.start_run("nest", name="child", parent=parent, settings=backend_settings) as child:
+def test_nested_runs_and_lookup_by_name(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("nest", name="parent", settings=tracking_backend_settings) as parent:
+        with shipyard.start_run(
+            "nest", name="child", parent=parent, settings=tracking_backend_settings
+        ) as child:
             assert shipyard.active_run() is child
         assert shipyard.active_run() is parent
-    client = shipyard.get_client(backend_settings)
+    client = shipyard.get_client(tracking_backend_settings)
     assert client.get_run(child.run_id).parent_run_id == parent.run_id
     assert client.get_run_by_name("child", "nest").run_id == child.run_id
     assert client.find_run("parent").run_id == parent.run_id
@@ -85,16 +93,16 @@ def test_nested_runs_and_lookup_by_name(backend_settings: Settings) -> None:
     assert [r.run_id for r in children] == [child.run_id]
 
 
-def test_param_change_is_a_conflict(backend_settings: Settings) -> None:
-    with shipyard.start_run("e", settings=backend_settings) as run:
+def test_param_change_is_a_conflict(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         run.log_param("lr", 0.1)
         with pytest.raises(Conflict, match="'lr'"):
             run.log_param("lr", 0.2)
         run.log_param("lr", 0.1)
 
 
-def test_logging_to_a_finished_run_raises(backend_settings: Settings) -> None:
-    with shipyard.start_run("e", settings=backend_settings) as run:
+def test_logging_to_a_finished_run_raises(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         pass
     for call in (
         lambda: run.log_metric("a", 1.0),
@@ -106,22 +114,22 @@ def test_logging_to_a_finished_run_raises(backend_settings: Settings) -> None:
             call()
 
 
-def test_unknown_ids_raise_not_found_naming_them(backend_settings: Settings) -> None:
-    client = shipyard.get_client(backend_settings)
+def test_unknown_ids_raise_not_found_naming_them(tracking_backend_settings: Settings) -> None:
+    client = shipyard.get_client(tracking_backend_settings)
     with pytest.raises(NotFound, match="deadbeef"):
         client.get_run("deadbeef")
     with pytest.raises(NotFound, match="nope"):
         client.get_experiment("nope")
     with pytest.raises(NotFound, match="missing-parent"):
-        shipyard.start_run("e", parent="missing-parent", settings=backend_settings)
-    with shipyard.start_run("e", settings=backend_settings) as run:
+        shipyard.start_run("e", parent="missing-parent", settings=tracking_backend_settings)
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         run.log_metric("acc", 1.0)
     with pytest.raises(NotFound, match="has no metric 'loss'; it has: acc"):
         client.metric_history(run.run_id, "loss")
 
 
-def test_non_numeric_metric_names_the_key(backend_settings: Settings) -> None:
-    with shipyard.start_run("e", settings=backend_settings) as run:
+def test_non_numeric_metric_names_the_key(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         for bad in ("0.5", None, [1.0], True):
             with pytest.raises(InvalidInput, match="'acc'"):
                 run.log_metric("acc", bad)  # type: ignore[arg-type]
@@ -131,16 +139,16 @@ def test_non_numeric_metric_names_the_key(backend_settings: Settings) -> None:
             run.log_metric("acc", 1.0, step=1.5)  # type: ignore[arg-type]
 
 
-def test_numpy_values_are_accepted(backend_settings: Settings) -> None:
+def test_numpy_values_are_accepted(tracking_backend_settings: Settings) -> None:
     np = pytest.importorskip("numpy")
-    with shipyard.start_run("e", settings=backend_settings) as run:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         run.log_metric("a", np.float32(0.5), step=np.int64(3))
         run.log_metric("b", np.int64(7))
-    assert shipyard.get_client(backend_settings).get_run(run.run_id).metrics == {"a": 0.5, "b": 7.0}
+    assert shipyard.get_client(tracking_backend_settings).get_run(run.run_id).metrics == {"a": 0.5, "b": 7.0}
 
 
-def test_experiments_create_list_delete(backend_settings: Settings) -> None:
-    client = TrackingClient(backend_settings)
+def test_experiments_create_list_delete(tracking_backend_settings: Settings) -> None:
+    client = TrackingClient(tracking_backend_settings)
     exp = client.create_experiment("alpha", description="first")
     with pytest.raises(AlreadyExists, match="alpha"):
         client.create_experiment("alpha")
@@ -154,31 +162,31 @@ def test_experiments_create_list_delete(backend_settings: Settings) -> None:
     assert client.get_or_create_experiment("alpha").experiment_id == exp.experiment_id
 
 
-def test_duplicate_run_name_in_experiment_is_refused(backend_settings: Settings) -> None:
-    with shipyard.start_run("e", name="same", settings=backend_settings):
+def test_duplicate_run_name_in_experiment_is_refused(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("e", name="same", settings=tracking_backend_settings):
         pass
     with pytest.raises(AlreadyExists, match="same"):
-        shipyard.start_run("e", name="same", settings=backend_settings)
-    with shipyard.start_run("other", name="same", settings=backend_settings):
+        shipyard.start_run("e", name="same", settings=tracking_backend_settings)
+    with shipyard.start_run("other", name="same", settings=tracking_backend_settings):
         pass  # names are unique per experiment only
 
 
-def test_resume_run_by_id(backend_settings: Settings) -> None:
-    with shipyard.start_run("e", settings=backend_settings) as run:
+def test_resume_run_by_id(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         run.log_metric("m", 1.0, step=0)
-    with shipyard.start_run(run_id=run.run_id, settings=backend_settings) as again:
+    with shipyard.start_run(run_id=run.run_id, settings=tracking_backend_settings) as again:
         again.log_metric("m", 2.0, step=1)
-    client = shipyard.get_client(backend_settings)
+    client = shipyard.get_client(tracking_backend_settings)
     assert [p.value for p in client.metric_history(run.run_id, "m")] == [1.0, 2.0]
     assert client.get_run(run.run_id).status is RunStatus.FINISHED
 
 
-def test_artifacts_are_hashed_and_indexed(backend_settings: Settings, tmp_path: Path) -> None:
+def test_artifacts_are_hashed_and_indexed(tracking_backend_settings: Settings, tmp_path: Path) -> None:
     source = tmp_path / "out"
     (source / "sub").mkdir(parents=True)
     (source / "a.txt").write_text("alpha")
     (source / "sub" / "b.txt").write_text("beta")
-    with shipyard.start_run("e", settings=backend_settings) as run:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         single = run.log_artifact(source / "a.txt", artifact_path="files")
         run.log_artifacts(source, artifact_path="tree")
         run.log_dict({"k": [1, 2]}, "config.json")
@@ -186,17 +194,17 @@ def test_artifacts_are_hashed_and_indexed(backend_settings: Settings, tmp_path: 
         with pytest.raises(InvalidInput, match=r"escape|\.\."):
             run.log_text("x", "../outside.txt")
     assert single.sha256 == "8ed3f6ad685b959ead7022518e1af76cd816f8e8ec7ccdda1ed4018e8f2223f8"
-    paths = [a.path for a in shipyard.get_client(backend_settings).list_artifacts(run.run_id)]
+    paths = [a.path for a in shipyard.get_client(tracking_backend_settings).list_artifacts(run.run_id)]
     assert paths == ["config.json", "files/a.txt", "notes/readme.md", "tree/a.txt", "tree/sub/b.txt"]
     assert not (Path(run.artifact_uri).parent / "outside.txt").exists()
 
 
-def test_log_input_records_hash_and_schema(backend_settings: Settings, tmp_path: Path) -> None:
+def test_log_input_records_hash_and_schema(tracking_backend_settings: Settings, tmp_path: Path) -> None:
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]})
     csv = tmp_path / "data.csv"
     frame.to_csv(csv, index=False)
-    with shipyard.start_run("e", settings=backend_settings) as run:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         first = run.log_input(frame, name="train")
         again = run.log_input(frame.copy(), name="train")
         from_file = run.log_input(csv)
@@ -207,19 +215,19 @@ def test_log_input_records_hash_and_schema(backend_settings: Settings, tmp_path:
     from shipyard.tracking.datasets import describe_dataset
 
     assert describe_dataset(changed).digest != first.digest
-    inputs = shipyard.get_client(backend_settings).dataset_inputs(run.run_id)
+    inputs = shipyard.get_client(tracking_backend_settings).dataset_inputs(run.run_id)
     assert [d.name for d in inputs] == ["train", "data.csv"]
-    found = shipyard.get_client(backend_settings).search_runs("e", "datasets.name = 'train'")
+    found = shipyard.get_client(tracking_backend_settings).search_runs("e", "datasets.name = 'train'")
     assert [r.run_id for r in found] == [run.run_id]
 
 
-def test_search_filters_orders_and_pages(backend_settings: Settings) -> None:
+def test_search_filters_orders_and_pages(tracking_backend_settings: Settings) -> None:
     for i in range(12):
-        with shipyard.start_run("s", name=f"r{i}", settings=backend_settings) as run:
+        with shipyard.start_run("s", name=f"r{i}", settings=tracking_backend_settings) as run:
             run.log_params({"model": "rf" if i % 2 else "lr", "depth": i})
             run.log_metric("acc", i / 10)
             run.set_tag("team", "a" if i < 6 else "b")
-    client = shipyard.get_client(backend_settings)
+    client = shipyard.get_client(tracking_backend_settings)
     found = client.search_runs(
         "s", "metrics.acc > 0.5 and params.model = 'rf'", order_by=["metrics.acc desc"]
     )
@@ -243,8 +251,8 @@ def test_search_filters_orders_and_pages(backend_settings: Settings) -> None:
     assert len(frame) == 6 and "metrics.acc" in frame.columns
 
 
-def test_bad_filter_names_token_and_position(backend_settings: Settings) -> None:
-    client = shipyard.get_client(backend_settings)
+def test_bad_filter_names_token_and_position(tracking_backend_settings: Settings) -> None:
+    client = shipyard.get_client(tracking_backend_settings)
     client.create_experiment("s")
     with pytest.raises(InvalidInput) as info:
         client.search_runs("s", "metrics.acc > 0.9 and and params.x = 'y'")
@@ -253,15 +261,15 @@ def test_bad_filter_names_token_and_position(backend_settings: Settings) -> None
         client.search_runs("s", None, page_token="garbage!")
 
 
-def test_delete_and_gc_remove_runs_and_artifacts(backend_settings: Settings) -> None:
+def test_delete_and_gc_remove_runs_and_artifacts(tracking_backend_settings: Settings) -> None:
     from shipyard.tracking.gc import collect_garbage
 
-    with shipyard.start_run("g", settings=backend_settings) as keep:
+    with shipyard.start_run("g", settings=tracking_backend_settings) as keep:
         keep.log_text("k", "k.txt")
-    with shipyard.start_run("g", settings=backend_settings) as doomed:
+    with shipyard.start_run("g", settings=tracking_backend_settings) as doomed:
         doomed.log_text("d", "d.txt")
         doomed.log_metric("m", 1.0)
-    client = shipyard.get_client(backend_settings)
+    client = shipyard.get_client(tracking_backend_settings)
     client.delete_run(doomed.run_id)
     assert [r.run_id for r in client.search_runs("g")] == [keep.run_id]
     report = collect_garbage(client)
@@ -273,29 +281,29 @@ def test_delete_and_gc_remove_runs_and_artifacts(backend_settings: Settings) -> 
 
 
 def test_generated_name_clash_draws_a_new_name(
-    backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    tracking_backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shipyard.store.sql import tracking as client_module
     from shipyard.tracking.naming import generate_run_name
 
     first, second = "a" * 32, "b" * 32
-    with shipyard.start_run("clash", name=generate_run_name(first), settings=backend_settings):
+    with shipyard.start_run("clash", name=generate_run_name(first), settings=tracking_backend_settings):
         pass
     ids = iter([first, second])
     monkeypatch.setattr(client_module, "new_id", lambda: next(ids))
-    with shipyard.start_run("clash", settings=backend_settings) as run:
+    with shipyard.start_run("clash", settings=tracking_backend_settings) as run:
         pass
     assert run.run_id == second and run.name == generate_run_name(second)
 
 
-def test_runs_with_tag_finds_across_experiments_newest_first(backend_settings: Settings) -> None:
-    client = shipyard.get_client(backend_settings)
+def test_runs_with_tag_finds_across_experiments_newest_first(tracking_backend_settings: Settings) -> None:
+    client = shipyard.get_client(tracking_backend_settings)
     found = []
     for experiment, status in (("a", RunStatus.FINISHED), ("b", RunStatus.FAILED), ("b", RunStatus.FINISHED)):
-        with shipyard.start_run(experiment, tags={"key": "k1"}, settings=backend_settings) as run:
+        with shipyard.start_run(experiment, tags={"key": "k1"}, settings=tracking_backend_settings) as run:
             run.end(status)
         found.append(run.run_id)
-    with shipyard.start_run("a", tags={"key": "other"}, settings=backend_settings):
+    with shipyard.start_run("a", tags={"key": "other"}, settings=tracking_backend_settings):
         pass
     assert [r.run_id for r in client.runs_with_tag("key", "k1")] == found[::-1]
     finished = client.runs_with_tag("key", "k1", status=RunStatus.FINISHED, limit=1)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import logging
 import math
 import os
 import socket
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +25,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from shipyard.config import Settings
-from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError
+from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.db import MetadataStore
 from shipyard.store.protocol import Garbage, RunKey
 from shipyard.store.schema import (
@@ -44,13 +47,15 @@ from shipyard.store.sql.search import build_search_statement
 from shipyard.tracking import backing, chunks, naming
 from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import SeriesMap
-from shipyard.tracking.filter_parser import Expr, OrderKey
-from shipyard.tracking.querying import stale_before
+from shipyard.tracking.filter_parser import parse_filter, parse_order_by
+from shipyard.tracking.querying import parse_columns, stale_before
 from shipyard.tracking.records import (
     DEFAULT_EXPERIMENT,
+    STALE_TAG,
     ArtifactRecord,
     DatasetInput,
     Experiment,
+    GcReport,
     LifecycleStage,
     Metric,
     Run,
@@ -61,6 +66,7 @@ from shipyard.tracking.records import (
 )
 from shipyard.tracking.values import text_value
 
+log = logging.getLogger(__name__)
 _CHUNK = 900  # ids per IN (...) list; well under every backend's bound-parameter limit
 _MAX_PARAM_VALUE = 8000
 _MAX_TAG_VALUE = 8000
@@ -634,20 +640,24 @@ class SqlTrackingStore:
     def search_page(
         self,
         experiment_ids: Sequence[str],
-        expr: Expr | None,
-        order: Sequence[OrderKey],
+        filter: str | None,
+        order_by: Sequence[str] | None,
         *,
         offset: int,
         limit: int,
-        columns: Mapping[str, set[str] | None] | None,
+        columns: Sequence[str] | None,
         include_deleted: bool,
     ) -> list[Run]:
-        """One page of a search: the runs of ``experiment_ids`` matching ``expr`` in ``order``, rows
-        ``offset`` to ``offset + limit``, with only the ``columns`` keys loaded (all when None)."""
+        """One page of a search: the runs of ``experiment_ids`` matching ``filter`` in ``order_by`` order,
+        rows ``offset`` to ``offset + limit``, with only the ``columns`` keys loaded (all when None).
+
+        Raises:
+            FilterSyntaxError: a filter or order that does not parse (token and position named).
+        """
         statement = build_search_statement(
             experiment_ids,
-            expr,
-            order,
+            parse_filter(filter),
+            parse_order_by(order_by),
             lifecycle_stage=None if include_deleted else LifecycleStage.ACTIVE.value,
             offset=offset,
             limit=limit,
@@ -655,10 +665,10 @@ class SqlTrackingStore:
         )
         with self.db.read() as conn:
             rows = [row._mapping for row in conn.execute(statement)]
-            return hydrate_runs(conn, rows, columns, stale_before(self.settings))
+            return hydrate_runs(conn, rows, parse_columns(columns), stale_before(self.settings))
 
     # ------------------------------------------------------------------ garbage and lost runs
-    def garbage(self, cutoff: int) -> Garbage:
+    def _garbage(self, cutoff: int) -> Garbage:
         """Experiments deleted (last updated) at or before ``cutoff`` (epoch ms), runs deleted that started
         at or before it or belong to those experiments, and the registered versions whose packages lie in
         those runs' folders."""
@@ -686,7 +696,7 @@ class SqlTrackingStore:
             protected=protected,
         )
 
-    def purge(self, run_keys: Sequence[RunKey], experiment_ids: Sequence[str]) -> None:
+    def _purge(self, run_keys: Sequence[RunKey], experiment_ids: Sequence[str]) -> None:
         """Remove these runs' and experiments' records for good (their child rows go with them)."""
         keys = list(run_keys)
         with self.db.write() as conn:
@@ -699,7 +709,7 @@ class SqlTrackingStore:
                 )
         self._forget_keys(keys)
 
-    def stale_runs(self, cutoff: int) -> list[Run]:
+    def _stale_runs(self, cutoff: int) -> list[Run]:
         """RUNNING runs whose last heartbeat is older than ``cutoff`` (epoch ms), oldest first, with tags."""
         query = sa.select(runs).where(
             runs.c.status == RunStatus.RUNNING.value,
@@ -710,7 +720,7 @@ class SqlTrackingStore:
             rows = [row._mapping for row in conn.execute(query.order_by(runs.c.start_time))]
             return hydrate_runs(conn, rows, {"tags": None}, stale_before=cutoff)
 
-    def end_if_stale(self, run_key: RunKey, cutoff: int, end_time: int) -> bool:
+    def _end_if_stale(self, run_key: RunKey, cutoff: int, end_time: int) -> bool:
         """End the run KILLED at ``end_time`` if it is still RUNNING with a heartbeat older than ``cutoff``
         (it may have beaten again since it was read); whether it was ended."""
         with self.db.write() as conn:
@@ -724,6 +734,66 @@ class SqlTrackingStore:
                 .values(status=RunStatus.KILLED.value, end_time=end_time)
             ).rowcount
         return bool(ended)
+
+    def collect_garbage(self, *, older_than_ms: int = 0, dry_run: bool = False) -> GcReport:
+        """Purge runs and experiments deleted at least ``older_than_ms`` ago (by start/update time), with
+        their artifact folders.
+
+        A folder holding a registered version's package is never removed (the version references it, not
+        the run): such a run and its experiment stay deleted but unpurged, ``kept`` names the versions, and a
+        later collection purges them once no version references the folder.
+        """
+        found = self._garbage(now_ms() - older_than_ms)
+        protected = found.protected
+        # A run whose folder holds a registered package stays (deleted, with its experiment) until no version
+        # references it, so a later collection removes its records and folder together.
+        kept_runs = [folder for _, folder, _ in found.runs if folder in protected]
+        kept_experiments = {experiment for _, folder, experiment in found.runs if folder in protected}
+        purged_runs = [(key, folder) for key, folder, _ in found.runs if folder not in protected]
+        purged_experiments = [
+            (eid, location) for eid, location in found.experiments if eid not in kept_experiments
+        ]
+        kept = tuple(
+            sorted({v.describe() for versions in protected.values() for v in versions}, key=str.casefold)
+        )
+        if dry_run:
+            return GcReport(len(purged_runs), len(purged_experiments), len(purged_runs), True, kept)
+        self._purge([key for key, _ in purged_runs], [eid for eid, _ in purged_experiments])
+        removed = sum(_remove_tree(folder) for _, folder in purged_runs)
+        for folder in kept_runs:
+            log.info("kept %s: it holds %s", folder, backing.describe_all(protected[folder]))
+        for _, location in purged_experiments:
+            _remove_tree(location)
+        return GcReport(len(purged_runs), len(purged_experiments), removed, False, kept)
+
+    def mark_stale_runs(self, *, timeout_s: float | None = None, dry_run: bool = False) -> list[Run]:
+        """End every RUNNING run whose heartbeat is older than ``timeout_s`` (default: the heartbeat
+        timeout) KILLED, at its last heartbeat, tagged with the process that stopped beating.
+
+        A run that beats again between the read and the update (a paused, not dead, process) is left
+        RUNNING: the update re-checks the heartbeat.
+
+        Returns:
+            The runs marked (or, with ``dry_run``, those that would be), as they were before.
+        """
+        cutoff = stale_before(self.settings) if timeout_s is None else now_ms() - int(timeout_s * 1000)
+        found = self._stale_runs(cutoff)
+        if dry_run:
+            return found
+        marked = []
+        for run in found:
+            assert run.heartbeat_at is not None
+            key = self.run_key(run.run_id)
+            if self._end_if_stale(key, cutoff, run.heartbeat_at):
+                last = datetime.fromtimestamp(run.heartbeat_at / 1000, tz=UTC).strftime(
+                    "%Y-%m-%d %H:%M:%S UTC"
+                )
+                who = f"process {run.process}" if run.process else "its process"
+                self.set_tags(
+                    key, {STALE_TAG: f"{who} stopped beating at {last}; ended by shipyard gc --stale"}
+                )
+                marked.append(run)
+        return marked
 
     def _forget_keys(self, run_keys: Iterable[RunKey]) -> None:
         """Drop purged runs from the id → key cache (one pass, however many runs a collection purges)."""
@@ -865,3 +935,14 @@ def versions_under(conn: Connection, roots: Iterable[str]) -> dict[str, list[Bac
                 BackedVersion(name, version, stage, tuple(sorted(aliases[pk])), package_uri)
             )
     return dict(found)
+
+
+def _remove_tree(uri: str) -> int:
+    try:
+        store = ArtifactStore(uri)
+        if store.exists(""):
+            store.delete("")
+            return 1
+    except ShipyardError as exc:  # metadata is gone already; leftover files are only disk space
+        log.warning("could not remove artifacts at %s: %s", uri, exc)
+    return 0

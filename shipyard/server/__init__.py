@@ -1,0 +1,1 @@
+"""The platform server: one REST API over a deployment's records, for team mode."""

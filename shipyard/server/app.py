@@ -1,0 +1,92 @@
+"""The platform server's ASGI app: one versioned REST API (``/api/v1``) over a deployment's stores.
+
+Routes hold a :class:`~shipyard.store.protocol.MetadataStores` (the SQL one: the server is where team mode's
+records live) and answer in JSON. Errors have one shape, ``{"error": {"code", "message", "field"?}}``, with
+400 (bad input), 401, 403, 404, 409, 413 and 422 (a body that does not match the route's schema, naming the
+field); the HTTP stores turn the code back into the same typed exception embedded mode raises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from shipyard import __version__
+from shipyard.config import Settings
+from shipyard.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ShipyardError,
+    StoreError,
+    Unauthorized,
+)
+from shipyard.server import tracking_routes
+from shipyard.store import open_stores
+from shipyard.store.protocol import MetadataStores
+
+# (error class, HTTP status, code): the first match wins, so subclasses come before their bases.
+ERRORS: list[tuple[type[ShipyardError], int, str]] = [
+    (NotFound, 404, "NOT_FOUND"),
+    (AlreadyExists, 409, "ALREADY_EXISTS"),
+    (Conflict, 409, "CONFLICT"),
+    (InvalidInput, 400, "INVALID_INPUT"),
+    (Unauthorized, 401, "UNAUTHORIZED"),
+    (Forbidden, 403, "FORBIDDEN"),
+    (StoreError, 503, "STORE_UNAVAILABLE"),
+    (ShipyardError, 500, "INTERNAL"),
+]
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
+def create_app(settings: Settings, *, stores: MetadataStores | None = None) -> FastAPI:
+    """The server app over ``stores`` (default: the SQL stores ``settings`` name)."""
+    app = FastAPI(
+        title="Shipyard platform server",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.stores = stores or open_stores(settings)
+
+    @app.exception_handler(ShipyardError)
+    async def _shipyard_error(request: Request, exc: ShipyardError) -> JSONResponse:
+        for kind, status, code in ERRORS:
+            if isinstance(exc, kind):
+                return JSONResponse(error_body(code, str(exc)), status_code=status)
+        return JSONResponse(error_body("INTERNAL", str(exc)), status_code=500)  # pragma: no cover
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
+        return JSONResponse(error_body("UNPROCESSABLE", message, field or None), status_code=422)
+
+    @app.get("/api/v1/health", tags=["server"])
+    def health() -> dict[str, str]:
+        """Liveness and the server's version."""
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(tracking_routes.router, prefix="/api/v1")
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``shipyard server``'s worker processes: settings from the environment it prepared."""
+    from shipyard.config import get_settings
+
+    return create_app(get_settings())

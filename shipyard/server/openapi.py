@@ -1,0 +1,23 @@
+"""The server's OpenAPI document: ``python -m shipyard.server.openapi > docs/openapi.json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from typing import Any
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document of the server's app (built over a throw-away store)."""
+    from shipyard.config import Settings
+    from shipyard.server.app import create_app
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings.load(environ={"SHIPYARD_HOME": home}, cwd=home)
+        return create_app(settings).openapi()
+
+
+if __name__ == "__main__":
+    sys.stdout.write(json.dumps(document(), indent=2, sort_keys=True) + "\n")
+    sys.exit(0)

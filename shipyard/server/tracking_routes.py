@@ -1,0 +1,334 @@
+"""Tracking over REST: experiments, runs, params, tags, metric batches, artifact records, datasets, search.
+
+Each route is one :class:`~shipyard.store.protocol.TrackingStore` call on the server's store; runs are named
+by id in paths (the store's integer keys never leave the server).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from shipyard.store import wire
+from shipyard.store.protocol import TrackingStore
+from shipyard.tracking import naming
+from shipyard.tracking.records import ArtifactRecord, DatasetInput, RunStatus
+
+router = APIRouter(tags=["tracking"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewExperiment(_Body):
+    name: str
+    description: str | None = None
+    artifact_location: str | None = None
+
+
+class NewRun(_Body):
+    experiment: str
+    name: str | None = None
+    parent_run_id: str | None = None
+    tags: dict[str, Any] | None = None
+
+
+class Values(_Body):
+    values: dict[str, Any]
+
+
+class RunIds(_Body):
+    run_ids: list[str]
+
+
+class SeriesEntry(_Body):
+    run_id: str
+    key: str
+    steps: list[int]
+    values: list[float | str]
+    timestamps: list[int]
+
+
+class MetricBatch(_Body):
+    metrics: list[SeriesEntry]
+
+
+class EndRun(_Body):
+    status: RunStatus
+    metrics: list[SeriesEntry] = Field(default_factory=list)
+
+
+class ArtifactFiles(_Body):
+    files: list[dict[str, Any]]
+
+
+class Dataset(_Body):
+    name: str
+    digest: str
+    source: str | None = None
+    source_type: str | None = None
+    num_rows: int | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    context: str | None = None
+
+
+class Search(_Body):
+    experiment_ids: list[str]
+    filter: str | None = None
+    order_by: list[str] | None = None
+    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=50_001)
+    columns: list[str] | None = None
+    include_deleted: bool = False
+
+
+class RecentKeys(_Body):
+    run_ids: list[str]
+    limit: int = Field(6, ge=0, le=1000)
+    exclude_prefixes: list[str] = Field(default_factory=lambda: ["system/"])
+
+
+def _store(request: Request) -> TrackingStore:
+    return request.app.state.stores.tracking
+
+
+def _pending(store: TrackingStore, entries: list[SeriesEntry]) -> dict[tuple[int, str], Any]:
+    pending = {}
+    for run_id, key, series in wire.series_in(e.model_dump() for e in entries):
+        naming.check_key(key, "metric")
+        pending[(store.run_key(run_id), key)] = series
+    return pending
+
+
+# ---------------------------------------------------------------------- experiments
+@router.post("/experiments", status_code=201)
+def create_experiment(body: NewExperiment, request: Request) -> dict[str, Any]:
+    found = _store(request).create_experiment(
+        body.name, description=body.description, artifact_location=body.artifact_location
+    )
+    return wire.to_json(found)
+
+
+@router.get("/experiments")
+def list_experiments(request: Request, include_deleted: bool = False) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).list_experiments(include_deleted=include_deleted))
+
+
+@router.get("/experiments/{id_or_name}")
+def get_experiment(id_or_name: str, request: Request) -> dict[str, Any]:
+    return wire.to_json(_store(request).get_experiment(id_or_name))
+
+
+@router.put("/experiments/{name}")
+def get_or_create_experiment(name: str, request: Request) -> dict[str, Any]:
+    """The active experiment ``name``, created when missing (idempotent)."""
+    return wire.to_json(_store(request).get_or_create_experiment(name))
+
+
+@router.delete("/experiments/{id_or_name}")
+def delete_experiment(id_or_name: str, request: Request, force: bool = False) -> dict[str, Any]:
+    return wire.to_json(_store(request).delete_experiment(id_or_name, force=force))
+
+
+@router.post("/experiments/{id_or_name}/restore")
+def restore_experiment(id_or_name: str, request: Request) -> dict[str, Any]:
+    return wire.to_json(_store(request).restore_experiment(id_or_name))
+
+
+@router.get("/experiments/{id_or_name}/backed-versions")
+def versions_backed_by_experiment(id_or_name: str, request: Request) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).versions_backed_by_experiment(id_or_name))
+
+
+# ---------------------------------------------------------------------- runs
+@router.post("/runs", status_code=201)
+def create_run(body: NewRun, request: Request) -> dict[str, Any]:
+    run, _ = _store(request).create_run(
+        body.experiment, name=body.name, parent_run_id=body.parent_run_id, tags=body.tags
+    )
+    return wire.to_json(run)
+
+
+@router.get("/runs")
+def find_run(
+    request: Request,
+    id_or_name: str | None = None,
+    name: str | None = None,
+    experiment: str | None = None,
+) -> dict[str, Any]:
+    """A run by ``id_or_name`` (in ``experiment`` when given), or by exact ``name`` in ``experiment``."""
+    store = _store(request)
+    if name is not None:
+        return wire.to_json(store.get_run_by_name(name, experiment or "Default"))
+    return wire.to_json(store.find_run(id_or_name or "", experiment))
+
+
+@router.post("/runs/beat", status_code=204)
+def beat(body: RunIds, request: Request) -> None:
+    store = _store(request)
+    store.beat([store.run_key(run_id) for run_id in body.run_ids])
+
+
+@router.post("/runs/search")
+def search_page(body: Search, request: Request) -> list[dict[str, Any]]:
+    found = _store(request).search_page(
+        body.experiment_ids,
+        body.filter,
+        body.order_by,
+        offset=body.offset,
+        limit=body.limit,
+        columns=body.columns,
+        include_deleted=body.include_deleted,
+    )
+    return wire.to_json(found)
+
+
+@router.get("/runs/with-tag")
+def runs_with_tag(
+    request: Request,
+    key: str,
+    value: str,
+    status: RunStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10,
+) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).runs_with_tag(key, value, status=status, limit=limit))
+
+
+@router.post("/runs/recent-metric-keys")
+def recent_metric_keys(body: RecentKeys, request: Request) -> list[str]:
+    return _store(request).recent_metric_keys(
+        body.run_ids, limit=body.limit, exclude_prefixes=body.exclude_prefixes
+    )
+
+
+@router.post("/metrics", status_code=204)
+def write_metrics(body: MetricBatch, request: Request) -> None:
+    """Store a batch of points (one request per client flush), all or nothing."""
+    store = _store(request)
+    store.write_metrics(_pending(store, body.metrics))
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: str, request: Request) -> dict[str, Any]:
+    return wire.to_json(_store(request).get_run(run_id))
+
+
+@router.post("/runs/{run_id}/resume")
+def resume_run(run_id: str, request: Request) -> dict[str, Any]:
+    run, _ = _store(request).resume_run(run_id)
+    return wire.to_json(run)
+
+
+@router.post("/runs/{run_id}/end")
+def end_run(run_id: str, body: EndRun, request: Request) -> dict[str, int]:
+    """End a run with its last points, in one transaction; the end time."""
+    store = _store(request)
+    key = store.run_key(run_id)
+    return {"end_time": store.set_terminated(key, body.status, _pending(store, body.metrics))}
+
+
+@router.get("/runs/{run_id}/status")
+def run_status(run_id: str, request: Request) -> dict[str, str]:
+    store = _store(request)
+    return {"status": store.run_status(store.run_key(run_id)).value}
+
+
+@router.delete("/runs/{run_id}")
+def delete_run(run_id: str, request: Request, force: bool = False) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).delete_run(run_id, force=force))
+
+
+@router.post("/runs/{run_id}/restore", status_code=204)
+def restore_run(run_id: str, request: Request) -> None:
+    _store(request).restore_run(run_id)
+
+
+@router.post("/runs/{run_id}/params", status_code=204)
+def log_params(run_id: str, body: Values, request: Request) -> None:
+    store = _store(request)
+    store.log_params(store.run_key(run_id), body.values)
+
+
+@router.patch("/runs/{run_id}/tags", status_code=204)
+def set_tags(run_id: str, body: Values, request: Request) -> None:
+    store = _store(request)
+    store.set_tags(store.run_key(run_id), body.values)
+
+
+@router.delete("/runs/{run_id}/tags/{key}", status_code=204)
+def delete_tag(run_id: str, key: str, request: Request) -> None:
+    store = _store(request)
+    store.delete_tag(store.run_key(run_id), key)
+
+
+@router.get("/runs/{run_id}/metrics/{key}/history")
+def metric_history(run_id: str, key: str, request: Request) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).metric_history(run_id, key))
+
+
+@router.post("/runs/{run_id}/artifact-records", status_code=204)
+def record_artifacts(run_id: str, body: ArtifactFiles, request: Request) -> None:
+    store = _store(request)
+    files = [ArtifactRecord(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in body.files]
+    store.record_artifacts(store.run_key(run_id), files)
+
+
+@router.get("/runs/{run_id}/artifact-records")
+def list_artifacts(run_id: str, request: Request, prefix: str = "") -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).list_artifacts(run_id, prefix))
+
+
+@router.post("/runs/{run_id}/datasets", status_code=204)
+def log_dataset_input(run_id: str, body: Dataset, request: Request) -> None:
+    store = _store(request)
+    dataset = DatasetInput(
+        name=body.name,
+        digest=body.digest,
+        source=body.source,
+        source_type=body.source_type,
+        num_rows=body.num_rows,
+        schema=body.schema_,
+        context=body.context,
+    )
+    store.log_dataset_input(store.run_key(run_id), dataset)
+
+
+@router.get("/runs/{run_id}/datasets")
+def dataset_inputs(run_id: str, request: Request) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).dataset_inputs(run_id))
+
+
+@router.get("/runs/{run_id}/children")
+def child_runs(
+    run_id: str, request: Request, limit: Annotated[int, Query(ge=0, le=10_000)] = 100
+) -> dict[str, Any]:
+    found, total = _store(request).child_runs(run_id, limit=limit)
+    return {"runs": wire.to_json(found), "total": total}
+
+
+class Gc(_Body):
+    older_than_ms: int = Field(0, ge=0)
+    dry_run: bool = False
+
+
+class Stale(_Body):
+    timeout_s: float | None = Field(None, gt=0)
+    dry_run: bool = False
+
+
+# ---------------------------------------------------------------------- maintenance (admin)
+@router.post("/admin/gc")
+def collect_garbage(body: Gc, request: Request) -> dict[str, Any]:
+    """Purge deleted runs and experiments (and their artifacts) on the server."""
+    return wire.to_json(
+        _store(request).collect_garbage(older_than_ms=body.older_than_ms, dry_run=body.dry_run)
+    )
+
+
+@router.post("/admin/stale-runs")
+def mark_stale_runs(body: Stale, request: Request) -> list[dict[str, Any]]:
+    """End the runs whose process stopped beating KILLED."""
+    return wire.to_json(_store(request).mark_stale_runs(timeout_s=body.timeout_s, dry_run=body.dry_run))

@@ -1,0 +1,326 @@
+"""The stores over HTTP: team mode, where a platform server (``shipyard server``) keeps the records.
+
+:class:`HttpTrackingStore` implements :class:`~shipyard.store.protocol.TrackingStore` with one request per
+call (a metric flush is one request, never one per point). Errors come back as the typed exceptions embedded
+mode raises (the server's ``{"error": {"code", …}}``); connection errors, 502 and 503 are retried with
+backoff, and an unreachable server is one line naming its URL.
+
+Run keys are numbers this client hands out per run id; they never reach the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from shipyard.config import Settings
+from shipyard.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ShipyardError,
+    StoreError,
+    Unauthorized,
+)
+from shipyard.store import wire
+from shipyard.store.protocol import RunKey
+from shipyard.tracking.backing import BackedVersion
+from shipyard.tracking.chunks import SeriesMap
+from shipyard.tracking.records import (
+    DEFAULT_EXPERIMENT,
+    ArtifactRecord,
+    DatasetInput,
+    Experiment,
+    GcReport,
+    Metric,
+    Run,
+    RunStatus,
+)
+
+_CODES: dict[str, type[ShipyardError]] = {
+    "NOT_FOUND": NotFound,
+    "ALREADY_EXISTS": AlreadyExists,
+    "CONFLICT": Conflict,
+    "INVALID_INPUT": InvalidInput,
+    "UNPROCESSABLE": InvalidInput,
+    "UNAUTHORIZED": Unauthorized,
+    "FORBIDDEN": Forbidden,
+    "STORE_UNAVAILABLE": StoreError,
+}
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_ATTEMPTS = 5
+
+
+class HttpClient:
+    """JSON requests to one server, with retries and typed errors."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout_s)
+
+    def call(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Send one request (retrying connection errors, 502, 503 and 504 with backoff); the JSON answer."""
+        delay = 0.1
+        for attempt in range(_ATTEMPTS):
+            try:
+                response = self._http.request(method, path, json=json, params=params)
+            except httpx.TransportError as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StoreError(f"cannot reach the Shipyard server at {self.url}: {exc}") from None
+            else:
+                if response.status_code not in _RETRY_STATUSES or attempt + 1 == _ATTEMPTS:
+                    return _answer(response, self.url)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _answer(response: httpx.Response, url: str) -> Any:
+    if response.status_code < 400:
+        return None if response.status_code == 204 or not response.content else response.json()
+    try:
+        error = response.json()["error"]
+        kind, message = _CODES.get(error["code"], ShipyardError), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        kind, message = StoreError, f"the Shipyard server at {url} answered {response.status_code}"
+    raise kind(message)
+
+
+class HttpTrackingStore:
+    """Tracking records on a platform server (a :class:`~shipyard.store.protocol.TrackingStore`)."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self._client = client
+        self._keys: dict[str, RunKey] = {}
+        self._ids: dict[RunKey, str] = {}
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _key(self, run_id: str) -> RunKey:
+        with self._lock:
+            key = self._keys.get(run_id)
+            if key is None:
+                key = self._keys[run_id] = next(self._counter)
+                self._ids[key] = run_id
+            return key
+
+    def _id(self, run_key: RunKey) -> str:
+        try:
+            return self._ids[run_key]
+        except KeyError:
+            raise NotFound(f"run #{run_key} is not known to this client") from None
+
+    def _series(self, pending: SeriesMap | None) -> list[dict[str, Any]]:
+        return [
+            wire.series_out(self._id(key), name, s) for (key, name), s in (pending or {}).items() if len(s)
+        ]
+
+    # experiments
+    def create_experiment(
+        self, name: str, *, description: str | None = None, artifact_location: str | None = None
+    ) -> Experiment:
+        body = {"name": name, "description": description, "artifact_location": artifact_location}
+        return wire.experiment(self._client.call("POST", "/experiments", json=body))
+
+    def get_experiment(self, id_or_name: str) -> Experiment:
+        return wire.experiment(self._client.call("GET", f"/experiments/{_part(id_or_name)}"))
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        return wire.experiment(self._client.call("PUT", f"/experiments/{_part(name)}"))
+
+    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
+        found = self._client.call("GET", "/experiments", params={"include_deleted": include_deleted})
+        return [wire.experiment(e) for e in found]
+
+    def delete_experiment(self, id_or_name: str, *, force: bool = False) -> Experiment:
+        found = self._client.call("DELETE", f"/experiments/{_part(id_or_name)}", params={"force": force})
+        return wire.experiment(found)
+
+    def restore_experiment(self, id_or_name: str) -> Experiment:
+        return wire.experiment(self._client.call("POST", f"/experiments/{_part(id_or_name)}/restore"))
+
+    def versions_backed_by_experiment(self, id_or_name: str) -> list[BackedVersion]:
+        found = self._client.call("GET", f"/experiments/{_part(id_or_name)}/backed-versions")
+        return [wire.backed_version(v) for v in found]
+
+    # runs
+    def create_run(
+        self,
+        experiment: str = DEFAULT_EXPERIMENT,
+        *,
+        name: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> tuple[Run, RunKey]:
+        body = {
+            "experiment": experiment,
+            "name": name,
+            "parent_run_id": parent_run_id,
+            "tags": None if tags is None else {str(k): _text(v) for k, v in dict(tags).items()},
+        }
+        run = wire.run(self._client.call("POST", "/runs", json=body))
+        return run, self._key(run.run_id)
+
+    def resume_run(self, run_id: str) -> tuple[Run, RunKey]:
+        run = wire.run(self._client.call("POST", f"/runs/{_part(run_id)}/resume"))
+        return run, self._key(run.run_id)
+
+    def run_key(self, run_id: str) -> RunKey:
+        if run_id not in self._keys:
+            self.get_run(run_id)  # NotFound names a run the server does not have
+        return self._key(run_id)
+
+    def beat(self, run_keys: Iterable[RunKey]) -> None:
+        ids = [self._id(key) for key in run_keys]
+        if ids:
+            self._client.call("POST", "/runs/beat", json={"run_ids": ids})
+
+    def get_run(self, run_id: str) -> Run:
+        return wire.run(self._client.call("GET", f"/runs/{_part(run_id)}"))
+
+    def get_run_by_name(self, name: str, experiment: str = DEFAULT_EXPERIMENT) -> Run:
+        return wire.run(self._client.call("GET", "/runs", params={"name": name, "experiment": experiment}))
+
+    def find_run(self, id_or_name: str, experiment: str | None = None) -> Run:
+        params = {"id_or_name": id_or_name, **({"experiment": experiment} if experiment else {})}
+        return wire.run(self._client.call("GET", "/runs", params=params))
+
+    def set_terminated(self, run_key: RunKey, status: RunStatus, pending: SeriesMap | None = None) -> int:
+        body = {"status": RunStatus(status).value, "metrics": self._series(pending)}
+        return int(self._client.call("POST", f"/runs/{self._id(run_key)}/end", json=body)["end_time"])
+
+    def run_status(self, run_key: RunKey) -> RunStatus:
+        return RunStatus(self._client.call("GET", f"/runs/{self._id(run_key)}/status")["status"])
+
+    def delete_run(self, run_id: str, *, force: bool = False) -> list[BackedVersion]:
+        found = self._client.call("DELETE", f"/runs/{_part(run_id)}", params={"force": force})
+        return [wire.backed_version(v) for v in found]
+
+    def restore_run(self, run_id: str) -> None:
+        self._client.call("POST", f"/runs/{_part(run_id)}/restore")
+
+    # params, tags, metrics
+    def log_params(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
+        body = {"values": {str(k): _text(v) for k, v in _mapping(values, "param").items()}}
+        self._client.call("POST", f"/runs/{self._id(run_key)}/params", json=body)
+
+    def set_tags(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
+        body = {"values": {str(k): _text(v) for k, v in _mapping(values, "tag").items()}}
+        self._client.call("PATCH", f"/runs/{self._id(run_key)}/tags", json=body)
+
+    def delete_tag(self, run_key: RunKey, key: str) -> None:
+        self._client.call("DELETE", f"/runs/{self._id(run_key)}/tags/{_part(key)}")
+
+    def write_metrics(self, pending: SeriesMap) -> None:
+        batch = self._series(pending)
+        if batch:
+            self._client.call("POST", "/metrics", json={"metrics": batch})
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        found = self._client.call("GET", f"/runs/{_part(run_id)}/metrics/{_part(key)}/history")
+        return [wire.metric(m) for m in found]
+
+    # artifact records and datasets
+    def record_artifacts(self, run_key: RunKey, files: Iterable[ArtifactRecord]) -> None:
+        body = {"files": [wire.to_json(f) for f in files]}
+        if body["files"]:
+            self._client.call("POST", f"/runs/{self._id(run_key)}/artifact-records", json=body)
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRecord]:
+        found = self._client.call("GET", f"/runs/{_part(run_id)}/artifact-records", params={"prefix": prefix})
+        return [wire.artifact_record(f) for f in found]
+
+    def log_dataset_input(self, run_key: RunKey, dataset: DatasetInput) -> None:
+        self._client.call("POST", f"/runs/{self._id(run_key)}/datasets", json=wire.to_json(dataset))
+
+    def dataset_inputs(self, run_id: str) -> list[DatasetInput]:
+        return [wire.dataset_input(d) for d in self._client.call("GET", f"/runs/{_part(run_id)}/datasets")]
+
+    # queries
+    def runs_with_tag(
+        self, key: str, value: str, *, status: RunStatus | None = None, limit: int = 10
+    ) -> list[Run]:
+        params = {"key": key, "value": value, "limit": limit, **({"status": status.value} if status else {})}
+        return [wire.run(r) for r in self._client.call("GET", "/runs/with-tag", params=params)]
+
+    def child_runs(self, run_id: str, *, limit: int = 100) -> tuple[list[Run], int]:
+        found = self._client.call("GET", f"/runs/{_part(run_id)}/children", params={"limit": limit})
+        return [wire.run(r) for r in found["runs"]], int(found["total"])
+
+    def recent_metric_keys(
+        self, run_ids: Sequence[str], *, limit: int = 6, exclude_prefixes: Sequence[str] = ("system/",)
+    ) -> list[str]:
+        body = {"run_ids": list(run_ids), "limit": limit, "exclude_prefixes": list(exclude_prefixes)}
+        return list(self._client.call("POST", "/runs/recent-metric-keys", json=body))
+
+    def search_page(
+        self,
+        experiment_ids: Sequence[str],
+        filter: str | None,
+        order_by: Sequence[str] | None,
+        *,
+        offset: int,
+        limit: int,
+        columns: Sequence[str] | None,
+        include_deleted: bool,
+    ) -> list[Run]:
+        body = {
+            "experiment_ids": list(experiment_ids),
+            "filter": filter,
+            "order_by": None if order_by is None else list(order_by),
+            "offset": offset,
+            "limit": limit,
+            "columns": None if columns is None else list(columns),
+            "include_deleted": include_deleted,
+        }
+        return [wire.run(r) for r in self._client.call("POST", "/runs/search", json=body)]
+
+    # maintenance: the server does it on its own store and artifact storage
+    def collect_garbage(self, *, older_than_ms: int = 0, dry_run: bool = False) -> GcReport:
+        body = {"older_than_ms": older_than_ms, "dry_run": dry_run}
+        found = self._client.call("POST", "/admin/gc", json=body)
+        return GcReport(**{**found, "kept": tuple(found["kept"])})
+
+    def mark_stale_runs(self, *, timeout_s: float | None = None, dry_run: bool = False) -> list[Run]:
+        body = {"timeout_s": timeout_s, "dry_run": dry_run}
+        return [wire.run(r) for r in self._client.call("POST", "/admin/stale-runs", json=body)]
+
+
+class HttpStores:
+    """A deployment's stores on a platform server (a :class:`~shipyard.store.protocol.MetadataStores`)."""
+
+    def __init__(self, url: str, settings: Settings, *, token: str | None = None) -> None:
+        self.url = url
+        self.settings = settings
+        self.client = HttpClient(url, token=token)
+        self.tracking = HttpTrackingStore(self.client)
+
+
+def _part(value: str) -> str:
+    """A path segment: ids and names are sent escaped, so '/' or '..' in a name cannot change the route."""
+    from urllib.parse import quote
+
+    return quote(str(value), safe="")
+
+
+def _text(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+def _mapping(values: Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    if not isinstance(values, Mapping):
+        raise InvalidInput(f"{what}s must be a mapping of key to value, got {type(values).__name__}")
+    return values

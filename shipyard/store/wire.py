@@ -1,0 +1,125 @@
+"""Records as JSON, the same on both sides of the platform server's API (server routes and the HTTP stores).
+
+Floats that JSON cannot carry (NaN, ±inf: metrics may hold them) travel as the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from shipyard.errors import InvalidInput
+from shipyard.tracking.backing import BackedVersion
+from shipyard.tracking.chunks import Series
+from shipyard.tracking.records import (
+    ArtifactRecord,
+    DatasetInput,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Run,
+    RunStatus,
+)
+
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def number_out(value: float | None) -> float | str | None:
+    """A float for JSON (NaN and ±inf as strings)."""
+    if value is None or math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def number_in(value: Any, field: str) -> float:
+    """A float from JSON; `InvalidInput` naming ``field`` for anything else."""
+    if isinstance(value, str) and value in _SPECIAL:
+        return _SPECIAL[value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{field} must be a number, got {value!r}")
+    return float(value)
+
+
+def to_json(record: Any) -> Any:
+    """A record (dataclass, enum, list, mapping) as plain JSON values; private fields are left out."""
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {
+            f.name: to_json(getattr(record, f.name))
+            for f in dataclasses.fields(record)
+            if not f.name.startswith("_")
+        }
+    if isinstance(record, enum.Enum):
+        return record.value
+    if isinstance(record, Mapping):
+        return {str(k): to_json(v) for k, v in record.items()}
+    if isinstance(record, list | tuple):
+        return [to_json(v) for v in record]
+    if isinstance(record, float):
+        return number_out(record)
+    return record
+
+
+def experiment(data: Mapping[str, Any]) -> Experiment:
+    return Experiment(**{**data, "lifecycle_stage": LifecycleStage(data["lifecycle_stage"])})
+
+
+def run(data: Mapping[str, Any]) -> Run:
+    return Run(
+        **{
+            **data,
+            "status": RunStatus(data["status"]),
+            "lifecycle_stage": LifecycleStage(data["lifecycle_stage"]),
+            "metrics": {k: number_in(v, f"metrics.{k}") for k, v in data.get("metrics", {}).items()},
+        }
+    )
+
+
+def metric(data: Mapping[str, Any]) -> Metric:
+    return Metric(data["key"], number_in(data["value"], data["key"]), data["step"], data["timestamp"])
+
+
+def artifact_record(data: Mapping[str, Any]) -> ArtifactRecord:
+    return ArtifactRecord(data["path"], data["size"], data["sha256"])
+
+
+def dataset_input(data: Mapping[str, Any]) -> DatasetInput:
+    return DatasetInput(**data)
+
+
+def backed_version(data: Mapping[str, Any]) -> BackedVersion:
+    return BackedVersion(**{**data, "aliases": tuple(data["aliases"])})
+
+
+def series_out(run_id: str, key: str, series: Series) -> dict[str, Any]:
+    """One (run, key)'s buffered points as a JSON batch entry."""
+    return {
+        "run_id": run_id,
+        "key": key,
+        "steps": list(series.steps),
+        "values": [number_out(v) for v in series.values],
+        "timestamps": list(series.timestamps),
+    }
+
+
+def series_in(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Series]]:
+    """Batch entries back as (run id, key, points); `InvalidInput` names a malformed entry."""
+    found = []
+    for i, entry in enumerate(entries):
+        steps, values, stamps = entry.get("steps"), entry.get("values"), entry.get("timestamps")
+        if not (isinstance(steps, list) and isinstance(values, list) and isinstance(stamps, list)):
+            raise InvalidInput(f"metrics[{i}] needs lists steps, values and timestamps")
+        if not len(steps) == len(values) == len(stamps):
+            raise InvalidInput(f"metrics[{i}]: steps, values and timestamps differ in length")
+        series = Series()
+        try:
+            series.steps.extend(int(s) for s in steps)
+            series.timestamps.extend(int(t) for t in stamps)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidInput(f"metrics[{i}]: steps and timestamps must be integers ({exc})") from None
+        series.values.extend(number_in(v, f"metrics[{i}].values") for v in values)
+        found.append((str(entry.get("run_id")), str(entry.get("key")), series))
+    return found
