@@ -29,8 +29,12 @@ from shipyard.errors import (
     StoreError,
     Unauthorized,
 )
+from shipyard.registry.naming import check_alias
+from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
+from shipyard.registry.uri import RegistryUri, check_version
 from shipyard.store import wire
 from shipyard.store.protocol import RunKey
+from shipyard.tracking import naming
 from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import SeriesMap
 from shipyard.tracking.records import (
@@ -43,6 +47,7 @@ from shipyard.tracking.records import (
     Run,
     RunStatus,
 )
+from shipyard.tracking.values import text_value
 
 _CODES: dict[str, type[ShipyardError]] = {
     "NOT_FOUND": NotFound,
@@ -55,6 +60,7 @@ _CODES: dict[str, type[ShipyardError]] = {
     "STORE_UNAVAILABLE": StoreError,
 }
 _RETRY_STATUSES = frozenset({502, 503, 504})
+_MAX_VALUE = 8000  # the longest param or tag value a store keeps
 _ATTEMPTS = 5
 
 
@@ -169,7 +175,7 @@ class HttpTrackingStore:
             "experiment": experiment,
             "name": name,
             "parent_run_id": parent_run_id,
-            "tags": None if tags is None else {str(k): _text(v) for k, v in dict(tags).items()},
+            "tags": _checked(tags, "tag"),
         }
         run = wire.run(self._client.call("POST", "/runs", json=body))
         return run, self._key(run.run_id)
@@ -214,11 +220,11 @@ class HttpTrackingStore:
 
     # params, tags, metrics
     def log_params(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
-        body = {"values": {str(k): _text(v) for k, v in _mapping(values, "param").items()}}
+        body = {"values": _checked(values, "param")}
         self._client.call("POST", f"/runs/{self._id(run_key)}/params", json=body)
 
     def set_tags(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
-        body = {"values": {str(k): _text(v) for k, v in _mapping(values, "tag").items()}}
+        body = {"values": _checked(values, "tag")}
         self._client.call("PATCH", f"/runs/{self._id(run_key)}/tags", json=body)
 
     def delete_tag(self, run_key: RunKey, key: str) -> None:
@@ -299,6 +305,114 @@ class HttpTrackingStore:
         return [wire.run(r) for r in self._client.call("POST", "/admin/stale-runs", json=body)]
 
 
+class HttpRegistryStore:
+    """Registry records on a platform server (a :class:`~shipyard.store.protocol.RegistryStore`)."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self._client = client
+
+    def create_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        body = {"name": name, "description": description, "tags": _texts(tags)}
+        return wire.registered_model(self._client.call("POST", "/registered-models", json=body))
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return wire.registered_model(self._client.call("GET", f"/registered-models/{_part(name)}"))
+
+    def list_models(self) -> list[RegisteredModel]:
+        return [wire.registered_model(m) for m in self._client.call("GET", "/registered-models")]
+
+    def delete_model(self, name: str, *, force: bool = False) -> None:
+        self._client.call("DELETE", f"/registered-models/{_part(name)}", params={"force": force})
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        source_uri: str,
+        package_uri: str,
+        manifest_sha256: str,
+        run_id: str | None,
+        lineage: Mapping[str, Any],
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        body = {
+            "flavor": flavor,
+            "source_uri": source_uri,
+            "package_uri": package_uri,
+            "manifest_sha256": manifest_sha256,
+            "run_id": run_id,
+            "lineage": wire.to_json(dict(lineage)),
+            "description": description,
+            "tags": _texts(tags),
+        }
+        found = self._client.call("POST", f"/registered-models/{_part(name)}/versions", json=body)
+        return wire.model_version(found)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        found = self._client.call("GET", f"/registered-models/{_part(name)}/versions/{_version(version)}")
+        return wire.model_version(found)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        found = self._client.call("GET", f"/registered-models/{_part(name)}/versions")
+        return [wire.model_version(v) for v in found]
+
+    def resolve(self, ref: RegistryUri) -> ModelVersion:
+        body = {
+            "name": ref.name,
+            "version": None if ref.version is None else _version(ref.version),
+            "alias": ref.alias,
+            "stage": None if ref.stage is None else ref.stage.value,
+            "latest": ref.latest,
+        }
+        return wire.model_version(self._client.call("POST", "/registered-models/resolve", json=body))
+
+    def delete_version(self, name: str, version: int, *, force: bool = False) -> ModelVersion:
+        path = f"/registered-models/{_part(name)}/versions/{_version(version)}"
+        return wire.model_version(self._client.call("DELETE", path, params={"force": force}))
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> ModelVersion:
+        check_alias(alias)
+        path = f"/registered-models/{_part(name)}/aliases/{_part(alias)}"
+        body = {"version": _version(version), "reason": reason}
+        return wire.model_version(self._client.call("PUT", path, json=body))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        check_alias(alias)
+        self._client.call("DELETE", f"/registered-models/{_part(name)}/aliases/{_part(alias)}")
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: Stage | str,
+        *,
+        reason: str | None = None,
+        archive_others: bool = False,
+    ) -> ModelVersion:
+        path = f"/registered-models/{_part(name)}/versions/{_version(version)}/stage"
+        body = {
+            "stage": str(getattr(stage, "value", stage)),
+            "reason": reason,
+            "archive_others": archive_others,
+        }
+        return wire.model_version(self._client.call("POST", path, json=body))
+
+    def set_version_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
+        path = f"/registered-models/{_part(name)}/versions/{_version(version)}/tags"
+        self._client.call("PATCH", path, json={"tags": _texts(tags)})
+
+    def set_model_tags(self, name: str, tags: Mapping[str, Any]) -> None:
+        self._client.call("PATCH", f"/registered-models/{_part(name)}/tags", json={"tags": _texts(tags)})
+
+    def events(self, name: str) -> list[ModelEvent]:
+        found = self._client.call("GET", f"/registered-models/{_part(name)}/events")
+        return [wire.model_event(e) for e in found]
+
+
 class HttpStores:
     """A deployment's stores on a platform server (a :class:`~shipyard.store.protocol.MetadataStores`)."""
 
@@ -307,10 +421,12 @@ class HttpStores:
         self.settings = settings
         self.client = HttpClient(url, token=token)
         self.tracking = HttpTrackingStore(self.client)
+        self.registry = HttpRegistryStore(self.client)
 
 
 def _part(value: str) -> str:
-    """A path segment: ids and names are sent escaped, so '/' or '..' in a name cannot change the route."""
+    """A path segment: ids and names are sent escaped, so '/' or '..' in a name cannot change the route
+    (a name the server's routes cannot match is a plain 404)."""
     from urllib.parse import quote
 
     return quote(str(value), safe="")
@@ -320,7 +436,27 @@ def _text(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool) or value is None else str(value)
 
 
+def _checked(values: Mapping[str, Any] | None, what: str) -> dict[str, str] | None:
+    """Values as the text a store keeps, checked here as the SQL store checks them (same errors, no
+    request for a value that cannot be stored)."""
+    if values is None:
+        return None
+    return {
+        naming.check_key(str(k), what): text_value(what, k, v, _MAX_VALUE)
+        for k, v in _mapping(values, what).items()
+    }
+
+
 def _mapping(values: Mapping[str, Any], what: str) -> Mapping[str, Any]:
     if not isinstance(values, Mapping):
         raise InvalidInput(f"{what}s must be a mapping of key to value, got {type(values).__name__}")
     return values
+
+
+def _texts(values: Mapping[str, Any] | None) -> dict[str, str] | None:
+    return _checked(values, "tag")
+
+
+def _version(version: int) -> int:
+    """A version number checked here, so a bad one is the same InvalidInput as embedded (not a 422)."""
+    return check_version(version)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shipyard.errors import InvalidInput
+from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
 from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import Series
 from shipyard.tracking.records import (
@@ -123,3 +124,15 @@ def series_in(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Seri
         series.values.extend(number_in(v, f"metrics[{i}].values") for v in values)
         found.append((str(entry.get("run_id")), str(entry.get("key")), series))
     return found
+
+
+def registered_model(data: Mapping[str, Any]) -> RegisteredModel:
+    return RegisteredModel(**{**data, "aliases": {k: int(v) for k, v in data.get("aliases", {}).items()}})
+
+
+def model_version(data: Mapping[str, Any]) -> ModelVersion:
+    return ModelVersion(**{**data, "stage": Stage(data["stage"]), "aliases": tuple(data.get("aliases", ()))})
+
+
+def model_event(data: Mapping[str, Any]) -> ModelEvent:
+    return ModelEvent(**data)

@@ -1,4 +1,5 @@
-"""The registry contract on every metadata backend: numbering, aliases, stages, audit, deletion."""
+"""The registry contract on every metadata backend and over the platform server: numbering, aliases,
+stages, audit, deletion."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def _register(client: RegistryClient, name: str = "churn", run_id: str | None = 
 
 
 @pytest.fixture
-def registry(backend_settings: Settings) -> RegistryClient:
-    return RegistryClient(TrackingClient(backend_settings))
+def registry(tracking_backend_settings: Settings) -> RegistryClient:
+    return RegistryClient(TrackingClient(tracking_backend_settings))
 
 
 def test_versions_are_numbered_per_model(registry: RegistryClient) -> None:

@@ -1,0 +1,160 @@
+"""The model registry over REST: models, versions, aliases, stages, tags and the audit log.
+
+Each route is one :class:`~shipyard.store.protocol.RegistryStore` call on the server's store. Packages stay
+where their runs logged them; this API moves records, not files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from shipyard.registry.uri import RegistryUri
+from shipyard.store import wire
+from shipyard.store.protocol import RegistryStore
+
+router = APIRouter(tags=["registry"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewModel(_Body):
+    name: str
+    description: str | None = None
+    tags: dict[str, Any] | None = None
+
+
+class NewVersion(_Body):
+    flavor: str
+    source_uri: str
+    package_uri: str
+    manifest_sha256: str
+    run_id: str | None = None
+    lineage: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+    tags: dict[str, Any] | None = None
+
+
+class Alias(_Body):
+    version: int
+    reason: str | None = None
+
+
+class Transition(_Body):
+    stage: str
+    reason: str | None = None
+    archive_others: bool = False
+
+
+class Tags(_Body):
+    tags: dict[str, Any]
+
+
+class Reference(_Body):
+    name: str
+    version: int | None = None
+    alias: str | None = None
+    stage: str | None = None
+    latest: bool = False
+
+
+def _store(request: Request) -> RegistryStore:
+    return request.app.state.stores.registry
+
+
+@router.post("/registered-models", status_code=201)
+def create_model(body: NewModel, request: Request) -> dict[str, Any]:
+    return wire.to_json(_store(request).create_model(body.name, description=body.description, tags=body.tags))
+
+
+@router.get("/registered-models")
+def list_models(request: Request) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).list_models())
+
+
+@router.post("/registered-models/resolve")
+def resolve(body: Reference, request: Request) -> dict[str, Any]:
+    """The version a ``models:/`` reference names (a number, an alias, a stage or latest)."""
+    from shipyard.registry.records import Stage
+
+    stage = None if body.stage is None else Stage.parse(body.stage)
+    ref = RegistryUri(body.name, body.version, body.alias, stage, body.latest)
+    return wire.to_json(_store(request).resolve(ref))
+
+
+@router.get("/registered-models/{name}")
+def get_model(name: str, request: Request) -> dict[str, Any]:
+    return wire.to_json(_store(request).get_model(name))
+
+
+@router.delete("/registered-models/{name}", status_code=204)
+def delete_model(name: str, request: Request, force: bool = False) -> None:
+    _store(request).delete_model(name, force=force)
+
+
+@router.patch("/registered-models/{name}/tags", status_code=204)
+def set_model_tags(name: str, body: Tags, request: Request) -> None:
+    _store(request).set_model_tags(name, body.tags)
+
+
+@router.get("/registered-models/{name}/events")
+def events(name: str, request: Request) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).events(name))
+
+
+@router.post("/registered-models/{name}/versions", status_code=201)
+def create_version(name: str, body: NewVersion, request: Request) -> dict[str, Any]:
+    found = _store(request).create_version(
+        name,
+        flavor=body.flavor,
+        source_uri=body.source_uri,
+        package_uri=body.package_uri,
+        manifest_sha256=body.manifest_sha256,
+        run_id=body.run_id,
+        lineage=body.lineage,
+        description=body.description,
+        tags=body.tags,
+    )
+    return wire.to_json(found)
+
+
+@router.get("/registered-models/{name}/versions")
+def list_versions(name: str, request: Request) -> list[dict[str, Any]]:
+    return wire.to_json(_store(request).list_versions(name))
+
+
+@router.get("/registered-models/{name}/versions/{version}")
+def get_version(name: str, version: int, request: Request) -> dict[str, Any]:
+    return wire.to_json(_store(request).get_version(name, version))
+
+
+@router.delete("/registered-models/{name}/versions/{version}")
+def delete_version(name: str, version: int, request: Request, force: bool = False) -> dict[str, Any]:
+    return wire.to_json(_store(request).delete_version(name, version, force=force))
+
+
+@router.patch("/registered-models/{name}/versions/{version}/tags", status_code=204)
+def set_version_tags(name: str, version: int, body: Tags, request: Request) -> None:
+    _store(request).set_version_tags(name, version, body.tags)
+
+
+@router.post("/registered-models/{name}/versions/{version}/stage")
+def transition(name: str, version: int, body: Transition, request: Request) -> dict[str, Any]:
+    found = _store(request).transition(
+        name, version, body.stage, reason=body.reason, archive_others=body.archive_others
+    )
+    return wire.to_json(found)
+
+
+@router.put("/registered-models/{name}/aliases/{alias}")
+def set_alias(name: str, alias: str, body: Alias, request: Request) -> dict[str, Any]:
+    return wire.to_json(_store(request).set_alias(name, alias, body.version, reason=body.reason))
+
+
+@router.delete("/registered-models/{name}/aliases/{alias}", status_code=204)
+def delete_alias(name: str, alias: str, request: Request) -> None:
+    _store(request).delete_alias(name, alias)
