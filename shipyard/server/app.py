@@ -26,7 +26,7 @@ from shipyard.errors import (
     StoreError,
     Unauthorized,
 )
-from shipyard.server import registry_routes, tracking_routes
+from shipyard.server import lineage_routes, registry_routes, schedule_routes, tracking_routes
 from shipyard.store import open_stores
 from shipyard.store.protocol import MetadataStores
 
@@ -83,6 +83,8 @@ def create_app(settings: Settings, *, stores: MetadataStores | None = None) -> F
 
     app.include_router(tracking_routes.router, prefix="/api/v1")
     app.include_router(registry_routes.router, prefix="/api/v1")
+    app.include_router(lineage_routes.router, prefix="/api/v1")
+    app.include_router(schedule_routes.router, prefix="/api/v1")
     return app
 
 

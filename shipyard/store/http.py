@@ -14,7 +14,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -29,6 +29,7 @@ from shipyard.errors import (
     StoreError,
     Unauthorized,
 )
+from shipyard.lineage.records import ArtifactType, LineageArtifact, LineageGraph
 from shipyard.registry.naming import check_alias
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
 from shipyard.registry.uri import RegistryUri, check_version
@@ -48,6 +49,9 @@ from shipyard.tracking.records import (
     RunStatus,
 )
 from shipyard.tracking.values import text_value
+
+if TYPE_CHECKING:
+    from shipyard.pipelines.schedule_store import Schedule
 
 _CODES: dict[str, type[ShipyardError]] = {
     "NOT_FOUND": NotFound,
@@ -413,6 +417,91 @@ class HttpRegistryStore:
         return [wire.model_event(e) for e in found]
 
 
+class HttpLineageStore:
+    """Lineage records on a platform server (a :class:`~shipyard.store.protocol.LineageStore`)."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self._client = client
+
+    def record(
+        self,
+        execution_type: str,
+        *,
+        name: str | None = None,
+        run_id: str | None = None,
+        pipeline_run_id: str | None = None,
+        inputs: Iterable[tuple[str, ArtifactType, str, str | None]] = (),
+        outputs: Iterable[tuple[str, ArtifactType, str, str | None]] = (),
+        properties: Mapping[str, Any] | None = None,
+    ) -> int:
+        def refs(found: Iterable[tuple[str, ArtifactType, str, str | None]]) -> list[dict[str, Any]]:
+            return [
+                {"uri": uri, "type": ArtifactType(kind).value, "sha256": sha, "name": label}
+                for uri, kind, sha, label in found
+            ]
+
+        body = {
+            "execution_type": execution_type,
+            "name": name,
+            "run_id": run_id,
+            "pipeline_run_id": pipeline_run_id,
+            "inputs": refs(inputs),
+            "outputs": refs(outputs),
+            "properties": wire.to_json(dict(properties or {})),
+        }
+        return int(self._client.call("POST", "/lineage/executions", json=body)["execution_id"])
+
+    def find(self, uri: str) -> LineageArtifact:
+        return wire.lineage_artifact(self._client.call("GET", "/lineage/artifacts", params={"uri": uri}))
+
+    def upstream(self, uri: str) -> LineageGraph:
+        return wire.lineage_graph(self._client.call("GET", "/lineage/upstream", params={"uri": uri}))
+
+
+class HttpScheduleStore:
+    """Pipeline schedules on a platform server (a :class:`~shipyard.store.protocol.ScheduleStore`)."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self._client = client
+
+    def insert(self, row: Mapping[str, Any]) -> Schedule:
+        return wire.schedule(self._client.call("POST", "/schedules", json={"row": wire.to_json(dict(row))}))
+
+    def get(self, name: str) -> Schedule | None:
+        try:
+            return wire.schedule(self._client.call("GET", f"/schedules/{_part(name)}"))
+        except NotFound:
+            return None
+
+    def list(self) -> list[Schedule]:
+        return [wire.schedule(s) for s in self._client.call("GET", "/schedules")]
+
+    def update(self, schedule_id: str, values: Mapping[str, Any]) -> None:
+        body = {"values": wire.to_json(dict(values))}
+        self._client.call("PATCH", f"/schedules/by-id/{_part(schedule_id)}", json=body)
+
+    def delete(self, name: str) -> bool:
+        return bool(self._client.call("DELETE", f"/schedules/{_part(name)}")["deleted"])
+
+    def due(self, now_ms: int) -> list[Schedule]:
+        return [
+            wire.schedule(s) for s in self._client.call("GET", "/schedules/due", params={"now_ms": now_ms})
+        ]
+
+    def earliest_next_run(self) -> int | None:
+        return self._client.call("GET", "/schedules/earliest-next-run")["next_run_at"]
+
+    def advance(self, schedule_id: str, expected_next_run_at: int, next_run_at: int, updated_at: int) -> bool:
+        body = {
+            "expected_next_run_at": expected_next_run_at,
+            "next_run_at": next_run_at,
+            "updated_at": updated_at,
+        }
+        return bool(
+            self._client.call("POST", f"/schedules/by-id/{_part(schedule_id)}/advance", json=body)["won"]
+        )
+
+
 class HttpStores:
     """A deployment's stores on a platform server (a :class:`~shipyard.store.protocol.MetadataStores`)."""
 
@@ -422,6 +511,8 @@ class HttpStores:
         self.client = HttpClient(url, token=token)
         self.tracking = HttpTrackingStore(self.client)
         self.registry = HttpRegistryStore(self.client)
+        self.lineage = HttpLineageStore(self.client)
+        self.schedules = HttpScheduleStore(self.client)
 
 
 def _part(value: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shipyard.errors import InvalidInput
+from shipyard.lineage.records import ArtifactType, Edge, EventKind, Execution, LineageArtifact, LineageGraph
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
 from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import Series
@@ -136,3 +137,24 @@ def model_version(data: Mapping[str, Any]) -> ModelVersion:
 
 def model_event(data: Mapping[str, Any]) -> ModelEvent:
     return ModelEvent(**data)
+
+
+def lineage_artifact(data: Mapping[str, Any]) -> LineageArtifact:
+    return LineageArtifact(**{**data, "type": ArtifactType(data["type"])})
+
+
+def lineage_graph(data: Mapping[str, Any]) -> LineageGraph:
+    return LineageGraph(
+        root=lineage_artifact(data["root"]),
+        artifacts={int(k): lineage_artifact(v) for k, v in data["artifacts"].items()},
+        executions={int(k): Execution(**v) for k, v in data["executions"].items()},
+        edges=tuple(Edge(**{**e, "kind": EventKind(e["kind"])}) for e in data["edges"]),
+    )
+
+
+def schedule(data: Mapping[str, Any]) -> Any:
+    """A `~shipyard.pipelines.schedule_store.Schedule` (imported here on use: it pulls in the pipelines)."""
+    from shipyard.pipelines.schedule import Catchup
+    from shipyard.pipelines.schedule_store import Schedule
+
+    return Schedule(**{**data, "catchup": Catchup(data["catchup"])})

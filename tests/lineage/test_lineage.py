@@ -14,8 +14,8 @@ from shipyard.lineage import ArtifactType, LineageClient, render
 from shipyard.tracking.client import TrackingClient
 
 
-def test_upstream_walks_back_to_the_sources(backend_settings: Settings) -> None:
-    lineage = LineageClient(TrackingClient(backend_settings))
+def test_upstream_walks_back_to_the_sources(tracking_backend_settings: Settings) -> None:
+    lineage = LineageClient(TrackingClient(tracking_backend_settings))
     raw = ("file:///data/raw.csv", ArtifactType.DATASET, "a" * 64, "raw")
     clean = ("file:///data/clean.parquet", ArtifactType.DATASET, "b" * 64, "clean")
     model = ("runs:/r/model", ArtifactType.MODEL, "c" * 64, "model")
@@ -30,8 +30,8 @@ def test_upstream_walks_back_to_the_sources(backend_settings: Settings) -> None:
     assert text.index("runs:/r/model") < text.index("clean.parquet") < text.index("raw.csv")
 
 
-def test_same_uri_and_hash_is_one_artifact(backend_settings: Settings) -> None:
-    lineage = LineageClient(TrackingClient(backend_settings))
+def test_same_uri_and_hash_is_one_artifact(tracking_backend_settings: Settings) -> None:
+    lineage = LineageClient(TrackingClient(tracking_backend_settings))
     data = ("dataset:train", ArtifactType.DATASET, "d" * 64, "train")
     lineage.record("training", name="a", inputs=[data], outputs=[("m1", ArtifactType.MODEL, "1" * 64, None)])
     lineage.record("training", name="b", inputs=[data], outputs=[("m2", ArtifactType.MODEL, "2" * 64, None)])
@@ -39,9 +39,9 @@ def test_same_uri_and_hash_is_one_artifact(backend_settings: Settings) -> None:
     assert set(first.artifacts) & set(second.artifacts)  # the dataset node is shared
 
 
-def test_unknown_uri_is_not_found(backend_settings: Settings) -> None:
+def test_unknown_uri_is_not_found(tracking_backend_settings: Settings) -> None:
     with pytest.raises(NotFound, match="no lineage recorded for 'models:/nope/1'"):
-        LineageClient(TrackingClient(backend_settings)).upstream("models:/nope/1")
+        LineageClient(TrackingClient(tracking_backend_settings)).upstream("models:/nope/1")
 
 
 def test_registered_model_traces_back_to_its_dataset(settings: Settings) -> None:

@@ -207,8 +207,8 @@ def test_missing_required_parameter_is_named(client: ScheduleClient) -> None:
 
 
 # ---------------------------------------------------------------------- stored schedules, every backend
-def test_schedule_store_contract(backend_settings: Settings, spec: PipelineSpec) -> None:
-    client = ScheduleClient(TrackingClient(backend_settings))
+def test_schedule_store_contract(tracking_backend_settings: Settings, spec: PipelineSpec) -> None:
+    client = ScheduleClient(TrackingClient(tracking_backend_settings))
     client.create(spec, "0 * * * *", name="hourly", now=T0)
     client.create(
         spec, "0 9 * * *", name="daily", timezone="Europe/Berlin", catchup="all", cache=False, now=T0

@@ -1,5 +1,5 @@
-"""The storage boundary holds: SQL lives only in ``shipyard/store``, and the SQL stores implement every method
-of the protocols with the same parameters (the HTTP stores will be held to the same test)."""
+"""The storage boundary holds: SQL lives only in ``shipyard/store``, and both implementations (SQL and the
+platform server's HTTP stores) have every method of the protocols with the same parameters."""
 
 from __future__ import annotations
 
@@ -59,9 +59,17 @@ def _methods(kind: type) -> dict[str, inspect.Signature]:
     }
 
 
+@pytest.mark.parametrize("implementation", ["sql", "http"])
 @pytest.mark.parametrize("part", sorted(PROTOCOLS))
-def test_the_sql_stores_implement_each_protocol(part: str, settings: Settings) -> None:
-    store = getattr(SqlStores.open(settings), part)
+def test_each_implementation_has_every_protocol_method(
+    part: str, implementation: str, settings: Settings
+) -> None:
+    from shipyard.store.http import HttpStores
+
+    stores = (
+        SqlStores.open(settings) if implementation == "sql" else HttpStores("http://127.0.0.1:9", settings)
+    )
+    store = getattr(stores, part)
     wanted = _methods(PROTOCOLS[part])
     assert wanted, f"{PROTOCOLS[part].__name__} declares no methods"
     for name, signature in wanted.items():
