@@ -16,7 +16,9 @@ def server(
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (use PostgreSQL for several)."),
     store: str = typer.Option(None, "--store", help="Metadata database URL (default: the db_url setting)."),
     artifacts: str = typer.Option(
-        None, "--artifacts", help="Artifact root (default: the artifact_root setting)."
+        None,
+        "--artifacts",
+        help="Where the server keeps artifact files (default: artifact_root).",
     ),
     insecure_no_auth: bool = typer.Option(
         False,
@@ -55,7 +57,7 @@ def server(
         )
     # The worker processes build the app from these (uvicorn's factory mode with several workers).
     os.environ["SHIPYARD_DB_URL"] = settings.db_url
-    os.environ["SHIPYARD_ARTIFACT_ROOT"] = settings.artifact_root
+    os.environ["SHIPYARD_SERVER_ARTIFACTS"] = settings.artifact_root  # where the server keeps the files
     os.environ.pop("SHIPYARD_TRACKING_URI", None)  # the server keeps the records itself
     typer.echo(f"Shipyard server on http://{host}:{port} (API /api/v1, docs /docs), store {settings.db_url}")
     uvicorn.run(

@@ -8,6 +8,7 @@ field); the HTTP stores turn the code back into the same typed exception embedde
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,9 +27,11 @@ from shipyard.errors import (
     StoreError,
     Unauthorized,
 )
-from shipyard.server import lineage_routes, registry_routes, schedule_routes, tracking_routes
+from shipyard.server import artifact_routes, lineage_routes, registry_routes, schedule_routes, tracking_routes
 from shipyard.store import open_stores
+from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.protocol import MetadataStores
+from shipyard.store.server_artifacts import PROTOCOL, serve_from
 
 # (error class, HTTP status, code): the first match wins, so subclasses come before their bases.
 ERRORS: list[tuple[type[ShipyardError], int, str]] = [
@@ -50,8 +53,14 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": error}
 
 
-def create_app(settings: Settings, *, stores: MetadataStores | None = None) -> FastAPI:
-    """The server app over ``stores`` (default: the SQL stores ``settings`` name)."""
+def create_app(
+    settings: Settings, *, stores: MetadataStores | None = None, artifacts: str | None = None
+) -> FastAPI:
+    """The server app over ``stores`` (default: the SQL stores ``settings`` name).
+
+    With ``artifacts`` (a folder or an object-store URL) the server keeps the files: new experiments get
+    logical ``shipyard-artifacts://`` locations that clients reach through ``/api/v1/artifacts``.
+    """
     app = FastAPI(
         title="Shipyard platform server",
         version=__version__,
@@ -59,6 +68,10 @@ def create_app(settings: Settings, *, stores: MetadataStores | None = None) -> F
         docs_url="/docs",
         redoc_url=None,
     )
+    if artifacts is not None:
+        serve_from(artifacts)
+        settings = dataclasses.replace(settings, artifact_root=f"{PROTOCOL}://artifacts")
+        app.state.artifacts = ArtifactStore(artifacts)
     app.state.settings = settings
     app.state.stores = stores or open_stores(settings)
 
@@ -85,11 +98,18 @@ def create_app(settings: Settings, *, stores: MetadataStores | None = None) -> F
     app.include_router(registry_routes.router, prefix="/api/v1")
     app.include_router(lineage_routes.router, prefix="/api/v1")
     app.include_router(schedule_routes.router, prefix="/api/v1")
+    if artifacts is not None:
+        app.include_router(artifact_routes.router, prefix="/api/v1")
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The app for ``shipyard server``'s worker processes: settings from the environment it prepared."""
+    import os
+
     from shipyard.config import get_settings
 
-    return create_app(get_settings())
+    settings = get_settings()
+    return create_app(
+        settings, artifacts=os.environ.get("SHIPYARD_SERVER_ARTIFACTS") or settings.artifact_root
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 
@@ -15,7 +16,7 @@ def document() -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as home:
         settings = Settings.load(environ={"SHIPYARD_HOME": home}, cwd=home)
-        return create_app(settings).openapi()
+        return create_app(settings, artifacts=str(Path(home) / "artifacts")).openapi()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ CHUNK_SIZE = 1 << 20
 _MODES = frozenset({"rb", "wb", "r", "w"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# Artifacts a platform server keeps (team mode), reached through it: see shipyard.store.server_artifacts.
+fsspec.register_implementation(
+    "shipyard-artifacts", "shipyard.store.server_artifacts.ServerArtifactFileSystem", clobber=False
+)
+
 # Temp files of in-flight (or crashed) local writes. Hidden, and never listed or downloaded as artifacts.
 _PARTIAL = re.compile(r"\..+\.[0-9a-f]{32}\.partial")
 

@@ -59,6 +59,10 @@ with shipyard.start_run(experiment="team", name="shared-run") as run:
     for step in range(50):
         run.log_metric("loss", 1 / (step + 1), step=step)
     run.set_tag("owner", "ana")
+    run.log_text("hello from the client\\n", "notes/hello.txt")
+    with open("big.bin", "wb") as f:
+        f.write(bytes(range(256)) * 20_000)  # 5 MiB: more than one chunk each way
+    run.log_artifact("big.bin", "data")
 """
 
 
@@ -79,6 +83,18 @@ def test_scripts_and_the_cli_work_against_the_server(server: str, tmp_path: Path
     assert run["metrics"]["loss"] == pytest.approx(1 / 50)
     history = httpx.get(f"{server}/api/v1/runs/{run['run_id']}/metrics/loss/history").json()
     assert len(history) == 50
+    server_files = tmp_path / "server-home" / "artifacts"
+    stored = [p.relative_to(server_files).as_posix() for p in server_files.rglob("*") if p.is_file()]
+    assert sorted(p.split("/artifacts/", 1)[-1] for p in stored) == ["data/big.bin", "notes/hello.txt"]
+    assert (
+        not list((tmp_path / "client-home").rglob("*.bin"))
+        and not (tmp_path / "shipyard-artifacts:").exists()
+    )
+    assert run["artifact_uri"].startswith("shipyard-artifacts://")
+    got = console("artifacts", "download", run["run_id"], "-o", str(tmp_path / "out"), env=team)
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "out" / "notes" / "hello.txt").read_text() == "hello from the client\n"
+    assert (tmp_path / "out" / "data" / "big.bin").read_bytes() == (tmp_path / "big.bin").read_bytes()
     missing = console("runs", "show", "nope", env=team)
     assert missing.returncode == 3 and "nope" in missing.stderr and server in missing.stderr
 

@@ -1,0 +1,83 @@
+"""Artifacts through the server: files stream up and down in chunks, checked by sha256, confined to the
+server's artifact destination (every path goes through ``safe_relpath``: no ``..``, no absolute paths)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from shipyard.errors import InvalidInput, NotFound
+from shipyard.store.artifacts import CHUNK_SIZE, ArtifactStore, safe_relpath
+
+router = APIRouter(tags=["artifacts"])
+SHA256_HEADER = "X-Shipyard-SHA256"
+
+
+def _store(request: Request) -> ArtifactStore:
+    return request.app.state.artifacts
+
+
+@router.put("/artifacts/{path:path}")
+async def upload(path: str, request: Request) -> dict[str, Any]:
+    """Store the request body at ``path``; with an ``X-Shipyard-SHA256`` header, a body that does not match
+    it is refused (400) and nothing is kept."""
+    rel = safe_relpath(path)
+    expected = request.headers.get(SHA256_HEADER)
+    store = _store(request)
+    digest = hashlib.sha256()
+    size = 0
+    sink = await run_in_threadpool(store.open, rel, "wb")
+    try:
+        async for chunk in request.stream():
+            digest.update(chunk)
+            size += len(chunk)
+            await run_in_threadpool(sink.write, chunk)
+        if expected is not None and expected.lower() != digest.hexdigest():
+            raise InvalidInput(f"artifact {rel!r}: the body's sha256 {digest.hexdigest()} is not {expected}")
+    except BaseException:
+        discard = getattr(sink, "discard", None)
+        if discard is not None:
+            discard()  # an atomic local write: nothing lands
+        else:
+            sink.close()
+            await run_in_threadpool(store.delete, rel)
+        raise
+    await run_in_threadpool(sink.close)
+    return {"path": rel, "size": size, "sha256": digest.hexdigest()}
+
+
+@router.get("/artifacts/{path:path}")
+def download(path: str, request: Request) -> StreamingResponse:
+    """The file at ``path``, streamed in chunks."""
+    rel = safe_relpath(path)
+    source = _store(request).open(rel, "rb")
+
+    def chunks() -> Iterator[bytes]:
+        with source:
+            while chunk := source.read(CHUNK_SIZE):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+@router.get("/artifact-entries")
+def entries(request: Request, prefix: str = "", recursive: bool = False) -> list[dict[str, Any]]:
+    """What lies under ``prefix``: files with their sizes, and (not recursive) directories."""
+    rel = safe_relpath(prefix, allow_root=True)
+    return [
+        {"path": e.path, "size": e.size, "is_dir": e.is_dir}
+        for e in _store(request).list(rel, recursive=recursive)
+    ]
+
+
+@router.delete("/artifacts/{path:path}", status_code=204)
+def delete(path: str, request: Request) -> None:
+    rel = safe_relpath(path)
+    if not _store(request).exists(rel):
+        raise NotFound(f"no artifact {rel!r}")
+    _store(request).delete(rel)
