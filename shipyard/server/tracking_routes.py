@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.store import wire
@@ -17,6 +17,10 @@ from shipyard.tracking import naming
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, RunStatus
 
 router = APIRouter(tags=["tracking"])
+
+# A client's key for one write, the same on each retry of it: the store records it with the write, so a retry
+# after a lost answer (a dropped connection, a killed worker) is stored once.
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 
 class _Body(BaseModel):
@@ -145,9 +149,13 @@ def versions_backed_by_experiment(id_or_name: str, request: Request) -> list[dic
 
 # ---------------------------------------------------------------------- runs
 @router.post("/runs", status_code=201)
-def create_run(body: NewRun, request: Request) -> dict[str, Any]:
+def create_run(body: NewRun, request: Request, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     run, _ = _store(request).create_run(
-        body.experiment, name=body.name, parent_run_id=body.parent_run_id, tags=body.tags
+        body.experiment,
+        name=body.name,
+        parent_run_id=body.parent_run_id,
+        tags=body.tags,
+        idempotency_key=idempotency_key,
     )
     return wire.to_json(run)
 
@@ -205,10 +213,10 @@ def recent_metric_keys(body: RecentKeys, request: Request) -> list[str]:
 
 
 @router.post("/metrics", status_code=204)
-def write_metrics(body: MetricBatch, request: Request) -> None:
-    """Store a batch of points (one request per client flush), all or nothing."""
+def write_metrics(body: MetricBatch, request: Request, idempotency_key: IdempotencyKey = None) -> None:
+    """Store a batch of points (one request per client flush), all or nothing, and once per key."""
     store = _store(request)
-    store.write_metrics(_pending(store, body.metrics))
+    store.write_metrics(_pending(store, body.metrics), idempotency_key=idempotency_key)
 
 
 @router.get("/runs/{run_id}")
@@ -223,11 +231,13 @@ def resume_run(run_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/runs/{run_id}/end")
-def end_run(run_id: str, body: EndRun, request: Request) -> dict[str, int]:
+def end_run(
+    run_id: str, body: EndRun, request: Request, idempotency_key: IdempotencyKey = None
+) -> dict[str, int]:
     """End a run with its last points, in one transaction; the end time."""
     store = _store(request)
-    key = store.run_key(run_id)
-    return {"end_time": store.set_terminated(key, body.status, _pending(store, body.metrics))}
+    key, pending = store.run_key(run_id), _pending(store, body.metrics)
+    return {"end_time": store.set_terminated(key, body.status, pending, idempotency_key=idempotency_key)}
 
 
 @router.get("/runs/{run_id}/status")

@@ -47,6 +47,7 @@ from shipyard.tracking.records import (
     Metric,
     Run,
     RunStatus,
+    new_id,
 )
 from shipyard.tracking.values import text_value
 
@@ -65,7 +66,11 @@ _CODES: dict[str, type[ShipyardError]] = {
 }
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _MAX_VALUE = 8000  # the longest param or tag value a store keeps
-_ATTEMPTS = 5
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# How long a call keeps retrying: briefly for a server never reached (a wrong URL should fail fast), longer
+# once it answered (a restarting server or database comes back within seconds).
+_FIRST_CONTACT_S = 1.5
+_RECONNECT_S = 15.0
 
 
 class HttpClient:
@@ -75,24 +80,43 @@ class HttpClient:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout_s)
+        self._answered = False
 
     def call(
-        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
-        """Send one request (retrying connection errors, 502, 503 and 504 with backoff); the JSON answer."""
-        delay = 0.1
-        for attempt in range(_ATTEMPTS):
+        """Send one request and return its JSON answer, retrying with backoff what is safe to retry.
+
+        A read, or a write carrying an ``idempotency_key`` (the server stores it once, however often it
+        arrives), is retried after any connection error and 502/503/504. Any other write is retried only
+        when it cannot have been applied: the connection was refused, or the server answered 503 (it
+        rolled back). An unreachable server is a `StoreError` naming its URL.
+        """
+        repeatable = method in _SAFE_METHODS or idempotency_key is not None
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        deadline = time.monotonic() + (_RECONNECT_S if self._answered else _FIRST_CONTACT_S)
+        delay = 0.05
+        while True:
             try:
-                response = self._http.request(method, path, json=json, params=params)
+                response = self._http.request(method, path, json=json, params=params, headers=headers)
             except httpx.TransportError as exc:
-                if attempt + 1 == _ATTEMPTS:
+                retry = repeatable or isinstance(exc, httpx.ConnectError)
+                if not retry or time.monotonic() + delay > deadline:
                     raise StoreError(f"cannot reach the Shipyard server at {self.url}: {exc}") from None
             else:
-                if response.status_code not in _RETRY_STATUSES or attempt + 1 == _ATTEMPTS:
+                self._answered = True
+                status = response.status_code
+                retry = status in _RETRY_STATUSES and (repeatable or status == 503)
+                if not retry or time.monotonic() + delay > deadline:
                     return _answer(response, self.url)
             time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+            delay = min(delay * 2, 1.0)
 
     def close(self) -> None:
         self._http.close()
@@ -174,6 +198,7 @@ class HttpTrackingStore:
         name: str | None = None,
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> tuple[Run, RunKey]:
         body = {
             "experiment": experiment,
@@ -181,7 +206,8 @@ class HttpTrackingStore:
             "parent_run_id": parent_run_id,
             "tags": _checked(tags, "tag"),
         }
-        run = wire.run(self._client.call("POST", "/runs", json=body))
+        key = idempotency_key or new_id()
+        run = wire.run(self._client.call("POST", "/runs", json=body, idempotency_key=key))
         return run, self._key(run.run_id)
 
     def resume_run(self, run_id: str) -> tuple[Run, RunKey]:
@@ -208,9 +234,17 @@ class HttpTrackingStore:
         params = {"id_or_name": id_or_name, **({"experiment": experiment} if experiment else {})}
         return wire.run(self._client.call("GET", "/runs", params=params))
 
-    def set_terminated(self, run_key: RunKey, status: RunStatus, pending: SeriesMap | None = None) -> int:
+    def set_terminated(
+        self,
+        run_key: RunKey,
+        status: RunStatus,
+        pending: SeriesMap | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
         body = {"status": RunStatus(status).value, "metrics": self._series(pending)}
-        return int(self._client.call("POST", f"/runs/{self._id(run_key)}/end", json=body)["end_time"])
+        path, key = f"/runs/{self._id(run_key)}/end", idempotency_key or new_id()
+        return int(self._client.call("POST", path, json=body, idempotency_key=key)["end_time"])
 
     def run_status(self, run_key: RunKey) -> RunStatus:
         return RunStatus(self._client.call("GET", f"/runs/{self._id(run_key)}/status")["status"])
@@ -234,10 +268,11 @@ class HttpTrackingStore:
     def delete_tag(self, run_key: RunKey, key: str) -> None:
         self._client.call("DELETE", f"/runs/{self._id(run_key)}/tags/{_part(key)}")
 
-    def write_metrics(self, pending: SeriesMap) -> None:
+    def write_metrics(self, pending: SeriesMap, *, idempotency_key: str | None = None) -> None:
         batch = self._series(pending)
         if batch:
-            self._client.call("POST", "/metrics", json={"metrics": batch})
+            key = idempotency_key or new_id()
+            self._client.call("POST", "/metrics", json={"metrics": batch}, idempotency_key=key)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         found = self._client.call("GET", f"/runs/{_part(run_id)}/metrics/{_part(key)}/history")

@@ -312,3 +312,15 @@ pipeline_schedules = Table(
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_pipeline_schedules_due", "paused", "next_run_at"),
 )
+
+# ---------------------------------------------------------------------- idempotency keys (revision 0006)
+# A retried write (a metric batch, a run's end or creation) carries the key of its first attempt; recorded in
+# the write's own transaction, so a retry after a lost answer stores nothing twice. Pruned after a day.
+request_keys = Table(
+    "request_keys",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("result", String(64), nullable=True),
+    Index("ix_request_keys_created", "created_at"),
+)

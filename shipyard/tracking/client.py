@@ -87,12 +87,16 @@ class TrackingClient:
         name: str | None = None,
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> tuple[Run, RunKey]:
         """Create a RUNNING run; returns its record and the store's key for it.
 
-        Run names are unique per experiment: an explicit name that is taken raises `AlreadyExists`.
+        Run names are unique per experiment: an explicit name that is taken raises `AlreadyExists`. A call
+        retried with the ``idempotency_key`` of a creation that was stored returns that run.
         """
-        return self.backend.create_run(experiment, name=name, parent_run_id=parent_run_id, tags=tags)
+        return self.backend.create_run(
+            experiment, name=name, parent_run_id=parent_run_id, tags=tags, idempotency_key=idempotency_key
+        )
 
     def resume_run(self, run_id: str) -> tuple[Run, RunKey]:
         """Mark an existing run RUNNING again (to log more into it), beating from this process."""
@@ -117,9 +121,19 @@ class TrackingClient:
         """A run by id, or by name within ``experiment`` (or any experiment when the name is unique)."""
         return self.backend.find_run(id_or_name, experiment)
 
-    def set_terminated(self, run_key: RunKey, status: RunStatus, pending: SeriesMap | None = None) -> int:
-        """End a run: its last metric points and its terminal status are stored together; the end time."""
-        return self.backend.set_terminated(run_key, status, pending)
+    def set_terminated(
+        self,
+        run_key: RunKey,
+        status: RunStatus,
+        pending: SeriesMap | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """End a run: its last metric points and its terminal status are stored together; the end time.
+
+        The points are stored once however often a call with the same ``idempotency_key`` is retried.
+        """
+        return self.backend.set_terminated(run_key, status, pending, idempotency_key=idempotency_key)
 
     def run_status(self, run_key: RunKey) -> RunStatus:
         return self.backend.run_status(run_key)
@@ -150,9 +164,10 @@ class TrackingClient:
     def delete_tag(self, run_key: RunKey, key: str) -> None:
         self.backend.delete_tag(run_key, key)
 
-    def write_metrics(self, pending: SeriesMap) -> None:
-        """Store buffered points and advance each key's latest value, all or nothing."""
-        self.backend.write_metrics(pending)
+    def write_metrics(self, pending: SeriesMap, *, idempotency_key: str | None = None) -> None:
+        """Store buffered points and advance each key's latest value, all or nothing (and once, however
+        often a batch with the same ``idempotency_key`` is retried)."""
+        self.backend.write_metrics(pending, idempotency_key=idempotency_key)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key`` in ``run_id``, ordered by step then time."""

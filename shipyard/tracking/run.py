@@ -296,7 +296,9 @@ class ActiveRun:
                 self._monitor.stop()
             end_time: list[int] = []
             self._writer.flush_with(
-                lambda rows: end_time.append(self._client.set_terminated(self._pk, status, rows))
+                lambda rows, key: end_time.append(
+                    self._client.set_terminated(self._pk, status, rows, idempotency_key=key)
+                )
             )
             self._status = status
             self._record = Run(**{**self._record.__dict__, "status": status, "end_time": end_time[0]})

@@ -10,6 +10,10 @@ The same thread beats for the runs this process holds open (:meth:`MetricWriter.
 their ``heartbeat_at`` every ``heartbeat_interval`` seconds, so a run whose process died shows as LOST. It
 costs ``log_metric`` nothing and needs no thread per run.
 
+A batch that fails to write (a busy database, an unreachable server) is kept whole with the idempotency key
+it was first sent with, and sent again, before newer points, by the next flush: a batch whose answer was lost
+after the store committed it is then recognised and not stored twice.
+
 Thread-safety: ``add``/``add_many`` may be called from any thread. ``_write_lock`` serialises database
 writes, so ``flush`` also waits for a batch the background thread is writing at that moment.
 """
@@ -25,6 +29,7 @@ from collections.abc import Callable, Sequence
 from shipyard.errors import ShipyardError
 from shipyard.tracking.chunks import Series, SeriesMap
 from shipyard.tracking.client import TrackingClient
+from shipyard.tracking.records import new_id
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,8 @@ class MetricWriter:
         self._high_water = high_water
         self._buffer: dict[tuple[int, str], Series] = {}
         self._count = 0
+        # Batches that failed to write, oldest first, each with the key it was first sent with.
+        self._unsent: list[tuple[str, SeriesMap]] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -94,7 +101,10 @@ class MetricWriter:
 
     @property
     def pending(self) -> int:
-        return self._count
+        """Points not yet stored: buffered, or in a batch waiting to be sent again."""
+        with self._lock:
+            unsent = sum(len(series) for _, batch in self._unsent for series in batch.values())
+            return self._count + unsent
 
     def beat_for(self, run_pk: int) -> None:
         """Keep the run's heartbeat fresh from this process until :meth:`stop_beating`."""
@@ -115,22 +125,20 @@ class MetricWriter:
     def flush(self) -> None:
         """Commit every point added before this call; raises `StoreError` if they cannot be written."""
         with self._write_lock:
+            self._resend()
             taken = self._take()
             if taken:
-                self._write(taken)
+                self._write(taken, lambda batch, key: self._client.write_metrics(batch, idempotency_key=key))
 
-    def flush_with(self, action: Callable[[SeriesMap], None]) -> None:
-        """Hand every buffered point to ``action`` (which must commit them) under the write lock.
+    def flush_with(self, action: Callable[[SeriesMap, str], None]) -> None:
+        """Hand every buffered point and a fresh idempotency key to ``action`` (which must commit them)
+        under the write lock.
 
         Used to end a run in one transaction: its last points and its terminal status together.
         """
         with self._write_lock:
-            taken = self._take()
-            try:
-                action(taken)
-            except BaseException:
-                self._requeue(taken)
-                raise
+            self._resend()
+            self._write(self._take(), action)
 
     def close(self) -> None:
         """Flush and stop the background thread."""
@@ -155,7 +163,7 @@ class MetricWriter:
             now = time.monotonic()
             if self._beating and now >= self._next_beat:
                 self._beat(now)
-            if not self._count or (not woken and now < self._next_flush):
+            if not (self._count or self._unsent) or (not woken and now < self._next_flush):
                 continue
             self._next_flush = now + self._flush_interval
             try:
@@ -181,23 +189,23 @@ class MetricWriter:
             self._count = 0
         return taken
 
-    def _requeue(self, taken: dict[tuple[int, str], Series]) -> None:
-        # Put unwritten points back *before* anything added since, keeping each series in logged order.
-        with self._lock:
-            for key, newer in self._buffer.items():
-                older = taken.get(key)
-                if older is None:
-                    taken[key] = newer
-                else:
-                    older.extend(newer)
-            self._buffer = taken
-            self._count = sum(len(series) for series in taken.values())
+    def _resend(self) -> None:
+        # Failed batches go again first, whole and with their first key, so points stay in logged order and
+        # a batch the store did commit (its answer lost) is not stored twice.
+        while self._unsent:
+            key, batch = self._unsent[0]
+            self._client.write_metrics(batch, idempotency_key=key)
+            with self._lock:
+                self._unsent.pop(0)
 
-    def _write(self, taken: dict[tuple[int, str], Series]) -> None:
+    def _write(self, taken: SeriesMap, action: Callable[[SeriesMap, str], None]) -> None:
+        key = new_id()
         try:
-            self._client.write_metrics(taken)
+            action(taken, key)
         except BaseException:
-            self._requeue(taken)
+            if taken:
+                with self._lock:
+                    self._unsent.append((key, taken))
             raise
 
 

@@ -17,6 +17,7 @@ from shipyard import (
     RunStatus,
     Settings,
 )
+from shipyard.tracking.chunks import Series
 from shipyard.tracking.client import TrackingClient
 
 
@@ -309,3 +310,70 @@ def test_runs_with_tag_finds_across_experiments_newest_first(tracking_backend_se
     finished = client.runs_with_tag("key", "k1", status=RunStatus.FINISHED, limit=1)
     assert [r.run_id for r in finished] == [found[2]]
     assert client.runs_with_tag("key", "nothing") == []
+
+
+def _points(run_pk: int, key: str, n: int) -> dict[tuple[int, str], Series]:
+    series = Series()
+    for step in range(n):
+        series.steps.append(step)
+        series.values.append(step / 10)
+        series.timestamps.append(1_700_000_000_000 + step)
+    return {(run_pk, key): series}
+
+
+def test_a_retried_write_is_stored_once(tracking_backend_settings: Settings) -> None:
+    """A batch, a run's end and a run's creation retried with the key of their first attempt (whose answer
+    was lost) are stored once; another key is another write."""
+    client = TrackingClient(tracking_backend_settings)
+    run, pk = client.create_run("e", idempotency_key="create-0001")
+    again, again_pk = client.create_run("e", idempotency_key="create-0001")
+    assert (again.run_id, again_pk) == (run.run_id, pk)
+    assert len(client.search_runs([client.get_experiment("e").experiment_id])) == 1
+
+    client.write_metrics(_points(pk, "loss", 3), idempotency_key="batch-0001")
+    client.write_metrics(_points(pk, "loss", 3), idempotency_key="batch-0001")
+    assert len(client.metric_history(run.run_id, "loss")) == 3
+    client.write_metrics(_points(pk, "loss", 3), idempotency_key="batch-0002")
+    assert len(client.metric_history(run.run_id, "loss")) == 6
+
+    client.set_terminated(pk, RunStatus.FINISHED, _points(pk, "acc", 2), idempotency_key="end-00001")
+    client.set_terminated(pk, RunStatus.FINISHED, _points(pk, "acc", 2), idempotency_key="end-00001")
+    assert len(client.metric_history(run.run_id, "acc")) == 2
+    assert client.get_run(run.run_id).status is RunStatus.FINISHED
+
+
+def test_a_flush_whose_answer_was_lost_is_resent_once(
+    tracking_backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer keeps a failed batch whole with its key and sends it again before newer points: a batch
+    the store committed before the error (the answer lost) is not stored twice, one it did not is."""
+    from shipyard.errors import StoreError
+
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
+        client = run._client
+        real = client.write_metrics
+        failures = ["commit, then lose the answer", "fail before storing"]
+
+        def flaky(pending: object, *, idempotency_key: str | None = None) -> None:
+            if failures and failures[0].startswith("fail"):
+                failures.pop(0)
+                raise StoreError("the server went away")
+            real(pending, idempotency_key=idempotency_key)  # type: ignore[arg-type]
+            if failures:
+                failures.pop(0)
+                raise StoreError("the answer was lost")
+
+        monkeypatch.setattr(client, "write_metrics", flaky)
+        for step in range(5):
+            run.log_metric("m", step, step=step)
+        with pytest.raises(StoreError):
+            run.flush()  # stored, but the answer is lost
+        run.log_metric("m", 5, step=5)
+        with pytest.raises(StoreError):
+            run.flush()  # the resend of the first batch fails outright
+        assert run._writer.pending == 6
+        run.log_metric("m", 6, step=6)
+        run.flush()
+        assert run._writer.pending == 0
+    history = shipyard.get_client(tracking_backend_settings).metric_history(run.run_id, "m")
+    assert [p.step for p in history] == list(range(7))

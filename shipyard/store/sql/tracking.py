@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from shipyard.config import Settings
-from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError
+from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.db import MetadataStore
 from shipyard.store.protocol import Garbage, RunKey
@@ -39,6 +39,7 @@ from shipyard.store.schema import (
     model_versions,
     params,
     registered_models,
+    request_keys,
     runs,
 )
 from shipyard.store.schema import tags as tags_table
@@ -70,6 +71,12 @@ log = logging.getLogger(__name__)
 _CHUNK = 900  # ids per IN (...) list; well under every backend's bound-parameter limit
 _MAX_PARAM_VALUE = 8000
 _MAX_TAG_VALUE = 8000
+_KEY_TTL_MS = 24 * 3600 * 1000  # how long a retry can come after its first attempt and still be recognised
+_PRUNE_EVERY = 1000  # claims between prunings of expired idempotency keys
+
+
+class _Retried(Exception):
+    """A write's idempotency key was already recorded: a retry of a stored write."""
 
 
 _RUN_COLUMNS = (
@@ -108,6 +115,11 @@ class SqlTrackingStore:
             f"INSERT INTO runs ({columns}) VALUES ({', '.join([p] * len(_RUN_COLUMNS))}) RETURNING id"
         )
         self._sql_end_run = f"UPDATE runs SET status = {p}, end_time = {p} WHERE id = {p}"
+        self._sql_claim_key = (
+            f"INSERT INTO request_keys (key, created_at, result) VALUES ({p}, {p}, {p}) "
+            "ON CONFLICT (key) DO NOTHING"
+        )
+        self._claims = 0
         self._sql_insert_param = (
             f"INSERT INTO params (run_pk, key, value) VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING"
         )
@@ -245,11 +257,17 @@ class SqlTrackingStore:
         name: str | None = None,
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> tuple[Run, RunKey]:
         """Create a RUNNING run; returns its record and private integer key.
 
-        Run names are unique per experiment: an explicit name that is taken raises `AlreadyExists`.
+        Run names are unique per experiment: an explicit name that is taken raises `AlreadyExists`. A retry
+        carrying the ``idempotency_key`` of a creation that was stored returns that run instead of a second.
         """
+        if idempotency_key is not None:
+            done = self._claimed_result(idempotency_key)
+            if done is not None:  # a retry of a creation that was stored: the same run
+                return self.get_run(done), self.run_key(done)
         exp = self.get_or_create_experiment(experiment)
         if parent_run_id is not None:
             self.run_key(parent_run_id)  # NotFound names the missing parent (a cached lookup)
@@ -287,7 +305,14 @@ class SqlTrackingStore:
                             self._upsert_tag,
                             [{"run_pk": run_pk, "key": k, "value": v} for k, v in tag_rows],
                         )
+                    if idempotency_key is not None and not self._claim(conn, idempotency_key, run_id):
+                        raise _Retried
                 break
+            except _Retried:  # the same creation, retried at the same moment: answer with the stored run
+                done = self._claimed_result(idempotency_key or "")
+                if done is None:  # pragma: no cover - the claim's row is committed before it conflicts
+                    raise StoreError("a retried run creation lost its key; retry it") from None
+                return self.get_run(done), self.run_key(done)
             except SAIntegrityError as exc:
                 if attempt + 1 < attempts:
                     continue
@@ -370,11 +395,19 @@ class SqlTrackingStore:
             raise InvalidInput(f"run name {id_or_name!r} is used in several experiments; pass the experiment")
         return found[0]
 
-    def set_terminated(self, run_key: RunKey, status: RunStatus, pending: SeriesMap | None = None) -> int:
-        """End a run: write its last metric points and its terminal status in one transaction."""
+    def set_terminated(
+        self,
+        run_key: RunKey,
+        status: RunStatus,
+        pending: SeriesMap | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """End a run: write its last metric points and its terminal status in one transaction (the points
+        once, however often a call with the same ``idempotency_key`` is retried)."""
         end = now_ms()
         with self.db.write() as conn:
-            if pending:
+            if pending and (idempotency_key is None or self._claim(conn, idempotency_key)):
                 self._write_series(conn, pending)
             conn.exec_driver_sql(self._sql_end_run, (status.value, end, run_key))
         return end
@@ -477,11 +510,27 @@ class SqlTrackingStore:
             raise NotFound(f"run has no tag {key!r}")
 
     # ------------------------------------------------------------------ metrics
-    def write_metrics(self, pending: SeriesMap) -> None:
-        """Append buffered points in one transaction and advance each key's latest value."""
+    def write_metrics(self, pending: SeriesMap, *, idempotency_key: str | None = None) -> None:
+        """Append buffered points in one transaction and advance each key's latest value.
+
+        A batch retried with the ``idempotency_key`` of one that was stored is not stored again.
+        """
         if pending:
             with self.db.write() as conn:
-                self._write_series(conn, pending)
+                if idempotency_key is None or self._claim(conn, idempotency_key):
+                    self._write_series(conn, pending)
+
+    def _claim(self, conn: Connection, key: str, result: str | None = None) -> bool:
+        """Record ``key`` in the caller's transaction; False when a committed write already holds it."""
+        claimed = conn.exec_driver_sql(self._sql_claim_key, (key, now_ms(), result)).rowcount == 1
+        self._claims += 1
+        if self._claims % _PRUNE_EVERY == 0:
+            conn.execute(request_keys.delete().where(request_keys.c.created_at < now_ms() - _KEY_TTL_MS))
+        return claimed
+
+    def _claimed_result(self, key: str) -> str | None:
+        with self.db.read() as conn:
+            return conn.execute(sa.select(request_keys.c.result).where(request_keys.c.key == key)).scalar()
 
     def _write_series(self, conn: Connection, pending: SeriesMap) -> None:
         # The hot path: one history chunk and one latest-value upsert per (run, key), not per point.
