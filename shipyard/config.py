@@ -46,6 +46,8 @@ class Settings:
     heartbeat_timeout: float = 60.0
     # Team mode: the platform server (`shipyard server`) that keeps the records instead of db_url.
     tracking_uri: str | None = None
+    # The API token team-mode clients send (SHIPYARD_TRACKING_TOKEN); never shown or logged.
+    tracking_token: str | None = field(default=None, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -119,6 +121,10 @@ class Settings:
             if f.name == "sources":
                 continue
             value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "****"
+            elif f.name == "db_url":
+                value = mask_url(value)
             rows.append((f.name, "" if value is None else str(value), self.sources.get(f.name, "default")))
         return rows
 
@@ -131,6 +137,18 @@ class Settings:
 
 
 _FIELD_NAMES = [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
+SECRET_FIELDS = frozenset({"tracking_token"})
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``****`` (for display and logs)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:****@{host}"
+
+
 _PATH_FIELDS = frozenset({"home", "artifact_root"})
 
 

@@ -9,6 +9,7 @@ field); the HTTP stores turn the code back into the same typed exception embedde
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from shipyard import __version__
+from shipyard.auth.accounts import Accounts
+from shipyard.auth.oidc import OidcVerifier
+from shipyard.auth.records import Permission, ResourceType
 from shipyard.config import Settings
 from shipyard.errors import (
     AlreadyExists,
@@ -27,10 +31,18 @@ from shipyard.errors import (
     StoreError,
     Unauthorized,
 )
-from shipyard.server import artifact_routes, lineage_routes, registry_routes, schedule_routes, tracking_routes
-from shipyard.store import open_stores
+from shipyard.server import (
+    artifact_routes,
+    auth_routes,
+    lineage_routes,
+    registry_routes,
+    schedule_routes,
+    tracking_routes,
+)
+from shipyard.server.security import SecurityConfig, SecurityMiddleware
+from shipyard.store import open_server_stores
 from shipyard.store.artifacts import ArtifactStore
-from shipyard.store.protocol import MetadataStores
+from shipyard.store.protocol import ServerStores
 from shipyard.store.server_artifacts import PROTOCOL, serve_from
 
 # (error class, HTTP status, code): the first match wins, so subclasses come before their bases.
@@ -54,12 +66,21 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def create_app(
-    settings: Settings, *, stores: MetadataStores | None = None, artifacts: str | None = None
+    settings: Settings,
+    *,
+    stores: ServerStores | None = None,
+    artifacts: str | None = None,
+    require_auth: bool = False,
+    default_permission: Permission | str = Permission.READ,
+    oidc: OidcVerifier | None = None,
+    max_body_bytes: int = 32 << 20,
 ) -> FastAPI:
     """The server app over ``stores`` (default: the SQL stores ``settings`` name).
 
     With ``artifacts`` (a folder or an object-store URL) the server keeps the files: new experiments get
-    logical ``shipyard-artifacts://`` locations that clients reach through ``/api/v1/artifacts``.
+    logical ``shipyard-artifacts://`` locations that clients reach through ``/api/v1/artifacts``. With
+    ``require_auth`` every route but health and the OpenAPI document needs a user's token (or password, or
+    an ``oidc`` bearer JWT), and what it may touch follows its role, its grants and ``default_permission``.
     """
     app = FastAPI(
         title="Shipyard platform server",
@@ -73,7 +94,15 @@ def create_app(
         settings = dataclasses.replace(settings, artifact_root=f"{PROTOCOL}://artifacts")
         app.state.artifacts = ArtifactStore(artifacts)
     app.state.settings = settings
-    app.state.stores = stores or open_stores(settings)
+    app.state.stores = stores = stores or open_server_stores(settings)
+    app.state.experiment_names = {}
+    app.state.accounts = accounts = Accounts(
+        stores.auth, exists=_exists(stores), default_permission=Permission.parse(default_permission)
+    )
+    app.add_middleware(
+        SecurityMiddleware,
+        config=SecurityConfig(accounts, require_auth, oidc, max_body_bytes=max_body_bytes),
+    )
 
     @app.exception_handler(ShipyardError)
     async def _shipyard_error(request: Request, exc: ShipyardError) -> JSONResponse:
@@ -98,9 +127,24 @@ def create_app(
     app.include_router(registry_routes.router, prefix="/api/v1")
     app.include_router(lineage_routes.router, prefix="/api/v1")
     app.include_router(schedule_routes.router, prefix="/api/v1")
+    app.include_router(auth_routes.router, prefix="/api/v1")
     if artifacts is not None:
         app.include_router(artifact_routes.router, prefix="/api/v1")
     return app
+
+
+def _exists(stores: ServerStores) -> Callable[[ResourceType, str], bool]:
+    def exists(kind: ResourceType, name: str) -> bool:
+        try:
+            if kind is ResourceType.EXPERIMENT:
+                stores.tracking.get_experiment(name)
+            else:
+                stores.registry.get_model(name)
+        except NotFound:
+            return False
+        return True
+
+    return exists
 
 
 def app_from_environment() -> FastAPI:

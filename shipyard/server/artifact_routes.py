@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.server.guard import EDIT, MANAGE, READ, artifact_path, guard
 from shipyard.store.artifacts import CHUNK_SIZE, ArtifactStore, safe_relpath
 
 router = APIRouter(tags=["artifacts"])
@@ -27,6 +28,7 @@ async def upload(path: str, request: Request) -> dict[str, Any]:
     """Store the request body at ``path``; with an ``X-Shipyard-SHA256`` header, a body that does not match
     it is refused (400) and nothing is kept."""
     rel = safe_relpath(path)
+    await run_in_threadpool(artifact_path, guard(request), rel, EDIT)
     expected = request.headers.get(SHA256_HEADER)
     store = _store(request)
     digest = hashlib.sha256()
@@ -55,6 +57,7 @@ async def upload(path: str, request: Request) -> dict[str, Any]:
 def download(path: str, request: Request) -> StreamingResponse:
     """The file at ``path``, streamed in chunks."""
     rel = safe_relpath(path)
+    artifact_path(guard(request), rel, READ)
     source = _store(request).open(rel, "rb")
 
     def chunks() -> Iterator[bytes]:
@@ -69,6 +72,7 @@ def download(path: str, request: Request) -> StreamingResponse:
 def entries(request: Request, prefix: str = "", recursive: bool = False) -> list[dict[str, Any]]:
     """What lies under ``prefix``: files with their sizes, and (not recursive) directories."""
     rel = safe_relpath(prefix, allow_root=True)
+    artifact_path(guard(request), rel, READ)
     return [
         {"path": e.path, "size": e.size, "is_dir": e.is_dir}
         for e in _store(request).list(rel, recursive=recursive)
@@ -78,6 +82,7 @@ def entries(request: Request, prefix: str = "", recursive: bool = False) -> list
 @router.delete("/artifacts/{path:path}", status_code=204)
 def delete(path: str, request: Request) -> None:
     rel = safe_relpath(path)
+    artifact_path(guard(request), rel, MANAGE)
     if not _store(request).exists(rel):
         raise NotFound(f"no artifact {rel!r}")
     _store(request).delete(rel)

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipyard.auth.records import Role
 from shipyard.lineage.records import ArtifactType
+from shipyard.server.guard import EDIT, READ, guard
 from shipyard.store import wire
 from shipyard.store.protocol import LineageStore
 
@@ -42,6 +44,11 @@ def _store(request: Request) -> LineageStore:
 @router.post("/lineage/executions", status_code=201)
 def record(body: NewExecution, request: Request) -> dict[str, int]:
     """Record one execution with its input and output artifacts at once; the execution id."""
+    g = guard(request)
+    if body.run_id is not None:
+        g.run(body.run_id, EDIT)
+    else:
+        g.role(Role.EDITOR, "record lineage")
     execution_id = _store(request).record(
         body.execution_type,
         name=body.name,
@@ -56,10 +63,14 @@ def record(body: NewExecution, request: Request) -> dict[str, int]:
 
 @router.get("/lineage/artifacts")
 def find(uri: str, request: Request) -> dict[str, Any]:
-    return wire.to_json(_store(request).find(uri))
+    return wire.to_json(_store(request).find(uri))  # an artifact's URI and hash; its graph is guarded
 
 
 @router.get("/lineage/upstream")
 def upstream(uri: str, request: Request) -> dict[str, Any]:
-    """Everything ``uri`` was made from, back to the sources."""
-    return wire.to_json(_store(request).upstream(uri))
+    """Everything ``uri`` was made from, back to the sources (403 if it passes through a run of an
+    experiment the caller cannot read)."""
+    graph = _store(request).upstream(uri)
+    run_ids = {e.run_id for e in graph.executions.values() if e.run_id}
+    guard(request).runs(run_ids, READ, missing_ok=True)
+    return wire.to_json(graph)

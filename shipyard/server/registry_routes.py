@@ -11,7 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipyard.auth.records import ResourceType, Role
 from shipyard.registry.uri import RegistryUri
+from shipyard.server.guard import EDIT, MANAGE, READ, guard
 from shipyard.store import wire
 from shipyard.store.protocol import RegistryStore
 
@@ -68,12 +70,17 @@ def _store(request: Request) -> RegistryStore:
 
 @router.post("/registered-models", status_code=201)
 def create_model(body: NewModel, request: Request) -> dict[str, Any]:
-    return wire.to_json(_store(request).create_model(body.name, description=body.description, tags=body.tags))
+    g = guard(request)
+    g.role(Role.EDITOR, f"create registered model {body.name!r}")
+    found = _store(request).create_model(body.name, description=body.description, tags=body.tags)
+    g.own(ResourceType.REGISTERED_MODEL, found.name)
+    return wire.to_json(found)
 
 
 @router.get("/registered-models")
 def list_models(request: Request) -> list[dict[str, Any]]:
-    return wire.to_json(_store(request).list_models())
+    g = guard(request)
+    return wire.to_json([m for m in _store(request).list_models() if g.can_read_model(m.name)])
 
 
 @router.post("/registered-models/resolve")
@@ -82,32 +89,42 @@ def resolve(body: Reference, request: Request) -> dict[str, Any]:
     from shipyard.registry.records import Stage
 
     stage = None if body.stage is None else Stage.parse(body.stage)
+    guard(request).model(body.name, READ)
     ref = RegistryUri(body.name, body.version, body.alias, stage, body.latest)
     return wire.to_json(_store(request).resolve(ref))
 
 
 @router.get("/registered-models/{name}")
 def get_model(name: str, request: Request) -> dict[str, Any]:
+    guard(request).model(name, READ)
     return wire.to_json(_store(request).get_model(name))
 
 
 @router.delete("/registered-models/{name}", status_code=204)
 def delete_model(name: str, request: Request, force: bool = False) -> None:
+    guard(request).model(name, MANAGE)
     _store(request).delete_model(name, force=force)
 
 
 @router.patch("/registered-models/{name}/tags", status_code=204)
 def set_model_tags(name: str, body: Tags, request: Request) -> None:
+    guard(request).model(name, EDIT)
     _store(request).set_model_tags(name, body.tags)
 
 
 @router.get("/registered-models/{name}/events")
 def events(name: str, request: Request) -> list[dict[str, Any]]:
+    guard(request).model(name, READ)
     return wire.to_json(_store(request).events(name))
 
 
 @router.post("/registered-models/{name}/versions", status_code=201)
 def create_version(name: str, body: NewVersion, request: Request) -> dict[str, Any]:
+    """A new version (the model is created on first use: an editor's, who then manages it)."""
+    g = guard(request)
+    g.model_name(name, EDIT)
+    if body.run_id is not None:
+        g.run(body.run_id, READ)
     found = _store(request).create_version(
         name,
         flavor=body.flavor,
@@ -119,31 +136,37 @@ def create_version(name: str, body: NewVersion, request: Request) -> dict[str, A
         description=body.description,
         tags=body.tags,
     )
+    g.own(ResourceType.REGISTERED_MODEL, name, created_only=True)
     return wire.to_json(found)
 
 
 @router.get("/registered-models/{name}/versions")
 def list_versions(name: str, request: Request) -> list[dict[str, Any]]:
+    guard(request).model(name, READ)
     return wire.to_json(_store(request).list_versions(name))
 
 
 @router.get("/registered-models/{name}/versions/{version}")
 def get_version(name: str, version: int, request: Request) -> dict[str, Any]:
+    guard(request).model(name, READ)
     return wire.to_json(_store(request).get_version(name, version))
 
 
 @router.delete("/registered-models/{name}/versions/{version}")
 def delete_version(name: str, version: int, request: Request, force: bool = False) -> dict[str, Any]:
+    guard(request).model(name, MANAGE)
     return wire.to_json(_store(request).delete_version(name, version, force=force))
 
 
 @router.patch("/registered-models/{name}/versions/{version}/tags", status_code=204)
 def set_version_tags(name: str, version: int, body: Tags, request: Request) -> None:
+    guard(request).model(name, EDIT)
     _store(request).set_version_tags(name, version, body.tags)
 
 
 @router.post("/registered-models/{name}/versions/{version}/stage")
 def transition(name: str, version: int, body: Transition, request: Request) -> dict[str, Any]:
+    guard(request).model(name, EDIT)
     found = _store(request).transition(
         name, version, body.stage, reason=body.reason, archive_others=body.archive_others
     )
@@ -152,9 +175,11 @@ def transition(name: str, version: int, body: Transition, request: Request) -> d
 
 @router.put("/registered-models/{name}/aliases/{alias}")
 def set_alias(name: str, alias: str, body: Alias, request: Request) -> dict[str, Any]:
+    guard(request).model(name, EDIT)
     return wire.to_json(_store(request).set_alias(name, alias, body.version, reason=body.reason))
 
 
 @router.delete("/registered-models/{name}/aliases/{alias}", status_code=204)
 def delete_alias(name: str, alias: str, request: Request) -> None:
+    guard(request).model(name, EDIT)
     _store(request).delete_alias(name, alias)

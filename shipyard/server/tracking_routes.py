@@ -11,6 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipyard.auth.records import ResourceType, Role
+from shipyard.server.guard import EDIT, MANAGE, READ, guard
 from shipyard.store import wire
 from shipyard.store.protocol import TrackingStore
 from shipyard.tracking import naming
@@ -110,46 +112,65 @@ def _pending(store: TrackingStore, entries: list[SeriesEntry]) -> dict[tuple[int
 # ---------------------------------------------------------------------- experiments
 @router.post("/experiments", status_code=201)
 def create_experiment(body: NewExperiment, request: Request) -> dict[str, Any]:
+    g = guard(request)
+    g.role(Role.EDITOR, f"create experiment {body.name!r}")
+    if body.artifact_location is not None:
+        g.admin("choose an experiment's artifact location")  # it could point into another's files
     found = _store(request).create_experiment(
         body.name, description=body.description, artifact_location=body.artifact_location
     )
+    g.own(ResourceType.EXPERIMENT, found.name)
     return wire.to_json(found)
 
 
 @router.get("/experiments")
 def list_experiments(request: Request, include_deleted: bool = False) -> list[dict[str, Any]]:
-    return wire.to_json(_store(request).list_experiments(include_deleted=include_deleted))
+    g = guard(request)
+    found = _store(request).list_experiments(include_deleted=include_deleted)
+    return wire.to_json([e for e in found if g.can_read_experiment(e)])
 
 
 @router.get("/experiments/{id_or_name}")
 def get_experiment(id_or_name: str, request: Request) -> dict[str, Any]:
+    guard(request).experiment(id_or_name, READ)
     return wire.to_json(_store(request).get_experiment(id_or_name))
 
 
 @router.put("/experiments/{name}")
 def get_or_create_experiment(name: str, request: Request) -> dict[str, Any]:
     """The active experiment ``name``, created when missing (idempotent)."""
-    return wire.to_json(_store(request).get_or_create_experiment(name))
+    g = guard(request)
+    g.experiment_name(name, READ)
+    found = _store(request).get_or_create_experiment(name)
+    g.own(ResourceType.EXPERIMENT, found.name, created_only=True)
+    return wire.to_json(found)
 
 
 @router.delete("/experiments/{id_or_name}")
 def delete_experiment(id_or_name: str, request: Request, force: bool = False) -> dict[str, Any]:
+    guard(request).experiment(id_or_name, MANAGE)
     return wire.to_json(_store(request).delete_experiment(id_or_name, force=force))
 
 
 @router.post("/experiments/{id_or_name}/restore")
 def restore_experiment(id_or_name: str, request: Request) -> dict[str, Any]:
+    guard(request).experiment(id_or_name, MANAGE)
     return wire.to_json(_store(request).restore_experiment(id_or_name))
 
 
 @router.get("/experiments/{id_or_name}/backed-versions")
 def versions_backed_by_experiment(id_or_name: str, request: Request) -> list[dict[str, Any]]:
+    guard(request).experiment(id_or_name, READ)
     return wire.to_json(_store(request).versions_backed_by_experiment(id_or_name))
 
 
 # ---------------------------------------------------------------------- runs
 @router.post("/runs", status_code=201)
 def create_run(body: NewRun, request: Request, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    g = guard(request)
+    g.experiment_name(body.experiment, EDIT)
+    if body.parent_run_id is not None:
+        g.run(body.parent_run_id, READ)
     run, _ = _store(request).create_run(
         body.experiment,
         name=body.name,
@@ -157,6 +178,7 @@ def create_run(body: NewRun, request: Request, idempotency_key: IdempotencyKey =
         tags=body.tags,
         idempotency_key=idempotency_key,
     )
+    g.own(ResourceType.EXPERIMENT, body.experiment, created_only=True)
     return wire.to_json(run)
 
 
@@ -168,22 +190,32 @@ def find_run(
     experiment: str | None = None,
 ) -> dict[str, Any]:
     """A run by ``id_or_name`` (in ``experiment`` when given), or by exact ``name`` in ``experiment``."""
-    store = _store(request)
+    store, g = _store(request), guard(request)
+    if experiment is not None:
+        g.experiment(experiment, READ)
     if name is not None:
-        return wire.to_json(store.get_run_by_name(name, experiment or "Default"))
-    return wire.to_json(store.find_run(id_or_name or "", experiment))
+        run = store.get_run_by_name(name, experiment or "Default")
+    else:
+        run = store.find_run(id_or_name or "", experiment)
+    g.experiment(run.experiment_id, READ)
+    return wire.to_json(run)
 
 
 @router.post("/runs/beat", status_code=204)
 def beat(body: RunIds, request: Request) -> None:
     store = _store(request)
+    guard(request).runs(body.run_ids, EDIT)
     store.beat([store.run_key(run_id) for run_id in body.run_ids])
 
 
 @router.post("/runs/search")
 def search_page(body: Search, request: Request) -> list[dict[str, Any]]:
+    """A page of runs; experiments the caller may not read are left out of the search."""
+    readable = guard(request).readable_experiment_ids(body.experiment_ids)
+    if body.experiment_ids and not readable:
+        return []
     found = _store(request).search_page(
-        body.experiment_ids,
+        readable,
         body.filter,
         body.order_by,
         offset=body.offset,
@@ -202,11 +234,13 @@ def runs_with_tag(
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10,
 ) -> list[dict[str, Any]]:
-    return wire.to_json(_store(request).runs_with_tag(key, value, status=status, limit=limit))
+    found = _store(request).runs_with_tag(key, value, status=status, limit=limit)
+    return wire.to_json(guard(request).readable_runs(found))
 
 
 @router.post("/runs/recent-metric-keys")
 def recent_metric_keys(body: RecentKeys, request: Request) -> list[str]:
+    guard(request).runs(body.run_ids, READ)
     return _store(request).recent_metric_keys(
         body.run_ids, limit=body.limit, exclude_prefixes=body.exclude_prefixes
     )
@@ -216,16 +250,20 @@ def recent_metric_keys(body: RecentKeys, request: Request) -> list[str]:
 def write_metrics(body: MetricBatch, request: Request, idempotency_key: IdempotencyKey = None) -> None:
     """Store a batch of points (one request per client flush), all or nothing, and once per key."""
     store = _store(request)
+    guard(request).runs({e.run_id for e in body.metrics}, EDIT)
     store.write_metrics(_pending(store, body.metrics), idempotency_key=idempotency_key)
 
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: str, request: Request) -> dict[str, Any]:
-    return wire.to_json(_store(request).get_run(run_id))
+    run = _store(request).get_run(run_id)
+    guard(request).experiment(run.experiment_id, READ)
+    return wire.to_json(run)
 
 
 @router.post("/runs/{run_id}/resume")
 def resume_run(run_id: str, request: Request) -> dict[str, Any]:
+    guard(request).run(run_id, EDIT)
     run, _ = _store(request).resume_run(run_id)
     return wire.to_json(run)
 
@@ -236,6 +274,7 @@ def end_run(
 ) -> dict[str, int]:
     """End a run with its last points, in one transaction; the end time."""
     store = _store(request)
+    guard(request).run(run_id, EDIT)
     key, pending = store.run_key(run_id), _pending(store, body.metrics)
     return {"end_time": store.set_terminated(key, body.status, pending, idempotency_key=idempotency_key)}
 
@@ -243,57 +282,67 @@ def end_run(
 @router.get("/runs/{run_id}/status")
 def run_status(run_id: str, request: Request) -> dict[str, str]:
     store = _store(request)
+    guard(request).run(run_id, READ)
     return {"status": store.run_status(store.run_key(run_id)).value}
 
 
 @router.delete("/runs/{run_id}")
 def delete_run(run_id: str, request: Request, force: bool = False) -> list[dict[str, Any]]:
+    guard(request).run(run_id, MANAGE)
     return wire.to_json(_store(request).delete_run(run_id, force=force))
 
 
 @router.post("/runs/{run_id}/restore", status_code=204)
 def restore_run(run_id: str, request: Request) -> None:
+    guard(request).run(run_id, MANAGE)
     _store(request).restore_run(run_id)
 
 
 @router.post("/runs/{run_id}/params", status_code=204)
 def log_params(run_id: str, body: Values, request: Request) -> None:
     store = _store(request)
+    guard(request).run(run_id, EDIT)
     store.log_params(store.run_key(run_id), body.values)
 
 
 @router.patch("/runs/{run_id}/tags", status_code=204)
 def set_tags(run_id: str, body: Values, request: Request) -> None:
     store = _store(request)
+    guard(request).run(run_id, EDIT)
     store.set_tags(store.run_key(run_id), body.values)
 
 
 @router.delete("/runs/{run_id}/tags/{key}", status_code=204)
 def delete_tag(run_id: str, key: str, request: Request) -> None:
     store = _store(request)
+    guard(request).run(run_id, EDIT)
     store.delete_tag(store.run_key(run_id), key)
 
 
 @router.get("/runs/{run_id}/metrics/{key}/history")
 def metric_history(run_id: str, key: str, request: Request) -> list[dict[str, Any]]:
+    guard(request).run(run_id, READ)
     return wire.to_json(_store(request).metric_history(run_id, key))
 
 
 @router.post("/runs/{run_id}/artifact-records", status_code=204)
 def record_artifacts(run_id: str, body: ArtifactFiles, request: Request) -> None:
     store = _store(request)
+    guard(request).run(run_id, EDIT)
     files = [ArtifactRecord(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in body.files]
     store.record_artifacts(store.run_key(run_id), files)
 
 
 @router.get("/runs/{run_id}/artifact-records")
 def list_artifacts(run_id: str, request: Request, prefix: str = "") -> list[dict[str, Any]]:
+    guard(request).run(run_id, READ)
     return wire.to_json(_store(request).list_artifacts(run_id, prefix))
 
 
 @router.post("/runs/{run_id}/datasets", status_code=204)
 def log_dataset_input(run_id: str, body: Dataset, request: Request) -> None:
     store = _store(request)
+    guard(request).run(run_id, EDIT)
     dataset = DatasetInput(
         name=body.name,
         digest=body.digest,
@@ -308,6 +357,7 @@ def log_dataset_input(run_id: str, body: Dataset, request: Request) -> None:
 
 @router.get("/runs/{run_id}/datasets")
 def dataset_inputs(run_id: str, request: Request) -> list[dict[str, Any]]:
+    guard(request).run(run_id, READ)
     return wire.to_json(_store(request).dataset_inputs(run_id))
 
 
@@ -315,8 +365,11 @@ def dataset_inputs(run_id: str, request: Request) -> list[dict[str, Any]]:
 def child_runs(
     run_id: str, request: Request, limit: Annotated[int, Query(ge=0, le=10_000)] = 100
 ) -> dict[str, Any]:
+    g = guard(request)
+    g.run(run_id, READ)
     found, total = _store(request).child_runs(run_id, limit=limit)
-    return {"runs": wire.to_json(found), "total": total}
+    readable = g.readable_runs(found)
+    return {"runs": wire.to_json(readable), "total": total - (len(found) - len(readable))}
 
 
 class Gc(_Body):
@@ -333,6 +386,7 @@ class Stale(_Body):
 @router.post("/admin/gc")
 def collect_garbage(body: Gc, request: Request) -> dict[str, Any]:
     """Purge deleted runs and experiments (and their artifacts) on the server."""
+    guard(request).admin("collect garbage")
     return wire.to_json(
         _store(request).collect_garbage(older_than_ms=body.older_than_ms, dry_run=body.dry_run)
     )
@@ -341,4 +395,5 @@ def collect_garbage(body: Gc, request: Request) -> dict[str, Any]:
 @router.post("/admin/stale-runs")
 def mark_stale_runs(body: Stale, request: Request) -> list[dict[str, Any]]:
     """End the runs whose process stopped beating KILLED."""
+    guard(request).admin("end stale runs")
     return wire.to_json(_store(request).mark_stale_runs(timeout_s=body.timeout_s, dry_run=body.dry_run))

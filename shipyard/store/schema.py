@@ -324,3 +324,58 @@ request_keys = Table(
     Column("result", String(64), nullable=True),
     Index("ix_request_keys_created", "created_at"),
 )
+
+# ------------------------------------------------------------- users, tokens, grants, audit (revision 0007)
+# The platform server's access records. Passwords are argon2id hashes; an API token's secret is stored only as
+# its sha256 (a token is 256 random bits, so a fast hash is enough and keeps each request's check cheap).
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=True),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    # Consecutive failed logins, and until when (epoch ms) further attempts are refused unchecked.
+    Column("failed_logins", Integer, nullable=False),
+    Column("locked_until", BigInteger, nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+    Index("ix_api_tokens_user", "user_id"),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True),
+    Column("resource_type", String(32), primary_key=True),
+    Column("resource", String(256), primary_key=True),
+    Column("permission", String(16), nullable=False),
+    Column("granted_by", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("user_name", String(256), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("address", String(64), nullable=False),
+    Index("ix_audit_events_at", "at"),
+)

@@ -10,6 +10,7 @@ from shipyard.store.db import MetadataStore, open_store
 from shipyard.store.sql.tracking import SqlTrackingStore
 
 if TYPE_CHECKING:
+    from shipyard.store.sql.auth import SqlAuthStore
     from shipyard.store.sql.lineage import SqlLineageStore
     from shipyard.store.sql.registry import SqlRegistryStore
     from shipyard.store.sql.schedules import SqlScheduleStore
@@ -39,6 +40,12 @@ class SqlStores:
         from shipyard.store.sql.registry import SqlRegistryStore
 
         return SqlRegistryStore(self.db)
+
+    @functools.cached_property
+    def auth(self) -> SqlAuthStore:
+        from shipyard.store.sql.auth import SqlAuthStore
+
+        return SqlAuthStore(self.db)
 
     @functools.cached_property
     def lineage(self) -> SqlLineageStore:

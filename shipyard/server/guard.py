@@ -1,0 +1,206 @@
+"""Who may do what, per request: the caller's role and permissions checked against the record it touches.
+
+Every route asks its request's :class:`Guard` before it reads or writes: writes need ``EDIT`` (deletes and
+grants ``MANAGE``) on the experiment or registered model they touch, reads ``READ`` — and lists are filtered,
+so a search never returns runs of experiments the caller cannot read. A server without authentication
+(loopback, or ``--insecure-no-auth``) has no principal and its guard allows everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from shipyard.auth.records import Permission, Principal, ResourceType, Role
+from shipyard.errors import Forbidden, NotFound
+from shipyard.tracking.records import now_ms
+
+if TYPE_CHECKING:
+    from shipyard.auth.accounts import Accounts
+    from shipyard.store.protocol import MetadataStores
+    from shipyard.tracking.records import Experiment, Run
+
+_CACHE_LIMIT = 100_000
+READ, EDIT, MANAGE = Permission.READ, Permission.EDIT, Permission.MANAGE
+
+
+class Guard:
+    """The checks of one request (``principal`` None: authentication is off, everything is allowed)."""
+
+    def __init__(
+        self, principal: Principal | None, stores: MetadataStores, names: dict[str, str], accounts: Accounts
+    ) -> None:
+        self.principal = principal
+        self._stores = stores
+        self._names = names  # experiment id -> name (immutable): shared by the app's requests
+        self._accounts = accounts
+        self._creating: set[tuple[ResourceType, str]] = set()
+
+    @property
+    def user(self) -> str:
+        return "anonymous" if self.principal is None else self.principal.user
+
+    def role(self, role: Role, doing: str) -> None:
+        """The caller's role must be at least ``role`` to do ``doing``."""
+        p = self.principal
+        if p is not None and not p.at_least(role):
+            raise Forbidden(
+                f"user {p.user!r} ({p.role.value}) may not {doing}: it needs the {role.value} role"
+            )
+
+    def admin(self, doing: str) -> None:
+        self.role(Role.ADMIN, doing)
+
+    # ------------------------------------------------------------------ experiments and runs
+    def experiment(self, id_or_name: str, needed: Permission) -> None:
+        """``needed`` on the experiment named or numbered ``id_or_name`` (a missing one is `NotFound`)."""
+        if self.principal is None:
+            return
+        name = self._names.get(id_or_name)
+        if name is None:
+            name = self._remember(self._stores.tracking.get_experiment(id_or_name))
+        self._check(ResourceType.EXPERIMENT, name, needed, f"experiment {name!r}")
+
+    def experiment_name(self, name: str, needed: Permission) -> None:
+        """``needed`` on the experiment called ``name``, which may not exist yet (its creation is checked
+        by role: editors create experiments)."""
+        if self.principal is None:
+            return
+        try:
+            self.experiment(name, needed)
+        except NotFound:
+            self.role(Role.EDITOR, f"create experiment {name!r}")
+            self._creating.add((ResourceType.EXPERIMENT, name))
+
+    def own(self, kind: ResourceType, name: str, *, created_only: bool = False) -> None:
+        """The caller created ``name``: it gets MANAGE there (unless ``created_only`` and this request did
+        not create it). An admin has MANAGE everywhere already."""
+        p = self.principal
+        if p is None or p.role is Role.ADMIN or (created_only and (kind, name) not in self._creating):
+            return
+        # A single-sign-on identity without a user record has no grants: its role decides.
+        with contextlib.suppress(NotFound):
+            self._accounts.store.put_grant(p.user, kind, name, MANAGE, p.user, now_ms())
+
+    def run(self, run_id: str, needed: Permission) -> None:
+        """``needed`` on the experiment of run ``run_id`` (a missing run is `NotFound`)."""
+        if self.principal is not None:
+            self.experiment(self._stores.tracking.get_run(run_id).experiment_id, needed)
+
+    def runs(self, run_ids: Iterable[str], needed: Permission, *, missing_ok: bool = False) -> None:
+        """``needed`` on the experiments of all ``run_ids`` (a missing run is `NotFound`, or skipped)."""
+        if self.principal is None:
+            return
+        experiment_ids = set()
+        for run_id in set(run_ids):
+            try:
+                experiment_ids.add(self._stores.tracking.get_run(run_id).experiment_id)
+            except NotFound:
+                if not missing_ok:
+                    raise
+        for experiment_id in experiment_ids:
+            self.experiment(experiment_id, needed)
+
+    def can_read_experiment(self, experiment: Experiment) -> bool:
+        if self.principal is None:
+            return True
+        self._remember(experiment)
+        return self.principal.permission(ResourceType.EXPERIMENT, experiment.name).allows(READ)
+
+    def readable_experiment_ids(self, ids: Iterable[str]) -> list[str]:
+        """The ids among ``ids`` the caller may read (missing ones are left for the store to report)."""
+        if self.principal is None:
+            return list(ids)
+        kept = []
+        for experiment_id in ids:
+            try:
+                self.experiment(experiment_id, READ)
+            except Forbidden:
+                continue
+            except NotFound:
+                pass
+            kept.append(experiment_id)
+        return kept
+
+    def readable_runs(self, found: Iterable[Run]) -> list[Run]:
+        if self.principal is None:
+            return list(found)
+        return [run for run in found if self._may_read_experiment_id(run.experiment_id)]
+
+    # ------------------------------------------------------------------ registered models
+    def model(self, name: str, needed: Permission) -> None:
+        if self.principal is not None:
+            self._check(ResourceType.REGISTERED_MODEL, name, needed, f"registered model {name!r}")
+
+    def model_name(self, name: str, needed: Permission) -> None:
+        """``needed`` on registered model ``name``, or when it does not exist yet the role that creates it."""
+        if self.principal is None:
+            return
+        try:
+            self._stores.registry.get_model(name)
+        except NotFound:
+            self.role(Role.EDITOR, f"create registered model {name!r}")
+            self._creating.add((ResourceType.REGISTERED_MODEL, name))
+            return
+        self.model(name, needed)
+
+    def can_read_model(self, name: str) -> bool:
+        p = self.principal
+        return p is None or p.permission(ResourceType.REGISTERED_MODEL, name).allows(READ)
+
+    # ------------------------------------------------------------------ helpers
+    def _may_read_experiment_id(self, experiment_id: str) -> bool:
+        try:
+            self.experiment(experiment_id, READ)
+        except (Forbidden, NotFound):
+            return False
+        return True
+
+    def _check(self, kind: ResourceType, name: str, needed: Permission, what: str) -> None:
+        p = self.principal
+        assert p is not None
+        have = p.permission(kind, name)
+        if not have.allows(needed):
+            raise Forbidden(
+                f"user {p.user!r} has {have.value} on {what} and needs {needed.value} "
+                f"(an admin can grant it: shipyard grant {p.user} {_resource(kind)}:{name} {needed.value})"
+            )
+
+    def _remember(self, experiment: Experiment) -> str:
+        if len(self._names) > _CACHE_LIMIT:
+            self._names.clear()
+        self._names[experiment.experiment_id] = experiment.name
+        self._names[experiment.name] = experiment.name
+        return experiment.name
+
+
+def artifact_path(g: Guard, rel: str, needed: Permission) -> None:
+    """``needed`` on what an artifact path belongs to: ``<experiment id>/…`` an experiment's runs,
+    ``registry/<model>/…`` a registered model's packages; any other path is an admin's."""
+    if g.principal is None:
+        return
+    head, _, rest = rel.partition("/")
+    if head == "registry" and rest:
+        g.model(rest.partition("/")[0], needed)
+        return
+    if head:
+        try:
+            g.experiment(head, needed)
+            return
+        except NotFound:
+            pass
+    g.admin(f"reach artifacts at {rel or 'the root'!r}")
+
+
+def _resource(kind: ResourceType) -> str:
+    return "experiment" if kind is ResourceType.EXPERIMENT else "model"
+
+
+def guard(request: Request) -> Guard:
+    """The guard of ``request`` (built by the auth middleware's principal)."""
+    state = request.app.state
+    principal = getattr(request.state, "principal", None)
+    return Guard(principal, state.stores, state.experiment_names, state.accounts)

@@ -1,0 +1,181 @@
+"""The server's front door: authentication before any body is read, body limits, and the audit log.
+
+:class:`SecurityMiddleware` wraps the app (pure ASGI, so nothing reads a request body before it has run):
+
+- **Authentication** (when the server has it on): ``Authorization: Bearer shy_…`` (an API token), a bearer
+  JWT from the configured OIDC issuer, or ``Basic`` user:password. No or bad credentials get 401 with a
+  reason that never echoes them; each failure is answered after a short pause, and a user's repeated failed
+  logins lock it for a growing while (see :mod:`shipyard.auth.accounts`).
+- **Limits**: a JSON body over ``max_body_bytes`` and an artifact upload over ``max_artifact_bytes`` get 413,
+  by their ``Content-Length`` before anything is read, or as soon as a streamed body passes the limit.
+- **Audit**: every write (POST, PUT, PATCH, DELETE) is recorded after its answer is sent — who, method,
+  path, status, when and from which address. Bodies are never recorded (they may hold secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipyard.auth.records import Principal
+from shipyard.errors import Unauthorized
+from shipyard.tracking.records import now_ms
+
+if TYPE_CHECKING:
+    from shipyard.auth.accounts import Accounts
+    from shipyard.auth.oidc import OidcVerifier
+
+log = logging.getLogger(__name__)
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json"})
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_FAILURE_PAUSE_S = 0.25
+
+
+@dataclass
+class SecurityConfig:
+    """What the front door enforces. Without ``require_auth`` (loopback, or insecure mode) every caller is
+    anonymous; writes are audited either way."""
+
+    accounts: Accounts
+    require_auth: bool = False
+    oidc: OidcVerifier | None = None
+    max_body_bytes: int = 32 << 20
+    max_artifact_bytes: int = 64 << 30
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, config: SecurityConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        principal: Principal | None = None
+        if self.config.require_auth and path not in PUBLIC_PATHS:
+            try:
+                principal = await run_in_threadpool(self._authenticate, headers.get("authorization"))
+            except Unauthorized as exc:
+                await asyncio.sleep(_FAILURE_PAUSE_S)
+                await _error(
+                    send, 401, "UNAUTHORIZED", str(exc), {"www-authenticate": 'Bearer realm="shipyard"'}
+                )
+                await self._audit(scope, "?", method, path, 401)
+                return
+        scope.setdefault("state", {})["principal"] = principal
+
+        limit = self._limit(method, path)
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _error(
+                send, 413, "TOO_LARGE", f"the request body ({declared} bytes) is over the limit of {limit}"
+            )
+            await self._audit(scope, _who(principal), method, path, 413)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        status = 500
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            status = 413
+            if not started:
+                await _error(send, 413, "TOO_LARGE", f"the request body is over the limit of {limit} bytes")
+        if method in _WRITES:
+            await self._audit(scope, _who(principal), method, path, status)
+
+    def _authenticate(self, authorization: str | None) -> Principal:
+        accounts = self.config.accounts
+        if not authorization:
+            raise Unauthorized(
+                "authentication required: send 'Authorization: Bearer <token>' "
+                "(set SHIPYARD_TRACKING_TOKEN; create a token with: shipyard tokens create)"
+            )
+        scheme, _, credentials = authorization.strip().partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() == "bearer" and credentials:
+            if credentials.startswith("shy_") or self.config.oidc is None:
+                return accounts.authenticate_token(credentials)
+            return self.config.oidc.principal(credentials, accounts)
+        if scheme.lower() == "basic" and credentials:
+            try:
+                user, sep, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                user, sep, password = "", "", ""
+            if not sep:
+                raise Unauthorized("malformed Basic credentials: expected base64 of user:password")
+            return accounts.authenticate_password(user, password)
+        raise Unauthorized(
+            "unsupported Authorization header: use 'Bearer <token>' or 'Basic <user:password>'"
+        )
+
+    def _limit(self, method: str, path: str) -> int:
+        if method == "PUT" and path.startswith("/api/v1/artifacts/"):
+            return self.config.max_artifact_bytes
+        return self.config.max_body_bytes
+
+    async def _audit(self, scope: Scope, user: str, method: str, path: str, status: int) -> None:
+        accounts = self.config.accounts
+        client = scope.get("client")
+        event = {
+            "at": now_ms(),
+            "user_name": user[:256],
+            "method": method[:8],
+            "path": path[:2000],
+            "status": status,
+            "address": (client[0] if client else "?")[:64],
+        }
+        try:
+            await run_in_threadpool(accounts.record, [event])
+        except Exception as exc:  # an audit write must not turn a stored write into an error
+            log.error("could not record an audit event for %s %s: %s", method, path, exc)
+
+
+def _who(principal: Principal | None) -> str:
+    return "anonymous" if principal is None else principal.user
+
+
+async def _error(
+    send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None
+) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
