@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,9 +152,9 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
 
 
 @contextlib.contextmanager
-def platform_server(settings: Settings) -> Iterator[str]:
-    """A real `shipyard server` app under uvicorn on 127.0.0.1 (in a thread) over ``settings``' store;
-    yields its URL and stops it on exit."""
+def platform_server(settings: Settings, **app_options: Any) -> Iterator[str]:
+    """A real `shipyard server` app under uvicorn on 127.0.0.1 (in a thread) over ``settings``' store
+    (``app_options`` go to `create_app`); yields its URL and stops it on exit."""
     import threading
     import time
 
@@ -163,7 +164,7 @@ def platform_server(settings: Settings) -> Iterator[str]:
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        create_app(settings, **app_options), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -178,6 +179,53 @@ def platform_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextlib.contextmanager
+def server_process(
+    args: list[str], env: dict[str, str], *, log: Path | None = None, scheme: str = "http", verify: Any = True
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A real ``shipyard server`` process with ``args`` (a free port is added) and ``env``; its output goes to
+    ``log`` (default: a pipe). Yields its URL once healthy and the process; stops it on exit."""
+    import signal
+    import time
+
+    import httpx
+
+    port = free_port()
+    exe = Path(sys.executable).parent / "shipyard"
+    sink = open(log, "w") if log is not None else subprocess.PIPE  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [str(exe), "server", "--port", str(port), *args],
+        env=env,
+        stdout=sink,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"{scheme}://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1, verify=verify).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                out = process.communicate()[0] if log is None else log.read_text()
+                raise RuntimeError(f"server did not start: {(out or '')[-2000:]}")
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if log is not None:
+            sink.close()  # type: ignore[union-attr]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "http"])

@@ -8,11 +8,16 @@ default permission — MLflow's names: ``NO_PERMISSIONS`` < ``READ`` < ``EDIT`` 
 
 from __future__ import annotations
 
+import contextvars
 import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.errors import InvalidInput
+
+# Who the records a store writes now are by: the signed-in user of the server request being handled (runs and
+# registry events record it instead of the server process's OS user). Unset outside a signed-in request.
+ACTOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("shipyard_actor", default=None)
 
 
 class Role(enum.StrEnum):

@@ -10,6 +10,7 @@ import typer
 
 from shipyard import __version__
 from shipyard.cli import (
+    access_cmd,
     artifacts_cmd,
     config_cmd,
     data_cmd,
@@ -82,6 +83,11 @@ app.command("lineage")(lineage_cmd.lineage)
 app.command("scheduler")(schedule_cmd.scheduler)
 app.command("serve")(serve_cmd.serve)
 app.command("server")(server_cmd.server)
+app.add_typer(access_cmd.users_app, name="users")
+app.add_typer(access_cmd.tokens_app, name="tokens")
+app.command("grant")(access_cmd.grant)
+app.command("grants")(access_cmd.grants)
+app.command("audit")(access_cmd.audit)
 # Defined beside the other schedule commands; it belongs under `shipyard pipeline` for users.
 pipeline_cmd.app.command("schedule")(schedule_cmd.schedule_pipeline)
 

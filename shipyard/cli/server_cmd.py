@@ -20,33 +20,81 @@ def server(
         "--artifacts",
         help="Where the server keeps artifact files (default: artifact_root).",
     ),
+    auth: bool = typer.Option(
+        False, "--auth", help="Require a user's token, password or SSO token on every request (team mode)."
+    ),
+    default_permission: str = typer.Option(
+        "READ",
+        "--default-permission",
+        help="What users may do on experiments and models they have no grant on: NO_PERMISSIONS, READ, "
+        "EDIT or MANAGE (within their role).",
+    ),
+    oidc_issuer: str = typer.Option(None, "--oidc-issuer", help="Accept bearer JWTs from this OIDC issuer."),
+    oidc_audience: str = typer.Option(None, "--oidc-audience", help="The audience those JWTs must name."),
+    oidc_role_map: str = typer.Option(
+        None, "--oidc-role-map", help="Claim values to roles: 'ml-admins=admin,ml-team=editor'."
+    ),
+    oidc_roles_claim: str = typer.Option("groups", "--oidc-roles-claim", help="The claim holding groups."),
+    oidc_user_claim: str = typer.Option(
+        "preferred_username", "--oidc-user-claim", help="The claim naming the user."
+    ),
+    oidc_jwks_uri: str = typer.Option(
+        None, "--oidc-jwks-uri", help="The issuer's key set (default: from its discovery document)."
+    ),
+    ssl_certfile: str = typer.Option(None, "--ssl-certfile", help="Serve HTTPS with this certificate."),
+    ssl_keyfile: str = typer.Option(None, "--ssl-keyfile", help="The certificate's private key."),
+    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="Largest JSON request body."),
     insecure_no_auth: bool = typer.Option(
         False,
         "--insecure-no-auth",
-        help="Listen on a non-loopback address although anyone who reaches it may read and write everything.",
+        help="Listen on a non-loopback address without --auth although anyone who reaches it may read and "
+        "write everything.",
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
-    """Serve the tracking API (/api/v1, OpenAPI at /docs) for clients in team mode (SHIPYARD_TRACKING_URI).
+    """Serve the platform API (/api/v1, OpenAPI at /docs) for clients in team mode (SHIPYARD_TRACKING_URI).
 
-    Without users and tokens yet, it listens on loopback only unless --insecure-no-auth is given.
+    With --auth every request needs a user's API token (SHIPYARD_TRACKING_TOKEN on the clients), and what
+    it may touch follows the user's role and grants; create the first admin with `shipyard users create`
+    against the same --store. Without --auth the server listens on loopback only, unless
+    --insecure-no-auth is given.
 
     Examples:
 
         shipyard server --port 5000
 
-        shipyard server --store postgresql+psycopg://ship@db/shipyard --workers 4
+        shipyard server --auth --host 0.0.0.0 --store postgresql+psycopg://ship@db/ship --workers 4
+
+        shipyard server --auth --ssl-certfile cert.pem --ssl-keyfile key.pem
+
+        shipyard server --auth --oidc-issuer https://id.example --oidc-audience s --oidc-role-map g=editor
     """
     import dataclasses
     import os
 
     import uvicorn
 
-    if not _is_loopback(host) and not insecure_no_auth:
+    from shipyard.auth.records import Permission, Role
+    from shipyard.config import mask_url
+    from shipyard.store import open_server_stores
+
+    if not auth and not _is_loopback(host) and not insecure_no_auth:
         raise InvalidInput(
-            f"--host {host} is reachable from other machines, and this server has no authentication yet: "
-            "listen on 127.0.0.1, or pass --insecure-no-auth on a network you trust"
+            f"--host {host} is reachable from other machines: require sign-in with --auth, listen on "
+            "127.0.0.1, or pass --insecure-no-auth on a network you trust"
         )
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise InvalidInput("--ssl-certfile and --ssl-keyfile go together")
+    for option, path in (("--ssl-certfile", ssl_certfile), ("--ssl-keyfile", ssl_keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise InvalidInput(f"{option} {path}: no such file")
+    Permission.parse(default_permission)
+    if oidc_issuer is not None:
+        if not oidc_audience or not oidc_role_map:
+            raise InvalidInput("--oidc-issuer needs --oidc-audience and --oidc-role-map")
+        from shipyard.auth.oidc import parse_role_map
+
+        parse_role_map(oidc_role_map)
     settings = get_settings()
     changes = {k: v for k, v in (("db_url", store), ("artifact_root", artifacts)) if v}
     if changes:
@@ -55,11 +103,41 @@ def server(
         raise InvalidInput(
             "--workers > 1 needs PostgreSQL (--store postgresql+psycopg://…); SQLite takes one"
         )
+    if auth and oidc_issuer is None:
+        admins = [
+            u
+            for u in open_server_stores(settings).auth.list_users()
+            if u.role is Role.ADMIN and not u.disabled
+        ]
+        if not admins:
+            raise InvalidInput(
+                "--auth needs an admin to sign in: create one with 'shipyard users create NAME --role "
+                f"admin' against this store ({mask_url(settings.db_url)})"
+            )
     # The worker processes build the app from these (uvicorn's factory mode with several workers).
     os.environ["SHIPYARD_DB_URL"] = settings.db_url
     os.environ["SHIPYARD_SERVER_ARTIFACTS"] = settings.artifact_root  # where the server keeps the files
     os.environ.pop("SHIPYARD_TRACKING_URI", None)  # the server keeps the records itself
-    typer.echo(f"Shipyard server on http://{host}:{port} (API /api/v1, docs /docs), store {settings.db_url}")
+    os.environ.pop("SHIPYARD_TRACKING_TOKEN", None)
+    server_env = {
+        "AUTH": "1" if auth else "",
+        "DEFAULT_PERMISSION": default_permission,
+        "MAX_BODY_BYTES": str(int(max_body_mb * (1 << 20))),
+        "OIDC_ISSUER": oidc_issuer or "",
+        "OIDC_AUDIENCE": oidc_audience or "",
+        "OIDC_ROLE_MAP": oidc_role_map or "",
+        "OIDC_ROLES_CLAIM": oidc_roles_claim,
+        "OIDC_USER_CLAIM": oidc_user_claim,
+        "OIDC_JWKS_URI": oidc_jwks_uri or "",
+    }
+    for key, value in server_env.items():
+        os.environ[f"SHIPYARD_SERVER_{key}"] = value
+    scheme = "https" if ssl_certfile else "http"
+    mode = "sign-in required" if auth else "no sign-in"
+    typer.echo(
+        f"Shipyard server on {scheme}://{host}:{port} (API /api/v1, docs /docs, {mode}), "
+        f"store {mask_url(settings.db_url)}"
+    )
     uvicorn.run(
         "shipyard.server.app:app_from_environment",
         factory=True,
@@ -67,6 +145,8 @@ def server(
         port=port,
         workers=workers,
         log_level=log_level,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
 
 

@@ -97,7 +97,7 @@ def create_app(
     app.state.stores = stores = stores or open_server_stores(settings)
     app.state.experiment_names = {}
     app.state.accounts = accounts = Accounts(
-        stores.auth, exists=_exists(stores), default_permission=Permission.parse(default_permission)
+        stores.auth, exists=resource_exists(stores), default_permission=Permission.parse(default_permission)
     )
     app.add_middleware(
         SecurityMiddleware,
@@ -133,7 +133,9 @@ def create_app(
     return app
 
 
-def _exists(stores: ServerStores) -> Callable[[ResourceType, str], bool]:
+def resource_exists(stores: ServerStores) -> Callable[[ResourceType, str], bool]:
+    """Whether a grant's experiment or registered model exists in ``stores``."""
+
     def exists(kind: ResourceType, name: str) -> bool:
         try:
             if kind is ResourceType.EXPERIMENT:
@@ -153,7 +155,29 @@ def app_from_environment() -> FastAPI:
 
     from shipyard.config import get_settings
 
+    env = {
+        k.removeprefix("SHIPYARD_SERVER_"): v
+        for k, v in os.environ.items()
+        if k.startswith("SHIPYARD_SERVER_")
+    }
     settings = get_settings()
+    oidc = None
+    if env.get("OIDC_ISSUER"):
+        from shipyard.auth.oidc import parse_role_map
+
+        oidc = OidcVerifier(
+            env["OIDC_ISSUER"],
+            env.get("OIDC_AUDIENCE", ""),
+            parse_role_map(env.get("OIDC_ROLE_MAP", "")),
+            jwks_uri=env.get("OIDC_JWKS_URI") or None,
+            roles_claim=env.get("OIDC_ROLES_CLAIM") or "groups",
+            user_claim=env.get("OIDC_USER_CLAIM") or "preferred_username",
+        )
     return create_app(
-        settings, artifacts=os.environ.get("SHIPYARD_SERVER_ARTIFACTS") or settings.artifact_root
+        settings,
+        artifacts=env.get("ARTIFACTS") or settings.artifact_root,
+        require_auth=env.get("AUTH") == "1",
+        default_permission=env.get("DEFAULT_PERMISSION") or "READ",
+        oidc=oidc,
+        max_body_bytes=int(env.get("MAX_BODY_BYTES") or 32 << 20),
     )

@@ -63,7 +63,13 @@ def record(body: NewExecution, request: Request) -> dict[str, int]:
 
 @router.get("/lineage/artifacts")
 def find(uri: str, request: Request) -> dict[str, Any]:
-    return wire.to_json(_store(request).find(uri))  # an artifact's URI and hash; its graph is guarded
+    """An artifact by URI (403 if it was made by a run of an experiment the caller cannot read)."""
+    found = _store(request).find(uri)
+    g = guard(request)
+    if g.principal is not None:
+        graph = _store(request).upstream(uri)
+        g.runs({e.run_id for e in graph.executions.values() if e.run_id}, READ, missing_ok=True)
+    return wire.to_json(found)
 
 
 @router.get("/lineage/upstream")

@@ -85,14 +85,19 @@ def list_schedules(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/schedules/due")
 def due(now_ms: int, request: Request) -> list[dict[str, Any]]:
-    guard(request).role(Role.EDITOR, "run the scheduler")
-    return wire.to_json(_store(request).due(now_ms))
+    g = guard(request)
+    g.role(Role.EDITOR, "run the scheduler")
+    return wire.to_json([found for found in _store(request).due(now_ms) if _may_read(g, _target(found))])
 
 
 @router.get("/schedules/earliest-next-run")
 def earliest_next_run(request: Request) -> dict[str, int | None]:
-    guard(request).role(Role.EDITOR, "run the scheduler")
-    return {"next_run_at": _store(request).earliest_next_run()}
+    g = guard(request)
+    g.role(Role.EDITOR, "run the scheduler")
+    if g.principal is None:
+        return {"next_run_at": _store(request).earliest_next_run()}
+    ticks = [s.next_run_at for s in _store(request).list() if not s.paused and _may_read(g, _target(s))]
+    return {"next_run_at": min(ticks, default=None)}
 
 
 @router.get("/schedules/{name}")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shipyard.auth.records import Principal
+from shipyard.auth.records import ACTOR, Principal
 from shipyard.errors import Unauthorized
 from shipyard.tracking.records import now_ms
 
@@ -78,6 +78,8 @@ class SecurityMiddleware:
                 await self._audit(scope, "?", method, path, 401)
                 return
         scope.setdefault("state", {})["principal"] = principal
+        if principal is not None:
+            ACTOR.set(principal.user)  # this request's task (and the threads it calls) only
 
         limit = self._limit(method, path)
         declared = headers.get("content-length")
@@ -89,13 +91,15 @@ class SecurityMiddleware:
             return
 
         received = 0
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise _TooLarge
             return message
 
@@ -103,7 +107,15 @@ class SecurityMiddleware:
         started = False
 
         async def tracking_send(message: Message) -> None:
+            # Whatever the app made of a body cut off at the limit (a parse error, say), the answer is 413.
             nonlocal status, started
+            if too_large:
+                if message["type"] == "http.response.start" and not started:
+                    started, status = True, 413
+                    await _error(
+                        send, 413, "TOO_LARGE", f"the request body is over the limit of {limit} bytes"
+                    )
+                return
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
             await send(message)

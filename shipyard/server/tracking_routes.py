@@ -74,8 +74,8 @@ class ArtifactFiles(_Body):
 class Dataset(_Body):
     name: str
     digest: str
-    source: str | None = None
-    source_type: str | None = None
+    source: str
+    source_type: str = Field(max_length=32)
     num_rows: int | None = None
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
     context: str | None = None

@@ -121,7 +121,11 @@ def test_an_unreachable_server_is_one_line_naming_it(tmp_path: Path) -> None:
 
 def test_a_non_loopback_address_needs_an_explicit_no_auth_flag() -> None:
     done = console("server", "--host", "0.0.0.0", "--port", str(free_port()))
-    assert done.returncode == 2 and "--insecure-no-auth" in done.stderr and "authentication" in done.stderr
+    assert (
+        done.returncode == 2
+        and "--insecure-no-auth" in done.stderr
+        and "require sign-in with --auth" in done.stderr
+    )
 
 
 def test_the_checked_in_openapi_document_matches_the_app(settings: object) -> None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from shipyard.auth.records import ACTOR
 from shipyard.errors import AlreadyExists, Conflict, NotFound
 from shipyard.registry.naming import check_alias, check_model_name
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
@@ -38,6 +39,9 @@ _MAX_TAG_VALUE = 8000  # as for run tags
 
 
 def _user() -> str | None:
+    actor = ACTOR.get()  # the signed-in user of a platform server's request
+    if actor:
+        return actor
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from shipyard.auth.records import ACTOR
 from shipyard.config import Settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.artifacts import ArtifactStore
@@ -868,8 +869,13 @@ def _host() -> str:
     return socket.gethostname()[:256]
 
 
-@functools.cache
 def _current_user() -> str | None:
+    # On a platform server, the signed-in user the request is by; else this process's OS user.
+    return ACTOR.get() or _os_user()
+
+
+@functools.cache
+def _os_user() -> str | None:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)

@@ -1,0 +1,282 @@
+"""Sign-in on a real platform server: team-mode scripts with tokens, roles and grants end to end, Basic
+passwords and their throttling, body limits, the audit log, TLS, and secrets kept out of logs and the DB."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import os
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+import shipyard
+from shipyard.auth.accounts import FREE_FAILURES, Accounts
+from shipyard.config import Settings
+from shipyard.errors import Forbidden, Unauthorized
+from shipyard.store import open_server_stores
+from shipyard.tracking.client import TrackingClient
+from tests.conftest import console, make_settings, platform_server, server_process
+
+PASSWORD = "alice's long password"
+
+
+@dataclass
+class Team:
+    url: str
+    server: Settings
+    tokens: dict[str, str]
+    tmp: Path
+
+    def client(self, user: str | None) -> Settings:
+        extra = {"tracking_token": self.tokens[user]} if user else {}
+        return make_settings(self.tmp / f"client-{user}", tracking_uri=self.url, **extra)
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Iterator[Team]:
+    server = make_settings(tmp_path / "server")
+    accounts = Accounts(open_server_stores(server).auth)
+    tokens = {}
+    for name, role, password in (
+        ("root", "admin", None),
+        ("alice", "editor", PASSWORD),
+        ("bob", "viewer", None),
+    ):
+        accounts.create_user(name, role, password)
+        tokens[name] = accounts.create_token(name)[1]
+    with platform_server(server, require_auth=True, max_body_bytes=64 << 10) as url:
+        yield Team(url, server, tokens, tmp_path)
+
+
+def test_team_mode_scripts_sign_in_with_their_token(team: Team) -> None:
+    alice = team.client("alice")
+    with shipyard.start_run("churn", settings=alice) as run:
+        run.log_params({"lr": 0.1})
+        for step in range(20):
+            run.log_metric("loss", 1 / (step + 1), step=step)
+    stored = TrackingClient(alice).get_run(run.run_id)
+    assert stored.user == "alice"  # the signed-in user, not the server's OS user
+    assert stored.metrics["loss"] == pytest.approx(1 / 20)
+
+    bob = team.client("bob")  # a viewer reads (the default permission is READ) but never writes
+    assert [r.run_id for r in TrackingClient(bob).search_runs("churn")] == [run.run_id]
+    with pytest.raises(Forbidden, match=r"user 'bob' \(viewer\) may not create experiment 'mine'"):
+        shipyard.start_run("mine", settings=bob)
+    with pytest.raises(Forbidden, match="has READ on experiment 'churn' and needs EDIT"):
+        viewer = TrackingClient(bob)
+        viewer.log_params(viewer.run_pk(run.run_id), {"x": 1})
+
+    with pytest.raises(Unauthorized, match="authentication required"):
+        TrackingClient(team.client(None)).list_experiments()
+    forged = make_settings(
+        team.tmp / "forged", tracking_uri=team.url, tracking_token="shy_" + "0" * 32 + "_" + "A" * 43
+    )
+    with pytest.raises(Unauthorized, match="unknown API token"):
+        TrackingClient(forged).list_experiments()
+
+
+def test_the_creator_manages_what_it_created_and_grants_open_it_to_others(team: Team) -> None:
+    strict_root = make_settings(team.tmp / "root", tracking_uri=team.url, tracking_token=team.tokens["root"])
+    alice = team.client("alice")
+    TrackingClient(alice).create_experiment("alice-only")
+    headers = {"Authorization": f"Bearer {team.tokens['alice']}"}
+    mine = httpx.get(f"{team.url}/api/v1/grants", headers=headers).json()
+    assert [(g["resource"], g["permission"]) for g in mine] == [("alice-only", "MANAGE")]
+    # Alice (MANAGE) may grant on her experiment; bob may not grant himself more.
+    body = {"user": "bob", "resource": "experiment:alice-only", "permission": "NO_PERMISSIONS"}
+    assert httpx.put(f"{team.url}/api/v1/grants", json=body, headers=headers).status_code == 200
+    experiment_id = TrackingClient(alice).get_experiment("alice-only").experiment_id
+    with shipyard.start_run("alice-only", settings=alice):
+        pass
+    with pytest.raises(Forbidden, match="has NO_PERMISSIONS on experiment 'alice-only'"):
+        TrackingClient(team.client("bob")).search_runs("alice-only")
+    bob_headers = {"Authorization": f"Bearer {team.tokens['bob']}"}
+    search = {"experiment_ids": [experiment_id]}
+    assert httpx.post(f"{team.url}/api/v1/runs/search", json=search, headers=bob_headers).json() == []
+    assert len(httpx.post(f"{team.url}/api/v1/runs/search", json=search, headers=headers).json()) == 1
+    body["permission"] = "MANAGE"
+    assert httpx.put(f"{team.url}/api/v1/grants", json=body, headers=bob_headers).status_code == 403
+    # A grant naming an unknown user or resource is 404.
+    for bad in ({**body, "user": "nobody"}, {**body, "resource": "experiment:nope"}):
+        answer = httpx.put(f"{team.url}/api/v1/grants", json=bad, headers=headers)
+        assert answer.status_code == 404, answer.text
+    assert TrackingClient(strict_root).get_experiment("alice-only").name == "alice-only"
+
+
+def test_basic_passwords_work_and_repeated_failures_lock_the_user(team: Team) -> None:
+    def basic(user: str, password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+    me = httpx.get(f"{team.url}/api/v1/users/me", headers=basic("alice", PASSWORD))
+    assert me.json() == {
+        "user": "alice",
+        "role": "editor",
+        "authenticated": True,
+        "via": "password",
+        "grants": [],
+    }
+    for _ in range(FREE_FAILURES):
+        wrong = httpx.get(f"{team.url}/api/v1/users/me", headers=basic("alice", "guess"))
+        assert (
+            wrong.status_code == 401 and wrong.json()["error"]["message"] == "invalid user name or password"
+        )
+    locked = httpx.get(f"{team.url}/api/v1/users/me", headers=basic("alice", PASSWORD))
+    assert locked.status_code == 401
+    assert "too many failed logins for 'alice'" in locked.json()["error"]["message"]
+    assert locked.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_bodies_over_the_limit_get_413(team: Team) -> None:
+    headers = {"Authorization": f"Bearer {team.tokens['alice']}", "Content-Type": "application/json"}
+    big = b'{"experiment_ids": ["' + b"x" * (70 << 10) + b'"]}'
+    answer = httpx.post(f"{team.url}/api/v1/runs/search", content=big, headers=headers)
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "TOO_LARGE"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: caught while streaming
+        yield b'{"experiment_ids": ["'
+        for _ in range(80):
+            yield b"x" * 1024
+        yield b'"]}'
+
+    answer = httpx.post(f"{team.url}/api/v1/runs/search", content=chunked(), headers=headers)
+    assert answer.status_code == 413
+
+
+def test_writes_are_audited_and_the_cli_reads_the_log_as_an_admin(team: Team, tmp_path: Path) -> None:
+    with shipyard.start_run("audited", settings=team.client("alice")):
+        pass
+    env = {
+        **os.environ,
+        "SHIPYARD_TRACKING_URI": team.url,
+        "SHIPYARD_TRACKING_TOKEN": team.tokens["root"],
+        "SHIPYARD_HOME": str(tmp_path / "cli"),
+    }
+    shown = console("audit", "--user", "alice", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    import json
+
+    events = json.loads(shown.stdout)
+    assert {(e["method"], e["path"]) for e in events} >= {("POST", "/api/v1/runs")}
+    assert all(e["user"] == "alice" and e["address"] == "127.0.0.1" for e in events)
+    denied = console("audit", env={**env, "SHIPYARD_TRACKING_TOKEN": team.tokens["bob"]})
+    assert denied.returncode != 0 and "may not read the audit log" in denied.stderr
+    assert denied.stderr.count("\n") == 1
+
+
+def test_tokens_through_the_cli_revoke_at_once(team: Team, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SHIPYARD_TRACKING_URI": team.url,
+        "SHIPYARD_TRACKING_TOKEN": team.tokens["alice"],
+        "SHIPYARD_HOME": str(tmp_path / "cli"),
+    }
+    made = console("tokens", "create", "--name", "ci", "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    import json
+
+    token = json.loads(made.stdout)
+    worked = httpx.get(f"{team.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token['token']}"})
+    assert worked.json()["user"] == "alice"
+    listed = console("tokens", "list", env=env)
+    assert token["token_id"] in listed.stdout and token["token"] not in listed.stdout
+    assert console("tokens", "revoke", token["token_id"], env=env).returncode == 0
+    revoked = httpx.get(f"{team.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token['token']}"})
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def test_a_real_server_with_auth_and_tls_keeps_secrets_out_of_its_log_and_database(tmp_path: Path) -> None:
+    home = tmp_path / "server-home"
+    env = {**os.environ, "SHIPYARD_HOME": str(home)}
+    refused = console("server", "--auth", env=env)
+    assert (
+        refused.returncode == 2
+        and "create one with 'shipyard users create NAME --role admin'" in refused.stderr
+    )
+    made = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "shipyard"),
+            "users",
+            "create",
+            "ops",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    token = Accounts(open_server_stores(make_settings(home)).auth).create_token("ops")[1]
+    cert, key = _self_signed(tmp_path)
+    log = tmp_path / "server.log"
+    args = ["--auth", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--log-level", "debug"]
+    trust = ssl.create_default_context(cafile=str(cert))
+    with server_process(args, env, log=log, scheme="https", verify=trust) as (url, _):
+        with httpx.Client(verify=trust) as http:
+            assert (
+                http.get(f"{url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}).status_code
+                == 200
+            )
+            basic = base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
+            assert (
+                http.get(f"{url}/api/v1/users/me", headers={"Authorization": f"Basic {basic}"}).status_code
+                == 200
+            )
+            bad = http.get(f"{url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}x"})
+            assert bad.status_code == 401 and token not in bad.text
+            made = http.post(
+                f"{url}/api/v1/tokens", json={"name": "second"}, headers={"Authorization": f"Bearer {token}"}
+            )
+            second = made.json()["token"]
+        with pytest.raises(httpx.TransportError):  # TLS only
+            httpx.get(url.replace("https", "http") + "/api/v1/health", timeout=5)
+    secrets = [token.split("_", 2)[2], second.split("_", 2)[2], PASSWORD, basic]
+    text = log.read_text()
+    assert "GET /api/v1/users/me" in text  # the log is there, and detailed
+    database = b"".join(p.read_bytes() for p in home.glob("shipyard.db*"))
+    for secret in secrets:
+        assert secret not in text, "a secret reached the server's log"
+        assert secret.encode() not in database, "a secret reached the database in clear"
