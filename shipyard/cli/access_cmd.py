@@ -73,7 +73,7 @@ def create_user(
 
         shipyard users create alice --role admin
 
-        echo "$PASSWORD" | shipyard users create ci-bot --role editor --password-stdin
+        shipyard users create ci-bot --role editor --password-stdin
 
         shipyard users create reader --no-password
     """
@@ -162,6 +162,7 @@ def create_token(
     expires_days: float = typer.Option(90.0, "--expires-days", min=0.001, help="Days until it expires."),
     no_expiry: bool = typer.Option(False, "--no-expiry", help="A token that never expires."),
     as_json: bool = typer.Option(False, "--json"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the token alone (for scripts)."),
 ) -> None:
     """Create an API token. It is printed once: store it (SHIPYARD_TRACKING_TOKEN); the server keeps a hash.
 
@@ -170,12 +171,17 @@ def create_token(
         shipyard tokens create --name laptop
 
         shipyard tokens create --user ci-bot --name ci --expires-days 30
+
+        shipyard tokens create --user admin --quiet
     """
     if user is None and not get_settings().tracking_uri:
         raise InvalidInput("name the user (--user) when creating a token on the server's own database")
     record, secret = _accounts().create_token(user, name, expires_in_days=None if no_expiry else expires_days)
     if as_json:
         print_json({**_plain(record), "token": secret})
+        return
+    if quiet:
+        typer.echo(secret)
         return
     expiry = "never expires" if record.expires_at is None else f"expires {fmt_time(record.expires_at)} UTC"
     console.print(f"token {record.token_id} for [bold]{record.user}[/] ({record.name}, {expiry}):")

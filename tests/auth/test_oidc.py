@@ -114,7 +114,7 @@ def test_bad_tokens_are_refused_with_a_reason(issuer: Issuer, tmp_path: Path) ->
     )
     with pytest.raises(Unauthorized, match="invalid bearer token"):
         verifier.principal(forged, accounts)
-    symmetric = jwt.encode({"iss": issuer.url, "aud": AUDIENCE, "exp": now + 60}, "secret", algorithm="HS256")
+    symmetric = jwt.encode({"iss": issuer.url, "aud": AUDIENCE, "exp": now + 60}, "s" * 32, algorithm="HS256")
     with pytest.raises(Unauthorized):
         verifier.principal(symmetric, accounts)
     with pytest.raises(InvalidInput, match="CLAIM_VALUE=ROLE"):

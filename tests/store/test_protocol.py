@@ -86,3 +86,14 @@ def test_clients_reach_every_store_through_the_protocol(settings: Settings) -> N
     assert client.backend is stores.tracking
     for part in PROTOCOLS:
         assert hasattr(stores, part)
+
+
+def test_the_sql_auth_store_has_every_auth_protocol_method(settings: Settings) -> None:
+    """Access records live only on a server, so only SQL implements `AuthStore` (no HTTP twin)."""
+    store = SqlStores.open(settings).auth
+    for name, signature in _methods(protocol.AuthStore).items():
+        method = getattr(store, name, None)
+        assert method is not None, f"SqlAuthStore lacks {name}"
+        expected = [(p.name, p.kind) for p in signature.parameters.values() if p.name != "self"]
+        actual = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+        assert actual == expected, f"SqlAuthStore.{name}{inspect.signature(method)} != protocol"
