@@ -41,6 +41,7 @@ _USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 MIN_PASSWORD = 8
 FREE_FAILURES = 5
 MAX_LOCK_S = 300
+_TOUCH_EVERY_MS = 60_000  # how stale a token's last use may be shown
 _hasher = PasswordHasher()
 # Verified against when a login names no user, so an unknown name takes as long as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -213,6 +214,9 @@ class Accounts:
             raise Unauthorized(f"API token {token.token_id} is {state}")
         if user.disabled:
             raise Unauthorized(f"user {user.name!r} is disabled")
+        now = now_ms()
+        if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY_MS:
+            self.store.update_token(token.token_id, {"last_used_at": now})  # at most a write a minute
         return self.principal(user)
 
     def authenticate_password(self, name: str, password: str) -> Principal:

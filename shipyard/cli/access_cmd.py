@@ -217,10 +217,12 @@ def list_tokens(
             t.state(now),
             fmt_time(t.created_at),
             "never" if t.expires_at is None else fmt_time(t.expires_at),
+            "never" if t.last_used_at is None else fmt_time(t.last_used_at),
         )
         for t in found
     ]
-    print_table("API tokens", ["id", "user", "name", "state", "created (UTC)", "expires (UTC)"], rows)
+    columns = ["id", "user", "name", "state", "created (UTC)", "expires (UTC)", "last used (UTC)"]
+    print_table("API tokens", columns, rows)
 
 
 @tokens_app.command("revoke")

@@ -63,6 +63,7 @@ _CODES: dict[str, type[ShipyardError]] = {
     "UNAUTHORIZED": Unauthorized,
     "FORBIDDEN": Forbidden,
     "STORE_UNAVAILABLE": StoreError,
+    "TOO_LARGE": InvalidInput,
 }
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _MAX_VALUE = 8000  # the longest param or tag value a store keeps

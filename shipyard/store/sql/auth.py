@@ -125,13 +125,8 @@ class SqlAuthStore:
         self, user: str, kind: ResourceType, resource: str, permission: Permission, by: str, at: int
     ) -> Grant:
         user_id = self._user_row(user)["user_id"]
-        key = (
-            (grants.c.user_id == user_id)
-            & (grants.c.resource_type == kind.value)
-            & (grants.c.resource == resource)
-        )
         with self.db.write() as conn:
-            conn.execute(grants.delete().where(key))
+            conn.execute(grants.delete().where(_grant_key(user_id, kind, resource)))
             conn.execute(
                 grants.insert().values(
                     user_id=user_id,
@@ -146,13 +141,8 @@ class SqlAuthStore:
 
     def delete_grant(self, user: str, kind: ResourceType, resource: str) -> bool:
         user_id = self._user_row(user)["user_id"]
-        key = (
-            (grants.c.user_id == user_id)
-            & (grants.c.resource_type == kind.value)
-            & (grants.c.resource == resource)
-        )
         with self.db.write() as conn:
-            return bool(conn.execute(grants.delete().where(key)).rowcount)
+            return bool(conn.execute(grants.delete().where(_grant_key(user_id, kind, resource))).rowcount)
 
     def grants_of(
         self, user: str | None = None, kind: ResourceType | None = None, resource: str | None = None
@@ -206,6 +196,14 @@ class SqlAuthStore:
         if row is None:
             raise NotFound(f"no user named {name!r}; list them with: shipyard users list")
         return row._mapping
+
+
+def _grant_key(user_id: str, kind: ResourceType, resource: str) -> Any:
+    return (
+        (grants.c.user_id == user_id)
+        & (grants.c.resource_type == kind.value)
+        & (grants.c.resource == resource)
+    )
 
 
 def _user(m: Mapping[str, Any]) -> User:
