@@ -90,7 +90,8 @@ class PostgresCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run(self.bin / "initdb", "-D", self.root / "data", "-A", "trust", "-U", "postgres")
+        if not (self.root / "data").exists():  # a stopped cluster starts again on its data
+            self._run(self.bin / "initdb", "-D", self.root / "data", "-A", "trust", "-U", "postgres")
         options = f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off"
         self._run(
             self.bin / "pg_ctl",
@@ -183,16 +184,22 @@ def platform_server(settings: Settings, **app_options: Any) -> Iterator[str]:
 
 @contextlib.contextmanager
 def server_process(
-    args: list[str], env: dict[str, str], *, log: Path | None = None, scheme: str = "http", verify: Any = True
+    args: list[str],
+    env: dict[str, str],
+    *,
+    log: Path | None = None,
+    scheme: str = "http",
+    verify: Any = True,
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A real ``shipyard server`` process with ``args`` (a free port is added) and ``env``; its output goes to
-    ``log`` (default: a pipe). Yields its URL once healthy and the process; stops it on exit."""
+    """A real ``shipyard server`` process with ``args`` (on ``port``, default a free one) and ``env``; its
+    output goes to ``log`` (default: a pipe). Yields its URL once healthy, and the process; stops it after."""
     import signal
     import time
 
     import httpx
 
-    port = free_port()
+    port = port or free_port()
     exe = Path(sys.executable).parent / "shipyard"
     sink = open(log, "w") if log is not None else subprocess.PIPE  # noqa: SIM115 - closed below
     process = subprocess.Popen(

@@ -114,6 +114,10 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            where = first.get("ctx", {}).get("error", "")
+            message = f"the request body is not valid JSON{': ' + where if where else ''}"
+            return JSONResponse(error_body("UNPROCESSABLE", message), status_code=422)
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
         return JSONResponse(error_body("UNPROCESSABLE", message, field or None), status_code=422)

@@ -110,6 +110,18 @@ def test_errors_have_one_shape(server: str) -> None:
         f"{server}/api/v1/runs/search", json={"experiment_ids": [], "filter": "metrics.a >> 1"}
     )
     assert answer.status_code == 400 and "position" in answer.json()["error"]["message"]
+    headers = {"Content-Type": "application/json"}
+    answer = httpx.post(f"{server}/api/v1/experiments", content=b'{"name": "x",', headers=headers)
+    assert answer.status_code == 422 and "not valid JSON" in answer.json()["error"]["message"]
+    answer = httpx.post(f"{server}/api/v1/experiments", json={"name": ["x"]})
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "name"
+    answer = httpx.post(f"{server}/api/v1/runs/search", json={"experiment_ids": [], "limit": "many"})
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "limit"
+    for path in ("..%2F..%2Fetc%2Fpasswd", "a/%2E%2E/%2E%2E/b", "%2Fetc%2Fpasswd"):
+        for method in ("GET", "PUT", "DELETE"):
+            answer = httpx.request(method, f"{server}/api/v1/artifacts/{path}", content=b"x")
+            assert answer.status_code == 400, (method, path, answer.status_code)
+            assert answer.json()["error"]["code"] == "INVALID_INPUT"
 
 
 def test_an_unreachable_server_is_one_line_naming_it(tmp_path: Path) -> None:
