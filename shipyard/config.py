@@ -95,7 +95,11 @@ class Settings:
         sources.setdefault("home", "default")
         values: dict[str, Any] = {"home": home}
         values["db_url"] = raw.get("db_url") or f"sqlite:///{home / 'shipyard.db'}"
-        values["artifact_root"] = raw.get("artifact_root") or str(home / "artifacts")
+        # Team mode: artifacts go where the server keeps them (through it), unless configured otherwise.
+        team_root = "shipyard-artifacts://artifacts" if raw.get("tracking_uri") else None
+        values["artifact_root"] = raw.get("artifact_root") or team_root or str(home / "artifacts")
+        if team_root and not raw.get("artifact_root"):
+            sources["artifact_root"] = "default in team mode (kept by the server at tracking_uri)"
         for name in ("db_url", "artifact_root"):
             sources.setdefault(name, "default (under home)")
         for f in dataclasses.fields(cls):

@@ -100,3 +100,18 @@ def test_the_search_for_a_store_stops_at_a_ceiling_directory(tmp_path: Path) -> 
     assert Settings.load(environ=_bounded(tmp_path), cwd=deep).home == tmp_path / ".shipyard"
     ceiling = {"SHIPYARD_CEILING_DIRECTORIES": str(tmp_path / "a")}
     assert Settings.load(environ=ceiling, cwd=deep).home == deep / ".shipyard"
+
+
+def test_team_mode_keeps_artifacts_on_the_server_unless_told_otherwise(tmp_path: Path) -> None:
+    team = Settings.load(environ={"SHIPYARD_TRACKING_URI": "http://127.0.0.1:5000"}, cwd=tmp_path)
+    assert team.artifact_root == "shipyard-artifacts://artifacts"
+    assert "team mode" in team.sources["artifact_root"]
+    chosen = Settings.load(
+        environ={"SHIPYARD_TRACKING_URI": "http://127.0.0.1:5000", "SHIPYARD_ARTIFACT_ROOT": "s3://b/a"},
+        cwd=tmp_path,
+    )
+    assert chosen.artifact_root == "s3://b/a"
+    secret = Settings.load(environ={"SHIPYARD_TRACKING_TOKEN": "shy_x_y"}, cwd=tmp_path)
+    assert "shy_x_y" not in repr(secret) and ("tracking_token", "****", "env SHIPYARD_TRACKING_TOKEN") in (
+        secret.describe()
+    )

@@ -189,18 +189,32 @@ class Guard:
         return experiment.name
 
 
+_MONITORING = ("baselines", "reports", "labels", "metrics")
+
+
 def artifact_path(g: Guard, rel: str, needed: Permission) -> None:
-    """``needed`` on what an artifact path belongs to: ``<experiment id>/…`` an experiment's runs,
-    ``registry/<model>/…`` a registered model's packages; any other path is an admin's."""
+    """``needed`` on what an artifact path belongs to — an allow-list: ``<experiment id>/…`` an experiment's
+    runs; ``registry/<model>/…`` a registered model's packages; ``payloads/<model>/…`` and
+    ``monitoring/{baselines,reports,labels,metrics}/<model>…`` a served model's logs and reports (its
+    registered model's permissions; an editor may start those of a model not registered yet). Any other path
+    is an admin's."""
     if g.principal is None:
         return
-    head, _, rest = rel.partition("/")
-    if head == "registry" and rest:
-        g.model(rest.partition("/")[0], needed)
+    parts = rel.split("/")
+    model = None
+    if parts[0] in ("registry", "payloads") and len(parts) > 1:
+        model = parts[1]
+    elif parts[0] == "monitoring" and len(parts) > 2 and parts[1] in _MONITORING:
+        model = parts[2].removesuffix(".parquet").removesuffix(".prom")
+    if model:
+        if parts[0] == "registry":
+            g.model(model, needed)
+        else:
+            g.model_name(model, needed)
         return
-    if head:
+    if parts[0] and parts[0] not in ("registry", "payloads", "monitoring"):
         try:
-            g.experiment(head, needed)
+            g.experiment(parts[0], needed)
             return
         except NotFound:
             pass

@@ -8,8 +8,8 @@
   logins lock it for a growing while (see :mod:`shipyard.auth.accounts`).
 - **Limits**: a JSON body over ``max_body_bytes`` and an artifact upload over ``max_artifact_bytes`` get 413,
   by their ``Content-Length`` before anything is read, or as soon as a streamed body passes the limit.
-- **Audit**: every write (POST, PUT, PATCH, DELETE) is recorded after its answer is sent — who, method,
-  path, status, when and from which address. Bodies are never recorded (they may hold secrets).
+- **Audit** (with sign-in on): every write (POST, PUT, PATCH, DELETE) is recorded after its answer is sent —
+  who, method, path, status, when and from which address. Bodies are never recorded (they may hold secrets).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _FAILURE_PAUSE_S = 0.25
 @dataclass
 class SecurityConfig:
     """What the front door enforces. Without ``require_auth`` (loopback, or insecure mode) every caller is
-    anonymous; writes are audited either way."""
+    anonymous and nothing is audited."""
 
     accounts: Accounts
     require_auth: bool = False
@@ -160,6 +160,8 @@ class SecurityMiddleware:
         return self.config.max_body_bytes
 
     async def _audit(self, scope: Scope, user: str, method: str, path: str, status: int) -> None:
+        if not self.config.require_auth:  # everyone is anonymous: nothing to tell apart, nothing to record
+            return
         accounts = self.config.accounts
         client = scope.get("client")
         event = {

@@ -280,3 +280,20 @@ def test_a_real_server_with_auth_and_tls_keeps_secrets_out_of_its_log_and_databa
     for secret in secrets:
         assert secret not in text, "a secret reached the server's log"
         assert secret.encode() not in database, "a secret reached the database in clear"
+
+
+def test_artifact_paths_follow_what_they_belong_to(team: Team, tmp_path: Path) -> None:
+    """Served models' payload logs and monitoring files go by the model's permissions; an editor may start
+    those of a model not registered yet, a viewer may not; paths outside the allow-list are an admin's."""
+
+    def put(user: str, path: str) -> int:
+        headers = {"Authorization": f"Bearer {team.tokens[user]}"}
+        return httpx.put(f"{team.url}/api/v1/artifacts/{path}", content=b"x", headers=headers).status_code
+
+    with platform_server(team.server, artifacts=str(tmp_path / "files"), require_auth=True) as url:
+        team.url = url
+        assert put("alice", "payloads/churn/2026-12-05/a.parquet") == 200
+        assert put("alice", "monitoring/reports/churn/r.json") == 200
+        assert put("bob", "payloads/churn/2026-12-05/b.parquet") == 403
+        assert put("alice", "elsewhere/file.txt") == 403
+        assert put("root", "elsewhere/file.txt") == 200
