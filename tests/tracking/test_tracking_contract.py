@@ -329,6 +329,10 @@ def test_a_retried_write_is_stored_once(tracking_backend_settings: Settings) -> 
     again, again_pk = client.create_run("e", idempotency_key="create-0001")
     assert (again.run_id, again_pk) == (run.run_id, pk)
     assert len(client.search_runs([client.get_experiment("e").experiment_id])) == 1
+    named, _ = client.create_run("e", name="named", idempotency_key="create-0002")
+    assert client.create_run("e", name="named", idempotency_key="create-0002")[0].run_id == named.run_id
+    with pytest.raises(AlreadyExists):
+        client.create_run("e", name="named", idempotency_key="create-0003")
 
     client.write_metrics(_points(pk, "loss", 3), idempotency_key="batch-0001")
     client.write_metrics(_points(pk, "loss", 3), idempotency_key="batch-0001")

@@ -265,10 +265,6 @@ class SqlTrackingStore:
         Run names are unique per experiment: an explicit name that is taken raises `AlreadyExists`. A retry
         carrying the ``idempotency_key`` of a creation that was stored returns that run instead of a second.
         """
-        if idempotency_key is not None:
-            done = self._claimed_result(idempotency_key)
-            if done is not None:  # a retry of a creation that was stored: the same run
-                return self.get_run(done), self.run_key(done)
         exp = self.get_or_create_experiment(experiment)
         if parent_run_id is not None:
             self.run_key(parent_run_id)  # NotFound names the missing parent (a cached lookup)
@@ -309,12 +305,15 @@ class SqlTrackingStore:
                     if idempotency_key is not None and not self._claim(conn, idempotency_key, run_id):
                         raise _Retried
                 break
-            except _Retried:  # the same creation, retried at the same moment: answer with the stored run
+            except _Retried:  # a retry of a stored creation (its row just rolled back): the stored run
                 done = self._claimed_result(idempotency_key or "")
                 if done is None:  # pragma: no cover - the claim's row is committed before it conflicts
                     raise StoreError("a retried run creation lost its key; retry it") from None
                 return self.get_run(done), self.run_key(done)
             except SAIntegrityError as exc:
+                done = None if idempotency_key is None else self._claimed_result(idempotency_key)
+                if done is not None:  # a named run's retried creation: its name is taken by itself
+                    return self.get_run(done), self.run_key(done)
                 if attempt + 1 < attempts:
                     continue
                 raise AlreadyExists(
