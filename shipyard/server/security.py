@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.auth.records import ACTOR, Principal
-from shipyard.errors import Unauthorized
+from shipyard.errors import StoreError, Unauthorized
 from shipyard.tracking.records import now_ms
 
 if TYPE_CHECKING:
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from shipyard.auth.oidc import OidcVerifier
 
 log = logging.getLogger(__name__)
-PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json"})
+# The only paths anyone may reach without signing in (an allow-list: every other path needs credentials).
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json", "/docs", "/docs/oauth2-redirect"})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FAILURE_PAUSE_S = 0.25
 
@@ -61,7 +62,7 @@ class SecurityMiddleware:
         self.config = config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path, method = scope["path"], scope["method"]
@@ -76,6 +77,9 @@ class SecurityMiddleware:
                     send, 401, "UNAUTHORIZED", str(exc), {"www-authenticate": 'Bearer realm="shipyard"'}
                 )
                 await self._audit(scope, "?", method, path, 401)
+                return
+            except StoreError as exc:  # the database is down: nobody can be checked, so nobody gets in
+                await _error(send, 503, "STORE_UNAVAILABLE", str(exc))
                 return
         scope.setdefault("state", {})["principal"] = principal
         if principal is not None:

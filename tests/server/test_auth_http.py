@@ -297,3 +297,11 @@ def test_artifact_paths_follow_what_they_belong_to(team: Team, tmp_path: Path) -
         assert put("bob", "payloads/churn/2026-12-05/b.parquet") == 403
         assert put("alice", "elsewhere/file.txt") == 403
         assert put("root", "elsewhere/file.txt") == 200
+
+
+def test_only_the_public_paths_answer_without_credentials(team: Team) -> None:
+    assert httpx.get(f"{team.url}/api/v1/health").status_code == 200
+    assert httpx.get(f"{team.url}/docs").status_code == 200
+    assert httpx.get(f"{team.url}/api/v1/openapi.json").status_code == 200
+    for path in ("/api/v2/runs", "/anything", "/api/v1/../v1/users", "/API/v1/users"):
+        assert httpx.get(f"{team.url}{path}").status_code == 401, path
