@@ -11,6 +11,7 @@ import typing as _typing
 from shipyard.config import Settings, get_settings
 from shipyard.errors import (
     AlreadyExists,
+    ArtifactStoreError,
     Conflict,
     DataValidationError,
     FilterSyntaxError,
@@ -68,6 +69,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActiveRun",
     "AlreadyExists",
+    "ArtifactStoreError",
     "Conflict",
     "DataValidationError",
     "DatasetInput",

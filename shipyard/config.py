@@ -12,6 +12,7 @@ Relative paths in the TOML file are relative to the file; relative paths elsewhe
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,9 @@ class Settings:
     tracking_uri: str | None = None
     # The API token team-mode clients send (SHIPYARD_TRACKING_TOKEN); never shown or logged.
     tracking_token: str | None = field(default=None, repr=False)
+    # fsspec options for the artifact root's filesystem (endpoint, credentials …): secrets, so never in a
+    # repr, a message or `shipyard config show` (see describe()).
+    artifact_storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -102,6 +106,8 @@ class Settings:
             sources["artifact_root"] = "default in team mode (kept by the server at tracking_uri)"
         for name in ("db_url", "artifact_root"):
             sources.setdefault(name, "default (under home)")
+        if "artifact_storage_options" in raw:
+            values["artifact_storage_options"] = _storage_options(raw["artifact_storage_options"], sources)
         for f in dataclasses.fields(cls):
             if f.name in values or f.name == "sources":
                 continue
@@ -129,8 +135,17 @@ class Settings:
                 value = "****"
             elif f.name == "db_url":
                 value = mask_url(value)
+            elif f.name == "artifact_storage_options":
+                value = json.dumps(_masked(value)) if value else None
             rows.append((f.name, "" if value is None else str(value), self.sources.get(f.name, "default")))
         return rows
+
+    def storage_options_for(self, uri: str) -> dict[str, Any]:
+        """The fsspec options to open ``uri`` with: ``artifact_storage_options`` when ``uri`` is on the
+        artifact root's filesystem (same protocol), else none (a local path, another store)."""
+        if not self.artifact_storage_options or _protocol(uri) != _protocol(self.artifact_root):
+            return {}
+        return dict(self.artifact_storage_options)
 
     @property
     def store_description(self) -> str:
@@ -196,6 +211,38 @@ def _relative_to(value: Any, base: Path) -> Any:
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else base / path)
+
+
+def _protocol(uri: str) -> str:
+    head, sep, _ = uri.partition("://")
+    return head.lower() if sep and head else "file"
+
+
+def _storage_options(value: Any, sources: Mapping[str, str]) -> dict[str, Any]:
+    """The options as a dict: a TOML table as is, an environment variable's JSON object parsed.
+
+    Errors name where the options came from and never their content: it holds credentials.
+    """
+    where = sources.get("artifact_storage_options", "setting 'artifact_storage_options'")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            # NOTE: the message gives a position, not the text; `from None`: the error object holds the text.
+            raise InvalidInput(f"{where}: artifact_storage_options is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            f"{where}: artifact_storage_options must be a JSON object or a TOML table, "
+            f"got {type(value).__name__}"
+        )
+    return value
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every leaf replaced by '***', keeping the keys (which say what is set)."""
+    if isinstance(value, Mapping):
+        return {str(k): _masked(v) for k, v in value.items()}
+    return "***"
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

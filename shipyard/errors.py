@@ -18,7 +18,8 @@ at the edge with ``raise … from exc``.
     ├── UntrustedArtifact               loading would unpickle without ``trusted=True``
     ├── IntegrityError                  a stored file whose sha256 does not match its record
     ├── StoreError                      the metadata store cannot be used
-    │   └── SchemaError                 corrupt database or a schema this version cannot read
+    │   ├── SchemaError                 corrupt database or a schema this version cannot read
+    │   └── ArtifactStoreError          the artifact root cannot be reached (endpoint, bucket, credentials)
     ├── PipelineError                   a pipeline that cannot compile or run
     │   └── PipelineDefinitionError     a malformed pipeline or spec (also an InvalidInput: exit 2)
     └── ServingError                    a model server that cannot answer a request
@@ -101,6 +102,11 @@ class SchemaError(StoreError):
     """The database is corrupt, not a Shipyard store, or has a schema this version cannot read."""
 
 
+class ArtifactStoreError(StoreError):
+    """The artifact root's storage cannot be reached or used: a bad endpoint, a missing bucket, denied
+    credentials. The message names the root URL and the underlying error, never the storage options."""
+
+
 class PipelineError(ShipyardError):
     """A pipeline that cannot compile or run."""
 
@@ -140,6 +146,7 @@ def field_problems(exc: Any) -> str:
 
 __all__ = [
     "AlreadyExists",
+    "ArtifactStoreError",
     "Conflict",
     "DataValidationError",
     "FilterSyntaxError",

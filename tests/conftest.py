@@ -4,13 +4,15 @@ The PostgreSQL fixture runs Debian's initdb/pg_ctl on a temp dir (as the ``postg
 root, since initdb refuses root), listening on 127.0.0.1 and a free port. When no server can start the
 PostgreSQL tests skip with the reason — unless ``SHIPYARD_REQUIRE_POSTGRES=1`` (set by CI), where that fails.
 Ray likewise: one local Ray per session for the executor contract; ``SHIPYARD_REQUIRE_RAY=1`` makes a Ray
-that cannot start a failure.
+that cannot start a failure. And S3: moto's S3 server on 127.0.0.1 (a real S3 API over HTTP), one per session,
+skipped without moto unless ``SHIPYARD_REQUIRE_S3=1``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import socket
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,7 @@ from shipyard.config import Settings
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the developer's ./.shipyard or shipyard.toml."""
     for var in list(os.environ):
-        if var.startswith("SHIPYARD_") and var not in ("SHIPYARD_REQUIRE_POSTGRES",):
+        if var.startswith("SHIPYARD_") and not var.startswith("SHIPYARD_REQUIRE_"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
     # A stray .shipyard or shipyard.toml above the test folders (in /tmp, say) is not the test's store.
@@ -271,3 +274,59 @@ def ray_cluster() -> Iterator[object]:
         _unavailable(f"a local Ray cannot start here: {exc}")
     yield ray
     ray.shutdown()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A moto S3 server on loopback and one bucket in it."""
+
+    endpoint: str
+    bucket: str
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec (s3fs) options that reach this server."""
+        return {"client_kwargs": {"endpoint_url": self.endpoint}, "key": "x", "secret": "x"}
+
+    @property
+    def storage_options_json(self) -> str:
+        """The options as ``SHIPYARD_ARTIFACT_STORAGE_OPTIONS`` takes them."""
+        return json.dumps(self.storage_options)
+
+    def root(self, name: str = "") -> str:
+        """A fresh ``s3://bucket/<unique>`` prefix: tests sharing the bucket never see each other's keys."""
+        return f"s3://{self.bucket}/{name or 'root'}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 and a free port, with one bucket; stopped at the end of the session."""
+    try:
+        import boto3
+        import s3fs  # noqa: F401  (what the artifact store opens s3:// with)
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        reason = f"S3 tests need s3fs, boto3 and moto[server] (pip install -e '.[dev]'): {exc}"
+        if os.environ.get("SHIPYARD_REQUIRE_S3") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    bucket = "shipyard-tests"
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1"
+    ).create_bucket(Bucket=bucket)
+    yield S3Server(endpoint, bucket)
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(tmp_path: Path, s3_server: S3Server) -> Settings:
+    """Settings with a local metadata store and the artifact root on the moto S3 server."""
+    return make_settings(
+        tmp_path / "home",
+        artifact_root=s3_server.root(),
+        artifact_storage_options=s3_server.storage_options_json,
+    )

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
 from shipyard import InvalidInput, Settings
+from tests.conftest import console
 
 
 def _bounded(tmp_path: Path, **environ: str) -> dict[str, str]:
@@ -115,3 +118,67 @@ def test_team_mode_keeps_artifacts_on_the_server_unless_told_otherwise(tmp_path:
     assert "shy_x_y" not in repr(secret) and ("tracking_token", "****", "env SHIPYARD_TRACKING_TOKEN") in (
         secret.describe()
     )
+
+
+SECRET = "do-not-print-this-secret"
+OPTIONS_JSON = json.dumps({"client_kwargs": {"endpoint_url": "http://127.0.0.1:9"}, "secret": SECRET})
+
+
+def test_storage_options_come_from_json_in_the_environment_or_a_toml_table(tmp_path: Path) -> None:
+    from_env = Settings.load(
+        environ=_bounded(
+            tmp_path,
+            SHIPYARD_ARTIFACT_ROOT="s3://bucket/prefix",
+            SHIPYARD_ARTIFACT_STORAGE_OPTIONS=OPTIONS_JSON,
+        ),
+        cwd=tmp_path,
+    )
+    assert from_env.artifact_storage_options == json.loads(OPTIONS_JSON)
+    # They apply to the artifact root's filesystem only: not to a local folder.
+    assert from_env.storage_options_for("s3://bucket/prefix/1/abc") == json.loads(OPTIONS_JSON)
+    assert from_env.storage_options_for("/tmp/model") == {}
+    (tmp_path / "shipyard.toml").write_text(
+        'artifact_root = "s3://bucket/x"\n[artifact_storage_options]\nprofile = "ml"\n'
+        "[artifact_storage_options.client_kwargs]\nendpoint_url = 'http://minio:9000'\n"
+    )
+    from_toml = Settings.load(environ=_bounded(tmp_path), cwd=tmp_path)
+    assert from_toml.artifact_storage_options == {
+        "profile": "ml",
+        "client_kwargs": {"endpoint_url": "http://minio:9000"},
+    }
+
+
+def test_storage_options_never_show_in_a_repr_or_an_error(tmp_path: Path) -> None:
+    settings = Settings.load(
+        environ=_bounded(tmp_path, SHIPYARD_ARTIFACT_STORAGE_OPTIONS=OPTIONS_JSON), cwd=tmp_path
+    )
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings.describe())
+    for bad in ('{"secret": "' + SECRET + '"', '["' + SECRET + '"]'):
+        with pytest.raises(InvalidInput, match="SHIPYARD_ARTIFACT_STORAGE_OPTIONS") as excinfo:
+            Settings.load(environ=_bounded(tmp_path, SHIPYARD_ARTIFACT_STORAGE_OPTIONS=bad), cwd=tmp_path)
+        assert SECRET not in str(excinfo.value)
+
+
+def test_config_show_masks_the_storage_options(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SHIPYARD_HOME": str(tmp_path / "home"),
+        "SHIPYARD_ARTIFACT_ROOT": "s3://bucket/prefix",
+        "SHIPYARD_ARTIFACT_STORAGE_OPTIONS": OPTIONS_JSON,
+    }
+    shown = console("config", "show", cwd=tmp_path, env=env)
+    as_json = console("config", "show", "--json", cwd=tmp_path, env=env)
+    for result in (shown, as_json):
+        assert result.returncode == 0, result.stderr
+        assert SECRET not in result.stdout + result.stderr
+        assert "127.0.0.1:9" not in result.stdout  # every value is masked, the endpoint too
+    # The keys still say what is set.
+    value = json.loads(json.loads(as_json.stdout)["artifact_storage_options"]["value"])
+    assert value == {"client_kwargs": {"endpoint_url": "***"}, "secret": "***"}
+    # A bad value is refused naming the variable, not echoing it.
+    env["SHIPYARD_ARTIFACT_STORAGE_OPTIONS"] = '{"secret": "' + SECRET
+    failed = console("config", "show", cwd=tmp_path, env=env)
+    assert failed.returncode != 0
+    assert "SHIPYARD_ARTIFACT_STORAGE_OPTIONS" in failed.stderr
+    assert SECRET not in failed.stdout + failed.stderr

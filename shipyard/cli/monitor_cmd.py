@@ -32,7 +32,7 @@ def _store() -> ArtifactStore:
     from shipyard.config import get_settings
     from shipyard.store.artifacts import ArtifactStore
 
-    return ArtifactStore(get_settings().artifact_root)
+    return ArtifactStore.configured(get_settings())
 
 
 @app.command("baseline")

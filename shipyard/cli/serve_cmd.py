@@ -104,7 +104,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     repository = ModelRepository(configs, lambda uri, **options: load(uri, settings=settings, **options))
-    store = ArtifactStore(settings.artifact_root)
+    store = ArtifactStore.configured(settings)
     payloads = PayloadLogger(store, payload_config)
     server = InferenceServer(
         repository, server_config, payloads=payloads, admin_token=admin_token, monitoring=store

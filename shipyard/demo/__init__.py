@@ -147,7 +147,7 @@ def _serving(settings: Settings) -> Iterator[str]:
         [ModelConfig(MODEL_NAME, f"models:/{MODEL_NAME}@champion")],
         lambda uri, **options: models.load(uri, settings=settings, **options),
     )
-    store = ArtifactStore(settings.artifact_root)
+    store = ArtifactStore.configured(settings)
     payloads = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_seconds=3600))
     server = InferenceServer(repository, payloads=payloads, monitoring=store)
     with socket.socket() as sock:
@@ -199,7 +199,7 @@ def _monitor(
     from shipyard.monitoring import run_monitor, save_labels
     from shipyard.store.artifacts import ArtifactStore
 
-    store = ArtifactStore(settings.artifact_root)
+    store = ArtifactStore.configured(settings)
     known = REQUESTS - SHIFTED  # ground truth arrives for the ordinary requests
     save_labels(store, MODEL_NAME, pd.DataFrame({"request_id": ids[:known], "label": truth[:known]}))
     report(f"ground truth arrived for {known} requests")

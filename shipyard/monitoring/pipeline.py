@@ -40,7 +40,7 @@ def monitor_model(
     parsed = parse_rules_yaml(rules, source="the rules parameter") if rules.strip() else []
     settings = get_settings()
     outcome = run_monitor(
-        ArtifactStore(settings.artifact_root),
+        ArtifactStore.configured(settings),
         model,
         since=now - parse_duration(since, "since"),
         until=now,

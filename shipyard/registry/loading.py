@@ -113,11 +113,11 @@ def locate_package(uri: str, registry: RegistryClient) -> PackageLocation:
             raise NotFound(
                 f"run {run.run_id} has no model at {parsed.path!r} (no {manifest_path} among its artifacts)"
             )
-        store = ArtifactStore(run.artifact_uri).child(parsed.path)
+        store = ArtifactStore.configured(tracking.settings, run.artifact_uri).child(parsed.path)
         return PackageLocation(store, indexed[manifest_path], uri, store.root)
     if isinstance(parsed, RegistryUri):
         version = registry.resolve(parsed)
-        store = ArtifactStore(version.package_uri)
+        store = ArtifactStore.configured(tracking.settings, version.package_uri)
         return PackageLocation(store, version.manifest_sha256, uri, version.package_uri, version)
     assert isinstance(parsed, PathUri)
     source = Path(parsed.path)

@@ -40,7 +40,9 @@ def register(
         fetched = fetch_package(uri, registry)  # every file verified on the way in
         try:
             root = registry.tracking.settings.artifact_root.rstrip("/")
-            target = ArtifactStore(f"{root}/registry/{name}/{uuid.uuid4().hex}")
+            target = ArtifactStore.configured(
+                registry.tracking.settings, f"{root}/registry/{name}/{uuid.uuid4().hex}"
+            )
             target.put_dir(fetched.directory)
         finally:
             shutil.rmtree(fetched.directory, ignore_errors=True)

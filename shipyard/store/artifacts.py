@@ -4,7 +4,8 @@ Every path a caller gives passes :func:`safe_relpath` before it touches storage,
 or URL can leave the root. On local filesystems the store also resolves symlinks and refuses any path whose
 real location leaves the root, and writes are atomic: a hidden temp file in the same directory, fsynced, then
 ``os.replace``d into place. Other fsspec backends (``memory://``, ``s3://`` …) get the lexical check only, and
-store a file when it is closed.
+store a file when it is closed. An object store's own errors (no connection, a missing bucket, denied
+credentials) come out as one :class:`~shipyard.errors.ArtifactStoreError` naming the root URL.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ import pathlib
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from shipyard.errors import IntegrityError, InvalidInput, NotFound
+from shipyard.errors import ArtifactStoreError, IntegrityError, InvalidInput, NotFound, ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
 
 CHUNK_SIZE = 1 << 20
 """Bytes per read when streaming files in and out (1 MiB)."""
@@ -270,6 +274,14 @@ class ArtifactStore:
         # A child store keeps its parent's boundary, so a symlinked subfolder cannot widen what it may touch.
         self._boundary: str = path
         self._local: bool = isinstance(fs, LocalFileSystem)
+        self._bucket_seen = False
+
+    @classmethod
+    def configured(cls, settings: Settings, root: str | None = None) -> ArtifactStore:
+        """A store on ``root`` (default: the artifact root) with the settings' storage options when ``root``
+        is on the artifact root's filesystem: how the package opens every store it keeps artifacts in."""
+        url = settings.artifact_root if root is None else root
+        return cls(url, storage_options=settings.storage_options_for(url))
 
     @property
     def root(self) -> str:
@@ -288,6 +300,7 @@ class ArtifactStore:
         store._path = _join(self._path, rel)
         store._boundary = self._boundary
         store._local = self._local
+        store._bucket_seen = self._bucket_seen
         return store
 
     def uri(self, path: str = "") -> str:
@@ -347,7 +360,7 @@ class ArtifactStore:
         rel = safe_relpath(dest)
         digest = hashlib.sha256()
         size = 0
-        with self._open_binary_writer(rel) as out:
+        with self._remote_errors("write", rel), self._open_binary_writer(rel) as out:
             for chunk in chunks:
                 digest.update(chunk)
                 out.write(chunk)
@@ -384,7 +397,8 @@ class ArtifactStore:
             raise InvalidInput(f"mode {mode!r} is not supported; use one of {', '.join(sorted(_MODES))}")
         rel = safe_relpath(path)
         if not self._local:
-            return self._open_remote(rel, mode)
+            with self._remote_errors("open", rel):
+                return self._open_remote(rel, mode)
         if mode in ("wb", "w"):
             writer = self._local_writer(rel)
             return cast(IO[bytes], writer) if mode == "wb" else _AtomicLocalText(writer)
@@ -398,6 +412,16 @@ class ArtifactStore:
     def _open_remote(self, rel: str, mode: str) -> IO[Any]:
         target = _join(self._path, rel)
         text = {} if "b" in mode else {"encoding": "utf-8"}
+        if mode in ("rb", "r") and self._fs.isdir(target):
+            # NOTE: object stores open a "directory" (a key prefix) lazily, and read it as empty.
+            raise InvalidInput(f"artifact {rel!r} under {self.root} is a directory, not a file")
+        if mode in ("wb", "w"):
+            # An object store would keep both keys 'f' and 'f/g'; refuse it as a filesystem does, so the
+            # tree lists the same on every backend.
+            parts = rel.split("/")
+            for depth in range(1, len(parts)):
+                if self._fs.isfile(_join(self._path, "/".join(parts[:depth]))):
+                    raise InvalidInput(f"cannot write {rel!r} under {self.root}: a parent of it is a file")
         try:
             opened: IO[Any] = self._fs.open(target, mode, **text)
         except IsADirectoryError as exc:
@@ -407,6 +431,7 @@ class ArtifactStore:
                 raise InvalidInput(f"cannot write {rel!r} under {self.root}: {exc!r}") from exc
             if self._fs.isdir(target):  # some backends report a directory as missing
                 raise InvalidInput(f"artifact {rel!r} under {self.root} is a directory, not a file") from exc
+            self._check_bucket()
             raise NotFound(f"no artifact {rel!r} under {self.root}") from exc
         return opened
 
@@ -417,7 +442,7 @@ class ArtifactStore:
             IntegrityError: the content does not match ``expected_sha256`` (path and both digests named).
         """
         expected = _check_sha256(expected_sha256)
-        with self.open(path, "rb") as f:
+        with self._remote_errors("read", path), self.open(path, "rb") as f:
             data: bytes = f.read()
         if expected is not None:
             self._verify(safe_relpath(path), expected, hashlib.sha256(data).hexdigest())
@@ -463,7 +488,7 @@ class ArtifactStore:
 
     def _download(self, rel: str, dest: pathlib.Path, expected: str | None) -> None:
         digest = hashlib.sha256()
-        with self.open(rel, "rb") as src:
+        with self._remote_errors("download", rel), self.open(rel, "rb") as src:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with _AtomicLocalFile(os.fspath(dest)) as out:
                 while chunk := src.read(CHUNK_SIZE):
@@ -491,7 +516,11 @@ class ArtifactStore:
             InvalidInput: a bad prefix, or (local) a symlink under it that escapes the artifact root.
         """
         rel = safe_relpath(prefix, allow_root=True)
-        entries = self._list_local(rel, recursive) if self._local else self._list_remote(rel, recursive)
+        if self._local:
+            entries = self._list_local(rel, recursive)
+        else:
+            with self._remote_errors("list", rel):
+                entries = self._list_remote(rel, recursive)
         return sorted(entries, key=lambda info: info.path)
 
     def _list_local(self, rel: str, recursive: bool) -> builtins.list[FileInfo]:
@@ -529,6 +558,7 @@ class ArtifactStore:
         try:
             info = self._fs.info(target)
         except FileNotFoundError as exc:
+            self._check_bucket()
             if not rel:
                 return []
             raise NotFound(f"nothing at {rel!r} under {self.root}") from exc
@@ -554,7 +584,11 @@ class ArtifactStore:
         rel = safe_relpath(path, allow_root=True)
         if self._local:
             return os.path.exists(self._confine(rel))
-        return bool(self._fs.exists(_join(self._path, rel)))
+        with self._remote_errors("look up", rel):
+            found = bool(self._fs.exists(_join(self._path, rel)))
+            if not found:
+                self._check_bucket()
+        return found
 
     def delete(self, path: str = "") -> None:
         """Delete a file or a directory tree; '' deletes the whole root (a missing root is a no-op).
@@ -567,12 +601,13 @@ class ArtifactStore:
         rel = safe_relpath(path, allow_root=True)
         if not self._local:
             target = _join(self._path, rel)
-            if not self._fs.exists(target):
+            if not self.exists(rel):
                 if rel:
                     raise NotFound(f"nothing at {rel!r} under {self.root}")
                 return
             try:
-                self._fs.rm(target, recursive=True)
+                with self._remote_errors("delete", rel):
+                    self._fs.rm(target, recursive=True)
             except FileNotFoundError as exc:
                 raise NotFound(f"nothing at {rel!r} under {self.root}") from exc
             return
@@ -611,7 +646,55 @@ class ArtifactStore:
     def _isdir(self, rel: str) -> bool:
         if self._local:
             return os.path.isdir(self._confine(rel))
-        return bool(self._fs.isdir(_join(self._path, rel)))
+        with self._remote_errors("look up", rel):
+            return bool(self._fs.isdir(_join(self._path, rel)))
+
+    # -- object-store errors ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _remote_errors(self, doing: str, rel: str) -> Iterator[None]:
+        """Translate a remote filesystem's own errors at the edge into one :class:`ArtifactStoreError`.
+
+        NOTE: the message names the root URL and the backend's error, never the storage options: they may
+        hold credentials, and botocore's messages carry the endpoint URL, not the keys.
+        """
+        if self._local:
+            yield
+            return
+        try:
+            yield
+        except ShipyardError:
+            raise
+        except (IsADirectoryError, NotADirectoryError, FileExistsError):
+            raise
+        except FileNotFoundError:
+            # A write to a missing bucket fails on close with a bare "not found"; a read's is already handled.
+            self._check_bucket()
+            raise
+        except Exception as exc:  # connection refused, timeouts, access denied …: the backend's own types
+            what = f"{rel!r} under " if rel else ""
+            raise ArtifactStoreError(
+                f"cannot {doing} {what}the artifact root {self.root}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _check_bucket(self) -> None:
+        """On an object store (one with buckets), refuse a missing bucket: it would list as empty and read
+        as "no such artifact" rather than point at the configuration."""
+        if self._local or self._bucket_seen or not hasattr(self._fs, "split_path"):
+            return
+        bucket = self._fs.split_path(self._boundary)[0]
+        try:
+            found = bool(self._fs.exists(bucket))
+        except Exception as exc:  # the probe's own connection errors
+            raise ArtifactStoreError(
+                f"cannot reach the artifact root {self.root}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not found:
+            raise ArtifactStoreError(
+                f"the artifact root {self.root} cannot be used: bucket {bucket!r} does not exist or these "
+                "credentials cannot see it (check artifact_root and artifact_storage_options)"
+            )
+        self._bucket_seen = True
 
 
 __all__ = ["CHUNK_SIZE", "ArtifactStore", "FileInfo", "safe_relpath"]

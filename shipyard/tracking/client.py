@@ -187,11 +187,13 @@ class TrackingClient:
     def read_recorded(self, run: Run, record: ArtifactRecord) -> bytes:
         """The bytes of a file of ``run`` as :meth:`list_artifacts` gave it, verified against its sha256
         (for callers that listed already: no second lookup of the run or the record)."""
-        return ArtifactStore(run.artifact_uri).read_bytes(record.path, record.sha256)
+        return ArtifactStore.configured(self.settings, run.artifact_uri).read_bytes(
+            record.path, record.sha256
+        )
 
     def download_artifacts(self, run_id: str, path: str, local_dir: str | os.PathLike[str]) -> Path:
         """Copy an artifact file, or every file under a folder, into ``local_dir``, verifying each sha256."""
-        store = ArtifactStore(self.get_run(run_id).artifact_uri)
+        store = ArtifactStore.configured(self.settings, self.get_run(run_id).artifact_uri)
         files = self.list_artifacts(run_id, path)
         if not files:
             raise NotFound(f"run {run_id} has no artifact {path!r}")

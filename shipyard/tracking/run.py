@@ -199,7 +199,7 @@ class ActiveRun:
     @property
     def artifacts(self) -> ArtifactStore:
         if self._artifacts is None:
-            self._artifacts = ArtifactStore(self.artifact_uri)
+            self._artifacts = ArtifactStore.configured(self._client.settings, self.artifact_uri)
         return self._artifacts
 
     def log_artifact(

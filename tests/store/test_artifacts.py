@@ -1,4 +1,5 @@
-"""The artifact store: one contract suite over local and memory:// roots, then path safety and symlinks."""
+"""The artifact store: one contract suite over local, memory:// and s3:// (moto) roots, then path safety and
+symlinks, then what an unreachable object store says."""
 
 from __future__ import annotations
 
@@ -13,18 +14,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shipyard.errors import IntegrityError, InvalidInput, NotFound
+from shipyard.config import Settings
+from shipyard.errors import ArtifactStoreError, IntegrityError, InvalidInput, NotFound
 from shipyard.store.artifacts import CHUNK_SIZE, ArtifactStore, FileInfo, safe_relpath
+from tests.conftest import S3Server, free_port
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[ArtifactStore]:
     if request.param == "local":
         yield ArtifactStore(tmp_path / "root")
+        return
+    if request.param == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        s3_store = ArtifactStore(server.root(), storage_options=server.storage_options)
+        yield s3_store
+        s3_store.delete()
         return
     memory_store = ArtifactStore(f"memory://shipyard-tests-{uuid.uuid4().hex}/root")
     yield memory_store
@@ -548,3 +557,51 @@ class TestLocalRoot:
         (tmp_path / "root" / "d" / f".f.{uuid.uuid4().hex}.partial").write_bytes(b"torn")
         assert [i.path for i in local.list("d")] == ["d/f"]
         assert [i.path for i in local.list(recursive=True)] == ["d/f"]
+
+
+SECRET = "do-not-print-this-secret"
+
+
+@pytest.mark.s3
+class TestObjectStoreErrors:
+    """An object store that cannot be used says so once, naming the root URL and never the credentials."""
+
+    def test_a_missing_bucket_is_one_error_naming_the_root(self, s3_server: S3Server) -> None:
+        options = {**s3_server.storage_options, "secret": SECRET}
+        store = ArtifactStore("s3://no-such-bucket/prefix", storage_options=options)
+        for operation in (
+            lambda: store.put_bytes(b"x", "a/b"),
+            lambda: store.read_bytes("a/b"),
+            store.list,
+            lambda: store.exists("a"),
+        ):
+            with pytest.raises(ArtifactStoreError) as excinfo:
+                operation()
+            message = str(excinfo.value)
+            assert "s3://no-such-bucket/prefix" in message and "'no-such-bucket' does not exist" in message
+            assert SECRET not in message
+
+    def test_an_unreachable_endpoint_is_one_error_naming_the_root_and_endpoint(self) -> None:
+        closed = f"http://127.0.0.1:{free_port()}"
+        options = {
+            "client_kwargs": {"endpoint_url": closed},
+            "key": "x",
+            "secret": SECRET,
+            # Fail at once rather than after botocore's retries.
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+        }
+        store = ArtifactStore("s3://bucket/prefix", storage_options=options)
+        with pytest.raises(ArtifactStoreError) as excinfo:
+            store.put_bytes(b"x", "a/b")
+        message = str(excinfo.value)
+        assert "s3://bucket/prefix" in message and closed in message
+        assert SECRET not in message
+
+    def test_a_store_configured_from_settings_reaches_the_bucket(self, s3_settings: Settings) -> None:
+        store = ArtifactStore.configured(s3_settings)
+        assert store.root == s3_settings.artifact_root
+        store.put_bytes(b"x", "sub/f")
+        # A folder under the root (an experiment's, a run's) gets the same options; a local path none.
+        assert ArtifactStore.configured(s3_settings, store.uri("sub")).read_bytes("f") == b"x"
+        assert s3_settings.storage_options_for("/tmp/x") == {}
+        store.delete()

@@ -808,11 +808,11 @@ class SqlTrackingStore:
         if dry_run:
             return GcReport(len(purged_runs), len(purged_experiments), len(purged_runs), True, kept)
         self._purge([key for key, _ in purged_runs], [eid for eid, _ in purged_experiments])
-        removed = sum(_remove_tree(folder) for _, folder in purged_runs)
+        removed = sum(_remove_tree(self.settings, folder) for _, folder in purged_runs)
         for folder in kept_runs:
             log.info("kept %s: it holds %s", folder, backing.describe_all(protected[folder]))
         for _, location in purged_experiments:
-            _remove_tree(location)
+            _remove_tree(self.settings, location)
         return GcReport(len(purged_runs), len(purged_experiments), removed, False, kept)
 
     def mark_stale_runs(self, *, timeout_s: float | None = None, dry_run: bool = False) -> list[Run]:
@@ -991,9 +991,9 @@ def versions_under(conn: Connection, roots: Iterable[str]) -> dict[str, list[Bac
     return dict(found)
 
 
-def _remove_tree(uri: str) -> int:
+def _remove_tree(settings: Settings, uri: str) -> int:
     try:
-        store = ArtifactStore(uri)
+        store = ArtifactStore.configured(settings, uri)
         if store.exists(""):
             store.delete("")
             return 1
