@@ -2,9 +2,9 @@
 
 A successful step run carries ``shipyard.cache_key`` (sha256 over the component's identity, its resolved
 parameter inputs and the content of its artifact inputs) and its outputs: parameter values, and artifact
-outputs as ``{"path": ..., "sha256": ...}`` of the file written by the run that produced it. Small records
-are a tag ``shipyard.outputs``; larger ones an artifact ``outputs.json``. Reusing an entry checks that each
-artifact file still exists with the recorded hash; anything else is a miss.
+outputs as ``{"path": ..., "sha256": ...}`` of the file (a local path or an object-store URI) written by the
+run that produced it. Small records are a tag ``shipyard.outputs``; larger ones an artifact ``outputs.json``.
+Reusing an entry checks that each artifact file still exists with the recorded hash; anything else is a miss.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from shipyard.errors import ShipyardError
 from shipyard.pipelines.spec import ComponentRef
+from shipyard.pipelines.staging import is_remote, path_sha256, uri_sha256
 from shipyard.tracking import ActiveRun, Run, RunStatus, TrackingClient
 
 KEY_TAG = "shipyard.cache_key"
@@ -24,23 +25,6 @@ OUTPUTS_TAG = "shipyard.outputs"
 OUTPUTS_FILE = "outputs.json"
 CACHED_FROM_TAG = "shipyard.cached_from"
 _MAX_TAG = 8000
-
-
-def path_sha256(path: str) -> str:
-    """sha256 of a file's content, or of a folder's relative file names and contents (sorted)."""
-    digest = hashlib.sha256()
-    if os.path.isdir(path):
-        for folder, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                full = os.path.join(folder, name)
-                digest.update(os.path.relpath(full, path).encode("utf-8") + b"\0")
-                digest.update(path_sha256(full).encode("ascii"))
-        return digest.hexdigest()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _canonical(value: Any) -> str:
@@ -81,8 +65,12 @@ def output_tags(
     return tags
 
 
-def recorded_outputs(client: TrackingClient, run: Run) -> dict[str, Any] | None:
-    """A step run's outputs (artifact outputs as their path), or None when missing or an artifact changed."""
+def recorded_outputs(
+    client: TrackingClient, run: Run, hashes: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """A step run's outputs (artifact outputs as their path or URI), or None when missing or an artifact
+    changed. Each artifact's content is hashed again (streamed from an object store); ``hashes``, when given,
+    gets the verified sha256 of each artifact location."""
     try:
         text = run.tags.get(OUTPUTS_TAG) or client.read_artifact(run.run_id, OUTPUTS_FILE).decode("utf-8")
         record = json.loads(text)
@@ -92,18 +80,28 @@ def recorded_outputs(client: TrackingClient, run: Run) -> dict[str, Any] | None:
     for name, entry in record.get("artifacts", {}).items():
         path = entry["path"]
         try:
-            if not os.path.exists(path) or path_sha256(path) != entry["sha256"]:
+            if is_remote(path):
+                actual = uri_sha256(path, client.settings)
+            elif os.path.exists(path):
+                actual = path_sha256(path)
+            else:
                 return None
-        except OSError:
+        except (ShipyardError, OSError):
+            return None  # NOTE: a store that cannot be read now is a miss; the step runs and says why
+        if actual != entry["sha256"]:
             return None
         outputs[name] = path
+        if hashes is not None:
+            hashes[path] = actual
     return outputs
 
 
-def lookup(client: TrackingClient, key: str) -> tuple[str, dict[str, Any]] | None:
+def lookup(
+    client: TrackingClient, key: str, hashes: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]] | None:
     """The newest finished step run with ``key`` whose outputs are intact: (run id, outputs), else None."""
     for run in client.runs_with_tag(KEY_TAG, key, status=RunStatus.FINISHED, limit=5):
-        outputs = recorded_outputs(client, run)
+        outputs = recorded_outputs(client, run, hashes)
         if outputs is not None:
             return run.run_id, outputs
     return None

@@ -1,6 +1,8 @@
 """The engine both executors share: it walks a compiled spec and hands ready steps to a pool.
 
-Parameters flow by value and artifacts by path under the pipeline run's artifact folder. A step that
+Parameters flow by value and artifacts by path under the pipeline run's artifact folder: local paths on a
+local artifact root, URIs on an object store (each worker then downloads its inputs and uploads its outputs,
+see :mod:`shipyard.pipelines.staging`). A step that
 crashes its worker fails alone. A step whose cache key matches an earlier finished step run reuses that
 run's outputs (:mod:`shipyard.pipelines.cache`); ``resume`` re-runs a failed pipeline run from its failed
 steps on. What differs between executors is only the :class:`StepPool` that runs one step attempt: local
@@ -22,18 +24,19 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from shipyard.config import Settings, get_settings
-from shipyard.errors import Conflict, InvalidInput, NotFound, PipelineError
+from shipyard.errors import Conflict, InvalidInput, NotFound, PipelineError, ShipyardError
 from shipyard.lineage import ArtifactType, LineageClient
-from shipyard.pipelines import cache
+from shipyard.pipelines import cache, staging
 from shipyard.pipelines.binding import bind_parameters
 from shipyard.pipelines.executors.pool import Outcome
 from shipyard.pipelines.executors.resolve import holds, resolve
 from shipyard.pipelines.executors.results import PipelineRunResult, StepResult, StepStatus
 from shipyard.pipelines.executors.step_runs import close_step_run, log_metrics_file, open_step_run
-from shipyard.pipelines.executors.worker import ArtifactRef, Task
+from shipyard.pipelines.executors.worker import ArtifactRef, StepReturn, Task
 from shipyard.pipelines.spec import PipelineSpec, Resources, StepSpec
 from shipyard.pipelines.types import ARTIFACT_TYPES
 from shipyard.processes import sigterm_raises
+from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
 
 # A step's key, and None when it starts or its result when it ends.
@@ -237,7 +240,12 @@ class _Engine:
     ) -> None:
         self.spec, self.params, self.run_, self.experiment = spec, params, run, experiment
         self.settings, self.pool = settings, pool
+        # A local root: step outputs are paths under it. An object store: URIs under it, staged by workers.
         self.root = _local_path(run.artifact_uri)
+        self.store = None if self.root is not None else ArtifactStore.configured(settings, run.artifact_uri)
+        # sha256 of the artifact locations seen (written by a step, or verified cached outputs), so inputs on
+        # an object store are not streamed again to be hashed.
+        self.sha256: dict[str, str] = {}
         self.logs = tempfile.mkdtemp(prefix="shipyard-steps-")
         self.expanded: dict[str, list[_Instance]] = {}
         self.unexpanded = list(spec.steps)
@@ -405,19 +413,27 @@ class _Engine:
         for name, spec in step.inputs.items():
             value = resolve(spec.source, self.params, lookup, self._collected, inst.item)
             if spec.type_name in ARTIFACT_TYPES:
-                artifacts[name] = ArtifactRef(spec.type_name, value, "file://" + value)
+                if staging.is_remote(value):
+                    artifacts[name] = ArtifactRef(spec.type_name, "", value, self._sha256(value))
+                else:
+                    artifacts[name] = ArtifactRef(spec.type_name, value, "file://" + value)
                 inst.input_paths[name] = value
             else:
                 params[name] = value
-        folder = os.path.join(
-            self.root, "steps", inst.step_id, *([str(inst.index)] if inst.index is not None else [])
-        )
+        parts = ["steps", inst.step_id, *([str(inst.index)] if inst.index is not None else [])]
         for name, out in step.outputs.items():
-            if out.kind == "artifact":
-                path = os.path.join(folder, name)
+            if out.kind != "artifact":
+                continue
+            if self.store is not None:
+                uri = self.store.uri("/".join([*parts, name]))
+                inst.artifact_paths[name] = uri
+                artifacts[name] = ArtifactRef(out.type_name, "", uri, output=True)
+            else:
+                path = os.path.join(self.root or "", *parts, name)
                 inst.artifact_paths[name] = path
                 artifacts[name] = ArtifactRef(out.type_name, path, "file://" + path)
-        os.makedirs(folder, exist_ok=True)
+        if self.store is None:
+            os.makedirs(os.path.join(self.root or "", *parts), exist_ok=True)
         if not inst.log_dir:
             inst.log_dir = tempfile.mkdtemp(prefix=f"{inst.step_id}-", dir=self.logs)
         returns = {n: o.type_name for n, o in step.outputs.items() if o.kind != "artifact"}
@@ -431,13 +447,13 @@ class _Engine:
         inst.cache_checked = True
         try:
             # Hashed once: the same digests key the cache and identify the inputs in lineage.
-            inst.input_hashes = {name: cache.path_sha256(path) for name, path in inst.input_paths.items()}
+            inst.input_hashes = {name: self._sha256(path) for name, path in inst.input_paths.items()}
             inst.cache_key = cache.cache_key(step.component, task.parameters, inst.input_hashes)
-        except OSError:
+        except (OSError, ShipyardError):
             inst.cache_key = None  # NOTE: an unreadable input: run it and let the step report the problem
         hit = self.reuse.get(inst.name)
         if hit is None and inst.cache_key and self.use_cache and step.cache:
-            hit = cache.lookup(self.client, inst.cache_key)
+            hit = cache.lookup(self.client, inst.cache_key, self.sha256)
         if hit is None:
             return False
         source, outputs = hit
@@ -453,9 +469,10 @@ class _Engine:
         artifacts = {n: outputs[n] for n, o in step.outputs.items() if o.kind == "artifact" and n in outputs}
         for name, path in artifacts.items():
             if step.outputs[name].type_name == "Metrics":
-                log_metrics_file(run, path)
+                log_metrics_file(run, path, self.settings)
         values = {n: v for n, v in outputs.items() if n not in artifacts}
-        run.set_tags(cache.output_tags(run, inst.cache_key, values, artifacts))
+        hashes = {n: self._sha256(p) for n, p in artifacts.items()}
+        run.set_tags(cache.output_tags(run, inst.cache_key, values, artifacts, hashes))
         run.end(RunStatus.FINISHED)
         duration = time.monotonic() - start
         self._settle(inst, StepResult(StepStatus.CACHED, outputs, 0, None, duration, run.run_id, source))
@@ -483,25 +500,39 @@ class _Engine:
         elif outcome.kind == "error":
             self._fail(inst, outcome.value)
         else:
-            missing = [f"{n!r} at {p}" for n, p in inst.artifact_paths.items() if not os.path.exists(p)]
+            returned: StepReturn = outcome.value
+            # Remote outputs were checked and hashed by the worker that uploaded them.
+            local = {n: p for n, p in inst.artifact_paths.items() if n not in returned.artifact_sha256}
+            missing = [f"{n!r} at {p}" for n, p in local.items() if not os.path.exists(p)]
             if missing:
                 self._fail(inst, f"step {inst.key!r} did not write artifact output {', '.join(missing)}")
                 return
             del self.running[inst.key]
             for name, path in inst.artifact_paths.items():
                 if self.spec.steps[inst.step_id].outputs[name].type_name == "Metrics":
-                    log_metrics_file(inst.run, path)  # type: ignore[arg-type]
-            hashes = {name: cache.path_sha256(path) for name, path in inst.artifact_paths.items()}
-            tags = cache.output_tags(inst.run, inst.cache_key, outcome.value, inst.artifact_paths, hashes)  # type: ignore[arg-type]
+                    log_metrics_file(inst.run, path, self.settings)  # type: ignore[arg-type]
+            hashes = {name: cache.path_sha256(path) for name, path in local.items()}
+            hashes.update(returned.artifact_sha256)
+            self.sha256.update((inst.artifact_paths[n], h) for n, h in hashes.items())
+            tags = cache.output_tags(inst.run, inst.cache_key, returned.values, inst.artifact_paths, hashes)  # type: ignore[arg-type]
             self._record_lineage(inst, hashes)
-            self._end(inst, StepStatus.SUCCEEDED, {**outcome.value, **inst.artifact_paths}, None, tags)
+            self._end(inst, StepStatus.SUCCEEDED, {**returned.values, **inst.artifact_paths}, None, tags)
+
+    def _sha256(self, location: str) -> str:
+        """The digest of an artifact location: remembered, else hashed (streamed from an object store)."""
+        if location not in self.sha256:
+            if staging.is_remote(location):
+                self.sha256[location] = staging.uri_sha256(location, self.settings)
+            else:
+                return cache.path_sha256(location)  # a local file may change between runs; never remembered
+        return self.sha256[location]
 
     def _record_lineage(self, inst: _Instance, output_hashes: dict[str, str]) -> None:
         """The step as a lineage execution: the artifact files it read and the ones it wrote."""
         step = self.spec.steps[inst.step_id]
         inputs = [
             (
-                "file://" + path,
+                staging.artifact_uri(path),
                 ArtifactType(step.inputs[name].type_name),
                 inst.input_hashes.get(name, ""),
                 name,
@@ -509,7 +540,12 @@ class _Engine:
             for name, path in inst.input_paths.items()
         ]
         outputs = [
-            ("file://" + path, ArtifactType(step.outputs[name].type_name), output_hashes[name], name)
+            (
+                staging.artifact_uri(path),
+                ArtifactType(step.outputs[name].type_name),
+                output_hashes[name],
+                name,
+            )
             for name, path in inst.artifact_paths.items()
         ]
         if not inputs and not outputs:
@@ -573,8 +609,9 @@ def _finished_steps(client: TrackingClient, run_id: str) -> dict[str, tuple[str,
             return found
 
 
-def _local_path(uri: str) -> str:
+def _local_path(uri: str) -> str | None:
+    """The local folder of a run's artifact URI, or None for an object store."""
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return unquote(parsed.path) if parsed.scheme else uri
-    raise PipelineError(f"the local executor needs a local artifact root; the run's is {uri!r}")
+    return None

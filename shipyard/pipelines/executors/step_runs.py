@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shipyard.config import Settings
+from shipyard.errors import ShipyardError
+from shipyard.pipelines.staging import read_bytes
 from shipyard.tracking import ActiveRun, RunStatus, start_run
 from shipyard.tracking.records import PIPELINE_RUN_TAG
 
@@ -39,12 +41,13 @@ def open_step_run(
     return run
 
 
-def log_metrics_file(run: ActiveRun, path: str) -> None:
-    """Log a ``Metrics`` output written as JSON ``{name: number}``; anything else is left as the file."""
+def log_metrics_file(run: ActiveRun, path: str, settings: Settings) -> None:
+    """Log a ``Metrics`` output written as JSON ``{name: number}``; anything else is left as the file.
+
+    ``path`` is a local path or an object-store URI (read with ``settings``' storage options)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(path, settings))
+    except (OSError, ValueError, ShipyardError):
         return
     if isinstance(data, dict):
         numbers = {

@@ -2,8 +2,10 @@
 
 A worker receives a :class:`Task` over its pipe, imports the step's component by module and function name
 (the spec, not pickled Python objects, is what runs), calls it with its stdout and stderr redirected to the
-task's log files, and sends back ``("ok", outputs)`` or ``("error", traceback)``. A step that kills its
-process (``os._exit``, a segfault, ``sys.exit``) never answers; the engine sees the dead process instead.
+task's log files, and sends back ``("ok", StepReturn)`` or ``("error", traceback)``. Artifacts on an
+object-store root are downloaded before the call and uploaded after it (:mod:`shipyard.pipelines.staging`).
+A step that kills its process (``os._exit``, a segfault, ``sys.exit``) never answers; the engine sees the
+dead process instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from shipyard.config import Settings, using_settings
 from shipyard.errors import PipelineError
+from shipyard.pipelines.staging import staged, upload_outputs
 from shipyard.pipelines.types import ARTIFACT_TYPES, Artifact
 from shipyard.processes import die_with_parent
 from shipyard.tracking.fluent import attached_run
@@ -35,11 +38,31 @@ _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
 
 @dataclass(frozen=True)
 class ArtifactRef:
-    """An artifact handed to a step: its type name, local path and URI."""
+    """An artifact handed to a step: its type name, local path and URI.
+
+    An empty ``path`` with an object-store ``uri`` is staged by the worker: an input (``output`` False) is
+    downloaded and checked against ``sha256``; an output gets a local temp path and is uploaded afterwards.
+    """
 
     type_name: str
     path: str
     uri: str
+    sha256: str | None = None
+    output: bool = False
+
+
+@dataclass(frozen=True)
+class StepReturn:
+    """What a step attempt that ran to the end sends back.
+
+    Attributes:
+        values: its parameter outputs by name.
+        artifact_sha256: the sha256 of each output the worker uploaded to an object store (none when the
+            outputs are local files, which the engine hashes itself).
+    """
+
+    values: dict[str, Any]
+    artifact_sha256: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -144,23 +167,27 @@ def import_component(module: str, function: str, project_dir: str | None) -> Any
         raise PipelineError(f"cannot import component {module}.{function}: {exc}") from exc
 
 
-def run_task(task: Task) -> dict[str, Any]:
+def run_task(task: Task) -> StepReturn:
     """Import and call the component; return its parameter outputs by name, type-checked.
 
     Raises:
-        PipelineError: the component cannot be imported, or returned a value of the wrong type.
+        PipelineError: the component cannot be imported, returned a value of the wrong type, or did not
+            write a remote artifact output.
+        IntegrityError: a remote artifact input does not match its recorded sha256.
     """
     target = import_component(task.module, task.function, task.project_dir)
     func = getattr(target, "func", target)  # a Component wraps the plain function
-    kwargs = dict(task.parameters)
-    for name, ref in task.artifacts.items():
-        kwargs[name] = ARTIFACT_TYPES.get(ref.type_name, Artifact)(ref.path, ref.uri)
-    if task.run is not None and task.settings is not None:
-        with using_settings(task.settings), attached_run(task.run, task.settings):
+    with staged(task.artifacts, task.settings) as local:
+        kwargs = dict(task.parameters)
+        for name, ref in local.items():
+            kwargs[name] = ARTIFACT_TYPES.get(ref.type_name, Artifact)(ref.path, ref.uri)
+        if task.run is not None and task.settings is not None:
+            with using_settings(task.settings), attached_run(task.run, task.settings):
+                returned = func(**kwargs)
+        else:
             returned = func(**kwargs)
-    else:
-        returned = func(**kwargs)
-    return _check_returns(task, returned)
+        values = _check_returns(task, returned)
+        return StepReturn(values, upload_outputs(task.artifacts, local, task.settings))
 
 
 def _check_returns(task: Task, returned: Any) -> dict[str, Any]:
