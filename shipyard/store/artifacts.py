@@ -37,6 +37,17 @@ CHUNK_SIZE = 1 << 20
 """Bytes per read when streaming files in and out (1 MiB)."""
 
 _MODES = frozenset({"rb", "wb", "r", "w"})
+# The package extra that installs each object store's fsspec backend (pyproject.toml).
+_EXTRAS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "adl": "azure",
+}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # Artifacts a platform server keeps (team mode), reached through it: see shipyard.store.server_artifacts.
@@ -259,16 +270,20 @@ class ArtifactStore:
 
         Raises:
             InvalidInput: for an empty root or an unknown protocol.
+            ArtifactStoreError: a known protocol whose fsspec backend is not installed (the extra named).
         """
         url = os.fspath(root)
         if not url:
             raise InvalidInput("artifact root is empty")
-        # An unknown protocol is a ValueError; a known one whose package is missing stays an ImportError,
-        # whose message already names the package to install.
+        # An unknown protocol is a ValueError; a known one whose package is missing an ImportError.
         try:
             fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
         except ValueError as exc:
             raise InvalidInput(f"cannot open artifact root {url!r}: {exc}") from exc
+        except ImportError as exc:
+            extra = _EXTRAS.get(url.partition("://")[0].lower())
+            hint = f"; pip install 'shipyard[{extra}]'" if extra else ""
+            raise ArtifactStoreError(f"cannot open artifact root {url!r}: {exc}{hint}") from exc
         self._fs: fsspec.AbstractFileSystem = fs
         self._path: str = path
         # A child store keeps its parent's boundary, so a symlinked subfolder cannot widen what it may touch.

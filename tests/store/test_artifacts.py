@@ -4,6 +4,7 @@ symlinks, then what an unreachable object store says."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import pathlib
 import threading
@@ -596,6 +597,12 @@ class TestObjectStoreErrors:
         message = str(excinfo.value)
         assert "s3://bucket/prefix" in message and closed in message
         assert SECRET not in message
+
+    def test_an_object_store_without_its_backend_names_the_extra_to_install(self) -> None:
+        if importlib.util.find_spec("gcsfs") is not None:
+            pytest.skip("gcsfs is installed here; the hint shows only without it")
+        with pytest.raises(ArtifactStoreError, match=r"gs://bucket/x.*gcsfs.*shipyard\[gcs\]"):
+            ArtifactStore("gs://bucket/x")
 
     def test_a_store_configured_from_settings_reaches_the_bucket(self, s3_settings: Settings) -> None:
         store = ArtifactStore.configured(s3_settings)
