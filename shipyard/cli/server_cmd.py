@@ -18,7 +18,10 @@ def server(
     artifacts: str = typer.Option(
         None,
         "--artifacts",
-        help="Where the server keeps artifact files (default: artifact_root).",
+        help=(
+            "Where the server keeps artifact files: a folder or an object-store URL, opened with "
+            "artifact_storage_options (default: artifact_root)."
+        ),
     ),
     auth: bool = typer.Option(
         False, "--auth", help="Require a user's token, password or SSO token on every request (team mode)."

@@ -90,9 +90,14 @@ def create_app(
         redoc_url=None,
     )
     if artifacts is not None:
-        serve_from(artifacts)
-        settings = dataclasses.replace(settings, artifact_root=f"{PROTOCOL}://artifacts")
-        app.state.artifacts = ArtifactStore(artifacts)
+        # The destination stands in for the artifact root: the storage options (endpoint, credentials) are
+        # its, and the server's own stores see only the logical locations, which need none.
+        options = dataclasses.replace(settings, artifact_root=artifacts).storage_options_for(artifacts)
+        serve_from(artifacts, options)
+        settings = dataclasses.replace(
+            settings, artifact_root=f"{PROTOCOL}://artifacts", artifact_storage_options={}
+        )
+        app.state.artifacts = ArtifactStore(artifacts, storage_options=options)
     app.state.settings = settings
     app.state.stores = stores = stores or open_server_stores(settings)
     app.state.experiment_names = {}

@@ -13,10 +13,14 @@ def document() -> dict[str, Any]:
     """The OpenAPI document of the server's app (built over a throw-away store)."""
     from shipyard.config import Settings
     from shipyard.server.app import create_app
+    from shipyard.store.server_artifacts import stop_serving
 
     with tempfile.TemporaryDirectory() as home:
         settings = Settings.load(environ={"SHIPYARD_HOME": home}, cwd=home)
-        return create_app(settings, artifacts=str(Path(home) / "artifacts")).openapi()
+        try:
+            return create_app(settings, artifacts=str(Path(home) / "artifacts")).openapi()
+        finally:
+            stop_serving()  # this process is no server: its shipyard-artifacts:// URIs stay a client's
 
 
 if __name__ == "__main__":

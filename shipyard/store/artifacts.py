@@ -51,8 +51,9 @@ _EXTRAS = {
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # Artifacts a platform server keeps (team mode), reached through it: see shipyard.store.server_artifacts.
+_SERVER_PROTOCOL = "shipyard-artifacts"
 fsspec.register_implementation(
-    "shipyard-artifacts", "shipyard.store.server_artifacts.ServerArtifactFileSystem", clobber=False
+    _SERVER_PROTOCOL, "shipyard.store.server_artifacts.ServerArtifactFileSystem", clobber=False
 )
 
 # Temp files of in-flight (or crashed) local writes. Hidden, and never listed or downloaded as artifacts.
@@ -296,6 +297,10 @@ class ArtifactStore:
         """A store on ``root`` (default: the artifact root) with the settings' storage options when ``root``
         is on the artifact root's filesystem: how the package opens every store it keeps artifacts in."""
         url = settings.artifact_root if root is None else root
+        if settings.tracking_uri and url.lower().startswith(f"{_SERVER_PROTOCOL}:"):
+            # Artifacts a platform server keeps: through the server these settings name (not whichever
+            # settings are current in this process), e.g. in a pipeline step's worker.
+            return cls(url, storage_options={"server_url": settings.tracking_uri})
         return cls(url, storage_options=settings.storage_options_for(url))
 
     @property

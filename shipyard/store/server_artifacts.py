@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 import fsspec
@@ -169,11 +169,12 @@ class ServedArtifactFileSystem(DirFileSystem):
     protocol = PROTOCOL
     cachable = False
     destination: str | None = None  # set by :func:`serve_from`
+    destination_options: dict[str, Any] = {}  # its fsspec options (endpoint, credentials): serve_from
 
     def __init__(self, **kwargs: Any) -> None:
         if self.destination is None:
             raise InvalidInput(f"this process serves no {PROTOCOL}:/ destination")
-        fs, path = fsspec.core.url_to_fs(self.destination)
+        fs, path = fsspec.core.url_to_fs(self.destination, **self.destination_options)
         super().__init__(path=path, fs=fs, **kwargs)
 
     @classmethod
@@ -184,7 +185,17 @@ class ServedArtifactFileSystem(DirFileSystem):
         return f"{PROTOCOL}://{name.strip('/')}"
 
 
-def serve_from(destination: str) -> None:
-    """Make this process (a platform server) resolve ``shipyard-artifacts:/`` URIs to ``destination``."""
+def serve_from(destination: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Make this process (a platform server) resolve ``shipyard-artifacts:/`` URIs to ``destination``,
+    opened with ``storage_options`` (an object store's endpoint and credentials)."""
     ServedArtifactFileSystem.destination = destination
+    ServedArtifactFileSystem.destination_options = dict(storage_options or {})
     fsspec.register_implementation(PROTOCOL, ServedArtifactFileSystem, clobber=True)
+
+
+def stop_serving() -> None:
+    """Undo :func:`serve_from`: ``shipyard-artifacts:/`` URIs go through a server again (for a process that
+    built a server app without being the server, e.g. to read its OpenAPI document)."""
+    ServedArtifactFileSystem.destination = None
+    ServedArtifactFileSystem.destination_options = {}
+    fsspec.register_implementation(PROTOCOL, ServerArtifactFileSystem, clobber=True)

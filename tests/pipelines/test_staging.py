@@ -46,7 +46,7 @@ def test_steps_exchange_artifacts_through_the_object_store(
     client = get_client(s3_settings)
     assert client.get_run(result.steps["fit"].run_id).metrics == {"acc": 1.0}  # read back from the bucket
     # Lineage links the stored files by their s3:// URIs and digests.
-    graph = LineageClient(client.store).upstream(model_uri)
+    graph = LineageClient(client).upstream(model_uri)
     data = next(a for a in graph.artifacts.values() if a.type.value == "Dataset")
     assert data.uri == result.steps["make-data"].outputs["data"]
     assert data.sha256 == hashlib.sha256(b"\n".join(str(i).encode() for i in range(10))).hexdigest()

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 import shipyard
 from shipyard import models
 from shipyard.config import Settings
-from shipyard.serving.payloads import read_payloads
+from shipyard.payloads import read_payloads
 from shipyard.store.artifacts import ArtifactStore
 from tests.conftest import S3Server, free_port
 from tests.serving.test_serve_cli import wait_ready

@@ -3,6 +3,7 @@ shape, and the loopback rule while the server has no authentication."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,8 +20,14 @@ from tests.conftest import console, free_port
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
+    with running_server({**os.environ, "SHIPYARD_HOME": str(tmp_path / "server-home")}) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str]) -> Iterator[str]:
+    """A `shipyard server` process with ``env``; yields its URL once it answers, stops it on exit."""
     port = free_port()
-    env = {**os.environ, "SHIPYARD_HOME": str(tmp_path / "server-home")}
     exe = Path(sys.executable).parent / "shipyard"
     process = subprocess.Popen(
         [str(exe), "server", "--port", str(port), "--log-level", "warning"],
