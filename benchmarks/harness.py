@@ -1,4 +1,5 @@
-"""Shared pieces of the peer benchmarks: timing, progress, the result table and its JSON copy.
+"""Shared pieces of the peer benchmarks: timing, progress, the result table and its JSON copy, a free
+loopback port and a throw-away PostgreSQL cluster.
 
 A benchmark script builds one `Result` per row (Shipyard's figure, the peer's figure, the target) and hands
 the list to :func:`print_table` and, with ``--json PATH``, to :func:`write_json`. Figures are always measured
@@ -8,12 +9,17 @@ in the same process, on the same machine, at run time; nothing here knows any ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import glob
 import json
 import os
 import platform
+import shutil
+import socket
 import sqlite3
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -264,6 +270,69 @@ def machine_line(info: dict[str, Any] | None = None) -> str:
         f"machine: {info['cpus']} CPUs, {info['platform']}, Python {info['python']}, "
         f"SQLite {info['sqlite']}; {packages}"
     )
+
+
+# ---------------------------------------------------------------------- servers
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster on 127.0.0.1 and a free port (the minimum of the test suite's
+    fixture, tests/conftest.py): Debian's initdb/pg_ctl on ``root``, run as the ``postgres`` user when we are
+    root (initdb refuses root). ``fsync=off``: nothing here needs to survive a crash of the machine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root  # keep it short: the socket path has a length limit
+        self.port = free_port()
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found and not shutil.which("initdb"):
+            raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bin = Path(found[-1]).parent if found else Path(shutil.which("initdb") or "").parent
+        self.as_postgres = os.geteuid() == 0
+
+    def _run(self, *args: str | Path) -> None:
+        command = [str(a) for a in args]
+        if self.as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(self.bin / "initdb", "-D", self.root / "data", "-A", "trust", "-U", "postgres")
+        options = f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off"
+        self._run(
+            self.bin / "pg_ctl",
+            "-D",
+            self.root / "data",
+            "-o",
+            options,
+            "-l",
+            self.root / "log",
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._run(self.bin / "pg_ctl", "-D", self.root / "data", "-m", "fast", "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        engine.dispose()
+        return self.url(name)
 
 
 # ---------------------------------------------------------------------- command line
