@@ -183,6 +183,10 @@ def platform_server(settings: Settings, **app_options: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+        if app_options.get("artifacts") is not None:
+            from shipyard.store.server_artifacts import stop_serving
+
+            stop_serving()  # the test process goes back to being a client of shipyard-artifacts:// URIs
 
 
 @contextlib.contextmanager

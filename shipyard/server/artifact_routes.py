@@ -4,16 +4,17 @@ server's artifact destination (every path goes through ``safe_relpath``: no ``..
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.errors import IntegrityError, InvalidInput, NotFound
 from shipyard.server.guard import EDIT, MANAGE, READ, artifact_path, guard
-from shipyard.store.artifacts import CHUNK_SIZE, ArtifactStore, safe_relpath
+from shipyard.store.artifacts import CHUNK_SIZE, ArtifactStore, FileInfo, safe_relpath
 
 router = APIRouter(tags=["artifacts"])
 SHA256_HEADER = "X-Shipyard-SHA256"
@@ -86,3 +87,31 @@ def delete(path: str, request: Request) -> None:
     if not _store(request).exists(rel):
         raise NotFound(f"no artifact {rel!r}")
     _store(request).delete(rel)
+
+
+def package_store(request: Request, uri: str) -> ArtifactStore:
+    """The store holding a registered package at ``uri``: the server's own files (``shipyard-artifacts:``),
+    else wherever the package was registered (a folder, a bucket)."""
+    settings = request.app.state.settings
+    opener = getattr(ArtifactStore, "configured", None)
+    return opener(settings, uri) if opener is not None else ArtifactStore(uri)
+
+
+_BLOCK = 512
+
+
+def tar_stream(store: ArtifactStore, files: Iterable[FileInfo]) -> Iterator[bytes]:
+    """``files`` of ``store`` as a POSIX tar, streamed a chunk at a time (never a whole file in memory)."""
+    for info in files:
+        header = tarfile.TarInfo(info.path)
+        header.size, header.mode, header.mtime = info.size, 0o644, 0
+        yield header.tobuf(format=tarfile.PAX_FORMAT)
+        sent = 0
+        with store.open(info.path, "rb") as source:
+            while chunk := source.read(CHUNK_SIZE):
+                sent += len(chunk)
+                yield chunk
+        if sent != info.size:  # the file changed under us: a tar with a wrong size would be corrupt
+            raise IntegrityError(f"{info.path} changed while it was being sent ({info.size} -> {sent} bytes)")
+        yield b"\0" * (-sent % _BLOCK)
+    yield b"\0" * (2 * _BLOCK)

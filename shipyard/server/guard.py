@@ -190,17 +190,23 @@ class Guard:
 
 
 _MONITORING = ("baselines", "reports", "labels", "metrics")
+ARTIFACTS_ROOT = "artifacts"  # the server's files are shipyard-artifacts://artifacts/… to its clients
 
 
 def artifact_path(g: Guard, rel: str, needed: Permission) -> None:
-    """``needed`` on what an artifact path belongs to — an allow-list: ``<experiment id>/…`` an experiment's
-    runs; ``registry/<model>/…`` a registered model's packages; ``payloads/<model>/…`` and
-    ``monitoring/{baselines,reports,labels,metrics}/<model>…`` a served model's logs and reports (its
-    registered model's permissions; an editor may start those of a model not registered yet). Any other path
-    is an admin's."""
+    """``needed`` on what an artifact path belongs to — an allow-list under ``artifacts/``:
+    ``<experiment id>/…`` an experiment's runs; ``registry/<model>/…`` a registered model's packages;
+    ``payloads/<model>/…`` and ``monitoring/{baselines,reports,labels,metrics}/<model>…`` a served model's
+    logs and reports (its registered model's permissions; an editor may start those of a model not
+    registered yet). Any other path is an admin's."""
     if g.principal is None:
         return
-    parts = rel.split("/")
+    # Clients see the server's files as shipyard-artifacts://artifacts/…: the first segment is that root.
+    root, _, inner = rel.partition("/")
+    if root != ARTIFACTS_ROOT or not inner:
+        g.admin(f"reach artifacts at {rel or 'the root'!r}")
+        return
+    parts = inner.split("/")
     model = None
     if parts[0] in ("registry", "payloads") and len(parts) > 1:
         model = parts[1]

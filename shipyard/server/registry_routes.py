@@ -9,13 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.auth.records import ResourceType, Role
+from shipyard.errors import NotFound
+from shipyard.registry.package import MANIFEST
 from shipyard.registry.uri import RegistryUri
+from shipyard.server.artifact_routes import package_store, tar_stream
 from shipyard.server.guard import EDIT, MANAGE, READ, guard
 from shipyard.store import wire
 from shipyard.store.protocol import RegistryStore
+from shipyard.store.server_artifacts import PROTOCOL
 
 router = APIRouter(tags=["registry"])
 
@@ -150,6 +155,25 @@ def list_versions(name: str, request: Request) -> list[dict[str, Any]]:
 def get_version(name: str, version: int, request: Request) -> dict[str, Any]:
     guard(request).model(name, READ)
     return wire.to_json(_store(request).get_version(name, version))
+
+
+@router.get("/registered-models/{name}/versions/{version}/package")
+def download_package(name: str, version: int, request: Request) -> StreamingResponse:
+    """The version's package as an uncompressed tar stream (``MLmodel.json`` manifest first, then every
+    file under the package's folder); each file's sha256 is in the manifest, so the receiver can check it."""
+    guard(request).model(name, READ)
+    found = _store(request).get_version(name, version)
+    if not found.package_uri.startswith(f"{PROTOCOL}:"):
+        # A version's package_uri is what its registering client said: serve only this server's own files.
+        raise NotFound(
+            f"the package of {name} version {version} is not kept by this server ({found.package_uri})"
+        )
+    store = package_store(request, found.package_uri)
+    files = sorted(store.list("", recursive=True), key=lambda f: (f.path != MANIFEST, f.path))
+    if not any(f.path == MANIFEST for f in files):
+        raise NotFound(f"the package of {name} version {version} is gone from {found.package_uri}")
+    headers = {"Content-Disposition": f'attachment; filename="{name}-v{version}.tar"'}
+    return StreamingResponse(tar_stream(store, files), media_type="application/x-tar", headers=headers)
 
 
 @router.delete("/registered-models/{name}/versions/{version}")

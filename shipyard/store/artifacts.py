@@ -300,7 +300,8 @@ class ArtifactStore:
         if settings.tracking_uri and url.lower().startswith(f"{_SERVER_PROTOCOL}:"):
             # Artifacts a platform server keeps: through the server these settings name (not whichever
             # settings are current in this process), e.g. in a pipeline step's worker.
-            return cls(url, storage_options={"server_url": settings.tracking_uri})
+            options = {"server_url": settings.tracking_uri, "token": settings.tracking_token}
+            return cls(url, storage_options=options)
         return cls(url, storage_options=settings.storage_options_for(url))
 
     @property

@@ -38,7 +38,8 @@ class ServerArtifactFileSystem(AbstractFileSystem):
         if server_url is None:
             from shipyard.config import get_settings
 
-            server_url = get_settings().tracking_uri
+            settings = get_settings()
+            server_url, token = settings.tracking_uri, token or settings.tracking_token
         if not server_url:
             raise InvalidInput(
                 f"{PROTOCOL}:/ artifacts live on a Shipyard server: set SHIPYARD_TRACKING_URI to reach them"

@@ -292,10 +292,11 @@ def test_artifact_paths_follow_what_they_belong_to(team: Team, tmp_path: Path) -
 
     with platform_server(team.server, artifacts=str(tmp_path / "files"), require_auth=True) as url:
         team.url = url
-        assert put("alice", "payloads/churn/2026-12-05/a.parquet") == 200
-        assert put("alice", "monitoring/reports/churn/r.json") == 200
-        assert put("bob", "payloads/churn/2026-12-05/b.parquet") == 403
-        assert put("alice", "elsewhere/file.txt") == 403
+        assert put("alice", "artifacts/payloads/churn/2026-12-05/a.parquet") == 200
+        assert put("alice", "artifacts/monitoring/reports/churn/r.json") == 200
+        assert put("bob", "artifacts/payloads/churn/2026-12-05/b.parquet") == 403
+        assert put("alice", "artifacts/elsewhere/file.txt") == 403
+        assert put("alice", "outside/file.txt") == 403
         assert put("root", "elsewhere/file.txt") == 200
 
 
@@ -305,3 +306,42 @@ def test_only_the_public_paths_answer_without_credentials(team: Team) -> None:
     assert httpx.get(f"{team.url}/api/v1/openapi.json").status_code == 200
     for path in ("/api/v2/runs", "/anything", "/api/v1/../v1/users", "/API/v1/users"):
         assert httpx.get(f"{team.url}{path}").status_code == 401, path
+
+
+def test_team_artifacts_and_model_packages_go_through_a_signed_in_server(team: Team, tmp_path: Path) -> None:
+    """With sign-in on, a team-mode script's artifacts and model travel with its token; the registered
+    version's package downloads as a tar whose files match the manifest's hashes; a viewer reads it too."""
+    import hashlib
+    import io
+    import tarfile
+
+    import yaml
+    from sklearn.linear_model import LogisticRegression
+
+    # A server process of its own: in one process, serving artifacts and reaching them as a client collide.
+    env = {**os.environ, "SHIPYARD_HOME": str(team.server.home)}
+    args = ["--auth", "--artifacts", str(tmp_path / "files"), "--log-level", "warning"]
+    with server_process(args, env) as (url, _):
+        team.url = url
+        alice = team.client("alice")
+        model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+        with shipyard.start_run("packaged", settings=alice) as run:
+            run.log_text("hello", "notes/hello.txt")
+            info = shipyard.models.log(model, "model", run=run)
+        version = shipyard.models.register(info.uri, "packaged-clf", settings=alice)
+        assert version.package_uri.startswith("shipyard-artifacts://")
+        for user in ("alice", "bob"):
+            answer = httpx.get(
+                f"{url}/api/v1/registered-models/packaged-clf/versions/{version.version}/package",
+                headers={"Authorization": f"Bearer {team.tokens[user]}"},
+            )
+            assert answer.status_code == 200, answer.text
+            with tarfile.open(fileobj=io.BytesIO(answer.content)) as archive:
+                members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}  # type: ignore[union-attr]
+            manifest = yaml.safe_load(members["MODEL.yaml"])
+            listed = {f["path"]: f["sha256"] for f in manifest["files"]}
+            assert listed and all(hashlib.sha256(members[p]).hexdigest() == h for p, h in listed.items())
+        anonymous = httpx.get(f"{url}/api/v1/registered-models/packaged-clf/versions/1/package")
+        assert anonymous.status_code == 401
+        loaded = shipyard.models.load("models:/packaged-clf/1", settings=team.client("bob"))
+        assert list(loaded.predict([[0.0], [3.0]])) == [0, 1]

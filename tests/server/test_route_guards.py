@@ -124,7 +124,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         }
     )
     artifacts = root / "server-artifacts"
-    ArtifactStore(str(artifacts)).put_bytes(b"secret", f"{experiment.experiment_id}/notes.txt")
+    ArtifactStore(str(artifacts)).put_bytes(b"secret", f"artifacts/{experiment.experiment_id}/notes.txt")
     with platform_server(
         settings, artifacts=str(artifacts), require_auth=True, default_permission="NO_PERMISSIONS"
     ) as url:
@@ -142,10 +142,13 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
     return {
         ("POST", "/api/v1/admin/gc"): {"json": {}},
         ("POST", "/api/v1/admin/stale-runs"): {"json": {}},
-        ("GET", "/api/v1/artifact-entries"): {"params": {"prefix": exp}},
-        ("DELETE", "/api/v1/artifacts/{path}"): {"path": f"/api/v1/artifacts/{exp}/notes.txt"},
-        ("GET", "/api/v1/artifacts/{path}"): {"path": f"/api/v1/artifacts/{exp}/notes.txt"},
-        ("PUT", "/api/v1/artifacts/{path}"): {"path": f"/api/v1/artifacts/{exp}/evil.txt", "content": b"x"},
+        ("GET", "/api/v1/artifact-entries"): {"params": {"prefix": f"artifacts/{exp}"}},
+        ("DELETE", "/api/v1/artifacts/{path}"): {"path": f"/api/v1/artifacts/artifacts/{exp}/notes.txt"},
+        ("GET", "/api/v1/artifacts/{path}"): {"path": f"/api/v1/artifacts/artifacts/{exp}/notes.txt"},
+        ("PUT", "/api/v1/artifacts/{path}"): {
+            "path": f"/api/v1/artifacts/artifacts/{exp}/evil.txt",
+            "content": b"x",
+        },
         ("GET", "/api/v1/audit"): {},
         ("GET", "/api/v1/experiments"): {"expect": _empty},
         ("POST", "/api/v1/experiments"): {"json": {"name": "new"}, "as": "viv"},
@@ -198,6 +201,9 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("GET", "/api/v1/registered-models/{name}/versions/{version}"): {
             "path": "/api/v1/registered-models/secret-model/versions/1"
+        },
+        ("GET", "/api/v1/registered-models/{name}/versions/{version}/package"): {
+            "path": "/api/v1/registered-models/secret-model/versions/1/package"
         },
         ("POST", "/api/v1/registered-models/{name}/versions/{version}/stage"): {
             "path": "/api/v1/registered-models/secret-model/versions/1/stage",
