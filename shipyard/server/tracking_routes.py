@@ -51,11 +51,14 @@ class RunIds(_Body):
 
 
 class SeriesEntry(_Body):
+    """One (run, key)'s points: JSON lists, or base64 of little-endian int64 / float64 / int64 (what the
+    Python client sends: far cheaper to encode and check than lists of numbers)."""
+
     run_id: str
     key: str
-    steps: list[int]
-    values: list[float | str]
-    timestamps: list[int]
+    steps: str | list[int]
+    values: str | list[float | str]
+    timestamps: str | list[int]
 
 
 class MetricBatch(_Body):

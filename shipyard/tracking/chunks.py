@@ -41,7 +41,8 @@ class Series:
 SeriesMap = Mapping[tuple[int, str], Series]
 
 
-def _to_le_bytes(column: array) -> bytes:
+def to_le_bytes(column: array) -> bytes:
+    """``column``'s items as little-endian bytes (the wire and storage byte order)."""
     if _LITTLE_ENDIAN:
         return column.tobytes()
     copy = array(column.typecode, column)
@@ -49,7 +50,8 @@ def _to_le_bytes(column: array) -> bytes:
     return copy.tobytes()
 
 
-def _from_le_bytes(typecode: str, data: bytes) -> array:
+def from_le_bytes(typecode: str, data: bytes) -> array:
+    """An array of ``typecode`` from little-endian bytes."""
     column = array(typecode)
     column.frombytes(data)
     if not _LITTLE_ENDIAN:
@@ -70,9 +72,9 @@ def encode_series(run_pk: int, key: str, series: Series) -> list[tuple[Any, ...]
                 len(steps),
                 min(steps),
                 max(steps),
-                _to_le_bytes(steps),
-                _to_le_bytes(series.values[start:end]),
-                _to_le_bytes(series.timestamps[start:end]),
+                to_le_bytes(steps),
+                to_le_bytes(series.values[start:end]),
+                to_le_bytes(series.timestamps[start:end]),
             )
         )
     return out
@@ -89,5 +91,5 @@ def latest_of(series: Series) -> tuple[float, int, int]:
 def decode_chunk(steps: bytes, values: bytes, timestamps: bytes) -> Iterator[tuple[int, float, int]]:
     """(step, value, timestamp) triples of one stored chunk, in logged order."""
     return zip(
-        _from_le_bytes("q", steps), _from_le_bytes("d", values), _from_le_bytes("q", timestamps), strict=True
+        from_le_bytes("q", steps), from_le_bytes("d", values), from_le_bytes("q", timestamps), strict=True
     )
