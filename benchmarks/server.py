@@ -127,6 +127,22 @@ class Plan:
         return cls(quick=False, postgres=postgres, scale_runs=scale_runs or 100_000)
 
 
+def _artifact_figures(
+    mib: float, up_s: float, down_s: float, up_rss: Any, down_rss: Any, correct: bool
+) -> dict[str, Any]:
+    """Row (d)'s figures, the same for every system."""
+    return {
+        "mib": mib,
+        "up_s": up_s,
+        "down_s": down_s,
+        "up_rate": mib / up_s,
+        "down_rate": mib / down_s,
+        "up_rss_mib": up_rss.growth_mib,
+        "down_rss_mib": down_rss.growth_mib,
+        "correct": correct,
+    }
+
+
 @dataclass
 class Figures:
     """What one system measured, row by row (empty: not measured)."""
@@ -602,16 +618,7 @@ class ShipyardServer:
                 down_s = clock() - start
             correct = sha256_of(got) == blob_sha
             shutil.rmtree(out, ignore_errors=True)
-            figures.artifact = {
-                "mib": plan.artifact_mib,
-                "up_s": up_s,
-                "down_s": down_s,
-                "up_rate": plan.artifact_mib / up_s,
-                "down_rate": plan.artifact_mib / down_s,
-                "up_rss_mib": up_rss.growth_mib,
-                "down_rss_mib": down_rss.growth_mib,
-                "correct": correct,
-            }
+            figures.artifact = _artifact_figures(plan.artifact_mib, up_s, down_s, up_rss, down_rss, correct)
 
         what = f"{plan.writers} writer processes x {plan.writer_points:,} log_metric calls"
         begin(f"(e) Shipyard [{self.label}]: {what}")
@@ -775,16 +782,7 @@ class MlflowServer:
             down_s = clock() - start
         correct = sha256_of(Path(got)) == blob_sha
         shutil.rmtree(out, ignore_errors=True)
-        figures.artifact = {
-            "mib": plan.artifact_mib,
-            "up_s": up_s,
-            "down_s": down_s,
-            "up_rate": plan.artifact_mib / up_s,
-            "down_rate": plan.artifact_mib / down_s,
-            "up_rss_mib": up_rss.growth_mib,
-            "down_rss_mib": down_rss.growth_mib,
-            "correct": correct,
-        }
+        figures.artifact = _artifact_figures(plan.artifact_mib, up_s, down_s, up_rss, down_rss, correct)
 
         budget = plan.mlflow_writer_budget_s
         begin(

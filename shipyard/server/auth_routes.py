@@ -166,11 +166,10 @@ def list_grants(
     g = guard(request)
     if resource is not None:
         _manage_grants(g, resource)
-    elif g.principal is not None and user != g.principal.user:
-        if user is None:
-            user = g.principal.user if g.principal.role is not Role.ADMIN else None
-        if user is not None and user != g.principal.user:
+    elif g.principal is not None and g.principal.role is not Role.ADMIN:
+        if user not in (None, g.principal.user):
             g.admin("list another user's grants")
+        user = g.principal.user
     return [to_json(x) for x in _accounts(request).grants(user, resource)]
 
 

@@ -333,6 +333,14 @@ def test_the_owner_still_reaches_the_world(world: World) -> None:
         f"{world.url}/api/v1/runs/search", json={"experiment_ids": [world.experiment_id]}, headers=headers
     )
     assert {r["run_id"] for r in found.json()} == {world.run_id, world.child_id}
+    # A version's package_uri is what its registering client said: the server serves only its own files.
+    package = httpx.get(
+        f"{world.url}/api/v1/registered-models/secret-model/versions/1/package", headers=headers
+    )
+    assert (
+        package.status_code == 404
+        and "not kept by this server (/nowhere)" in package.json()["error"]["message"]
+    )
     events = httpx.get(f"{world.url}/api/v1/audit", headers=headers).json()
     assert any(e["user"] == "mallory" and e["status"] == 403 for e in events)
     assert json.dumps(events).count(world.tokens["mallory"]) == 0

@@ -7,7 +7,6 @@ numbers and none is lost. Moving an alias, a stage transition and their audit en
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +15,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from shipyard.auth.records import ACTOR
 from shipyard.errors import AlreadyExists, Conflict, NotFound
 from shipyard.registry.naming import check_alias, check_model_name
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
@@ -31,21 +29,12 @@ from shipyard.store.schema import (
     registered_models,
 )
 from shipyard.store.sql import dialect
+from shipyard.store.sql.tracking import acting_user
 from shipyard.tracking import naming
 from shipyard.tracking.records import new_id, now_ms
 from shipyard.tracking.values import text_value
 
 _MAX_TAG_VALUE = 8000  # as for run tags
-
-
-def _user() -> str | None:
-    actor = ACTOR.get()  # the signed-in user of a platform server's request
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None
 
 
 class SqlRegistryStore:
@@ -162,7 +151,7 @@ class SqlRegistryStore:
                     run_id=run_id,
                     pipeline_run_id=lineage.get("pipeline_run_id"),
                     lineage_json=json.dumps(dict(lineage), sort_keys=True, default=str),
-                    created_by=_user(),
+                    created_by=acting_user(),
                     created_at=now,
                     updated_at=now,
                 )
@@ -491,7 +480,7 @@ class SqlRegistryStore:
                 action=action,
                 from_value=from_value,
                 to_value=to_value,
-                user=_user(),
+                user=acting_user(),
                 reason=reason,
                 created_at=now_ms(),
             )

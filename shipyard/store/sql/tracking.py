@@ -282,7 +282,7 @@ class SqlTrackingStore:
                 "name": name or naming.generate_run_name(run_id),
                 "status": RunStatus.RUNNING.value,
                 "parent_run_id": parent_run_id,
-                "user": _current_user(),
+                "user": acting_user(),
                 "start_time": started,
                 "end_time": None,
                 "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
@@ -868,8 +868,8 @@ def _host() -> str:
     return socket.gethostname()[:256]
 
 
-def _current_user() -> str | None:
-    # On a platform server, the signed-in user the request is by; else this process's OS user.
+def acting_user() -> str | None:
+    """Who records are by: on a platform server, the signed-in user of the request; else the OS user."""
     return ACTOR.get() or _os_user()
 
 
