@@ -54,6 +54,12 @@ def server(
         "write everything.",
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    access_log: bool = typer.Option(
+        False,
+        "--access-log/--no-access-log",
+        help="A line per request (off by default, as gunicorn's: a busy server answers thousands a second; "
+        "with --auth every write is in the audit log).",
+    ),
 ) -> None:
     """Serve the platform API (/api/v1, OpenAPI at /docs) for clients in team mode (SHIPYARD_TRACKING_URI).
 
@@ -148,6 +154,7 @@ def server(
         port=port,
         workers=workers,
         log_level=log_level,
+        access_log=access_log,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )

@@ -6,10 +6,13 @@ by id in paths (the store's integer keys never leave the server).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth.records import ResourceType, Role
 from shipyard.server.guard import EDIT, MANAGE, READ, guard
@@ -61,13 +64,19 @@ class SeriesEntry(_Body):
     timestamps: str | list[int]
 
 
+# Params by run id, sent with a batch by clients that buffer them (one request per flush, not per call).
+ParamsByRun = dict[str, dict[str, Any]]
+
+
 class MetricBatch(_Body):
     metrics: list[SeriesEntry]
+    params: ParamsByRun = Field(default_factory=dict)
 
 
 class EndRun(_Body):
     status: RunStatus
     metrics: list[SeriesEntry] = Field(default_factory=list)
+    params: ParamsByRun = Field(default_factory=dict)
 
 
 class ArtifactFiles(_Body):
@@ -100,8 +109,30 @@ class RecentKeys(_Body):
     exclude_prefixes: list[str] = Field(default_factory=lambda: ["system/"])
 
 
+_T = TypeVar("_T")
+_NO_CONTENT = 204
+
+
 def _store(request: Request) -> TrackingStore:
     return request.app.state.stores.tracking
+
+
+# The routes a training script calls per run and per flush are async and hop to a thread once, for all of
+# their store calls, answering with a ready Response: a plain sync route costs two thread hops (FastAPI also
+# checks and encodes the answer in a thread), about a quarter of such a request's time on the server.
+async def _in_thread(work: Callable[[], _T]) -> _T:
+    return await run_in_threadpool(work)
+
+
+def _answer(data: Any, status: int = 200) -> Response:
+    if status == _NO_CONTENT:
+        return Response(status_code=_NO_CONTENT)
+    body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _params(store: TrackingStore, params: ParamsByRun) -> dict[int, dict[str, Any]]:
+    return {store.run_key(run_id): values for run_id, values in params.items()}
 
 
 def _pending(store: TrackingStore, entries: list[SeriesEntry]) -> dict[tuple[int, str], Any]:
@@ -110,6 +141,98 @@ def _pending(store: TrackingStore, entries: list[SeriesEntry]) -> dict[tuple[int
         naming.check_key(key, "metric")
         pending[(store.run_key(run_id), key)] = series
     return pending
+
+
+# ---------------------------------------------------------------------- a run's writes
+# First in the table: FastAPI tries routes in order, and these are most of a server's requests.
+@router.post("/metrics", status_code=204, response_model=None)
+async def write_metrics(
+    body: MetricBatch, request: Request, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Store a batch of points (one request per client flush), all or nothing, and once per key."""
+
+    def work() -> None:
+        store = _store(request)
+        guard(request).runs({e.run_id for e in body.metrics} | body.params.keys(), EDIT)
+        store.write_metrics(
+            _pending(store, body.metrics),
+            idempotency_key=idempotency_key,
+            params=_params(store, body.params),
+        )
+
+    await _in_thread(work)
+    return _answer(None, _NO_CONTENT)
+
+
+@router.post("/runs", status_code=201, response_model=dict[str, Any])
+async def create_run(body: NewRun, request: Request, idempotency_key: IdempotencyKey = None) -> Response:
+    def work() -> Any:
+        g = guard(request)
+        g.experiment_name(body.experiment, EDIT)
+        if body.parent_run_id is not None:
+            g.run(body.parent_run_id, READ)
+        run, _ = _store(request).create_run(
+            body.experiment,
+            name=body.name,
+            parent_run_id=body.parent_run_id,
+            tags=body.tags,
+            idempotency_key=idempotency_key,
+        )
+        g.own(ResourceType.EXPERIMENT, body.experiment, created_only=True)
+        return wire.to_json(run)
+
+    return _answer(await _in_thread(work), 201)
+
+
+@router.post("/runs/{run_id}/params", status_code=204, response_model=None)
+async def log_params(run_id: str, body: Values, request: Request) -> Response:
+    def work() -> None:
+        store = _store(request)
+        guard(request).run(run_id, EDIT)
+        store.log_params(store.run_key(run_id), body.values)
+
+    await _in_thread(work)
+    return _answer(None, _NO_CONTENT)
+
+
+@router.post("/runs/{run_id}/end", response_model=dict[str, int])
+async def end_run(
+    run_id: str, body: EndRun, request: Request, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """End a run with its last points, in one transaction; the end time."""
+
+    def work() -> int:
+        store, g = _store(request), guard(request)
+        g.run(run_id, EDIT)
+        if body.params.keys() - {run_id}:
+            g.runs(body.params.keys(), EDIT)
+        key, pending = store.run_key(run_id), _pending(store, body.metrics)
+        params = _params(store, body.params)
+        return store.set_terminated(key, body.status, pending, idempotency_key=idempotency_key, params=params)
+
+    return _answer({"end_time": await _in_thread(work)})
+
+
+@router.patch("/runs/{run_id}/tags", status_code=204, response_model=None)
+async def set_tags(run_id: str, body: Values, request: Request) -> Response:
+    def work() -> None:
+        store = _store(request)
+        guard(request).run(run_id, EDIT)
+        store.set_tags(store.run_key(run_id), body.values)
+
+    await _in_thread(work)
+    return _answer(None, _NO_CONTENT)
+
+
+@router.post("/runs/beat", status_code=204, response_model=None)
+async def beat(body: RunIds, request: Request) -> Response:
+    def work() -> None:
+        store = _store(request)
+        guard(request).runs(body.run_ids, EDIT)
+        store.beat([store.run_key(run_id) for run_id in body.run_ids])
+
+    await _in_thread(work)
+    return _answer(None, _NO_CONTENT)
 
 
 # ---------------------------------------------------------------------- experiments
@@ -168,23 +291,6 @@ def versions_backed_by_experiment(id_or_name: str, request: Request) -> list[dic
 
 
 # ---------------------------------------------------------------------- runs
-@router.post("/runs", status_code=201)
-def create_run(body: NewRun, request: Request, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    g = guard(request)
-    g.experiment_name(body.experiment, EDIT)
-    if body.parent_run_id is not None:
-        g.run(body.parent_run_id, READ)
-    run, _ = _store(request).create_run(
-        body.experiment,
-        name=body.name,
-        parent_run_id=body.parent_run_id,
-        tags=body.tags,
-        idempotency_key=idempotency_key,
-    )
-    g.own(ResourceType.EXPERIMENT, body.experiment, created_only=True)
-    return wire.to_json(run)
-
-
 @router.get("/runs")
 def find_run(
     request: Request,
@@ -202,13 +308,6 @@ def find_run(
         run = store.find_run(id_or_name or "", experiment)
     g.experiment(run.experiment_id, READ)
     return wire.to_json(run)
-
-
-@router.post("/runs/beat", status_code=204)
-def beat(body: RunIds, request: Request) -> None:
-    store = _store(request)
-    guard(request).runs(body.run_ids, EDIT)
-    store.beat([store.run_key(run_id) for run_id in body.run_ids])
 
 
 @router.post("/runs/search")
@@ -249,14 +348,6 @@ def recent_metric_keys(body: RecentKeys, request: Request) -> list[str]:
     )
 
 
-@router.post("/metrics", status_code=204)
-def write_metrics(body: MetricBatch, request: Request, idempotency_key: IdempotencyKey = None) -> None:
-    """Store a batch of points (one request per client flush), all or nothing, and once per key."""
-    store = _store(request)
-    guard(request).runs({e.run_id for e in body.metrics}, EDIT)
-    store.write_metrics(_pending(store, body.metrics), idempotency_key=idempotency_key)
-
-
 @router.get("/runs/{run_id}")
 def get_run(run_id: str, request: Request) -> dict[str, Any]:
     run = _store(request).get_run(run_id)
@@ -269,17 +360,6 @@ def resume_run(run_id: str, request: Request) -> dict[str, Any]:
     guard(request).run(run_id, EDIT)
     run, _ = _store(request).resume_run(run_id)
     return wire.to_json(run)
-
-
-@router.post("/runs/{run_id}/end")
-def end_run(
-    run_id: str, body: EndRun, request: Request, idempotency_key: IdempotencyKey = None
-) -> dict[str, int]:
-    """End a run with its last points, in one transaction; the end time."""
-    store = _store(request)
-    guard(request).run(run_id, EDIT)
-    key, pending = store.run_key(run_id), _pending(store, body.metrics)
-    return {"end_time": store.set_terminated(key, body.status, pending, idempotency_key=idempotency_key)}
 
 
 @router.get("/runs/{run_id}/status")
@@ -299,20 +379,6 @@ def delete_run(run_id: str, request: Request, force: bool = False) -> list[dict[
 def restore_run(run_id: str, request: Request) -> None:
     guard(request).run(run_id, MANAGE)
     _store(request).restore_run(run_id)
-
-
-@router.post("/runs/{run_id}/params", status_code=204)
-def log_params(run_id: str, body: Values, request: Request) -> None:
-    store = _store(request)
-    guard(request).run(run_id, EDIT)
-    store.log_params(store.run_key(run_id), body.values)
-
-
-@router.patch("/runs/{run_id}/tags", status_code=204)
-def set_tags(run_id: str, body: Values, request: Request) -> None:
-    store = _store(request)
-    guard(request).run(run_id, EDIT)
-    store.set_tags(store.run_key(run_id), body.values)
 
 
 @router.delete("/runs/{run_id}/tags/{key}", status_code=204)

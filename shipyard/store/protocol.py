@@ -56,6 +56,10 @@ class Garbage:
 class TrackingStore(Protocol):
     """Experiments, runs and everything logged to them."""
 
+    # True where a call is a round trip (a server): an active run then sends its params with its metric
+    # batches instead of one request per log_params.
+    buffers_params: bool
+
     # experiments
     def create_experiment(
         self, name: str, *, description: str | None = None, artifact_location: str | None = None
@@ -90,6 +94,7 @@ class TrackingStore(Protocol):
         pending: SeriesMap | None = None,
         *,
         idempotency_key: str | None = None,
+        params: Mapping[RunKey, Mapping[str, Any]] | None = None,
     ) -> int: ...
     def run_status(self, run_key: RunKey) -> RunStatus: ...
     def delete_run(self, run_id: str, *, force: bool = False) -> list[BackedVersion]: ...
@@ -99,7 +104,13 @@ class TrackingStore(Protocol):
     def log_params(self, run_key: RunKey, values: Mapping[str, Any]) -> None: ...
     def set_tags(self, run_key: RunKey, values: Mapping[str, Any]) -> None: ...
     def delete_tag(self, run_key: RunKey, key: str) -> None: ...
-    def write_metrics(self, pending: SeriesMap, *, idempotency_key: str | None = None) -> None: ...
+    def write_metrics(
+        self,
+        pending: SeriesMap,
+        *,
+        idempotency_key: str | None = None,
+        params: Mapping[RunKey, Mapping[str, Any]] | None = None,
+    ) -> None: ...
     def metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
     # artifact records and dataset inputs (the files themselves live in an ArtifactStore)

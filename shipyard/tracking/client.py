@@ -128,12 +128,16 @@ class TrackingClient:
         pending: SeriesMap | None = None,
         *,
         idempotency_key: str | None = None,
+        params: Mapping[RunKey, Mapping[str, Any]] | None = None,
     ) -> int:
-        """End a run: its last metric points and its terminal status are stored together; the end time.
+        """End a run: its last metric points (and buffered ``params`` of any run) and its terminal status
+        are stored together; the end time.
 
         The points are stored once however often a call with the same ``idempotency_key`` is retried.
         """
-        return self.backend.set_terminated(run_key, status, pending, idempotency_key=idempotency_key)
+        return self.backend.set_terminated(
+            run_key, status, pending, idempotency_key=idempotency_key, params=params
+        )
 
     def run_status(self, run_key: RunKey) -> RunStatus:
         return self.backend.run_status(run_key)
@@ -164,10 +168,21 @@ class TrackingClient:
     def delete_tag(self, run_key: RunKey, key: str) -> None:
         self.backend.delete_tag(run_key, key)
 
-    def write_metrics(self, pending: SeriesMap, *, idempotency_key: str | None = None) -> None:
-        """Store buffered points and advance each key's latest value, all or nothing (and once, however
-        often a batch with the same ``idempotency_key`` is retried)."""
-        self.backend.write_metrics(pending, idempotency_key=idempotency_key)
+    def write_metrics(
+        self,
+        pending: SeriesMap,
+        *,
+        idempotency_key: str | None = None,
+        params: Mapping[RunKey, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Store buffered points (and buffered ``params``, per run) and advance each key's latest value,
+        all or nothing (and once, however often a batch with the same ``idempotency_key`` is retried)."""
+        self.backend.write_metrics(pending, idempotency_key=idempotency_key, params=params)
+
+    @property
+    def buffers_params(self) -> bool:
+        """Whether active runs send params with their metric batches (the store is a server)."""
+        return self.backend.buffers_params
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key`` in ``run_id``, ordered by step then time."""

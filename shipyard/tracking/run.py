@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from shipyard.errors import InvalidInput, RunNotActive
+from shipyard.errors import Conflict, InvalidInput, RunNotActive
 from shipyard.store.artifacts import ArtifactStore, FileInfo
 from shipyard.tracking import naming
 from shipyard.tracking.client import TrackingClient
@@ -30,6 +30,7 @@ from shipyard.tracking.system_metrics import SystemMetricsMonitor
 from shipyard.tracking.values import (
     MAX_I64,
     MIN_I64,
+    checked_texts,
     metric_step,
     metric_timestamp,
     metric_value,
@@ -63,6 +64,8 @@ class ActiveRun:
         self._artifacts: ArtifactStore | None = None
         self._on_end: list[Any] = []
         self._beats = beat
+        self._params: dict[str, str] = {}  # logged through this handle (checked here when buffered)
+        self._params_lock = threading.Lock()
         if beat:
             writer.beat_for(run_pk)
 
@@ -115,9 +118,27 @@ class ActiveRun:
         self.log_params({key: value})
 
     def log_params(self, values: Mapping[str, Any]) -> None:
-        """Record params; changing an already-logged value raises `Conflict`."""
+        """Record params; changing an already-logged value raises `Conflict`.
+
+        Against a server they are checked here and sent with the next metric batch (durable after
+        :meth:`flush` or run end, like metrics): a run then costs two requests, not one per call. A value
+        another process logged for the same key is refused by that flush.
+        """
         self._check_active()
-        self._client.log_params(self._pk, values)
+        if not self._client.buffers_params:
+            self._client.log_params(self._pk, values)
+            return
+        checked = checked_texts(values, "param")
+        with self._params_lock:
+            for key, value in checked.items():
+                old = self._params.get(key, value)
+                if old != value:
+                    raise Conflict(
+                        f"param {key!r} is already {old!r} in this run; cannot change it to {value!r} "
+                        "(params are immutable: log a new key or start a new run)"
+                    )
+            self._params.update(checked)
+            self._writer.add_params(self._pk, checked)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
@@ -295,9 +316,9 @@ class ActiveRun:
             if self._monitor is not None:
                 self._monitor.stop()
             end_time: list[int] = []
-            self._writer.flush_with(
-                lambda rows, key: end_time.append(
-                    self._client.set_terminated(self._pk, status, rows, idempotency_key=key)
+            refused = self._writer.flush_with(
+                lambda rows, key, params: end_time.append(
+                    self._client.set_terminated(self._pk, status, rows, idempotency_key=key, params=params)
                 )
             )
             self._status = status
@@ -306,6 +327,8 @@ class ActiveRun:
                 self._writer.stop_beating(self._pk)
         for callback in self._on_end:
             callback(self)
+        if refused is not None:  # the run ended with everything else; say which param was refused
+            raise refused
 
     def log_traceback(self, text: str) -> None:
         """Keep a failure's traceback as the run's ``traceback.txt`` artifact. Best effort: a run that cannot

@@ -11,12 +11,27 @@ import json
 import math
 import numbers
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from shipyard.errors import InvalidInput
+from shipyard.tracking import naming
 
 MIN_I64, MAX_I64 = -(2**63), 2**63 - 1
 """The range of a stored step or timestamp (int64 columns and history arrays)."""
+
+MAX_TEXT_VALUE = 8000
+"""The longest param or tag value a store keeps."""
+
+
+def checked_texts(values: Mapping[str, Any], what: str) -> dict[str, str]:
+    """Params or tags as the text a store keeps, each key and value checked (``what``: param or tag)."""
+    if not isinstance(values, Mapping):
+        raise InvalidInput(f"{what}s must be a mapping of key to value, got {type(values).__name__}")
+    return {
+        naming.check_key(key, what): text_value(what, key, value, MAX_TEXT_VALUE)
+        for key, value in values.items()
+    }
 
 
 def metric_value(key: str, value: Any) -> float:

@@ -6,6 +6,12 @@ thread writes the buffer in batched transactions every ``interval`` seconds, or 
 ``flush()`` writes whatever is buffered in the caller's thread and returns only once every point added
 before the call is committed — so a flushed point survives a later ``kill -9``.
 
+Against a server (where each call is a round trip) active runs buffer their params here too
+(:meth:`MetricWriter.add_params`): they go with the next batch, in its transaction, so a run costs a request
+to create it and one to end it. A param the store refuses (another process logged it with another value)
+fails alone: the batch's points are stored without the params, each run's params are sent on their own, and
+the refusal is raised by the flush.
+
 The same thread beats for the runs this process holds open (:meth:`MetricWriter.beat_for`): one UPDATE of
 their ``heartbeat_at`` every ``heartbeat_interval`` seconds, so a run whose process died shows as LOST. It
 costs ``log_metric`` nothing and needs no thread per run.
@@ -26,12 +32,17 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import Conflict, ShipyardError
 from shipyard.tracking.chunks import Series, SeriesMap
 from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.records import new_id
 
 log = logging.getLogger(__name__)
+
+# Buffered params: run key -> {key: text value} (checked by the caller).
+ParamMap = dict[int, dict[str, str]]
+# What commits a batch: (points, idempotency key, params or None).
+BatchAction = Callable[[SeriesMap, str, ParamMap | None], None]
 
 
 class MetricWriter:
@@ -54,9 +65,10 @@ class MetricWriter:
         self._next_flush = 0.0
         self._high_water = high_water
         self._buffer: dict[tuple[int, str], Series] = {}
+        self._params: ParamMap = {}
         self._count = 0
         # Batches that failed to write, oldest first, each with the key it was first sent with.
-        self._unsent: list[tuple[str, SeriesMap]] = []
+        self._unsent: list[tuple[str, SeriesMap, ParamMap]] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -99,11 +111,18 @@ class MetricWriter:
         if self._thread is None:
             self._start()
 
+    def add_params(self, run_pk: int, values: dict[str, str]) -> None:
+        """Buffer checked params of a run, to go with the next batch."""
+        with self._lock:
+            self._params.setdefault(run_pk, {}).update(values)
+        if self._thread is None:
+            self._start()
+
     @property
     def pending(self) -> int:
         """Points not yet stored: buffered, or in a batch waiting to be sent again."""
         with self._lock:
-            unsent = sum(len(series) for _, batch in self._unsent for series in batch.values())
+            unsent = sum(len(series) for _, batch, _ in self._unsent for series in batch.values())
             return self._count + unsent
 
     def beat_for(self, run_pk: int) -> None:
@@ -123,22 +142,30 @@ class MetricWriter:
                 self._beating.pop(run_pk, None)
 
     def flush(self) -> None:
-        """Commit every point added before this call; raises `StoreError` if they cannot be written."""
+        """Commit every point (and param) added before this call.
+
+        Raises:
+            StoreError: they cannot be written (they stay buffered).
+            Conflict: the store refused a buffered param; everything else was stored.
+        """
         with self._write_lock:
             self._resend()
-            taken = self._take()
-            if taken:
-                self._write(taken, lambda batch, key: self._client.write_metrics(batch, idempotency_key=key))
+            taken, params = self._take()
+            if taken or params:
+                refused = self._write(taken, params, self._write_metrics)
+                if refused is not None:
+                    raise refused
 
-    def flush_with(self, action: Callable[[SeriesMap, str], None]) -> None:
-        """Hand every buffered point and a fresh idempotency key to ``action`` (which must commit them)
-        under the write lock.
+    def flush_with(self, action: BatchAction) -> Conflict | None:
+        """Hand every buffered point, buffered params and a fresh idempotency key to ``action`` (which must
+        commit them) under the write lock; a param the store refused, once the rest is stored.
 
         Used to end a run in one transaction: its last points and its terminal status together.
         """
         with self._write_lock:
             self._resend()
-            self._write(self._take(), action)
+            taken, params = self._take()
+            return self._write(taken, params, action)
 
     def close(self) -> None:
         """Flush and stop the background thread."""
@@ -163,7 +190,7 @@ class MetricWriter:
             now = time.monotonic()
             if self._beating and now >= self._next_beat:
                 self._beat(now)
-            if not (self._count or self._unsent) or (not woken and now < self._next_flush):
+            if not (self._count or self._unsent or self._params) or (not woken and now < self._next_flush):
                 continue
             self._next_flush = now + self._flush_interval
             try:
@@ -183,30 +210,71 @@ class MetricWriter:
         except ShipyardError as exc:  # a busy or unreachable store: the next beat tries again
             log.warning("could not record the heartbeat of %d run(s): %s", len(pks), exc)
 
-    def _take(self) -> dict[tuple[int, str], Series]:
+    def _take(self) -> tuple[dict[tuple[int, str], Series], ParamMap]:
         with self._lock:
             taken, self._buffer = self._buffer, {}
+            params, self._params = self._params, {}
             self._count = 0
-        return taken
+        return taken, params
+
+    def _write_metrics(self, batch: SeriesMap, key: str, params: ParamMap | None) -> None:
+        self._client.write_metrics(batch, idempotency_key=key, params=params)
 
     def _resend(self) -> None:
         # Failed batches go again first, whole and with their first key, so points stay in logged order and
         # a batch the store did commit (its answer lost) is not stored twice.
         while self._unsent:
-            key, batch = self._unsent[0]
-            self._client.write_metrics(batch, idempotency_key=key)
+            key, batch, params = self._unsent[0]
+            refused = self._write_unsent(key, batch, params)
             with self._lock:
                 self._unsent.pop(0)
+            if refused is not None:
+                raise refused
 
-    def _write(self, taken: SeriesMap, action: Callable[[SeriesMap, str], None]) -> None:
+    def _write_unsent(self, key: str, batch: SeriesMap, params: ParamMap) -> Conflict | None:
+        try:
+            self._write_metrics(batch, key, params or None)
+        except Conflict as exc:
+            if not params:
+                raise
+            self._write_metrics(batch, key, None)
+            return self._params_alone(params) or exc
+        return None
+
+    def _write(self, taken: SeriesMap, params: ParamMap, action: BatchAction) -> Conflict | None:
         key = new_id()
         try:
-            action(taken, key)
-        except BaseException:
-            if taken:
+            action(taken, key, params or None)
+        except Conflict as exc:
+            if not params:
+                if taken:
+                    with self._lock:
+                        self._unsent.append((key, taken, params))
+                raise
+            # A refused param must not hold back the points (nor other runs' params): store them without
+            # it, then each run's params on their own.
+            try:
+                action(taken, key, None)
+            except BaseException:
                 with self._lock:
-                    self._unsent.append((key, taken))
+                    self._unsent.append((key, taken, params))
+                raise
+            return self._params_alone(params) or exc
+        except BaseException:
+            if taken or params:
+                with self._lock:
+                    self._unsent.append((key, taken, params))
             raise
+        return None
+
+    def _params_alone(self, params: ParamMap) -> Conflict | None:
+        refused = None
+        for run_pk, values in params.items():
+            try:
+                self._client.log_params(run_pk, values)
+            except Conflict as exc:
+                refused = refused or exc
+        return refused
 
 
 _writers: weakref.WeakSet[MetricWriter] = weakref.WeakSet()

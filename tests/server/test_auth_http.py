@@ -252,7 +252,16 @@ def test_a_real_server_with_auth_and_tls_keeps_secrets_out_of_its_log_and_databa
     token = Accounts(open_server_stores(make_settings(home)).auth).create_token("ops")[1]
     cert, key = _self_signed(tmp_path)
     log = tmp_path / "server.log"
-    args = ["--auth", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--log-level", "debug"]
+    args = [
+        "--auth",
+        "--ssl-certfile",
+        str(cert),
+        "--ssl-keyfile",
+        str(key),
+        "--log-level",
+        "debug",
+        "--access-log",
+    ]
     trust = ssl.create_default_context(cafile=str(cert))
     with server_process(args, env, log=log, scheme="https", verify=trust) as (url, _):
         with httpx.Client(verify=trust) as http:

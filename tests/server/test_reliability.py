@@ -11,12 +11,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import shipyard
 from shipyard.errors import StoreError
 from shipyard.tracking.client import TrackingClient
-from tests.conftest import PostgresCluster, free_port, make_settings, server_process
+from tests.conftest import PostgresCluster, free_port, make_settings, platform_server, server_process
 
 CLIENT = """
 import sys, time
@@ -239,3 +241,30 @@ def test_a_1_gib_artifact_goes_up_and_down_in_bounded_memory(tmp_path: Path) -> 
         watcher.join()
         server_growth = (peak[0] - before) / (1 << 20)
         assert server_growth < 100, f"the server grew {server_growth:.0f} MiB"
+
+
+def test_a_run_with_params_and_metrics_costs_two_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Create and end: the params and metrics of a short run go with its end, not a request per call."""
+    from shipyard.store.http import HttpClient
+
+    sent: list[tuple[str, str]] = []
+    real = HttpClient.call
+
+    def counting(self: HttpClient, method: str, path: str, **kwargs: Any) -> Any:
+        sent.append((method, path))
+        return real(self, method, path, **kwargs)
+
+    with platform_server(make_settings(tmp_path / "server")) as url:
+        settings = make_settings(tmp_path / "home", tracking_uri=url)
+        shipyard.get_client(settings).get_or_create_experiment("e")
+        monkeypatch.setattr(HttpClient, "call", counting)
+        with shipyard.start_run("e", settings=settings) as run:
+            run.log_params({f"p{i}": i for i in range(10)})
+            run.log_metrics({f"m{i}": float(i) for i in range(5)})
+        monkeypatch.undo()
+        assert [method for method, _ in sent] == ["POST", "POST"], sent
+        assert sent[1][1].endswith("/end")
+        stored = shipyard.get_client(settings).get_run(run.run_id)
+        assert len(stored.params) == 10 and len(stored.metrics) == 5

@@ -102,6 +102,55 @@ def test_param_change_is_a_conflict(tracking_backend_settings: Settings) -> None
         run.log_param("lr", 0.1)
 
 
+def test_a_param_another_writer_set_refuses_the_change_and_keeps_the_batch(
+    tracking_backend_settings: Settings,
+) -> None:
+    """Against a server an active run's params go with its next batch: the refusal comes from that flush
+    (embedded, from log_params itself), names the param, and the points logged beside it are stored."""
+    other = TrackingClient(tracking_backend_settings)  # as another process holding the same run
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
+        other.log_params(other.run_pk(run.run_id), {"lr": "0.1"})
+        run.log_metric("m", 1.0)
+        if run.client.buffers_params:
+            run.log_params({"lr": 0.2, "depth": 3})
+            with pytest.raises(Conflict, match="'lr' is already '0.1'"):
+                run.flush()
+        else:
+            with pytest.raises(Conflict, match="'lr' is already '0.1'"):
+                run.log_params({"lr": 0.2, "depth": 3})
+        run.flush()
+        assert other.get_run(run.run_id).metrics == {"m": 1.0}
+        run.log_params({"epochs": 5})
+        run.log_metric("m", 2.0, step=1)
+        if run.client.buffers_params:
+            other.log_params(other.run_pk(run.run_id), {"epochs": "6"})
+            with pytest.raises(Conflict, match="'epochs'"):
+                run.end()  # ends with its points all the same, then says which param was refused
+        else:
+            run.end()
+        assert run.status is RunStatus.FINISHED
+    stored = other.get_run(run.run_id)
+    assert stored.status is RunStatus.FINISHED
+    assert stored.metrics == {"m": 2.0}
+    # The refused call's params go together, as an embedded log_params call is one transaction.
+    assert stored.params["lr"] == "0.1" and "depth" not in stored.params
+    assert stored.params["epochs"] == ("6" if run.client.buffers_params else "5")
+
+
+def test_buffered_params_reach_the_store_without_a_flush(tracking_backend_settings: Settings) -> None:
+    import time
+
+    other = TrackingClient(tracking_backend_settings)
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
+        run.log_params({"model": "rf"})
+        deadline = time.monotonic() + 10 * tracking_backend_settings.flush_interval
+        while other.get_run(run.run_id).params != {"model": "rf"}:
+            assert time.monotonic() < deadline, "params never reached the store"
+            time.sleep(0.05)
+        with pytest.raises(InvalidInput, match="param"):
+            run.log_params({"": 1})  # checked at the call, buffered or not
+
+
 def test_logging_to_a_finished_run_raises(tracking_backend_settings: Settings) -> None:
     with shipyard.start_run("e", settings=tracking_backend_settings) as run:
         pass
@@ -358,11 +407,11 @@ def test_a_flush_whose_answer_was_lost_is_resent_once(
         real = client.write_metrics
         failures = ["commit, then lose the answer", "fail before storing"]
 
-        def flaky(pending: object, *, idempotency_key: str | None = None) -> None:
+        def flaky(pending: object, *, idempotency_key: str | None = None, params: object = None) -> None:
             if failures and failures[0].startswith("fail"):
                 failures.pop(0)
                 raise StoreError("the server went away")
-            real(pending, idempotency_key=idempotency_key)  # type: ignore[arg-type]
+            real(pending, idempotency_key=idempotency_key, params=params)  # type: ignore[arg-type]
             if failures:
                 failures.pop(0)
                 raise StoreError("the answer was lost")

@@ -101,6 +101,8 @@ class SqlTrackingStore:
     """Tracking records in one SQL metadata database; new experiments' artifacts go under the settings'
     artifact root."""
 
+    buffers_params = False
+
     def __init__(self, db: MetadataStore, settings: Settings) -> None:
         self.settings = settings
         self.db = db
@@ -402,13 +404,17 @@ class SqlTrackingStore:
         pending: SeriesMap | None = None,
         *,
         idempotency_key: str | None = None,
+        params: Mapping[RunKey, Mapping[str, Any]] | None = None,
     ) -> int:
-        """End a run: write its last metric points and its terminal status in one transaction (the points
-        once, however often a call with the same ``idempotency_key`` is retried)."""
+        """End a run: write its last metric points (and buffered ``params`` of any run) and its terminal
+        status in one transaction (the points once, however often a call with the same ``idempotency_key``
+        is retried)."""
+        checked = _checked_params(params)
         end = now_ms()
         with self.db.write() as conn:
-            if pending and (idempotency_key is None or self._claim(conn, idempotency_key)):
-                self._write_series(conn, pending)
+            if (pending or checked) and (idempotency_key is None or self._claim(conn, idempotency_key)):
+                self._write_params(conn, checked)
+                self._write_series(conn, pending or {})
             conn.exec_driver_sql(self._sql_end_run, (status.value, end, run_key))
         return end
 
@@ -474,12 +480,17 @@ class SqlTrackingStore:
     def log_params(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
         """Record params. Re-logging a key with the same value is fine; a different value is a `Conflict`."""
         rows = _check_mapping(values, "param", _MAX_PARAM_VALUE)
-        if not rows:
-            return
-        with self.db.write() as conn:
+        if rows:
+            with self.db.write() as conn:
+                self._write_params(conn, {run_key: rows})
+
+    def _write_params(self, conn: Connection, checked: Mapping[RunKey, list[tuple[str, str]]]) -> None:
+        for run_key, rows in checked.items():
+            if not rows:
+                continue
             result = conn.exec_driver_sql(self._sql_insert_param, [(run_key, k, v) for k, v in rows])
             if result.rowcount == len(rows):
-                return
+                continue
             stored = dict(
                 conn.execute(
                     sa.select(params.c.key, params.c.value).where(
@@ -510,14 +521,26 @@ class SqlTrackingStore:
             raise NotFound(f"run has no tag {key!r}")
 
     # ------------------------------------------------------------------ metrics
-    def write_metrics(self, pending: SeriesMap, *, idempotency_key: str | None = None) -> None:
-        """Append buffered points in one transaction and advance each key's latest value.
+    def write_metrics(
+        self,
+        pending: SeriesMap,
+        *,
+        idempotency_key: str | None = None,
+        params: Mapping[RunKey, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Append buffered points (and buffered ``params``, per run) in one transaction and advance each
+        key's latest value.
 
         A batch retried with the ``idempotency_key`` of one that was stored is not stored again.
+
+        Raises:
+            Conflict: a param already holds another value; nothing of the batch is stored.
         """
-        if pending:
+        checked = _checked_params(params)
+        if pending or checked:
             with self.db.write() as conn:
                 if idempotency_key is None or self._claim(conn, idempotency_key):
+                    self._write_params(conn, checked)
                     self._write_series(conn, pending)
 
     def _claim(self, conn: Connection, key: str, result: str | None = None) -> bool:
@@ -879,6 +902,12 @@ def _os_user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
         return None
+
+
+def _checked_params(
+    params: Mapping[RunKey, Mapping[str, Any]] | None,
+) -> dict[RunKey, list[tuple[str, str]]]:
+    return {k: _check_mapping(v, "param", _MAX_PARAM_VALUE) for k, v in (params or {}).items() if v}
 
 
 def _check_mapping(values: Mapping[str, Any], what: str, max_len: int) -> list[tuple[str, str]]:
