@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from shipyard.auth.accounts import Accounts
-from shipyard.monitoring import compute_performance, save_baseline
+from shipyard.monitoring import compute_performance, load_labels, save_baseline
 from shipyard.payloads import PayloadLogConfig, PayloadLogger
 from shipyard.store import open_server_stores
 from shipyard.store.artifacts import ArtifactStore
@@ -392,3 +392,28 @@ def test_a_viewer_cannot_upload_labels_and_an_editor_can(guarded: Guarded) -> No
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
     stored = as_user(guarded, "ed", "POST", path, content=body)
     assert stored.status_code == 201 and stored.json()["rows"] == 1
+
+
+# -- the CLI in team mode ----------------------------------------------------------------------------------
+
+
+def test_the_cli_reads_searches_and_reports_from_another_machine(world: World, tmp_path: Path) -> None:
+    """A teammate's machine: same server, its own home (so no Optuna journal of the searches)."""
+    other = {**world.team, "SHIPYARD_HOME": str(tmp_path / "teammate")}
+    listed = json.loads(cli(other, "tune", "list", "--json"))
+    assert [s["run_id"] for s in listed["searches"]] == [world.second, world.first]
+    assert "quad" in cli(other, "tune", "list", "--experiment", "tuning")
+
+    shown = json.loads(cli(other, "tune", "show", world.first, "--json"))
+    assert [t["number"] for t in shown["trials"]] == [0, 1, 2, 3]
+    assert [t["state"] for t in shown["trials"]] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert shown["best"][0]["values"] == [pytest.approx(world.best_value)]
+    assert f"best: trial {shown['best'][0]['number']}" in cli(other, "tune", "show", world.first)
+
+    reports = json.loads(cli(other, "monitor", "reports", MODEL, "--json"))
+    assert [r["report_id"] for r in reports["reports"]] == world.reports
+    assert reports["reports"][0]["alerts_fired"] == ["any-drift", "a-drifted"]
+
+    (tmp_path / "truth.csv").write_text("request_id,label\nr20,0\nr30,1\n")
+    cli(other, "monitor", "labels", "churn-cli", str(tmp_path / "truth.csv"))
+    assert sorted(load_labels(world.store, "churn-cli")["request_id"]) == ["r20", "r30"]
