@@ -173,6 +173,43 @@ def _exit_on_alert(fired: Sequence[Any], fail: bool) -> None:
         raise typer.Exit(ALERT_EXIT_CODE)
 
 
+@app.command("reports")
+def reports(
+    model: str = _MODEL,
+    max_results: int = typer.Option(20, "--max-results", min=1, max=1000, help="Reports per page."),
+    page_token: str | None = typer.Option(None, "--page-token", help="The next page (printed under a page)."),
+    as_json: bool = _JSON,
+) -> None:
+    """MODEL's monitoring reports, newest first: drift share, dataset drift, alerts fired and the run.
+
+    Examples:
+
+        shipyard monitor reports churn
+
+        shipyard monitor reports churn --max-results 5 --json
+    """
+    from shipyard.cli.output import print_table
+    from shipyard.monitoring.reports import list_reports
+
+    found, token = list_reports(_store(), model, limit=max_results, before=page_token)
+    if as_json:
+        print_json({"reports": found, "next_page_token": token})
+        return
+    rows = [
+        (
+            r.report_id,
+            "" if r.drift_share is None else f"{r.drift_share:.3f}",
+            "yes" if r.dataset_drift else "no",
+            ", ".join(r.alerts_fired),
+            r.run_id,
+        )
+        for r in found
+    ]
+    print_table(f"{model}: monitoring reports", ["report", "drift share", "drift", "alerts", "run"], rows)
+    if token:
+        _say(f"more: --page-token {token}")
+
+
 @app.command("labels")
 def labels(
     model: str = _MODEL,

@@ -90,6 +90,51 @@ def resume(
     _run_live(spec, start, as_json)
 
 
+@app.command("list")
+def list_searches(
+    experiment: str | None = typer.Option(None, "--experiment", help="Only this experiment's searches."),
+    max_results: int = typer.Option(20, "--max-results", min=1, max=1000, help="Searches per page."),
+    page_token: str | None = typer.Option(None, "--page-token", help="The next page (printed under a page)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Tuning searches, newest first: state, trials by state and the best value so far.
+
+    Examples:
+
+        shipyard tune list
+
+        shipyard tune list --experiment tuning --json
+    """
+    from shipyard.cli.output import fmt_time
+    from shipyard.config import get_settings
+    from shipyard.tracking import get_client
+    from shipyard.tuning import searches
+
+    client = get_client(get_settings())
+    if experiment is not None:
+        ids = [client.get_experiment(experiment).experiment_id]
+    else:
+        ids = [e.experiment_id for e in client.list_experiments()]
+    found, token = searches.list_searches(client, ids, max_results=max_results, page_token=page_token)
+    if as_json:
+        print_json({"searches": found, "next_page_token": token})
+        return
+    rows = [
+        (
+            s.run_id,
+            s.name,
+            s.state,
+            ", ".join(f"{n} {state.lower()}" for state, n in sorted(s.trials.items())),
+            "" if s.best_value is None else f"{s.objective[0]} = {s.best_value:.6g}",
+            fmt_time(s.start_time),
+        )
+        for s in found
+    ]
+    print_table("tuning searches", ["run id", "name", "state", "trials", "best", "started"], rows)
+    if token:
+        console.print(f"more: --page-token {token}", markup=False)
+
+
 @app.command("show")
 def show(
     search: str = typer.Argument(..., help="A tuning run's id or name, or a spec's name (its latest run)."),
@@ -108,13 +153,18 @@ def show(
     from shipyard.tuning.runner import REPORT_ARTIFACT, STORAGE_TAG, STUDY_TAG, open_storage
 
     parent = _find(search)
-    study = optuna.load_study(
-        study_name=parent.tags[STUDY_TAG], storage=open_storage(parent.tags[STORAGE_TAG])
-    )
-    trials = study.get_trials(deepcopy=False)
-    multi = len(study.directions) > 1
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    best = study.best_trials if multi else ([study.best_trial] if complete else [])
+    storage = parent.tags[STORAGE_TAG]
+    if storage.startswith("journal:") and not Path(storage.removeprefix("journal:")).is_file():
+        # The study's journal is on the machine that ran the search (team mode, another machine): read the
+        # trials the tracking store recorded instead.
+        trials, multi = _recorded_trials(parent)
+        complete = [t for t in trials if t.state.name == "COMPLETE"]
+        best = _best(complete, parent.params.get("directions", "maximize").split(","))
+    else:
+        study = optuna.load_study(study_name=parent.tags[STUDY_TAG], storage=open_storage(storage))
+        trials, multi = study.get_trials(deepcopy=False), len(study.directions) > 1
+        complete = [t for t in trials if t.state.name == "COMPLETE"]
+        best = study.best_trials if multi else ([study.best_trial] if complete else [])
     if as_json:
         print_json(
             {
@@ -141,6 +191,59 @@ def show(
     for t in best:
         console.print(f"{label}: trial {t.number} = {_values(t.values)} with {t.params}", markup=False)
     console.print(f"run {parent.run_id}; report: {parent.artifact_uri}/{REPORT_ARTIFACT}", markup=False)
+
+
+def _recorded_trials(parent: Run) -> tuple[list[Any], bool]:
+    """The search's trials from its nested runs, as Optuna ``FrozenTrial``s (so one display serves both)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from shipyard.config import get_settings
+    from shipyard.tracking import get_client
+    from shipyard.tuning import searches
+
+    client, token, found = get_client(get_settings()), None, []
+    while True:
+        page, token = searches.list_trials(client, parent, max_results=1000, page_token=token)
+        found += page
+        if token is None:
+            break
+    states = {s.name: s for s in TrialState}
+    trials = [
+        optuna.trial.FrozenTrial(
+            number=t.number,
+            state=states.get(t.state, TrialState.RUNNING),
+            value=None,
+            values=[v for v in t.values if v is not None] if t.state == "COMPLETE" else None,
+            datetime_start=None,
+            datetime_complete=None,
+            params=dict(t.params),
+            distributions={},
+            user_attrs={},
+            system_attrs={},
+            intermediate_values={},
+            trial_id=t.number,
+        )
+        for t in sorted(found, key=lambda t: t.number)
+    ]
+    return trials, len(parent.params.get("objective", "").split(",")) > 1
+
+
+def _best(complete: list[Any], directions: list[str]) -> list[Any]:
+    """The best complete trial (one objective) or the Pareto front (several), by trial number."""
+    signs = [1.0 if d == "maximize" else -1.0 for d in directions]
+    scored = [t for t in complete if t.values is not None and len(t.values) == len(signs)]
+    if len(signs) == 1:
+        return [max(scored, key=lambda t: (signs[0] * t.values[0], -t.number))] if scored else []
+
+    def dominated(t: Any) -> bool:
+        return any(
+            all(s * a >= s * b for a, b, s in zip(o.values, t.values, signs, strict=True))
+            and any(s * a > s * b for a, b, s in zip(o.values, t.values, signs, strict=True))
+            for o in scored
+        )
+
+    return sorted((t for t in scored if not dominated(t)), key=lambda t: t.number)
 
 
 def _values(values: list[float] | None) -> str:

@@ -120,6 +120,7 @@ class MonitorResult:
                 "skew": [a.to_dict() for a in self.skew],
                 "performance": None if self.performance is None else self.performance.to_dict(),
                 "performance_note": self.performance_note,
+                "run_id": self.run_id,
             }
         )
 
@@ -305,6 +306,8 @@ def run_monitor(
     store.put_bytes(document, result.json_path)
     if settings is not None:
         result = dataclasses.replace(result, run_id=_track(settings, result, html, document))
+        # Again, with the run that recorded it: a report listing links each report to its run.
+        store.put_bytes(json.dumps(result.to_dict(), indent=2).encode("utf-8"), result.json_path)
     return result
 
 

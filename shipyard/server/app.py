@@ -35,9 +35,11 @@ from shipyard.server import (
     artifact_routes,
     auth_routes,
     lineage_routes,
+    monitoring_routes,
     registry_routes,
     schedule_routes,
     tracking_routes,
+    tuning_routes,
 )
 from shipyard.server.security import SecurityConfig, SecurityMiddleware
 from shipyard.store import open_server_stores
@@ -136,6 +138,8 @@ def create_app(
     app.include_router(registry_routes.router, prefix="/api/v1")
     app.include_router(lineage_routes.router, prefix="/api/v1")
     app.include_router(schedule_routes.router, prefix="/api/v1")
+    app.include_router(tuning_routes.router, prefix="/api/v1")
+    app.include_router(monitoring_routes.router, prefix="/api/v1")
     app.include_router(auth_routes.router, prefix="/api/v1")
     if artifacts is not None:
         app.include_router(artifact_routes.router, prefix="/api/v1")

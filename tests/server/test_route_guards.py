@@ -57,6 +57,10 @@ def _only_own(response: httpx.Response) -> bool:
     )
 
 
+def _no_searches(response: httpx.Response) -> bool:
+    return response.status_code == 200 and response.json() == {"searches": [], "next_page_token": None}
+
+
 def _none_next(response: httpx.Response) -> bool:
     return response.status_code == 200 and response.json() == {"next_run_at": None}
 
@@ -170,6 +174,19 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("GET", "/api/v1/lineage/upstream"): {"params": {"uri": "file:///models/m"}},
         ("POST", "/api/v1/metrics"): {"json": {"metrics": [series]}},
+        ("GET", "/api/v1/monitoring/models/{model}/alerts"): {
+            "path": "/api/v1/monitoring/models/secret-model/alerts"
+        },
+        ("POST", "/api/v1/monitoring/models/{model}/labels"): {
+            "path": "/api/v1/monitoring/models/secret-model/labels",
+            "content": b"request_id,label\nr1,1\n",
+        },
+        ("GET", "/api/v1/monitoring/models/{model}/reports"): {
+            "path": "/api/v1/monitoring/models/secret-model/reports"
+        },
+        ("GET", "/api/v1/monitoring/models/{model}/reports/{report_id}"): {
+            "path": "/api/v1/monitoring/models/secret-model/reports/20240131T120000Z"
+        },
         ("GET", "/api/v1/registered-models"): {"expect": _empty},
         ("POST", "/api/v1/registered-models"): {"json": {"name": "new-model"}, "as": "viv"},
         ("POST", "/api/v1/registered-models/resolve"): {"json": {"name": "secret-model", "version": 1}},
@@ -266,6 +283,9 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("DELETE", "/api/v1/schedules/{name}"): {"path": "/api/v1/schedules/nightly"},
         ("GET", "/api/v1/schedules/{name}"): {"path": "/api/v1/schedules/nightly"},
         ("GET", "/api/v1/tokens"): {"params": {"user": "ed"}},
+        ("GET", "/api/v1/tuning/searches"): {"expect": _no_searches},
+        ("GET", "/api/v1/tuning/searches/{run_id}"): {"path": f"/api/v1/tuning/searches/{run}"},
+        ("GET", "/api/v1/tuning/searches/{run_id}/trials"): {"path": f"/api/v1/tuning/searches/{run}/trials"},
         ("POST", "/api/v1/tokens"): {"json": {"user": "ed"}},
         ("DELETE", "/api/v1/tokens/{token_id}"): {"path": f"/api/v1/tokens/{w.token_of_other}"},
         ("GET", "/api/v1/users"): {},

@@ -79,3 +79,13 @@ def score(x: float) -> float:
 @pipeline
 def quadratic_pipeline(x: float = 0.0) -> None:
     score(x=x)
+
+
+def curve_failing_third(trial: TrialContext) -> float:
+    """Reports three steps; trial 2 then fails (a search with a failure and intermediate values)."""
+    x = trial.params["x"]
+    for step in range(3):
+        trial.report(-((x - 1) ** 2) + step, step)
+    if trial.number == 2:
+        raise RuntimeError("trial two breaks")
+    return -((x - 1) ** 2) + 2
