@@ -69,8 +69,9 @@ class PipelineRunState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineRunState:
-        steps = tuple(StepState(**s) for s in data.get("steps", ()))
-        return cls(**{**data, "steps": steps})
+        """From :meth:`to_dict`'s form (fields a newer server adds are ignored)."""
+        steps = tuple(StepState(**_known(StepState, s)) for s in data.get("steps", ()))
+        return cls(**{**_known(cls, data), "steps": steps})
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,11 @@ def pipeline_runs(
         page_token=page_token,
     )
     return [summary(r) for r in page], page.next_page_token  # type: ignore[union-attr]
+
+
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(kind)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def _step(run: Run) -> StepState:

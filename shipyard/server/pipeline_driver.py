@@ -31,14 +31,22 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shipyard import errors
+from shipyard.auth.records import ACTOR
 from shipyard.config import Settings
 from shipyard.errors import Conflict, PipelineDefinitionError, PipelineError, ShipyardError
+from shipyard.pipelines.compiler import source_sha256
+from shipyard.pipelines.dsl import Component
+from shipyard.pipelines.executors import executor_for
+from shipyard.pipelines.executors.engine import PIPELINE_FILE
+from shipyard.pipelines.spec import PipelineSpec
 from shipyard.store.server_artifacts import PROTOCOL, served_environment
+from shipyard.tracking import get_client
 
 DRIVER_MODULE = "shipyard.server.pipeline_driver"
 DRIVER_TAG = "shipyard.driver"  # "server" on pipeline runs a server's driver runs: only those are cancelled
@@ -99,10 +107,17 @@ class Job:
 
 @dataclass(frozen=True)
 class Started:
-    """A driver that has recorded its pipeline run."""
+    """A driver that has recorded its pipeline run; ``log`` takes what it prints (kept if not empty)."""
 
     run_id: str
     process: subprocess.Popen[bytes]
+    log: Path
+
+    def wait(self) -> int:
+        """Wait for the driver to end; its exit status."""
+        code = self.process.wait()
+        _drop_if_empty(self.log)
+        return code
 
 
 # ---------------------------------------------------------------------------------------------- server side
@@ -125,7 +140,7 @@ def launch(config: DriverConfig, job: Job, *, reap: bool = True) -> Started:
     home = Path(config.settings.home)
     logs = home / "pipeline-drivers"
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{threading.get_ident()}.log"
+    log_path = logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.log"
     payload = {
         "settings": _settings_dict(config.settings),
         "code_dir": config.code_dir,
@@ -156,18 +171,18 @@ def launch(config: DriverConfig, job: Job, *, reap: bool = True) -> Started:
         if answer is None:
             process.kill()
         process.wait()
+        _drop_if_empty(log_path)
         if answer is None:
             tail = log_path.read_text(errors="replace")[-2000:].strip()
             raise PipelineError(f"the pipeline driver did not start (log {log_path}): {tail or 'no output'}")
         raise _error(answer)
-    if reap:
-        threading.Thread(target=_reap, args=(process, log_path), name="shipyard-reaper", daemon=True).start()
-    return Started(answer["run_id"], process)
+    started = Started(answer["run_id"], process, log_path)
+    if reap:  # so it leaves no zombie behind
+        threading.Thread(target=started.wait, name="shipyard-reaper", daemon=True).start()
+    return started
 
 
-def _reap(process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Wait for a driver (so it leaves no zombie); keep its log only when it said something."""
-    process.wait()
+def _drop_if_empty(log_path: Path) -> None:
     with contextlib.suppress(OSError):
         if log_path.stat().st_size == 0:
             log_path.unlink()
@@ -254,15 +269,12 @@ def _settings_dict(settings: Settings) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- driver side
-def check_components(spec: Any, code_dir: str | None) -> None:
+def check_components(spec: PipelineSpec, code_dir: str | None) -> None:
     """Every step of ``spec`` names an installed ``@component`` with the source it was compiled from.
 
     Raises:
         PipelineDefinitionError: naming the step and what is wrong.
     """
-    from shipyard.pipelines.compiler import source_sha256
-    from shipyard.pipelines.dsl import Component
-
     if code_dir and code_dir not in sys.path:
         sys.path.append(code_dir)
     where = f"the server's Python path{f' and --pipelines-path {code_dir}' if code_dir else ''}"
@@ -270,21 +282,22 @@ def check_components(spec: Any, code_dir: str | None) -> None:
         ref = step.component
         name = f"{ref.module}.{ref.function}"
         try:
-            target = getattr(importlib.import_module(ref.module), ref.function)
-        except ImportError as exc:
+            module = importlib.import_module(ref.module)
+        except Exception as exc:  # not found, a relative name, or a module that fails as it loads
             raise PipelineDefinitionError(
                 f"step {step_id!r}: cannot import {name} from {where} ({exc}); the server runs only code "
                 "installed on it"
             ) from exc
-        except AttributeError as exc:
-            raise PipelineDefinitionError(
-                f"step {step_id!r}: module {ref.module} has no {ref.function!r}"
-            ) from exc
+        target = getattr(module, ref.function, None)
         if not isinstance(target, Component):
             raise PipelineDefinitionError(
                 f"step {step_id!r}: {name} is not a @component; the server runs only pipeline components"
             )
-        if source_sha256(target.func) != ref.source_sha256:
+        try:
+            same = source_sha256(target.func) == ref.source_sha256
+        except (OSError, TypeError):  # no source to hash (a .pyc-only install): cannot vouch for it
+            same = False
+        if not same:
             raise PipelineDefinitionError(
                 f"step {step_id!r}: the server's {name} is not the code the spec was compiled from (its "
                 "source_sha256 differs); install the same version on the server, or compile against it"
@@ -299,12 +312,6 @@ def _answer(out: Any, data: dict[str, Any]) -> None:
 
 def main() -> int:
     """The driver process: read the job, answer with the run id (or why not), run it to the end."""
-    from shipyard.auth.records import ACTOR
-    from shipyard.pipelines.executors import executor_for
-    from shipyard.pipelines.executors.engine import PIPELINE_FILE
-    from shipyard.pipelines.spec import PipelineSpec
-    from shipyard.tracking import get_client
-
     request = json.loads(sys.stdin.read())
     # The answer goes out on the original stdout; anything printed later goes to the log with stderr.
     out = os.fdopen(os.dup(1), "w")

@@ -54,7 +54,7 @@ class DriverRunner:
             tags={**(tags or {}), SUBMITTED_BY_TAG: "scheduler"},
         )
         started = launch(self.config, job, reap=False)
-        started.process.wait()
+        started.wait()
         state = pipeline_state(get_client(self.config.settings), started.run_id)
         steps = {
             s.key: StepResult(
