@@ -15,6 +15,10 @@ Protocol: the server writes a JSON :class:`Job` on the driver's stdin and reads 
 ``{"error": class name, "message": …}`` when it cannot start. The driver then runs the pipeline to the end
 in its own session (a server restart does not stop it). SIGTERM stops it: the run and its running steps end
 KILLED (:func:`cancel`).
+
+NOTE: local step workers inherit the driver's environment, so they reach the server's files as it does
+(``SHIPYARD_SERVED_ARTIFACTS``); Ray workers do not, so a Ray executor on a server that keeps its artifacts
+cannot yet pass artifacts between steps.
 """
 
 from __future__ import annotations
@@ -153,7 +157,7 @@ def launch(config: DriverConfig, job: Job, *, reap: bool = True) -> Started:
             stdout=subprocess.PIPE,
             stderr=log,
             env=env,
-            cwd=str(home),
+            cwd=str(logs),  # a folder of logs only: nothing to import, even for executors that add the cwd
             start_new_session=True,  # detached: the server's Ctrl-C or restart does not stop the pipeline
         )
     assert process.stdin is not None and process.stdout is not None
