@@ -1,9 +1,12 @@
-"""``shipyard pipeline``: compile a ``@pipeline`` to its spec, and run a spec (or a pipeline) locally."""
+"""``shipyard pipeline``: compile a ``@pipeline`` to its spec, run a spec (or a pipeline) locally, or submit
+it to the platform server and follow, cancel or list runs there."""
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -11,7 +14,8 @@ import typer
 from shipyard.cli.output import console, print_json, print_table
 from shipyard.config import get_settings
 from shipyard.errors import InvalidInput, PipelineError
-from shipyard.pipelines import Pipeline, PipelineSpec, compile_pipeline, parse_assignments
+from shipyard.pipelines import Pipeline, PipelineSpec, compile_pipeline, parse_assignments, run_status
+from shipyard.pipelines.binding import bind_parameters
 from shipyard.pipelines.executors import (
     PipelineExecutor,
     PipelineRunResult,
@@ -20,9 +24,11 @@ from shipyard.pipelines.executors import (
     executor_for,
 )
 from shipyard.pipelines.executors.engine import StepCallback
+from shipyard.pipelines.remote import RemotePipelines
+from shipyard.pipelines.run_status import PipelineRunState
 from shipyard.tracking import get_client
 
-app = typer.Typer(help="Compile and run pipelines.", no_args_is_help=True)
+app = typer.Typer(help="Compile and run pipelines, here or on the platform server.", no_args_is_help=True)
 
 
 def load_spec(target: str) -> PipelineSpec:
@@ -173,3 +179,170 @@ def report(result: PipelineRunResult, *, as_json: bool) -> None:
 def _brief(outputs: dict[str, object]) -> str:
     text = ", ".join(f"{k}={v}" for k, v in outputs.items())
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------- on a platform server
+@app.command("submit")
+def submit(
+    target: str = typer.Argument(..., help="A spec file (.yaml) or module:function of a @pipeline."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="key=value (repeatable)."),
+    experiment: str = typer.Option(None, "--experiment", "-e", help="Default: the pipeline's name."),
+    run_name: str = typer.Option(None, "--run-name", help="Default: a generated name."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse outputs of unchanged steps."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the run; exit non-zero unless it succeeds."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Run a pipeline on the platform server (team mode: SHIPYARD_TRACKING_URI); prints its run id.
+
+    It is compiled here and runs there, on the server's executor, with the code installed on the server
+    (the same version of the components' modules). Without --wait it returns once the run has started.
+
+    Examples:
+
+        shipyard pipeline submit training.yaml -p n_estimators=200
+
+        shipyard pipeline submit examples.train_pipeline:training -e nightly --wait
+    """
+    remote = RemotePipelines()  # outside team mode: one line saying so, before compiling anything
+    spec = load_spec(target)
+    parameters = parse_assignments(param or [])
+    bind_parameters(spec, parameters)  # a bad parameter is named here, not after a round trip
+    run_id = remote.submit(spec, parameters, experiment=experiment, run_name=run_name, cache=cache)
+    if not wait:
+        if as_json:
+            print_json({"run_id": run_id})
+        else:
+            console.print(run_id, markup=False)
+        return
+    if not as_json:
+        console.print(f"submitted pipeline run {run_id}; waiting for it to end", markup=False)
+    _report_state(remote.wait(run_id, on_poll=None if as_json else _progress_lines()), as_json=as_json)
+
+
+@app.command("status")
+def status(
+    run: str = typer.Argument(..., help="The pipeline run (id or name)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show a pipeline run's status and each step's (from the server in team mode, else the local store).
+
+    Examples:
+
+        shipyard pipeline status 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a
+    """
+    run_id = get_client().find_run(run).run_id
+    remote = _remote()
+    state = remote.status(run_id) if remote else run_status.pipeline_state(get_client(), run_id)
+    _report_state(state, as_json=as_json, fail=False)
+
+
+@app.command("logs")
+def logs(
+    run: str = typer.Argument(..., help="The pipeline run (id or name)."),
+    step: str = typer.Argument(..., help="The step (score.1 for a loop's second iteration)."),
+) -> None:
+    """Print what a step printed: its stdout, then its stderr (on stderr). Available once the step ended.
+
+    Examples:
+
+        shipyard pipeline logs 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a train
+    """
+    run_id = get_client().find_run(run).run_id
+    remote = _remote()
+    found = remote.logs(run_id, step) if remote else run_status.step_logs(get_client(), run_id, step)
+    sys.stdout.write(found.stdout)
+    sys.stderr.write(found.stderr)
+
+
+@app.command("cancel")
+def cancel(run: str = typer.Argument(..., help="The pipeline run (id or name).")) -> None:
+    """Stop a pipeline run on the server: it and its running steps end KILLED.
+
+    Examples:
+
+        shipyard pipeline cancel 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a
+    """
+    remote = RemotePipelines()
+    run_id = get_client().find_run(run).run_id
+    remote.cancel(run_id)
+    state = remote.wait(run_id, timeout_s=30, poll_s=0.5)
+    console.print(f"pipeline run {run_id}: {state.status}", markup=False)
+
+
+@app.command("list")
+def list_(
+    experiment: str = typer.Option(None, "--experiment", "-e", help="Only this experiment's runs."),
+    max_results: int = typer.Option(50, "--max-results", min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List pipeline runs, newest first (the server's in team mode, else the local store's).
+
+    Examples:
+
+        shipyard pipeline list -e nightly --max-results 10
+    """
+    remote = _remote()
+    if remote:
+        runs, _ = remote.list(experiment=experiment, max_results=max_results)
+    else:
+        client = get_client()
+        ids = [client.get_experiment(experiment).experiment_id] if experiment else None
+        ids = ids or [e.experiment_id for e in client.list_experiments()]
+        runs, _ = run_status.pipeline_runs(client, ids, max_results=max_results)
+    if as_json:
+        print_json([r.to_dict() for r in runs])
+        return
+    rows = [(r.run_id, r.pipeline, r.name, r.status, _when(r.start_time), r.user or "") for r in runs]
+    print_table(None, ["run id", "pipeline", "name", "status", "started", "user"], rows)
+
+
+def _remote() -> RemotePipelines | None:
+    return RemotePipelines() if get_settings().tracking_uri else None
+
+
+def _progress_lines() -> Callable[[PipelineRunState], None]:
+    """Print each step's status as it changes (a run on a server takes minutes: say what is running)."""
+    seen: dict[str, str] = {}
+
+    def show(state: PipelineRunState) -> None:
+        for step in state.steps:
+            if seen.get(step.key) != step.status:
+                seen[step.key] = step.status
+                console.print(f"  {step.key}: {step.status}", markup=False)
+
+    return show
+
+
+def _report_state(state: PipelineRunState, *, as_json: bool, fail: bool = True) -> None:
+    """Print the run and its steps; with ``fail``, a run that did not succeed exits non-zero."""
+    if as_json:
+        print_json(state.to_dict())
+    else:
+        rows = [
+            (
+                s.key,
+                s.status,
+                s.attempts,
+                "yes" if s.cached else "",
+                s.run_id or "",
+                _took(s.start_time, s.end_time),
+            )
+            for s in state.steps
+        ]
+        title = f"pipeline run {state.run_id} ({state.pipeline}): {state.status}"
+        print_table(title, ["step", "status", "attempts", "cached", "run", "time"], rows)
+    if fail and state.status != "FINISHED":
+        failed = [s.key for s in state.steps if s.status == "FAILED"]
+        detail = f" at step(s) {', '.join(failed)}" if failed else ""
+        raise PipelineError(
+            f"pipeline run {state.run_id} ended {state.status}{detail}; see `shipyard pipeline logs "
+            f"{state.run_id} STEP`"
+        )
+
+
+def _took(start: int | None, end: int | None) -> str:
+    return "" if start is None or end is None else f"{(end - start) / 1000:.2f}s"
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import typer
 
 from shipyard.config import get_settings
 from shipyard.errors import InvalidInput
+from shipyard.pipelines.executors.choice import EXECUTORS
 
 
 def server(
@@ -60,6 +62,26 @@ def server(
         help="A line per request (off by default, as gunicorn's: a busy server answers thousands a second; "
         "with --auth every write is in the audit log).",
     ),
+    executor: str = typer.Option(
+        None,
+        "--executor",
+        help="Where submitted and scheduled pipelines run: local or ray (default: the executor setting).",
+    ),
+    pipelines_path: Path = typer.Option(
+        None,
+        "--pipelines-path",
+        help="A folder of pipeline code steps may import (besides the server's Python path); never a "
+        "folder a submitted spec names.",
+    ),
+    scheduler: bool = typer.Option(
+        True, "--scheduler/--no-scheduler", help="Run due pipeline schedules in this server."
+    ),
+    scheduler_interval: float = typer.Option(
+        30.0,
+        "--scheduler-interval",
+        min=0.05,
+        help="Seconds between looks for new schedules.",
+    ),
 ) -> None:
     """Serve the platform API (/api/v1, OpenAPI at /docs) for clients in team mode (SHIPYARD_TRACKING_URI).
 
@@ -67,6 +89,10 @@ def server(
     it may touch follows the user's role and grants; create the first admin with `shipyard users create`
     against the same --store. Without --auth the server listens on loopback only, unless
     --insecure-no-auth is given.
+
+    Submitted pipelines (`shipyard pipeline submit`) and due schedules run on this machine in driver
+    processes on --executor: they run code installed here (or under --pipelines-path), so only editors may
+    submit them.
 
     Examples:
 
@@ -77,6 +103,8 @@ def server(
         shipyard server --auth --ssl-certfile cert.pem --ssl-keyfile key.pem
 
         shipyard server --auth --oidc-issuer https://id.example --oidc-audience s --oidc-role-map g=editor
+
+        shipyard server --pipelines-path /srv/pipelines --executor ray
     """
     import dataclasses
     import os
@@ -104,8 +132,16 @@ def server(
         from shipyard.auth.oidc import parse_role_map
 
         parse_role_map(oidc_role_map)
+    if executor is not None and executor not in EXECUTORS:
+        raise InvalidInput(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    if pipelines_path is not None:
+        if not pipelines_path.is_dir():
+            raise InvalidInput(f"--pipelines-path {pipelines_path}: no such folder")
+        pipelines_path = pipelines_path.resolve()
     settings = get_settings()
-    changes = {k: v for k, v in (("db_url", store), ("artifact_root", artifacts)) if v}
+    changes = {
+        k: v for k, v in (("db_url", store), ("artifact_root", artifacts), ("executor", executor)) if v
+    }
     if changes:
         settings = dataclasses.replace(settings, **changes)
     if settings.db_url.startswith("sqlite") and workers > 1:
@@ -126,6 +162,7 @@ def server(
     # The worker processes build the app from these (uvicorn's factory mode with several workers).
     os.environ["SHIPYARD_DB_URL"] = settings.db_url
     os.environ["SHIPYARD_SERVER_ARTIFACTS"] = settings.artifact_root  # where the server keeps the files
+    os.environ["SHIPYARD_EXECUTOR"] = settings.executor
     os.environ.pop("SHIPYARD_TRACKING_URI", None)  # the server keeps the records itself
     os.environ.pop("SHIPYARD_TRACKING_TOKEN", None)
     server_env = {
@@ -138,6 +175,7 @@ def server(
         "OIDC_ROLES_CLAIM": oidc_roles_claim,
         "OIDC_USER_CLAIM": oidc_user_claim,
         "OIDC_JWKS_URI": oidc_jwks_uri or "",
+        "PIPELINES_PATH": str(pipelines_path or ""),
     }
     for key, value in server_env.items():
         os.environ[f"SHIPYARD_SERVER_{key}"] = value
@@ -147,17 +185,31 @@ def server(
         f"Shipyard server on {scheme}://{host}:{port} (API /api/v1, docs /docs, {mode}), "
         f"store {mask_url(settings.db_url)}"
     )
-    uvicorn.run(
-        "shipyard.server.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=access_log,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-    )
+    stop_scheduler = None
+    if scheduler:
+        # One scheduler per server, in this (the supervising) process, however many workers serve requests.
+        from shipyard.server.pipeline_driver import DriverConfig
+        from shipyard.server.scheduling import start_scheduler
+
+        pipelines = DriverConfig.for_server(
+            settings, settings.artifact_root, str(pipelines_path) if pipelines_path else None
+        )
+        stop_scheduler = start_scheduler(pipelines, scheduler_interval)
+    try:
+        uvicorn.run(
+            "shipyard.server.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+        )
+    finally:
+        if stop_scheduler is not None:
+            stop_scheduler.set()
 
 
 def _is_loopback(host: str) -> bool:

@@ -8,7 +8,6 @@ field); the HTTP stores turn the code back into the same typed exception embedde
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -36,16 +35,18 @@ from shipyard.server import (
     auth_routes,
     lineage_routes,
     monitoring_routes,
+    pipeline_routes,
     registry_routes,
     schedule_routes,
     tracking_routes,
     tuning_routes,
 )
+from shipyard.server.pipeline_driver import DriverConfig
 from shipyard.server.security import SecurityConfig, SecurityMiddleware
 from shipyard.store import open_server_stores
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.protocol import ServerStores
-from shipyard.store.server_artifacts import PROTOCOL, serve_from
+from shipyard.store.server_artifacts import serve_from
 
 # (error class, HTTP status, code): the first match wins, so subclasses come before their bases.
 ERRORS: list[tuple[type[ShipyardError], int, str]] = [
@@ -76,6 +77,7 @@ def create_app(
     default_permission: Permission | str = Permission.READ,
     oidc: OidcVerifier | None = None,
     max_body_bytes: int = 32 << 20,
+    pipelines_path: str | None = None,
 ) -> FastAPI:
     """The server app over ``stores`` (default: the SQL stores ``settings`` name).
 
@@ -83,6 +85,8 @@ def create_app(
     logical ``shipyard-artifacts://`` locations that clients reach through ``/api/v1/artifacts``. With
     ``require_auth`` every route but health and the OpenAPI document needs a user's token (or password, or
     an ``oidc`` bearer JWT), and what it may touch follows its role, its grants and ``default_permission``.
+    Submitted pipelines run in driver processes on the settings' executor, importing step code from the
+    server's Python path and ``pipelines_path`` only.
     """
     app = FastAPI(
         title="Shipyard platform server",
@@ -91,16 +95,12 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    if artifacts is not None:
-        # The destination stands in for the artifact root: the storage options (endpoint, credentials) are
-        # its, and the server's own stores see only the logical locations, which need none.
-        options = dataclasses.replace(settings, artifact_root=artifacts).storage_options_for(artifacts)
-        serve_from(artifacts, options)
-        settings = dataclasses.replace(
-            settings, artifact_root=f"{PROTOCOL}://artifacts", artifact_storage_options={}
-        )
-        app.state.artifacts = ArtifactStore(artifacts, storage_options=options)
-    app.state.settings = settings
+    app.state.pipelines = pipelines = DriverConfig.for_server(settings, artifacts, pipelines_path)
+    if pipelines.served is not None:
+        destination, options = pipelines.served
+        serve_from(destination, options)
+        app.state.artifacts = ArtifactStore(destination, storage_options=options)
+    app.state.settings = settings = pipelines.settings
     app.state.stores = stores = stores or open_server_stores(settings)
     app.state.experiment_names = {}
     app.state.accounts = accounts = Accounts(
@@ -140,6 +140,7 @@ def create_app(
     app.include_router(schedule_routes.router, prefix="/api/v1")
     app.include_router(tuning_routes.router, prefix="/api/v1")
     app.include_router(monitoring_routes.router, prefix="/api/v1")
+    app.include_router(pipeline_routes.router, prefix="/api/v1")
     app.include_router(auth_routes.router, prefix="/api/v1")
     if artifacts is not None:
         app.include_router(artifact_routes.router, prefix="/api/v1")
@@ -193,4 +194,5 @@ def app_from_environment() -> FastAPI:
         default_permission=env.get("DEFAULT_PERMISSION") or "READ",
         oidc=oidc,
         max_body_bytes=int(env.get("MAX_BODY_BYTES") or 32 << 20),
+        pipelines_path=env.get("PIPELINES_PATH") or None,
     )

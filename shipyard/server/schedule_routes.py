@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -106,7 +107,9 @@ def get(name: str, request: Request) -> dict[str, Any]:
     if found is None:
         raise NotFound(f"no schedule named {name!r}")
     if _target(found):
-        guard(request).experiment(_target(found), READ)
+        # Its experiment may not exist before the first run: readable then, as in the list.
+        with contextlib.suppress(NotFound):
+            guard(request).experiment(_target(found), READ)
     return wire.to_json(found)
 
 

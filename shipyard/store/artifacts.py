@@ -52,8 +52,10 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # Artifacts a platform server keeps (team mode), reached through it: see shipyard.store.server_artifacts.
 _SERVER_PROTOCOL = "shipyard-artifacts"
+# A process the server started to run a pipeline (and its step workers) keeps the server's files itself.
+_SERVED = "Served" if os.environ.get("SHIPYARD_SERVED_ARTIFACTS") else "Server"
 fsspec.register_implementation(
-    _SERVER_PROTOCOL, "shipyard.store.server_artifacts.ServerArtifactFileSystem", clobber=False
+    _SERVER_PROTOCOL, f"shipyard.store.server_artifacts.{_SERVED}ArtifactFileSystem", clobber=False
 )
 
 # Temp files of in-flight (or crashed) local writes. Hidden, and never listed or downloaded as artifacts.

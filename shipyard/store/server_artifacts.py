@@ -11,6 +11,8 @@ through :class:`~shipyard.store.artifacts.ArtifactStore`, unchanged.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
@@ -18,11 +20,14 @@ from typing import IO, Any
 import fsspec
 import httpx
 from fsspec.implementations.dirfs import DirFileSystem
+from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from shipyard.errors import InvalidInput, NotFound, ShipyardError
 
 PROTOCOL = "shipyard-artifacts"
+# The destination (and, as JSON, its options) for processes a server starts: see `served_environment`.
+SERVED_ENV = "SHIPYARD_SERVED_ARTIFACTS"
 _CHUNK = 1 << 20
 
 
@@ -173,9 +178,18 @@ class ServedArtifactFileSystem(DirFileSystem):
     destination_options: dict[str, Any] = {}  # its fsspec options (endpoint, credentials): serve_from
 
     def __init__(self, **kwargs: Any) -> None:
-        if self.destination is None:
+        destination, options = self.destination, self.destination_options
+        if destination is None and os.environ.get(SERVED_ENV):
+            # A pipeline driver the server started, or one of its step workers: told by the environment.
+            destination = os.environ[SERVED_ENV]
+            options = json.loads(os.environ.get(f"{SERVED_ENV}_OPTIONS") or "{}")
+        if destination is None:
             raise InvalidInput(f"this process serves no {PROTOCOL}:/ destination")
-        fs, path = fsspec.core.url_to_fs(self.destination, **self.destination_options)
+        fs, path = fsspec.core.url_to_fs(destination, **options)
+        if isinstance(fs, LocalFileSystem):
+            # Writers through this filesystem (a pipeline driver's runs) expect folders to appear as needed,
+            # as on an object store.
+            fs = LocalFileSystem(auto_mkdir=True)
         super().__init__(path=path, fs=fs, **kwargs)
 
     @classmethod
@@ -192,6 +206,13 @@ def serve_from(destination: str, storage_options: Mapping[str, Any] | None = Non
     ServedArtifactFileSystem.destination = destination
     ServedArtifactFileSystem.destination_options = dict(storage_options or {})
     fsspec.register_implementation(PROTOCOL, ServedArtifactFileSystem, clobber=True)
+
+
+def served_environment(destination: str, storage_options: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Environment variables that make a child process (and the processes it starts with that environment)
+    resolve ``shipyard-artifacts:/`` URIs to ``destination`` as the server does: for pipeline drivers,
+    whose step workers read and write the server's files directly."""
+    return {SERVED_ENV: destination, f"{SERVED_ENV}_OPTIONS": json.dumps(dict(storage_options or {}))}
 
 
 def stop_serving() -> None:

@@ -61,6 +61,10 @@ def _no_searches(response: httpx.Response) -> bool:
     return response.status_code == 200 and response.json() == {"searches": [], "next_page_token": None}
 
 
+def _no_pipeline_runs(response: httpx.Response) -> bool:
+    return response.status_code == 200 and response.json() == {"runs": [], "next_page_token": None}
+
+
 def _none_next(response: httpx.Response) -> bool:
     return response.status_code == 200 and response.json() == {"next_run_at": None}
 
@@ -79,7 +83,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
     tracking = TrackingClient(settings, stores=stores)
     experiment = tracking.create_experiment("secret")
-    run, key = tracking.create_run("secret", tags={"team": "a"})
+    run, key = tracking.create_run("secret", tags={"team": "a", "shipyard.pipeline": "p"})
     child, _ = tracking.create_run("secret", parent_run_id=run.run_id)
     tracking.log_params(key, {"lr": "0.1"})
     tracking.record_artifacts(key, [ArtifactRecord("model/MLmodel", 3, "0" * 64)])
@@ -268,6 +272,14 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "json": {"values": {"a": "b"}},
         },
         ("DELETE", "/api/v1/runs/{run_id}/tags/{key}"): {"path": f"/api/v1/runs/{run}/tags/team"},
+        ("GET", "/api/v1/pipelines/runs"): {"expect": _no_pipeline_runs},
+        ("POST", "/api/v1/pipelines/runs"): {"json": {"spec": "name: x", "experiment": "secret"}},
+        ("GET", "/api/v1/pipelines/runs/{run_id}"): {"path": f"/api/v1/pipelines/runs/{run}"},
+        ("POST", "/api/v1/pipelines/runs/{run_id}/cancel"): {"path": f"/api/v1/pipelines/runs/{run}/cancel"},
+        ("POST", "/api/v1/pipelines/runs/{run_id}/resume"): {"path": f"/api/v1/pipelines/runs/{run}/resume"},
+        ("GET", "/api/v1/pipelines/runs/{run_id}/steps/{step}/logs"): {
+            "path": f"/api/v1/pipelines/runs/{run}/steps/train/logs"
+        },
         ("GET", "/api/v1/schedules"): {"expect": _empty},
         ("POST", "/api/v1/schedules"): {"json": {"row": {"name": "mine", "experiment": "secret"}}},
         ("PATCH", "/api/v1/schedules/by-id/{schedule_id}"): {
@@ -353,6 +365,8 @@ def test_the_owner_still_reaches_the_world(world: World) -> None:
         f"{world.url}/api/v1/runs/search", json={"experiment_ids": [world.experiment_id]}, headers=headers
     )
     assert {r["run_id"] for r in found.json()} == {world.run_id, world.child_id}
+    pipelines = httpx.get(f"{world.url}/api/v1/pipelines/runs", headers=headers).json()
+    assert [r["run_id"] for r in pipelines["runs"]] == [world.run_id]  # what mallory's list left out
     # A version's package_uri is what its registering client said: the server serves only its own files.
     package = httpx.get(
         f"{world.url}/api/v1/registered-models/secret-model/versions/1/package", headers=headers

@@ -41,6 +41,8 @@ from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, 
 
 # A step's key, and None when it starts or its result when it ends.
 StepCallback = Callable[[str, StepResult | None], None]
+# The pipeline run's id, once the run exists with its spec and parameters (before any step starts).
+StartCallback = Callable[[str], None]
 
 PIPELINE_FILE = "pipeline.yaml"
 PARAMETERS_FILE = "parameters.json"
@@ -81,6 +83,10 @@ class PipelineExecutor(ABC):
     def __init__(self, max_parallel: int | None = None, settings: Settings | None = None) -> None:
         self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
         self.settings = settings
+        # A platform server's driver clears this: steps then import code from the workers' own path and
+        # `code_dir` only, never from the spec's project_dir (a folder on whichever machine compiled it).
+        self.trust_project_dir = True
+        self.code_dir: str | None = None
 
     @abstractmethod
     def _make_pool(self, settings: Settings) -> StepPool:
@@ -96,6 +102,7 @@ class PipelineExecutor(ABC):
         cache: bool = True,
         tags: Mapping[str, str] | None = None,
         on_step: StepCallback | None = None,
+        on_start: StartCallback | None = None,
     ) -> PipelineRunResult:
         """Run ``spec`` to the end and return every step's result; a failed step fails the run.
 
@@ -105,17 +112,24 @@ class PipelineExecutor(ABC):
             tags: extra tags for the pipeline run (a scheduler tags the runs it starts).
             on_step: called with a step's key and None when it starts, and with its result when it ends
                 (succeeded, failed, cached or skipped): for progress displays.
+            on_start: called with the pipeline run's id once it is recorded, before any step starts.
 
         Raises:
             InvalidInput: a parameter that is unknown, missing or of the wrong type.
         """
         params = bind_parameters(spec, parameters or {})
         return self._run(
-            spec, params, experiment or spec.name, run_name, cache, {}, dict(tags or {}), on_step
+            spec, params, experiment or spec.name, run_name, cache, {}, dict(tags or {}), on_step, on_start
         )
 
     def resume(
-        self, run_id: str, *, run_name: str | None = None, on_step: StepCallback | None = None
+        self,
+        run_id: str,
+        *,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        on_step: StepCallback | None = None,
+        on_start: StartCallback | None = None,
     ) -> PipelineRunResult:
         """Re-run a failed (or killed) pipeline run from its failed steps on, as a new pipeline run.
 
@@ -155,9 +169,9 @@ class PipelineExecutor(ABC):
             ) from exc
         experiment = client.get_experiment(original.experiment_id).name
         reuse = _finished_steps(client, run_id)
-        tags = {RESUMED_FROM_TAG: run_id}
+        extra = {**(tags or {}), RESUMED_FROM_TAG: run_id}
         return self._run(
-            spec, bind_parameters(spec, params), experiment, run_name, True, reuse, tags, on_step
+            spec, bind_parameters(spec, params), experiment, run_name, True, reuse, extra, on_step, on_start
         )
 
     def _run(
@@ -170,6 +184,7 @@ class PipelineExecutor(ABC):
         reuse: dict[str, tuple[str, dict[str, Any]]],
         tags: dict[str, str],
         on_step: StepCallback | None = None,
+        on_start: StartCallback | None = None,
     ) -> PipelineRunResult:
         settings = self.settings or get_settings()
         pool = self._make_pool(settings)
@@ -180,8 +195,12 @@ class PipelineExecutor(ABC):
             run.log_dict(params, PARAMETERS_FILE)
             engine = _Engine(spec, params, run, experiment, settings, pool)
             engine.use_cache, engine.reuse, engine.on_step = use_cache, reuse, on_step
+            if not self.trust_project_dir:
+                engine.project_dir = self.code_dir
             try:
-                with sigterm_raises():
+                with sigterm_raises():  # before on_start: a cancel may come as soon as the id is known
+                    if on_start is not None:
+                        on_start(run.run_id)
                     steps = engine.run()
             except BaseException as exc:
                 # Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit, see below): kill the running steps and
@@ -262,6 +281,7 @@ class _Engine:
         self.use_cache = True
         self.reuse: dict[str, tuple[str, dict[str, Any]]] = {}
         self.on_step: StepCallback | None = None
+        self.project_dir = spec.project_dir  # where workers look for step code beyond their own path
         self.client = get_client(settings)
         self.lineage = LineageClient(self.client)
 
@@ -439,7 +459,7 @@ class _Engine:
         returns = {n: o.type_name for n, o in step.outputs.items() if o.kind != "artifact"}
         c = step.component
         return Task(
-            c.module, c.function, params, artifacts, returns, inst.log_dir, project_dir=self.spec.project_dir
+            c.module, c.function, params, artifacts, returns, inst.log_dir, project_dir=self.project_dir
         )
 
     def _reused(self, inst: _Instance, step: StepSpec, task: Task) -> bool:
