@@ -891,8 +891,8 @@ def row_runs(plan: Plan, sy: Figures, ml: Figures, index: int) -> Result:
         notes.append(f"(b) Shipyard [{sy.label}]: {sy.runs['runs']:,} of {plan.runs:,} runs in its budget")
     if index == 0:
         notes.append(
-            "(b) requests per run: Shipyard 3 (create, params, end with the metrics), MLflow 4 (create, "
-            "params, metrics, end)"
+            "(b) requests per run: Shipyard 2 (create; end with the params and metrics, which an active "
+            "run buffers against a server), MLflow 4 (create, params, metrics, end)"
         )
         if ml.runs["runs"] < plan.runs:
             notes.append(

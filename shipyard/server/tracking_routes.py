@@ -11,14 +11,17 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth.records import ResourceType, Role
+from shipyard.errors import InvalidInput
 from shipyard.server.guard import EDIT, MANAGE, READ, guard
 from shipyard.store import wire
 from shipyard.store.protocol import TrackingStore
 from shipyard.tracking import naming
+from shipyard.tracking.chunks import Series
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, RunStatus
 
 router = APIRouter(tags=["tracking"])
@@ -71,6 +74,27 @@ ParamsByRun = dict[str, dict[str, Any]]
 class MetricBatch(_Body):
     metrics: list[SeriesEntry]
     params: ParamsByRun = Field(default_factory=dict)
+
+
+class PackedEntry(_Body):
+    run_id: str
+    key: str
+    count: int = Field(ge=0)
+
+
+class PackedHeader(_Body):
+    """The JSON header of a packed metric batch (see :func:`shipyard.store.wire.pack_batch`)."""
+
+    metrics: list[PackedEntry]
+    params: ParamsByRun = Field(default_factory=dict)
+
+
+_PACKED_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {wire.PACKED_METRICS: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 class EndRun(_Body):
@@ -136,11 +160,30 @@ def _params(store: TrackingStore, params: ParamsByRun) -> dict[int, dict[str, An
 
 
 def _pending(store: TrackingStore, entries: list[SeriesEntry]) -> dict[tuple[int, str], Any]:
-    pending = {}
-    for run_id, key, series in wire.series_in(e.model_dump() for e in entries):
+    return _keyed(store, wire.series_in(e.model_dump() for e in entries))
+
+
+def _keyed(store: TrackingStore, triples: list[tuple[str, str, Series]]) -> dict[tuple[int, str], Series]:
+    pending: dict[tuple[int, str], Series] = {}
+    for run_id, key, series in triples:
         naming.check_key(key, "metric")
-        pending[(store.run_key(run_id), key)] = series
+        found = pending.setdefault((store.run_key(run_id), key), series)
+        if found is not series:  # the same key twice in one batch: keep both parts, in order
+            found.extend(series)
     return pending
+
+
+def _store_batch(
+    request: Request,
+    triples: list[tuple[str, str, Series]],
+    params: ParamsByRun,
+    idempotency_key: str | None,
+) -> None:
+    store = _store(request)
+    guard(request).runs({run_id for run_id, _, _ in triples} | params.keys(), EDIT)
+    store.write_metrics(
+        _keyed(store, triples), idempotency_key=idempotency_key, params=_params(store, params)
+    )
 
 
 # ---------------------------------------------------------------------- a run's writes
@@ -152,13 +195,31 @@ async def write_metrics(
     """Store a batch of points (one request per client flush), all or nothing, and once per key."""
 
     def work() -> None:
-        store = _store(request)
-        guard(request).runs({e.run_id for e in body.metrics} | body.params.keys(), EDIT)
-        store.write_metrics(
-            _pending(store, body.metrics),
-            idempotency_key=idempotency_key,
-            params=_params(store, body.params),
-        )
+        triples = wire.series_in(e.model_dump() for e in body.metrics)
+        _store_batch(request, triples, body.params, idempotency_key)
+
+    await _in_thread(work)
+    return _answer(None, _NO_CONTENT)
+
+
+@router.post("/metrics/binary", status_code=204, response_model=None, openapi_extra=_PACKED_BODY)
+async def write_packed_metrics(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
+    """``POST /metrics`` with the points in one binary body (``application/vnd.shipyard.metrics``: a
+    uint32 header length, a JSON header of entries and params, then each entry's columns as little-endian
+    int64 / float64 / int64; see ``shipyard.store.wire.pack_batch``). What the Python client sends."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if media_type != wire.PACKED_METRICS:
+        raise InvalidInput(f"content-type must be {wire.PACKED_METRICS}, not {media_type or 'none'!r}")
+    body = await request.body()
+
+    def work() -> None:
+        raw, columns = wire.unpack_batch(body)
+        try:
+            header = PackedHeader.model_validate(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        triples = [(e.run_id, e.key, s) for e, s in zip(header.metrics, columns, strict=True)]
+        _store_batch(request, triples, header.params, idempotency_key)
 
     await _in_thread(work)
     return _answer(None, _NO_CONTENT)

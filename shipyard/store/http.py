@@ -109,8 +109,11 @@ class HttpClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        content: tuple[bytes, str] | None = None,
     ) -> Any:
         """Send one request and return its JSON answer, retrying with backoff what is safe to retry.
+
+        The body is ``json``, or ``content``: (bytes, media type).
 
         A read, or a write carrying an ``idempotency_key`` (the server stores it once, however often it
         arrives), is retried after any connection error and 502/503/504. Any other write is retried only
@@ -119,14 +122,20 @@ class HttpClient:
         """
         repeatable = method in _SAFE_METHODS or idempotency_key is not None
         headers = self._headers
-        if idempotency_key:
-            headers = {**headers, "Idempotency-Key": idempotency_key}
+        if idempotency_key or content:
+            headers = {**headers}
+            if idempotency_key:
+                headers["Idempotency-Key"] = idempotency_key
+            if content:
+                headers["Content-Type"] = content[1]
         url = self._prefix + path
         if params:
             url += "?" + urlencode(
                 [(k, _query_value(v)) for k, v in params.items() if v is not None], doseq=True
             )
-        body = None if json is None else _json.dumps(json, separators=(",", ":")).encode()
+        body = content[0] if content else None
+        if json is not None:
+            body = _json.dumps(json, separators=(",", ":")).encode()
         deadline = time.monotonic() + (_RECONNECT_S if self._answered else _FIRST_CONTACT_S)
         delay = 0.05
         while True:
@@ -355,12 +364,16 @@ class HttpTrackingStore:
         idempotency_key: str | None = None,
         params: Mapping[RunKey, Mapping[str, Any]] | None = None,
     ) -> None:
-        body: dict[str, Any] = {"metrics": self._series(pending)}
-        if params:
-            body["params"] = self._params(params)
-        if body["metrics"] or body.get("params"):
-            key = idempotency_key or new_id()
-            self._client.call("POST", "/metrics", json=body, idempotency_key=key)
+        entries = [(self._id(k), key, s) for (k, key), s in (pending or {}).items() if len(s)]
+        checked = self._params(params) if params else {}
+        if entries or checked:
+            body = wire.pack_batch(entries, checked)
+            self._client.call(
+                "POST",
+                "/metrics/binary",
+                content=(body, wire.PACKED_METRICS),
+                idempotency_key=idempotency_key or new_id(),
+            )
 
     def _params(self, params: Mapping[RunKey, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
         return {self._id(k): _checked(v, "param") or {} for k, v in params.items() if v}

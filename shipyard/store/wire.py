@@ -10,7 +10,9 @@ import base64
 import binascii
 import dataclasses
 import enum
+import json
 import math
+import struct
 from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -113,6 +115,72 @@ def series_out(run_id: str, key: str, series: Series) -> dict[str, Any]:
     }
 
 
+PACKED_METRICS = "application/vnd.shipyard.metrics"
+_PACKED_HEADER_MAX = 16 << 20
+
+
+def pack_batch(entries: Iterable[tuple[str, str, Series]], params: Mapping[str, Any] | None = None) -> bytes:
+    """A metric batch as one binary body (what the Python client sends): a little-endian uint32 header
+    length, a JSON header ``{"metrics": [{"run_id", "key", "count"}…], "params": {run id: {key: value}}}``,
+    then each entry's int64 steps, float64 values and int64 timestamps as little-endian bytes.
+
+    Encoding 10,000 points as JSON text (base64 columns) and decoding them cost ~2 ms, more than storing them.
+    """
+    listed = list(entries)
+    header = {
+        "metrics": [{"run_id": run_id, "key": key, "count": len(s)} for run_id, key, s in listed],
+        "params": dict(params or {}),
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    parts = [struct.pack("<I", len(head)), head]
+    for _, _, series in listed:
+        parts += (
+            chunks.to_le_bytes(series.steps),
+            chunks.to_le_bytes(series.values),
+            chunks.to_le_bytes(series.timestamps),
+        )
+    return b"".join(parts)
+
+
+def unpack_batch(body: bytes) -> tuple[dict[str, Any], list[Series]]:
+    """The header and the columns of a :func:`pack_batch` body; `InvalidInput` says what is malformed.
+
+    The header is returned as parsed JSON, for the caller to validate; the columns are checked here to be
+    exactly as long as the header's counts say.
+    """
+    view = memoryview(body)
+    if len(view) < 4:
+        raise InvalidInput("a packed metric batch starts with its header's length (4 bytes)")
+    (size,) = struct.unpack_from("<I", view)
+    if size > min(len(view) - 4, _PACKED_HEADER_MAX):
+        raise InvalidInput(f"the packed batch's header length {size} runs past the body")
+    try:
+        header = json.loads(bytes(view[4 : 4 + size]))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"the packed batch's header is not JSON: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("metrics"), list):
+        raise InvalidInput("the packed batch's header must be an object with a 'metrics' list")
+    counts = [e.get("count") if isinstance(e, dict) else None for e in header["metrics"]]
+    for i, count in enumerate(counts):
+        if type(count) is not int or count < 0:
+            raise InvalidInput(f"metrics[{i}].count must be a non-negative integer")
+    offset, found = 4 + size, []
+    if len(view) - offset != 24 * sum(counts):
+        raise InvalidInput(
+            f"the packed batch holds {len(view) - offset} bytes of points; its header counts "
+            f"{sum(counts)} points ({24 * sum(counts)} bytes)"
+        )
+    for count in counts:
+        series = Series()
+        width = 8 * count
+        series.steps = chunks.from_le_bytes("q", view[offset : offset + width])
+        series.values = chunks.from_le_bytes("d", view[offset + width : offset + 2 * width])
+        series.timestamps = chunks.from_le_bytes("q", view[offset + 2 * width : offset + 3 * width])
+        offset += 3 * width
+        found.append(series)
+    return header, found
+
+
 def series_in(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Series]]:
     """Batch entries back as (run id, key, points); `InvalidInput` names a malformed entry.
 
@@ -137,7 +205,8 @@ def series_in(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Seri
 def _column(raw: Any, typecode: str, field: str) -> array:
     if isinstance(raw, str):
         try:
-            data = base64.b64decode(raw, validate=True)
+            # (b64decode's validate=True runs a regular expression over the text first: ~3x the cost)
+            data = binascii.a2b_base64(raw, strict_mode=True)
         except (binascii.Error, ValueError):
             raise InvalidInput(f"{field}: not a list and not base64") from None
         if len(data) % 8:

@@ -13,6 +13,8 @@ from array import array
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 MAX_POINTS_PER_CHUNK = 200_000
 CHUNK_COLUMNS = ("run_pk", "key", "count", "min_step", "max_step", "steps", "values", "timestamps")
 _LITTLE_ENDIAN = sys.byteorder == "little"
@@ -65,13 +67,14 @@ def encode_series(run_pk: int, key: str, series: Series) -> list[tuple[Any, ...]
     for start in range(0, len(series), MAX_POINTS_PER_CHUNK):
         end = start + MAX_POINTS_PER_CHUNK
         steps = series.steps[start:end]
+        view = _int64s(steps)  # min/max over a numpy view: builtins box every item (~0.3 ms for 10,000)
         out.append(
             (
                 run_pk,
                 key,
                 len(steps),
-                min(steps),
-                max(steps),
+                int(view.min()),
+                int(view.max()),
                 to_le_bytes(steps),
                 to_le_bytes(series.values[start:end]),
                 to_le_bytes(series.timestamps[start:end]),
@@ -82,10 +85,19 @@ def encode_series(run_pk: int, key: str, series: Series) -> list[tuple[Any, ...]
 
 def latest_of(series: Series) -> tuple[float, int, int]:
     """(value, step, timestamp) of the highest step, then the newest; the last logged wins a tie."""
-    steps, stamps = series.steps, series.timestamps
-    top = max(steps)
-    best = max((i for i, step in enumerate(steps) if step == top), key=lambda i: (stamps[i], i))
-    return series.values[best], steps[best], stamps[best]
+    steps = _int64s(series.steps)
+    at = np.flatnonzero(steps == steps.max())
+    if len(at) == 1:
+        best = int(at[0])
+    else:  # several points at the top step: the newest, and of those the last logged
+        stamps = _int64s(series.timestamps)[at][::-1]
+        best = int(at[len(at) - 1 - int(np.argmax(stamps))])
+    return series.values[best], series.steps[best], series.timestamps[best]
+
+
+def _int64s(column: array) -> np.ndarray:
+    """A view of an int64 array (no copy; it pins the array's size while it lives)."""
+    return np.frombuffer(column, dtype=np.int64)
 
 
 def decode_chunk(steps: bytes, values: bytes, timestamps: bytes) -> Iterator[tuple[int, float, int]]:

@@ -38,8 +38,12 @@ from shipyard.tracking.values import (
 )
 from shipyard.tracking.writer import MetricWriter
 
+# The per-point path reads these as module globals: each saves an attribute lookup per log_metric call.
 _check_key = naming.check_key
+_valid_keys = naming.valid_keys
 _MIN_I64, _MAX_I64 = MIN_I64, MAX_I64
+_RUNNING = RunStatus.RUNNING
+_time_ns = time.time_ns
 log = logging.getLogger(__name__)
 
 # The artifact a FAILED run keeps its traceback in (`shipyard runs show` prints its last lines).
@@ -56,6 +60,7 @@ class ActiveRun:
         (a pipeline worker logging into a run its engine owns does not beat)."""
         self._client = client
         self._writer = writer
+        self._add_point = writer.add
         self._record = record
         self._pk = run_pk
         self._status = RunStatus.RUNNING
@@ -154,9 +159,9 @@ class ActiveRun:
     # ------------------------------------------------------------------ metrics
     def log_metric(self, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
         """Buffer one point (NaN and ±inf are kept as is). Durable after :meth:`flush` or run end."""
-        if self._status is not RunStatus.RUNNING:
+        if self._status is not _RUNNING:
             self._check_active()
-        if key.__class__ is not str or key not in naming.valid_keys:
+        if key.__class__ is not str or key not in _valid_keys:
             _check_key(key, "metric")
         # Every check comes before the point is buffered: a half-added point would misalign the buffer.
         if value.__class__ is not float:
@@ -164,10 +169,10 @@ class ActiveRun:
         if step.__class__ is not int or not _MIN_I64 <= step <= _MAX_I64:
             step = metric_step(key, step)
         if timestamp is None:
-            timestamp = time.time_ns() // 1_000_000
+            timestamp = _time_ns() // 1_000_000
         elif timestamp.__class__ is not int or not 0 <= timestamp <= _MAX_I64:
             timestamp = metric_timestamp(key, timestamp)
-        self._writer.add(self._pk, key, value, step, timestamp)
+        self._add_point(self._pk, key, value, step, timestamp)
 
     def log_metrics(self, values: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:
         """Buffer several keys at one step."""

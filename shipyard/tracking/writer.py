@@ -80,14 +80,18 @@ class MetricWriter:
     def add(self, run_pk: int, key: str, value: float, step: int, timestamp: int) -> None:
         """Buffer one point (already validated by the caller)."""
         with self._lock:
-            series = self._buffer.get((run_pk, key))
-            if series is None:
-                series = self._buffer[(run_pk, key)] = Series()
+            try:
+                series = self._buffer[run_pk, key]
+            except KeyError:
+                series = self._buffer[run_pk, key] = Series()
             series.steps.append(step)
             series.values.append(value)
             series.timestamps.append(timestamp)
-            self._count += 1
-            count = self._count
+            self._count = count = self._count + 1
+        if count >= self._high_water or self._thread is None:
+            self._added(count)
+
+    def _added(self, count: int) -> None:
         if count >= self._high_water:
             self._wake.set()
         if self._thread is None:

@@ -20,8 +20,9 @@ import pytest
 from shipyard.auth.accounts import Accounts
 from shipyard.config import Settings
 from shipyard.lineage.records import ArtifactType
-from shipyard.store import open_server_stores
+from shipyard.store import open_server_stores, wire
 from shipyard.store.artifacts import ArtifactStore
+from shipyard.tracking.chunks import Series
 from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, RunStatus, now_ms
 from tests.conftest import make_settings, platform_server
@@ -178,6 +179,10 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("GET", "/api/v1/lineage/upstream"): {"params": {"uri": "file:///models/m"}},
         ("POST", "/api/v1/metrics"): {"json": {"metrics": [series]}},
+        ("POST", "/api/v1/metrics/binary"): {
+            "content": wire.pack_batch([(run, "m", _points(1))]),
+            "headers": {"content-type": wire.PACKED_METRICS},
+        },
         ("GET", "/api/v1/monitoring/models/{model}/alerts"): {
             "path": "/api/v1/monitoring/models/secret-model/alerts"
         },
@@ -317,9 +322,19 @@ def _routes(w: World) -> list[tuple[str, str]]:
     )
 
 
+def _points(n: int) -> Series:
+    series = Series()
+    for step in range(n):
+        series.steps.append(step)
+        series.values.append(float(step))
+        series.timestamps.append(now_ms())
+    return series
+
+
 def _call(w: World, route: tuple[str, str], spec: dict[str, Any], token: str | None) -> httpx.Response:
     method, template = route
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers.update(spec.get("headers", {}))
     return httpx.request(
         method,
         w.url + spec.get("path", template),
