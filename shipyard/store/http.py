@@ -166,7 +166,9 @@ def _pool_manager(url: str, timeout_s: float) -> urllib3.PoolManager:
     """A pool for ``url``: through the proxy the environment names for it (as httpx and requests do)."""
     options: dict[str, Any] = {
         "timeout": urllib3.Timeout(connect=min(timeout_s, 10.0), read=timeout_s),
-        "maxsize": 8,  # threads of one client (metric writer, heartbeat, the script) each keep one
+        # Connections kept for reuse: one per thread calling at once (script, metric writer, pipeline and
+        # tuning threads); more are opened when needed and closed after, with a warning from urllib3.
+        "maxsize": 32,
     }
     if url.startswith("https:"):
         context = ssl.create_default_context(

@@ -19,7 +19,7 @@ import pytest
 import shipyard
 from shipyard.auth.accounts import FREE_FAILURES, Accounts
 from shipyard.config import Settings
-from shipyard.errors import Forbidden, Unauthorized
+from shipyard.errors import Forbidden, StoreError, Unauthorized
 from shipyard.store import open_server_stores
 from shipyard.tracking.client import TrackingClient
 from tests.conftest import console, make_settings, platform_server, server_process
@@ -225,7 +225,9 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def test_a_real_server_with_auth_and_tls_keeps_secrets_out_of_its_log_and_database(tmp_path: Path) -> None:
+def test_a_real_server_with_auth_and_tls_keeps_secrets_out_of_its_log_and_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "server-home"
     env = {**os.environ, "SHIPYARD_HOME": str(home)}
     refused = console("server", "--auth", env=env)
@@ -282,6 +284,12 @@ def test_a_real_server_with_auth_and_tls_keeps_secrets_out_of_its_log_and_databa
             second = made.json()["token"]
         with pytest.raises(httpx.TransportError):  # TLS only
             httpx.get(url.replace("https", "http") + "/api/v1/health", timeout=5)
+        # The team-mode client checks the server's certificate: refused until told to trust it.
+        client_settings = make_settings(tmp_path / "client", tracking_uri=url, tracking_token=token)
+        with pytest.raises(StoreError, match=f"cannot reach the Shipyard server at {url}.*CERTIFICATE"):
+            TrackingClient(client_settings).list_experiments()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert TrackingClient(client_settings).list_experiments() == []
     secrets = [token.split("_", 2)[2], second.split("_", 2)[2], PASSWORD, basic]
     text = log.read_text()
     assert "GET /api/v1/users/me" in text  # the log is there, and detailed
