@@ -79,6 +79,7 @@ def build_search_statement(
     offset: int = 0,
     limit: int,
     dialect_name: str = "sqlite",
+    few_runs: bool = False,
 ) -> sa.Select[Any]:
     """The statement selecting the columns of ``runs`` (``id`` included) for one page of matching runs.
 
@@ -90,6 +91,9 @@ def build_search_statement(
         offset: runs to skip.
         limit: most runs to return.
         dialect_name: the backend it will run on, ``"sqlite"`` or ``"postgresql"`` (``engine.dialect.name``).
+        few_runs: the experiments hold few runs (SQLite): walk them and look each one's values up, rather
+            than walk a value index over every experiment's runs (a 10-run experiment beside 100,000 runs:
+            ~150 ms that way, ~1 ms this way). PostgreSQL's planner decides this from its statistics.
 
     Raises:
         InvalidInput: a negative offset or limit, an unsupported dialect, or a comparison the AST cannot mean
@@ -107,7 +111,7 @@ def build_search_statement(
     for item in _conjuncts(filter_expr):
         if isinstance(item, Comparison) and item.entity.kind in _KEYED_TABLES and item.op is not Op.IS_NULL:
             if item.entity not in joins:
-                joins[item.entity] = _Join.for_entity(item.entity, len(joins))
+                joins[item.entity] = _Join.for_entity(item.entity, len(joins), by_run=few_runs)
             joins[item.entity].add(item, compiler)
         else:
             where.append(compiler.condition(item))
@@ -123,7 +127,7 @@ def build_search_statement(
             nullable = bool(runs.c[key.entity.key].nullable)
         else:
             if key.entity not in joins:  # joined for sorting only: runs without the key stay, with NULL
-                joins[key.entity] = _Join.for_entity(key.entity, len(joins), outer=True)
+                joins[key.entity] = _Join.for_entity(key.entity, len(joins), outer=True, by_run=few_runs)
                 from_clause = from_clause.outerjoin(joins[key.entity].table, joins[key.entity].on(key.entity))
             column, nullable = joins[key.entity].table.c.value, not joins[key.entity].null_free
         ordered = column.desc() if key.descending else column.asc()
@@ -146,13 +150,14 @@ class _Join:
     table: sa.FromClause
     conditions: list[sa.ColumnElement[bool]] = field(default_factory=list)
     null_free: bool = False  # no row with a NULL value (a NaN metric) can pass the conditions
+    by_run: bool = False  # find the rows from the run only (see build_search_statement's few_runs)
 
     @classmethod
-    def for_entity(cls, entity: Entity, number: int, *, outer: bool = False) -> _Join:
+    def for_entity(cls, entity: Entity, number: int, *, outer: bool = False, by_run: bool = False) -> _Join:
         table = _KEYED_TABLES[entity.kind]
         alias = table.alias(f"{_ALIAS_LETTERS[entity.kind]}_{number}")
         # params and tags values are NOT NULL; a metric's may be NULL (NaN) until a comparison excludes it.
-        return cls(alias, null_free=not outer and table is not latest_metrics)
+        return cls(alias, null_free=not outer and table is not latest_metrics, by_run=by_run)
 
     def add(self, comparison: Comparison, compiler: _Compiler) -> None:
         if comparison.op is Op.IS_NOT_NULL:
@@ -163,7 +168,12 @@ class _Join:
 
     def on(self, entity: Entity) -> sa.ColumnElement[bool]:
         c = self.table.c
-        return sa.and_(c.run_pk == runs.c.id, c.key == entity.key, *self.conditions)
+        key: sa.ColumnElement[Any] = c.key
+        if self.by_run:
+            # SQLite's unary + keeps a column out of index choices: with the key hidden from the (key, value)
+            # index, the rows can only be found from their run, so the planner walks the experiment's runs.
+            key = sa.literal_column(f"+{self.table.name}.key")
+        return sa.and_(c.run_pk == runs.c.id, key == entity.key, *self.conditions)
 
 
 class _Wildcard(enum.Enum):

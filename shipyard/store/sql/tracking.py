@@ -71,6 +71,8 @@ from shipyard.tracking.values import text_value
 log = logging.getLogger(__name__)
 _CHUNK = 900  # ids per IN (...) list; well under every backend's bound-parameter limit
 _MAX_PARAM_VALUE = 8000
+# Up to this many runs in the searched experiments, SQLite searches them run by run (see search.py).
+_FEW_RUNS = 5000
 _MAX_TAG_VALUE = 8000
 _KEY_TTL_MS = 24 * 3600 * 1000  # how long a retry can come after its first attempt and still be recognised
 _PRUNE_EVERY = 1000  # claims between prunings of expired idempotency keys
@@ -543,6 +545,12 @@ class SqlTrackingStore:
                     self._write_params(conn, checked)
                     self._write_series(conn, pending)
 
+    def _few_runs(self, conn: Connection, experiment_ids: Sequence[str]) -> bool:
+        """Whether the experiments hold at most a few thousand runs (counted no further than that)."""
+        some = sa.select(runs.c.id).where(runs.c.experiment_id.in_(list(experiment_ids)))
+        counted = sa.select(sa.func.count()).select_from(some.limit(_FEW_RUNS + 1).subquery())
+        return conn.execute(counted).scalar_one() <= _FEW_RUNS
+
     def _claim(self, conn: Connection, key: str, result: str | None = None) -> bool:
         """Record ``key`` in the caller's transaction; False when a committed write already holds it."""
         claimed = conn.exec_driver_sql(self._sql_claim_key, (key, now_ms(), result)).rowcount == 1
@@ -726,16 +734,17 @@ class SqlTrackingStore:
         Raises:
             FilterSyntaxError: a filter or order that does not parse (token and position named).
         """
-        statement = build_search_statement(
-            experiment_ids,
-            parse_filter(filter),
-            parse_order_by(order_by),
-            lifecycle_stage=None if include_deleted else LifecycleStage.ACTIVE.value,
-            offset=offset,
-            limit=limit,
-            dialect_name=self.db.dialect,
-        )
         with self.db.read() as conn:
+            statement = build_search_statement(
+                experiment_ids,
+                parse_filter(filter),
+                parse_order_by(order_by),
+                lifecycle_stage=None if include_deleted else LifecycleStage.ACTIVE.value,
+                offset=offset,
+                limit=limit,
+                dialect_name=self.db.dialect,
+                few_runs=self.db.dialect == "sqlite" and self._few_runs(conn, experiment_ids),
+            )
             rows = [row._mapping for row in conn.execute(statement)]
             return hydrate_runs(conn, rows, parse_columns(columns), stale_before(self.settings))
 
