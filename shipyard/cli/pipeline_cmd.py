@@ -135,6 +135,12 @@ def resume(
     max_parallel: int = typer.Option(None, "--max-parallel"),
     executor: str = typer.Option(None, "--executor", help="local or ray (default: the executor setting)."),
     progress: bool = _PROGRESS,
+    on_server: bool = typer.Option(
+        False,
+        "--on-server",
+        help="Resume on the platform server's executor (team mode), as `submit` runs there.",
+    ),
+    wait: bool = typer.Option(False, "--wait", help="With --on-server: follow the new run to its end."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Re-run a failed pipeline run from its failed steps on, reusing the steps that succeeded.
@@ -142,7 +148,16 @@ def resume(
     Examples:
 
         shipyard pipeline resume 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a
+
+        shipyard pipeline resume 3f2c9a0e5b7d4c1e9f8a6b5c4d3e2f1a --on-server --wait
     """
+    if on_server:
+        remote = RemotePipelines()  # outside team mode: one line saying so
+        new_run = remote.resume(get_client().find_run(run_id).run_id)
+        _started(remote, new_run, wait=wait, as_json=as_json, what="resumed as pipeline run")
+        return
+    if wait:
+        raise InvalidInput("--wait follows a run on the server: pass --on-server too")
     found = get_client().find_run(run_id)  # a name works too, as everywhere else
     on_step = _step_progress(None, progress, as_json)
     report(_executor(executor, max_parallel).resume(found.run_id, on_step=on_step), as_json=as_json)
@@ -208,6 +223,11 @@ def submit(
     parameters = parse_assignments(param or [])
     bind_parameters(spec, parameters)  # a bad parameter is named here, not after a round trip
     run_id = remote.submit(spec, parameters, experiment=experiment, run_name=run_name, cache=cache)
+    _started(remote, run_id, wait=wait, as_json=as_json, what="submitted pipeline run")
+
+
+def _started(remote: RemotePipelines, run_id: str, *, wait: bool, as_json: bool, what: str) -> None:
+    """Print a run the server started; with ``wait``, follow it and exit as it ended."""
     if not wait:
         if as_json:
             print_json({"run_id": run_id})
@@ -215,7 +235,7 @@ def submit(
             console.print(run_id, markup=False)
         return
     if not as_json:
-        console.print(f"submitted pipeline run {run_id}; waiting for it to end", markup=False)
+        console.print(f"{what} {run_id}; waiting for it to end", markup=False)
     _report_state(remote.wait(run_id, on_poll=None if as_json else _progress_lines()), as_json=as_json)
 
 

@@ -274,3 +274,19 @@ def test_the_cli_submits_waits_and_reads_logs_in_team_mode(site: Site, tmp_path:
         "pipeline", "submit", "tests.pipelines.executor_components:failing", "--wait", cwd=REPO, env=env
     )
     assert failing.returncode == 1 and "at step(s) boom" in failing.stderr
+
+
+def test_the_cli_resumes_a_failed_run_on_the_server(site: Site, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env.update(SHIPYARD_HOME=str(tmp_path / "home"), SHIPYARD_CEILING_DIRECTORIES=str(tmp_path))
+    env.update(SHIPYARD_TRACKING_URI=site.url, SHIPYARD_TRACKING_TOKEN=site.tokens["ed"])
+    failing = "tests.pipelines.executor_components:failing"
+    first = console("pipeline", "submit", failing, "--wait", "--json", cwd=REPO, env=env)
+    assert first.returncode == 1
+    failed_id = yaml.safe_load(first.stdout)["run_id"]
+    local_wait = console("pipeline", "resume", failed_id, "--wait", env=env)
+    assert local_wait.returncode == 2 and "--on-server" in local_wait.stderr
+    again = console("pipeline", "resume", failed_id, "--on-server", "--wait", "--json", env=env)
+    assert again.returncode == 1 and "at step(s) boom" in again.stderr  # the step fails again, there
+    resumed = yaml.safe_load(again.stdout)
+    assert resumed["run_id"] != failed_id and resumed["resumed_from"] == failed_id
