@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 
 MAX_POINTS_PER_CHUNK = 200_000
+# Above this many points numpy views scan a column faster than the builtins (which box every item); below
+# it their set-up costs more than the scan (a run's end flushes a few points per key).
+_VECTOR_FROM = 64
 CHUNK_COLUMNS = ("run_pk", "key", "count", "min_step", "max_step", "steps", "values", "timestamps")
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
@@ -67,14 +70,18 @@ def encode_series(run_pk: int, key: str, series: Series) -> list[tuple[Any, ...]
     for start in range(0, len(series), MAX_POINTS_PER_CHUNK):
         end = start + MAX_POINTS_PER_CHUNK
         steps = series.steps[start:end]
-        view = _int64s(steps)  # min/max over a numpy view: builtins box every item (~0.3 ms for 10,000)
+        if len(steps) >= _VECTOR_FROM:
+            view = _int64s(steps)
+            low, high = int(view.min()), int(view.max())
+        else:
+            low, high = min(steps), max(steps)
         out.append(
             (
                 run_pk,
                 key,
                 len(steps),
-                int(view.min()),
-                int(view.max()),
+                low,
+                high,
                 to_le_bytes(steps),
                 to_le_bytes(series.values[start:end]),
                 to_le_bytes(series.timestamps[start:end]),
@@ -85,6 +92,11 @@ def encode_series(run_pk: int, key: str, series: Series) -> list[tuple[Any, ...]
 
 def latest_of(series: Series) -> tuple[float, int, int]:
     """(value, step, timestamp) of the highest step, then the newest; the last logged wins a tie."""
+    if len(series) < _VECTOR_FROM:
+        steps, stamps = series.steps, series.timestamps
+        top = max(steps)
+        best = max((i for i, step in enumerate(steps) if step == top), key=lambda i: (stamps[i], i))
+        return series.values[best], steps[best], stamps[best]
     steps = _int64s(series.steps)
     at = np.flatnonzero(steps == steps.max())
     if len(at) == 1:
