@@ -31,6 +31,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from shipyard.errors import Conflict, ShipyardError
 from shipyard.tracking.chunks import Series, SeriesMap
@@ -229,21 +230,19 @@ class MetricWriter:
         # a batch the store did commit (its answer lost) is not stored twice.
         while self._unsent:
             key, batch, params = self._unsent[0]
-            refused = self._write_unsent(key, batch, params)
+            refused = None
+            try:
+                self._write_metrics(batch, key, params or None)
+            except Conflict as exc:
+                if not params:
+                    raise
+                with self._lock:
+                    self._unsent[0] = (key, batch, {})
+                refused = self._without_params(params, exc, partial(self._write_metrics, batch, key, None))
             with self._lock:
                 self._unsent.pop(0)
             if refused is not None:
                 raise refused
-
-    def _write_unsent(self, key: str, batch: SeriesMap, params: ParamMap) -> Conflict | None:
-        try:
-            self._write_metrics(batch, key, params or None)
-        except Conflict as exc:
-            if not params:
-                raise
-            self._write_metrics(batch, key, None)
-            return self._params_alone(params) or exc
-        return None
 
     def _write(self, taken: SeriesMap, params: ParamMap, action: BatchAction) -> Conflict | None:
         key = new_id()
@@ -251,25 +250,41 @@ class MetricWriter:
             action(taken, key, params or None)
         except Conflict as exc:
             if not params:
-                if taken:
-                    with self._lock:
-                        self._unsent.append((key, taken, params))
+                self._keep(key, taken, {})
                 raise
-            # A refused param must not hold back the points (nor other runs' params): store them without
-            # it, then each run's params on their own.
-            try:
-                action(taken, key, None)
-            except BaseException:
-                with self._lock:
-                    self._unsent.append((key, taken, params))
-                raise
-            return self._params_alone(params) or exc
+
+            def points_alone() -> None:
+                try:
+                    action(taken, key, None)
+                except BaseException:
+                    self._keep(key, taken, {})
+                    raise
+
+            return self._without_params(params, exc, points_alone)
         except BaseException:
-            if taken or params:
-                with self._lock:
-                    self._unsent.append((key, taken, params))
+            self._keep(key, taken, params)
             raise
         return None
+
+    def _keep(self, key: str, taken: SeriesMap, params: ParamMap) -> None:
+        if taken or params:
+            with self._lock:
+                self._unsent.append((key, taken, params))
+
+    def _without_params(
+        self, params: ParamMap, refusal: Conflict, store_points: Callable[[], None]
+    ) -> Conflict:
+        """A batch whose params the store refused: its points go alone (under the batch's key, which a
+        retry must not reuse with params: a committed key skips the whole batch), then each run's params on
+        their own, so one run's refused param neither loses points nor holds back other runs' params."""
+        try:
+            store_points()
+        except BaseException:
+            with self._lock:  # back in the buffer, older values under any logged since
+                for run_pk, values in params.items():
+                    self._params[run_pk] = {**values, **self._params.get(run_pk, {})}
+            raise
+        return self._params_alone(params) or refusal
 
     def _params_alone(self, params: ParamMap) -> Conflict | None:
         refused = None
