@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import pydantic
@@ -98,7 +99,12 @@ class _RulesFile(pydantic.BaseModel):
 
 @dataclass(frozen=True)
 class Alert:
-    """A rule that fired. ``delivered`` is None without a webhook; ``error`` says why a POST failed."""
+    """A rule that fired. ``delivered`` is None without a webhook; ``error`` says why a POST failed.
+
+    ``webhook`` is where it was POSTed with the path and query left out (``https://hooks.example.com/…``):
+    a webhook URL often is its own secret (Slack's, for one), and alerts land in reports anyone who may read
+    the model reads, and in logs.
+    """
 
     rule: str
     model: str
@@ -216,7 +222,7 @@ def evaluate(
                 value=value,
                 threshold=rule.threshold,
                 report=result.report_path,
-                webhook=webhook,
+                webhook=shown_url(webhook) if webhook is not None else None,
             )
             log.warning(
                 "alert %s fired for model %s: %s = %.6g %s %.6g (report %s)",
@@ -231,7 +237,7 @@ def evaluate(
             if webhook is not None:
                 if client is None and own_client is None:
                     own_client = httpx.Client(timeout=WEBHOOK_TIMEOUT_S)
-                alert = _post(client or own_client, alert)  # type: ignore[arg-type]
+                alert = _post(client or own_client, alert, webhook)  # type: ignore[arg-type]
             fired.append(alert)
     finally:
         if own_client is not None:
@@ -239,7 +245,15 @@ def evaluate(
     return fired
 
 
-def _post(client: httpx.Client, alert: Alert) -> Alert:
+def shown_url(url: str) -> str:
+    """``url`` as reports and logs show it: scheme, host and port, without credentials, path or query."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    hidden = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{hidden}"
+
+
+def _post(client: httpx.Client, alert: Alert, url: str) -> Alert:
     body = {
         "rule": alert.rule,
         "model": alert.model,
@@ -248,12 +262,11 @@ def _post(client: httpx.Client, alert: Alert) -> Alert:
         "threshold": alert.threshold,
         "report": alert.report,
     }
-    assert alert.webhook is not None
     try:
-        response = client.post(alert.webhook, json=body)
+        response = client.post(url, json=body)
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}".replace(url, alert.webhook or "")
         log.error("alert %s: webhook %s failed: %s", alert.rule, alert.webhook, error)
         return dataclasses.replace(alert, delivered=False, error=error)
     return dataclasses.replace(alert, delivered=True)

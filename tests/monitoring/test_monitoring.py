@@ -23,6 +23,7 @@ import shipyard.monitoring
 from shipyard.config import Settings
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring import load_baseline, load_rules, parse_rules, run_monitor, save_baseline
+from shipyard.monitoring.alerts import shown_url
 from shipyard.monitoring.job import served_inputs
 from shipyard.payloads import PayloadLogConfig, PayloadLogger
 from shipyard.store.artifacts import ArtifactStore
@@ -305,6 +306,21 @@ def test_alert_fires_and_posts_to_webhook(
     assert "webhook" in caplog.text and "failed" in caplog.text
     saved = json.loads(store.read_bytes(result.json_path))
     assert [a["rule"] for a in saved["alerts_fired"]] == ["share", "radius", "down"]
+    # A webhook URL is often its own secret: reports and logs show its host only.
+    assert fired["share"].webhook == shown_url(receiver.url) and "/hook" not in str(saved)
+    assert "/hook" not in caplog.text and "/hook" not in (fired["down"].error or "")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.slack.com/services/T0/B0/SECRET", "https://hooks.slack.com/…"),
+        ("https://user:pass@hooks.example.com:8443/x?token=SECRET", "https://hooks.example.com:8443/…"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+    ],
+)
+def test_webhook_urls_are_shown_without_their_secrets(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
 
 
 def test_rules_file_with_unknown_field_is_rejected(tmp_path: Path) -> None:
