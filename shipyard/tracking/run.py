@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from shipyard.errors import Conflict, InvalidInput, RunNotActive
+from shipyard.errors import InvalidInput, RunNotActive
 from shipyard.store.artifacts import ArtifactStore, FileInfo
 from shipyard.tracking import naming
 from shipyard.tracking.client import TrackingClient
@@ -34,6 +34,7 @@ from shipyard.tracking.values import (
     metric_step,
     metric_timestamp,
     metric_value,
+    param_changed,
     unwritable_reason,
 )
 from shipyard.tracking.writer import MetricWriter
@@ -138,10 +139,7 @@ class ActiveRun:
             for key, value in checked.items():
                 old = self._params.get(key, value)
                 if old != value:
-                    raise Conflict(
-                        f"param {key!r} is already {old!r} in this run; cannot change it to {value!r} "
-                        "(params are immutable: log a new key or start a new run)"
-                    )
+                    raise param_changed(key, old, value)
             self._params.update(checked)
             self._writer.add_params(self._pk, checked)
 

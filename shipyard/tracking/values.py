@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from shipyard.errors import InvalidInput
+from shipyard.errors import Conflict, InvalidInput
 from shipyard.tracking import naming
 
 MIN_I64, MAX_I64 = -(2**63), 2**63 - 1
@@ -22,6 +22,14 @@ MIN_I64, MAX_I64 = -(2**63), 2**63 - 1
 
 MAX_TEXT_VALUE = 8000
 """The longest param or tag value a store keeps."""
+
+
+def param_changed(key: str, old: str, new: str) -> Conflict:
+    """The refusal of a param logged again with another value (params are write-once)."""
+    return Conflict(
+        f"param {key!r} is already {old!r} in this run; cannot change it to {new!r} "
+        "(params are immutable: log a new key or start a new run)"
+    )
 
 
 def checked_texts(values: Mapping[str, Any], what: str) -> dict[str, str]:

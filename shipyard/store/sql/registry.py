@@ -30,11 +30,8 @@ from shipyard.store.schema import (
 )
 from shipyard.store.sql import dialect
 from shipyard.store.sql.tracking import acting_user
-from shipyard.tracking import naming
 from shipyard.tracking.records import new_id, now_ms
-from shipyard.tracking.values import text_value
-
-_MAX_TAG_VALUE = 8000  # as for run tags
+from shipyard.tracking.values import checked_texts
 
 
 class SqlRegistryStore:
@@ -440,26 +437,13 @@ class SqlRegistryStore:
         ]
 
     def _set_version_tags(self, conn: Connection, version_pk: int, tags: Mapping[str, Any]) -> None:
-        rows = [
-            {
-                "version_pk": version_pk,
-                "key": naming.check_key(k, "tag"),
-                "value": text_value("tag", k, v, _MAX_TAG_VALUE),
-            }
-            for k, v in tags.items()
-        ]
+        checked = checked_texts(tags, "tag")
+        rows = [{"version_pk": version_pk, "key": k, "value": v} for k, v in checked.items()]
         if rows:
             conn.execute(dialect.upsert(self.db, model_version_tags), rows)
 
     def _set_model_tags(self, conn: Connection, model_id: str, tags: Mapping[str, Any]) -> None:
-        rows = [
-            {
-                "model_id": model_id,
-                "key": naming.check_key(k, "tag"),
-                "value": text_value("tag", k, v, _MAX_TAG_VALUE),
-            }
-            for k, v in tags.items()
-        ]
+        rows = [{"model_id": model_id, "key": k, "value": v} for k, v in checked_texts(tags, "tag").items()]
         if rows:
             conn.execute(dialect.upsert(self.db, registered_model_tags), rows)
 

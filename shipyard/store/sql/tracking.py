@@ -66,15 +66,13 @@ from shipyard.tracking.records import (
     new_id,
     now_ms,
 )
-from shipyard.tracking.values import text_value
+from shipyard.tracking.values import checked_texts, param_changed
 
 log = logging.getLogger(__name__)
 _CHUNK = 900  # ids per IN (...) list; well under every backend's bound-parameter limit
-_MAX_PARAM_VALUE = 8000
 # Up to this many runs in the searched experiments (and under a tenth of the store's), SQLite searches them
 # run by run (see search.py).
 _FEW_RUNS = 5000
-_MAX_TAG_VALUE = 8000
 _KEY_TTL_MS = 24 * 3600 * 1000  # how long a retry can come after its first attempt and still be recognised
 _PRUNE_EVERY = 1000  # claims between prunings of expired idempotency keys
 
@@ -275,7 +273,7 @@ class SqlTrackingStore:
             self.run_key(parent_run_id)  # NotFound names the missing parent (a cached lookup)
         if name is not None:
             naming.check_name(name, "run name")
-        tag_rows = _check_mapping(tags or {}, "tag", _MAX_TAG_VALUE)
+        tag_rows = _checked_rows(tags or {}, "tag")
         # A generated name can collide with an existing one (rarely): draw a new id and name then.
         attempts = 1 if name is not None else 5
         for attempt in range(attempts):
@@ -482,7 +480,7 @@ class SqlTrackingStore:
     # ------------------------------------------------------------------ params and tags
     def log_params(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
         """Record params. Re-logging a key with the same value is fine; a different value is a `Conflict`."""
-        rows = _check_mapping(values, "param", _MAX_PARAM_VALUE)
+        rows = _checked_rows(values, "param")
         if rows:
             with self.db.write() as conn:
                 self._write_params(conn, {run_key: rows})
@@ -503,14 +501,10 @@ class SqlTrackingStore:
             )
             clashes = [(k, stored[k], v) for k, v in rows if stored.get(k) != v]
             if clashes:
-                key, old, new = clashes[0]
-                raise Conflict(
-                    f"param {key!r} is already {old!r} in this run; cannot change it to {new!r} "
-                    "(params are immutable: log a new key or start a new run)"
-                )
+                raise param_changed(*clashes[0])
 
     def set_tags(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
-        rows = _check_mapping(values, "tag", _MAX_TAG_VALUE)
+        rows = _checked_rows(values, "tag")
         if rows:
             with self.db.write() as conn:
                 conn.execute(self._upsert_tag, [{"run_pk": run_key, "key": k, "value": v} for k, v in rows])
@@ -924,16 +918,12 @@ def _os_user() -> str | None:
 def _checked_params(
     params: Mapping[RunKey, Mapping[str, Any]] | None,
 ) -> dict[RunKey, list[tuple[str, str]]]:
-    return {k: _check_mapping(v, "param", _MAX_PARAM_VALUE) for k, v in (params or {}).items() if v}
+    return {k: _checked_rows(v, "param") for k, v in (params or {}).items() if v}
 
 
-def _check_mapping(values: Mapping[str, Any], what: str, max_len: int) -> list[tuple[str, str]]:
-    if not isinstance(values, Mapping):
-        raise InvalidInput(f"{what}s must be a mapping of key to value, got {type(values).__name__}")
+def _checked_rows(values: Mapping[str, Any], what: str) -> list[tuple[str, str]]:
     # A value that cannot be stored raises here, before any row of the mapping is written.
-    return [
-        (naming.check_key(key, what), text_value(what, key, value, max_len)) for key, value in values.items()
-    ]
+    return list(checked_texts(values, what).items())
 
 
 def _experiment_from_row(row: Mapping[str, Any]) -> Experiment:
