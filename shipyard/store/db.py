@@ -16,8 +16,9 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -30,6 +31,7 @@ HEAD_REVISION = "0007"
 _KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 _MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_S = 60.0
+_MMAP_BYTES = 1 << 30
 _PG_MIGRATION_LOCK = 0x5348_4950  # "SHIP": pg_advisory_lock key held while migrating
 
 
@@ -60,6 +62,43 @@ class MetadataStore:
             raise _translate(exc, self.url) from exc
 
     @contextlib.contextmanager
+    def write_raw(self) -> Iterator[RawTransaction]:
+        """A write transaction on the driver's own connection, for the per-run hot paths: SQLAlchemy's
+        work around each transaction and statement cost more than the SQLite statements themselves.
+
+        Statements are plain driver SQL. Errors are raised as :meth:`write` raises them (SQLAlchemy's
+        ``IntegrityError`` for constraints, `StoreError` for the rest).
+        """
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            conn = self.engine.raw_connection()
+        except DBAPIError as exc:
+            raise _translate(exc, self.url) from exc
+        except dbapi.Error as exc:  # the pool hands on the driver's own error when it cannot connect
+            raise _translate(DBAPIError.instance(None, None, exc, dbapi.Error), self.url) from exc
+        try:
+            cursor = conn.cursor()
+            try:
+                if self.dialect == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")  # as write()'s begin event does
+                yield RawTransaction(cursor)
+                conn.commit()
+            except BaseException:
+                try:
+                    conn.rollback()
+                except dbapi.Error:  # the connection broke: the pool must not hand it out again
+                    conn.invalidate()
+                raise
+            finally:
+                cursor.close()
+        except dbapi.IntegrityError as exc:
+            raise sa.exc.IntegrityError(None, None, exc) from exc
+        except dbapi.Error as exc:
+            raise _translate(DBAPIError.instance(None, None, exc, dbapi.Error), self.url) from exc
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (a consistent snapshot on SQLite WAL)."""
         try:
@@ -70,6 +109,35 @@ class MetadataStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class RawTransaction:
+    """Statements in a :meth:`MetadataStore.write_raw` transaction."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run ``sql``; the number of rows it changed."""
+        self._cursor.execute(sql, params)
+        return int(self._cursor.rowcount)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run ``sql`` once per row; the number of rows changed in all."""
+        self._cursor.executemany(sql, rows)
+        return int(self._cursor.rowcount)
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of ``sql``'s first row (None without one)."""
+        self._cursor.execute(sql, params)
+        row = self._cursor.fetchone()
+        return None if row is None else row[0]
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(sql, params)
+        return [tuple(row) for row in self._cursor.fetchall()]
 
 
 _stores: dict[str, MetadataStore] = {}
@@ -112,6 +180,7 @@ def _create_engine(url: str) -> Engine:
             connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
             pool_size=8,
             max_overflow=16,
+            pool_use_lifo=True,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -135,6 +204,7 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
     finally:
         cursor.close()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from shipyard import SchemaError
+from shipyard import SchemaError, StoreError
 from shipyard.store.db import HEAD_REVISION, MetadataStore
 from shipyard.store.schema import metadata
 from tests.store.old_stores import sqlite_store_at
@@ -89,3 +89,45 @@ def test_a_store_from_before_heartbeats_is_upgraded_and_keeps_its_runs(tmp_path:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
         row = conn.exec_driver_sql("SELECT name, status, heartbeat_at, pid, host FROM runs").one()
     assert tuple(row) == ("old-run", "RUNNING", None, None, None)  # no heartbeat: never judged lost
+
+
+def _raw_store(url: str) -> MetadataStore:
+    store = MetadataStore(url)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE raw_probe (k TEXT PRIMARY KEY, v INTEGER)")
+    return store
+
+
+def _raw_transactions_commit_roll_back_and_explain(store: MetadataStore, p: str) -> None:
+    insert = f"INSERT INTO raw_probe (k, v) VALUES ({p}, {p})"
+    with store.write_raw() as tx:
+        assert tx.executemany(insert, [("a", 1), ("b", 2)]) == 2
+        assert tx.scalar(f"SELECT v FROM raw_probe WHERE k = {p}", ("b",)) == 2
+    with pytest.raises(RuntimeError), store.write_raw() as tx:
+        tx.execute(insert, ("c", 3))
+        raise RuntimeError("the caller fails mid-transaction")
+    # A constraint comes back as write() gives it (callers explain it); the transaction rolled back.
+    with pytest.raises(sa.exc.IntegrityError), store.write_raw() as tx:
+        tx.execute(insert, ("d", 4))
+        tx.execute(insert, ("a", 5))
+    with pytest.raises(StoreError, match="raw_missing"), store.write_raw() as tx:
+        tx.execute(f"INSERT INTO raw_missing VALUES ({p})", (1,))
+    with store.write_raw() as tx:
+        assert tx.rows("SELECT k, v FROM raw_probe ORDER BY k") == [("a", 1), ("b", 2)]
+        assert tx.scalar(f"SELECT v FROM raw_probe WHERE k = {p}", ("zz",)) is None
+    # Every connection went back to the pool usable.
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 2
+
+
+def test_raw_write_transactions_on_sqlite(tmp_path: Path) -> None:
+    store = _raw_store(f"sqlite:///{tmp_path / 'raw.db'}")
+    _raw_transactions_commit_roll_back_and_explain(store, "?")
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_raw_write_transactions_on_postgres(postgres) -> None:  # type: ignore[no-untyped-def]
+    store = _raw_store(postgres.create_database())
+    _raw_transactions_commit_roll_back_and_explain(store, "%s")
+    store.dispose()

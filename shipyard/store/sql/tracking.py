@@ -28,7 +28,7 @@ from shipyard.auth.records import ACTOR
 from shipyard.config import Settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.artifacts import ArtifactStore
-from shipyard.store.db import MetadataStore
+from shipyard.store.db import MetadataStore, RawTransaction
 from shipyard.store.protocol import Garbage, RunKey
 from shipyard.store.schema import (
     artifacts,
@@ -130,7 +130,12 @@ class SqlTrackingStore:
         chunk_columns = ", ".join(f'"{c}"' for c in chunks.CHUNK_COLUMNS)
         chunk_marks = ", ".join([p] * len(chunks.CHUNK_COLUMNS))
         self._sql_insert_chunk = f"INSERT INTO metric_chunks ({chunk_columns}) VALUES ({chunk_marks})"
-        self._upsert_tag = self._upsert(tags_table)
+        self._sql_upsert_tag = (
+            f"INSERT INTO tags (run_pk, key, value) VALUES ({p}, {p}, {p}) "
+            "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value"
+        )
+        self._sql_prune_keys = f"DELETE FROM request_keys WHERE created_at < {p}"
+        self._p = p
         self._upsert_latest_sql = (
             f"INSERT INTO latest_metrics (run_pk, key, value, step, timestamp) VALUES ({marks}) "
             "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
@@ -296,16 +301,11 @@ class SqlTrackingStore:
                 "host": _host(),
             }
             try:
-                with self.db.write() as conn:
-                    run_pk = conn.exec_driver_sql(
-                        self._sql_insert_run, tuple(row[c] for c in _RUN_COLUMNS)
-                    ).scalar_one()
+                with self.db.write_raw() as tx:
+                    run_pk = tx.scalar(self._sql_insert_run, tuple(row[c] for c in _RUN_COLUMNS))
                     if tag_rows:
-                        conn.execute(
-                            self._upsert_tag,
-                            [{"run_pk": run_pk, "key": k, "value": v} for k, v in tag_rows],
-                        )
-                    if idempotency_key is not None and not self._claim(conn, idempotency_key, run_id):
+                        tx.executemany(self._sql_upsert_tag, [(run_pk, k, v) for k, v in tag_rows])
+                    if idempotency_key is not None and not self._claim(tx, idempotency_key, run_id):
                         raise _Retried
                 break
             except _Retried:  # a retry of a stored creation (its row just rolled back): the stored run
@@ -412,11 +412,11 @@ class SqlTrackingStore:
         is retried)."""
         checked = _checked_params(params)
         end = now_ms()
-        with self.db.write() as conn:
-            if (pending or checked) and (idempotency_key is None or self._claim(conn, idempotency_key)):
-                self._write_params(conn, checked)
-                self._write_series(conn, pending or {})
-            conn.exec_driver_sql(self._sql_end_run, (status.value, end, run_key))
+        with self.db.write_raw() as tx:
+            if (pending or checked) and (idempotency_key is None or self._claim(tx, idempotency_key)):
+                self._write_params(tx, checked)
+                self._write_series(tx, pending or {})
+            tx.execute(self._sql_end_run, (status.value, end, run_key))
         return end
 
     def run_status(self, run_key: RunKey) -> RunStatus:
@@ -482,23 +482,22 @@ class SqlTrackingStore:
         """Record params. Re-logging a key with the same value is fine; a different value is a `Conflict`."""
         rows = _checked_rows(values, "param")
         if rows:
-            with self.db.write() as conn:
-                self._write_params(conn, {run_key: rows})
+            with self.db.write_raw() as tx:
+                self._write_params(tx, {run_key: rows})
 
-    def _write_params(self, conn: Connection, checked: Mapping[RunKey, list[tuple[str, str]]]) -> None:
+    def _write_params(self, tx: RawTransaction, checked: Mapping[RunKey, list[tuple[str, str]]]) -> None:
         for run_key, rows in checked.items():
             if not rows:
                 continue
-            result = conn.exec_driver_sql(self._sql_insert_param, [(run_key, k, v) for k, v in rows])
-            if result.rowcount == len(rows):
+            if tx.executemany(self._sql_insert_param, [(run_key, k, v) for k, v in rows]) == len(rows):
                 continue
-            stored = dict(
-                conn.execute(
-                    sa.select(params.c.key, params.c.value).where(
-                        params.c.run_pk == run_key, params.c.key.in_([k for k, _ in rows])
-                    )
-                ).all()
-            )
+            stored: dict[str, str] = {}
+            p = self._p
+            for start in range(0, len(rows), _CHUNK):
+                keys = [k for k, _ in rows[start : start + _CHUNK]]
+                marks = ", ".join([p] * len(keys))
+                sql = f"SELECT key, value FROM params WHERE run_pk = {p} AND key IN ({marks})"
+                stored.update(tx.rows(sql, (run_key, *keys)))
             clashes = [(k, stored[k], v) for k, v in rows if stored.get(k) != v]
             if clashes:
                 raise param_changed(*clashes[0])
@@ -506,8 +505,8 @@ class SqlTrackingStore:
     def set_tags(self, run_key: RunKey, values: Mapping[str, Any]) -> None:
         rows = _checked_rows(values, "tag")
         if rows:
-            with self.db.write() as conn:
-                conn.execute(self._upsert_tag, [{"run_pk": run_key, "key": k, "value": v} for k, v in rows])
+            with self.db.write_raw() as tx:
+                tx.executemany(self._sql_upsert_tag, [(run_key, k, v) for k, v in rows])
 
     def delete_tag(self, run_key: RunKey, key: str) -> None:
         with self.db.write() as conn:
@@ -535,10 +534,10 @@ class SqlTrackingStore:
         """
         checked = _checked_params(params)
         if pending or checked:
-            with self.db.write() as conn:
-                if idempotency_key is None or self._claim(conn, idempotency_key):
-                    self._write_params(conn, checked)
-                    self._write_series(conn, pending)
+            with self.db.write_raw() as tx:
+                if idempotency_key is None or self._claim(tx, idempotency_key):
+                    self._write_params(tx, checked)
+                    self._write_series(tx, pending)
 
     def _few_runs(self, conn: Connection, experiment_ids: Sequence[str]) -> bool:
         """Whether the experiments hold a few thousand runs at most (counted no further than that), and
@@ -553,19 +552,19 @@ class SqlTrackingStore:
         # scans the table (runs are never renumbered; deleted ones only make the store look bigger).
         return counted * 10 <= (conn.execute(sa.select(sa.func.max(runs.c.id))).scalar() or 0)
 
-    def _claim(self, conn: Connection, key: str, result: str | None = None) -> bool:
+    def _claim(self, tx: RawTransaction, key: str, result: str | None = None) -> bool:
         """Record ``key`` in the caller's transaction; False when a committed write already holds it."""
-        claimed = conn.exec_driver_sql(self._sql_claim_key, (key, now_ms(), result)).rowcount == 1
+        claimed = tx.execute(self._sql_claim_key, (key, now_ms(), result)) == 1
         self._claims += 1
         if self._claims % _PRUNE_EVERY == 0:
-            conn.execute(request_keys.delete().where(request_keys.c.created_at < now_ms() - _KEY_TTL_MS))
+            tx.execute(self._sql_prune_keys, (now_ms() - _KEY_TTL_MS,))
         return claimed
 
     def _claimed_result(self, key: str) -> str | None:
         with self.db.read() as conn:
             return conn.execute(sa.select(request_keys.c.result).where(request_keys.c.key == key)).scalar()
 
-    def _write_series(self, conn: Connection, pending: SeriesMap) -> None:
+    def _write_series(self, tx: RawTransaction, pending: SeriesMap) -> None:
         # The hot path: one history chunk and one latest-value upsert per (run, key), not per point.
         chunk_rows: list[tuple[Any, ...]] = []
         latest: list[tuple[int, str, float | None, int, int]] = []
@@ -577,8 +576,8 @@ class SqlTrackingStore:
             # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
             latest.append((run_pk, key, None if value != value else value, step, timestamp))
         if chunk_rows:
-            conn.exec_driver_sql(self._sql_insert_chunk, chunk_rows)
-            conn.exec_driver_sql(self._upsert_latest_sql, latest)
+            tx.executemany(self._sql_insert_chunk, chunk_rows)
+            tx.executemany(self._upsert_latest_sql, latest)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key`` in ``run_id``, ordered by step then time."""
