@@ -268,3 +268,42 @@ def test_a_run_with_params_and_metrics_costs_two_requests(
         assert sent[1][1].endswith("/end")
         stored = shipyard.get_client(settings).get_run(run.run_id)
         assert len(stored.params) == 10 and len(stored.metrics) == 5
+
+
+def test_a_small_request_leaves_in_one_write_and_a_large_body_streams(tmp_path: Path) -> None:
+    """The client's head and small body go in one send (urllib3 writes them apart: two wake-ups of the
+    server a request); a large upload is still sent in blocks, never joined in memory."""
+    import socket
+
+    from shipyard.store import http as http_store
+
+    writes: list[bytes] = []
+    real_sendall = socket.socket.sendall
+
+    class Recording(socket.socket):
+        def sendall(self, data: Any, flags: int = 0) -> None:
+            writes.append(bytes(data))
+            real_sendall(self, data, flags)
+
+    with platform_server(make_settings(tmp_path / "server")) as url:
+        client = http_store.HttpClient(url)
+        pool = client._pool
+        conn = pool._get_conn()
+        conn.connect()
+        conn.sock = Recording(fileno=conn.sock.detach())  # the same connection, its writes recorded
+        pool._put_conn(conn)
+        answer = client.call("PUT", "/experiments/one-write")
+        assert answer["name"] == "one-write" and len(writes) == 1
+        writes.clear()
+        run = client.call("POST", "/runs", json={"experiment": "one-write", "tags": {"t": "x" * 1000}})
+        assert run["tags"] == {"t": "x" * 1000}
+        assert len(writes) == 1 and writes[0].startswith(b"POST ") and writes[0].endswith(b'"}}')
+
+        big = b"z" * (http_store._ONE_WRITE_BYTES + 1)
+        writes.clear()
+        conn = pool._get_conn()
+        conn.request("POST", "/api/v1/runs", body=big, headers={"Content-Type": "application/json"})
+        conn.getresponse().read()
+        pool._put_conn(conn)
+        assert len(writes) >= 2 and b"".join(writes).endswith(big)
+        client.close()
