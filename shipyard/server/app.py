@@ -9,7 +9,6 @@ field); the HTTP stores turn the code back into the same typed exception embedde
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,16 +19,7 @@ from shipyard.auth.accounts import Accounts
 from shipyard.auth.oidc import OidcVerifier
 from shipyard.auth.records import Permission, ResourceType
 from shipyard.config import Settings
-from shipyard.errors import (
-    AlreadyExists,
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    ShipyardError,
-    StoreError,
-    Unauthorized,
-)
+from shipyard.errors import NotFound, ShipyardError
 from shipyard.server import (
     artifact_routes,
     auth_routes,
@@ -41,31 +31,14 @@ from shipyard.server import (
     tracking_routes,
     tuning_routes,
 )
+from shipyard.server.answers import error_answer, error_body
+from shipyard.server.fast_lane import FastLane
 from shipyard.server.pipeline_driver import DriverConfig
 from shipyard.server.security import SecurityConfig, SecurityMiddleware
 from shipyard.store import open_server_stores
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.protocol import ServerStores
 from shipyard.store.server_artifacts import serve_from
-
-# (error class, HTTP status, code): the first match wins, so subclasses come before their bases.
-ERRORS: list[tuple[type[ShipyardError], int, str]] = [
-    (NotFound, 404, "NOT_FOUND"),
-    (AlreadyExists, 409, "ALREADY_EXISTS"),
-    (Conflict, 409, "CONFLICT"),
-    (InvalidInput, 400, "INVALID_INPUT"),
-    (Unauthorized, 401, "UNAUTHORIZED"),
-    (Forbidden, 403, "FORBIDDEN"),
-    (StoreError, 503, "STORE_UNAVAILABLE"),
-    (ShipyardError, 500, "INTERNAL"),
-]
-
-
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if field:
-        error["field"] = field
-    return {"error": error}
 
 
 def create_app(
@@ -106,6 +79,7 @@ def create_app(
     app.state.accounts = accounts = Accounts(
         stores.auth, exists=resource_exists(stores), default_permission=Permission.parse(default_permission)
     )
+    app.add_middleware(FastLane)  # inside the security middleware: its checks and audit cover both paths
     app.add_middleware(
         SecurityMiddleware,
         config=SecurityConfig(accounts, require_auth, oidc, max_body_bytes=max_body_bytes),
@@ -113,10 +87,8 @@ def create_app(
 
     @app.exception_handler(ShipyardError)
     async def _shipyard_error(request: Request, exc: ShipyardError) -> JSONResponse:
-        for kind, status, code in ERRORS:
-            if isinstance(exc, kind):
-                return JSONResponse(error_body(code, str(exc)), status_code=status)
-        return JSONResponse(error_body("INTERNAL", str(exc)), status_code=500)  # pragma: no cover
+        status, body = error_answer(exc)
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

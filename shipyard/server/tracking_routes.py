@@ -7,17 +7,16 @@ by id in paths (the store's integer keys never leave the server).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth.records import ResourceType, Role
 from shipyard.errors import InvalidInput
 from shipyard.server.guard import EDIT, MANAGE, READ, guard
+from shipyard.server.threads import in_thread
 from shipyard.store import wire
 from shipyard.store.protocol import TrackingStore
 from shipyard.tracking import naming
@@ -133,7 +132,6 @@ class RecentKeys(_Body):
     exclude_prefixes: list[str] = Field(default_factory=lambda: ["system/"])
 
 
-_T = TypeVar("_T")
 _NO_CONTENT = 204
 
 
@@ -141,13 +139,9 @@ def _store(request: Request) -> TrackingStore:
     return request.app.state.stores.tracking
 
 
-# The routes a training script calls per run and per flush are async and hop to a thread once, for all of
-# their store calls, answering with a ready Response: a plain sync route costs two thread hops (FastAPI also
-# checks and encodes the answer in a thread), about a quarter of such a request's time on the server.
-async def _in_thread(work: Callable[[], _T]) -> _T:
-    return await run_in_threadpool(work)
-
-
+# The routes a training script calls per run and per flush are async and hop to a thread once (in_thread),
+# for all of their store calls, answering with a ready Response: a plain sync route costs two thread hops
+# (FastAPI also checks and encodes the answer in a thread), about a quarter of such a request's server time.
 def _answer(data: Any, status: int = 200) -> Response:
     if status == _NO_CONTENT:
         return Response(status_code=_NO_CONTENT)
@@ -187,18 +181,62 @@ def _store_batch(
 
 
 # ---------------------------------------------------------------------- a run's writes
+# What the routes a training script calls per run and per flush do, in a worker thread: the routes below
+# and the server's fast lane (:mod:`shipyard.server.fast_lane`, which serves them without the framework's
+# layers) both run these.
+def store_metrics(request: Request, body: MetricBatch, idempotency_key: str | None) -> None:
+    triples = wire.series_in(e.model_dump() for e in body.metrics)
+    _store_batch(request, triples, body.params, idempotency_key)
+
+
+def parse_packed(body: bytes) -> tuple[PackedHeader, list[Series]]:
+    """A packed batch's header (checked: a bad one raises `ValidationError`) and its entries' columns."""
+    raw, columns = wire.unpack_batch(body)
+    return PackedHeader.model_validate(raw), columns
+
+
+def store_packed(
+    request: Request, batch: tuple[PackedHeader, list[Series]], idempotency_key: str | None
+) -> None:
+    header, columns = batch
+    triples = [(e.run_id, e.key, s) for e, s in zip(header.metrics, columns, strict=True)]
+    _store_batch(request, triples, header.params, idempotency_key)
+
+
+def start_run(request: Request, body: NewRun, idempotency_key: str | None) -> dict[str, Any]:
+    g = guard(request)
+    g.experiment_name(body.experiment, EDIT)
+    if body.parent_run_id is not None:
+        g.run(body.parent_run_id, READ)
+    run, _ = _store(request).create_run(
+        body.experiment,
+        name=body.name,
+        parent_run_id=body.parent_run_id,
+        tags=body.tags,
+        idempotency_key=idempotency_key,
+    )
+    g.own(ResourceType.EXPERIMENT, body.experiment, created_only=True)
+    return wire.to_json(run)
+
+
+def finish_run(request: Request, body: EndRun, idempotency_key: str | None, run_id: str) -> dict[str, int]:
+    store, g = _store(request), guard(request)
+    g.run(run_id, EDIT)
+    if body.params.keys() - {run_id}:
+        g.runs(body.params.keys(), EDIT)
+    key, pending = store.run_key(run_id), _pending(store, body.metrics)
+    params = _params(store, body.params)
+    end = store.set_terminated(key, body.status, pending, idempotency_key=idempotency_key, params=params)
+    return {"end_time": end}
+
+
 # First in the table: FastAPI tries routes in order, and these are most of a server's requests.
 @router.post("/metrics", status_code=204, response_model=None)
 async def write_metrics(
     body: MetricBatch, request: Request, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Store a batch of points (one request per client flush), all or nothing, and once per key."""
-
-    def work() -> None:
-        triples = wire.series_in(e.model_dump() for e in body.metrics)
-        _store_batch(request, triples, body.params, idempotency_key)
-
-    await _in_thread(work)
+    await in_thread(store_metrics, request, body, idempotency_key)
     return _answer(None, _NO_CONTENT)
 
 
@@ -213,36 +251,19 @@ async def write_packed_metrics(request: Request, idempotency_key: IdempotencyKey
     body = await request.body()
 
     def work() -> None:
-        raw, columns = wire.unpack_batch(body)
         try:
-            header = PackedHeader.model_validate(raw)
+            batch = parse_packed(body)
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from None
-        triples = [(e.run_id, e.key, s) for e, s in zip(header.metrics, columns, strict=True)]
-        _store_batch(request, triples, header.params, idempotency_key)
+        store_packed(request, batch, idempotency_key)
 
-    await _in_thread(work)
+    await in_thread(work)
     return _answer(None, _NO_CONTENT)
 
 
 @router.post("/runs", status_code=201, response_model=dict[str, Any])
 async def create_run(body: NewRun, request: Request, idempotency_key: IdempotencyKey = None) -> Response:
-    def work() -> Any:
-        g = guard(request)
-        g.experiment_name(body.experiment, EDIT)
-        if body.parent_run_id is not None:
-            g.run(body.parent_run_id, READ)
-        run, _ = _store(request).create_run(
-            body.experiment,
-            name=body.name,
-            parent_run_id=body.parent_run_id,
-            tags=body.tags,
-            idempotency_key=idempotency_key,
-        )
-        g.own(ResourceType.EXPERIMENT, body.experiment, created_only=True)
-        return wire.to_json(run)
-
-    return _answer(await _in_thread(work), 201)
+    return _answer(await in_thread(start_run, request, body, idempotency_key), 201)
 
 
 @router.post("/runs/{run_id}/params", status_code=204, response_model=None)
@@ -252,7 +273,7 @@ async def log_params(run_id: str, body: Values, request: Request) -> Response:
         guard(request).run(run_id, EDIT)
         store.log_params(store.run_key(run_id), body.values)
 
-    await _in_thread(work)
+    await in_thread(work)
     return _answer(None, _NO_CONTENT)
 
 
@@ -261,17 +282,7 @@ async def end_run(
     run_id: str, body: EndRun, request: Request, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """End a run with its last points, in one transaction; the end time."""
-
-    def work() -> int:
-        store, g = _store(request), guard(request)
-        g.run(run_id, EDIT)
-        if body.params.keys() - {run_id}:
-            g.runs(body.params.keys(), EDIT)
-        key, pending = store.run_key(run_id), _pending(store, body.metrics)
-        params = _params(store, body.params)
-        return store.set_terminated(key, body.status, pending, idempotency_key=idempotency_key, params=params)
-
-    return _answer({"end_time": await _in_thread(work)})
+    return _answer(await in_thread(finish_run, request, body, idempotency_key, run_id))
 
 
 @router.patch("/runs/{run_id}/tags", status_code=204, response_model=None)
@@ -281,7 +292,7 @@ async def set_tags(run_id: str, body: Values, request: Request) -> Response:
         guard(request).run(run_id, EDIT)
         store.set_tags(store.run_key(run_id), body.values)
 
-    await _in_thread(work)
+    await in_thread(work)
     return _answer(None, _NO_CONTENT)
 
 
@@ -292,7 +303,7 @@ async def beat(body: RunIds, request: Request) -> Response:
         guard(request).runs(body.run_ids, EDIT)
         store.beat([store.run_key(run_id) for run_id in body.run_ids])
 
-    await _in_thread(work)
+    await in_thread(work)
     return _answer(None, _NO_CONTENT)
 
 

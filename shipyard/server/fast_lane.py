@@ -1,0 +1,141 @@
+"""The fast lane: the routes a training script calls per run and per flush, without the framework's layers.
+
+Creating a run, ending it and storing a batch of points are most of a busy server's requests, and most of
+each one's server time went to FastAPI's routing, dependency solving and middleware layers rather than to
+the store. :class:`FastLane` sits inside the security middleware (so authentication, body limits and the
+audit log are the same for every request) and serves those routes itself when a request is the ordinary
+case: the route's content type, a well-formed ``Idempotency-Key`` if any, no query string, and a body its
+model accepts. Anything else — a body that fails its model, say — is handed, body and all, to the full app,
+whose answer (a 422 naming the field) is then the only one. Both paths run the same functions of
+:mod:`shipyard.server.tracking_routes`, so a route's meaning lives in one place and the OpenAPI document
+still describes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipyard.errors import ShipyardError
+from shipyard.server import tracking_routes as tr
+from shipyard.server.answers import error_answer
+from shipyard.server.threads import in_thread
+from shipyard.store import wire
+
+_PREFIX = "/api/v1/"
+# The same rule as tracking_routes.IdempotencyKey's: a key that breaks it goes the long way, to its 422.
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class _Route:
+    media_type: str
+    # bytes -> the work's input; a `ValidationError` sends the request the long way
+    parse: Callable[[bytes], Any]
+    # (request, parsed body, idempotency key, *path values) -> the answer's JSON, run in a worker thread
+    work: Callable[..., Any]
+    status: int
+
+
+_METRICS = _Route(_JSON, tr.MetricBatch.model_validate_json, tr.store_metrics, 204)
+_PACKED = _Route(wire.PACKED_METRICS, tr.parse_packed, tr.store_packed, 204)
+_CREATE = _Route(_JSON, tr.NewRun.model_validate_json, tr.start_run, 201)
+_END = _Route(_JSON, tr.EndRun.model_validate_json, tr.finish_run, 200)
+
+
+def _match(method: str, path: str) -> tuple[_Route, tuple[str, ...]] | None:
+    if method != "POST" or not path.startswith(_PREFIX):
+        return None
+    rest = path[len(_PREFIX) :]
+    if rest == "metrics/binary":
+        return _PACKED, ()
+    if rest == "metrics":
+        return _METRICS, ()
+    if rest == "runs":
+        return _CREATE, ()
+    if rest.startswith("runs/") and rest.endswith("/end"):
+        run_id = rest[5:-4]
+        if run_id and "/" not in run_id:
+            return _END, (run_id,)
+    return None
+
+
+class FastLane:
+    """Pure ASGI middleware serving :func:`_match`'s routes directly (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hit = _match(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if hit is None or scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        route, path_values = hit
+        media_type, key = "", None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                media_type = value.decode("latin-1").partition(";")[0].strip().lower()
+            elif name == b"idempotency-key":
+                key = value.decode("latin-1")
+        if media_type != route.media_type or (key is not None and not _IDEMPOTENCY_KEY.fullmatch(key)):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away
+            return
+        try:
+            try:
+                parsed = route.parse(body)
+            except ValidationError:
+                await self.app(scope, _replay(body, receive), send)
+                return
+            answer = await in_thread(route.work, Request(scope), parsed, key, *path_values)
+        except ShipyardError as exc:  # a malformed packed body, a missing run, a refused write, ...
+            status, answer = error_answer(exc)
+        else:
+            status = route.status
+        await _send(send, status, answer)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _send(send: Send, status: int, answer: Any) -> None:
+    if status == 204:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = json.dumps(answer, separators=(",", ":"), allow_nan=False).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
