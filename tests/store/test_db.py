@@ -131,3 +131,22 @@ def test_raw_write_transactions_on_postgres(postgres) -> None:  # type: ignore[n
     store = _raw_store(postgres.create_database())
     _raw_transactions_commit_roll_back_and_explain(store, "%s")
     store.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_compresses_metric_chunks_with_lz4(postgres) -> None:  # type: ignore[no-untyped-def]
+    store = MetadataStore(postgres.create_database())
+    with store.engine.connect() as conn:
+        has_lz4 = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+        ).first()
+        methods = dict(
+            conn.exec_driver_sql(
+                "SELECT attname, attcompression FROM pg_attribute WHERE attrelid = 'metric_chunks'::regclass "
+                "AND attname IN ('steps', 'values', 'timestamps')"
+            ).all()
+        )
+    store.dispose()
+    if has_lz4 is None:
+        pytest.skip("this PostgreSQL was built without lz4")
+    assert methods == {"steps": "l", "values": "l", "timestamps": "l"}
