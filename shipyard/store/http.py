@@ -40,6 +40,7 @@ from shipyard.registry.naming import check_alias
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
 from shipyard.registry.uri import RegistryUri, check_version
 from shipyard.store import wire
+from shipyard.store.keepalive import Dropped, Refused, Transport, render_head
 from shipyard.store.protocol import RunKey
 from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import SeriesMap
@@ -71,6 +72,7 @@ _CODES: dict[str, type[ShipyardError]] = {
     "TOO_LARGE": InvalidInput,
 }
 _RETRY_STATUSES = frozenset({502, 503, 504})
+_AGENT = "shipyard-client"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How long a call keeps retrying: briefly for a server never reached (a wrong URL should fail fast), longer
 # once it answered (a restarting server or database comes back within seconds).
@@ -81,24 +83,37 @@ _RECONNECT_S = 15.0
 class HttpClient:
     """JSON requests to one server, with retries and typed errors.
 
-    Built on urllib3's connection pool rather than httpx: a request's own cost on the client is ~70 µs
-    there against ~250 µs, and a training script's run is a few requests (see benchmarks/server.py).
-    Thread-safe; proxies and CA bundles come from the environment as for httpx (``HTTPS_PROXY``,
-    ``NO_PROXY``, ``SSL_CERT_FILE``, ``SSL_CERT_DIR``).
+    Straight to the server on a lean keep-alive transport (:mod:`shipyard.store.keepalive`: a small request
+    costs the client ~60 µs there, ~250 µs through urllib3, and a training script's run is two requests);
+    through urllib3 when the environment names a proxy for the server. Thread-safe; proxies and CA bundles
+    come from the environment as for httpx (``HTTPS_PROXY``, ``NO_PROXY``, ``SSL_CERT_FILE``,
+    ``SSL_CERT_DIR``).
     """
 
     def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
         self._headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if token:
+            if any(c in token for c in "\r\n\0"):
+                raise InvalidInput("the tracking token holds a line break; copy it again without one")
             self._headers["Authorization"] = f"Bearer {token}"
-        self._manager = _pool_manager(self.url, timeout_s)
-        self._pool: urllib3.PoolManager | urllib3.HTTPConnectionPool = self._manager
-        self._prefix = f"{self.url}/api/v1"
-        if not isinstance(self._manager, urllib3.ProxyManager):
-            # Straight to the host's pool: asking the manager for it on each request costs a URL parse.
-            self._pool = self._manager.connection_from_url(self.url)
-            self._prefix = f"{urlsplit(self.url).path}/api/v1"
+        self._prefix = f"{parts.path}/api/v1"
+        self._manager: urllib3.PoolManager | None = None
+        self._transport: Transport | None = None
+        proxy = getproxies().get(parts.scheme)
+        if proxy and not proxy_bypass(parts.hostname or ""):
+            self._manager = urllib3.ProxyManager(proxy, **_pool_options(self.url, timeout_s))
+            self._prefix = f"{self.url}/api/v1"
+        else:
+            self._transport = Transport(
+                parts.hostname or "localhost",
+                parts.port or (443 if parts.scheme == "https" else 80),
+                connect_timeout_s=min(timeout_s, 10.0),
+                read_timeout_s=timeout_s,
+                ssl_context=_ssl_context() if parts.scheme == "https" else None,
+            )
+            self._headers = {"Host": self._transport.host_header, "User-Agent": _AGENT, **self._headers}
         self._answered = False
 
     def call(
@@ -140,94 +155,63 @@ class HttpClient:
         delay = 0.05
         while True:
             try:
-                response = self._pool.urlopen(
-                    method, url, body=body, headers=headers, retries=False, redirect=False
-                )
-            except urllib3.exceptions.HTTPError as exc:
+                status, data = self._exchange(method, url, headers, body)
+            except (Refused, Dropped) as exc:
                 # A refused connection cannot have been applied; a dropped one may have been.
-                retry = repeatable or isinstance(exc, urllib3.exceptions.NewConnectionError)
-                if not retry or time.monotonic() + delay > deadline:
-                    reason = _reason(exc)
-                    raise StoreError(f"cannot reach the Shipyard server at {self.url}: {reason}") from None
+                if not (repeatable or isinstance(exc, Refused)) or time.monotonic() + delay > deadline:
+                    raise StoreError(f"cannot reach the Shipyard server at {self.url}: {exc}") from None
             else:
                 self._answered = True
-                status = response.status
                 retry = status in _RETRY_STATUSES and (repeatable or status == 503)
                 if not retry or time.monotonic() + delay > deadline:
-                    return _decoded(status, response.data, self.url)
+                    return _decoded(status, data, self.url)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    def close(self) -> None:
-        self._manager.clear()
-
-
-# A request body up to this size leaves with its head in one write (urllib3 sends them apart).
-_ONE_WRITE_BYTES = 64 << 10
-
-
-class _OneWrite(urllib3.connection.HTTPConnection):
-    """A request's head and its small body in one ``send``: urllib3 writes them apart, and each write on
-    loopback costs the client a system call and the server a wake-up (a fifth of a small request's time)."""
-
-    _parts: list[bytes] | None = None
-
-    def request(  # type: ignore[override]
-        self, method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None, **kw: Any
-    ) -> None:
-        if not (body is None or (isinstance(body, bytes) and len(body) <= _ONE_WRITE_BYTES)):
-            super().request(method, url, body=body, headers=headers, **kw)
-            return
-        self._parts = []
+    def _exchange(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, bytes]:
+        if self._transport is not None:
+            if body is not None or method not in _SAFE_METHODS:
+                headers = {**headers, "Content-Length": str(len(body or b""))}
+            try:
+                head = render_head(method, url, headers)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+            return self._transport.request(head, body)
+        assert self._manager is not None
         try:
-            super().request(method, url, body=body, headers=headers, **kw)
-            parts = self._parts
-        finally:
-            self._parts = None
-        super().send(b"".join(parts))
+            response = self._manager.urlopen(
+                method, url, body=body, headers=headers, retries=False, redirect=False
+            )
+        except urllib3.exceptions.NewConnectionError as exc:
+            raise Refused(_reason(exc)) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise Dropped(_reason(exc)) from None
+        return response.status, response.data
 
-    def send(self, data: Any) -> None:
-        if self._parts is None:
-            super().send(data)
-        else:
-            self._parts.append(data)
-
-
-class _OneWriteTls(_OneWrite, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _Pool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _OneWrite
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        if self._manager is not None:
+            self._manager.clear()
 
 
-class _TlsPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _OneWriteTls
-
-
-def _pool_manager(url: str, timeout_s: float) -> urllib3.PoolManager:
-    """A pool for ``url``: through the proxy the environment names for it (as httpx and requests do)."""
+def _pool_options(url: str, timeout_s: float) -> dict[str, Any]:
     options: dict[str, Any] = {
         "timeout": urllib3.Timeout(connect=min(timeout_s, 10.0), read=timeout_s),
-        # Connections kept for reuse: one per thread calling at once (script, metric writer, pipeline and
-        # tuning threads); more are opened when needed and closed after, with a warning from urllib3.
-        "maxsize": 32,
+        "maxsize": 32,  # connections kept for reuse: one per thread calling at once
     }
     if url.startswith("https:"):
-        context = ssl.create_default_context(
-            cafile=os.environ.get("SSL_CERT_FILE") or _default_ca_file(),
-            capath=os.environ.get("SSL_CERT_DIR") or None,
-        )
-        options["ssl_context"] = context
-    host = urlsplit(url).hostname or ""
-    proxy = getproxies().get(urlsplit(url).scheme)
-    manager = (
-        urllib3.ProxyManager(proxy, **options)
-        if proxy and not proxy_bypass(host)
-        else urllib3.PoolManager(**options)
+        options["ssl_context"] = _ssl_context()
+    return options
+
+
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context(
+        cafile=os.environ.get("SSL_CERT_FILE") or _default_ca_file(),
+        capath=os.environ.get("SSL_CERT_DIR") or None,
     )
-    manager.pool_classes_by_scheme = {"http": _Pool, "https": _TlsPool}
-    return manager
 
 
 def _default_ca_file() -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import shipyard
-from shipyard.errors import StoreError
+from shipyard.errors import InvalidInput, StoreError
 from shipyard.tracking.client import TrackingClient
 from tests.conftest import PostgresCluster, free_port, make_settings, platform_server, server_process
 
@@ -271,27 +271,28 @@ def test_a_run_with_params_and_metrics_costs_two_requests(
 
 
 def test_a_small_request_leaves_in_one_write_and_a_large_body_streams(tmp_path: Path) -> None:
-    """The client's head and small body go in one send (urllib3 writes them apart: two wake-ups of the
-    server a request); a large upload is still sent in blocks, never joined in memory."""
+    """The client's head and small body go in one send (two writes wake the server twice); a large body
+    is sent after its head, never copied into it; an idle connection the server closed is not reused."""
     import socket
 
     from shipyard.store import http as http_store
+    from shipyard.store import keepalive
 
     writes: list[bytes] = []
-    real_sendall = socket.socket.sendall
 
     class Recording(socket.socket):
         def sendall(self, data: Any, flags: int = 0) -> None:
             writes.append(bytes(data))
-            real_sendall(self, data, flags)
+            super().sendall(data, flags)
 
     with platform_server(make_settings(tmp_path / "server")) as url:
         client = http_store.HttpClient(url)
-        pool = client._pool
-        conn = pool._get_conn()
-        conn.connect()
-        conn.sock = Recording(fileno=conn.sock.detach())  # the same connection, its writes recorded
-        pool._put_conn(conn)
+        transport = client._transport
+        assert transport is not None
+        plain = transport._connect()
+        recording = Recording(fileno=plain.detach())  # the same connection, its writes recorded
+        recording.settimeout(30)
+        transport._give_back(recording)
         answer = client.call("PUT", "/experiments/one-write")
         assert answer["name"] == "one-write" and len(writes) == 1
         writes.clear()
@@ -299,11 +300,14 @@ def test_a_small_request_leaves_in_one_write_and_a_large_body_streams(tmp_path: 
         assert run["tags"] == {"t": "x" * 1000}
         assert len(writes) == 1 and writes[0].startswith(b"POST ") and writes[0].endswith(b'"}}')
 
-        big = b"z" * (http_store._ONE_WRITE_BYTES + 1)
+        big = {"experiment": "one-write", "colour": "y" * keepalive._ONE_WRITE_BYTES}
         writes.clear()
-        conn = pool._get_conn()
-        conn.request("POST", "/api/v1/runs", body=big, headers={"Content-Type": "application/json"})
-        conn.getresponse().read()
-        pool._put_conn(conn)
-        assert len(writes) >= 2 and b"".join(writes).endswith(big)
+        with pytest.raises(InvalidInput, match="colour"):  # read in full, answered, the connection kept
+            client.call("POST", "/runs", json=big)
+        assert len(writes) == 2 and writes[1].endswith(b'"}') and b"yyy" not in writes[0]
+
+        (idle,) = transport._idle
+        idle.shutdown(socket.SHUT_RD)  # as a server closing an idle connection looks to the client
+        assert client.call("GET", "/experiments/one-write")["name"] == "one-write"
+        assert idle.fileno() == -1 and len(transport._idle) == 1  # closed, and a fresh one took its place
         client.close()
