@@ -103,14 +103,14 @@ class Deployments:
         )
 
     def get(self, name: str) -> DeploymentRecord:
-        return self.store.deployment(name)
+        return self.store.deployment(check_deployment_name(name))
 
     def list(self) -> list[DeploymentRecord]:
         return self.store.list_deployments()
 
     def delete(self, name: str) -> None:
         """Forget deployment ``name`` and the grants on it (`NotFound` if there is none)."""
-        self.store.delete_deployment(name)
+        self.store.delete_deployment(check_deployment_name(name))
 
 
 class RemoteDeployments:

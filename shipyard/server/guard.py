@@ -165,9 +165,12 @@ class Guard:
 
     # ------------------------------------------------------------------ deployments
     def deployment(self, name: str, needed: Permission) -> None:
-        """``needed`` on deployment ``name`` (the route has found its record, or says it is missing)."""
-        if self.principal is not None:
-            self._check(ResourceType.DEPLOYMENT, name, needed, f"deployment {name!r}")
+        """``needed`` on deployment ``name`` (a missing one is `NotFound`, as a missing experiment is)."""
+        if self.principal is None:
+            return
+        if not self._accounts.resource_exists(ResourceType.DEPLOYMENT, name):
+            raise NotFound(f"no deployment named {name!r}; list them with: shipyard deployments list")
+        self._check(ResourceType.DEPLOYMENT, name, needed, f"deployment {name!r}")
 
     def can_read_deployment(self, name: str) -> bool:
         p = self.principal
