@@ -167,14 +167,19 @@ class Accounts:
 
     # ------------------------------------------------------------------ grants
     def grant(self, user: str, resource: str, permission: Permission | str, *, by: str) -> Grant:
-        """Give ``user`` ``permission`` on ``resource`` (``experiment:NAME`` or ``model:NAME``)."""
+        """Give ``user`` ``permission`` on ``resource`` (``experiment:NAME``, ``model:NAME`` or
+        ``deployment:NAME``)."""
         kind, name = parse_resource(resource)
         permission = Permission.parse(permission)
         self.store.user(user)  # NotFound names an unknown user
-        if self._exists is not None and not self._exists(kind, name):
-            what = "experiment" if kind is ResourceType.EXPERIMENT else "registered model"
-            raise NotFound(f"no {what} named {name!r} to grant on")
+        if not self.resource_exists(kind, name):
+            raise NotFound(f"no {kind.noun} named {name!r} to grant on")
         return self.store.put_grant(user, kind, name, permission, by, now_ms())
+
+    def resource_exists(self, kind: ResourceType, name: str) -> bool:
+        """Whether the experiment, registered model or deployment ``name`` exists (always, without
+        ``exists``)."""
+        return self._exists is None or self._exists(kind, name)
 
     def revoke_grant(self, user: str, resource: str) -> None:
         kind, name = parse_resource(resource)

@@ -1,9 +1,10 @@
 """Users, API tokens, roles, per-resource grants and audit events: the platform server's access records.
 
-Roles set what a user may do at all: a ``viewer`` only reads, an ``editor`` also creates experiments and
-models and writes where permitted, an ``admin`` does everything, users and grants included. Within its role,
-a user's permission on one resource (an experiment, a registered model) is its grant there, else the server's
-default permission — MLflow's names: ``NO_PERMISSIONS`` < ``READ`` < ``EDIT`` < ``MANAGE``.
+Roles set what a user may do at all: a ``viewer`` only reads, an ``editor`` also creates experiments,
+models and deployments and writes where permitted, an ``admin`` does everything, users and grants included.
+Within its role, a user's permission on one resource (an experiment, a registered model, a deployment) is its
+grant there, else the server's default permission — MLflow's names: ``NO_PERMISSIONS`` < ``READ`` < ``EDIT``
+< ``MANAGE``. The role caps the grant: a viewer granted ``EDIT`` still only reads.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ ROLE_CEILING = {Role.VIEWER: Permission.READ, Role.EDITOR: Permission.MANAGE, Ro
 class ResourceType(enum.StrEnum):
     EXPERIMENT = "experiment"
     REGISTERED_MODEL = "registered_model"
+    DEPLOYMENT = "deployment"
+
+    @property
+    def noun(self) -> str:
+        """What a message calls a resource of this type ("registered model")."""
+        return self.value.replace("_", " ")
 
     @classmethod
     def parse(cls, value: str) -> ResourceType:
@@ -75,16 +82,18 @@ class ResourceType(enum.StrEnum):
             return cls(value)
         except ValueError:
             raise InvalidInput(
-                f"unknown resource type {value!r}; grants name an experiment or a registered model "
-                "(experiment:NAME, model:NAME)"
+                f"unknown resource type {value!r}; grants name an experiment, a registered model or a "
+                "deployment (experiment:NAME, model:NAME, deployment:NAME)"
             ) from None
 
 
 def parse_resource(text: str) -> tuple[ResourceType, str]:
-    """``experiment:churn`` or ``model:churn-clf`` → (type, name)."""
+    """``experiment:churn``, ``model:churn-clf`` or ``deployment:churn`` → (type, name)."""
     kind, sep, name = str(text).partition(":")
     if not sep or not name.strip():
-        raise InvalidInput(f"resource {text!r} must be TYPE:NAME, e.g. experiment:churn or model:churn-clf")
+        raise InvalidInput(
+            f"resource {text!r} must be TYPE:NAME, e.g. experiment:churn, model:churn-clf or deployment:churn"
+        )
     return ResourceType.parse(kind), name.strip()
 
 

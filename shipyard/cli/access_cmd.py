@@ -240,18 +240,20 @@ def revoke_token(token_id: str) -> None:
 # ---------------------------------------------------------------------- grants and audit
 def grant(
     user: str = typer.Argument(..., help="The user to grant to."),
-    resource: str = typer.Argument(..., help="experiment:NAME or model:NAME."),
+    resource: str = typer.Argument(..., help="experiment:NAME, model:NAME or deployment:NAME."),
     permission: str = typer.Argument(None, help="READ, EDIT, MANAGE or NO_PERMISSIONS."),
     revoke: bool = typer.Option(False, "--revoke", help="Remove the user's grant on the resource instead."),
     list_: bool = typer.Option(False, "--list", help="List the user's grants instead."),
 ) -> None:
-    """Give a user a permission on one experiment or registered model (MLflow's permission names).
+    """Give a user a permission on one experiment, registered model or deployment (MLflow's permission names).
 
     Examples:
 
         shipyard grant bob experiment:churn EDIT
 
         shipyard grant bob model:churn-clf READ
+
+        shipyard grant bob deployment:churn EDIT
 
         shipyard grant bob experiment:churn --revoke
     """
@@ -268,7 +270,9 @@ def grant(
 
 def grants(
     user: str = typer.Option(None, "--user", help="One user's grants."),
-    resource: str = typer.Option(None, "--resource", help="The grants on experiment:NAME or model:NAME."),
+    resource: str = typer.Option(
+        None, "--resource", help="The grants on experiment:NAME, model:NAME or deployment:NAME."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List grants.

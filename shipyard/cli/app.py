@@ -16,6 +16,7 @@ from shipyard.cli import (
     data_cmd,
     demo_cmd,
     deploy_cmd,
+    deployments_cmd,
     experiments_cmd,
     lineage_cmd,
     models_cmd,
@@ -74,6 +75,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(schedule_cmd.app, name="schedules")
 app.add_typer(deploy_cmd.app, name="deploy")
+app.add_typer(deployments_cmd.app, name="deployments")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(tune_cmd.app, name="tune")

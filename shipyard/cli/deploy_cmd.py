@@ -21,7 +21,14 @@ from shipyard.errors import (
 app = typer.Typer(help="See and change traffic between served model versions.", no_args_is_help=True)
 
 _URL = typer.Option("http://127.0.0.1:8080", "--url", help="The server (shipyard serve).")
-_TOKEN = typer.Option(None, "--token", envvar="SHIPYARD_ADMIN_TOKEN", help="Its admin token, if it has one.")
+# The admin token if set, else the user's platform token (a server started with --platform takes it).
+_TOKEN = typer.Option(
+    None,
+    "--token",
+    envvar=["SHIPYARD_ADMIN_TOKEN", "SHIPYARD_TRACKING_TOKEN"],
+    help="Its admin token, or your platform token if it runs with --platform.",
+    show_default=False,
+)
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")
 _ERRORS: dict[int, type[ShipyardError]] = {
     400: InvalidInput,

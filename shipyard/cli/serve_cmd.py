@@ -39,6 +39,20 @@ def serve(
         help="Bearer token for /admin routes (default: loopback clients only).",
         show_default=False,
     ),
+    platform: str = typer.Option(
+        None,
+        "--platform",
+        envvar="SHIPYARD_PLATFORM_URL",
+        help="Platform server whose grants on deployment:NAME decide who may use /admin routes with a "
+        "platform token; each served model is registered there (as the user of SHIPYARD_TRACKING_TOKEN).",
+        show_default=False,
+    ),
+    public_url: str = typer.Option(
+        None,
+        "--public-url",
+        help="This server's URL as the platform records it (default: http://HOST:PORT).",
+        show_default=False,
+    ),
     allowed_hosts: list[str] = typer.Option(
         [],
         "--allowed-hosts",
@@ -64,6 +78,8 @@ def serve(
         shipyard serve models:/churn@champion --port 8080
 
         shipyard serve deploy.yaml --payload-log-rate 0.1
+
+        shipyard serve models:/churn@champion --name churn --platform http://platform:5000
     """
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
     # would add ~0.7 s to every other shipyard command.
@@ -74,6 +90,7 @@ def serve(
     from shipyard.serving.app import InferenceServer, ServerConfig
     from shipyard.serving.batching import BatchPolicy
     from shipyard.serving.deployment import default_name, load_deployment
+    from shipyard.serving.platform import PlatformAccess, register_deployments
     from shipyard.serving.repository import ModelConfig, ModelRepository
     from shipyard.serving.server import run_server
     from shipyard.store.artifacts import ArtifactStore
@@ -103,12 +120,36 @@ def serve(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    access = None
+    if platform:
+        access = PlatformAccess(platform)
+        # Before loading anything: a refusal is one line and no server starts.
+        own_url = public_url or f"http://{_url_host(host)}:{port}"
+        served = [c.name for c in configs]
+        records = register_deployments(access.url, served, own_url, settings.tracking_token)
+        logging.getLogger("shipyard.serving").info(
+            "registered %s on the platform %s as %s", ", ".join(r.name for r in records), access.url, own_url
+        )
     repository = ModelRepository(configs, lambda uri, **options: load(uri, settings=settings, **options))
     store = ArtifactStore.configured(settings)
     payloads = PayloadLogger(store, payload_config)
     server = InferenceServer(
-        repository, server_config, payloads=payloads, admin_token=admin_token, monitoring=store
+        repository,
+        server_config,
+        payloads=payloads,
+        admin_token=admin_token,
+        platform=access,
+        monitoring=store,
     )
     if not access_log:
         logging.getLogger("shipyard.serving.access").setLevel(logging.WARNING)
     run_server(server, host=host, port=port, log_level=log_level)
+
+
+def _url_host(host: str) -> str:
+    """The host part of this server's URL: a wildcard bind is reached by the machine's name."""
+    if host in ("", "0.0.0.0", "::"):
+        import socket
+
+        return socket.getfqdn()
+    return f"[{host}]" if ":" in host else host

@@ -23,6 +23,7 @@ from shipyard.errors import NotFound, ShipyardError
 from shipyard.server import (
     artifact_routes,
     auth_routes,
+    deployment_routes,
     lineage_routes,
     monitoring_routes,
     pipeline_routes,
@@ -114,20 +115,25 @@ def create_app(
     app.include_router(monitoring_routes.router, prefix="/api/v1")
     app.include_router(pipeline_routes.router, prefix="/api/v1")
     app.include_router(auth_routes.router, prefix="/api/v1")
+    app.include_router(deployment_routes.router, prefix="/api/v1")
     if artifacts is not None:
         app.include_router(artifact_routes.router, prefix="/api/v1")
     return app
 
 
 def resource_exists(stores: ServerStores) -> Callable[[ResourceType, str], bool]:
-    """Whether a grant's experiment or registered model exists in ``stores``."""
+    """Whether a grant's experiment, registered model or deployment exists in ``stores``."""
 
     def exists(kind: ResourceType, name: str) -> bool:
         try:
             if kind is ResourceType.EXPERIMENT:
                 stores.tracking.get_experiment(name)
-            else:
+            elif kind is ResourceType.REGISTERED_MODEL:
                 stores.registry.get_model(name)
+            elif kind is ResourceType.DEPLOYMENT:
+                stores.deployments.deployment(name)
+            else:  # pragma: no cover - a type this check was not taught exists nowhere
+                return False
         except NotFound:
             return False
         return True

@@ -1,9 +1,9 @@
 """Who may do what, per request: the caller's role and permissions checked against the record it touches.
 
 Every route asks its request's :class:`Guard` before it reads or writes: writes need ``EDIT`` (deletes and
-grants ``MANAGE``) on the experiment or registered model they touch, reads ``READ`` — and lists are filtered,
-so a search never returns runs of experiments the caller cannot read. A server without authentication
-(loopback, or ``--insecure-no-auth``) has no principal and its guard allows everything.
+grants ``MANAGE``) on the experiment, registered model or deployment they touch, reads ``READ`` — and lists
+are filtered, so a search never returns runs of experiments the caller cannot read. A server without
+authentication (loopback, or ``--insecure-no-auth``) has no principal and its guard allows everything.
 """
 
 from __future__ import annotations
@@ -163,6 +163,19 @@ class Guard:
         p = self.principal
         return p is None or p.permission(ResourceType.REGISTERED_MODEL, name).allows(READ)
 
+    # ------------------------------------------------------------------ deployments
+    def deployment(self, name: str, needed: Permission) -> None:
+        """``needed`` on deployment ``name`` (a missing one is `NotFound`, as a missing experiment is)."""
+        if self.principal is None:
+            return
+        if not self._accounts.resource_exists(ResourceType.DEPLOYMENT, name):
+            raise NotFound(f"no deployment named {name!r}; list them with: shipyard deployments list")
+        self._check(ResourceType.DEPLOYMENT, name, needed, f"deployment {name!r}")
+
+    def can_read_deployment(self, name: str) -> bool:
+        p = self.principal
+        return p is None or p.permission(ResourceType.DEPLOYMENT, name).allows(READ)
+
     # ------------------------------------------------------------------ helpers
     def _may_read_experiment_id(self, experiment_id: str) -> bool:
         try:
@@ -227,8 +240,15 @@ def artifact_path(g: Guard, rel: str, needed: Permission) -> None:
     g.admin(f"reach artifacts at {rel or 'the root'!r}")
 
 
+_GRANT_PREFIX = {
+    ResourceType.EXPERIMENT: "experiment",
+    ResourceType.REGISTERED_MODEL: "model",
+    ResourceType.DEPLOYMENT: "deployment",
+}
+
+
 def _resource(kind: ResourceType) -> str:
-    return "experiment" if kind is ResourceType.EXPERIMENT else "model"
+    return _GRANT_PREFIX[kind]
 
 
 def guard(request: Request) -> Guard:

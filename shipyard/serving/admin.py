@@ -5,11 +5,20 @@
   "shadow": null}``: takes effect for the next request; requests in flight finish where they were routed
 - ``POST /admin/deployments/{name}/rollback``: back to the traffic before the last change (409 if none)
 
-With an admin token configured these need ``Authorization: Bearer <token>``; without one, only clients on
-this machine may use them: the socket's peer is loopback and no proxy header says the request was forwarded
-(``X-Forwarded-For`` is never believed here). Credentials are checked before any of the body is read; writes
-then need ``Content-Type: application/json`` (415), which a page of another site cannot send without the
-browser asking first, and their body is read under the server's size limit and deadline.
+Who may use them, checked in this order:
+
+1. ``Authorization: Bearer <admin token>`` when the server has one (compared in constant time): everything.
+2. With a platform server (``--platform``): ``Authorization: Bearer <platform token>``, judged by the
+   platform (:mod:`.platform`): the list shows the models whose deployment the user may ``READ``; changing
+   traffic or rolling back needs ``EDIT`` on ``deployment:<name>``. No credentials: 401 — with a platform,
+   being on this machine is not enough.
+3. Otherwise a wrong or missing admin token is 401, and without an admin token only clients on this machine
+   may use them: the socket's peer is loopback and no proxy header says the request was forwarded
+   (``X-Forwarded-For`` is never believed here).
+
+Credentials are checked before any of the body is read; writes then need ``Content-Type: application/json``
+(415), which a page of another site cannot send without the browser asking first, and their body is read
+under the server's size limit and deadline.
 """
 
 from __future__ import annotations
@@ -17,12 +26,14 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shipyard.auth.records import Permission
 from shipyard.errors import Forbidden, InvalidInput, ShipyardError, Unauthorized
 from shipyard.serving.guard import is_local_client, read_body, require_json
 from shipyard.serving.statuses import error_response
@@ -38,13 +49,13 @@ def admin_routes(server: InferenceServer) -> list[Route]:
     """The admin routes of ``server``."""
 
     async def deployments(request: Request) -> Response:
-        return await _guarded(server, request, _list)
+        return await _guarded(server, request, _list, None)
 
     async def traffic(request: Request) -> Response:
-        return await _guarded(server, request, _set_traffic)
+        return await _guarded(server, request, _set_traffic, Permission.EDIT)
 
     async def rollback(request: Request) -> Response:
-        return await _guarded(server, request, _rollback)
+        return await _guarded(server, request, _rollback, Permission.EDIT)
 
     return [
         Route("/admin/deployments", deployments),
@@ -53,39 +64,72 @@ def admin_routes(server: InferenceServer) -> list[Route]:
     ]
 
 
-Action = Callable[["InferenceServer", Request], Awaitable[dict[str, Any]]]
+@dataclass(frozen=True)
+class Caller:
+    """Who an admin request is from: ``user`` names it in logs; ``credential`` is the platform token whose
+    grants decide what it sees (None: the admin token or a local client, who may do everything here)."""
+
+    user: str
+    credential: str | None = None
 
 
-async def _guarded(server: InferenceServer, request: Request, action: Action) -> Response:
+Action = Callable[["InferenceServer", Request, Caller], Awaitable[dict[str, Any]]]
+
+
+async def _guarded(
+    server: InferenceServer, request: Request, action: Action, needed: Permission | None
+) -> Response:
     try:
-        _authorize(server, request)  # first: nothing of an unauthorized request's body is read
+        # First: nothing of an unauthorized request's body is read.
+        caller = await _authorize(server, request, needed)
         if request.method != "GET":
             require_json(request)
-        return JSONResponse(await action(server, request))
+        return JSONResponse(await action(server, request, caller))
     except ShipyardError as exc:
         return error_response(exc)
 
 
-def _authorize(server: InferenceServer, request: Request) -> None:
+async def _authorize(server: InferenceServer, request: Request, needed: Permission | None) -> Caller:
+    """Who the request is from, if it may use the route: ``needed`` on the path's deployment (``None``: a
+    list, filtered by :func:`_list`)."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    bearer = credential if scheme.lower() == "bearer" else ""
     token = server.admin_token
+    if token and bearer and hmac.compare_digest(bearer.encode(), token.encode()):
+        return Caller("admin token")
+    platform = server.platform
+    if platform is not None:
+        bearer = bearer.strip()
+        if not bearer:
+            either = " or <admin token>" if token else ""
+            raise Unauthorized(
+                f"admin routes need the header Authorization: Bearer <platform token>{either} (create a "
+                "platform token with: shipyard tokens create)"
+            )
+        if needed is None:
+            return Caller("platform user", bearer)
+        user = await platform.require(bearer, request.path_params["name"], needed)
+        return Caller(user, bearer)
     if token:
-        given = request.headers.get("authorization", "")
-        scheme, _, credential = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(credential.encode(), token.encode()):
-            raise Unauthorized("admin routes need the header Authorization: Bearer <admin token>")
-        return
+        raise Unauthorized("admin routes need the header Authorization: Bearer <admin token>")
     if not is_local_client(request):
         raise Forbidden(
             "without an admin token, admin routes answer only clients on this machine, not forwarded "
             "requests (start the server with --admin-token to manage it from elsewhere)"
         )
+    return Caller("local client")
 
 
-async def _list(server: InferenceServer, request: Request) -> dict[str, Any]:
-    return {"deployments": [d.describe() for d in server.repository.deployments.values()]}
+async def _list(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
+    found = server.repository.deployments
+    names = list(found)
+    if caller.credential is not None:
+        assert server.platform is not None
+        names = await server.platform.readable(caller.credential, names)
+    return {"deployments": [found[name].describe() for name in names]}
 
 
-async def _set_traffic(server: InferenceServer, request: Request) -> dict[str, Any]:
+async def _set_traffic(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
     deployment = server.repository.deployment(request.path_params["name"])
     body = await read_body(request, server.config.max_body_bytes, server.config.body_timeout_s)
     document = parse_json_body(body)
@@ -95,17 +139,24 @@ async def _set_traffic(server: InferenceServer, request: Request) -> dict[str, A
     if shadow is not None and not isinstance(shadow, str):
         raise InvalidInput(f"shadow must be a version label or null, got {shadow!r}")
     new = deployment.set_traffic(document["traffic"], shadow)
-    log.info("model %s: traffic now %s, shadow %s", deployment.name, dict(new.weights), new.shadow)
+    log.info(
+        "model %s: traffic now %s, shadow %s (by %s)",
+        deployment.name,
+        dict(new.weights),
+        new.shadow,
+        caller.user,
+    )
     return deployment.describe()
 
 
-async def _rollback(server: InferenceServer, request: Request) -> dict[str, Any]:
+async def _rollback(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
     deployment = server.repository.deployment(request.path_params["name"])
     restored = deployment.rollback()
     log.info(
-        "model %s: traffic rolled back to %s, shadow %s",
+        "model %s: traffic rolled back to %s, shadow %s (by %s)",
         deployment.name,
         dict(restored.weights),
         restored.shadow,
+        caller.user,
     )
     return deployment.describe()

@@ -7,7 +7,8 @@ Routes (``{v}`` optional everywhere a version may be named):
 - ``POST /v1/models/{name}:predict`` with ``{"instances": [...]}``
 - ``POST /models/{name}/predict`` with pandas records (``[{col: value}, …]`` or ``{"dataframe_records": …}``)
 - ``GET /metrics`` (Prometheus)
-- ``GET /admin/deployments``, ``PUT /admin/deployments/{name}/traffic``, ``POST …/rollback`` (:mod:`.admin`)
+- ``GET /admin/deployments``, ``PUT /admin/deployments/{name}/traffic``, ``POST …/rollback`` (:mod:`.admin`;
+  guarded by an admin token, a platform server's grants (:mod:`.platform`), or loopback only)
 
 Answers are labels (``predict``) unless a request asks for probabilities (``predict_proba``, for a model
 that has it): v2 by ``parameters.output`` (``labels`` / ``probabilities``) or by name in ``outputs``, v1 and
@@ -64,6 +65,7 @@ from shipyard.serving.batching import Batcher
 from shipyard.serving.guard import RequestGuard, read_body
 from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput, model_input, requested_outputs
 from shipyard.serving.metrics import ServerMetrics
+from shipyard.serving.platform import PlatformAccess
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
 from shipyard.serving.statuses import error_response, status_for
 from shipyard.serving.tensors import (
@@ -121,6 +123,8 @@ class InferenceServer:
     Args:
         payloads: where sampled requests are logged (default: nowhere).
         admin_token: bearer token the admin routes require; without one they answer loopback clients only.
+        platform: the platform server whose grants on ``deployment:<name>`` decide what a caller's platform
+            token may do on the admin routes (besides ``admin_token``).
         monitoring: the artifact store whose monitoring gauges ``/metrics`` re-exports for the served models.
     """
 
@@ -131,6 +135,7 @@ class InferenceServer:
         *,
         payloads: PayloadLogger | None = None,
         admin_token: str | None = None,
+        platform: PlatformAccess | None = None,
         monitoring: ArtifactStore | None = None,
     ) -> None:
         self.repository = repository
@@ -141,6 +146,7 @@ class InferenceServer:
         self.metrics = ServerMetrics(repository, monitoring)
         self.payloads = payloads
         self.admin_token = admin_token
+        self.platform = platform
         self.batchers: dict[tuple[str, str], Batcher] = {}
         for served in repository.models:
             self.batchers[served.name, served.label] = Batcher(
@@ -172,6 +178,8 @@ class InferenceServer:
         self.decoder.shutdown(wait=True)
         if self.payloads is not None:
             self.payloads.close()
+        if self.platform is not None:
+            await self.platform.aclose()
 
     def _routes(self) -> list[Route]:
         model = "/v2/models/{name}"

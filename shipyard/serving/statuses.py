@@ -2,7 +2,8 @@
 
 bad input 400, unauthorized 401, forbidden 403, unknown model or version 404, body not received in time 408
 (connection closed), conflicting state 409, body too large 413, wrong content type 415, model raised (or a
-bug of ours) 500, not ready or overloaded 503 (overload with ``Retry-After``).
+bug of ours) 500, not ready or overloaded 503 (overload with ``Retry-After``), the platform server (or a
+store) out of reach 503.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from shipyard.errors import (
     NotFound,
     Overloaded,
     ShipyardError,
+    StoreError,
     Unauthorized,
 )
 from shipyard.serving.tensors import encode_error
@@ -45,6 +47,7 @@ _STATUSES: list[tuple[type[ShipyardError], int]] = [
     (Conflict, 409),
     (ModelNotReady, 503),
     (Overloaded, 503),
+    (StoreError, 503),
 ]
 
 

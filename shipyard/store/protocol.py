@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from shipyard.auth.records import AuditEvent, Grant, Permission, ResourceType, Token, User
+    from shipyard.deployments import DeploymentRecord
     from shipyard.lineage.records import ArtifactType, LineageArtifact, LineageGraph
     from shipyard.pipelines.schedule_store import Schedule
     from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
@@ -259,7 +260,21 @@ class AuthStore(Protocol):
     ) -> list[AuditEvent]: ...
 
 
+class DeploymentStore(Protocol):
+    """Deployment records: the served models a platform server knows of, so grants can name them. Rows only
+    (names and URLs are checked by :class:`shipyard.deployments.Deployments`); only a server keeps them, so
+    only SQL implements it."""
+
+    def insert_deployment(self, row: Mapping[str, Any]) -> DeploymentRecord: ...
+    def update_deployment(self, name: str, values: Mapping[str, Any]) -> DeploymentRecord: ...
+    def deployment(self, name: str) -> DeploymentRecord: ...
+    def list_deployments(self) -> list[DeploymentRecord]: ...
+    def delete_deployment(self, name: str) -> None: ...
+
+
 class ServerStores(MetadataStores, Protocol):
-    """The stores a platform server keeps records in itself (SQL): every record kind, and access records."""
+    """The stores a platform server keeps records in itself (SQL): every record kind, access records and
+    deployment records."""
 
     auth: AuthStore
+    deployments: DeploymentStore

@@ -379,3 +379,16 @@ audit_events = Table(
     Column("address", String(64), nullable=False),
     Index("ix_audit_events_at", "at"),
 )
+
+# ---------------------------------------------------------------------------- deployments (revision 0009)
+# The served models a platform server knows of, so grants can name them (``deployment:NAME``): an inference
+# server started with --platform registers each model it serves under the model's name, with its own URL.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

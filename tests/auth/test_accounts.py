@@ -114,3 +114,29 @@ def test_a_role_caps_what_grants_give(accounts: Accounts) -> None:
     assert strict.principal(accounts.get_user("viv")).permission(ResourceType.EXPERIMENT, "other") is (
         Permission.NO_PERMISSIONS
     )
+
+
+def test_grants_on_deployments_name_registered_ones_and_go_with_them(
+    accounts: Accounts, settings: Settings
+) -> None:
+    from shipyard.deployments import Deployments
+
+    deployments = Deployments(open_server_stores(settings).deployments)
+    accounts.create_user("bob", "editor")
+    with pytest.raises(NotFound, match="no deployment named 'churn' to grant on"):
+        accounts.grant("bob", "deployment:churn", "EDIT", by="admin")
+    deployments.register("churn", "http://10.0.0.5:8080/", by="alice")
+    grant = accounts.grant("bob", "deployment:churn", "EDIT", by="admin")
+    assert (grant.resource_type, grant.describe()) == (ResourceType.DEPLOYMENT, "deployment:churn")
+    assert accounts.principal(accounts.get_user("bob")).permission(ResourceType.DEPLOYMENT, "churn") is (
+        Permission.EDIT
+    )
+    # A deployment deleted and registered again under its name does not inherit the old grants.
+    deployments.delete("churn")
+    assert accounts.grants("bob") == []
+    deployments.register("churn", "http://10.0.0.6:8080", by="carol")
+    assert accounts.principal(accounts.get_user("bob")).permission(ResourceType.DEPLOYMENT, "churn") is (
+        Permission.READ
+    )
+    with pytest.raises(InvalidInput, match="deployment:NAME"):
+        accounts.grant("bob", "service:churn", "READ", by="admin")

@@ -2,9 +2,9 @@
 call (401) and an under-privileged one (403 for a write, a filtered answer for a read).
 
 The server runs with sign-in required and ``default_permission=NO_PERMISSIONS``; the world (an experiment,
-runs, a registered model, lineage, a schedule, an artifact) is someone else's. ``mallory`` is an editor with
-no grants on any of it; ``viv`` a viewer, for what editors may do but viewers may not (create). A route
-missing from ``REQUESTS`` fails the test: a new route must say how it is guarded.
+runs, a registered model, a deployment, lineage, a schedule, an artifact) is someone else's. ``mallory`` is
+an editor with no grants on any of it; ``viv`` a viewer, for what editors may do but viewers may not
+(create). A route missing from ``REQUESTS`` fails the test: a new route must say how it is guarded.
 """
 
 from __future__ import annotations
@@ -132,6 +132,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "updated_at": now_ms(),
         }
     )
+    from shipyard.deployments import Deployments
+
+    Deployments(stores.deployments).register("secret-deploy", "http://10.0.0.5:8080", by="ed")
     artifacts = root / "server-artifacts"
     ArtifactStore(str(artifacts)).put_bytes(b"secret", f"artifacts/{experiment.experiment_id}/notes.txt")
     with platform_server(
@@ -158,7 +161,15 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "path": f"/api/v1/artifacts/artifacts/{exp}/evil.txt",
             "content": b"x",
         },
+        ("GET", "/api/v1/access"): {"params": {"resource": "deployment:secret-deploy", "permission": "READ"}},
         ("GET", "/api/v1/audit"): {},
+        ("GET", "/api/v1/deployments"): {"expect": _empty},
+        ("DELETE", "/api/v1/deployments/{name}"): {"path": "/api/v1/deployments/secret-deploy"},
+        ("GET", "/api/v1/deployments/{name}"): {"path": "/api/v1/deployments/secret-deploy"},
+        ("PUT", "/api/v1/deployments/{name}"): {
+            "path": "/api/v1/deployments/secret-deploy",
+            "json": {"url": "http://evil.example:8080"},
+        },
         ("GET", "/api/v1/experiments"): {"expect": _empty},
         ("POST", "/api/v1/experiments"): {"json": {"name": "new"}, "as": "viv"},
         ("DELETE", "/api/v1/experiments/{id_or_name}"): {"path": f"/api/v1/experiments/{exp}"},

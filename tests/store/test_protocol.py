@@ -97,3 +97,16 @@ def test_the_sql_auth_store_has_every_auth_protocol_method(settings: Settings) -
         expected = [(p.name, p.kind) for p in signature.parameters.values() if p.name != "self"]
         actual = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
         assert actual == expected, f"SqlAuthStore.{name}{inspect.signature(method)} != protocol"
+
+
+def test_the_sql_deployment_store_has_every_deployment_protocol_method(settings: Settings) -> None:
+    """Deployment records live only on a server, so only SQL implements `DeploymentStore` (no HTTP twin)."""
+    store = SqlStores.open(settings).deployments
+    wanted = _methods(protocol.DeploymentStore)
+    assert wanted
+    for name, signature in wanted.items():
+        method = getattr(store, name, None)
+        assert method is not None, f"SqlDeploymentStore lacks {name}"
+        expected = [(p.name, p.kind) for p in signature.parameters.values() if p.name != "self"]
+        actual = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+        assert actual == expected, f"SqlDeploymentStore.{name}{inspect.signature(method)} != protocol"

@@ -11,6 +11,7 @@ from shipyard.store.sql.tracking import SqlTrackingStore
 
 if TYPE_CHECKING:
     from shipyard.store.sql.auth import SqlAuthStore
+    from shipyard.store.sql.deployments import SqlDeploymentStore
     from shipyard.store.sql.lineage import SqlLineageStore
     from shipyard.store.sql.registry import SqlRegistryStore
     from shipyard.store.sql.schedules import SqlScheduleStore
@@ -21,8 +22,8 @@ __all__ = ["SqlStores", "SqlTrackingStore"]
 class SqlStores:
     """Every record kind in one SQL database (a :class:`shipyard.store.protocol.MetadataStores`).
 
-    The registry, lineage and schedule stores are built on first use: a script that only logs runs does not
-    import them.
+    The registry, lineage, schedule, access and deployment stores are built on first use: a script that only
+    logs runs does not import them.
     """
 
     def __init__(self, db: MetadataStore, settings: Settings) -> None:
@@ -46,6 +47,12 @@ class SqlStores:
         from shipyard.store.sql.auth import SqlAuthStore
 
         return SqlAuthStore(self.db)
+
+    @functools.cached_property
+    def deployments(self) -> SqlDeploymentStore:
+        from shipyard.store.sql.deployments import SqlDeploymentStore
+
+        return SqlDeploymentStore(self.db)
 
     @functools.cached_property
     def lineage(self) -> SqlLineageStore:
