@@ -80,11 +80,11 @@ class FastLane:
             await self.app(scope, receive, send)
             return
         route, path_values = hit
-        media_type, key = "", None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
+        media_type = key = None
+        for name, value in scope["headers"]:  # the first of a repeated header, as Starlette reads them
+            if name == b"content-type" and media_type is None:
                 media_type = value.decode("latin-1").partition(";")[0].strip().lower()
-            elif name == b"idempotency-key":
+            elif name == b"idempotency-key" and key is None:
                 key = value.decode("latin-1")
         if media_type != route.media_type or (key is not None and not _IDEMPOTENCY_KEY.fullmatch(key)):
             await self.app(scope, receive, send)
@@ -93,17 +93,29 @@ class FastLane:
         if body is None:  # the client went away
             return
         try:
-            try:
-                parsed = route.parse(body)
-            except ValidationError:
-                await self.app(scope, _replay(body, receive), send)
-                return
-            answer = await in_thread(route.work, Request(scope), parsed, key, *path_values)
+            answer = await in_thread(_serve, route, body, Request(scope), key, path_values)
         except ShipyardError as exc:  # a malformed packed body, a missing run, a refused write, ...
             status, answer = error_answer(exc)
         else:
+            if answer is _LONG_WAY:
+                await self.app(scope, _replay(body, receive), send)
+                return
             status = route.status
         await _send(send, status, answer)
+
+
+_LONG_WAY = object()
+
+
+def _serve(
+    route: _Route, body: bytes, request: Request, key: str | None, path_values: tuple[str, ...]
+) -> Any:
+    # In the worker thread: a large batch is parsed off the event loop too.
+    try:
+        parsed = route.parse(body)
+    except ValidationError:  # nothing written yet: the full app answers, naming the field
+        return _LONG_WAY
+    return route.work(request, parsed, key, *path_values)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -157,6 +157,10 @@ def _still_open(sock: socket.socket) -> bool:
     # An idle keep-alive connection has nothing to read: readable means the server closed it (or sent
     # something unasked), and writing to it would fail or be answered by nobody.
     try:
+        if hasattr(select, "poll"):  # select() fails on descriptors past 1024, which busy processes reach
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return False
