@@ -345,6 +345,16 @@ class ArtifactStore:
             raise NotFound(f"local file {src!r} does not exist")
         if os.path.isdir(src):
             raise InvalidInput(f"{src!r} is a directory; use put_dir")
+        from shipyard.store.server_artifacts import ServerArtifactFileSystem
+
+        if isinstance(self._fs, ServerArtifactFileSystem):
+            # Through a platform server: sent from the file itself, not through a spool (see upload_file).
+            rel = safe_relpath(dest)
+            with self._remote_errors("write", rel):
+                self._check_parents(rel)
+                size = os.path.getsize(src)
+                sha256 = self._fs.upload_file(src, _join(self._path, rel))
+            return FileInfo(path=rel, size=size, sha256=sha256)
         with builtins.open(src, "rb") as f:
             return self._write(dest, iter(lambda: f.read(CHUNK_SIZE), b""))
 
@@ -432,6 +442,14 @@ class ArtifactStore:
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFound(f"no artifact {rel!r} under {self.root}") from exc
 
+    def _check_parents(self, rel: str) -> None:
+        # An object store would keep both keys 'f' and 'f/g'; refuse it as a filesystem does, so the tree
+        # lists the same on every backend.
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            if self._fs.isfile(_join(self._path, "/".join(parts[:depth]))):
+                raise InvalidInput(f"cannot write {rel!r} under {self.root}: a parent of it is a file")
+
     def _open_remote(self, rel: str, mode: str) -> IO[Any]:
         target = _join(self._path, rel)
         text = {} if "b" in mode else {"encoding": "utf-8"}
@@ -439,12 +457,7 @@ class ArtifactStore:
             # NOTE: object stores open a "directory" (a key prefix) lazily, and read it as empty.
             raise InvalidInput(f"artifact {rel!r} under {self.root} is a directory, not a file")
         if mode in ("wb", "w"):
-            # An object store would keep both keys 'f' and 'f/g'; refuse it as a filesystem does, so the
-            # tree lists the same on every backend.
-            parts = rel.split("/")
-            for depth in range(1, len(parts)):
-                if self._fs.isfile(_join(self._path, "/".join(parts[:depth]))):
-                    raise InvalidInput(f"cannot write {rel!r} under {self.root}: a parent of it is a file")
+            self._check_parents(rel)
         try:
             opened: IO[Any] = self._fs.open(target, mode, **text)
         except IsADirectoryError as exc:

@@ -121,6 +121,21 @@ class ServerArtifactFileSystem(AbstractFileSystem):
         )
         _raise_for(response, self.server_url)
 
+    def put_file(self, lpath: str, rpath: str, callback: Any = None, **kwargs: Any) -> None:
+        self.upload_file(lpath, rpath)
+
+    def upload_file(self, lpath: str, rpath: str) -> str:
+        """Upload the local file ``lpath`` to ``rpath`` from the file itself: hashed in one read, sent in
+        a second (the page cache serves it), never copied into a spool as a written stream must be (a file
+        changed in between fails the server's sha256 check). Returns its sha256."""
+        digest = hashlib.sha256()
+        with open(lpath, "rb") as source:
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+            sha256 = digest.hexdigest()
+            self.upload(self._strip_protocol(rpath), source, sha256)
+        return sha256
+
     def _rm(self, path: str) -> None:
         response = self._http.delete(f"/artifacts/{self._strip_protocol(path)}")
         if response.status_code == 404:

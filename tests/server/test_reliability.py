@@ -311,3 +311,47 @@ def test_a_small_request_leaves_in_one_write_and_a_large_body_streams(tmp_path: 
         assert client.call("GET", "/experiments/one-write")["name"] == "one-write"
         assert idle.fileno() == -1 and len(transport._idle) == 1  # closed, and a fresh one took its place
         client.close()
+
+
+def test_a_local_file_goes_up_from_itself_and_a_changed_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """log_artifact of a file through the server sends the file itself (no spool copy), once hashed; a file
+    that changes between its hash and its sending fails the server's sha256 check and is not stored."""
+    import tempfile
+
+    from shipyard.store.server_artifacts import ServerArtifactFileSystem
+
+    source = tmp_path / "weights.bin"
+    source.write_bytes(os.urandom(3 << 20))
+    env = {**os.environ, "SHIPYARD_HOME": str(tmp_path / "server-home")}
+    # A server process: one in this process would hand the client its files directly.
+    with server_process(["--log-level", "warning"], env) as (url, _):
+        settings = make_settings(tmp_path / "home", tracking_uri=url)
+        with shipyard.start_run("uploads", settings=settings) as run:
+            spools: list[object] = []
+            real_spool = tempfile.SpooledTemporaryFile.__init__
+
+            def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+                spools.append(self)
+                real_spool(self, *args, **kwargs)
+
+            monkeypatch.setattr(tempfile.SpooledTemporaryFile, "__init__", counting)
+            run.log_artifact(source)
+            monkeypatch.undo()
+            assert spools == []
+            store = run.artifacts
+            assert isinstance(store._fs, ServerArtifactFileSystem)
+            assert store.read_bytes("weights.bin") == source.read_bytes()
+
+            real_upload = ServerArtifactFileSystem.upload
+
+            def changed_meanwhile(self: Any, rel: str, stream: Any, sha256: str) -> None:
+                source.write_bytes(b"not what was hashed")
+                real_upload(self, rel, stream, sha256)
+
+            monkeypatch.setattr(ServerArtifactFileSystem, "upload", changed_meanwhile)
+            with pytest.raises(shipyard.ShipyardError, match="sha256"):
+                run.log_artifact(source, "changed")
+            monkeypatch.undo()
+            assert not store.exists("changed/weights.bin")
