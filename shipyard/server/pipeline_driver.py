@@ -16,9 +16,9 @@ Protocol: the server writes a JSON :class:`Job` on the driver's stdin and reads 
 in its own session (a server restart does not stop it). SIGTERM stops it: the run and its running steps end
 KILLED (:func:`cancel`).
 
-NOTE: local step workers inherit the driver's environment, so they reach the server's files as it does
-(``SHIPYARD_SERVED_ARTIFACTS``); Ray workers do not, so a Ray executor on a server that keeps its artifacts
-cannot yet pass artifacts between steps.
+Step workers reach the server's files as it does (``SHIPYARD_SERVED_ARTIFACTS``): local ones inherit the
+driver's environment, and each Ray task carries it (a multi-node cluster needs an artifact destination
+every node reaches: an object store).
 """
 
 from __future__ import annotations

@@ -290,3 +290,33 @@ def test_the_cli_resumes_a_failed_run_on_the_server(site: Site, tmp_path: Path) 
     assert again.returncode == 1 and "at step(s) boom" in again.stderr  # the step fails again, there
     resumed = yaml.safe_load(again.stdout)
     assert resumed["run_id"] != failed_id and resumed["resumed_from"] == failed_id
+
+
+@pytest.mark.slow
+def test_a_ray_executor_on_the_server_passes_datasets_between_steps_through_its_files(
+    tmp_path: Path, ray_cluster: Any
+) -> None:
+    """With --executor ray on a running cluster (this test process's) the steps run in Ray workers that do
+    not have the driver's environment: each task carries the server's artifact destination, so a step reads
+    what the one before it wrote."""
+    home = tmp_path / "server"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_HOME"] = str(home)
+    env["SHIPYARD_RAY_ADDRESS"] = ray_cluster.get_runtime_context().gcs_address
+    args = ["--artifacts", str(tmp_path / "files"), "--pipelines-path", str(REPO), "--executor", "ray"]
+    with server_process([*args, "--log-level", "warning"], env, log=tmp_path / "server.log") as (url, _):
+        answer = httpx.post(
+            f"{url}/api/v1/pipelines/runs",
+            json={"spec": REALISTIC, "parameters": {"n": 10}, "experiment": "on-ray"},
+            timeout=60,
+        )
+        assert answer.status_code == 202, answer.text
+        run_id = answer.json()["run_id"]
+        deadline = time.monotonic() + 240
+        while True:
+            state = httpx.get(f"{url}/api/v1/pipelines/runs/{run_id}", timeout=30).json()
+            if state["status"] not in ("RUNNING", "LOST") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert state["status"] == "FINISHED", (state, (tmp_path / "server.log").read_text()[-3000:])
+        assert _steps(state) == {"make-data": "FINISHED", "fit": "FINISHED", "publish": "FINISHED"}

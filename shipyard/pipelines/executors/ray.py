@@ -7,6 +7,7 @@ artifact root, so on a multi-node cluster that root must be a filesystem every n
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -18,6 +19,7 @@ from shipyard.pipelines.executors.engine import PipelineExecutor, StepPool
 from shipyard.pipelines.executors.pool import Outcome
 from shipyard.pipelines.executors.worker import Task, run_captured
 from shipyard.pipelines.spec import Resources
+from shipyard.store.server_artifacts import SERVED_ENV, serve_from
 
 
 def _import_ray() -> Any:
@@ -66,12 +68,25 @@ def _probe(address: str, timeout_s: float = 5.0) -> None:
         raise PipelineError(f"cannot reach a Ray cluster at {address!r}: {exc}") from exc
 
 
-def _run_step(task: Task, paths: list[str]) -> tuple[str, Any]:
+def _run_step(task: Task, paths: list[str], served: tuple[str, dict[str, Any]] | None) -> tuple[str, Any]:
     # NOTE: Ray workers do not share the driver's sys.path; the component's module must import the same way.
     for path in reversed(paths):
         if path not in sys.path:
             sys.path.insert(0, path)
+    if served is not None:
+        serve_from(*served)
     return run_captured(task)
+
+
+def _served() -> tuple[str, dict[str, Any]] | None:
+    """The server's own artifact destination when this driver runs a platform server's pipeline: its steps
+    read and write the server's files as the driver does. Local workers inherit it with the environment;
+    Ray's get it with each task (not in the job's environment, which Ray records: the options may hold
+    an object store's credentials)."""
+    destination = os.environ.get(SERVED_ENV)
+    if not destination:
+        return None
+    return destination, json.loads(os.environ.get(f"{SERVED_ENV}_OPTIONS") or "{}")
 
 
 class RayPool:
@@ -84,6 +99,7 @@ class RayPool:
         self._busy: dict[Any, Any] = {}  # key → ObjectRef
         # The driver's import roots (its working directory first), so components import in the workers.
         self._paths = [os.getcwd(), *(p for p in sys.path if p and os.path.isdir(p))]
+        self._served = _served()
 
     @property
     def free(self) -> int:
@@ -98,7 +114,7 @@ class RayPool:
             options["num_gpus"] = resources.gpus
         if resources.memory_bytes:
             options["memory"] = resources.memory_bytes
-        self._busy[key] = self._remote.options(**options).remote(task, self._paths)
+        self._busy[key] = self._remote.options(**options).remote(task, self._paths, self._served)
 
     def wait(self, timeout: float) -> list[Outcome]:
         """Outcomes of the tasks that ended within ``timeout`` seconds (maybe none)."""
