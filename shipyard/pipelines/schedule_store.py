@@ -46,6 +46,8 @@ class Schedule:
         parameters: the values given at registration, coerced to the parameters' types; the other
             parameters take the spec's defaults at each run.
         last_status: "succeeded", "failed" or "killed" for the latest run (``None`` before the first).
+        created_by: who created it (the signed-in user on a platform server); its runs are recorded as
+            this user's. ``None`` for schedules from before owners were kept.
     """
 
     schedule_id: str
@@ -66,6 +68,7 @@ class Schedule:
     last_status: str | None
     created_at: int
     updated_at: int
+    created_by: str | None = None
 
     @property
     def spec(self) -> PipelineSpec:

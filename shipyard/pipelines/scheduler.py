@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from shipyard.auth.records import ACTOR
 from shipyard.config import Settings, get_settings
 from shipyard.errors import AlreadyExists
 from shipyard.pipelines.executors import PipelineRunResult, StepStatus, executor_for
@@ -151,14 +152,20 @@ class Scheduler:
         spec = schedule.spec
 
         def attempt(run_name: str) -> PipelineRunResult:
-            return executor.run(
-                spec,
-                dict(schedule.parameters),
-                experiment=schedule.experiment,
-                run_name=run_name,
-                cache=schedule.cache,
-                tags={SCHEDULE_TAG: schedule.name},
-            )
+            # The run is the schedule's creator's, as if they had started it (ACTOR: see acting_user).
+            token = ACTOR.set(schedule.created_by) if schedule.created_by else None
+            try:
+                return executor.run(
+                    spec,
+                    dict(schedule.parameters),
+                    experiment=schedule.experiment,
+                    run_name=run_name,
+                    cache=schedule.cache,
+                    tags={SCHEDULE_TAG: schedule.name},
+                )
+            finally:
+                if token is not None:
+                    ACTOR.reset(token)
 
         for name in names[:-1]:
             with contextlib.suppress(AlreadyExists):

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from shipyard.auth.records import ACTOR
 from shipyard.errors import ShipyardError
 from shipyard.pipelines.executors import PipelineRunResult, StepResult, StepStatus
 from shipyard.pipelines.run_status import pipeline_state
@@ -52,6 +53,7 @@ class DriverRunner:
             run_name=run_name,
             cache=cache,
             tags={**(tags or {}), SUBMITTED_BY_TAG: "scheduler"},
+            user=ACTOR.get(),  # the schedule's creator (the scheduler sets it), else the server's user
         )
         started = launch(self.config, job, reap=False)
         started.wait()

@@ -310,6 +310,7 @@ pipeline_schedules = Table(
     Column("last_status", String(16), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=True),  # revision 0010
     Index("ix_pipeline_schedules_due", "paused", "next_run_at"),
 )
 

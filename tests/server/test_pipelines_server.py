@@ -239,6 +239,17 @@ def test_the_server_runs_a_schedule_created_through_its_api(site: Site) -> None:
     run = client.get_run(found.last_run_id)
     assert run.status.value == "FINISHED" and run.tags["shipyard.schedule"] == "served-hourly"
     assert found.next_run_at > int(time.time() * 1000)
+    # Who set it up owns it and its runs, not the server's operating-system user.
+    assert found.created_by == "ed" and run.user == "ed"
+    assert site.call("GET", f"/pipelines/runs/{found.last_run_id}").json()["user"] == "ed"
+
+    # A row that names another creator is stored as the caller's: nobody schedules runs as someone else.
+    forged = ScheduleClient(client)
+    real_insert = forged.backend.insert
+    forged.backend.insert = lambda row: real_insert({**row, "created_by": "root"})  # type: ignore[method-assign]
+    made = forged.create(spec, "0 3 * * *", name="forged-owner", experiment="forged-owner")
+    assert made.created_by == "ed" and forged.get("forged-owner").created_by == "ed"
+    forged.delete("forged-owner")
 
 
 def test_the_cli_submits_waits_and_reads_logs_in_team_mode(site: Site, tmp_path: Path) -> None:

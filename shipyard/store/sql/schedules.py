@@ -13,6 +13,7 @@ from shipyard.pipelines.schedule import Catchup
 from shipyard.pipelines.schedule_store import Schedule
 from shipyard.store.db import MetadataStore
 from shipyard.store.schema import pipeline_schedules
+from shipyard.store.sql.tracking import acting_user
 
 
 class SqlScheduleStore:
@@ -22,7 +23,9 @@ class SqlScheduleStore:
         self.db = db
 
     def insert(self, row: Mapping[str, Any]) -> Schedule:
-        """Store a new schedule (``row`` holds every column); `AlreadyExists` if its name is taken."""
+        """Store a new schedule (``row`` holds every column but its creator: the acting user, whatever the
+        row says); `AlreadyExists` if its name is taken."""
+        row = {**row, "created_by": acting_user()}
         try:
             with self.db.write() as conn:
                 conn.execute(pipeline_schedules.insert().values(**row))
