@@ -36,12 +36,16 @@ def list_searches(
     """Tuning searches, newest first (in ``experiment`` when given, else every experiment the caller may
     read), with trial counts by state; pass ``next_page_token`` back as ``page_token`` for more."""
     client, g = _client(request), guard(request)
+    scope = None
     if experiment is not None:
         g.experiment(experiment, READ)
         ids = [client.get_experiment(experiment).experiment_id]
     else:
         ids = [e.experiment_id for e in client.list_experiments() if g.can_read_experiment(e)]
-    found, token = searches.list_searches(client, ids, max_results=max_results, page_token=page_token)
+        scope = f"readable by {g.user}"  # the next page stays valid when an experiment is created meanwhile
+    found, token = searches.list_searches(
+        client, ids, max_results=max_results, page_token=page_token, page_scope=scope
+    )
     return {"searches": wire.to_json(found), "next_page_token": token}
 
 

@@ -263,8 +263,15 @@ class TrackingClient:
         columns: Sequence[str] | None = None,
         include_deleted: bool = False,
         output_format: str = "records",
+        page_scope: str | None = None,
     ) -> RunList | pd.DataFrame:
-        """Runs matching a filter, one page at a time (grammar: :mod:`shipyard.tracking.filter_parser`)."""
+        """Runs matching a filter, one page at a time (grammar: :mod:`shipyard.tracking.filter_parser`).
+
+        A page token belongs to its search: the same experiments, filter and order (all experiments, when
+        none are named, however many are created meanwhile). ``page_scope`` names the experiments instead
+        when the caller resolved them from a rule, say "every experiment this user may read", which stays
+        the same rule as experiments appear.
+        """
         return querying.search_runs(
             self,
             experiments_,
@@ -275,4 +282,5 @@ class TrackingClient:
             columns=columns,
             include_deleted=include_deleted,
             output_format=output_format,
+            page_scope=page_scope,
         )

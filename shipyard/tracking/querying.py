@@ -47,6 +47,7 @@ def search_runs(
     columns: Sequence[str] | None,
     include_deleted: bool,
     output_format: str,
+    page_scope: str | None = None,
 ) -> RunList | pd.DataFrame:
     if output_format not in ("records", "pandas"):
         raise InvalidInput(f"output_format must be 'records' or 'pandas', got {output_format!r}")
@@ -61,7 +62,13 @@ def search_runs(
     parse_filter(filter)
     parse_order_by(order_by)
     parse_columns(columns)
-    fingerprint = _fingerprint(experiment_ids, filter, order_by, include_deleted)
+    # A token is bound to the experiments asked for: "every experiment" stays the same search when one is
+    # created between pages (so does a caller's own ``page_scope``, e.g. "those this user may read").
+    if page_scope is not None:
+        bound = [f"scope:{page_scope}"]
+    else:
+        bound = ["*"] if experiments is None else experiment_ids
+    fingerprint = _fingerprint(bound, filter, order_by, include_deleted)
     offset = _decode_token(page_token, fingerprint)
     rows = client.backend.search_page(
         experiment_ids,

@@ -99,8 +99,10 @@ def list_searches(
     *,
     max_results: int = 100,
     page_token: str | None = None,
+    page_scope: str | None = None,
 ) -> tuple[list[SearchSummary], str | None]:
-    """The searches in ``experiment_ids``, newest first, a page at a time; and the next page's token."""
+    """The searches in ``experiment_ids``, newest first, a page at a time; and the next page's token
+    (bound to ``page_scope`` rather than the ids when given: see `TrackingClient.search_runs`)."""
     if not experiment_ids:
         return [], None
     found = client.search_runs(
@@ -109,6 +111,7 @@ def list_searches(
         order_by=_NEWEST_FIRST,
         max_results=max_results,
         page_token=page_token,
+        page_scope=page_scope,
     )
     return summarize(client, found), found.next_page_token  # type: ignore[union-attr]
 

@@ -153,6 +153,8 @@ def test_searches_are_listed_newest_first_with_trial_counts_and_paged(world: Wor
 
     page = get(world, "/tuning/searches", max_results=1).json()
     assert [s["run_id"] for s in page["searches"]] == [world.second] and page["next_page_token"]
+    # An experiment created between pages does not invalidate the token of "every experiment I may read".
+    assert httpx.put(f"{world.url}{API}/experiments/made-between-pages", timeout=30).status_code == 200
     rest = get(world, "/tuning/searches", max_results=1, page_token=page["next_page_token"]).json()
     assert [s["run_id"] for s in rest["searches"]] == [world.first] and rest["next_page_token"] is None
 

@@ -293,6 +293,20 @@ def test_search_filters_orders_and_pages(tracking_backend_settings: Settings) ->
         if token is None:
             break
     assert names == [f"r{i}" for i in range(12)]
+    # Over every experiment, a page token outlives an experiment created between pages; a token of one
+    # search is still refused by another.
+    first = client.search_runs(None, "metrics.acc >= 0", order_by=["metrics.acc asc"], max_results=5)
+    client.create_experiment("made-between-pages")
+    second = client.search_runs(
+        None,
+        "metrics.acc >= 0",
+        order_by=["metrics.acc asc"],
+        max_results=5,
+        page_token=first.next_page_token,
+    )
+    assert [r.name for r in second] == [f"r{i}" for i in range(5, 10)]
+    with pytest.raises(InvalidInput, match="different search"):
+        client.search_runs("s", "metrics.acc >= 0", max_results=5, page_token=first.next_page_token)
     narrow = client.search_runs(
         "s", "metrics.acc >= 1.1", columns=["metrics.acc"], order_by=["metrics.acc desc"]
     )
