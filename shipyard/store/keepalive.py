@@ -17,6 +17,7 @@ import select
 import socket
 import ssl
 import threading
+import weakref
 
 import httptools
 
@@ -74,6 +75,8 @@ class Transport:
         self._tls = ssl_context
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
+        # Idle connections close with the transport (or at exit), not when the garbage collector finds them.
+        weakref.finalize(self, _close_all, self._idle)
         default_port = 443 if ssl_context is not None else 80
         authority = host if port == default_port else f"{host}:{port}"
         if ":" in host and not host.startswith("["):  # an IPv6 literal
@@ -140,6 +143,11 @@ class Transport:
             # for long: the caller's first-contact deadline is short).
             raise Refused(_reason(exc)) from None
         return sock
+
+
+def _close_all(idle: list[socket.socket]) -> None:
+    while idle:
+        idle.pop().close()
 
 
 def _read_answer(sock: socket.socket) -> tuple[int, bytes, bool]:
