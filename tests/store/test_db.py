@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from shipyard import SchemaError, StoreError
-from shipyard.store.db import HEAD_REVISION, MetadataStore
+from shipyard.store.db import HEAD_REVISION, MetadataStore, RowInsert
 from shipyard.store.schema import metadata
 from tests.store.old_stores import sqlite_store_at
 
@@ -115,9 +115,17 @@ def _raw_transactions_commit_roll_back_and_explain(store: MetadataStore, p: str)
     with store.write_raw() as tx:
         assert tx.rows("SELECT k, v FROM raw_probe ORDER BY k") == [("a", 1), ("b", 2)]
         assert tx.scalar(f"SELECT v FROM raw_probe WHERE k = {p}", ("zz",)) is None
+    # Many rows at once (several multi-row statements on PostgreSQL): the rows changed, counted over all
+    # statements; a row already there is left alone by ON CONFLICT DO NOTHING and not counted.
+    many = RowInsert("INSERT INTO raw_probe (k, v)", 2, "ON CONFLICT DO NOTHING")
+    rows = [(f"k{i:05d}", i) for i in range(2500)] + [("a", 99)]
+    with store.write_raw() as tx:
+        assert tx.insert(many, rows) == 2500
+        assert tx.insert(many, []) == 0
     # Every connection went back to the pool usable.
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 2
+        assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 2502
+        assert conn.exec_driver_sql("SELECT v FROM raw_probe WHERE k = 'a'").scalar() == 1
 
 
 def test_raw_write_transactions_on_sqlite(tmp_path: Path) -> None:

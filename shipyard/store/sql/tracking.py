@@ -28,7 +28,7 @@ from shipyard.auth.records import ACTOR
 from shipyard.config import Settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.artifacts import ArtifactStore
-from shipyard.store.db import MetadataStore, RawTransaction
+from shipyard.store.db import MetadataStore, RawTransaction, RowInsert
 from shipyard.store.protocol import Garbage, RunKey
 from shipyard.store.schema import (
     artifacts,
@@ -110,7 +110,6 @@ class SqlTrackingStore:
         self._run_pks: dict[str, int] = {}
         self._active_experiments: dict[str, Experiment] = {}  # by name; saves a read per new run
         placeholder = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
-        marks = ", ".join([placeholder] * 5)
         # The per-run hot path (create, params, metrics, end) is plain SQL prepared once: building SQLAlchemy
         # statements per call cost more than the SQLite transaction itself. Portable: SQLite ≥ 3.35, PG ≥ 9.5.
         p = placeholder
@@ -124,23 +123,26 @@ class SqlTrackingStore:
             "ON CONFLICT (key) DO NOTHING"
         )
         self._claims = 0
-        self._sql_insert_param = (
-            f"INSERT INTO params (run_pk, key, value) VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING"
+        self._insert_params = RowInsert(
+            "INSERT INTO params (run_pk, key, value)", 3, "ON CONFLICT DO NOTHING"
         )
         chunk_columns = ", ".join(f'"{c}"' for c in chunks.CHUNK_COLUMNS)
-        chunk_marks = ", ".join([p] * len(chunks.CHUNK_COLUMNS))
-        self._sql_insert_chunk = f"INSERT INTO metric_chunks ({chunk_columns}) VALUES ({chunk_marks})"
-        self._sql_upsert_tag = (
-            f"INSERT INTO tags (run_pk, key, value) VALUES ({p}, {p}, {p}) "
-            "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value"
+        self._insert_chunks = RowInsert(
+            f"INSERT INTO metric_chunks ({chunk_columns})", len(chunks.CHUNK_COLUMNS)
+        )
+        self._upsert_tags = RowInsert(
+            "INSERT INTO tags (run_pk, key, value)",
+            3,
+            "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value",
         )
         self._sql_prune_keys = f"DELETE FROM request_keys WHERE created_at < {p}"
         self._p = p
-        self._upsert_latest_sql = (
-            f"INSERT INTO latest_metrics (run_pk, key, value, step, timestamp) VALUES ({marks}) "
+        self._upsert_latest = RowInsert(
+            "INSERT INTO latest_metrics (run_pk, key, value, step, timestamp)",
+            5,
             "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
             "timestamp = excluded.timestamp WHERE excluded.step > latest_metrics.step OR "
-            "(excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)"
+            "(excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)",
         )
 
     # ------------------------------------------------------------------ experiments
@@ -304,7 +306,7 @@ class SqlTrackingStore:
                 with self.db.write_raw() as tx:
                     run_pk = tx.scalar(self._sql_insert_run, tuple(row[c] for c in _RUN_COLUMNS))
                     if tag_rows:
-                        tx.executemany(self._sql_upsert_tag, [(run_pk, k, v) for k, v in tag_rows])
+                        tx.insert(self._upsert_tags, [(run_pk, k, v) for k, v in tag_rows])
                     if idempotency_key is not None and not self._claim(tx, idempotency_key, run_id):
                         raise _Retried
                 break
@@ -489,7 +491,7 @@ class SqlTrackingStore:
         for run_key, rows in checked.items():
             if not rows:
                 continue
-            if tx.executemany(self._sql_insert_param, [(run_key, k, v) for k, v in rows]) == len(rows):
+            if tx.insert(self._insert_params, [(run_key, k, v) for k, v in rows]) == len(rows):
                 continue
             stored: dict[str, str] = {}
             p = self._p
@@ -506,7 +508,7 @@ class SqlTrackingStore:
         rows = _checked_rows(values, "tag")
         if rows:
             with self.db.write_raw() as tx:
-                tx.executemany(self._sql_upsert_tag, [(run_key, k, v) for k, v in rows])
+                tx.insert(self._upsert_tags, [(run_key, k, v) for k, v in rows])
 
     def delete_tag(self, run_key: RunKey, key: str) -> None:
         with self.db.write() as conn:
@@ -576,8 +578,8 @@ class SqlTrackingStore:
             # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
             latest.append((run_pk, key, None if value != value else value, step, timestamp))
         if chunk_rows:
-            tx.executemany(self._sql_insert_chunk, chunk_rows)
-            tx.executemany(self._upsert_latest_sql, latest)
+            tx.insert(self._insert_chunks, chunk_rows)
+            tx.insert(self._upsert_latest, latest)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key`` in ``run_id``, ordered by step then time."""
