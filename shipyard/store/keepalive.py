@@ -105,8 +105,9 @@ class Transport:
         return status, content
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
+        with self._lock:  # in place: the finalizer holds this list
+            idle = self._idle[:]
+            self._idle.clear()
         for sock in idle:
             sock.close()
 
