@@ -54,27 +54,29 @@ def check_deployment_name(name: object) -> str:
 
 
 def check_deployment_url(url: object) -> str:
-    """An inference server's base URL: ``http://`` or ``https://`` with a host, no credentials, query or
-    fragment; returned without a trailing slash."""
+    """An inference server's base URL (see :func:`check_server_url`)."""
+    return check_server_url(url, "a deployment's url", "the inference server's base URL")
+
+
+def check_server_url(url: object, what: str, meaning: str) -> str:
+    """A server's base URL: ``http://`` or ``https://`` with a host, no credentials, query or fragment;
+    returned without a trailing slash. ``what`` names it in errors, ``meaning`` says what it should be."""
     if not isinstance(url, str) or not url.strip():
-        raise InvalidInput(f"a deployment's url must be a non-empty string, got {url!r}")
+        raise InvalidInput(f"{what} must be a non-empty string, got {url!r}")
     url = url.strip()
     if len(url) > _MAX_URL or not url.isprintable():
-        raise InvalidInput(f"a deployment's url must be printable and at most {_MAX_URL} characters")
+        raise InvalidInput(f"{what} must be printable and at most {_MAX_URL} characters")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises ValueError for a port out of range)
     except ValueError as exc:
-        raise InvalidInput(f"deployment url {url!r} does not parse: {exc}") from None
+        raise InvalidInput(f"{what} {url!r} does not parse: {exc}") from None
     if parts.scheme.lower() not in _SCHEMES or not parts.hostname:
-        raise InvalidInput(
-            f"deployment url {url!r} must be http://HOST[:PORT] or https://HOST[:PORT] "
-            "(the inference server's base URL)"
-        )
+        raise InvalidInput(f"{what} {url!r} must be http://HOST[:PORT] or https://HOST[:PORT] ({meaning})")
     if parts.username is not None or parts.password is not None:
-        raise InvalidInput("a deployment's url must not hold credentials (user:password@)")
+        raise InvalidInput(f"{what} must not hold credentials (user:password@)")
     if parts.query or parts.fragment:
-        raise InvalidInput(f"deployment url {url!r} must have no query or fragment")
+        raise InvalidInput(f"{what} {url!r} must have no query or fragment")
     return url.rstrip("/")
 
 
@@ -144,4 +146,5 @@ __all__ = [
     "RemoteDeployments",
     "check_deployment_name",
     "check_deployment_url",
+    "check_server_url",
 ]

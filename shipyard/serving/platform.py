@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 import httpx
 
 from shipyard.auth.records import Permission, ResourceType
-from shipyard.deployments import DeploymentRecord, RemoteDeployments
+from shipyard.deployments import DeploymentRecord, RemoteDeployments, check_server_url
 from shipyard.errors import Forbidden, InvalidInput, NotFound, ShipyardError, StoreError, Unauthorized
 from shipyard.store.http import HttpClient
 
@@ -30,12 +29,7 @@ _REFUSALS: dict[int, type[ShipyardError]] = {401: Unauthorized, 403: Forbidden, 
 
 def check_platform_url(url: str) -> str:
     """The platform server's base URL: ``http://`` or ``https://`` with a host; no trailing slash."""
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"--platform {url!r} must be the platform server's http:// or https:// URL")
-    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        raise InvalidInput("--platform must be a plain base URL: no credentials, query or fragment")
-    return url.strip().rstrip("/")
+    return check_server_url(url, "--platform", "the platform server's base URL")
 
 
 class PlatformAccess:
