@@ -72,32 +72,31 @@ class MetadataStore:
         """
         dbapi = self.engine.dialect.loaded_dbapi
         try:
+            # (The pool hands on the driver's own error, not SQLAlchemy's, when it cannot connect.)
             conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                try:
+                    if self.dialect == "sqlite":
+                        cursor.execute("BEGIN IMMEDIATE")  # as write()'s begin event does
+                    yield RawTransaction(cursor, self.dialect)
+                    conn.commit()
+                except BaseException:
+                    try:
+                        conn.rollback()
+                    except dbapi.Error:  # the connection broke: the pool must not hand it out again
+                        conn.invalidate()
+                    raise
+                finally:
+                    cursor.close()
+            finally:
+                conn.close()
         except DBAPIError as exc:
             raise _translate(exc, self.url) from exc
-        except dbapi.Error as exc:  # the pool hands on the driver's own error when it cannot connect
-            raise _translate(DBAPIError.instance(None, None, exc, dbapi.Error), self.url) from exc
-        try:
-            cursor = conn.cursor()
-            try:
-                if self.dialect == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")  # as write()'s begin event does
-                yield RawTransaction(cursor, multirow=self.dialect == "postgresql")
-                conn.commit()
-            except BaseException:
-                try:
-                    conn.rollback()
-                except dbapi.Error:  # the connection broke: the pool must not hand it out again
-                    conn.invalidate()
-                raise
-            finally:
-                cursor.close()
         except dbapi.IntegrityError as exc:
             raise sa.exc.IntegrityError(None, None, exc) from exc
         except dbapi.Error as exc:
             raise _translate(DBAPIError.instance(None, None, exc, dbapi.Error), self.url) from exc
-        finally:
-            conn.close()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -129,11 +128,12 @@ _ROWS_PER_STATEMENT = 1000
 class RawTransaction:
     """Statements in a :meth:`MetadataStore.write_raw` transaction."""
 
-    __slots__ = ("_cursor", "_multirow")
+    __slots__ = ("_cursor", "_multirow", "mark")
 
-    def __init__(self, cursor: Any, multirow: bool = False) -> None:
+    def __init__(self, cursor: Any, dialect: str) -> None:
         self._cursor = cursor
-        self._multirow = multirow
+        self._multirow = dialect == "postgresql"
+        self.mark = "?" if dialect == "sqlite" else "%s"  # the driver's placeholder
 
     def insert(self, statement: RowInsert, rows: Sequence[Sequence[Any]]) -> int:
         """Insert ``rows``; the number of rows changed. On PostgreSQL as one statement per thousand rows:
@@ -141,10 +141,9 @@ class RawTransaction:
         and latest values were a dozen executions); on SQLite, in this process, once per row."""
         if not rows:
             return 0
+        one = "(" + ", ".join([self.mark] * statement.width) + ")"
         if not self._multirow:
-            marks = ", ".join(["?"] * statement.width)
-            return self.executemany(f"{statement.head} VALUES ({marks}) {statement.tail}", rows)
-        one = "(" + ", ".join(["%s"] * statement.width) + ")"
+            return self.executemany(f"{statement.head} VALUES {one} {statement.tail}", rows)
         changed = 0
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             part = rows[start : start + _ROWS_PER_STATEMENT]

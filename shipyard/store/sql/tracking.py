@@ -136,7 +136,6 @@ class SqlTrackingStore:
             "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value",
         )
         self._sql_prune_keys = f"DELETE FROM request_keys WHERE created_at < {p}"
-        self._p = p
         self._upsert_latest = RowInsert(
             "INSERT INTO latest_metrics (run_pk, key, value, step, timestamp)",
             5,
@@ -494,7 +493,7 @@ class SqlTrackingStore:
             if tx.insert(self._insert_params, [(run_key, k, v) for k, v in rows]) == len(rows):
                 continue
             stored: dict[str, str] = {}
-            p = self._p
+            p = tx.mark
             for start in range(0, len(rows), _CHUNK):
                 keys = [k for k, _ in rows[start : start + _CHUNK]]
                 marks = ", ".join([p] * len(keys))
