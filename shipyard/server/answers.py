@@ -1,8 +1,12 @@
-"""The server's one error shape, ``{"error": {"code", "message", "field"?}}``, and each error's status."""
+"""The server's one error shape, ``{"error": {"code", "message", "field"?}}``, each error's status, and JSON
+answers for the code that answers below the framework (the security middleware, the fast lane)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from starlette.types import Send
 
 from shipyard.errors import (
     AlreadyExists,
@@ -41,3 +45,19 @@ def error_answer(exc: ShipyardError) -> tuple[int, dict[str, Any]]:
         if isinstance(exc, kind):
             return status, error_body(code, str(exc))
     return 500, error_body("INTERNAL", str(exc))  # pragma: no cover
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as compact JSON (a NaN is a bug here: numbers go out as the wire module spells them)."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+
+
+async def send_json(send: Send, status: int, data: Any = None, headers: dict[str, str] | None = None) -> None:
+    """Answer an ASGI request with ``data`` as JSON (no body for 204) and any extra ``headers``."""
+    body = b"" if status == 204 else json_bytes(data)
+    raw: list[tuple[bytes, bytes]] = []
+    if status != 204:
+        raw += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -13,7 +13,6 @@ still describes it.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.errors import ShipyardError
 from shipyard.server import tracking_routes as tr
-from shipyard.server.answers import error_answer
+from shipyard.server.answers import error_answer, send_json
 from shipyard.server.threads import in_thread
 from shipyard.store import wire
 
@@ -101,7 +100,7 @@ class FastLane:
                 await self.app(scope, _replay(body, receive), send)
                 return
             status = route.status
-        await _send(send, status, answer)
+        await send_json(send, status, answer)
 
 
 _LONG_WAY = object()
@@ -140,14 +139,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
-
-
-async def _send(send: Send, status: int, answer: Any) -> None:
-    if status == 204:
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    body = json.dumps(answer, separators=(",", ":"), allow_nan=False).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

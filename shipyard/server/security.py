@@ -17,16 +17,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.auth.records import ACTOR, Principal
 from shipyard.errors import StoreError, Unauthorized
+from shipyard.server.answers import error_body, send_json
 from shipyard.tracking.records import now_ms
 
 if TYPE_CHECKING:
@@ -189,11 +189,4 @@ def _who(principal: Principal | None) -> str:
 async def _error(
     send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None
 ) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    headers: list[Any] = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, error_body(code, message), extra)

@@ -6,7 +6,6 @@ by id in paths (the store's integer keys never leave the server).
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shipyard.auth.records import ResourceType, Role
 from shipyard.errors import InvalidInput
+from shipyard.server.answers import json_bytes
 from shipyard.server.guard import EDIT, MANAGE, READ, guard
 from shipyard.server.threads import in_thread
 from shipyard.store import wire
@@ -145,7 +145,7 @@ def _store(request: Request) -> TrackingStore:
 def _answer(data: Any, status: int = 200) -> Response:
     if status == _NO_CONTENT:
         return Response(status_code=_NO_CONTENT)
-    body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+    body = json_bytes(data)
     return Response(body, status_code=status, media_type="application/json")
 
 
