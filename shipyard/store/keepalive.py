@@ -2,7 +2,7 @@
 
 A run's requests are small, and through urllib3 each cost the client ~250 µs — as much as the server spent
 answering it — most of it in http.client's header parsing (the email package) and urllib3's layers. Here a
-request is one write of bytes rendered once per client, and the answer is parsed by httptools (the C parser
+request is its head and body rendered into one write, and the answer is parsed by httptools (the C parser
 uvicorn serves with). The client keeps urllib3 for what this does not do: going through a proxy.
 
 Connections are reused most-recent first and checked before reuse (a server closes idle ones after a few
@@ -105,11 +105,8 @@ class Transport:
         return status, content
 
     def close(self) -> None:
-        with self._lock:  # in place: the finalizer holds this list
-            idle = self._idle[:]
-            self._idle.clear()
-        for sock in idle:
-            sock.close()
+        with self._lock:
+            _close_all(self._idle)
 
     def _take(self) -> socket.socket:
         while True:
@@ -147,6 +144,7 @@ class Transport:
 
 
 def _close_all(idle: list[socket.socket]) -> None:
+    # In place: the exit finalizer holds this very list.
     while idle:
         idle.pop().close()
 
