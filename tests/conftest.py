@@ -19,14 +19,16 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shipyard.auth.accounts import Accounts
 from shipyard.config import Settings
+from shipyard.tracking.chunks import Series
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +41,27 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A stray .shipyard or shipyard.toml above the test folders (in /tmp, say) is not the test's store.
     monkeypatch.setenv("SHIPYARD_CEILING_DIRECTORIES", str(tmp_path.parent))
     monkeypatch.chdir(tmp_path)
+
+
+def series_of(points: Iterable[tuple[int, float, int]]) -> Series:
+    """A metric series of (step, value, timestamp) points, in order."""
+    series = Series()
+    for step, value, timestamp in points:
+        series.steps.append(step)
+        series.values.append(value)
+        series.timestamps.append(timestamp)
+    return series
+
+
+def sign_up(
+    accounts: Accounts, users: Iterable[tuple[str, str] | tuple[str, str, str | None]]
+) -> dict[str, str]:
+    """Create each (name, role[, password]) user with an API token; their tokens by name."""
+    tokens = {}
+    for name, role, *password in users:
+        accounts.create_user(name, role, *password)
+        tokens[name] = accounts.create_token(name)[1]
+    return tokens
 
 
 def make_settings(home: Path, **overrides: str) -> Settings:

@@ -22,7 +22,7 @@ from shipyard.config import Settings
 from shipyard.errors import Forbidden, StoreError, Unauthorized
 from shipyard.store import open_server_stores
 from shipyard.tracking.client import TrackingClient
-from tests.conftest import console, make_settings, platform_server, server_process
+from tests.conftest import console, make_settings, platform_server, server_process, sign_up
 
 PASSWORD = "alice's long password"
 
@@ -43,14 +43,9 @@ class Team:
 def team(tmp_path: Path) -> Iterator[Team]:
     server = make_settings(tmp_path / "server")
     accounts = Accounts(open_server_stores(server).auth)
-    tokens = {}
-    for name, role, password in (
-        ("root", "admin", None),
-        ("alice", "editor", PASSWORD),
-        ("bob", "viewer", None),
-    ):
-        accounts.create_user(name, role, password)
-        tokens[name] = accounts.create_token(name)[1]
+    tokens = sign_up(
+        accounts, [("root", "admin", None), ("alice", "editor", PASSWORD), ("bob", "viewer", None)]
+    )
     with platform_server(server, require_auth=True, max_body_bytes=64 << 10) as url:
         yield Team(url, server, tokens, tmp_path)
 

@@ -12,7 +12,7 @@ import pytest
 
 from shipyard.auth.accounts import Accounts
 from shipyard.store import open_server_stores
-from tests.conftest import make_settings, platform_server
+from tests.conftest import make_settings, platform_server, sign_up
 
 
 @dataclass
@@ -29,10 +29,7 @@ class Platform:
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     settings = make_settings(tmp_path_factory.mktemp("deployments") / "server")
     accounts = Accounts(open_server_stores(settings).auth)
-    tokens = {}
-    for name, role in (("root", "admin"), ("alice", "editor"), ("bob", "editor"), ("vic", "viewer")):
-        accounts.create_user(name, role)
-        tokens[name] = accounts.create_token(name)[1]
+    tokens = sign_up(accounts, [("root", "admin"), ("alice", "editor"), ("bob", "editor"), ("vic", "viewer")])
     with platform_server(settings, require_auth=True, default_permission="NO_PERMISSIONS") as url:
         yield Platform(url, tokens)
 

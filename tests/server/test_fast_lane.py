@@ -18,8 +18,7 @@ from shipyard.config import Settings
 from shipyard.server.app import create_app
 from shipyard.server.fast_lane import FastLane, _match
 from shipyard.store import wire
-from shipyard.tracking.chunks import Series
-from tests.conftest import platform_server
+from tests.conftest import platform_server, series_of
 
 
 @pytest.mark.parametrize(
@@ -92,10 +91,7 @@ def test_ordinary_writes_never_reach_the_framework(settings: Settings) -> None:
     status, body = _call(with_app, "POST", "/api/v1/runs", b'{"experiment": "lane"}', js)
     assert status == 201
     run_id = json.loads(body)["run_id"]
-    series = Series()
-    series.steps.extend([0, 1])
-    series.values.extend([0.5, 0.25])
-    series.timestamps.extend([1, 2])
+    series = series_of([(0, 0.5, 1), (1, 0.25, 2)])
     packed = wire.pack_batch([(run_id, "loss", series)], {run_id: {"lr": "0.1"}})
     status, _ = _call(
         with_app, "POST", "/api/v1/metrics/binary", packed, {"Content-Type": wire.PACKED_METRICS}

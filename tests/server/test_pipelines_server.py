@@ -23,7 +23,7 @@ from shipyard.pipelines.remote import RemotePipelines
 from shipyard.pipelines.schedule_store import ScheduleClient
 from shipyard.store import open_server_stores
 from shipyard.tracking import get_client
-from tests.conftest import console, make_settings, server_process
+from tests.conftest import console, make_settings, server_process, sign_up
 from tests.pipelines import cache_components as cc
 from tests.pipelines import executor_components as comps
 from tests.server import napping_components
@@ -68,10 +68,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("pipelines-server")
     home = root / "server"
     accounts = Accounts(open_server_stores(make_settings(home)).auth)
-    tokens = {}
-    for name, role in (("root", "admin"), ("ed", "editor"), ("viv", "viewer")):
-        accounts.create_user(name, role)
-        tokens[name] = accounts.create_token(name)[1]
+    tokens = sign_up(accounts, [("root", "admin"), ("ed", "editor"), ("viv", "viewer")])
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env["SHIPYARD_HOME"] = str(home)
     args = [

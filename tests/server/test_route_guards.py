@@ -25,7 +25,7 @@ from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking.chunks import Series
 from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, RunStatus, now_ms
-from tests.conftest import make_settings, platform_server
+from tests.conftest import make_settings, platform_server, series_of, sign_up
 
 PUBLIC = {("GET", "/api/v1/health")}
 Check = Callable[[httpx.Response], bool]
@@ -76,10 +76,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings: Settings = make_settings(root / "server")
     stores = open_server_stores(settings)
     accounts = Accounts(stores.auth)
-    tokens = {}
-    for name, role in (("root", "admin"), ("mallory", "editor"), ("viv", "viewer"), ("ed", "editor")):
-        accounts.create_user(name, role)
-        tokens[name] = accounts.create_token(name)[1]
+    tokens = sign_up(
+        accounts, [("root", "admin"), ("mallory", "editor"), ("viv", "viewer"), ("ed", "editor")]
+    )
     other_token = accounts.create_token("ed", "other")[0].token_id
 
     tracking = TrackingClient(settings, stores=stores)
@@ -334,12 +333,7 @@ def _routes(w: World) -> list[tuple[str, str]]:
 
 
 def _points(n: int) -> Series:
-    series = Series()
-    for step in range(n):
-        series.steps.append(step)
-        series.values.append(float(step))
-        series.timestamps.append(now_ms())
-    return series
+    return series_of((step, float(step), now_ms()) for step in range(n))
 
 
 def _call(w: World, route: tuple[str, str], spec: dict[str, Any], token: str | None) -> httpx.Response:

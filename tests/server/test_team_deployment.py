@@ -15,7 +15,7 @@ from shipyard.auth.accounts import Accounts
 from shipyard.store import open_server_stores
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking.client import TrackingClient
-from tests.conftest import PostgresCluster, S3Server, make_settings, server_process
+from tests.conftest import PostgresCluster, S3Server, make_settings, server_process, sign_up
 
 pytestmark = [pytest.mark.s3, pytest.mark.postgres, pytest.mark.slow]
 
@@ -38,11 +38,7 @@ def test_client_processes_share_a_server_on_postgresql_with_artifacts_in_a_bucke
     db_url, root = postgres.create_database(), s3_server.root("team")
     home = tmp_path / "server-home"
     accounts = Accounts(open_server_stores(make_settings(home, db_url=db_url)).auth)
-    accounts.create_user("ops", "admin")
-    tokens = {"ops": accounts.create_token("ops")[1]}
-    for name in ("ana", "ben", "viv"):
-        accounts.create_user(name, "viewer" if name == "viv" else "editor")
-        tokens[name] = accounts.create_token(name)[1]
+    tokens = sign_up(accounts, [("ops", "admin"), ("ana", "editor"), ("ben", "editor"), ("viv", "viewer")])
     env = {
         **os.environ,
         "SHIPYARD_HOME": str(home),

@@ -24,7 +24,7 @@ from shipyard.store import open_server_stores
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking.client import TrackingClient
 from shipyard.tuning.runner import PARENT_TAG, STATE_TAG, STUDY_TAG, TRIAL_TAG
-from tests.conftest import console, make_settings, platform_server
+from tests.conftest import console, make_settings, platform_server, sign_up
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "churn"
@@ -345,10 +345,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
     settings = make_settings(root / "server")
     stores = open_server_stores(settings)
     accounts = Accounts(stores.auth)
-    tokens = {}
-    for name, role in (("root", "admin"), ("viv", "viewer"), ("val", "viewer"), ("ed", "editor")):
-        accounts.create_user(name, role)
-        tokens[name] = accounts.create_token(name)[1]
+    tokens = sign_up(accounts, [("root", "admin"), ("viv", "viewer"), ("val", "viewer"), ("ed", "editor")])
     accounts.grant("viv", f"model:{MODEL}", "READ", by="root")
     tracking = TrackingClient(settings, stores=stores)
     tracking.create_experiment("secret-tuning")

@@ -19,7 +19,7 @@ from shipyard.errors import Forbidden, InvalidInput, StoreError
 from shipyard.serving.platform import PlatformAccess, register_deployments
 from shipyard.serving.repository import ModelConfig
 from shipyard.store import open_server_stores
-from tests.conftest import free_port, make_settings, platform_server
+from tests.conftest import free_port, make_settings, platform_server, sign_up
 from tests.serving.conftest import Registered, RunningServer
 
 ADMIN_TOKEN = "static-admin-s3cret"
@@ -52,10 +52,7 @@ def team(
     and ``fraud`` with --platform and the admin token; bob is an editor, vic a viewer."""
     settings = make_settings(tmp_path_factory.mktemp("platform") / "server")
     accounts = Accounts(open_server_stores(settings).auth)
-    tokens = {}
-    for name, role in (("root", "admin"), ("alice", "editor"), ("bob", "editor"), ("vic", "viewer")):
-        accounts.create_user(name, role)
-        tokens[name] = accounts.create_token(name)[1]
+    tokens = sign_up(accounts, [("root", "admin"), ("alice", "editor"), ("bob", "editor"), ("vic", "viewer")])
     with platform_server(settings, require_auth=True, default_permission="NO_PERMISSIONS") as url:
         served = start_server(
             [_two_versions("churn"), _two_versions("fraud")],

@@ -14,19 +14,8 @@ from hypothesis import strategies as st
 
 from shipyard.errors import InvalidInput
 from shipyard.store import wire
-from shipyard.tracking.chunks import Series
 from shipyard.tracking.client import TrackingClient
-from tests.conftest import make_settings, platform_server
-
-
-def _series(points: list[tuple[int, float, int]]) -> Series:
-    series = Series()
-    for step, value, timestamp in points:
-        series.steps.append(step)
-        series.values.append(value)
-        series.timestamps.append(timestamp)
-    return series
-
+from tests.conftest import make_settings, platform_server, series_of
 
 _int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _points = st.lists(st.tuples(_int64, st.floats(allow_nan=True, allow_infinity=True), _int64), max_size=50)
@@ -36,7 +25,7 @@ _points = st.lists(st.tuples(_int64, st.floats(allow_nan=True, allow_infinity=Tr
 def test_a_packed_batch_comes_back_as_it_went(
     entries: list[tuple[str, list[tuple[int, float, int]]]],
 ) -> None:
-    batch = [(f"run{i}", key, _series(points)) for i, (key, points) in enumerate(entries)]
+    batch = [(f"run{i}", key, series_of(points)) for i, (key, points) in enumerate(entries)]
     header, columns = wire.unpack_batch(wire.pack_batch(batch, {"run0": {"lr": "0.1"}}))
     assert header["params"] == {"run0": {"lr": "0.1"}}
     assert [(e["run_id"], e["key"], e["count"]) for e in header["metrics"]] == [
@@ -75,7 +64,7 @@ def test_the_server_stores_a_packed_batch_and_refuses_bad_ones_with_4xx(tmp_path
         run, _ = client.create_run("e")
         api = f"{url}/api/v1/metrics/binary"
         packed = {"content-type": wire.PACKED_METRICS}
-        points = _series([(0, 1.0, 5), (1, math.nan, 6), (2, -math.inf, 7)])
+        points = series_of([(0, 1.0, 5), (1, math.nan, 6), (2, -math.inf, 7)])
         body = wire.pack_batch([(run.run_id, "loss", points)], {run.run_id: {"lr": "0.1"}})
         assert httpx.post(api, content=body, headers=packed).status_code == 204
         stored = client.get_run(run.run_id)
