@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ HEAD_REVISION = "0010"
 _KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
 _MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_S = 60.0
+_PING_AFTER_IDLE_S = 1.0
 _MMAP_BYTES = 1 << 30
 _PG_MIGRATION_LOCK = 0x5348_4950  # "SHIP": pg_advisory_lock key held while migrating
 
@@ -63,18 +65,23 @@ class MetadataStore:
             raise _translate(exc, self.url) from exc
 
     @contextlib.contextmanager
-    def write_raw(self) -> Iterator[RawTransaction]:
+    def write_raw(self, *, one_statement: bool = False) -> Iterator[RawTransaction]:
         """A write transaction on the driver's own connection, for the per-run hot paths: SQLAlchemy's
         work around each transaction and statement cost more than the SQLite statements themselves.
 
         Statements are plain driver SQL. Errors are raised as :meth:`write` raises them (SQLAlchemy's
-        ``IntegrityError`` for constraints, `StoreError` for the rest).
+        ``IntegrityError`` for constraints, `StoreError` for the rest). With ``one_statement`` the caller
+        runs a single statement, atomic by itself: on PostgreSQL it then goes without BEGIN and COMMIT,
+        two of the three round trips such a write costs.
         """
         dbapi = self.engine.dialect.loaded_dbapi
+        autocommit = one_statement and self.dialect == "postgresql"
         try:
             # (The pool hands on the driver's own error, not SQLAlchemy's, when it cannot connect.)
             conn = self.engine.raw_connection()
             try:
+                if autocommit:
+                    conn.driver_connection.autocommit = True
                 cursor = conn.cursor()
                 try:
                     if self.dialect == "sqlite":
@@ -89,6 +96,8 @@ class MetadataStore:
                     raise
                 finally:
                     cursor.close()
+                    if autocommit and conn.driver_connection is not None:
+                        conn.driver_connection.autocommit = False
             finally:
                 conn.close()
         except DBAPIError as exc:
@@ -219,11 +228,35 @@ def _create_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     try:
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = sa.create_engine(url, pool_size=5, max_overflow=10)
     except ModuleNotFoundError as exc:
         raise StoreError(
             f"the driver for {parsed.drivername!r} is not installed: pip install 'shipyard[postgres]'"
         ) from exc
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Check a connection that sat idle before handing it out (the database may have restarted meanwhile).
+
+    ``pool_pre_ping`` checks at every checkout: a round trip that was two of a run's thirteen on PostgreSQL.
+    A connection back from work moments ago is alive; a failure in that window reaches one request, and
+    SQLAlchemy (or :meth:`MetadataStore.write_raw`) drops the broken connection.
+    """
+    if time.monotonic() - record.info.get("idle_since", 0.0) < _PING_AFTER_IDLE_S:
+        return
+    try:
+        with contextlib.closing(dbapi_conn.cursor()) as cursor:
+            cursor.execute("SELECT 1")
+        dbapi_conn.rollback()  # the ping's implicit transaction must not stay open
+    except Exception as exc:  # the driver's own error: the pool then retries with a new connection
+        raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
 def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from shipyard import SchemaError, StoreError
-from shipyard.store.db import HEAD_REVISION, MetadataStore, RowInsert
+from shipyard.store.db import _PING_AFTER_IDLE_S, HEAD_REVISION, MetadataStore, RowInsert
 from shipyard.store.schema import metadata
 from tests.store.old_stores import sqlite_store_at
 
@@ -158,3 +159,30 @@ def test_postgres_compresses_metric_chunks_with_lz4(postgres) -> None:  # type: 
     if has_lz4 is None:
         pytest.skip("this PostgreSQL was built without lz4")
     assert methods == {"steps": "l", "values": "l", "timestamps": "l"}
+
+
+@pytest.mark.postgres
+def test_pooled_connections_the_database_dropped_are_replaced(postgres) -> None:  # type: ignore[no-untyped-def]
+    """A connection idle past the ping interval is checked before use: one the server ended (a restart, an
+    idle timeout) is replaced, so neither a raw write nor a read fails on it. An autocommit write leaves
+    its connection in transactions again."""
+    store = _raw_store(postgres.create_database())
+    insert = "INSERT INTO raw_probe (k, v) VALUES (%s, %s)"
+    with store.write_raw(one_statement=True) as tx:
+        tx.execute(insert, ("a", 1))
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 1
+    with sa.create_engine(store.url).connect() as admin:
+        ended = admin.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    assert ended >= 1
+    time.sleep(_PING_AFTER_IDLE_S + 0.2)
+    with store.write_raw() as tx:
+        tx.execute(insert, ("b", 2))
+        raw = tx._cursor.connection
+        assert not raw.autocommit
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 2
+    store.dispose()

@@ -44,7 +44,8 @@ from shipyard.store.schema import (
     runs,
 )
 from shipyard.store.schema import tags as tags_table
-from shipyard.store.sql import dialect
+from shipyard.store.sql import dialect, run_statements
+from shipyard.store.sql.run_statements import RunStatements
 from shipyard.store.sql.search import build_search_statement
 from shipyard.tracking import backing, chunks, naming
 from shipyard.tracking.backing import BackedVersion
@@ -116,6 +117,10 @@ class SqlTrackingStore:
         columns = ", ".join(f'"{c}"' for c in _RUN_COLUMNS)
         self._sql_insert_run = (
             f"INSERT INTO runs ({columns}) VALUES ({', '.join([p] * len(_RUN_COLUMNS))}) RETURNING id"
+        )
+        # PostgreSQL creates and ends a run in one statement each (see run_statements).
+        self._one_statement = (
+            RunStatements(self.db.engine.dialect, _RUN_COLUMNS) if self.db.dialect == "postgresql" else None
         )
         self._sql_end_run = f"UPDATE runs SET status = {p}, end_time = {p} WHERE id = {p}"
         self._sql_claim_key = (
@@ -302,12 +307,15 @@ class SqlTrackingStore:
                 "host": _host(),
             }
             try:
-                with self.db.write_raw() as tx:
-                    run_pk = tx.scalar(self._sql_insert_run, tuple(row[c] for c in _RUN_COLUMNS))
-                    if tag_rows:
-                        tx.insert(self._upsert_tags, [(run_pk, k, v) for k, v in tag_rows])
-                    if idempotency_key is not None and not self._claim(tx, idempotency_key, run_id):
-                        raise _Retried
+                if self._one_statement is not None:
+                    run_pk = self._create_in_one(row, tag_rows, idempotency_key)
+                else:
+                    with self.db.write_raw() as tx:
+                        run_pk = tx.scalar(self._sql_insert_run, tuple(row[c] for c in _RUN_COLUMNS))
+                        if tag_rows:
+                            tx.insert(self._upsert_tags, [(run_pk, k, v) for k, v in tag_rows])
+                        if idempotency_key is not None and not self._claim(tx, idempotency_key, run_id):
+                            raise _Retried
                 break
             except _Retried:  # a retry of a stored creation (its row just rolled back): the stored run
                 done = self._claimed_result(idempotency_key or "")
@@ -326,6 +334,20 @@ class SqlTrackingStore:
                 ) from exc
         self._run_pks[run_id] = run_pk
         return run_from_row(row, tags=dict(tag_rows)), run_pk
+
+    def _create_in_one(
+        self, row: dict[str, Any], tag_rows: Sequence[tuple[str, str]], idempotency_key: str | None
+    ) -> RunKey:
+        assert self._one_statement is not None
+        claim = None if idempotency_key is None else (idempotency_key, now_ms())
+        sql, values = self._one_statement.create(row, tag_rows, claim)
+        with self.db.write_raw(one_statement=True) as tx:
+            run_pk = tx.scalar(sql, values)
+            if claim is not None:
+                self._count_claim(tx)
+        if run_pk is None:
+            raise _Retried
+        return int(run_pk)
 
     def resume_run(self, run_id: str) -> tuple[Run, RunKey]:
         """Mark an existing run RUNNING again (to log more into it), beating from this process."""
@@ -413,10 +435,27 @@ class SqlTrackingStore:
         is retried)."""
         checked = _checked_params(params)
         end = now_ms()
+        chunk_rows, latest = _series_rows(pending or {})
+        param_rows = [(pk, k, v) for pk, rows in checked.items() for k, v in rows]
+        width = len(chunks.CHUNK_COLUMNS) * len(chunk_rows) + 5 * len(latest) + 3 * len(param_rows)
+        if self._one_statement is not None and width <= run_statements.MAX_VALUES:
+            claim = None
+            if idempotency_key is not None and (chunk_rows or param_rows):
+                claim = (idempotency_key, now_ms())
+            sql, values = self._one_statement.end(
+                (status.value, end, run_key), claim, param_rows, chunk_rows, latest
+            )
+            # Without params nothing can clash: the statement commits by itself.
+            with self.db.write_raw(one_statement=not param_rows) as tx:
+                if tx.scalar(sql, values) < len(param_rows):
+                    self._check_params(tx, checked)
+                if claim is not None:
+                    self._count_claim(tx)
+            return end
         with self.db.write_raw() as tx:
             if (pending or checked) and (idempotency_key is None or self._claim(tx, idempotency_key)):
                 self._write_params(tx, checked)
-                self._write_series(tx, pending or {})
+                self._insert_series(tx, chunk_rows, latest)
             tx.execute(self._sql_end_run, (status.value, end, run_key))
         return end
 
@@ -490,8 +529,12 @@ class SqlTrackingStore:
         for run_key, rows in checked.items():
             if not rows:
                 continue
-            if tx.insert(self._insert_params, [(run_key, k, v) for k, v in rows]) == len(rows):
-                continue
+            if tx.insert(self._insert_params, [(run_key, k, v) for k, v in rows]) < len(rows):
+                self._check_params(tx, {run_key: rows})
+
+    def _check_params(self, tx: RawTransaction, checked: Mapping[RunKey, list[tuple[str, str]]]) -> None:
+        """Raise `Conflict` for the first param of ``checked`` stored with another value."""
+        for run_key, rows in checked.items():
             stored: dict[str, str] = {}
             p = tx.mark
             for start in range(0, len(rows), _CHUNK):
@@ -556,26 +599,24 @@ class SqlTrackingStore:
     def _claim(self, tx: RawTransaction, key: str, result: str | None = None) -> bool:
         """Record ``key`` in the caller's transaction; False when a committed write already holds it."""
         claimed = tx.execute(self._sql_claim_key, (key, now_ms(), result)) == 1
-        self._claims += 1
-        if self._claims % _PRUNE_EVERY == 0:
-            tx.execute(self._sql_prune_keys, (now_ms() - _KEY_TTL_MS,))
+        self._count_claim(tx)
         return claimed
+
+    def _count_claim(self, tx: RawTransaction) -> None:
+        self._claims += 1
+        if self._claims % _PRUNE_EVERY == 0:  # expired keys go now and then, in a claiming transaction
+            tx.execute(self._sql_prune_keys, (now_ms() - _KEY_TTL_MS,))
 
     def _claimed_result(self, key: str) -> str | None:
         with self.db.read() as conn:
             return conn.execute(sa.select(request_keys.c.result).where(request_keys.c.key == key)).scalar()
 
     def _write_series(self, tx: RawTransaction, pending: SeriesMap) -> None:
-        # The hot path: one history chunk and one latest-value upsert per (run, key), not per point.
-        chunk_rows: list[tuple[Any, ...]] = []
-        latest: list[tuple[int, str, float | None, int, int]] = []
-        for (run_pk, key), series in pending.items():
-            if not len(series):
-                continue
-            chunk_rows.extend(chunks.encode_series(run_pk, key, series))
-            value, step, timestamp = chunks.latest_of(series)
-            # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
-            latest.append((run_pk, key, None if value != value else value, step, timestamp))
+        self._insert_series(tx, *_series_rows(pending))
+
+    def _insert_series(
+        self, tx: RawTransaction, chunk_rows: Sequence[tuple[Any, ...]], latest: Sequence[tuple[Any, ...]]
+    ) -> None:
         if chunk_rows:
             tx.insert(self._insert_chunks, chunk_rows)
             tx.insert(self._upsert_latest, latest)
@@ -913,6 +954,20 @@ def _os_user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
         return None
+
+
+def _series_rows(pending: SeriesMap) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The history chunks and latest-value rows of ``pending``: one of each per (run, key), not per point."""
+    chunk_rows: list[tuple[Any, ...]] = []
+    latest: list[tuple[Any, ...]] = []
+    for (run_pk, key), series in pending.items():
+        if not len(series):
+            continue
+        chunk_rows.extend(chunks.encode_series(run_pk, key, series))
+        value, step, timestamp = chunks.latest_of(series)
+        # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
+        latest.append((run_pk, key, None if value != value else value, step, timestamp))
+    return chunk_rows, latest
 
 
 def _checked_params(
