@@ -56,6 +56,12 @@ def check_user_name(name: object) -> str:
     return name
 
 
+def token_id_of(raw: str) -> str | None:
+    """The id of an API token (None when ``raw`` is not shaped like one); the secret is not checked."""
+    match = _TOKEN_RE.match(raw)
+    return None if match is None else match[1]
+
+
 def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

@@ -27,6 +27,7 @@ from shipyard.cli import (
     serve_cmd,
     server_cmd,
     tune_cmd,
+    ui_cmd,
 )
 from shipyard.config import get_settings
 from shipyard.errors import (
@@ -85,6 +86,7 @@ app.command("lineage")(lineage_cmd.lineage)
 app.command("scheduler")(schedule_cmd.scheduler)
 app.command("serve")(serve_cmd.serve)
 app.command("server")(server_cmd.server)
+app.command("ui")(ui_cmd.ui)
 app.add_typer(access_cmd.users_app, name="users")
 app.add_typer(access_cmd.tokens_app, name="tokens")
 app.command("grant")(access_cmd.grant)

@@ -115,7 +115,7 @@ def server(
     from shipyard.config import mask_url
     from shipyard.store import open_server_stores
 
-    if not auth and not _is_loopback(host) and not insecure_no_auth:
+    if not auth and not is_loopback(host) and not insecure_no_auth:
         raise InvalidInput(
             f"--host {host} is reachable from other machines: require sign-in with --auth, listen on "
             "127.0.0.1, or pass --insecure-no-auth on a network you trust"
@@ -212,7 +212,7 @@ def server(
             stop_scheduler.set()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard import __version__
 from shipyard.auth.accounts import Accounts
@@ -40,6 +42,8 @@ from shipyard.store import open_server_stores
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.protocol import ServerStores
 from shipyard.store.server_artifacts import serve_from
+from shipyard.ui.app import error_page, mount_ui
+from shipyard.ui.sessions import is_ui_path
 
 
 def create_app(
@@ -87,13 +91,24 @@ def create_app(
     )
 
     @app.exception_handler(ShipyardError)
-    async def _shipyard_error(request: Request, exc: ShipyardError) -> JSONResponse:
+    async def _shipyard_error(request: Request, exc: ShipyardError) -> Response:
         status, body = error_answer(exc)
+        if is_ui_path(request.url.path):
+            return error_page(request, status, str(exc))
         return JSONResponse(body, status_code=status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_ui_path(request.url.path):
+            return error_page(request, exc.status_code, f"there is no page at {request.url.path}")
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        if is_ui_path(request.url.path):
+            field = ".".join(str(p) for p in first.get("loc", ()))
+            return error_page(request, 400, f"{field or 'request'}: {first.get('msg', 'invalid')}")
         if first.get("type") == "json_invalid":
             where = first.get("ctx", {}).get("error", "")
             message = f"the request body is not valid JSON{': ' + where if where else ''}"
@@ -118,6 +133,8 @@ def create_app(
     app.include_router(deployment_routes.router, prefix="/api/v1")
     if artifacts is not None:
         app.include_router(artifact_routes.router, prefix="/api/v1")
+    app.state.require_auth = require_auth
+    mount_ui(app)
     return app
 
 

@@ -20,6 +20,7 @@ import binascii
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,7 @@ from shipyard.auth.records import ACTOR, Principal
 from shipyard.errors import StoreError, Unauthorized
 from shipyard.server.answers import error_body, send_json
 from shipyard.tracking.records import now_ms
+from shipyard.ui import sessions
 
 if TYPE_CHECKING:
     from shipyard.auth.accounts import Accounts
@@ -68,14 +70,22 @@ class SecurityMiddleware:
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         principal: Principal | None = None
-        if self.config.require_auth and path not in PUBLIC_PATHS:
+        page = sessions.is_ui_path(path)
+        if self.config.require_auth and path not in PUBLIC_PATHS and not sessions.is_public_ui_path(path):
+            authorization = headers.get("authorization")
+            if authorization is None and page:  # a browser's session cookie: credentials on UI paths only
+                session = sessions.cookies(headers.get("cookie")).get(sessions.SESSION_COOKIE)
+                authorization = f"Bearer {session}" if session else None
             try:
-                principal = await run_in_threadpool(self._authenticate, headers.get("authorization"))
+                principal = await run_in_threadpool(self._authenticate, authorization)
             except Unauthorized as exc:
                 await asyncio.sleep(_FAILURE_PAUSE_S)
-                await _error(
-                    send, 401, "UNAUTHORIZED", str(exc), {"www-authenticate": 'Bearer realm="shipyard"'}
-                )
+                if page:
+                    await _to_login(send, scope, headers)
+                else:
+                    await _error(
+                        send, 401, "UNAUTHORIZED", str(exc), {"www-authenticate": 'Bearer realm="shipyard"'}
+                    )
                 await self._audit(scope, "?", method, path, 401)
                 return
             except StoreError as exc:  # the database is down: nobody can be checked, so nobody gets in
@@ -122,6 +132,8 @@ class SecurityMiddleware:
                 return
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
+                if page or path.startswith(sessions.STATIC_PREFIX):
+                    message = {**message, "headers": _with_page_headers(message.get("headers", []))}
             await send(message)
 
         try:
@@ -180,6 +192,48 @@ class SecurityMiddleware:
             await run_in_threadpool(accounts.record, [event])
         except Exception as exc:  # an audit write must not turn a stored write into an error
             log.error("could not record an audit event for %s %s: %s", method, path, exc)
+
+
+# The UI's pages run only the package's own scripts and styles (no inline script, no other origin), are never
+# framed by another page, and send no referrer elsewhere. A response that sets its own policy keeps it (an
+# artifact preview, sandboxed).
+PAGE_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        b"frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+def _with_page_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    present = {name.lower() for name, _ in headers}
+    return list(headers) + [(name, value) for name, value in PAGE_HEADERS if name not in present]
+
+
+async def _to_login(send: Send, scope: Scope, headers: dict[str, str]) -> None:
+    """Send a browser without a (valid) session to the login page, which brings it back here after."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    here = scope["path"] + (f"?{query}" if query else "")
+    if headers.get("hx-request"):  # htmx asks for a fragment: send the whole page to log in
+        current = headers.get("hx-current-url", "")
+        here = "/" + current.split("://", 1)[-1].partition("/")[2] if "://" in current else here
+    location = f"{sessions.LOGIN_PATH}?{urlencode({'next': here})}"
+    extra = [(b"hx-redirect", location.encode())] if headers.get("hx-request") else []
+    status = 401 if extra else 303
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": _with_page_headers(
+                [(b"location", location.encode()), (b"content-length", b"0"), *extra]
+            ),
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _who(principal: Principal | None) -> str:

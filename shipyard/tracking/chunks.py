@@ -117,3 +117,12 @@ def decode_chunk(steps: bytes, values: bytes, timestamps: bytes) -> Iterator[tup
     return zip(
         from_le_bytes("q", steps), from_le_bytes("d", values), from_le_bytes("q", timestamps), strict=True
     )
+
+
+def chunk_arrays(steps: bytes, values: bytes, timestamps: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One stored chunk's steps, values and timestamps as numpy arrays (little-endian on disk)."""
+    return (
+        np.frombuffer(steps, dtype="<i8"),
+        np.frombuffer(values, dtype="<f8"),
+        np.frombuffer(timestamps, dtype="<i8"),
+    )

@@ -44,7 +44,7 @@ from shipyard.store.schema import (
     runs,
 )
 from shipyard.store.schema import tags as tags_table
-from shipyard.store.sql import dialect, run_statements
+from shipyard.store.sql import dialect, run_statements, views
 from shipyard.store.sql.run_statements import RunStatements
 from shipyard.store.sql.search import build_search_statement
 from shipyard.tracking import backing, chunks, naming
@@ -759,6 +759,14 @@ class SqlTrackingStore:
                     if not key.startswith(tuple(exclude_prefixes)):
                         newest[key] = max(stamp, newest.get(key, stamp))
         return sorted(newest, key=lambda k: (-newest[k], k))[: max(limit, 0)]
+
+    def count_runs(self, experiment_ids: Sequence[str], filter: str | None) -> int:
+        """How many active runs of ``experiment_ids`` match ``filter``."""
+        return views.count_runs(self.db, experiment_ids, filter)
+
+    def metric_arrays(self, run_ids: Sequence[str], key: str) -> dict[str, views.Arrays]:
+        """Metric ``key`` of each of ``run_ids`` that has it: (steps, values, timestamps) arrays."""
+        return views.metric_arrays(self.db, run_ids, key)
 
     def search_page(
         self,

@@ -1,0 +1,138 @@
+"""The UI's pages over HTTP from a real server: what they show, escaping, errors, and their headers."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import shipyard
+from shipyard import Settings
+from tests.conftest import make_settings, platform_server
+
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+@pytest.fixture
+def local_ui(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+    settings = make_settings(tmp_path / "home")
+    with platform_server(settings) as url:
+        yield url, settings
+
+
+def _log_runs(settings: Settings, count: int, experiment: str = "churn") -> list[str]:
+    ids = []
+    for i in range(count):
+        with shipyard.start_run(experiment, name=f"run-{i:03d}", settings=settings) as run:
+            run.log_params({"lr": 0.1 * (i + 1), "model": "rf" if i % 2 else "xgb"})
+            for step in range(3):
+                run.log_metric("loss", 1.0 / (i + step + 1), step=step)
+            run.log_metric("acc", i / count)
+            ids.append(run.run_id)
+    return ids
+
+
+def test_the_runs_table_shows_pages_sorts_and_counts(local_ui: tuple[str, Settings]) -> None:
+    url, settings = local_ui
+    _log_runs(settings, 60)
+    with httpx.Client(base_url=url) as web:
+        assert web.get("/").headers["location"] == "/ui/"
+        home = web.get("/ui/")
+        assert home.status_code == 200 and "churn" in home.text
+        experiment_id = re.search(r'href="/ui/experiments/([0-9a-f]+)"', home.text)[1]
+        table = web.get(f"/ui/experiments/{experiment_id}", params={"order": "metrics.acc DESC"})
+        assert table.status_code == 200
+        names = re.findall(r'<a href="/ui/runs/[0-9a-f]+">(run-\d+)</a>', table.text)
+        assert names[:3] == ["run-059", "run-058", "run-057"] and len(names) == 50
+        assert "metrics.acc" in table.text and "params.lr" in table.text  # default columns
+        assert 'aria-sort="descending"' in table.text
+        more = re.search(r'hx-get="(/ui/experiments/[^"]+after=[^"]+)"', table.text)[1]
+        rest = web.get(more.replace("&amp;", "&"), headers={"HX-Request": "true"})
+        assert re.findall(r">(run-\d+)</a>", rest.text) == [f"run-{i:03d}" for i in range(9, -1, -1)]
+        assert "<html" not in rest.text  # a fragment, appended by htmx
+        count = web.get(f"/ui/experiments/{experiment_id}/count", params={"filter": "metrics.acc >= 0.5"})
+        assert count.text.strip() == "30 runs"
+
+
+def test_a_filter_that_does_not_parse_is_shown_naming_its_token(local_ui: tuple[str, Settings]) -> None:
+    url, settings = local_ui
+    _log_runs(settings, 2)
+    with httpx.Client(base_url=url) as web:
+        experiment_id = shipyard.TrackingClient(settings).get_experiment("churn").experiment_id
+        page = web.get(f"/ui/experiments/{experiment_id}", params={"filter": "metrics.acc >> 1"})
+        assert page.status_code == 200
+        assert 'class="error-message filter-error"' in page.text and "&#39;&gt;&#39;" in page.text
+        assert "No runs match" in page.text
+
+
+def test_user_strings_are_escaped_everywhere(local_ui: tuple[str, Settings]) -> None:
+    url, settings = local_ui
+    # (Keys are letters, digits and a few signs: names and values carry the payloads.)
+    with shipyard.start_run(XSS, name="x" + XSS, settings=settings) as run:
+        run.log_params({"p": XSS})
+        run.set_tag("note", XSS)
+        run.log_metric("m", 1.0)
+    with httpx.Client(base_url=url) as web:
+        for path in ("/ui/", f"/ui/runs/{run.run_id}", f"/ui/compare?runs={run.run_id}"):
+            page = web.get(path)
+            assert page.status_code == 200, path
+            assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
+            assert "&lt;script&gt;" in page.text, path
+
+
+def test_a_run_page_charts_thinned_series(local_ui: tuple[str, Settings]) -> None:
+    url, settings = local_ui
+    with shipyard.start_run("long", settings=settings) as run:
+        for step in range(10_000):
+            run.log_metric("loss", 1.0 if step != 4321 else 99.0, step=step)
+        run.log_metric("nan", float("nan"))
+    with httpx.Client(base_url=url) as web:
+        page = web.get(f"/ui/runs/{run.run_id}")
+        assert 'data-series-url="/ui/runs/' in page.text and "uPlot" in page.text
+        series = web.get(f"/ui/runs/{run.run_id}/series", params={"key": "loss"}).json()
+        assert series["total"] == 10_000 and len(series["step"][0]) <= 2000
+        assert 99.0 in series["step"][1] and series["step"][0][0] == 0 and series["step"][0][-1] == 9999
+        assert web.get(f"/ui/runs/{run.run_id}/series", params={"key": "nan"}).json()["step"][1] == [None]
+
+
+def test_compare_overlays_runs_on_one_axis(local_ui: tuple[str, Settings]) -> None:
+    url, settings = local_ui
+    ids = _log_runs(settings, 3)
+    with httpx.Client(base_url=url) as web:
+        page = web.get("/ui/compare", params=[("runs", i) for i in ids])
+        assert page.status_code == 200 and page.text.count('class="run-line"') == 3
+        names = json.loads(
+            re.search(r'<script type="application/json" id="run-names">(.*?)</script>', page.text)[1]
+        )
+        assert names == {i: f"run-{n:03d}" for n, i in enumerate(ids)}
+        data = web.get("/ui/compare/series", params=[("key", "loss"), *(("runs", i) for i in ids)]).json()
+        assert data["runs"] == ids and len(data["step"]) == 4  # the grid, then one series per run
+        assert {len(column) for column in data["step"]} == {len(data["step"][0])}
+
+
+def test_missing_things_get_a_page_with_a_way_back(local_ui: tuple[str, Settings]) -> None:
+    url, _ = local_ui
+    with httpx.Client(base_url=url) as web:
+        for path in ("/ui/runs/0123456789abcdef0123456789abcdef", "/ui/experiments/nope", "/ui/no-such-page"):
+            page = web.get(path)
+            assert page.status_code == 404, path
+            assert page.headers["content-type"].startswith("text/html")
+            assert 'href="/ui/"' in page.text and "Not found" in page.text
+        assert web.get("/ui/compare").status_code == 400
+
+
+def test_pages_carry_security_headers(local_ui: tuple[str, Settings]) -> None:
+    url, _ = local_ui
+    with httpx.Client(base_url=url) as web:
+        page = web.get("/ui/")
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=Strict" in page.headers["set-cookie"]
+        assert web.get("/static/app.js").status_code == 200
+        assert "content-security-policy" not in web.get("/api/v1/health").headers
