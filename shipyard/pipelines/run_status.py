@@ -200,12 +200,18 @@ def _step(run: Run) -> StepState:
     )
 
 
-def _spec_steps(client: TrackingClient, run_id: str) -> list[str]:
+def pipeline_spec(client: TrackingClient, run_id: str) -> PipelineSpec | None:
+    """The spec pipeline run ``run_id`` ran (None when it kept no readable one)."""
     try:
         text = client.read_artifact(run_id, PIPELINE_FILE).decode("utf-8")
-        return list(PipelineSpec.from_yaml(text, source=PIPELINE_FILE).steps)
+        return PipelineSpec.from_yaml(text, source=PIPELINE_FILE)
     except (NotFound, InvalidInput, PipelineDefinitionError, UnicodeDecodeError):
-        return []  # no readable spec: the steps with runs are all there is to show
+        return None
+
+
+def _spec_steps(client: TrackingClient, run_id: str) -> list[str]:
+    spec = pipeline_spec(client, run_id)
+    return [] if spec is None else list(spec.steps)  # no spec: the steps with runs are all to show
 
 
 def _iteration(key: str) -> tuple[str, int]:

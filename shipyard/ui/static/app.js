@@ -178,6 +178,49 @@
     }
   });
 
+  // ---------------------------------------------------------------- pipeline DAG: live status, step links
+  function setStepClass(el, cls) {
+    for (const c of [...el.classList]) if (c.startsWith("step-") && c !== "step-group") el.classList.remove(c);
+    el.classList.add(`step-${cls}`);
+  }
+
+  function pollDag(panel) {
+    let since = panel.dataset.since || "0";
+    const every = 1000 * (parseFloat(panel.dataset.pollSeconds) || 2);
+    async function tick() {
+      try {
+        const answer = await fetch(`${panel.dataset.pollUrl}?since=${encodeURIComponent(since)}`, { credentials: "same-origin" });
+        if (answer.redirected || answer.status === 401) { location.reload(); return; }
+        if (!answer.ok) throw new Error(String(answer.status));
+        const change = await answer.json();
+        since = String(change.since);
+        for (const [key, cls] of Object.entries(change.steps)) {
+          const node = panel.querySelector(`g[data-step="${CSS.escape(key)}"]`);
+          if (node) setStepClass(node, cls);
+          const cell = document.querySelector(`[data-step-status="${CSS.escape(key)}"]`);
+          if (cell) {
+            cell.textContent = cls === "cached" ? "CACHED" : cls.toUpperCase();
+            cell.className = `status status-${cls}`;
+          }
+        }
+        const status = document.getElementById("run-status");
+        if (status) { status.textContent = change.status; status.className = `status status-${change.status.toLowerCase()}`; }
+        if (change.done) { panel.dataset.done = "1"; return; }
+      } catch (err) {
+        panel.dataset.pollError = err.message;
+      }
+      setTimeout(tick, every);
+    }
+    setTimeout(tick, every);
+  }
+
+  document.addEventListener("click", (event) => {
+    const node = event.target.closest && event.target.closest("#dag g[data-step]:not(.step-group)");
+    if (!node) return;
+    const runPath = location.pathname.replace(/\/$/, "");
+    location.href = `${runPath}/steps/${encodeURIComponent(node.dataset.step)}`;
+  });
+
   function start(root) {
     localTimes(root);
     startCharts(root);
@@ -186,6 +229,8 @@
   document.addEventListener("DOMContentLoaded", () => {
     start(document);
     bindControls();
+    const dag = document.querySelector("#dag[data-poll-url]");
+    if (dag) pollDag(dag);
     document.body.addEventListener("htmx:afterSwap", (e) => start(e.target.parentElement || document));
   });
 })();
