@@ -28,7 +28,7 @@ _STATUS = {
 
 @dataclass(frozen=True)
 class Drawing:
-    """The SVG and, for each folded fan-out, how it reads ("train × 1000")."""
+    """The SVG and, for each folded fan-out, how it reads ("train x 1000", with a multiplication sign)."""
 
     svg: str
     collapsed: list[str]
