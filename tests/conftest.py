@@ -179,33 +179,41 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
 
 
 @contextlib.contextmanager
-def platform_server(settings: Settings, **app_options: Any) -> Iterator[str]:
-    """A real `shipyard server` app under uvicorn on 127.0.0.1 (in a thread) over ``settings``' store
-    (``app_options`` go to `create_app`); yields its URL and stops it on exit."""
+def asgi_server(app: Any) -> Iterator[str]:
+    """Any ASGI ``app`` under uvicorn on 127.0.0.1 and a free port (in a thread); yields its URL and stops it
+    on exit."""
     import threading
     import time
 
     import uvicorn
 
-    from shipyard.server.app import create_app
-
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, **app_options), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the platform server did not start")
+            raise RuntimeError("the server did not start")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextlib.contextmanager
+def platform_server(settings: Settings, **app_options: Any) -> Iterator[str]:
+    """A real `shipyard server` app under uvicorn on 127.0.0.1 (in a thread) over ``settings``' store
+    (``app_options`` go to `create_app`); yields its URL and stops it on exit."""
+    from shipyard.server.app import create_app
+
+    try:
+        with asgi_server(create_app(settings, **app_options)) as url:
+            yield url
+    finally:
         if app_options.get("artifacts") is not None:
             from shipyard.store.server_artifacts import stop_serving
 

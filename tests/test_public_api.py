@@ -23,6 +23,7 @@ PACKAGES = [
     "shipyard.store",
     "shipyard.tracking",
     "shipyard.tuning",
+    "shipyard.ui",
 ]
 
 
