@@ -44,6 +44,11 @@ def home() -> Response:
     return RedirectResponse("/ui/", status_code=303)
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/ui/")
 def experiments(request: Request) -> Response:
     g = guard(request)

@@ -58,7 +58,7 @@
       stroke: palette[i % palette.length],
       width: names.length > 50 ? 0.75 : 1.5,
       spanGaps: true,
-      points: { show: false },
+      points: { show: xs.length <= 60, size: 5 },
     }));
     const width = Math.max(fig.clientWidth - 8, 280);
     const opts = {
