@@ -135,6 +135,21 @@ class HttpClient:
         when it cannot have been applied: the connection was refused, or the server answered 503 (it
         rolled back). An unreachable server is a `StoreError` naming its URL.
         """
+        return self.call_with_headers(
+            method, path, json=json, params=params, idempotency_key=idempotency_key, content=content
+        )[0]
+
+    def call_with_headers(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        content: tuple[bytes, str] | None = None,
+    ) -> tuple[Any, dict[str, str]]:
+        """:meth:`call`, returning the answer's headers too (names in lower case)."""
         repeatable = method in _SAFE_METHODS or idempotency_key is not None
         headers = self._headers
         if idempotency_key or content:
@@ -155,7 +170,7 @@ class HttpClient:
         delay = 0.05
         while True:
             try:
-                status, data = self._exchange(method, url, headers, body)
+                status, data, answer_headers = self._exchange(method, url, headers, body)
             except (Refused, Dropped) as exc:
                 # A refused connection cannot have been applied; a dropped one may have been.
                 if not (repeatable or isinstance(exc, Refused)) or time.monotonic() + delay > deadline:
@@ -164,13 +179,17 @@ class HttpClient:
                 self._answered = True
                 retry = status in _RETRY_STATUSES and (repeatable or status == 503)
                 if not retry or time.monotonic() + delay > deadline:
-                    return _decoded(status, data, self.url)
+                    named = {
+                        name.decode("latin-1").lower(): value.decode("latin-1")
+                        for name, value in answer_headers
+                    }
+                    return _decoded(status, data, self.url), named
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
     def _exchange(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         if self._transport is not None:
             if body is not None or method not in _SAFE_METHODS:
                 headers = {**headers, "Content-Length": str(len(body or b""))}
@@ -188,7 +207,8 @@ class HttpClient:
             raise Refused(_reason(exc)) from None
         except urllib3.exceptions.HTTPError as exc:
             raise Dropped(_reason(exc)) from None
-        return response.status, response.data
+        answer_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        return response.status, response.data, answer_headers
 
     def close(self) -> None:
         if self._transport is not None:
