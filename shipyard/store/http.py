@@ -44,6 +44,8 @@ from shipyard.store.keepalive import Dropped, Refused, Transport, render_head
 from shipyard.store.protocol import RunKey
 from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import SeriesMap
+from shipyard.tracking.cursors import RunPage, SearchCursor, decode_cursor, encode_cursor, search_fingerprint
+from shipyard.tracking.filter_parser import parse_order_by
 from shipyard.tracking.records import (
     DEFAULT_EXPERIMENT,
     ArtifactRecord,
@@ -474,11 +476,14 @@ class HttpTrackingStore:
         filter: str | None,
         order_by: Sequence[str] | None,
         *,
-        offset: int,
+        offset: int = 0,
         limit: int,
         columns: Sequence[str] | None,
         include_deleted: bool,
-    ) -> list[Run]:
+        after: SearchCursor | None = None,
+    ) -> RunPage:
+        # A cursor crosses the wire as the string the route expects, bound to this very search.
+        fingerprint = search_fingerprint(experiment_ids, filter, order_by, include_deleted)
         body = {
             "experiment_ids": list(experiment_ids),
             "filter": filter,
@@ -488,7 +493,15 @@ class HttpTrackingStore:
             "columns": None if columns is None else list(columns),
             "include_deleted": include_deleted,
         }
-        return [wire.run(r) for r in self._client.call("POST", "/runs/search", json=body)]
+        if after is not None:  # only then: a server older than cursors refuses the field
+            body["after"] = encode_cursor(after, fingerprint)
+        found, headers = self._client.call_with_headers("POST", "/runs/search", json=body)
+        next_text = headers.get(wire.NEXT_CURSOR_HEADER.lower())
+        next_cursor = None
+        if next_text is not None:
+            keys = parse_order_by(order_by)
+            next_cursor = decode_cursor(next_text, fingerprint, keys, name="the server's next cursor")
+        return RunPage([wire.run(r) for r in found], next_cursor)
 
     # maintenance: the server does it on its own store and artifact storage
     def collect_garbage(self, *, older_than_ms: int = 0, dry_run: bool = False) -> GcReport:
