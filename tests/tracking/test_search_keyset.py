@@ -256,3 +256,17 @@ def test_store_pages_by_cursor_and_says_when_none_follows(tracking_backend_setti
         store.search_page(
             experiment, None, order, offset=3, limit=3, columns=None, include_deleted=False, after=after
         )
+
+
+def test_a_run_created_between_pages_neither_repeats_nor_skips(tracking_backend_settings: Settings) -> None:
+    """Newest first, a run started after page one would push an offset's page two back by one row."""
+    for i in range(4):
+        with shipyard.start_run("k", name=f"r{i}", settings=tracking_backend_settings):
+            pass
+    client = shipyard.get_client(tracking_backend_settings)
+    first = client.search_runs("k", None, max_results=2)
+    with shipyard.start_run("k", name="late", settings=tracking_backend_settings):
+        pass
+    second = client.search_runs("k", None, max_results=2, page_token=first.next_page_token)
+    assert [r.name for r in [*first, *second]] == ["r3", "r2", "r1", "r0"]
+    assert second.next_page_token is None
