@@ -21,6 +21,8 @@ from shipyard.store import wire
 from shipyard.store.protocol import TrackingStore
 from shipyard.tracking import naming
 from shipyard.tracking.chunks import Series
+from shipyard.tracking.cursors import decode_cursor, encode_cursor, search_fingerprint
+from shipyard.tracking.filter_parser import parse_order_by
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, RunStatus
 
 router = APIRouter(tags=["tracking"])
@@ -124,6 +126,14 @@ class Search(_Body):
     limit: int = Field(100, ge=1, le=50_001)
     columns: list[str] | None = None
     include_deleted: bool = False
+    after: str | None = Field(
+        None,
+        max_length=4096,
+        description=(
+            f"Start the page strictly after this cursor: the {wire.NEXT_CURSOR_HEADER} header of the page "
+            "before, from the same search (experiments, filter, order, include_deleted). Not with an offset."
+        ),
+    )
 
 
 class RecentKeys(_Body):
@@ -382,9 +392,26 @@ def find_run(
     return wire.to_json(run)
 
 
-@router.post("/runs/search")
-def search_page(body: Search, request: Request) -> list[dict[str, Any]]:
-    """A page of runs; experiments the caller may not read are left out of the search."""
+@router.post(
+    "/runs/search",
+    responses={
+        200: {
+            "headers": {
+                wire.NEXT_CURSOR_HEADER: {
+                    "description": "The next page's `after`; absent on the last page.",
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    },
+)
+def search_page(body: Search, request: Request, response: Response) -> list[dict[str, Any]]:
+    """A page of runs, from ``offset`` or strictly after the cursor ``after`` (keyset pagination: a deep page
+    costs what the first does); experiments the caller may not read are left out of the search."""
+    fingerprint = search_fingerprint(body.experiment_ids, body.filter, body.order_by, body.include_deleted)
+    after = None
+    if body.after is not None:
+        after = decode_cursor(body.after, fingerprint, parse_order_by(body.order_by), name="after")
     readable = guard(request).readable_experiment_ids(body.experiment_ids)
     if body.experiment_ids and not readable:
         return []
@@ -396,7 +423,10 @@ def search_page(body: Search, request: Request) -> list[dict[str, Any]]:
         limit=body.limit,
         columns=body.columns,
         include_deleted=body.include_deleted,
+        after=after,
     )
+    if found.next_cursor is not None:
+        response.headers[wire.NEXT_CURSOR_HEADER] = encode_cursor(found.next_cursor, fingerprint)
     return wire.to_json(found)
 
 

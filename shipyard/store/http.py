@@ -44,6 +44,8 @@ from shipyard.store.keepalive import Dropped, Refused, Transport, render_head
 from shipyard.store.protocol import RunKey
 from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import SeriesMap
+from shipyard.tracking.cursors import RunPage, SearchCursor, decode_cursor, encode_cursor, search_fingerprint
+from shipyard.tracking.filter_parser import parse_order_by
 from shipyard.tracking.records import (
     DEFAULT_EXPERIMENT,
     ArtifactRecord,
@@ -135,6 +137,21 @@ class HttpClient:
         when it cannot have been applied: the connection was refused, or the server answered 503 (it
         rolled back). An unreachable server is a `StoreError` naming its URL.
         """
+        return self.call_with_headers(
+            method, path, json=json, params=params, idempotency_key=idempotency_key, content=content
+        )[0]
+
+    def call_with_headers(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        content: tuple[bytes, str] | None = None,
+    ) -> tuple[Any, dict[str, str]]:
+        """:meth:`call`, returning the answer's headers too (names in lower case)."""
         repeatable = method in _SAFE_METHODS or idempotency_key is not None
         headers = self._headers
         if idempotency_key or content:
@@ -155,7 +172,7 @@ class HttpClient:
         delay = 0.05
         while True:
             try:
-                status, data = self._exchange(method, url, headers, body)
+                status, data, answer_headers = self._exchange(method, url, headers, body)
             except (Refused, Dropped) as exc:
                 # A refused connection cannot have been applied; a dropped one may have been.
                 if not (repeatable or isinstance(exc, Refused)) or time.monotonic() + delay > deadline:
@@ -164,13 +181,17 @@ class HttpClient:
                 self._answered = True
                 retry = status in _RETRY_STATUSES and (repeatable or status == 503)
                 if not retry or time.monotonic() + delay > deadline:
-                    return _decoded(status, data, self.url)
+                    named = {
+                        name.decode("latin-1").lower(): value.decode("latin-1")
+                        for name, value in answer_headers
+                    }
+                    return _decoded(status, data, self.url), named
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
     def _exchange(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         if self._transport is not None:
             if body is not None or method not in _SAFE_METHODS:
                 headers = {**headers, "Content-Length": str(len(body or b""))}
@@ -188,7 +209,8 @@ class HttpClient:
             raise Refused(_reason(exc)) from None
         except urllib3.exceptions.HTTPError as exc:
             raise Dropped(_reason(exc)) from None
-        return response.status, response.data
+        answer_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        return response.status, response.data, answer_headers
 
     def close(self) -> None:
         if self._transport is not None:
@@ -454,11 +476,14 @@ class HttpTrackingStore:
         filter: str | None,
         order_by: Sequence[str] | None,
         *,
-        offset: int,
+        offset: int = 0,
         limit: int,
         columns: Sequence[str] | None,
         include_deleted: bool,
-    ) -> list[Run]:
+        after: SearchCursor | None = None,
+    ) -> RunPage:
+        # A cursor crosses the wire as the string the route expects, bound to this very search.
+        fingerprint = search_fingerprint(experiment_ids, filter, order_by, include_deleted)
         body = {
             "experiment_ids": list(experiment_ids),
             "filter": filter,
@@ -468,7 +493,15 @@ class HttpTrackingStore:
             "columns": None if columns is None else list(columns),
             "include_deleted": include_deleted,
         }
-        return [wire.run(r) for r in self._client.call("POST", "/runs/search", json=body)]
+        if after is not None:  # only then: a server older than cursors refuses the field
+            body["after"] = encode_cursor(after, fingerprint)
+        found, headers = self._client.call_with_headers("POST", "/runs/search", json=body)
+        next_text = headers.get(wire.NEXT_CURSOR_HEADER.lower())
+        next_cursor = None
+        if next_text is not None:
+            keys = parse_order_by(order_by)
+            next_cursor = decode_cursor(next_text, fingerprint, keys, name="the server's next cursor")
+        return RunPage([wire.run(r) for r in found], next_cursor)
 
     # maintenance: the server does it on its own store and artifact storage
     def collect_garbage(self, *, older_than_ms: int = 0, dry_run: bool = False) -> GcReport:

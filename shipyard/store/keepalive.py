@@ -37,13 +37,17 @@ class Dropped(Exception):
 class _Answer:
     """httptools' callbacks for one response."""
 
-    __slots__ = ("body", "done", "keep", "parser", "status")
+    __slots__ = ("body", "done", "headers", "keep", "parser", "status")
 
     def __init__(self) -> None:
         self.body: list[bytes] = []
+        self.headers: list[tuple[bytes, bytes]] = []
         self.done = self.keep = False
         self.status = 0
         self.parser = httptools.HttpResponseParser(self)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         # Read here: once the message is complete the parser has reset them.
@@ -83,9 +87,9 @@ class Transport:
             authority = f"[{host}]" if port == default_port else f"[{host}]:{port}"
         self.host_header = authority
 
-    def request(self, head: bytes, body: bytes | None) -> tuple[int, bytes]:
+    def request(self, head: bytes, body: bytes | None) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """Send ``head`` (request line and headers, ending with the blank line) and ``body``; the answer's
-        status and body."""
+        status, body and headers (as sent)."""
         sock = self._take()
         try:
             if body is not None and len(body) <= _ONE_WRITE_BYTES:
@@ -94,7 +98,7 @@ class Transport:
                 sock.sendall(head)
                 if body:
                     sock.sendall(body)
-            status, content, keep = _read_answer(sock)
+            status, content, headers, keep = _read_answer(sock)
         except (OSError, httptools.HttpParserError) as exc:
             sock.close()
             raise Dropped(_reason(exc)) from None
@@ -102,7 +106,7 @@ class Transport:
             self._give_back(sock)
         else:
             sock.close()
-        return status, content
+        return status, content, headers
 
     def close(self) -> None:
         with self._lock:
@@ -149,7 +153,7 @@ def _close_all(idle: list[socket.socket]) -> None:
         idle.pop().close()
 
 
-def _read_answer(sock: socket.socket) -> tuple[int, bytes, bool]:
+def _read_answer(sock: socket.socket) -> tuple[int, bytes, list[tuple[bytes, bytes]], bool]:
     answer = _Answer()
     while not answer.done:
         data = sock.recv(_RECV_BYTES)
@@ -157,7 +161,7 @@ def _read_answer(sock: socket.socket) -> tuple[int, bytes, bool]:
             raise ConnectionResetError("the server closed the connection before answering in full")
         answer.parser.feed_data(data)
     body = answer.body[0] if len(answer.body) == 1 else b"".join(answer.body)
-    return answer.status, body, answer.keep
+    return answer.status, body, answer.headers, answer.keep
 
 
 def _still_open(sock: socket.socket) -> bool:

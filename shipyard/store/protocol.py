@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from shipyard.registry.uri import RegistryUri
     from shipyard.tracking.backing import BackedVersion
     from shipyard.tracking.chunks import SeriesMap
+    from shipyard.tracking.cursors import RunPage, SearchCursor
     from shipyard.tracking.records import (
         ArtifactRecord,
         DatasetInput,
@@ -134,11 +135,12 @@ class TrackingStore(Protocol):
         filter: str | None,
         order_by: Sequence[str] | None,
         *,
-        offset: int,
+        offset: int = 0,
         limit: int,
         columns: Sequence[str] | None,
         include_deleted: bool,
-    ) -> list[Run]: ...
+        after: SearchCursor | None = None,
+    ) -> RunPage: ...
 
     # maintenance: garbage collection and lost runs (on a server, admin operations it runs itself)
     def collect_garbage(self, *, older_than_ms: int = 0, dry_run: bool = False) -> GcReport: ...

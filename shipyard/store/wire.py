@@ -35,6 +35,10 @@ from shipyard.tracking.records import (
 
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
+# The response header of a runs search naming where the next page starts (absent on the last page): an opaque
+# cursor (shipyard.tracking.cursors) to send back as the search's ``after``.
+NEXT_CURSOR_HEADER = "X-Shipyard-Next-Cursor"
+
 
 def number_out(value: float | None) -> float | str | None:
     """A float for JSON (NaN and ±inf as strings)."""

@@ -7,15 +7,13 @@ in ``columns`` when it is given (see :meth:`shipyard.store.protocol.TrackingStor
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shipyard.config import Settings
 from shipyard.errors import InvalidInput
+from shipyard.tracking.cursors import decode_cursor, encode_cursor, search_fingerprint
 from shipyard.tracking.filter_parser import parse_filter, parse_order_by
 from shipyard.tracking.records import Run, RunList
 
@@ -60,7 +58,7 @@ def search_runs(
         experiment_ids = [client.get_experiment(name).experiment_id for name in names]
     # Parsed here too, so a bad filter fails before any request or query (the store parses what it runs).
     parse_filter(filter)
-    parse_order_by(order_by)
+    order_keys = parse_order_by(order_by)
     parse_columns(columns)
     # A token is bound to the experiments asked for: "every experiment" stays the same search when one is
     # created between pages (so does a caller's own ``page_scope``, e.g. "those this user may read").
@@ -68,19 +66,22 @@ def search_runs(
         bound = [f"scope:{page_scope}"]
     else:
         bound = ["*"] if experiments is None else experiment_ids
-    fingerprint = _fingerprint(bound, filter, order_by, include_deleted)
-    offset = _decode_token(page_token, fingerprint)
-    rows = client.backend.search_page(
+    fingerprint = search_fingerprint(bound, filter, order_by, include_deleted)
+    # A token is a keyset cursor: the next page is the runs after the last one shown, which costs the same
+    # at any depth (an offset would read and drop every run before it) and neither skips nor repeats a run
+    # when runs are created or deleted between pages.
+    after = decode_cursor(page_token, fingerprint, order_keys, name="page_token") if page_token else None
+    page = client.backend.search_page(
         experiment_ids,
         filter,
         order_by,
-        offset=offset,
-        limit=max_results + 1,
+        limit=max_results,
         columns=None if columns is None else list(columns),
         include_deleted=include_deleted,
+        after=after,
     )
-    token = _encode_token(offset + max_results, fingerprint) if len(rows) > max_results else None
-    result = RunList(rows[:max_results], token)
+    token = None if page.next_cursor is None else encode_cursor(page.next_cursor, fingerprint)
+    result = RunList(list(page), token)
     return to_dataframe(result) if output_format == "pandas" else result
 
 
@@ -138,27 +139,3 @@ def parse_columns(columns: Sequence[str] | None) -> dict[str, set[str] | None] |
         elif kind not in wanted or wanted[kind] is not None:
             wanted.setdefault(kind, set()).add(key.strip("`"))  # type: ignore[union-attr]
     return wanted
-
-
-def _fingerprint(experiment_ids: Sequence[str], filter: str | None, order_by: Any, deleted: bool) -> str:
-    payload = json.dumps([sorted(experiment_ids), filter or "", list(order_by or []), deleted])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _encode_token(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "q": fingerprint}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str | None, fingerprint: str) -> int:
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        offset, query = int(data["o"]), data["q"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"page_token {token!r} is not a token returned by search_runs") from exc
-    if query != fingerprint or offset < 0:
-        raise InvalidInput("page_token belongs to a different search (experiments, filter or order changed)")
-    return offset

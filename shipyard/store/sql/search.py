@@ -19,12 +19,20 @@ in :mod:`shipyard.tracking.filter_parser`. What a filter means:
 - Strings compare in the database's collation (bytewise on SQLite); ``attributes.status`` is upper-cased.
 
 Order: every order key sorts runs without a value (and NaN metrics) last, ascending or descending; ties are
-broken by ``start_time`` descending, then by insertion order descending, so offset pagination is stable.
+broken by ``start_time`` descending, then by insertion order descending, so pagination is stable. A page
+starts ``offset`` rows in, or strictly after a :class:`~shipyard.tracking.cursors.SearchCursor` (the last row
+of the page before): ``(k1 > v1 OR k1 IS NULL) OR (k1 = v1 AND (k2 > v2 OR k2 IS NULL)) OR …`` down to the
+tie-breakers, with ``<`` for a descending key and ``kN IS NULL`` in place of ``kN = vN`` where the cursor has
+no value. Each page selects its rows' order-key values too (``sort_key_0`` …): :func:`cursor_after` reads the
+next cursor from them, whatever columns the caller loads.
 
 NOTE (performance): top-level ``and`` comparisons on metrics, params and tags become INNER JOINs on aliased
 tables (``latest_metrics AS m_0 ON m_0.run_pk = runs.id AND m_0.key = ? AND m_0.value > ?``), and an order key
 on the same entity sorts by that alias. SQLite then walks ``ix_latest_metrics_key_value`` in order and stops
 at LIMIT instead of scanning every run. Comparisons under ``or``/``not`` become correlated EXISTS subqueries.
+A cursor's condition repeats its first key's bound on its own (``k1 <= v1`` for a descending key that cannot
+be NULL), which the planners turn into the start of that walk: a page 50,000 rows deep costs what the first
+does, where OFFSET reads and drops 50,000 rows.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from __future__ import annotations
 import enum
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +48,7 @@ import sqlalchemy as sa
 
 from shipyard.errors import InvalidInput
 from shipyard.store.schema import dataset_inputs, latest_metrics, params, runs, tags
+from shipyard.tracking.cursors import SearchCursor
 from shipyard.tracking.filter_parser import (
     LIKE_OPS,
     And,
@@ -66,6 +75,7 @@ _COMPARATORS: dict[Op, Callable[[Any, Any], Any]] = {
     Op.GE: operator.ge,
 }
 _DIALECTS = ("postgresql", "sqlite")
+_SORT_LABEL = "sort_key_"
 # What SQLite's numeric affinity accepts as a number, for PostgreSQL (see _numeric_value).
 _PG_NUMBER_PATTERN = r"^[[:space:]]*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$"
 
@@ -80,8 +90,10 @@ def build_search_statement(
     limit: int,
     dialect_name: str = "sqlite",
     few_runs: bool = False,
+    after: SearchCursor | None = None,
 ) -> sa.Select[Any]:
-    """The statement selecting the columns of ``runs`` (``id`` included) for one page of matching runs.
+    """The statement selecting the columns of ``runs`` (``id`` included) for one page of matching runs, and
+    each row's order-key values (for :func:`cursor_after`).
 
     Args:
         experiment_ids: search these experiments only.
@@ -94,15 +106,24 @@ def build_search_statement(
         few_runs: the experiments hold few runs (SQLite): walk them and look each one's values up, rather
             than walk a value index over every experiment's runs (a 10-run experiment beside 100,000 runs:
             ~150 ms that way, ~1 ms this way). PostgreSQL's planner decides this from its statistics.
+        after: the last row of the page before (from :func:`cursor_after`): this page is the rows strictly
+            after it. Not with an offset.
 
     Raises:
-        InvalidInput: a negative offset or limit, an unsupported dialect, or a comparison the AST cannot mean
+        InvalidInput: a negative offset or limit, an offset with a cursor, a cursor with a value for more or
+            fewer keys than ``order_by`` has, an unsupported dialect, or a comparison the AST cannot mean
             (only possible for a hand-built AST).
     """
     if dialect_name not in _DIALECTS:
         raise InvalidInput(f"search supports the {' and '.join(_DIALECTS)} dialects, not {dialect_name!r}")
     if offset < 0 or limit < 0:
         raise InvalidInput(f"offset and limit must not be negative, got offset={offset}, limit={limit}")
+    if after is not None and offset:
+        raise InvalidInput(f"a page starts after a cursor or at an offset, not both (offset={offset})")
+    if after is not None and len(after.values) != len(order_by):
+        raise InvalidInput(
+            f"the cursor has {len(after.values)} order values; the order has {len(order_by)} keys"
+        )
     compiler = _Compiler(dialect_name)
     where: list[sa.ColumnElement[bool]] = [runs.c.experiment_id.in_(list(experiment_ids))]
     if lifecycle_stage is not None:
@@ -118,7 +139,7 @@ def build_search_statement(
     from_clause: sa.FromClause = runs
     for entity, join in joins.items():
         from_clause = from_clause.join(join.table, join.on(entity))
-    ordering: list[sa.ColumnElement[Any]] = []
+    sorts: list[_Sort] = []
     for key in order_by:
         if key.entity.kind is EntityKind.DATASET:
             raise InvalidInput(f"cannot order by {key.entity}: a run may have several datasets")
@@ -130,17 +151,78 @@ def build_search_statement(
                 joins[key.entity] = _Join.for_entity(key.entity, len(joins), outer=True, by_run=few_runs)
                 from_clause = from_clause.outerjoin(joins[key.entity].table, joins[key.entity].on(key.entity))
             column, nullable = joins[key.entity].table.c.value, not joins[key.entity].null_free
-        ordered = column.desc() if key.descending else column.asc()
+        sorts.append(_Sort(column, key.descending, nullable))
+    if after is not None:
+        where.extend(_seek(sorts, after))
+    ordering = [
         # A value known to be non-NULL keeps a plain ORDER BY, which SQLite can read straight off an index.
-        ordering.append(ordered.nulls_last() if nullable else ordered)
+        sort.ordered.nulls_last() if sort.nullable else sort.ordered
+        for sort in sorts
+    ]
     return (
-        sa.select(runs)
+        sa.select(runs, *(sort.column.label(f"{_SORT_LABEL}{i}") for i, sort in enumerate(sorts)))
         .select_from(from_clause)
         .where(*where)
         .order_by(*ordering, runs.c.start_time.desc(), runs.c.id.desc())
         .offset(offset)
         .limit(limit)
     )
+
+
+def cursor_after(row: Mapping[str, Any], order_by: Sequence[OrderKey]) -> SearchCursor:
+    """The cursor of ``row``, a row of :func:`build_search_statement` with this ``order_by``: the next page
+    starts after it."""
+    values = tuple(row[f"{_SORT_LABEL}{i}"] for i in range(len(order_by)))
+    return SearchCursor(values, int(row["start_time"]), str(row["run_id"]))
+
+
+@dataclass(frozen=True)
+class _Sort:
+    """One ORDER BY key: its column, its direction, and whether the column can be NULL (sorted last)."""
+
+    column: sa.ColumnElement[Any]
+    descending: bool
+    nullable: bool
+
+    @property
+    def ordered(self) -> sa.ColumnElement[Any]:
+        return self.column.desc() if self.descending else self.column.asc()
+
+    def past(self, value: Any) -> sa.ColumnElement[bool]:
+        """The column sorts strictly after ``value`` (not None): beyond it in the direction, or NULL."""
+        beyond = self.column < value if self.descending else self.column > value
+        return sa.or_(beyond, self.column.is_(None)) if self.nullable else beyond
+
+
+def _seek(sorts: Sequence[_Sort], cursor: SearchCursor) -> list[sa.ColumnElement[bool]]:
+    """The conditions for the rows strictly after ``cursor`` in the order ``sorts`` + the tie-breakers."""
+    # NOTE: the cursor names its run by run_id (the row keys never leave the server); its insertion order is
+    # looked up in the statement. A run purged since (gc) has none: then only runs tied with it on every key
+    # and on start_time are missed.
+    cursor_run = runs.alias("cursor_run")
+    cursor_pk = sa.select(cursor_run.c.id).where(cursor_run.c.run_id == cursor.run_id).scalar_subquery()
+    keys = [
+        *zip(sorts, cursor.values, strict=True),
+        (_Sort(runs.c.start_time, descending=True, nullable=False), cursor.start_time),
+        (_Sort(runs.c.id, descending=True, nullable=False), cursor_pk),
+    ]
+    tied: list[sa.ColumnElement[bool]] = []  # the row equals the cursor on every key so far
+    alternatives: list[sa.ColumnElement[bool]] = []
+    for sort, value in keys:
+        if value is None:  # the cursor is among the runs without a value: the rows after it are too
+            tied.append(sort.column.is_(None))
+            continue
+        alternatives.append(sa.and_(*tied, sort.past(value)))
+        tied.append(sort.column == value)
+    # The first key's bound alone as well: where the index walk starts (redundant for the result).
+    first, value = keys[0]
+    if value is None:
+        leading = first.column.is_(None)
+    else:
+        leading = first.column <= value if first.descending else first.column >= value
+        if first.nullable:
+            leading = sa.or_(leading, first.column.is_(None))
+    return [leading, sa.or_(*alternatives)]
 
 
 @dataclass
@@ -315,4 +397,11 @@ def _as_glob(parts: list[str | _Wildcard]) -> str:
     )
 
 
-__all__ = ["OrderKey", "build_search_statement", "parse_filter", "parse_order_by"]
+__all__ = [
+    "OrderKey",
+    "SearchCursor",
+    "build_search_statement",
+    "cursor_after",
+    "parse_filter",
+    "parse_order_by",
+]

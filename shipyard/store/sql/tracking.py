@@ -46,10 +46,11 @@ from shipyard.store.schema import (
 from shipyard.store.schema import tags as tags_table
 from shipyard.store.sql import dialect, run_statements, views
 from shipyard.store.sql.run_statements import RunStatements
-from shipyard.store.sql.search import build_search_statement
+from shipyard.store.sql.search import build_search_statement, cursor_after
 from shipyard.tracking import backing, chunks, naming
 from shipyard.tracking.backing import BackedVersion
 from shipyard.tracking.chunks import SeriesMap
+from shipyard.tracking.cursors import RunPage, SearchCursor
 from shipyard.tracking.filter_parser import parse_filter, parse_order_by
 from shipyard.tracking.querying import parse_columns, stale_before
 from shipyard.tracking.records import (
@@ -774,30 +775,37 @@ class SqlTrackingStore:
         filter: str | None,
         order_by: Sequence[str] | None,
         *,
-        offset: int,
+        offset: int = 0,
         limit: int,
         columns: Sequence[str] | None,
         include_deleted: bool,
-    ) -> list[Run]:
+        after: SearchCursor | None = None,
+    ) -> RunPage:
         """One page of a search: the runs of ``experiment_ids`` matching ``filter`` in ``order_by`` order,
-        rows ``offset`` to ``offset + limit``, with only the ``columns`` keys loaded (all when None).
+        ``limit`` of them from row ``offset`` or strictly after the cursor ``after``, with only the
+        ``columns`` keys loaded (all when None); the page's ``next_cursor`` is set when more rows follow.
 
         Raises:
             FilterSyntaxError: a filter or order that does not parse (token and position named).
+            InvalidInput: an offset with a cursor, or a cursor whose values do not fit the order.
         """
+        keys = parse_order_by(order_by)
         with self.db.read() as conn:
             statement = build_search_statement(
                 experiment_ids,
                 parse_filter(filter),
-                parse_order_by(order_by),
+                keys,
                 lifecycle_stage=None if include_deleted else LifecycleStage.ACTIVE.value,
                 offset=offset,
-                limit=limit,
+                limit=limit + 1 if limit > 0 else limit,  # one more tells whether a next page exists
                 dialect_name=self.db.dialect,
                 few_runs=self.db.dialect == "sqlite" and self._few_runs(conn, experiment_ids),
+                after=after,
             )
             rows = [row._mapping for row in conn.execute(statement)]
-            return hydrate_runs(conn, rows, parse_columns(columns), stale_before(self.settings))
+            next_cursor = cursor_after(rows[limit - 1], keys) if len(rows) > limit else None
+            found = hydrate_runs(conn, rows[:limit], parse_columns(columns), stale_before(self.settings))
+        return RunPage(found, next_cursor)
 
     # ------------------------------------------------------------------ garbage and lost runs
     def _garbage(self, cutoff: int) -> Garbage:
