@@ -129,4 +129,3 @@ async def set_alias(name: str, version: int, request: Request) -> Response:
         _store(request).set_alias, name, alias, version, reason=fields.get("reason") or None
     )
     return RedirectResponse(f"/ui/models/{name}/versions/{version}", status_code=303)
-

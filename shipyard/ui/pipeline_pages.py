@@ -89,9 +89,7 @@ def pipeline_changes(run_id: str, request: Request, since: int = 0) -> Response:
     """What changed since ``since`` (epoch ms): the run's status and the steps that started or ended
     after it, keyed as the DAG's nodes are, so a page polls for changes, not for the whole run."""
     state = _state(request, run_id)
-    changed = {
-        s.key: pipeline_dag.step_status(s.status, s.cached) for s in state.steps if _stamp(s) > since
-    }
+    changed = {s.key: pipeline_dag.step_status(s.status, s.cached) for s in state.steps if _stamp(s) > since}
     groups = {}
     if changed and len(state.steps) > pipeline_dag.VISIBLE_NODES:  # folded fan-outs: their boxes' status
         groups = pipeline_dag.summary_statuses(run_status.pipeline_spec(_client(request), run_id), state)

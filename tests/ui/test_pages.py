@@ -54,6 +54,14 @@ def test_the_runs_table_shows_pages_sorts_and_counts(local_ui: tuple[str, Settin
         rest = web.get(more.replace("&amp;", "&"), headers={"HX-Request": "true"})
         assert re.findall(r">(run-\d+)</a>", rest.text) == [f"run-{i:03d}" for i in range(9, -1, -1)]
         assert "<html" not in rest.text  # a fragment, appended by htmx
+        tampered = web.get(f"/ui/experiments/{experiment_id}", params={"after": "bm90IGEgY3Vyc29y"})
+        assert tampered.status_code == 400 and "after" in tampered.text
+        # A cursor belongs to its search: the same cursor under another order is refused.
+        cursor = re.search(r"after=([^&\"]+)", more)[1]
+        other = web.get(
+            f"/ui/experiments/{experiment_id}", params={"after": cursor, "order": "metrics.loss ASC"}
+        )
+        assert other.status_code == 400
         count = web.get(f"/ui/experiments/{experiment_id}/count", params={"filter": "metrics.acc >= 0.5"})
         assert count.text.strip() == "30 runs"
 
