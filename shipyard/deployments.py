@@ -11,11 +11,15 @@ own database); :class:`RemoteDeployments` is the same over the platform server's
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from shipyard.errors import InvalidInput
+from pydantic import BaseModel, ConfigDict, Field
+
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.tracking import naming
 from shipyard.tracking.records import now_ms
 
@@ -29,16 +33,48 @@ _MAX_URL = 2000
 
 @dataclass(frozen=True)
 class DeploymentRecord:
-    """A served model the platform knows of: where it is served, who registered it, and when (epoch ms)."""
+    """A served model the platform knows of: where it is served, who registered it, and when (epoch ms); with
+    the last :class:`DeploymentReport` its serving server published (as JSON) and when."""
 
     name: str
     url: str
     created_by: str
     created_at: int
     updated_at: int
+    report: Mapping[str, Any] | None = None
+    reported_at: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class ServedVersion(BaseModel):
+    """One version a serving server serves under a deployment's name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(max_length=256)
+    version: str = Field(max_length=256)
+    state: str = Field(max_length=32)
+    weight: float = Field(ge=0, le=1e6)
+    shadow: bool = False
+
+
+class DeploymentReport(BaseModel):
+    """What a serving server says of one served model over its last ``window_s`` seconds: the versions it
+    serves with their traffic weights, requests answered, server errors (5xx) and latency percentiles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    versions: list[ServedVersion] = Field(max_length=100)
+    window_s: float = Field(gt=0, le=86_400)
+    requests: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    requests_per_s: float = Field(ge=0)
+    p50_ms: float | None = Field(default=None, ge=0)
+    p95_ms: float | None = Field(default=None, ge=0)
+    host: str = Field(default="", max_length=256)
+    pid: int | None = None
 
 
 def check_deployment_name(name: object) -> str:
@@ -107,6 +143,18 @@ class Deployments:
     def get(self, name: str) -> DeploymentRecord:
         return self.store.deployment(check_deployment_name(name))
 
+    def report(self, name: str, url: str, report: DeploymentReport, *, by: str) -> DeploymentRecord:
+        """Keep ``report`` as deployment ``name``'s latest (registering it at ``url`` when it is new, as
+        ``by``; pointing it at ``url`` otherwise: the server reporting is where it is served now)."""
+        name, url = check_deployment_name(name), check_deployment_url(url)
+        now = now_ms()
+        values = {"url": url, "report": report.model_dump_json(), "reported_at": now, "updated_at": now}
+        try:
+            return self.store.update_deployment(name, values)
+        except NotFound:
+            self.register(name, url, by=by)
+            return self.store.update_deployment(name, values)
+
     def list(self) -> list[DeploymentRecord]:
         return self.store.list_deployments()
 
@@ -129,11 +177,24 @@ class RemoteDeployments:
     def get(self, name: str) -> DeploymentRecord:
         return DeploymentRecord(**self._client.call("GET", _path(name)))
 
+    def report(self, name: str, url: str, report: DeploymentReport) -> DeploymentRecord:
+        """Publish ``report`` as deployment ``name``'s latest, served at ``url``."""
+        body = {"url": check_deployment_url(url), "report": report.model_dump(mode="json")}
+        return DeploymentRecord(**self._client.call("PUT", f"{_path(name)}/report", json=body))
+
     def list(self) -> list[DeploymentRecord]:
         return [DeploymentRecord(**d) for d in self._client.call("GET", "/deployments")]
 
     def delete(self, name: str) -> None:
         self._client.call("DELETE", _path(name))
+
+
+def record_from_row(row: Mapping[str, Any]) -> DeploymentRecord:
+    """A record from a stored row (its report kept as JSON text)."""
+    values = dict(row)
+    if isinstance(values.get("report"), str):
+        values["report"] = json.loads(values["report"])
+    return DeploymentRecord(**values)
 
 
 def _path(name: str) -> str:
@@ -142,9 +203,12 @@ def _path(name: str) -> str:
 
 __all__ = [
     "DeploymentRecord",
+    "DeploymentReport",
     "Deployments",
     "RemoteDeployments",
+    "ServedVersion",
     "check_deployment_name",
     "check_deployment_url",
     "check_server_url",
+    "record_from_row",
 ]

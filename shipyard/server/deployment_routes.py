@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from shipyard.auth.records import Permission, ResourceType, Role
-from shipyard.deployments import DeploymentRecord, Deployments
+from shipyard.deployments import DeploymentRecord, DeploymentReport, Deployments
 from shipyard.errors import NotFound
 from shipyard.server.guard import guard
 
@@ -25,6 +25,13 @@ class DeploymentTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    report: DeploymentReport
 
 
 def _deployments(request: Request) -> Deployments:
@@ -47,6 +54,24 @@ def put_deployment(name: str, body: DeploymentTarget, request: Request) -> dict[
     else:
         g.deployment(name, Permission.EDIT)
         found = deployments.update(name, body.url)
+    return found.to_json()
+
+
+@router.put("/deployments/{name}/report")
+def report_deployment(name: str, body: Report, request: Request) -> dict[str, Any]:
+    """Keep a serving server's report on deployment ``name`` (versions, traffic, requests, errors, latency);
+    registers the deployment when it is new, as ``PUT /deployments/{name}`` does."""
+    g, deployments = guard(request), _deployments(request)
+    try:
+        deployments.get(name)
+        g.deployment(name, Permission.EDIT)
+        created = False
+    except NotFound:
+        g.role(Role.EDITOR, f"register deployment {name!r}")
+        created = True
+    found = deployments.report(name, body.url, body.report, by=g.user)
+    if created:
+        g.own(ResourceType.DEPLOYMENT, found.name)
     return found.to_json()
 
 

@@ -392,4 +392,6 @@ deployments = Table(
     Column("created_by", String(256), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("report", Text, nullable=True),  # the serving server's last report (JSON)
+    Column("reported_at", BigInteger, nullable=True),
 )

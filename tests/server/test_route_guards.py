@@ -169,6 +169,13 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "path": "/api/v1/deployments/secret-deploy",
             "json": {"url": "http://evil.example:8080"},
         },
+        ("PUT", "/api/v1/deployments/{name}/report"): {
+            "path": "/api/v1/deployments/secret-deploy/report",
+            "json": {
+                "url": "http://evil.example:8080",
+                "report": {"versions": [], "window_s": 15, "requests": 0, "errors": 0, "requests_per_s": 0},
+            },
+        },
         ("GET", "/api/v1/experiments"): {"expect": _empty},
         ("POST", "/api/v1/experiments"): {"json": {"name": "new"}, "as": "viv"},
         ("DELETE", "/api/v1/experiments/{id_or_name}"): {"path": f"/api/v1/experiments/{exp}"},

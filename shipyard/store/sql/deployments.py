@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shipyard.auth.records import ResourceType
-from shipyard.deployments import DeploymentRecord
+from shipyard.deployments import DeploymentRecord, record_from_row
 from shipyard.errors import AlreadyExists, NotFound
 from shipyard.store.db import MetadataStore
 from shipyard.store.schema import deployments, grants
@@ -43,12 +43,12 @@ class SqlDeploymentStore:
             row = conn.execute(sa.select(deployments).where(deployments.c.name == name)).first()
         if row is None:
             raise _missing(name)
-        return DeploymentRecord(**row._mapping)
+        return record_from_row(row._mapping)
 
     def list_deployments(self) -> list[DeploymentRecord]:
         with self.db.read() as conn:
             rows = conn.execute(sa.select(deployments).order_by(deployments.c.name)).all()
-        return [DeploymentRecord(**r._mapping) for r in rows]
+        return [record_from_row(r._mapping) for r in rows]
 
     def delete_deployment(self, name: str) -> None:
         """Delete the record and, in the same transaction, every grant on it: a deployment registered later
