@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from shipyard.config import get_settings
-
-if TYPE_CHECKING:
-    from shipyard.config import Settings
-    from shipyard.deployments import DeploymentReport
-    from shipyard.serving.heartbeat import Publish
 
 
 def serve(
@@ -158,10 +152,10 @@ def serve(
         logging.getLogger("shipyard.serving.access").setLevel(logging.WARNING)
     beats = None
     if heartbeat > 0:
-        from shipyard.serving.heartbeat import Heartbeat
+        from shipyard.serving.heartbeat import Heartbeat, publisher
 
         own_url = public_url or f"http://{_url_host(host)}:{port}"
-        publish = _publisher(settings, access.url if access is not None else None, own_url)
+        publish = publisher(settings, access.url if access is not None else None, own_url)
         beats = Heartbeat(
             server.metrics, lambda: repository.deployments.values(), publish, interval_s=heartbeat
         )
@@ -171,34 +165,6 @@ def serve(
     finally:
         if beats is not None:
             beats.stop()
-
-
-def _publisher(settings: Settings, platform: str | None, own_url: str) -> Publish:
-    """Where the heartbeat's reports go: the platform server (``--platform``, or team mode's tracking URI,
-    as the token's user), else this machine's store (as its operating-system user)."""
-    from shipyard.deployments import Deployments, RemoteDeployments
-
-    server = platform or settings.tracking_uri
-    if server:
-        from shipyard.store.http import HttpClient
-
-        remote = RemoteDeployments(HttpClient(server, token=settings.tracking_token, timeout_s=5.0))
-
-        def to_platform(name: str, report: DeploymentReport) -> None:
-            remote.report(name, own_url, report)
-
-        return to_platform
-    import getpass
-
-    from shipyard.store import open_server_stores
-
-    local = Deployments(open_server_stores(settings).deployments)
-    user = getpass.getuser()
-
-    def to_store(name: str, report: DeploymentReport) -> None:
-        local.report(name, own_url, report, by=user)
-
-    return to_store
 
 
 def _url_host(host: str) -> str:

@@ -139,6 +139,7 @@ def _serving(settings: Settings) -> Iterator[str]:
     from shipyard import models
     from shipyard.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.serving.app import InferenceServer
+    from shipyard.serving.heartbeat import Heartbeat, publisher
     from shipyard.serving.repository import ModelConfig, ModelRepository
     from shipyard.serving.server import uvicorn_config
     from shipyard.store.artifacts import ArtifactStore
@@ -162,10 +163,16 @@ def _serving(settings: Settings) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise PipelineError("the demo's inference server did not start")
         time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    # Its heartbeat: the UI's deployments page shows what it served (a report at start and one at the end).
+    beats = Heartbeat(server.metrics, lambda: repository.deployments.values(), publisher(settings, None, url))
     try:
         repository.wait_loaded(60)
-        yield f"http://127.0.0.1:{port}"
+        beats.start()
+        yield url
     finally:
+        beats.stop()
+        beats.beat()
         uv.should_exit = True
         thread.join(60)  # the server's shutdown writes the payload log
 

@@ -8,6 +8,7 @@ second, and the median and 95th-percentile latency interpolated within the laten
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import socket
@@ -16,9 +17,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from shipyard.deployments import DeploymentReport, ServedVersion
+from shipyard.config import Settings
+from shipyard.deployments import DeploymentReport, Deployments, RemoteDeployments, ServedVersion
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.routing import Deployment
+from shipyard.store import open_server_stores
+from shipyard.store.http import HttpClient
 
 log = logging.getLogger("shipyard.serving")
 
@@ -160,3 +164,23 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             self.beat()
+
+
+def publisher(settings: Settings, platform: str | None, own_url: str) -> Publish:
+    """Where the heartbeat's reports go: the platform server (``--platform``, or team mode's tracking URI,
+    as the token's user), else this machine's store (as its operating-system user)."""
+    server = platform or settings.tracking_uri
+    if server:
+        remote = RemoteDeployments(HttpClient(server, token=settings.tracking_token, timeout_s=5.0))
+
+        def to_platform(name: str, report: DeploymentReport) -> None:
+            remote.report(name, own_url, report)
+
+        return to_platform
+    local = Deployments(open_server_stores(settings).deployments)
+    user = getpass.getuser()
+
+    def to_store(name: str, report: DeploymentReport) -> None:
+        local.report(name, own_url, report, by=user)
+
+    return to_store
