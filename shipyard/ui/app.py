@@ -6,7 +6,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
-from shipyard.ui import auth_pages, deployment_pages, model_pages, pipeline_pages, run_pages
+from shipyard.ui import (
+    admin_pages,
+    auth_pages,
+    deployment_pages,
+    model_pages,
+    monitoring_pages,
+    pipeline_pages,
+    run_pages,
+)
 from shipyard.ui.templating import STATIC, render
 
 _HEADINGS = {
@@ -27,6 +35,8 @@ def mount_ui(app: FastAPI) -> None:
     app.include_router(model_pages.router)
     app.include_router(pipeline_pages.router)
     app.include_router(deployment_pages.router)
+    app.include_router(monitoring_pages.router)
+    app.include_router(admin_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
