@@ -32,6 +32,17 @@ ERRORS: list[tuple[type[ShipyardError], int, str]] = [
 ]
 
 
+# Stored HTML (a monitoring report) may do nothing when shown: no script (``sandbox`` without
+# ``allow-scripts``, so an opaque origin too), no request anywhere, its own inline styles and data: images
+# only, framed by this site's pages alone. A response with these keeps them (no page policy is added).
+SANDBOXED_HTML_HEADERS = {
+    "content-security-policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "x-frame-options": "SAMEORIGIN",
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+}
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if field:

@@ -24,6 +24,7 @@ from shipyard.errors import InvalidInput
 from shipyard.monitoring import baseline, reports
 from shipyard.monitoring.performance import save_labels
 from shipyard.registry import naming
+from shipyard.server.answers import SANDBOXED_HTML_HEADERS
 from shipyard.server.guard import ARTIFACTS_ROOT, EDIT, READ, guard
 from shipyard.store import wire
 from shipyard.store.artifacts import ArtifactStore
@@ -67,7 +68,8 @@ def get_report(
     ``format=html`` its HTML page."""
     guard(request).model(_model(model), READ)
     if format == "html":
-        return HTMLResponse(reports.report_html(_store(request), model, report_id).decode("utf-8"))
+        page = reports.report_html(_store(request), model, report_id).decode("utf-8")
+        return HTMLResponse(page, headers=SANDBOXED_HTML_HEADERS)
     return reports.read_report(_store(request), model, report_id)
 
 

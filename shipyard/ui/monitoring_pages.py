@@ -18,7 +18,7 @@ from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring import baseline, reports
 from shipyard.monitoring.job import REPORTS_PREFIX
 from shipyard.registry import naming
-from shipyard.server.answers import json_bytes
+from shipyard.server.answers import SANDBOXED_HTML_HEADERS, json_bytes
 from shipyard.server.guard import ARTIFACTS_ROOT, READ, guard
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.ui import monitoring_views as views
@@ -28,14 +28,7 @@ router = APIRouter(include_in_schema=False)
 TABLE_REPORTS = 50  # reports per page of a model's reports table
 CHART_REPORTS = 500  # the newest reports the drift share chart reads (one file each)
 PAGE_ALERTS = 50
-# A stored report is shown in a frame and may do nothing there: no script (``sandbox`` without
-# ``allow-scripts``, so an opaque origin too), no request anywhere, its own inline styles and data: images
-# only, and framed by this site's pages alone. Set here, so the security middleware adds no page policy.
-REPORT_FRAME_HEADERS = {
-    "content-security-policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
-    "x-frame-options": "SAMEORIGIN",
-    "cache-control": "no-store",
-}
+REPORT_FRAME_HEADERS = SANDBOXED_HTML_HEADERS
 
 
 def _store(request: Request) -> ArtifactStore:

@@ -239,6 +239,9 @@ def test_reports_are_listed_newest_first_and_fetched_as_json_or_html(world: Worl
     html = get(world, f"/monitoring/models/{MODEL}/reports/{world.reports[1]}", format="html")
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert "Data drift: churn" in html.text
+    # Served sandboxed: a report's HTML can run no script, even read through the API.
+    policy = html.headers["content-security-policy"]
+    assert policy.startswith("sandbox;") and "allow-scripts" not in policy
 
     missing = get(world, f"/monitoring/models/{MODEL}/reports/20200101T000000Z")
     assert missing.status_code == 404 and "20200101T000000Z" in missing.json()["error"]["message"]
