@@ -122,6 +122,21 @@ def test_console_script_demo_runs_the_lifecycle_and_is_repeatable(tmp_path: Path
     assert len(drifted) == 30 and monitored[0].metrics["drift_share"] > 0
     assert monitored[0].metrics["performance/accuracy"] > 0.9
     assert "mean radius" in done.stdout.split("drifted:")[1]
+    # `shipyard ui` after the demo: its pipeline, runs, model, deployment and drift report are all there.
+    import httpx
+
+    from shipyard.config import get_settings
+    from tests.conftest import platform_server
+
+    with platform_server(get_settings()) as url, httpx.Client(base_url=url) as web:
+        assert f'href="/ui/pipelines/runs/{pipelines[0].run_id}"' in web.get("/ui/pipelines").text
+        assert web.get(f"/ui/pipelines/runs/{pipelines[0].run_id}").text.count("data-step=") >= 5
+        assert ">demo</a>" in web.get("/ui/").text
+        assert f'href="/ui/runs/{champion.run_id}"' in web.get(f"/ui/models/breast-cancer/versions/{champion.version}").text
+        deployment = web.get("/ui/deployments").text
+        assert 'data-deployment="breast-cancer"' in deployment and "champion" in deployment
+        assert 'href="/ui/monitoring/breast-cancer"' in web.get("/ui/monitoring").text
+        assert web.get("/ui/monitoring/breast-cancer").status_code == 200
 
 
 def test_debug_flag_shows_traceback() -> None:
