@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
-from shipyard.ui import auth_pages, model_pages, pipeline_pages, run_pages
+from shipyard.ui import auth_pages, model_pages, pipeline_pages, run_pages, tuning_pages
 from shipyard.ui.templating import STATIC, render
 
 _HEADINGS = {
@@ -26,6 +26,7 @@ def mount_ui(app: FastAPI) -> None:
     app.include_router(run_pages.router)
     app.include_router(model_pages.router)
     app.include_router(pipeline_pages.router)
+    app.include_router(tuning_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
