@@ -14,6 +14,7 @@ from shipyard.ui import (
     monitoring_pages,
     pipeline_pages,
     run_pages,
+    tuning_pages,
 )
 from shipyard.ui.templating import STATIC, render
 
@@ -37,6 +38,7 @@ def mount_ui(app: FastAPI) -> None:
     app.include_router(deployment_pages.router)
     app.include_router(monitoring_pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(tuning_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 

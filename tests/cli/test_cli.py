@@ -132,7 +132,8 @@ def test_console_script_demo_runs_the_lifecycle_and_is_repeatable(tmp_path: Path
         assert f'href="/ui/pipelines/runs/{pipelines[0].run_id}"' in web.get("/ui/pipelines").text
         assert web.get(f"/ui/pipelines/runs/{pipelines[0].run_id}").text.count("data-step=") >= 5
         assert ">demo</a>" in web.get("/ui/").text
-        assert f'href="/ui/runs/{champion.run_id}"' in web.get(f"/ui/models/breast-cancer/versions/{champion.version}").text
+        version_page = web.get(f"/ui/models/breast-cancer/versions/{champion.version}").text
+        assert f'href="/ui/runs/{champion.run_id}"' in version_page
         deployment = web.get("/ui/deployments").text
         assert 'data-deployment="breast-cancer"' in deployment and "champion" in deployment
         assert 'href="/ui/monitoring/breast-cancer"' in web.get("/ui/monitoring").text

@@ -52,13 +52,16 @@
     let ys = axis.slice(1).map((s) => smooth(s, chartOptions.smooth));
     if (chartOptions.log) ys = ys.map(positiveOnly);
     const names = fig._names || ["value"];
+    const marks = data.marks || [];  // per series: "line" (default), "points" or "steps"
     const series = [{ label: chartOptions.x }];
     ys.forEach((_, i) => series.push({
       label: names[i] || String(i + 1),
       stroke: palette[i % palette.length],
       width: names.length > 50 ? 0.75 : 1.5,
       spanGaps: true,
-      points: { show: xs.length <= 60, size: 5 },
+      points: { show: marks[i] === "points" || xs.length <= 60, size: marks[i] === "points" ? 4 : 5 },
+      ...(marks[i] === "points" ? { paths: () => null } : {}),
+      ...(marks[i] === "steps" ? { paths: uPlot.paths.stepped({ align: 1 }) } : {}),
     }));
     const width = Math.max(fig.clientWidth - 8, 280);
     const opts = {
@@ -94,6 +97,8 @@
       if (data.runs) {
         const labels = JSON.parse(document.getElementById("run-names").textContent);
         fig._names = data.runs.map((r) => labels[r] || r);
+      } else if (data.names) {
+        fig._names = data.names;
       } else {
         fig._names = [data.key];
       }
