@@ -82,6 +82,13 @@ def server(
         min=0.05,
         help="Seconds between looks for new schedules.",
     ),
+    serve_files: bool = typer.Option(
+        True,
+        "--serve-files/--no-serve-files",
+        hidden=True,
+        help="Keep the clients' artifact files (team mode); off for `shipyard ui`, whose clients write the "
+        "store's files themselves.",
+    ),
 ) -> None:
     """Serve the platform API (/api/v1, OpenAPI at /docs) for clients in team mode (SHIPYARD_TRACKING_URI).
 
@@ -161,7 +168,8 @@ def server(
             )
     # The worker processes build the app from these (uvicorn's factory mode with several workers).
     os.environ["SHIPYARD_DB_URL"] = settings.db_url
-    os.environ["SHIPYARD_SERVER_ARTIFACTS"] = settings.artifact_root  # where the server keeps the files
+    # Where the server keeps the files (empty: it keeps none; its clients write where settings say).
+    os.environ["SHIPYARD_SERVER_ARTIFACTS"] = settings.artifact_root if serve_files else ""
     os.environ["SHIPYARD_EXECUTOR"] = settings.executor
     os.environ.pop("SHIPYARD_TRACKING_URI", None)  # the server keeps the records itself
     os.environ.pop("SHIPYARD_TRACKING_TOKEN", None)
@@ -192,7 +200,9 @@ def server(
         from shipyard.server.scheduling import start_scheduler
 
         pipelines = DriverConfig.for_server(
-            settings, settings.artifact_root, str(pipelines_path) if pipelines_path else None
+            settings,
+            settings.artifact_root if serve_files else None,
+            str(pipelines_path) if pipelines_path else None,
         )
         stop_scheduler = start_scheduler(pipelines, scheduler_interval)
     try:

@@ -53,4 +53,6 @@ def ui(
         pipelines_path=None,
         scheduler=True,
         scheduler_interval=30.0,
+        # One person's embedded store: their scripts write its files, the UI reads them where they are.
+        serve_files=False,
     )

@@ -184,7 +184,7 @@ def app_from_environment() -> FastAPI:
         )
     return create_app(
         settings,
-        artifacts=env.get("ARTIFACTS") or settings.artifact_root,
+        artifacts=env.get("ARTIFACTS", settings.artifact_root) or None,  # "": the server keeps no files
         require_auth=env.get("AUTH") == "1",
         default_permission=env.get("DEFAULT_PERMISSION") or "READ",
         oidc=oidc,

@@ -144,3 +144,17 @@ def test_pages_carry_security_headers(local_ui: tuple[str, Settings]) -> None:
         assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=Strict" in page.headers["set-cookie"]
         assert web.get("/static/app.js").status_code == 200
         assert "content-security-policy" not in web.get("/api/v1/health").headers
+
+
+def test_shipyard_ui_reads_files_where_the_embedded_clients_wrote_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`shipyard ui` keeps no files of its own (SHIPYARD_SERVER_ARTIFACTS empty): reports, packages and
+    artifacts are read where the person's scripts wrote them, not under a served root."""
+    from shipyard.server.app import app_from_environment
+
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHIPYARD_SERVER_ARTIFACTS", "")
+    app = app_from_environment()
+    assert getattr(app.state, "artifacts", None) is None
+    assert not [r for r in app.routes if getattr(r, "path", "").startswith("/api/v1/artifacts")]
