@@ -8,6 +8,7 @@ from starlette.staticfiles import StaticFiles
 
 from shipyard.ui import (
     admin_pages,
+    artifact_pages,
     auth_pages,
     deployment_pages,
     model_pages,
@@ -39,6 +40,7 @@ def mount_ui(app: FastAPI) -> None:
     app.include_router(monitoring_pages.router)
     app.include_router(admin_pages.router)
     app.include_router(tuning_pages.router)
+    app.include_router(artifact_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
