@@ -158,3 +158,27 @@ def test_shipyard_ui_reads_files_where_the_embedded_clients_wrote_them(
     app = app_from_environment()
     assert getattr(app.state, "artifacts", None) is None
     assert not [r for r in app.routes if getattr(r, "path", "").startswith("/api/v1/artifacts")]
+
+
+def test_compare_shows_only_runs_the_caller_may_read(tmp_path: Path) -> None:
+    from shipyard.auth.accounts import Accounts
+    from shipyard.store import open_server_stores
+    from tests.conftest import sign_up
+
+    settings = make_settings(tmp_path / "home")
+    mine = _log_runs(settings, 2, experiment="mine")
+    secret = _log_runs(settings, 1, experiment="secret")
+    accounts = Accounts(open_server_stores(settings).auth)
+    sign_up(accounts, [("vic", "viewer", "a long enough password")])
+    accounts.grant("vic", "experiment:mine", "READ", by="admin")
+    server = platform_server(settings, require_auth=True, default_permission="NO_PERMISSIONS")
+    with server as url, httpx.Client(base_url=url) as web:
+        login = web.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', login.text)[1]
+        web.post("/ui/login", data={"csrf": csrf, "user": "vic", "password": "a long enough password"})
+        assert web.get("/ui/compare", params=[("runs", r) for r in mine]).status_code == 200
+        refused = web.get("/ui/compare", params=[("runs", r) for r in [*mine, *secret]])
+        assert refused.status_code == 403 and "secret" in refused.text
+        series = web.get("/ui/compare/series", params=[("key", "loss"), ("runs", secret[0])])
+        assert series.status_code == 403
+        assert web.get("/ui/compare", params={"runs": "x' or 1=1 --"}).status_code == 400
