@@ -28,6 +28,7 @@ def test_artifact_previews_and_files(tmp_path: Path) -> None:
     with shipyard.start_run("art", settings=settings) as run:
         run.log_text("line\n" * 30_000, "logs/big.log")  # 150 KB: only its head is shown
         run.log_dict({"b": [1, 2], "a": "<script>"}, "meta.json")
+        run.log_dict({"values": list(range(400_000))}, "huge.json")  # over the 2 MiB a preview reads
         run.log_text("x,y\n" + "".join(f"{i},{i * i}\n" for i in range(1000)), "data.csv")
         run.log_text("<html><script>parent.alert(1)</script><p>report</p></html>", "report.html")
         for name in ("plot.png", "table.parquet", "blob.bin"):
@@ -46,6 +47,8 @@ def test_artifact_previews_and_files(tmp_path: Path) -> None:
         assert len(re.findall(r"<tr><td>", table)) == 50 and "<th>y</th>" in table
         parquet = web.get(base, params={"path": "table.parquet"}).text
         assert "<td>&lt;x&gt;</td>" in parquet and "The first 50 rows" in parquet
+        huge = web.get(base, params={"path": "huge.json"}).text
+        assert 'id="too-large"' in huge and 'id="download"' in huge
         image = web.get(base, params={"path": "plot.png"}).text
         assert '<img class="preview"' in image
         framed = web.get(base, params={"path": "report.html"}).text
