@@ -118,7 +118,11 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
         if not (self.root / "data").exists():  # a stopped cluster starts again on its data
             self._run(self.bin / "initdb", "-D", self.root / "data", "-A", "trust", "-U", "postgres")
-        options = f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off"
+        # Every test database's store keeps its pool open for the session (one store per URL per process):
+        # a few hundred databases' idle connections, over PostgreSQL's default of 100.
+        options = (
+            f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off -c max_connections=500"
+        )
         self._run(
             self.bin / "pg_ctl",
             "-D",

@@ -172,11 +172,13 @@ def test_pooled_connections_the_database_dropped_are_replaced(postgres) -> None:
         tx.execute(insert, ("a", 1))
     with store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 1
-    with sa.create_engine(store.url).connect() as admin:
+    admin_engine = sa.create_engine(store.url)
+    with admin_engine.connect() as admin:
         ended = admin.exec_driver_sql(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).scalar()
+    admin_engine.dispose()
     assert ended >= 1
     time.sleep(_PING_AFTER_IDLE_S + 0.2)
     with store.write_raw() as tx:
