@@ -73,6 +73,8 @@ class Plan:
     mlflow_compare_max: int = 100  # 500 runs x 10,000 steps x 2 metrics would be 10 million metric rows
     compare_loads: int = 3
     compare_budget_s: float = 120.0
+    mlflow_compare_budget_s: float = 300.0  # its metric page took ~150 s at 100 runs here
+    mlflow_compare_total_s: float = 360.0  # warm-up and timed loads together: at least one timed load
     dag_steps: int = 2_000
     dag_loads: int = 3
     dag_budget_s: float = 120.0
@@ -218,7 +220,37 @@ def route_in_process(settings: Any, side: Side, plan: Plan) -> None:
         "route_samples_ms": route_samples,
         "search_page_ms": query_ms,
         "search_page_samples_ms": query_samples,
+        **route_parts(app, side, plan),
     }
+
+
+def route_parts(app: Any, side: Side, plan: Plan) -> dict[str, float]:
+    """The parts of the compare and pipeline-run routes, in-process, once each (ms): where their time goes."""
+    from shipyard.pipelines import run_status
+    from shipyard.tracking import TrackingClient
+    from shipyard.ui import pipeline_dag
+
+    k = max(plan.compare_sizes)
+    begin(f"Shipyard: the parts of the compare ({k} runs) and pipeline-run routes, in-process")
+    store = app.state.stores.tracking
+    client = TrackingClient(app.state.settings, stores=app.state.stores)
+    parts: dict[str, float] = {}
+
+    def part(name: str, fn: Any) -> Any:
+        harness.settle()
+        start = clock()
+        value = fn()
+        parts[name] = (clock() - start) * 1000.0
+        return value
+
+    part("compare_metric_arrays_ms", lambda: store.metric_arrays(side.compare_runs[:k], CURVES[0]))
+    run = client.get_run(side.pipeline_run)
+    part("dag_step_runs_ms", lambda: run_status.step_runs(client, run))
+    part("dag_spec_parse_ms", lambda: run_status.pipeline_spec(client, side.pipeline_run))
+    state = part("dag_pipeline_state_ms", lambda: run_status.pipeline_state(client, side.pipeline_run))
+    spec = run_status.pipeline_spec(client, side.pipeline_run)
+    part("dag_draw_ms", lambda: pipeline_dag.draw(spec, state))
+    return parts
 
 
 def median_get(url: str, repeats: int, budget_s: float) -> dict[str, Any]:
@@ -351,8 +383,8 @@ def measure_mlflow(root: Path, db: Path, side: Side, plan: Plan, browser: Browse
                 )
                 url = metric_page(server.url, side.compare_runs[:k], side.compare_experiment)
                 side.compare[k] = tab.loads(
-                    url, PLOTLY_LINES, len(CURVES) * k, plan.compare_budget_s, plan.compare_loads,
-                    "get-history-bulk-interval",
+                    url, PLOTLY_LINES, len(CURVES) * k, plan.mlflow_compare_budget_s, plan.compare_loads,
+                    "/metrics/get-history", plan.mlflow_compare_total_s,
                 )  # fmt: skip
         finally:
             tab.close()
@@ -448,10 +480,12 @@ def row_compare(plan: Plan, sy: Side, ml: Side, k: int, index: int) -> Result:
     if index == 0:
         notes.append(
             f"(c) navigation start -> every chart drawn: Shipyard's compare page ({len(CURVES)} metrics, a "
-            f"uPlot canvas each, series fetched from /ui/compare/series), MLflow's metric page (its compare "
-            f"view's link; one Plotly chart of {' and '.join(CURVES)} for every run, histories from "
-            f"get-history-bulk-interval); both thin each history on the server; median of "
-            f"{plan.compare_loads} loads after a warm-up one"
+            "uPlot canvas each, series fetched from /ui/compare/series, thinned on the server); MLflow's "
+            f"metric page (its compare view's link), one Plotly chart of {' and '.join(CURVES)} for every "
+            "run: it fetches each run's full history of each metric (get-history) and then the thinned ones "
+            f"it plots (get-history-bulk-interval); median of up to {plan.compare_loads} loads after a "
+            f"warm-up one (MLflow: {plan.mlflow_compare_budget_s:.0f} s a load, "
+            f"{plan.mlflow_compare_total_s:.0f} s for all)"
         )
     if m is None:
         notes.append(
@@ -460,12 +494,26 @@ def row_compare(plan: Plan, sy: Side, ml: Side, k: int, index: int) -> Result:
             f"table; its store holds the first {len(ml.compare_runs)} runs"
         )
     elif m.median_ms is None:
-        notes.append(f"(c) MLflow at {k} runs: the chart was not drawn within {plan.compare_budget_s:.0f} s")
+        notes.append(
+            f"(c) MLflow at {k} runs: the chart was not drawn within {plan.mlflow_compare_budget_s:.0f} s"
+        )
+    mlflow_part = ""
+    if m is not None:
+        last = (m.timed or [m.warmup])[-1]
+        mlflow_part = (
+            f"; MLflow made {len(last.server_ms)} history requests a load, the slowest's server time "
+            f"{fmt_ms(server_ms(m) if m.timed else max(last.server_ms, default=None))}, over "
+            f"{len(m.timed)} timed load(s)"
+        )
     notes.append(
         f"(c) {k} runs: Shipyard's /ui/compare/series server time {fmt_ms(server_ms(s))} (the slower of the "
-        f"two)"
-        + ("" if m is None else f"; MLflow's get-history-bulk-interval {fmt_ms(server_ms(m))} (slowest)")
+        f"two, both asked at once){mlflow_part}"
     )
+    if k == max(plan.compare_sizes):
+        notes.append(
+            f"(c) in-process, once: reading one metric's histories of the {k} runs (store.metric_arrays, "
+            f"{k} x {plan.compare_steps:,} points) {fmt_ms(sy.in_process['compare_metric_arrays_ms'])}"
+        )
     seen = [load.seen for load in (s.warmup, *s.timed) if load.ms is not None]
     valid = s.complete and all(x.get("series") == [k] * len(CURVES) for x in seen)
     return Result(
@@ -487,12 +535,17 @@ def row_dag(plan: Plan, sy: Side) -> Result:
     assert d is not None
     totals = [load.navigation.get("load") for load in d.timed if load.navigation.get("load")]
     total = statistics.median(totals) if totals else None
+    ip = sy.in_process
     notes = (
         f"(d) Shipyard only (MLflow has no pipelines): a finished run of {plan.dag_steps:,} distinct steps "
         f"(40 parallel chains with cross edges, a join, a tail; nothing to fold), its spec "
         f"{sy.seed_s['spec_kib']:,.0f} KiB of YAML; navigation start -> the SVG in the DOM with every node "
         f"and laid out; median of {plan.dag_loads} loads after a warm-up one. The page's server time "
         f"{fmt_ms(server_ms(d))}, its load event at {fmt_ms(total)}",
+        f"(d) the route's parts in-process, once each: the run's spec read and parsed "
+        f"(run_status.pipeline_spec) {fmt_ms(ip['dag_spec_parse_ms'])}; run_status.pipeline_state "
+        f"{fmt_ms(ip['dag_pipeline_state_ms'])} (it parses the spec again, and searches the step runs: "
+        f"{fmt_ms(ip['dag_step_runs_ms'])}); layout + SVG (pipeline_dag.draw) {fmt_ms(ip['dag_draw_ms'])}",
     )
     seen = [load.seen for load in (d.warmup, *d.timed) if load.ms is not None]
     return Result(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,15 +189,28 @@ class Tab:
             return {}
 
     def loads(
-        self, url: str, condition: str, arg: Any, budget_s: float, repeats: int, watch: str | None = None
+        self,
+        url: str,
+        condition: str,
+        arg: Any,
+        budget_s: float,
+        repeats: int,
+        watch: str | None = None,
+        total_s: float | None = None,
     ) -> Loads:
-        """A warm-up load, then ``repeats`` timed ones; none after a load that ran out of its budget."""
+        """A warm-up load, then up to ``repeats`` timed ones: none after a load that ran out of its budget,
+        and, past the first, none that would end after ``total_s`` (judged by the load before it)."""
+        started = time.monotonic()
         warmup = self.load(url, condition, arg, budget_s, watch)
         timed: list[Load] = []
         if warmup.ms is not None:
             for _ in range(repeats):
+                began = time.monotonic()
                 timed.append(self.load(url, condition, arg, budget_s, watch))
                 if timed[-1].ms is None:
+                    break
+                took = time.monotonic() - began
+                if total_s is not None and time.monotonic() - started + took > total_s:
                     break
         self.page.goto("about:blank")  # stop whatever the last page still does
         return Loads(warmup, timed, budget_s)
