@@ -109,13 +109,18 @@ def summary(run: Run) -> PipelineRunState:
     )
 
 
-def pipeline_state(client: TrackingClient, run_id: str) -> PipelineRunState:
-    """The pipeline run ``run_id`` with every step's state, in spec order (loop iterations in order)."""
+def pipeline_state(client: TrackingClient, run_id: str, spec: PipelineSpec | None = None) -> PipelineRunState:
+    """The pipeline run ``run_id`` with every step's state, in spec order (loop iterations in order).
+
+    ``spec``: the run's spec when the caller has read it already (:func:`pipeline_spec`); else it is read.
+    """
     run = pipeline_run(client, run_id)
     found = {r.tags[STEP_TAG]: _step(r) for r in step_runs(client, run) if STEP_TAG in r.tags}
     pending = "PENDING" if run.status is RunStatus.RUNNING else "NOT_RUN"
     steps: list[StepState] = []
-    for step_id in _spec_steps(client, run_id):
+    if spec is None:
+        spec = pipeline_spec(client, run_id)
+    for step_id in [] if spec is None else spec.steps:  # no spec: the steps with runs are all to show
         mine = sorted((k for k in found if k == step_id or k.startswith(f"{step_id}.")), key=_iteration)
         steps.extend(found.pop(k) for k in mine)
         if not mine:
@@ -207,11 +212,6 @@ def pipeline_spec(client: TrackingClient, run_id: str) -> PipelineSpec | None:
         return PipelineSpec.from_yaml(text, source=PIPELINE_FILE)
     except (NotFound, InvalidInput, PipelineDefinitionError, UnicodeDecodeError):
         return None
-
-
-def _spec_steps(client: TrackingClient, run_id: str) -> list[str]:
-    spec = pipeline_spec(client, run_id)
-    return [] if spec is None else list(spec.steps)  # no spec: the steps with runs are all to show
 
 
 def _iteration(key: str) -> tuple[str, int]:

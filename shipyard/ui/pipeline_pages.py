@@ -12,6 +12,7 @@ from markupsafe import Markup
 from shipyard.errors import Forbidden, NotFound
 from shipyard.pipelines import run_status
 from shipyard.pipelines.run_status import PipelineRunState
+from shipyard.pipelines.spec import PipelineSpec
 from shipyard.server.guard import READ, guard
 from shipyard.tracking import TrackingClient
 from shipyard.ui import pipeline_dag
@@ -57,9 +58,12 @@ def pipelines(request: Request, page: str | None = None) -> Response:
     )
 
 
-def _state(request: Request, run_id: str) -> PipelineRunState:
+def _state(request: Request, run_id: str) -> tuple[PipelineSpec | None, PipelineRunState]:
+    """The run's spec and state, the spec read once (a 2,000-step spec is most of such a page's time)."""
     guard(request).run(run_id, READ)
-    return run_status.pipeline_state(_client(request), run_id)
+    client = _client(request)
+    spec = run_status.pipeline_spec(client, run_id)
+    return spec, run_status.pipeline_state(client, run_id, spec)
 
 
 def _stamp(step: Any) -> int:
@@ -68,8 +72,7 @@ def _stamp(step: Any) -> int:
 
 @router.get("/ui/pipelines/runs/{run_id}")
 def pipeline_run(run_id: str, request: Request) -> Response:
-    state = _state(request, run_id)
-    spec = run_status.pipeline_spec(_client(request), run_id)
+    spec, state = _state(request, run_id)
     drawing = pipeline_dag.draw(spec, state)
     return render(
         request,
@@ -88,11 +91,11 @@ def pipeline_run(run_id: str, request: Request) -> Response:
 def pipeline_changes(run_id: str, request: Request, since: int = 0) -> Response:
     """What changed since ``since`` (epoch ms): the run's status and the steps that started or ended
     after it, keyed as the DAG's nodes are, so a page polls for changes, not for the whole run."""
-    state = _state(request, run_id)
+    spec, state = _state(request, run_id)
     changed = {s.key: pipeline_dag.step_status(s.status, s.cached) for s in state.steps if _stamp(s) > since}
     groups = {}
     if changed and len(state.steps) > pipeline_dag.VISIBLE_NODES:  # folded fan-outs: their boxes' status
-        groups = pipeline_dag.summary_statuses(run_status.pipeline_spec(_client(request), run_id), state)
+        groups = pipeline_dag.summary_statuses(spec, state)
     return JSONResponse(
         {
             "status": state.status,
@@ -105,7 +108,7 @@ def pipeline_changes(run_id: str, request: Request, since: int = 0) -> Response:
 
 @router.get("/ui/pipelines/runs/{run_id}/steps/{step}")
 def pipeline_step(run_id: str, step: str, request: Request) -> Response:
-    state = _state(request, run_id)
+    _, state = _state(request, run_id)
     found = next((s for s in state.steps if s.key == step), None)
     if found is None:
         known = ", ".join(s.key for s in state.steps[:50])
