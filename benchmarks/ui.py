@@ -480,7 +480,8 @@ def row_compare(plan: Plan, sy: Side, ml: Side, k: int, index: int) -> Result:
     if index == 0:
         notes.append(
             f"(c) navigation start -> every chart drawn: Shipyard's compare page ({len(CURVES)} metrics, a "
-            "uPlot canvas each, series fetched from /ui/compare/series, thinned on the server); MLflow's "
+            "uPlot canvas each, the shown axis's series fetched from /ui/compare/series as float64s, "
+            "thinned on the server); MLflow's "
             f"metric page (its compare view's link), one Plotly chart of {' and '.join(CURVES)} for every "
             "run: it fetches each run's full history of each metric (get-history) and then the thinned ones "
             f"it plots (get-history-bulk-interval); median of up to {plan.compare_loads} loads after a "
@@ -541,10 +542,11 @@ def row_dag(plan: Plan, sy: Side) -> Result:
         f"(40 parallel chains with cross edges, a join, a tail; nothing to fold), its spec "
         f"{sy.seed_s['spec_kib']:,.0f} KiB of YAML; navigation start -> the SVG in the DOM with every node "
         f"and laid out; median of {plan.dag_loads} loads after a warm-up one. The page's server time "
-        f"{fmt_ms(server_ms(d))}, its load event at {fmt_ms(total)}",
-        f"(d) the route's parts in-process, once each: the run's spec read and parsed "
+        f"{fmt_ms(server_ms(d))}, its load event at {fmt_ms(total)}. The server keeps parsed specs (by "
+        f"hash), so the warm-up load is the one that parses it: {fmt_ms(d.warmup.ms)}",
+        f"(d) the route's parts in-process, once each: the run's spec read and parsed, cold "
         f"(run_status.pipeline_spec) {fmt_ms(ip['dag_spec_parse_ms'])}; run_status.pipeline_state "
-        f"{fmt_ms(ip['dag_pipeline_state_ms'])} (it parses the spec again, and searches the step runs: "
+        f"{fmt_ms(ip['dag_pipeline_state_ms'])} (the spec kept, the step runs searched: "
         f"{fmt_ms(ip['dag_step_runs_ms'])}); layout + SVG (pipeline_dag.draw) {fmt_ms(ip['dag_draw_ms'])}",
     )
     seen = [load.seen for load in (d.warmup, *d.timed) if load.ms is not None]

@@ -9,6 +9,9 @@ reached). Captured output is attached to a step run when the step ends, so a run
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,9 @@ ATTEMPTS_TAG = "shipyard.attempts"
 PIPELINE_RUNS_FILTER = f"tags.`{PIPELINE_TAG}` is not null"
 MAX_LOG_BYTES = 1 << 20  # a step's captured output beyond this is cut, keeping its end (where errors are)
 _PAGE = 1000
+_PARSED: OrderedDict[bytes, PipelineSpec] = OrderedDict()  # sha256 of a stored spec -> the spec
+_PARSED_LOCK = threading.Lock()
+_PARSED_KEPT = 16
 
 
 @dataclass(frozen=True)
@@ -120,8 +126,12 @@ def pipeline_state(client: TrackingClient, run_id: str, spec: PipelineSpec | Non
     steps: list[StepState] = []
     if spec is None:
         spec = pipeline_spec(client, run_id)
+    names = set() if spec is None else set(spec.steps)
+    by_step: dict[str, list[str]] = {}  # spec step -> its keys: itself, or its loop iterations (``step.3``)
+    for key in found:
+        by_step.setdefault(_owner(key, names), []).append(key)
     for step_id in [] if spec is None else spec.steps:  # no spec: the steps with runs are all to show
-        mine = sorted((k for k in found if k == step_id or k.startswith(f"{step_id}.")), key=_iteration)
+        mine = sorted(by_step.pop(step_id, ()), key=_iteration)
         steps.extend(found.pop(k) for k in mine)
         if not mine:
             steps.append(StepState(step_id, pending))
@@ -206,12 +216,37 @@ def _step(run: Run) -> StepState:
 
 
 def pipeline_spec(client: TrackingClient, run_id: str) -> PipelineSpec | None:
-    """The spec pipeline run ``run_id`` ran (None when it kept no readable one)."""
+    """The spec pipeline run ``run_id`` ran (None when it kept no readable one).
+
+    Parsed specs are kept by their text's hash (a few of them), shared between callers: do not modify one.
+    A run page polls its run every two seconds, and a 2,000-step spec takes most of a second to parse.
+    """
     try:
-        text = client.read_artifact(run_id, PIPELINE_FILE).decode("utf-8")
-        return PipelineSpec.from_yaml(text, source=PIPELINE_FILE)
-    except (NotFound, InvalidInput, PipelineDefinitionError, UnicodeDecodeError):
+        data = client.read_artifact(run_id, PIPELINE_FILE)
+    except (NotFound, InvalidInput):
         return None
+    digest = hashlib.sha256(data).digest()
+    with _PARSED_LOCK:
+        spec = _PARSED.get(digest)
+        if spec is not None:
+            _PARSED.move_to_end(digest)
+            return spec
+    try:
+        spec = PipelineSpec.from_yaml(data.decode("utf-8"), source=PIPELINE_FILE)
+    except (PipelineDefinitionError, UnicodeDecodeError):
+        return None
+    with _PARSED_LOCK:
+        _PARSED[digest] = spec
+        while len(_PARSED) > _PARSED_KEPT:
+            _PARSED.popitem(last=False)
+    return spec
+
+
+def _owner(key: str, names: set[str]) -> str:
+    """The spec step that ``key`` is, or whose loop iteration it is (``score.3``, ``outer.2.1``)."""
+    while key not in names and "." in key:
+        key = key.rpartition(".")[0]
+    return key
 
 
 def _iteration(key: str) -> tuple[str, int]:

@@ -176,6 +176,16 @@ def test_compare_several_runs_from_the_table(site: Site, page: Page) -> None:
     assert page.locator("#compare-table thead th").count() == 5
     page.locator("figure.chart canvas").first.wait_for()
     assert page.locator("svg.parallel-coordinates polyline").count() >= 4
+    charts = page.locator("figure.chart[data-compare]").count()
+    # The series come one axis at a time: the time axis is fetched when it is chosen, once per chart.
+    with page.expect_response(lambda r: "/ui/compare/series" in r.url and "axis=time" in r.url) as got:
+        page.get_by_label("X axis").select_option("time")
+    assert got.value.ok and "x=time" in page.url
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('figure.chart[data-compare]')]"
+        ".filter(f => f._data && f._data.time && f._plot).length === n",
+        arg=charts,
+    )
     page.get_by_label("only what differs").check()
     assert page.locator("#compare-table tr.same").first.is_hidden()
     screenshot(page, "compare-4")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +109,16 @@ def test_a_run_page_charts_thinned_series(local_ui: tuple[str, Settings]) -> Non
         assert web.get(f"/ui/runs/{run.run_id}/series", params={"key": "nan"}).json()["step"][1] == [None]
 
 
+def _series_columns(body: bytes) -> tuple[dict[str, object], list[list[float]]]:
+    """A binary series answer's meta and its float64 columns (uint32 length, JSON, 8-byte aligned floats)."""
+    n = int.from_bytes(body[:4], "little")
+    meta = json.loads(body[4 : 4 + n])
+    assert (4 + n) % 8 == 0
+    values = struct.unpack(f"<{(len(body) - 4 - n) // 8}d", body[4 + n :])
+    points = int(meta["points"])
+    return meta, [list(values[i : i + points]) for i in range(0, len(values), points)]
+
+
 def test_compare_overlays_runs_on_one_axis(local_ui: tuple[str, Settings]) -> None:
     url, settings = local_ui
     ids = _log_runs(settings, 3)
@@ -117,9 +129,21 @@ def test_compare_overlays_runs_on_one_axis(local_ui: tuple[str, Settings]) -> No
             re.search(r'<script type="application/json" id="run-names">(.*?)</script>', page.text)[1]
         )
         assert names == {i: f"run-{n:03d}" for n, i in enumerate(ids)}
-        data = web.get("/ui/compare/series", params=[("key", "loss"), *(("runs", i) for i in ids)]).json()
-        assert data["runs"] == ids and len(data["step"]) == 4  # the grid, then one series per run
-        assert {len(column) for column in data["step"]} == {len(data["step"][0])}
+        query = [("key", "loss"), *(("runs", i) for i in ids)]
+        answer = web.get("/ui/compare/series", params=query)
+        assert answer.headers["content-type"] == "application/vnd.shipyard.series"
+        data, columns = _series_columns(answer.content)
+        assert data == {"key": "loss", "runs": ids, "axis": "step", "points": len(columns[0])}
+        assert len(columns) == 4  # the grid, then one series per run; one axis an answer
+        assert columns[0][0] == 0 and columns[1][0] == 1.0 and columns[2][0] == 0.5  # step 0's loss
+        assert math.isnan(columns[1][2]) and columns[1][-1] == pytest.approx(1 / 3)  # a gap, then step 2
+        by_time, columns = _series_columns(
+            web.get("/ui/compare/series", params=[*query, ("axis", "time")]).content
+        )
+        assert by_time["axis"] == "time" and len(columns) == 4
+        assert columns[0][0] > 1e9  # epoch seconds
+        bad = web.get("/ui/compare/series", params=[*query, ("axis", "<b>epoch</b>")])
+        assert bad.status_code == 400 and "axis" in bad.text and "<b>" not in bad.text
 
 
 def test_missing_things_get_a_page_with_a_way_back(local_ui: tuple[str, Settings]) -> None:

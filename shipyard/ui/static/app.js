@@ -48,6 +48,11 @@
     const data = fig._data;
     if (!data || typeof uPlot !== "function") return;
     const axis = data[chartOptions.x];
+    if (!axis && fig.hasAttribute("data-compare") && !(fig._asked || {})[chartOptions.x]) {
+      load(fig);  // an axis not fetched yet
+      return;
+    }
+    if (!axis) return;
     const xs = axis[0];
     let ys = axis.slice(1).map((s) => smooth(s, chartOptions.smooth));
     if (chartOptions.log) ys = ys.map(positiveOnly);
@@ -85,15 +90,40 @@
     }
   }
 
+  // A binary series answer (run_pages._binary_columns): uint32 n, n bytes of JSON, then float64 columns
+  // of meta.points values each; NaN is a gap, null to uPlot.
+  function columns(buffer) {
+    const n = new DataView(buffer).getUint32(0, true);
+    const meta = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n)));
+    const values = new Float64Array(buffer, 4 + n);
+    const out = [];
+    for (let start = 0; meta.points && start < values.length; start += meta.points) {
+      const column = new Array(meta.points);
+      for (let i = 0; i < meta.points; i++) {
+        const v = values[start + i];
+        column[i] = Number.isNaN(v) ? null : v;
+      }
+      out.push(column);
+    }
+    meta[meta.axis] = out;
+    return meta;
+  }
+
   async function load(fig) {
     if (fig._loading) return;
     fig._loading = true;
     try {
-      const answer = await fetch(fig.dataset.seriesUrl, { credentials: "same-origin" });
+      // A compare's series come one axis at a time (each is megabytes at 500 runs).
+      fig._asked = Object.assign(fig._asked || {}, { [chartOptions.x]: true });
+      const url = fig.hasAttribute("data-compare")
+        ? `${fig.dataset.seriesUrl}&axis=${encodeURIComponent(chartOptions.x)}`
+        : fig.dataset.seriesUrl;
+      const answer = await fetch(url, { credentials: "same-origin" });
       if (answer.redirected || answer.status === 401) { location.reload(); return; }
       if (!answer.ok) throw new Error(`${answer.status}`);
-      const data = await answer.json();
-      fig._data = data;
+      const binary = (answer.headers.get("content-type") || "").startsWith("application/vnd.shipyard.series");
+      const data = binary ? columns(await answer.arrayBuffer()) : await answer.json();
+      fig._data = Object.assign(fig._data || {}, data);
       if (data.runs) {
         const labels = JSON.parse(document.getElementById("run-names").textContent);
         fig._names = data.runs.map((r) => labels[r] || r);
@@ -102,8 +132,9 @@
       } else {
         fig._names = [data.key];
       }
+      fig._loading = false;
       draw(fig);
-      charts.push(fig);
+      if (!charts.includes(fig)) charts.push(fig);
     } catch (err) {
       const p = document.createElement("p");
       p.className = "error-message";
