@@ -12,6 +12,7 @@ PACKAGES = [
     "shipyard",
     "shipyard.data",
     "shipyard.errors",
+    "shipyard.features",
     "shipyard.lineage",
     "shipyard.models",
     "shipyard.monitoring",

@@ -1,0 +1,610 @@
+"""Feature definitions: entities, sources, feature views, on-demand features and feature services.
+
+They are plain frozen values, written in a feature repository's Python files (or anywhere) and checked
+when made: a bad name, a feature that shadows a join key, a TTL that is not positive each raise
+:class:`~shipyard.errors.InvalidInput` naming the definition and the field. ``to_dict()`` is what the
+registry stores and diffs; sources that hold data (a DataFrame) are stored by their content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from shipyard.errors import InvalidInput
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RESERVED_PREFIX = "__"  # the offline join's own columns; no definition may use it
+
+
+class ValueType(StrEnum):
+    """A feature's or a join key's type: how it is stored offline (Arrow) and online."""
+
+    INT32 = "int32"
+    INT64 = "int64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    STRING = "string"
+    BOOL = "bool"
+    BYTES = "bytes"
+    TIMESTAMP = "timestamp"
+
+    @property
+    def arrow(self) -> pa.DataType:
+        return _ARROW[self]
+
+    @property
+    def sql(self) -> str:
+        """The DuckDB type a column is cast to."""
+        return _SQL[self]
+
+
+_ARROW: dict[ValueType, pa.DataType] = {
+    ValueType.INT32: pa.int32(),
+    ValueType.INT64: pa.int64(),
+    ValueType.FLOAT32: pa.float32(),
+    ValueType.FLOAT64: pa.float64(),
+    ValueType.STRING: pa.string(),
+    ValueType.BOOL: pa.bool_(),
+    ValueType.BYTES: pa.binary(),
+    ValueType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
+_SQL: dict[ValueType, str] = {
+    ValueType.INT32: "INTEGER",
+    ValueType.INT64: "BIGINT",
+    ValueType.FLOAT32: "FLOAT",
+    ValueType.FLOAT64: "DOUBLE",
+    ValueType.STRING: "VARCHAR",
+    ValueType.BOOL: "BOOLEAN",
+    ValueType.BYTES: "BLOB",
+    ValueType.TIMESTAMP: "TIMESTAMPTZ",
+}
+
+
+def as_value_type(value: ValueType | str, what: str) -> ValueType:
+    """``value`` as a :class:`ValueType`; an unknown name is refused naming ``what`` and the known ones."""
+    try:
+        return ValueType(value)
+    except ValueError:
+        known = ", ".join(t.value for t in ValueType)
+        raise InvalidInput(f"{what}: unknown type {value!r}; types: {known}") from None
+
+
+def check_name(name: object, what: str) -> str:
+    """``name`` if it is a valid definition or column name (letters, digits, ``_``; not ``__`` first)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(
+            f"{what}: {name!r} is not a valid name (letters, digits and _, not starting with a digit)"
+        )
+    if name.startswith(RESERVED_PREFIX):
+        raise InvalidInput(f"{what}: {name!r} starts with {RESERVED_PREFIX!r}, which Shipyard reserves")
+    return name
+
+
+def _tags(tags: Mapping[str, str] | None, what: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for key, value in (tags or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInput(f"{what}.tags: keys and values must be strings, got {key!r}: {value!r}")
+        out.append((key, value))
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class Field:
+    """A typed column: a feature, or a request-data input of on-demand features."""
+
+    name: str
+    dtype: ValueType
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "field")
+        object.__setattr__(self, "dtype", as_value_type(self.dtype, f"field {self.name}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype.value, "description": self.description}
+
+
+def _fields(fields: Iterable[Field], what: str) -> tuple[Field, ...]:
+    out = tuple(fields)
+    seen: set[str] = set()
+    for f in out:
+        if not isinstance(f, Field):
+            raise InvalidInput(f"{what}: {f!r} is not a Field")
+        if f.name in seen:
+            raise InvalidInput(f"{what}: field {f.name!r} is listed twice")
+        seen.add(f.name)
+    return out
+
+
+@dataclass(frozen=True)
+class Entity:
+    """What features describe (a customer, a driver), identified by its join key columns."""
+
+    name: str
+    join_keys: tuple[str, ...] = ()
+    value_type: ValueType = ValueType.INT64
+    description: str = ""
+    owner: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def __init__(
+        self,
+        name: str,
+        join_keys: Sequence[str] | None = None,
+        value_type: ValueType | str = ValueType.INT64,
+        *,
+        description: str = "",
+        owner: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        check_name(name, "entity")
+        keys = tuple(join_keys) if join_keys else (name,)
+        for key in keys:
+            check_name(key, f"entity {name}: join key")
+        if len(set(keys)) != len(keys):
+            raise InvalidInput(f"entity {name}: join keys repeat: {', '.join(keys)}")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "join_keys", keys)
+        object.__setattr__(self, "value_type", as_value_type(value_type, f"entity {name}"))
+        object.__setattr__(self, "description", description)
+        object.__setattr__(self, "owner", owner)
+        object.__setattr__(self, "tags", _tags(tags, f"entity {name}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "join_keys": list(self.join_keys),
+            "value_type": self.value_type.value,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+
+# ---------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class FileSource:
+    """Parquet or CSV at a path or fsspec URL: one file, a folder of them, or a glob.
+
+    ``timestamp_field``: when each row's values became true (the event time). ``created_timestamp_field``:
+    when the row was written; it breaks ties between rows of one entity at one event time (the newest
+    wins), and with the offline store's created cutoff a row counts only from its creation on.
+    """
+
+    path: str
+    timestamp_field: str = "event_timestamp"
+    created_timestamp_field: str | None = None
+    file_format: str = ""  # "parquet" or "csv"; from the path's suffix when empty
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise InvalidInput(f"FileSource.path: {self.path!r} is not a path or URL")
+        check_name(self.timestamp_field, f"source {self.path}: timestamp_field")
+        if self.created_timestamp_field is not None:
+            check_name(self.created_timestamp_field, f"source {self.path}: created_timestamp_field")
+        fmt = self.file_format or _format_of(self.path)
+        if fmt not in ("parquet", "csv"):
+            raise InvalidInput(f"FileSource {self.path}: file_format {fmt!r} is not parquet or csv")
+        object.__setattr__(self, "file_format", fmt)
+        object.__setattr__(self, "storage_options", dict(self.storage_options))
+
+    def to_dict(self) -> dict[str, Any]:
+        # storage_options may hold credentials: never stored, never diffed.
+        return {
+            "kind": "file",
+            "path": self.path,
+            "file_format": self.file_format,
+            "timestamp_field": self.timestamp_field,
+            "created_timestamp_field": self.created_timestamp_field,
+        }
+
+
+def _format_of(path: str) -> str:
+    lowered = path.lower().rstrip("/")
+    if lowered.endswith(".csv") or lowered.endswith(".csv.gz"):
+        return "csv"
+    return "parquet"  # a .parquet file, a folder or a glob of them
+
+
+class DataFrameSource:
+    """Rows held in memory (a pandas DataFrame or an Arrow table), for notebooks and tests.
+
+    The registry keeps the rows' content hash, not the rows: a repository that builds its frame from the
+    same data applies as unchanged.
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame | pa.Table,
+        timestamp_field: str = "event_timestamp",
+        created_timestamp_field: str | None = None,
+    ) -> None:
+        if isinstance(frame, pd.DataFrame):
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        elif isinstance(frame, pa.Table):
+            table = frame
+        else:
+            raise InvalidInput(
+                f"DataFrameSource: expected a pandas DataFrame or an Arrow table, got {type(frame).__name__}"
+            )
+        check_name(timestamp_field, "DataFrameSource: timestamp_field")
+        if created_timestamp_field is not None:
+            check_name(created_timestamp_field, "DataFrameSource: created_timestamp_field")
+        self.table = table
+        self.timestamp_field = timestamp_field
+        self.created_timestamp_field = created_timestamp_field
+        self._sha256: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, self.table.schema) as writer:
+                writer.write_table(self.table)
+            self._sha256 = hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+        return self._sha256
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "dataframe",
+            "rows": self.table.num_rows,
+            "sha256": self.sha256,
+            "timestamp_field": self.timestamp_field,
+            "created_timestamp_field": self.created_timestamp_field,
+        }
+
+    def __repr__(self) -> str:
+        return f"DataFrameSource({self.table.num_rows} rows, timestamp_field={self.timestamp_field!r})"
+
+
+@dataclass(frozen=True)
+class RequestSource:
+    """Values that come with each request (not stored), for on-demand features."""
+
+    name: str
+    schema: tuple[Field, ...]
+
+    def __init__(self, name: str, schema: Iterable[Field]) -> None:
+        check_name(name, "request source")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "schema", _fields(schema, f"request source {name}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "request", "name": self.name, "schema": [f.to_dict() for f in self.schema]}
+
+
+Source = FileSource | DataFrameSource
+
+
+# ---------------------------------------------------------------------- views
+@dataclass(frozen=True)
+class FeatureView:
+    """Typed features of one or more entities, read from ``source``.
+
+    ``ttl``: how old a feature row may be and still describe an entity at a point in time (None: any
+    age). The offline join and the online store both honour it: an older value comes back null.
+    """
+
+    name: str
+    entities: tuple[Entity, ...]
+    schema: tuple[Field, ...]
+    source: Source
+    ttl: timedelta | None = None
+    online: bool = True
+    description: str = ""
+    owner: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def __init__(
+        self,
+        name: str,
+        entities: Sequence[Entity],
+        schema: Iterable[Field],
+        source: Source,
+        ttl: timedelta | None = None,
+        *,
+        online: bool = True,
+        description: str = "",
+        owner: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        check_name(name, "feature view")
+        what = f"feature view {name}"
+        entities = tuple(entities)
+        if not entities or not all(isinstance(e, Entity) for e in entities):
+            raise InvalidInput(f"{what}: entities must be one or more Entity objects")
+        fields = _fields(schema, what)
+        if not fields:
+            raise InvalidInput(f"{what}: schema lists no features")
+        if not isinstance(source, FileSource | DataFrameSource):
+            raise InvalidInput(
+                f"{what}: source must be a FileSource or DataFrameSource, got {type(source).__name__}"
+            )
+        keys = [k for e in entities for k in e.join_keys]
+        if len(set(keys)) != len(keys):
+            raise InvalidInput(f"{what}: its entities share a join key: {', '.join(keys)}")
+        special = {source.timestamp_field, source.created_timestamp_field} | set(keys)
+        for f in fields:
+            if f.name in special:
+                raise InvalidInput(f"{what}: feature {f.name!r} is also a join key or timestamp column")
+        if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
+            raise InvalidInput(f"{what}: ttl must be a positive timedelta or None, got {ttl!r}")
+        for attr, value in (
+            ("name", name),
+            ("entities", entities),
+            ("schema", fields),
+            ("source", source),
+            ("ttl", ttl),
+            ("online", bool(online)),
+            ("description", description),
+            ("owner", owner),
+            ("tags", _tags(tags, what)),
+        ):
+            object.__setattr__(self, attr, value)
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        return tuple(k for e in self.entities for k in e.join_keys)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.schema)
+
+    def field(self, name: str) -> Field:
+        for f in self.schema:
+            if f.name == name:
+                return f
+        raise unknown_feature(self.name, name, self.feature_names)
+
+    def __getitem__(self, names: Sequence[str]) -> Projection:
+        """A projection of some of the view's features (``view[["a", "b"]]``), for a feature service."""
+        if isinstance(names, str):
+            names = [names]
+        return Projection(self, tuple(self.field(n).name for n in names))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "entities": [e.name for e in self.entities],
+            "join_keys": list(self.join_keys),
+            "schema": [f.to_dict() for f in self.schema],
+            "source": self.source.to_dict(),
+            "ttl_s": None if self.ttl is None else self.ttl.total_seconds(),
+            "online": self.online,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Some features of a view (all when made from the view itself)."""
+
+    view: FeatureView | OnDemandFeatureView
+    features: tuple[str, ...]
+
+    @property
+    def refs(self) -> list[str]:
+        return [f"{self.view.name}:{f}" for f in self.features]
+
+
+@dataclass(frozen=True)
+class OnDemandFeatureView:
+    """Features computed from request data and other views' features by a Python function of a pandas
+    DataFrame (one row per entity row), the same function offline and online.
+
+    The function gets a DataFrame with the sources' columns (request fields by name, a view's features by
+    name) and returns one with every ``schema`` column, row for row.
+    """
+
+    name: str
+    sources: tuple[FeatureView | Projection | RequestSource, ...]
+    schema: tuple[Field, ...]
+    udf: Callable[[pd.DataFrame], pd.DataFrame]
+    description: str = ""
+    owner: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def __init__(
+        self,
+        name: str,
+        sources: Sequence[FeatureView | Projection | RequestSource],
+        schema: Iterable[Field],
+        udf: Callable[[pd.DataFrame], pd.DataFrame],
+        *,
+        description: str = "",
+        owner: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        check_name(name, "on-demand feature view")
+        what = f"on-demand feature view {name}"
+        sources = tuple(sources)
+        if not sources or not all(isinstance(s, FeatureView | Projection | RequestSource) for s in sources):
+            raise InvalidInput(f"{what}: sources must be feature views, projections or request sources")
+        if not callable(udf):
+            raise InvalidInput(f"{what}: udf must be a function of a DataFrame")
+        fields = _fields(schema, what)
+        if not fields:
+            raise InvalidInput(f"{what}: schema lists no features")
+        inputs = [f.name for s in sources if isinstance(s, RequestSource) for f in s.schema]
+        inputs += [
+            r.split(":", 1)[1] for s in sources if not isinstance(s, RequestSource) for r in _source_refs(s)
+        ]
+        repeated = sorted({n for n in inputs if inputs.count(n) > 1})
+        if repeated:
+            raise InvalidInput(f"{what}: its sources have more than one value named {repeated[0]!r}")
+        for attr, value in (
+            ("name", name),
+            ("sources", sources),
+            ("schema", fields),
+            ("udf", udf),
+            ("description", description),
+            ("owner", owner),
+            ("tags", _tags(tags, what)),
+        ):
+            object.__setattr__(self, attr, value)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.schema)
+
+    @property
+    def request_fields(self) -> tuple[Field, ...]:
+        return tuple(f for s in self.sources if isinstance(s, RequestSource) for f in s.schema)
+
+    @property
+    def input_refs(self) -> list[str]:
+        """The stored features it reads (``view:feature``)."""
+        out: list[str] = []
+        for s in self.sources:
+            if isinstance(s, FeatureView):
+                out += [f"{s.name}:{f}" for f in s.feature_names]
+            elif isinstance(s, Projection):
+                out += s.refs
+        return out
+
+    def field(self, name: str) -> Field:
+        for f in self.schema:
+            if f.name == name:
+                return f
+        raise unknown_feature(self.name, name, self.feature_names)
+
+    def __getitem__(self, names: Sequence[str]) -> Projection:
+        if isinstance(names, str):
+            names = [names]
+        return Projection(self, tuple(self.field(n).name for n in names))
+
+    def to_dict(self) -> dict[str, Any]:
+        try:
+            code = textwrap.dedent(inspect.getsource(self.udf))
+        except (OSError, TypeError):
+            code = getattr(self.udf, "__qualname__", repr(self.udf))
+        return {
+            "name": self.name,
+            "sources": [
+                s.to_dict() if isinstance(s, RequestSource) else {"kind": "features", "refs": _source_refs(s)}
+                for s in self.sources
+            ],
+            "schema": [f.to_dict() for f in self.schema],
+            "udf": {
+                "name": getattr(self.udf, "__qualname__", ""),
+                "sha256": hashlib.sha256(code.encode()).hexdigest(),
+            },
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+
+def _source_refs(source: FeatureView | Projection) -> list[str]:
+    if isinstance(source, Projection):
+        return source.refs
+    return [f"{source.name}:{f}" for f in source.feature_names]
+
+
+def on_demand_feature_view(
+    *,
+    sources: Sequence[FeatureView | Projection | RequestSource],
+    schema: Iterable[Field],
+    name: str | None = None,
+    description: str = "",
+    owner: str = "",
+    tags: Mapping[str, str] | None = None,
+) -> Callable[[Callable[[pd.DataFrame], pd.DataFrame]], OnDemandFeatureView]:
+    """Decorator form of :class:`OnDemandFeatureView`: the function's name is the view's name."""
+
+    def wrap(fn: Callable[[pd.DataFrame], pd.DataFrame]) -> OnDemandFeatureView:
+        return OnDemandFeatureView(
+            name or fn.__name__, sources, schema, fn, description=description, owner=owner, tags=tags
+        )
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """The named set of features a model consumes; the registry versions it on every change."""
+
+    name: str
+    features: tuple[Projection, ...]
+    description: str = ""
+    owner: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def __init__(
+        self,
+        name: str,
+        features: Sequence[FeatureView | OnDemandFeatureView | Projection],
+        *,
+        description: str = "",
+        owner: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        check_name(name, "feature service")
+        projections = []
+        for item in features:
+            if isinstance(item, FeatureView | OnDemandFeatureView):
+                projections.append(Projection(item, item.feature_names))
+            elif isinstance(item, Projection):
+                projections.append(item)
+            else:
+                raise InvalidInput(
+                    f"feature service {name}: {item!r} is not a feature view or a projection of one"
+                )
+        if not projections:
+            raise InvalidInput(f"feature service {name}: it lists no features")
+        refs = [r for p in projections for r in p.refs]
+        if len(set(refs)) != len(refs):
+            raise InvalidInput(f"feature service {name}: a feature is listed twice: {', '.join(refs)}")
+        for attr, value in (
+            ("name", name),
+            ("features", tuple(projections)),
+            ("description", description),
+            ("owner", owner),
+            ("tags", _tags(tags, f"feature service {name}")),
+        ):
+            object.__setattr__(self, attr, value)
+
+    @property
+    def refs(self) -> list[str]:
+        return [r for p in self.features for r in p.refs]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "features": self.refs,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+
+Definition = Entity | FeatureView | OnDemandFeatureView | FeatureService
+
+
+def unknown_feature(view: str, name: str, known: Iterable[str]) -> InvalidInput:
+    """The error for ``view:name`` that does not exist, with the close matches among ``known``."""
+    import difflib
+
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = (
+        f"; did you mean {', '.join(f'{view}:{c}' for c in close)}?"
+        if close
+        else f"; it has: {', '.join(known[:20])}"
+    )
+    return InvalidInput(f"feature view {view} has no feature {name!r}{hint}")
