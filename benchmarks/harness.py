@@ -186,7 +186,12 @@ def print_rows(
 
 
 def print_table(
-    title: str, results: Sequence[Result], *, machine: str | None = None, targets: bool = True
+    title: str,
+    results: Sequence[Result],
+    *,
+    machine: str | None = None,
+    targets: bool = True,
+    peer: str = "MLflow",
 ) -> None:
     """Print the results as a plain-text table on stdout, notes as numbered footnotes below it.
 
@@ -195,7 +200,7 @@ def print_table(
     target of its own in a table with targets (it is not counted among the targets met).
     """
     last = ("target", "result") if targets else ("measurement",)
-    header = ("", "benchmark", "Shipyard", "MLflow", "Shipyard vs MLflow", *last)
+    header = ("", "benchmark", "Shipyard", peer, f"Shipyard vs {peer}", *last)
     rows: list[tuple[str, ...]] = []
     footnotes: list[str] = []
     for result in results:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +63,27 @@ class Request:
     output_names: tuple[str, ...]
 
 
-def connect(threads: int | None = None) -> Any:
-    """A DuckDB connection set up for the joins: UTC session, bounded memory, a spill folder."""
+_DATABASE: Any = None
+_DATABASE_PID = 0
+_DATABASE_LOCK = threading.Lock()
+
+
+def connect() -> Any:
+    """A fresh DuckDB connection (its own temp tables and registered tables) to this process's in-memory
+    database: UTC, memory bounded (spilling to disk beyond it). Opening a database costs 14 ms, a
+    connection to an open one nothing; a forked child opens its own (DuckDB's threads do not survive a
+    fork)."""
+    global _DATABASE, _DATABASE_PID
     import duckdb
 
-    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": threads or os.cpu_count() or 1})
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET preserve_insertion_order = false")
+    with _DATABASE_LOCK:
+        if _DATABASE is None or os.getpid() != _DATABASE_PID:
+            _DATABASE = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": os.cpu_count() or 1})
+            _DATABASE.execute("SET TimeZone = 'UTC'")
+            _DATABASE.execute("SET preserve_insertion_order = false")
+            _DATABASE_PID = os.getpid()
+        con = _DATABASE.cursor()
+    con.execute("SET TimeZone = 'UTC'")  # per connection too: else results say Etc/UTC
     return con
 
 
@@ -202,22 +217,31 @@ def _base(sql_type: str) -> str:
     return sql_type.split("(")[0].strip()
 
 
-def register_source(con: Any, view: FeatureView, name: str) -> dict[str, str]:
+@dataclass
+class Registered:
+    """A source registered for a join: its columns' types, and where its rows are — in memory (``rows``,
+    a row's position its index) or in Parquet ``files`` (a position is the file's index and the row's
+    number in it)."""
+
+    columns: dict[str, str]
+    rows: pa.Table | None = None
+    files: list[str] | None = None
+    filesystem: Any = None
+
+
+def register_source(con: Any, view: FeatureView, name: str) -> Registered:
     """Register ``view``'s rows as the DuckDB view ``name`` with each row's position in file order
-    (``__pos``: the file's index and the row's number in it), after checking that every column the view
-    needs is there with a type that fits its declaration. Returns the source's column types."""
+    (``__pos``), after checking that every column the view needs is there with a type that fits its
+    declaration."""
     source = view.source
-    if isinstance(source, DataFrameSource):
-        table = source.table
-        con.register(
-            f"{name}_rows", table.append_column("__pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-        )
-        relation = f"SELECT * FROM {quote(name + '_rows')}"
-    elif source.file_format == "csv":
-        con.register(f"{name}_rows", _csv_table(source))
+    registered = Registered({})
+    if isinstance(source, DataFrameSource) or source.file_format == "csv":
+        registered.rows = source.table if isinstance(source, DataFrameSource) else _csv_table(source)
+        positions = pa.array(np.arange(registered.rows.num_rows, dtype=np.int64))
+        con.register(f"{name}_rows", registered.rows.append_column("__pos", positions))
         relation = f"SELECT * FROM {quote(name + '_rows')}"
     else:
-        relation = _parquet_relation(con, source, name)
+        relation, registered.files, registered.filesystem = _parquet_relation(con, source, name)
     try:
         described = con.execute(f"DESCRIBE {relation}").fetchall()
     except Exception as exc:  # duckdb's IOException, InvalidInputException…: one clear error
@@ -248,7 +272,8 @@ def register_source(con: Any, view: FeatureView, name: str) -> dict[str, str]:
                 f"{f.dtype.value} (has the source changed since the view was applied?)"
             )
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {relation}")
-    return columns
+    registered.columns = columns
+    return registered
 
 
 def _describe(source: FileSource | DataFrameSource) -> str:
@@ -259,15 +284,17 @@ def _local(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
 
-def _parquet_relation(con: Any, source: FileSource, name: str) -> str:
+def _parquet_relation(con: Any, source: FileSource, name: str) -> tuple[str, list[str], Any]:
     """The source's Parquet files (one, a folder's, or a glob's, in name order) as one relation with each
-    row's file index and row number in it."""
+    row's position in it; also the files and their filesystem (None: local)."""
     path = source.path
+    fs = None
     if "://" in path and not path.startswith("file://"):
         import fsspec
 
         fs, root = fsspec.core.url_to_fs(path, **source.storage_options)
-        con.register_filesystem(fs)
+        if not con.filesystem_is_registered(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]):
+            con.register_filesystem(fs)
         protocol = path.split("://", 1)[0]
         found = fs.find(root) if fs.isdir(root) else fs.glob(root) if glob.has_magic(root) else [root]
         files = [f"{protocol}://{f}" if "://" not in f else f for f in found]
@@ -284,21 +311,22 @@ def _parquet_relation(con: Any, source: FileSource, name: str) -> str:
     reader = f"read_parquet([{listed}], filename = true, file_row_number = true, union_by_name = true)"
     rows = "r.* EXCLUDE (filename, file_row_number)"
     if len(files) == 1:
-        return f"SELECT {rows}, r.file_row_number AS __pos FROM {reader} r"
+        return f"SELECT {rows}, r.file_row_number AS __pos FROM {reader} r", files, fs
     con.register(
         f"{name}_files",
         pa.table({"filename": files, "__file": np.arange(len(files), dtype=np.int64) << _FILE_SHIFT}),
     )
     files_table = quote(name + "_files")
-    return (
+    relation = (
         f"SELECT {rows}, f.__file | r.file_row_number AS __pos FROM {reader} r "
         f"JOIN {files_table} f ON f.filename = r.filename"
     )
+    return relation, files, fs
 
 
 def _csv_table(source: FileSource) -> pa.Table:
-    """CSV files through pyarrow in name order, each row's file and line kept (DuckDB's parallel CSV reader
-    does not promise an order, and ties are broken by it)."""
+    """CSV files through pyarrow, one after another in name order (DuckDB's parallel CSV reader does not
+    promise an order, and ties are broken by it)."""
     import fsspec
     import pyarrow.csv as pacsv
 
@@ -306,14 +334,13 @@ def _csv_table(source: FileSource) -> pa.Table:
     paths = sorted(fs.find(root)) if fs.isdir(root) else sorted(fs.glob(root)) or [root]
     paths = [p for p in paths if p.lower().endswith((".csv", ".csv.gz"))] or paths
     tables = []
-    for index, one in enumerate(paths):
+    for one in paths:
         try:
             with fs.open(one, "rb", compression="infer") as handle:
                 table = pacsv.read_csv(handle)
         except (OSError, pa.ArrowInvalid) as exc:
             raise InvalidInput(f"feature source {source.path}: {one} cannot be read as CSV: {exc}") from None
-        positions = (index << _FILE_SHIFT) + np.arange(table.num_rows, dtype=np.int64)
-        tables.append(table.append_column("__pos", pa.array(positions)))
+        tables.append(table)
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -357,8 +384,8 @@ def historical_features(
 
     Per view, an ASOF join on the keys and the event time finds each entity row's match and carries its
     position in the source; where a match's key and time has more than one row (a tie), the view is
-    matched again with the full ordering key (time, created, position). The feature values are fetched by
-    position afterwards: sorting the million feature rows with their values took half again as long.
+    matched again with the full ordering key (time, created, position). The values are then taken by
+    position (:func:`fetch`): sorting the million feature rows with their values took half again as long.
     """
     entity = entity_table(entity_df, timestamp_field)
     con = connect()
@@ -366,47 +393,116 @@ def historical_features(
         con.register("entity_rows", entity)
         entity_types = {r[0]: str(r[1]) for r in con.execute("DESCRIBE SELECT * FROM entity_rows").fetchall()}
         ts = quote(timestamp_field)
-        joins, picked, fetches, finals = [], [], [], []
+        joins, taken, sources = [], [], []
         for i, request in enumerate(requests):
             view = request.view
-            columns = register_source(con, view, f"src_{i}")
-            on = _key_types(view, columns, entity_types, "m")
+            sources.append(register_source(con, view, f"src_{i}"))
+            on = _key_types(view, sources[-1].columns, entity_types, "m")
             _keyed_view(con, i, request)
-            joins.append(f"JOIN match_{i} m{i} ON m{i}.__row = e.__row")
-            picked += [f"m{i}.__ts AS __ts_{i}", f"m{i}.__pos AS __pos_{i}"]
-            typed = ", ".join(
-                f"CAST({quote(f)} AS {view.field(f).dtype.sql}) AS {quote(f)}" for f in request.features
-            )
-            fetches.append(f"LEFT JOIN (SELECT __pos, {typed} FROM src_{i}) v{i} ON v{i}.__pos = j.__pos_{i}")
-            valid = f"j.__ts_{i} IS NOT NULL"
-            if view.ttl is not None:
-                micros = int(view.ttl / dt.timedelta(microseconds=1))
-                valid += f" AND j.{ts} - j.__ts_{i} <= INTERVAL '{micros} microseconds'"
-            finals += [
-                f"CASE WHEN {valid} THEN v{i}.{quote(f)} END AS {quote(o)}"
-                for f, o in zip(request.features, request.output_names, strict=True)
-            ]
             try:
                 _match(con, i, request, on, ts, created_cutoff)
             except InvalidInput:
                 raise
             except Exception as exc:  # duckdb's errors: one clear error naming the view
                 raise InvalidInput(f"feature view {view.name}: the join failed: {exc}") from None
-        hidden = ", ".join(f"__ts_{i}, __pos_{i}" for i in range(len(requests)))
-        try:
-            matched = f"SELECT e.*, {', '.join(picked)} FROM entity_rows e {' '.join(joins)}"
-            con.execute(f"CREATE TEMP TABLE joined AS {matched}")
-            table = arrow_table(
-                con, f"SELECT j.* EXCLUDE ({hidden}), {', '.join(finals)} FROM joined j {' '.join(fetches)}"
-            )
-        except Exception as exc:  # a value that does not cast to its declared type, mostly
-            raise InvalidInput(f"the feature join failed: {exc}") from None
+            joins.append(f"JOIN match_{i} m{i} ON m{i}.__row = e.__row")
+            valid = f"m{i}.__ts IS NOT NULL"
+            if view.ttl is not None:
+                micros = int(view.ttl / dt.timedelta(microseconds=1))
+                valid += f" AND e.{ts} - m{i}.__ts <= INTERVAL '{micros} microseconds'"
+            taken.append(f"CASE WHEN {valid} THEN m{i}.__pos END AS __take_{i}")
+        matched = arrow_table(
+            con, f"SELECT e.*{''.join(', ' + t for t in taken)} FROM entity_rows e {' '.join(joins)}"
+        )
+        table = in_entity_order(matched)
+        for i, (request, registered) in enumerate(zip(requests, sources, strict=True)):
+            positions = table.column(f"__take_{i}")
+            table = table.drop_columns([f"__take_{i}"])
+            values = fetch(con, i, request, registered, positions)
+            for out, column in zip(request.output_names, values.columns, strict=True):
+                table = table.append_column(out, column)
     finally:
         con.close()
-    table = in_entity_order(table)
     for request in on_demand:
         table = apply_on_demand(table, request)
     return table
+
+
+TAKE_IN_MEMORY_BYTES = 512 << 20  # a Parquet source's needed columns up to this size are read whole
+
+
+def fetch(con: Any, i: int, request: Request, source: Registered, positions: pa.ChunkedArray) -> pa.Table:
+    """The requested features at ``positions`` (null: none) of view ``i``'s source, typed as declared.
+
+    In-memory rows and small Parquet sources: Arrow's take (Parquet read whole, column by column, in
+    parallel). A larger Parquet source: a hash join in DuckDB, which streams it.
+    """
+    view, features = request.view, list(request.features)
+    if source.rows is not None:
+        found = source.rows.select(features).take(positions)
+    elif source.files is not None and _needed_bytes(source, features) <= TAKE_IN_MEMORY_BYTES:
+        found = _take_from_parquet(source, features, positions)
+    else:
+        con.register(
+            "wanted", pa.table({"__pos": positions, "__at": np.arange(len(positions), dtype=np.int64)})
+        )
+        names = ", ".join(f"v.{quote(f)}" for f in features)
+        found = arrow_table(
+            con, f"SELECT w.__at, {names} FROM wanted w LEFT JOIN src_{i} v ON v.__pos = w.__pos"
+        )
+        order = np.empty(found.num_rows, dtype=np.int64)
+        order[found.column("__at").to_numpy()] = np.arange(found.num_rows, dtype=np.int64)
+        found = found.drop_columns(["__at"]).take(pa.array(order))
+    columns = []
+    for f in features:
+        dtype = view.field(f).dtype
+        try:
+            columns.append(found.column(f).cast(dtype.arrow))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInput(
+                f"feature view {view.name}: source column {f!r} does not convert to {dtype.value}: {exc}"
+            ) from None
+    return pa.table(columns, names=features)
+
+
+def _needed_bytes(source: Registered, features: Sequence[str]) -> int:
+    """The uncompressed size of ``features``' columns over the source's Parquet files (their footers)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in source.files or []:
+        with _open(source, path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+        wanted = [c for c in range(meta.num_columns) if meta.schema.column(c).name in features]
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            total += sum(group.column(c).total_uncompressed_size for c in wanted)
+    return total
+
+
+def _open(source: Registered, path: str) -> Any:
+    return open(path, "rb") if source.filesystem is None else source.filesystem.open(path, "rb")
+
+
+def _take_from_parquet(source: Registered, features: Sequence[str], positions: pa.ChunkedArray) -> pa.Table:
+    """Rows of the source's Parquet files by position: the needed columns read whole, then taken."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    files = source.files or []
+    tables = []
+    for path in files:
+        with _open(source, path) as handle:
+            tables.append(pq.read_table(handle, columns=list(features)))
+    if len(tables) == 1:
+        return tables[0].take(positions)
+    # A position is (file index << shift) | row: turn it into the row's index in the concatenation.
+    offsets = np.cumsum([0, *(t.num_rows for t in tables)])[:-1].astype(np.int64)
+    at = pc.fill_null(positions, 0).to_numpy()
+    index = offsets[at >> _FILE_SHIFT] + (at & ((1 << _FILE_SHIFT) - 1))
+    missing = pc.is_null(positions).to_numpy(zero_copy_only=False)
+    whole = pa.concat_tables(tables, promote_options="permissive")
+    return whole.take(pa.array(index, mask=missing))
 
 
 def _match(con: Any, i: int, request: Request, on: Sequence[str], ts: str, created_cutoff: bool) -> None:

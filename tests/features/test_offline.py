@@ -24,6 +24,7 @@ from shipyard.features import (
     Field,
     FileSource,
     RequestSource,
+    offline,
     on_demand_feature_view,
 )
 
@@ -267,7 +268,7 @@ def test_bad_entity_rows_and_feature_names_are_named() -> None:
         store.get_historical_features(entity.assign(__row=1), ["stats:spend"])
 
 
-def test_file_sources_parquet_folders_and_csv(tmp_path: Path) -> None:
+def test_file_sources_parquet_folders_and_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "stats"
     folder.mkdir()
     first = pd.DataFrame({"customer_id": [1, 2], "event_timestamp": [at(0), at(0)], "spend": [1.0, 2.0]})
@@ -279,14 +280,16 @@ def test_file_sources_parquet_folders_and_csv(tmp_path: Path) -> None:
     csv.write_text("customer_id,event_timestamp,visits\n1,2026-01-01T00:00:00Z,4\n2,2026-01-01T03:00:00Z,5\n")
     spend = FeatureView("spend", [customer], [Field("spend", "float64")], FileSource(str(folder)))
     visits = FeatureView("visits", [customer], [Field("visits", "int64")], FileSource(str(csv)))
-    entity = pd.DataFrame({"customer_id": [1, 2, 1], "event_timestamp": [at(1), at(1), at(3)]})
-    frame = (
-        FeatureStore([spend, visits])
-        .get_historical_features(entity, ["spend:spend", "visits:visits"], full_feature_names=True)
-        .to_pandas()
-    )
-    assert frame["spend__spend"].tolist() == [1.5, 2.0, 3.0]
+    entity = pd.DataFrame({"customer_id": [1, 2, 1, 9], "event_timestamp": [at(1), at(1), at(3), at(3)]})
+    store = FeatureStore([spend, visits])
+    refs = ["spend:spend", "visits:visits"]
+    frame = store.get_historical_features(entity, refs, full_feature_names=True).to_pandas()
+    assert frame["spend__spend"].tolist()[:3] == [1.5, 2.0, 3.0] and pd.isna(frame["spend__spend"].iloc[3])
     assert frame["visits__visits"].tolist()[0] == 4 and pd.isna(frame["visits__visits"].iloc[1])
+    # A source too large to read whole is joined in DuckDB instead: the same answer.
+    monkeypatch.setattr(offline, "TAKE_IN_MEMORY_BYTES", 0)
+    streamed = store.get_historical_features(entity, refs, full_feature_names=True).to_pandas()
+    pd.testing.assert_frame_equal(streamed, frame)
 
 
 def test_a_source_whose_schema_changed_is_named_with_both_types(tmp_path: Path) -> None:
