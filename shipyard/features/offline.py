@@ -23,7 +23,7 @@ import datetime as dt
 import glob
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -599,23 +599,32 @@ class OnDemandRequest:
 
 def apply_on_demand(table: pa.Table, request: OnDemandRequest) -> pa.Table:
     """``table`` with ``request``'s features appended, computed by its view's function."""
+    result = compute_on_demand(request, table.column_names, lambda names: table.select(names).to_pandas())
     view = request.view
-    inputs = dict(request.inputs)
-    for f in view.request_fields:
-        if f.name not in table.column_names:
-            raise InvalidInput(
-                f"on-demand feature view {view.name} needs request field {f.name!r}, which the entity rows "
-                "do not have"
-            )
-        inputs[f.name] = f.name
-    frame = table.select(list(inputs.values())).to_pandas()
-    frame.columns = list(inputs)
-    result = run_on_demand(view, frame)
     for feature, out in zip(request.features, request.output_names, strict=True):
         table = table.append_column(
             out, typed_array(result[feature], view.field(feature).dtype, view.name, feature)
         )
     return table
+
+
+def compute_on_demand(
+    request: OnDemandRequest, available: Sequence[str], columns: Callable[[list[str]], pd.DataFrame]
+) -> pd.DataFrame:
+    """Run ``request``'s view on its inputs: the joined features (``request.inputs``) and the request
+    fields, which must be among ``available`` (``columns(names)`` gives those columns as a DataFrame)."""
+    view = request.view
+    inputs = dict(request.inputs)
+    for f in view.request_fields:
+        if f.name not in available:
+            raise InvalidInput(
+                f"on-demand feature view {view.name} needs request field {f.name!r}, which the entity rows "
+                "do not have"
+            )
+        inputs[f.name] = f.name
+    frame = columns(list(inputs.values()))
+    frame.columns = list(inputs)
+    return run_on_demand(view, frame)
 
 
 def typed_array(values: pd.Series, dtype: ValueType, view: str, feature: str) -> pa.Array:

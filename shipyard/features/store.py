@@ -3,22 +3,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from shipyard.config import Settings, get_settings
 from shipyard.errors import AlreadyExists, InvalidInput, NotFound
-from shipyard.features import offline
+from shipyard.features import materialize as loading
+from shipyard.features import offline, online
 from shipyard.features.definitions import (
     Definition,
     Entity,
     FeatureService,
     FeatureView,
     OnDemandFeatureView,
+    ValueType,
 )
+from shipyard.features.online import Materialization, OnlineStore, SqliteOnlineStore
 
 
 @dataclass(frozen=True)
@@ -39,15 +46,50 @@ class TrainingSet:
         return self.table.num_rows
 
 
-class FeatureStore:
-    """Feature definitions held by name, and the point-in-time join over them."""
+@dataclass(frozen=True)
+class OnlineResponse:
+    """Online lookups, column by column in the entity rows' order: the join keys and the features, each
+    value's status (PRESENT, NULL_VALUE, OUTSIDE_MAX_AGE, NOT_FOUND) and event time (epoch ms, or None)."""
 
-    def __init__(self, definitions: Iterable[Definition] = ()) -> None:
+    columns: dict[str, list[Any]]
+    statuses: dict[str, list[str]]
+    event_ms: dict[str, list[int | None]]
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return {k: list(v) for k, v in self.columns.items()}
+
+    def to_pandas(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns)
+
+
+PRESENT, NULL_VALUE, OUTSIDE_MAX_AGE, NOT_FOUND = "PRESENT", "NULL_VALUE", "OUTSIDE_MAX_AGE", "NOT_FOUND"
+
+
+class FeatureStore:
+    """Feature definitions held by name; point-in-time training sets from their sources, and their latest
+    values online (``online_store``: default SQLite under the Shipyard home, ``features/online.db``)."""
+
+    def __init__(
+        self,
+        definitions: Iterable[Definition] = (),
+        *,
+        online_store: OnlineStore | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         self._entities: dict[str, Entity] = {}
         self._views: dict[str, FeatureView] = {}
         self._on_demand: dict[str, OnDemandFeatureView] = {}
         self._services: dict[str, FeatureService] = {}
+        self._online = online_store
+        self._settings = settings
         self.add(*definitions)
+
+    @property
+    def online_store(self) -> OnlineStore:
+        if self._online is None:
+            settings = self._settings or get_settings()
+            self._online = SqliteOnlineStore(Path(settings.home) / "features" / "online.db")
+        return self._online
 
     # ------------------------------------------------------------------ definitions
     def add(self, *definitions: Definition) -> None:
@@ -136,6 +178,109 @@ class FeatureStore:
             table = table.drop_columns(hidden)
         return TrainingSet(table, tuple(refs), service)
 
+    # ------------------------------------------------------------------ online
+    def materialize(
+        self,
+        start: dt.datetime | str,
+        end: dt.datetime | str,
+        views: Sequence[str] | None = None,
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[Materialization]:
+        """Load each online view's (or ``views``') latest values with event times in ``[start, end)``."""
+        begin, finish = loading.as_utc(start, "start"), loading.as_utc(end, "end")
+        return [
+            loading.materialize(self.online_store, view, begin, finish, progress=_progress(progress, view))
+            for view in self._online_views(views)
+        ]
+
+    def materialize_incremental(
+        self,
+        end: dt.datetime | str,
+        views: Sequence[str] | None = None,
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[Materialization]:
+        """Load each online view from where its last load ended (first time: ``end`` minus its TTL) to
+        ``end``; a view already loaded up to ``end`` is skipped."""
+        finish = loading.as_utc(end, "end")
+        done = []
+        for view in self._online_views(views):
+            begin = loading.incremental_start(self.online_store, view, finish)
+            if begin < finish:
+                done.append(
+                    loading.materialize(
+                        self.online_store, view, begin, finish, progress=_progress(progress, view)
+                    )
+                )
+        return done
+
+    def _online_views(self, names: Sequence[str] | None) -> list[FeatureView]:
+        if names is None:
+            return [v for v in self._views.values() if v.online]
+        out = []
+        for name in names:
+            view = self.feature_view(name)
+            if not isinstance(view, FeatureView):
+                raise InvalidInput(f"{name} is an on-demand feature view: it is computed, not materialized")
+            out.append(view)
+        return out
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | FeatureService | str,
+        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        *,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """The latest values of ``features`` for each entity row (its join keys, plus the request data of
+        on-demand features), with a status per value; a key never materialized is NOT_FOUND, a value
+        older than its view's TTL OUTSIDE_MAX_AGE — neither is an error."""
+        service = self.feature_service(features) if isinstance(features, str) else features
+        refs = service.refs if isinstance(service, FeatureService) else list(service)
+        rows = _columnar(entity_rows)
+        count = len(next(iter(rows.values()))) if rows else 0
+        requests, on_demand = self._plan(refs, full_feature_names, pd.DataFrame(columns=list(rows)))
+        columns: dict[str, list[Any]] = {}
+        statuses: dict[str, list[str]] = {}
+        stamps: dict[str, list[int | None]] = {}
+        for request in requests:
+            view = request.view
+            for key in view.join_keys:
+                if key not in rows:
+                    raise InvalidInput(
+                        f"entity rows have no {key!r}, the join key of feature view {view.name}; they have: "
+                        f"{', '.join(rows) or 'nothing'}"
+                    )
+                columns.setdefault(key, list(rows[key]))
+            keys = list(zip(*(rows[k] for k in view.join_keys), strict=True))
+            found = self.online_store.read(view, keys)
+            limit = None if view.ttl is None else view.ttl.total_seconds() * 1000
+            now = online.now_ms()
+            for feature, out in zip(request.features, request.output_names, strict=True):
+                kind = view.field(feature).dtype
+                pairs = [_value(record, feature, kind, limit, now) for record in found]
+                columns[out] = [value for value, _ in pairs]
+                statuses[out] = [mark for _, mark in pairs]
+                stamps[out] = [None if r is None else r.event_ms for r in found]
+        if on_demand:
+            frame = pd.DataFrame({**{k: v for k, v in rows.items()}, **columns}, index=range(count))
+            for request in on_demand:
+                result = offline.compute_on_demand(
+                    request, list(frame.columns), lambda names: frame[names].copy()
+                )
+                for feature, out in zip(request.features, request.output_names, strict=True):
+                    values = [online.plain(v) for v in result[feature].tolist()]
+                    columns[out] = values
+                    statuses[out] = [PRESENT if v is not None else NULL_VALUE for v in values]
+                    stamps[out] = [None] * count
+        visible = {k: v for k, v in columns.items() if not k.startswith(_HIDDEN)}
+        return OnlineResponse(
+            visible,
+            {k: v for k, v in statuses.items() if k in visible},
+            {k: v for k, v in stamps.items() if k in visible},
+        )
+
     def _plan(
         self, refs: Sequence[str], full_names: bool, entity_df: pd.DataFrame | pa.Table
     ) -> tuple[list[offline.Request], list[offline.OnDemandRequest]]:
@@ -190,6 +335,55 @@ class FeatureStore:
 
 
 _HIDDEN = "__input__"
+
+
+def _progress(
+    report: Callable[[str, int, int], None] | None, view: FeatureView
+) -> Callable[[int, int], None] | None:
+    if report is None:
+        return None
+    return lambda done, total: report(view.name, done, total)
+
+
+def _columnar(rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    """Entity rows as columns: a list of dicts (all with the same keys) or a dict of equal-length lists."""
+    if isinstance(rows, pd.DataFrame):
+        return {str(c): rows[c].tolist() for c in rows.columns}
+    if isinstance(rows, Mapping):
+        columns = {str(k): list(v) for k, v in rows.items()}
+    else:
+        rows = list(rows)
+        names = list(rows[0]) if rows else []
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping) or set(row) != set(names):
+                raise InvalidInput(
+                    f"entity_rows[{i}]: every row must be a mapping with the same keys as the first"
+                )
+        columns = {n: [row[n] for row in rows] for n in names}
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise InvalidInput(f"entity_rows: columns of different lengths ({sorted(lengths)})")
+    return columns
+
+
+def _value(
+    record: online.Record | None, feature: str, kind: ValueType, limit_ms: float | None, now_ms: int
+) -> tuple[Any, str]:
+    """One looked-up value and its status."""
+    if record is None:
+        return None, NOT_FOUND
+    if limit_ms is not None and now_ms - record.event_ms > limit_ms:
+        return None, OUTSIDE_MAX_AGE
+    value = _typed(record.values.get(feature), kind)
+    return value, PRESENT if value is not None else NULL_VALUE
+
+
+def _typed(value: Any, kind: ValueType) -> Any:
+    if value is not None and kind is ValueType.TIMESTAMP:
+        return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+    if value is not None and kind is ValueType.BYTES:
+        return bytes.fromhex(value)
+    return value
 
 
 def _split(ref: str) -> tuple[str, str]:
