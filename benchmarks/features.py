@@ -17,6 +17,11 @@ feature view of 1,000,000 rows (10,000 customers, about 100 rows each over 90 da
 (e) sampled entity rows (1,000) whose 10 values are not all those of a brute-force pandas reference (equal,
     or null in both); a dropped row counts as differing
 
+(f) materializing the whole view into each one's SQLite online store (the latest row of each customer)
+(g) online lookups of 1 entity x 10 features, p50 and p99 of 2,000 (target p99 <= Feast's), in-process
+(h) online lookups of 1,000 entities x 10 features, p50 and p99 of 100 (target p99 <= Feast's)
+    Online views have no TTL either side (the data is from early 2026); values checked equal on a sample.
+
 Each side runs in its own subprocess (``--worker``), which imports its library and reads the entity rows
 before its timer starts, and is killed past its budget. Progress goes to stderr, the table to stdout.
 """
@@ -38,13 +43,24 @@ import harness
 import numpy as np
 from harness import Result, clock, progress
 
-TITLE = "Shipyard vs Feast: point-in-time training sets (one machine)"
+TITLE = "Shipyard vs Feast: point-in-time training sets and online lookups (one machine)"
 FEATURES = 10
 TTL = timedelta(days=30)
 SAMPLE = 1_000
 SIDES = ("shipyard", "feast-file", "feast-duckdb")
-LABELS = {"shipyard": "Shipyard", "feast-file": "Feast file store", "feast-duckdb": "Feast DuckDB store"}
+ONLINE_SIDES = ("shipyard-online", "feast-online")
+LABELS = {
+    "shipyard": "Shipyard",
+    "feast-file": "Feast file store",
+    "feast-duckdb": "Feast DuckDB store",
+    "shipyard-online": "Shipyard SQLite online store",
+    "feast-online": "Feast SQLite online store",
+}
 REPEATS = {"shipyard": 3, "feast-file": 1, "feast-duckdb": 3}
+LOOKUPS = 2_000  # single-entity lookups timed (after 200 untimed), each side
+BATCHES = 100  # 1,000-entity lookups timed (after 10 untimed)
+BATCH = 1_000
+LOOKUP_BUDGET_S = 60.0
 
 
 def make_data(root: Path, feature_rows: int, entity_rows: int, keys: int, seed: int) -> dict[str, Any]:
@@ -136,8 +152,122 @@ def feast_join(root: Path, kind: str) -> Any:
     return lambda entity: store.get_historical_features(entity_df=entity, features=refs).to_df()
 
 
+def shipyard_online(root: Path) -> tuple[Any, Any]:
+    """(materialize the whole view, look up rows of customer ids) on a fresh SQLite online store. No TTL
+    online, either side: the data is from early 2026 and would be too old to serve."""
+    from shipyard.features import Entity, FeatureStore, FeatureView, Field, FileSource
+    from shipyard.features.online import SqliteOnlineStore
+
+    customer = Entity("customer", ["customer_id"])
+    view = FeatureView(
+        "stats",
+        [customer],
+        [Field(f"f{i}", "float64") for i in range(FEATURES)],
+        FileSource(str(root / "features.parquet")),
+    )
+    store = FeatureStore([view], online_store=SqliteOnlineStore(root / "shipyard-online.db"))
+    refs = [f"stats:f{i}" for i in range(FEATURES)]
+    return (
+        lambda start, end: store.materialize(start, end)[0].rows,
+        lambda ids: store.get_online_features(refs, {"customer_id": ids}).to_dict(),
+    )
+
+
+def feast_online(root: Path) -> tuple[Any, Any]:
+    os.environ.setdefault("FEAST_USAGE", "False")
+    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
+    from feast.repo_config import RepoConfig
+    from feast.types import Float64
+
+    repo = root / "feast-online"
+    repo.mkdir(exist_ok=True)
+    config = RepoConfig(
+        project="bench",
+        registry=str(repo / "registry.db"),
+        provider="local",
+        offline_store={"type": "duckdb"},
+        online_store={"type": "sqlite", "path": str(repo / "online.db")},
+        entity_key_serialization_version=3,
+        repo_path=str(repo),
+    )
+    store = FeatureStore(config=config)
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+    view = FeatureView(
+        name="stats",
+        entities=[customer],
+        ttl=timedelta(0),
+        schema=[Field(name=f"f{i}", dtype=Float64) for i in range(FEATURES)],
+        source=FileSource(path=str(root / "features.parquet"), timestamp_field="event_timestamp"),
+        online=True,
+    )
+    store.apply([customer, view])
+    refs = [f"stats:f{i}" for i in range(FEATURES)]
+
+    def load(start: Any, end: Any) -> int:
+        store.materialize(start, end)
+        return -1  # Feast does not say how many rows it wrote
+
+    return load, lambda ids: store.get_online_features(
+        features=refs, entity_rows=[{"customer_id": i} for i in ids]
+    ).to_dict()
+
+
+def online_worker(side: str, root: Path, out: Path) -> int:
+    from datetime import UTC, datetime
+
+    load, lookup = shipyard_online(root) if side == "shipyard-online" else feast_online(root)
+    # The whole view, and "now" within the TTL of the latest rows: every lookup finds values.
+    start, end = datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC)
+    harness.settle()
+    began = clock()
+    rows = load(start, end)
+    materialize_s = clock() - began
+    rng = np.random.default_rng(11)
+    keys = int(json.loads((root / "data.json").read_text(encoding="utf-8"))["keys"])
+    single = rng.integers(0, keys, LOOKUPS + 200).tolist()
+    sample = lookup([single[0]])
+    one_ms, batch_ms = [], []
+    deadline = clock() + LOOKUP_BUDGET_S
+    for i, key in enumerate(single):
+        began = clock()
+        lookup([key])
+        if i >= 200:
+            one_ms.append((clock() - began) * 1000.0)
+        if clock() > deadline:
+            break
+    deadline = clock() + LOOKUP_BUDGET_S
+    for i in range(BATCHES + 10):
+        ids = rng.integers(0, keys, BATCH).tolist()
+        began = clock()
+        lookup(ids)
+        if i >= 10:
+            batch_ms.append((clock() - began) * 1000.0)
+        if clock() > deadline:
+            break
+    out.write_text(
+        json.dumps(
+            {
+                "materialize_s": materialize_s,
+                "materialized_rows": rows,
+                "one_ms": one_ms,
+                "batch_ms": batch_ms,
+                "sample": {
+                    k: [v if not isinstance(v, float) else round(v, 12) for v in vs]
+                    for k, vs in sample.items()
+                },
+                "rss_mib": peak_rss_mib(),
+            }
+        ),
+        encoding="utf-8",
+    )
+    return 0
+
+
 def worker(side: str, root: Path, out: Path) -> int:
     import pandas as pd
+
+    if side in ONLINE_SIDES:
+        return online_worker(side, root, out)
 
     join = shipyard_join(root) if side == "shipyard" else feast_join(root, side.split("-", 1)[1])
     entity = pd.read_parquet(root / "entity.parquet")
@@ -164,7 +294,7 @@ def worker(side: str, root: Path, out: Path) -> int:
 def run_worker(side: str, root: Path, budget_s: float) -> dict[str, Any]:
     out = root / f"{side}.json"
     cmd = [sys.executable, __file__, "--worker", side, "--data", str(root), "--out", str(out)]
-    progress(f"{LABELS[side]}: joining (budget {budget_s:.0f} s)")
+    progress(f"{LABELS[side]}: running (budget {budget_s:.0f} s)")
     started = clock()
     try:
         subprocess.run(cmd, check=True, timeout=budget_s)
@@ -176,7 +306,12 @@ def run_worker(side: str, root: Path, budget_s: float) -> dict[str, Any]:
         return {"error": f"failed (exit {exc.returncode})"}
     found = json.loads(out.read_text(encoding="utf-8"))
     found["wall_s"] = clock() - started
-    progress(f"{LABELS[side]}: {statistics.median(found['seconds']):.2f} s, {found['rows']:,} rows")
+    if "seconds" in found:
+        progress(f"{LABELS[side]}: {statistics.median(found['seconds']):.2f} s, {found['rows']:,} rows")
+    else:
+        progress(
+            f"{LABELS[side]}: materialized in {found['materialize_s']:.2f} s, {len(found['one_ms'])} lookups"
+        )
     return found
 
 
@@ -315,11 +450,65 @@ def build_results(
     return results
 
 
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def online_results(data: dict[str, Any], found: dict[str, dict[str, Any]]) -> list[Result]:
+    sy, fe = found["shipyard-online"], found["feast-online"]
+    if "error" in sy:
+        return []
+    same = "error" not in fe and _same_values(sy["sample"], fe["sample"])
+    results = [
+        Result(
+            key="f",
+            title=f"materialize the {data['feature_rows']:,}-row view into SQLite",
+            unit="ms",
+            higher_is_better=False,
+            shipyard=sy["materialize_s"] * 1000.0,
+            peer=None if "error" in fe else fe["materialize_s"] * 1000.0,
+            notes=(
+                f"the latest row of each of {data['keys']:,} customers (Shipyard wrote "
+                f"{sy['materialized_rows']:,})",
+            ),
+        )
+    ]
+    for key, column, what, extra in (
+        (
+            "g",
+            "one_ms",
+            "1 entity x 10 features",
+            f"{LOOKUPS:,} lookups of random customers after 200 untimed",
+        ),
+        ("h", "batch_ms", f"{BATCH:,} entities x 10 features", f"{BATCHES} lookups after 10 untimed"),
+    ):
+        for suffix, q in (("p50", 50.0), ("p99", 99.0)):
+            results.append(
+                Result(
+                    key=f"{key}{suffix[1:]}",
+                    title=f"online lookup {what}, {suffix}",
+                    unit="ms",
+                    higher_is_better=False,
+                    shipyard=percentile(sy[column], q),
+                    peer=None if "error" in fe else percentile(fe[column], q),
+                    min_speedup=1.0 if suffix == "p99" else None,
+                    valid=same,
+                    notes=(f"{extra}, in-process, the same customers both sides; values equal: {same}",),
+                )
+            )
+    return results
+
+
+def _same_values(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> bool:
+    """The sample lookup's features agree (column order and extra columns aside)."""
+    return all(k in b and b[k] == v for k, v in a.items() if k.startswith("f"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = harness.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--feast-budget", type=float, default=600.0, help="seconds for each Feast worker")
-    parser.add_argument("--worker", choices=SIDES, help=argparse_hidden())
+    parser.add_argument("--worker", choices=SIDES + ONLINE_SIDES, help=argparse_hidden())
     parser.add_argument("--data", help=argparse_hidden())
     parser.add_argument("--out", help=argparse_hidden())
     args = parser.parse_args(argv)
@@ -331,8 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="shipyard-bench-features-"))
     progress(f"data under {root}: {feature_rows:,} feature rows, {entity_rows:,} entity rows")
     data = make_data(root, feature_rows, entity_rows, keys, args.seed)
+    (root / "data.json").write_text(json.dumps(data), encoding="utf-8")
     found = {
-        side: run_worker(side, root, 600.0 if side == "shipyard" else args.feast_budget) for side in SIDES
+        side: run_worker(side, root, 600.0 if side.startswith("shipyard") else args.feast_budget)
+        for side in SIDES + ONLINE_SIDES
     }
     if "error" in found["shipyard"]:
         progress("Shipyard's join failed: no table")
@@ -342,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     sample = entity.sample(SAMPLE, random_state=args.seed)
     reference = reference_rows(root, sample)
     agree = {side: agreement(root, side, sample, reference) for side in SIDES if "error" not in found[side]}
-    results = build_results(data, found, agree)
+    results = build_results(data, found, agree) + online_results(data, found)
     info = harness.machine_info(("shipyard", "feast", "duckdb", "pandas", "pyarrow", "numpy"))
     mode = "quick" if args.quick else "full"
     harness.print_table(f"{TITLE}, {mode} mode", results, machine=harness.machine_line(info), peer="Feast")

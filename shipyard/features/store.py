@@ -82,6 +82,7 @@ class FeatureStore:
         self._services: dict[str, FeatureService] = {}
         self._online = online_store
         self._settings = settings
+        self._plans: dict[tuple[Any, ...], tuple[list[offline.Request], list[offline.OnDemandRequest]]] = {}
         self.add(*definitions)
 
     @property
@@ -95,6 +96,7 @@ class FeatureStore:
     def add(self, *definitions: Definition) -> None:
         """Hold ``definitions`` (a view's entities come with it); a name taken by a different definition
         of the same kind raises `AlreadyExists`."""
+        self._plans.clear()
         for item in definitions:
             if isinstance(item, FeatureView):
                 for entity in item.entities:
@@ -169,7 +171,8 @@ class FeatureStore:
         elif isinstance(features, FeatureService):
             service = features
         refs = service.refs if service is not None else list(features)
-        requests, on_demand = self._plan(refs, full_feature_names, entity_df)
+        columns = entity_df.columns if isinstance(entity_df, pd.DataFrame) else entity_df.column_names
+        requests, on_demand = self._plan(tuple(refs), full_feature_names, frozenset(map(str, columns)))
         table = offline.historical_features(
             entity_df, requests, on_demand, timestamp_field=timestamp_field, created_cutoff=created_cutoff
         )
@@ -240,7 +243,7 @@ class FeatureStore:
         refs = service.refs if isinstance(service, FeatureService) else list(service)
         rows = _columnar(entity_rows)
         count = len(next(iter(rows.values()))) if rows else 0
-        requests, on_demand = self._plan(refs, full_feature_names, pd.DataFrame(columns=list(rows)))
+        requests, on_demand = self._plan(tuple(refs), full_feature_names, frozenset(rows))
         columns: dict[str, list[Any]] = {}
         statuses: dict[str, list[str]] = {}
         stamps: dict[str, list[int | None]] = {}
@@ -282,18 +285,28 @@ class FeatureStore:
         )
 
     def _plan(
-        self, refs: Sequence[str], full_names: bool, entity_df: pd.DataFrame | pa.Table
+        self, refs: tuple[str, ...], full_names: bool, entity_columns: frozenset[str]
     ) -> tuple[list[offline.Request], list[offline.OnDemandRequest]]:
         """Group ``refs`` by view and name every output column (refusing collisions); the stored features
-        that on-demand views read but nobody asked for are joined under hidden names."""
+        that on-demand views read but nobody asked for are joined under hidden names. Plans are kept (an
+        online lookup asks the same question thousands of times a second); ``add`` forgets them."""
+        key = (refs, full_names, entity_columns)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._make_plan(refs, full_names, entity_columns)
+            if len(self._plans) >= 256:
+                self._plans.clear()
+            self._plans[key] = found
+        return found
+
+    def _make_plan(
+        self, refs: tuple[str, ...], full_names: bool, entity_columns: frozenset[str]
+    ) -> tuple[list[offline.Request], list[offline.OnDemandRequest]]:
         if not refs:
             raise InvalidInput("features: ask for at least one feature (view:feature)")
         stored: dict[str, dict[str, str]] = {}  # view -> feature -> output column
         computed: dict[str, dict[str, str]] = {}
         outputs: dict[str, str] = {}
-        entity_columns = set(
-            entity_df.columns if isinstance(entity_df, pd.DataFrame) else entity_df.column_names
-        )
         for ref in refs:
             view_name, feature = _split(ref)
             view = self.feature_view(view_name)
