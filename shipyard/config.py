@@ -52,6 +52,9 @@ class Settings:
     # fsspec options for the artifact root's filesystem (endpoint, credentials …): secrets, so never in a
     # repr, a message or `shipyard config show` (see describe()).
     artifact_storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # The feature store's online store: a SQLite file (default: <home>/features/online.db) or a Redis URL
+    # (redis://host:port/db; its password, if any, is masked wherever the setting is shown).
+    online_store: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -133,7 +136,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = "****"
-            elif f.name == "db_url":
+            elif f.name in ("db_url", "online_store") and value:
                 value = mask_url(value)
             elif f.name == "artifact_storage_options":
                 value = json.dumps(_masked(value)) if value else None
@@ -168,7 +171,7 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:****@{host}"
 
 
-_PATH_FIELDS = frozenset({"home", "artifact_root"})
+_PATH_FIELDS = frozenset({"home", "artifact_root", "online_store"})
 
 
 def _discover(cwd: Path, ceilings: list[Path]) -> tuple[Path | None, Path | None]:

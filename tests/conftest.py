@@ -5,7 +5,8 @@ root, since initdb refuses root), listening on 127.0.0.1 and a free port. When n
 PostgreSQL tests skip with the reason — unless ``SHIPYARD_REQUIRE_POSTGRES=1`` (set by CI), where that fails.
 Ray likewise: one local Ray per session for the executor contract; ``SHIPYARD_REQUIRE_RAY=1`` makes a Ray
 that cannot start a failure. And S3: moto's S3 server on 127.0.0.1 (a real S3 API over HTTP), one per session,
-skipped without moto unless ``SHIPYARD_REQUIRE_S3=1``.
+skipped without moto unless ``SHIPYARD_REQUIRE_S3=1``. And Redis: Debian's ``redis-server`` on 127.0.0.1 and
+a free port, one per session, without persistence; skipped when absent unless ``SHIPYARD_REQUIRE_REDIS=1``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -369,3 +371,66 @@ def s3_settings(tmp_path: Path, s3_server: S3Server) -> Settings:
         artifact_root=s3_server.root(),
         artifact_storage_options=s3_server.storage_options_json,
     )
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    port: int
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real ``redis-server`` on loopback for the session; each test takes its own key prefix."""
+    binary = shutil.which("redis-server")
+    try:
+        import redis
+    except ImportError:
+        redis = None  # type: ignore[assignment]
+    if binary is None or redis is None:
+        reason = "Redis tests need Debian's redis-server and the redis package (pip install -e '.[dev]')"
+        if os.environ.get("SHIPYARD_REQUIRE_REDIS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1.0)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except (redis.RedisError, OSError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                reason = f"redis-server did not start on port {port} (exit {proc.poll()})"
+                if os.environ.get("SHIPYARD_REQUIRE_REDIS") == "1":
+                    pytest.fail(reason)
+                pytest.skip(reason)
+            time.sleep(0.05)
+    client.close()
+    yield RedisServer(port)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -217,3 +217,140 @@ class SqliteOnlineStore:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# ---------------------------------------------------------------------- Redis
+# Upsert-if-newer, atomically per key: a value is "<event_ms>|<payload>"; the stored one is replaced only if
+# it is not newer. ARGV holds each key's event_ms and value, in KEYS order.
+_UPSERT = """
+for i, key in ipairs(KEYS) do
+  local event = tonumber(ARGV[2 * i - 1])
+  local held = redis.call('GET', key)
+  if not held or tonumber(string.match(held, '^(-?%d+)|')) <= event then
+    redis.call('SET', key, ARGV[2 * i])
+  end
+end
+return #KEYS
+"""
+
+
+class RedisOnlineStore:
+    """The online store in Redis: one string per (view, entity), ``<prefix>:<view>:<key>`` holding
+    ``<event_ms>|<json values>``; writes upsert through a Lua script (never back in time), reads are one
+    MGET a batch. How durable an acknowledged write is follows the server's persistence settings
+    (``appendonly yes`` for every write); a lost record comes back with the next materialization.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "shipyard", timeout_s: float = 5.0) -> None:
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+            raise StoreError(
+                "a Redis online store needs the redis package: pip install 'shipyard[redis]'"
+            ) from exc
+        self.url = url
+        self.prefix = prefix
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._upsert = self._redis.register_script(_UPSERT)
+
+    def _fail(self, exc: BaseException) -> StoreError:
+        from shipyard.config import mask_url
+
+        return StoreError(f"online store {mask_url(self.url)}: {type(exc).__name__}: {exc}")
+
+    def ping(self) -> None:
+        """Raise :class:`StoreError` naming the URL when Redis cannot be reached."""
+        try:
+            self._redis.ping()
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+
+    def _key(self, view: str, encoded: str) -> str:
+        return f"{self.prefix}:{view}:{encoded}"
+
+    def write(self, view: FeatureView, records: Iterable[tuple[Key, Record]]) -> int:
+        keys, argv = [], []
+        for key, record in records:
+            keys.append(self._key(view.name, encode_key(view, key)))
+            argv += [
+                record.event_ms,
+                f"{record.event_ms}|" + json.dumps({k: plain(v) for k, v in record.values.items()}),
+            ]
+        try:
+            for start in range(0, len(keys), 1000):
+                self._upsert(keys=keys[start : start + 1000], args=argv[2 * start : 2 * (start + 1000)])
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+        return len(keys)
+
+    def read(self, view: FeatureView, keys: Sequence[Key]) -> list[Record | None]:
+        names = [self._key(view.name, encode_key(view, key)) for key in keys]
+        try:
+            values = self._redis.mget(names) if names else []
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+        out: list[Record | None] = []
+        for value in values:
+            if value is None:
+                out.append(None)
+            else:
+                event, _, payload = value.partition(b"|")
+                out.append(Record(int(event), json.loads(payload)))
+        return out
+
+    def drop(self, view: str) -> None:
+        try:
+            batch = []
+            for name in self._redis.scan_iter(match=f"{self.prefix}:{view}:*", count=1000):
+                batch.append(name)
+                if len(batch) >= 1000:
+                    self._redis.delete(*batch)
+                    batch.clear()
+            if batch:
+                self._redis.delete(*batch)
+            kept = [m for m in self.materializations() if m.view != view]
+            pipe = self._redis.pipeline()
+            pipe.delete(self._log)
+            for m in kept:
+                pipe.rpush(self._log, json.dumps(m.__dict__))
+            pipe.execute()
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+
+    @property
+    def _log(self) -> str:
+        return f"{self.prefix}:__materializations"
+
+    def record_materialization(self, done: Materialization) -> None:
+        try:
+            self._redis.rpush(self._log, json.dumps(done.__dict__))
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+
+    def materializations(self, view: str | None = None) -> list[Materialization]:
+        try:
+            entries = self._redis.lrange(self._log, 0, -1)
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+        found = [Materialization(**json.loads(e)) for e in entries]
+        return [m for m in found if view is None or m.view == view]
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def open_online_store(setting: str | None, home: Path) -> OnlineStore:
+    """The online store a setting names: ``redis://…`` (or ``rediss://``, ``unix://``), a SQLite file path
+    (or ``sqlite:///path``), or None for ``<home>/features/online.db``."""
+    if not setting:
+        return SqliteOnlineStore(home / "features" / "online.db")
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        return RedisOnlineStore(setting)
+    if setting.startswith("sqlite:///"):  # sqlite:///relative or sqlite:////absolute, as SQLAlchemy writes
+        return SqliteOnlineStore(setting[len("sqlite:///") :])
+    if "://" in setting:
+        raise InvalidInput(
+            f"online_store: {setting.split('://')[0]}:// is not a known online store (redis://, sqlite:///)"
+        )
+    return SqliteOnlineStore(setting)

@@ -25,7 +25,7 @@ from shipyard.features.definitions import (
     OnDemandFeatureView,
     ValueType,
 )
-from shipyard.features.online import Materialization, OnlineStore, SqliteOnlineStore
+from shipyard.features.online import Materialization, OnlineStore
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class FeatureStore:
     def online_store(self) -> OnlineStore:
         if self._online is None:
             settings = self._settings or get_settings()
-            self._online = SqliteOnlineStore(Path(settings.home) / "features" / "online.db")
+            self._online = online.open_online_store(settings.online_store, Path(settings.home))
         return self._online
 
     # ------------------------------------------------------------------ definitions

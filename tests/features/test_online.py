@@ -9,13 +9,15 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from shipyard.errors import InvalidInput
+from shipyard.errors import InvalidInput, StoreError
 from shipyard.features import (
     DataFrameSource,
     Entity,
@@ -26,9 +28,23 @@ from shipyard.features import (
     RequestSource,
     on_demand_feature_view,
 )
-from shipyard.features.online import SqliteOnlineStore
+from shipyard.features.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def online(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    """Each online store on a fresh namespace: a SQLite file, or a key prefix on the session's Redis."""
+    if request.param == "sqlite":
+        store: OnlineStore = SqliteOnlineStore(tmp_path / "o.db")
+    else:
+        server = request.getfixturevalue("redis_server")
+        store = RedisOnlineStore(server.url(), prefix=f"test-{uuid.uuid4().hex[:12]}")
+    yield store
+    store.close()
+
+
 customer = Entity("customer", ["customer_id"])
 
 
@@ -63,10 +79,8 @@ ROWS = pd.DataFrame(
 )
 
 
-def test_materialized_values_come_back_with_their_statuses(tmp_path: Path) -> None:
-    store = FeatureStore(
-        [view_of(ROWS, ttl=timedelta(hours=48))], online_store=SqliteOnlineStore(tmp_path / "o.db")
-    )
+def test_materialized_values_come_back_with_their_statuses(online: OnlineStore) -> None:
+    store = FeatureStore([view_of(ROWS, ttl=timedelta(hours=48))], online_store=online)
     seen: list[tuple[str, int, int]] = []
     done = store.materialize(ago(200), NOW + timedelta(seconds=1), progress=lambda *a: seen.append(a))
     assert [(m.view, m.rows) for m in done] == [("stats", 4)] and seen[-1] == ("stats", 4, 4)
@@ -88,8 +102,7 @@ def test_materialized_values_come_back_with_their_statuses(tmp_path: Path) -> No
     assert again.to_dict()["visits"] == [3, 3]
 
 
-def test_loads_are_idempotent_and_never_go_back_in_time(tmp_path: Path) -> None:
-    online = SqliteOnlineStore(tmp_path / "o.db")
+def test_loads_are_idempotent_and_never_go_back_in_time(online: OnlineStore) -> None:
     store = FeatureStore([view_of(ROWS)], online_store=online)
     store.materialize(ago(4), NOW)  # customer 1's row at -2 h
     store.materialize(ago(4), NOW)
@@ -99,8 +112,7 @@ def test_loads_are_idempotent_and_never_go_back_in_time(tmp_path: Path) -> None:
     assert [m.rows for m in online.materializations("stats")] == [2, 2, 2]
 
 
-def test_incremental_loads_continue_where_the_last_ended(tmp_path: Path) -> None:
-    online = SqliteOnlineStore(tmp_path / "o.db")
+def test_incremental_loads_continue_where_the_last_ended(online: OnlineStore) -> None:
     store = FeatureStore([view_of(ROWS, ttl=timedelta(hours=48))], online_store=online)
     first = store.materialize_incremental(ago(3))  # from -51 h (the TTL) to -3 h
     assert [(m.rows, m.end_ms) for m in first] == [(2, int(ago(3).timestamp() * 1000))]  # customers 1 and 2
@@ -111,7 +123,7 @@ def test_incremental_loads_continue_where_the_last_ended(tmp_path: Path) -> None
     assert store.materialize_incremental(NOW) == []  # nothing left to load
 
 
-def test_services_and_on_demand_features_online(tmp_path: Path) -> None:
+def test_services_and_on_demand_features_online(online: OnlineStore) -> None:
     stats = view_of(ROWS)
     order = RequestSource("order", [Field("amount", "float64")])
 
@@ -120,7 +132,7 @@ def test_services_and_on_demand_features_online(tmp_path: Path) -> None:
         return pd.DataFrame({"share": inputs["amount"] / inputs["spend"]})
 
     service = FeatureService("checkout", [stats[["visits"]], share])
-    store = FeatureStore([stats, share, service], online_store=SqliteOnlineStore(tmp_path / "o.db"))
+    store = FeatureStore([stats, share, service], online_store=online)
     store.materialize(ago(200), NOW + timedelta(seconds=1))
     got = store.get_online_features(
         "checkout", [{"customer_id": 1, "amount": 1.0}, {"customer_id": 2, "amount": 6.0}]
@@ -131,11 +143,11 @@ def test_services_and_on_demand_features_online(tmp_path: Path) -> None:
         store.get_online_features("checkout", [{"customer_id": 1}])
 
 
-def test_bad_requests_are_named(tmp_path: Path) -> None:
+def test_bad_requests_are_named(online: OnlineStore) -> None:
     offline_only = FeatureView(
         "history", [customer], [Field("spend", "float64")], DataFrameSource(ROWS), online=False
     )
-    store = FeatureStore([view_of(ROWS), offline_only], online_store=SqliteOnlineStore(tmp_path / "o.db"))
+    store = FeatureStore([view_of(ROWS), offline_only], online_store=online)
     with pytest.raises(InvalidInput, match="entity rows have no 'customer_id'"):
         store.get_online_features(["stats:spend"], [{"id": 1}])
     with pytest.raises(InvalidInput, match="history is not served online"):
@@ -148,8 +160,8 @@ def test_bad_requests_are_named(tmp_path: Path) -> None:
         store.materialize("yesterday", NOW)
 
 
-def test_concurrent_readers_see_whole_writes(tmp_path: Path) -> None:
-    store = FeatureStore([view_of(ROWS)], online_store=SqliteOnlineStore(tmp_path / "o.db"))
+def test_concurrent_readers_see_whole_writes(online: OnlineStore) -> None:
+    store = FeatureStore([view_of(ROWS)], online_store=online)
     store.materialize(ago(200), NOW + timedelta(seconds=1))
     errors: list[BaseException] = []
 
@@ -181,7 +193,7 @@ def test_an_acknowledged_load_survives_kill_9(tmp_path: Path) -> None:
         from datetime import datetime, timedelta, UTC
         import pandas as pd
         from shipyard.features import DataFrameSource, Entity, FeatureStore, FeatureView, Field
-        from shipyard.features.online import SqliteOnlineStore
+        from shipyard.features.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
         now = datetime.now(UTC)
         rows = pd.DataFrame({{"customer_id": list(range(5000)), "event_timestamp": [now] * 5000,
                              "spend": [float(i) for i in range(5000)]}})
@@ -203,3 +215,30 @@ def test_an_acknowledged_load_survives_kill_9(tmp_path: Path) -> None:
         ["stats:spend"], {"customer_id": [0, 4999]}
     )
     assert got.to_dict()["spend"] == [0.0, 4999.0]
+
+
+@pytest.mark.redis
+def test_an_unreachable_redis_is_named(redis_server: object) -> None:
+    from tests.conftest import free_port
+
+    del redis_server  # only to skip with the others when Redis is absent
+    store = RedisOnlineStore(f"redis://:s3cret@127.0.0.1:{free_port()}/0", timeout_s=0.5)
+    with pytest.raises(
+        StoreError, match=r"online store redis://:\*\*\*\*@127\.0\.0\.1:\d+/0: ConnectionError"
+    ) as caught:
+        store.ping()
+    assert "s3cret" not in str(caught.value)
+    view = view_of(ROWS)
+    with pytest.raises(StoreError, match="online store redis://"):
+        FeatureStore([view], online_store=store).get_online_features(["stats:spend"], {"customer_id": [1]})
+
+
+def test_the_setting_chooses_the_store(tmp_path: Path) -> None:
+    from shipyard.features.online import open_online_store
+
+    assert isinstance(open_online_store(None, tmp_path), SqliteOnlineStore)
+    assert open_online_store(None, tmp_path).path == tmp_path / "features" / "online.db"  # type: ignore[attr-defined]
+    assert open_online_store(f"sqlite:///{tmp_path}/x.db", tmp_path).path == tmp_path / "x.db"  # type: ignore[attr-defined]
+    assert isinstance(open_online_store("redis://127.0.0.1:1/0", tmp_path), RedisOnlineStore)
+    with pytest.raises(InvalidInput, match="online_store: dynamodb:// is not a known online store"):
+        open_online_store("dynamodb://table", tmp_path)
