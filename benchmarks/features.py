@@ -20,6 +20,8 @@ feature view of 1,000,000 rows (10,000 customers, about 100 rows each over 90 da
 (f) materializing the whole view into each one's SQLite online store (the latest row of each customer)
 (g) online lookups of 1 entity x 10 features, p50 and p99 of 2,000 (target p99 <= Feast's), in-process
 (h) online lookups of 1,000 entities x 10 features, p50 and p99 of 100 (target p99 <= Feast's)
+(fr), (g*r), (h*r) the same with Shipyard's Redis online store (a redis-server the benchmark starts on
+    loopback, no persistence), against Feast's SQLite store
     Online views have no TTL either side (the data is from early 2026); values checked equal on a sample.
 
 Each side runs in its own subprocess (``--worker``), which imports its library and reads the entity rows
@@ -28,13 +30,18 @@ before its timer starts, and is killed past its budget. Progress goes to stderr,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,12 +55,13 @@ FEATURES = 10
 TTL = timedelta(days=30)
 SAMPLE = 1_000
 SIDES = ("shipyard", "feast-file", "feast-duckdb")
-ONLINE_SIDES = ("shipyard-online", "feast-online")
+ONLINE_SIDES = ("shipyard-online", "shipyard-redis", "feast-online")
 LABELS = {
     "shipyard": "Shipyard",
     "feast-file": "Feast file store",
     "feast-duckdb": "Feast DuckDB store",
     "shipyard-online": "Shipyard SQLite online store",
+    "shipyard-redis": "Shipyard Redis online store",
     "feast-online": "Feast SQLite online store",
 }
 REPEATS = {"shipyard": 3, "feast-file": 1, "feast-duckdb": 3}
@@ -152,11 +160,11 @@ def feast_join(root: Path, kind: str) -> Any:
     return lambda entity: store.get_historical_features(entity_df=entity, features=refs).to_df()
 
 
-def shipyard_online(root: Path) -> tuple[Any, Any]:
-    """(materialize the whole view, look up rows of customer ids) on a fresh SQLite online store. No TTL
-    online, either side: the data is from early 2026 and would be too old to serve."""
+def shipyard_online(root: Path, redis_url: str | None = None) -> tuple[Any, Any]:
+    """(materialize the whole view, look up rows of customer ids) on a fresh SQLite (or Redis) online
+    store. No TTL online, either side: the data is from early 2026 and would be too old to serve."""
     from shipyard.features import Entity, FeatureStore, FeatureView, Field, FileSource
-    from shipyard.features.online import SqliteOnlineStore
+    from shipyard.features.online import RedisOnlineStore, SqliteOnlineStore
 
     customer = Entity("customer", ["customer_id"])
     view = FeatureView(
@@ -165,7 +173,8 @@ def shipyard_online(root: Path) -> tuple[Any, Any]:
         [Field(f"f{i}", "float64") for i in range(FEATURES)],
         FileSource(str(root / "features.parquet")),
     )
-    store = FeatureStore([view], online_store=SqliteOnlineStore(root / "shipyard-online.db"))
+    online = RedisOnlineStore(redis_url) if redis_url else SqliteOnlineStore(root / "shipyard-online.db")
+    store = FeatureStore([view], online_store=online)
     refs = [f"stats:f{i}" for i in range(FEATURES)]
     return (
         lambda start, end: store.materialize(start, end)[0].rows,
@@ -215,7 +224,12 @@ def feast_online(root: Path) -> tuple[Any, Any]:
 def online_worker(side: str, root: Path, out: Path) -> int:
     from datetime import UTC, datetime
 
-    load, lookup = shipyard_online(root) if side == "shipyard-online" else feast_online(root)
+    if side == "feast-online":
+        load, lookup = feast_online(root)
+    else:
+        load, lookup = shipyard_online(
+            root, os.environ.get("BENCH_REDIS_URL") if side == "shipyard-redis" else None
+        )
     # The whole view, and "now" within the TTL of the latest rows: every lookup finds values.
     start, end = datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC)
     harness.settle()
@@ -450,19 +464,65 @@ def build_results(
     return results
 
 
+@contextlib.contextmanager
+def redis_server(root: Path) -> Iterator[str | None]:
+    """Debian's redis-server on a free loopback port, without persistence (None when it is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        progress("redis-server is not installed: no Redis rows (apt-get install redis-server)")
+        yield None
+        return
+    port = harness.free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = clock() + 20
+        while clock() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else 0.0
 
 
 def online_results(data: dict[str, Any], found: dict[str, dict[str, Any]]) -> list[Result]:
-    sy, fe = found["shipyard-online"], found["feast-online"]
+    results = _online_rows(data, found, "shipyard-online", "")
+    if "error" not in found.get("shipyard-redis", {"error": "not run"}):
+        results += _online_rows(data, found, "shipyard-redis", "r")
+    return results
+
+
+def _online_rows(data: dict[str, Any], found: dict[str, dict[str, Any]], side: str, tag: str) -> list[Result]:
+    sy, fe = found[side], found["feast-online"]
+    store = "Redis" if side == "shipyard-redis" else "SQLite"
     if "error" in sy:
         return []
     same = "error" not in fe and _same_values(sy["sample"], fe["sample"])
     results = [
         Result(
-            key="f",
-            title=f"materialize the {data['feature_rows']:,}-row view into SQLite",
+            key=f"f{tag}",
+            title=f"materialize the {data['feature_rows']:,}-row view into {store} (Feast: SQLite)",
             unit="ms",
             higher_is_better=False,
             shipyard=sy["materialize_s"] * 1000.0,
@@ -485,8 +545,8 @@ def online_results(data: dict[str, Any], found: dict[str, dict[str, Any]]) -> li
         for suffix, q in (("p50", 50.0), ("p99", 99.0)):
             results.append(
                 Result(
-                    key=f"{key}{suffix[1:]}",
-                    title=f"online lookup {what}, {suffix}",
+                    key=f"{key}{suffix[1:]}{tag}",
+                    title=f"online lookup {what}, {suffix}, {store} (Feast: SQLite)",
                     unit="ms",
                     higher_is_better=False,
                     shipyard=percentile(sy[column], q),
@@ -521,10 +581,14 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"data under {root}: {feature_rows:,} feature rows, {entity_rows:,} entity rows")
     data = make_data(root, feature_rows, entity_rows, keys, args.seed)
     (root / "data.json").write_text(json.dumps(data), encoding="utf-8")
-    found = {
-        side: run_worker(side, root, 600.0 if side.startswith("shipyard") else args.feast_budget)
-        for side in SIDES + ONLINE_SIDES
-    }
+    with redis_server(root) as redis_url:
+        if redis_url:
+            os.environ["BENCH_REDIS_URL"] = redis_url
+        sides = [s for s in SIDES + ONLINE_SIDES if redis_url or s != "shipyard-redis"]
+        found = {
+            side: run_worker(side, root, 600.0 if side.startswith("shipyard") else args.feast_budget)
+            for side in sides
+        }
     if "error" in found["shipyard"]:
         progress("Shipyard's join failed: no table")
         return 1
