@@ -18,6 +18,7 @@ from shipyard.cli import (
     deploy_cmd,
     deployments_cmd,
     experiments_cmd,
+    features_cmd,
     lineage_cmd,
     models_cmd,
     monitor_cmd,
@@ -78,6 +79,7 @@ app.add_typer(schedule_cmd.app, name="schedules")
 app.add_typer(deploy_cmd.app, name="deploy")
 app.add_typer(deployments_cmd.app, name="deployments")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(features_cmd.app, name="features")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(tune_cmd.app, name="tune")
 app.command("gc")(runs_cmd.gc)

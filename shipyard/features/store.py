@@ -8,15 +8,16 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 
 from shipyard.config import Settings, get_settings
-from shipyard.errors import AlreadyExists, InvalidInput, NotFound
+from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from shipyard.features import materialize as loading
 from shipyard.features import offline, online
+from shipyard.features import registry as registry_module
 from shipyard.features.definitions import (
     Definition,
     Entity,
@@ -26,6 +27,10 @@ from shipyard.features.definitions import (
     ValueType,
 )
 from shipyard.features.online import Materialization, OnlineStore
+from shipyard.features.records import DefinitionVersion, spec_hash
+
+if TYPE_CHECKING:
+    from shipyard.store.protocol import FeatureRegistryStore
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class FeatureStore:
         *,
         online_store: OnlineStore | None = None,
         settings: Settings | None = None,
+        registry: FeatureRegistryStore | None = None,
     ) -> None:
         self._entities: dict[str, Entity] = {}
         self._views: dict[str, FeatureView] = {}
@@ -82,8 +88,59 @@ class FeatureStore:
         self._services: dict[str, FeatureService] = {}
         self._online = online_store
         self._settings = settings
+        self._registry = registry
         self._plans: dict[tuple[Any, ...], tuple[list[offline.Request], list[offline.OnDemandRequest]]] = {}
         self.add(*definitions)
+
+    @classmethod
+    def from_repository(cls, path: str | Path, **options: Any) -> FeatureStore:
+        """The definitions of the feature repository at ``path`` (see :mod:`shipyard.features.repository`)."""
+        from shipyard.features.repository import load_repository
+
+        return cls(load_repository(path).definitions, **options)
+
+    @property
+    def definitions(self) -> list[Definition]:
+        return [
+            *self._entities.values(),
+            *self._views.values(),
+            *self._on_demand.values(),
+            *self._services.values(),
+        ]
+
+    @property
+    def registry(self) -> FeatureRegistryStore:
+        """Where applied definitions are versioned: the metadata store (or the server, in team mode)."""
+        if self._registry is None:
+            from shipyard.store import open_stores
+
+            self._registry = open_stores(self._settings or get_settings()).features
+        return self._registry
+
+    def plan(self) -> registry_module.Plan:
+        """What :meth:`apply` would change in the registry: added, changed (with the schema difference) and
+        removed definitions."""
+        return registry_module.plan(self.registry.current(), self.definitions)
+
+    def apply(self, *, user: str | None = None) -> list[DefinitionVersion]:
+        """Record this store's definitions in the registry, a new version for each change (none when
+        nothing changed); definitions applied before and absent now are marked removed."""
+        changes = self.plan().changes
+        if not changes:
+            return []
+        return self.registry.record(changes, user or _user())
+
+    def service_version(self, name: str) -> DefinitionVersion:
+        """The applied version of feature service ``name`` (what a model trained on it records); the service
+        must be applied as it is defined here."""
+        service = self.feature_service(name)
+        found = registry_module.current_version(self.registry, "feature_service", name)
+        if found.sha256 != spec_hash(service.to_dict()):
+            raise Conflict(
+                f"feature service {name!r} differs from its applied version {found.version}: apply it first "
+                "(shipyard features apply)"
+            )
+        return found
 
     @property
     def online_store(self) -> OnlineStore:
@@ -348,6 +405,15 @@ class FeatureStore:
 
 
 _HIDDEN = "__input__"
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "unknown"
 
 
 def _progress(

@@ -26,6 +26,7 @@ from shipyard.server import (
     artifact_routes,
     auth_routes,
     deployment_routes,
+    feature_routes,
     lineage_routes,
     monitoring_routes,
     pipeline_routes,
@@ -126,6 +127,7 @@ def create_app(
     app.include_router(registry_routes.router, prefix="/api/v1")
     app.include_router(lineage_routes.router, prefix="/api/v1")
     app.include_router(schedule_routes.router, prefix="/api/v1")
+    app.include_router(feature_routes.router, prefix="/api/v1")
     app.include_router(tuning_routes.router, prefix="/api/v1")
     app.include_router(monitoring_routes.router, prefix="/api/v1")
     app.include_router(pipeline_routes.router, prefix="/api/v1")

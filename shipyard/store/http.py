@@ -10,6 +10,7 @@ Run keys are numbers this client hands out per run id; they never reach the serv
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json as _json
 import os
@@ -60,6 +61,7 @@ from shipyard.tracking.records import (
 from shipyard.tracking.values import checked_texts
 
 if TYPE_CHECKING:
+    from shipyard.features.records import Change, DefinitionVersion
     from shipyard.pipelines.schedule_store import Schedule
 
 _CODES: dict[str, type[ShipyardError]] = {
@@ -707,6 +709,40 @@ class HttpScheduleStore:
         )
 
 
+class HttpFeatureRegistryStore:
+    """Feature definitions' versions on a platform server (a
+    :class:`~shipyard.store.protocol.FeatureRegistryStore`)."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self._client = client
+
+    # NOTE: the records are imported where used: shipyard.features pulls in pandas and pyarrow, which a
+    # team-mode client that only logs runs should not pay for.
+    def record(self, changes: Sequence[Change], user: str) -> list[DefinitionVersion]:
+        from shipyard.features.records import DefinitionVersion
+
+        del user  # the server records the caller its token names
+        body = {"changes": [_change_json(c) for c in changes]}
+        return [DefinitionVersion(**v) for v in self._client.call("POST", "/features/definitions", json=body)]
+
+    def current(self) -> list[DefinitionVersion]:
+        from shipyard.features.records import DefinitionVersion
+
+        return [DefinitionVersion(**v) for v in self._client.call("GET", "/features/definitions")]
+
+    def history(self, kind: str, name: str) -> list[DefinitionVersion]:
+        from shipyard.features.records import DefinitionVersion
+
+        path = f"/features/definitions/{_part(kind)}/{_part(name)}"
+        return [DefinitionVersion(**v) for v in self._client.call("GET", path)]
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    data = dataclasses.asdict(change)
+    data["details"] = list(change.details)
+    return data
+
+
 class HttpStores:
     """A deployment's stores on a platform server (a :class:`~shipyard.store.protocol.MetadataStores`)."""
 
@@ -718,6 +754,7 @@ class HttpStores:
         self.registry = HttpRegistryStore(self.client)
         self.lineage = HttpLineageStore(self.client)
         self.schedules = HttpScheduleStore(self.client)
+        self.features = HttpFeatureRegistryStore(self.client)
 
 
 def _part(value: str) -> str:

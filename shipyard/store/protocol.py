@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from shipyard.auth.records import AuditEvent, Grant, Permission, ResourceType, Token, User
     from shipyard.deployments import DeploymentRecord
+    from shipyard.features.records import Change, DefinitionVersion
     from shipyard.lineage.records import ArtifactType, LineageArtifact, LineageGraph
     from shipyard.pipelines.schedule_store import Schedule
     from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
@@ -224,6 +225,14 @@ class ScheduleStore(Protocol):
     ) -> bool: ...
 
 
+class FeatureRegistryStore(Protocol):
+    """Versioned feature definitions (:mod:`shipyard.features.registry` plans what to record)."""
+
+    def record(self, changes: Sequence[Change], user: str) -> list[DefinitionVersion]: ...
+    def current(self) -> list[DefinitionVersion]: ...
+    def history(self, kind: str, name: str) -> list[DefinitionVersion]: ...
+
+
 class MetadataStores(Protocol):
     """Every kind of record one deployment keeps, behind one object: what a client is built on."""
 
@@ -231,6 +240,7 @@ class MetadataStores(Protocol):
     registry: RegistryStore
     lineage: LineageStore
     schedules: ScheduleStore
+    features: FeatureRegistryStore
 
 
 class AuthStore(Protocol):

@@ -395,3 +395,21 @@ deployments = Table(
     Column("report", Text, nullable=True),  # the serving server's last report (JSON)
     Column("reported_at", BigInteger, nullable=True),
 )
+
+
+# Feature definitions, one row a version: an apply that changes a definition adds one (its spec as JSON);
+# removing it adds one marked deleted.
+feature_definitions = Table(
+    "feature_definitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("kind", "name", "version", name="uq_feature_definitions_version"),
+)

@@ -256,6 +256,13 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "path": "/api/v1/registered-models/secret-model/versions/1/tags",
             "json": {"tags": {"a": "b"}},
         },
+        # Feature definitions: any signed-in user reads them; applying takes an editor.
+        ("GET", "/api/v1/features/definitions"): {"expect": _empty},
+        ("POST", "/api/v1/features/definitions"): {"as": "viv", "json": {"changes": []}},
+        ("GET", "/api/v1/features/definitions/{kind}/{name}"): {
+            "path": "/api/v1/features/definitions/feature_view/stats",
+            "expect": _empty,
+        },
         ("GET", "/api/v1/runs"): {"params": {"id_or_name": run}},
         ("POST", "/api/v1/runs"): {"json": {"experiment": "secret"}},
         ("POST", "/api/v1/runs/beat"): {"json": {"run_ids": [run]}},

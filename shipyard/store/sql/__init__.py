@@ -12,6 +12,7 @@ from shipyard.store.sql.tracking import SqlTrackingStore
 if TYPE_CHECKING:
     from shipyard.store.sql.auth import SqlAuthStore
     from shipyard.store.sql.deployments import SqlDeploymentStore
+    from shipyard.store.sql.features import SqlFeatureRegistryStore
     from shipyard.store.sql.lineage import SqlLineageStore
     from shipyard.store.sql.registry import SqlRegistryStore
     from shipyard.store.sql.schedules import SqlScheduleStore
@@ -53,6 +54,12 @@ class SqlStores:
         from shipyard.store.sql.deployments import SqlDeploymentStore
 
         return SqlDeploymentStore(self.db)
+
+    @functools.cached_property
+    def features(self) -> SqlFeatureRegistryStore:
+        from shipyard.store.sql.features import SqlFeatureRegistryStore
+
+        return SqlFeatureRegistryStore(self.db)
 
     @functools.cached_property
     def lineage(self) -> SqlLineageStore:

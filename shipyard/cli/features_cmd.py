@@ -1,0 +1,214 @@
+"""``shipyard features``: plan and apply a feature repository, list what is applied, load the online store.
+
+NOTE: the feature store (pandas, pyarrow, DuckDB) is imported when a command runs, not at CLI start-up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from shipyard.cli.output import console, print_json, print_table
+
+app = typer.Typer(help="Feature repositories: plan, apply, materialize.", no_args_is_help=True)
+
+_REPO = typer.Option(Path("."), "--repo", "-r", help="The feature repository folder (Python files).")
+_JSON = typer.Option(False, "--json", help="Machine-readable output.")
+_VIEWS = typer.Option(None, "--view", "-v", help="Only this feature view (repeat for several).")
+
+
+def _store(repo: Path) -> Any:
+    from shipyard.features import FeatureStore
+
+    return FeatureStore.from_repository(repo)
+
+
+def _time(text: str | None, what: str) -> dt.datetime:
+    from shipyard.features.materialize import as_utc
+
+    return dt.datetime.now(dt.UTC) if text is None else as_utc(text, what)
+
+
+@app.command("plan")
+def plan(repo: Path = _REPO, as_json: bool = _JSON) -> None:
+    """Show what `apply` would change: definitions added (+), changed (~, with the schema difference) and
+    removed (-).
+
+    Examples:
+
+        shipyard features plan
+
+        shipyard features plan --repo features/ --json
+    """
+    found = _store(repo).plan()
+    if as_json:
+        print_json(
+            {
+                "changes": [
+                    {"kind": c.kind, "name": c.name, "action": c.action, "details": list(c.details)}
+                    for c in found.changes
+                ],
+                "unchanged": list(found.unchanged),
+            }
+        )
+        return
+    if found.empty:
+        console.print(f"No changes: {len(found.unchanged)} definitions are applied as they are.")
+        return
+    for line in found.lines():
+        console.print(line, markup=False, highlight=False)
+    console.print(
+        f"{len(found.changes)} to change, {len(found.unchanged)} unchanged. Run: shipyard features apply"
+    )
+
+
+@app.command("apply")
+def apply(repo: Path = _REPO, as_json: bool = _JSON) -> None:
+    """Record the repository's definitions in the registry: a new version of each one that changed.
+
+    Examples:
+
+        shipyard features apply
+
+        shipyard features apply --repo features/
+    """
+    store = _store(repo)
+    found = store.plan()
+    versions = store.apply()
+    if as_json:
+        print_json(
+            [{"kind": v.kind, "name": v.name, "version": v.version, "deleted": v.deleted} for v in versions]
+        )
+        return
+    for line in found.lines():
+        console.print(line, markup=False, highlight=False)
+    if not versions:
+        console.print("No changes.")
+    else:
+        console.print(f"Applied {len(versions)} change(s).")
+
+
+@app.command("list")
+def list_definitions(
+    as_json: bool = _JSON, all_versions: bool = typer.Option(False, "--removed", help="Also removed ones.")
+) -> None:
+    """The applied definitions and their current versions.
+
+    Examples:
+
+        shipyard features list
+
+        shipyard features list --removed --json
+    """
+    from shipyard.config import get_settings
+    from shipyard.store import open_stores
+
+    found = [v for v in open_stores(get_settings()).features.current() if all_versions or not v.deleted]
+    if as_json:
+        print_json(
+            [
+                {
+                    "kind": v.kind,
+                    "name": v.name,
+                    "version": v.version,
+                    "deleted": v.deleted,
+                    "by": v.created_by,
+                    "at": v.created_at,
+                }
+                for v in found
+            ]
+        )
+        return
+    rows = [
+        (v.kind, v.name, v.version, "removed" if v.deleted else "", v.created_by, _when(v.created_at))
+        for v in found
+    ]
+    print_table("Feature definitions", ["kind", "name", "version", "", "by", "applied"], rows)
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _progress_bar() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _report(done: list[Any], as_json: bool) -> None:
+    if as_json:
+        print_json([m.__dict__ for m in done])
+        return
+    if not done:
+        console.print("Nothing to load: every view is loaded up to the end time.")
+    for m in done:
+        interval = f"from {_when(m.start_ms)} to {_when(m.end_ms)}"
+        console.print(f"{m.view}: {m.rows:,} entities {interval} in {m.seconds:.2f} s")
+
+
+@app.command("materialize")
+def materialize(
+    start: str = typer.Option(..., "--start", help="ISO 8601 time (naive: UTC)."),
+    end: str = typer.Option(None, "--end", help="ISO 8601 time (naive: UTC); default now."),
+    repo: Path = _REPO,
+    views: list[str] = _VIEWS,
+    as_json: bool = _JSON,
+) -> None:
+    """Load each online view's latest values with event times in [start, end) into the online store.
+    Loading again, or an older interval after a newer one, changes nothing.
+
+    Examples:
+
+        shipyard features materialize --start 2026-01-01 --end 2026-02-01
+
+        shipyard features materialize --start 2026-01-01T00:00:00Z --view customer_stats
+    """
+    store = _store(repo)
+    begin, finish = _time(start, "--start"), _time(end, "--end")
+    with _progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(view: str, written: int, total: int) -> None:
+            task = tasks.setdefault(view, bar.add_task(view, total=total))
+            bar.update(task, completed=written, total=total)
+
+        done = store.materialize(begin, finish, views or None, progress=report)
+    _report(done, as_json)
+
+
+@app.command("materialize-incremental")
+def materialize_incremental(
+    end: str = typer.Option(None, "--end", help="ISO 8601 time (naive: UTC); default now."),
+    repo: Path = _REPO,
+    views: list[str] = _VIEWS,
+    as_json: bool = _JSON,
+) -> None:
+    """Load each online view from where its last load ended (the first time: end minus its TTL) to end.
+
+    Examples:
+
+        shipyard features materialize-incremental
+
+        shipyard features materialize-incremental --end 2026-02-01 --view customer_stats
+    """
+    store = _store(repo)
+    finish = _time(end, "--end")
+    with _progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(view: str, written: int, total: int) -> None:
+            task = tasks.setdefault(view, bar.add_task(view, total=total))
+            bar.update(task, completed=written, total=total)
+
+        done = store.materialize_incremental(finish, views or None, progress=report)
+    _report(done, as_json)
