@@ -77,6 +77,19 @@ def serve(
         True, "--access-log/--no-access-log", help="One JSON line per inference request on stderr."
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    features: Path = typer.Option(
+        None,
+        "--features",
+        help="A feature repository: serves /v1/features/get-online-features, and looks features up for "
+        "models that name a feature service (--feature-service, or deploy.yaml).",
+        show_default=False,
+    ),
+    feature_service: str = typer.Option(
+        None,
+        "--feature-service",
+        help="With one model URI: requests send entity keys; the model gets this feature service's features.",
+        show_default=False,
+    ),
 ) -> None:
     """Serve models over Open Inference Protocol v2 (and KServe v1) until Ctrl-C or SIGTERM.
 
@@ -87,6 +100,8 @@ def serve(
         shipyard serve deploy.yaml --payload-log-rate 0.1
 
         shipyard serve models:/churn@champion --name churn --platform http://platform:5000
+
+        shipyard serve models:/churn@champion --features features/ --feature-service churn
     """
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
     # would add ~0.7 s to every other shipyard command.
@@ -104,9 +119,13 @@ def serve(
 
     settings = get_settings()
     path = Path(target)
+    feature_repo, online_store = features, settings.online_store
     if path.suffix in (".yaml", ".yml"):
         deployment = load_deployment(path)
         configs, server_config = deployment.model_configs(), deployment.server_config()
+        if deployment.features is not None:
+            feature_repo = feature_repo or Path(deployment.features.repo)
+            online_store = deployment.features.online_store or online_store
         payload_config = deployment.payload_config()
         if payload_log_rate:
             payload_config = PayloadLogConfig(
@@ -115,7 +134,11 @@ def serve(
     else:
         payload_config = PayloadLogConfig(payload_log_rate)
         policy = BatchPolicy(max_batch_size, max_latency_ms, max_queue, enabled=batching)
-        configs = [ModelConfig(name or default_name(target), target, batching=policy)]
+        configs = [
+            ModelConfig(
+                name or default_name(target), target, batching=policy, feature_service=feature_service
+            )
+        ]
         server_config = ServerConfig(int(max_body_mb * 1024 * 1024), workers)
     names = tuple(n.strip() for given in allowed_hosts for n in given.split(",") if n.strip())
     server_config = replace(
@@ -137,6 +160,16 @@ def serve(
         logging.getLogger("shipyard.serving").info(
             "registered %s on the platform %s as %s", ", ".join(r.name for r in records), access.url, own_url
         )
+    lookup = None
+    if feature_repo is not None:
+        from shipyard.features import FeatureStore
+        from shipyard.features.online import open_online_store
+        from shipyard.serving.features import FeatureLookup
+
+        online = open_online_store(online_store, Path(settings.home))
+        lookup = FeatureLookup(
+            FeatureStore.from_repository(feature_repo, online_store=online, settings=settings)
+        )
     repository = ModelRepository(configs, lambda uri, **options: load(uri, settings=settings, **options))
     store = ArtifactStore.configured(settings)
     payloads = PayloadLogger(store, payload_config)
@@ -147,6 +180,7 @@ def serve(
         admin_token=admin_token,
         platform=access,
         monitoring=store,
+        features=lookup,
     )
     if not access_log:
         logging.getLogger("shipyard.serving.access").setLevel(logging.WARNING)

@@ -43,7 +43,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from starlette.applications import Starlette
@@ -56,6 +56,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from shipyard import __version__
 from shipyard.errors import (
     InvalidInput,
+    NotFound,
     PredictionFailed,
     ShipyardError,
 )
@@ -63,7 +64,14 @@ from shipyard.payloads import PayloadLogger
 from shipyard.serving.admin import admin_routes
 from shipyard.serving.batching import Batcher
 from shipyard.serving.guard import RequestGuard, read_body
-from shipyard.serving.inference import PREDICT, PREDICT_PROBA, ModelInput, model_input, requested_outputs
+from shipyard.serving.inference import (
+    PREDICT,
+    PREDICT_PROBA,
+    ModelInput,
+    input_names,
+    model_input,
+    requested_outputs,
+)
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.platform import PlatformAccess
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
@@ -77,6 +85,9 @@ from shipyard.serving.tensors import (
 )
 from shipyard.serving.wire_json import json_type
 from shipyard.store.artifacts import ArtifactStore
+
+if TYPE_CHECKING:
+    from shipyard.serving.features import FeatureLookup
 
 log = logging.getLogger("shipyard.serving")
 # One JSON object per inference request; off unless the logger is enabled at INFO (shipyard serve does).
@@ -126,6 +137,8 @@ class InferenceServer:
         platform: the platform server whose grants on ``deployment:<name>`` decide what a caller's platform
             token may do on the admin routes (besides ``admin_token``).
         monitoring: the artifact store whose monitoring gauges ``/metrics`` re-exports for the served models.
+        features: the feature store behind ``/v1/features/get-online-features`` and the models that name a
+            feature service (their requests send entity keys; the features are looked up here).
     """
 
     def __init__(
@@ -137,8 +150,18 @@ class InferenceServer:
         admin_token: str | None = None,
         platform: PlatformAccess | None = None,
         monitoring: ArtifactStore | None = None,
+        features: FeatureLookup | None = None,
     ) -> None:
         self.repository = repository
+        self.features = features
+        wanting = {m.name: m.config.feature_service for m in repository.models if m.config.feature_service}
+        if features is not None:
+            features.check_services(list(wanting.values()))
+        elif wanting:
+            raise InvalidInput(
+                f"model {next(iter(wanting))!r} names a feature service, but the deployment has no feature "
+                "repository (deploy.yaml: features: {repo: ...}, or shipyard serve --features)"
+            )
         self.config = config or ServerConfig()
         self.executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="predict")
         # Large bodies are decoded here, apart from the predict threads, so neither starves the other.
@@ -197,6 +220,7 @@ class InferenceServer:
             Route("/v1/models/{name}:predict", self.v1_predict, methods=["POST"]),
             Route("/models/{name}/predict", self.records_predict, methods=["POST"]),
             Route("/metrics", self.metrics_endpoint),
+            Route("/v1/features/get-online-features", self.online_features, methods=["POST"]),
         ]
 
     # ------------------------------------------------------------------ health and metadata
@@ -205,7 +229,22 @@ class InferenceServer:
 
     async def ready(self, request: Request) -> Response:
         ready = self.repository.ready
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready}
+        if self.features is not None:
+            problem = await asyncio.get_running_loop().run_in_executor(self.executor, self.features.problem)
+            if problem is not None:
+                body = {"ready": False, "features": problem}
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    async def online_features(self, request: Request) -> Response:
+        return await self._guard(request, self._online_features)
+
+    async def _online_features(self, request: Request) -> Response:
+        if self.features is None:
+            raise NotFound("this server has no feature repository (deploy.yaml: features: {repo: ...})")
+        body = await self._body(request)
+        loop = asyncio.get_running_loop()
+        return JSONResponse(await loop.run_in_executor(self.executor, self.features.feast_request, body))
 
     async def server_metadata(self, request: Request) -> Response:
         return JSONResponse(
@@ -282,7 +321,10 @@ class InferenceServer:
         served = self._served(request)
         wanted = _query_output(request, served)
         body = await self._body(request)
-        item = await self._decode(body, _v1_input, served, body, wanted)
+        if served.config.feature_service:
+            item = await self._with_features(served, body, "instances", wanted)
+        else:
+            item = await self._decode(body, _v1_input, served, body, wanted)
         outputs = await self._predict(request, served, item, "v1", request.state.request_id)
         return JSONResponse(_predictions(served, outputs, wanted))
 
@@ -293,9 +335,35 @@ class InferenceServer:
         served = self._served(request)
         wanted = _query_output(request, served)
         body = await self._body(request)
-        item = await self._decode(body, _records_input, served, body, wanted)
+        if served.config.feature_service:
+            item = await self._with_features(served, body, "records", wanted)
+        else:
+            item = await self._decode(body, _records_input, served, body, wanted)
         outputs = await self._predict(request, served, item, "records", request.state.request_id)
         return JSONResponse(_predictions(served, outputs, wanted))
+
+    async def _with_features(
+        self, served: ServedModel, body: bytes, field: str, wanted: tuple[str, ...]
+    ) -> ModelInput:
+        """The model's input for records of entity keys: its feature service's features looked up (on a
+        worker thread: the online store is I/O), plus request data the model takes."""
+        assert self.features is not None and served.config.feature_service is not None
+        document = parse_json_body(body)
+        if isinstance(document, dict):
+            document = document.get("instances", document.get("dataframe_records"))
+        records = document if isinstance(document, list) else None
+        if not records or not all(isinstance(r, dict) for r in records):
+            raise InvalidInput(
+                f"{field}: a model served with features takes records [{{join_key: value, ...}}, ...]"
+            )
+        columns = await asyncio.get_running_loop().run_in_executor(
+            self.executor,
+            self.features.model_columns,
+            served.config.feature_service,
+            records,
+            input_names(served.signature),
+        )
+        return model_input(served.name, served.signature, columns, wanted)
 
     async def _predict(
         self, request: Request, served: ServedModel, item: ModelInput, protocol: str, request_id: str | None

@@ -14,6 +14,9 @@
         shadow: null                      # a label that gets a copy of every request (answer discarded)
         batching: {max_batch_size: 64, max_latency_ms: 2, max_queue: 2048, enabled: true}
         options: {device: auto}           # passed to the model's loader
+        feature_service: churn            # requests send entity keys; the features are looked up online
+    features: {repo: features/, online_store: redis://cache:6379/0}   # the feature repository (a relative
+                                          # path is from this file); online_store: default the setting's
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class ModelSpec(BaseModel):
     version: str | None = None
     batching: BatchingSpec = Field(default_factory=BatchingSpec)  # type: ignore[arg-type]
     options: dict[str, Any] = Field(default_factory=dict)
+    feature_service: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -85,12 +89,20 @@ class ServerSpec(BaseModel):
     forwarded_allow_ips: str | None = None
 
 
+class FeaturesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str
+    online_store: str | None = None
+
+
 class DeploymentSpec(BaseModel):
     """A whole ``deploy.yaml``."""
 
     model_config = ConfigDict(extra="forbid")
 
     models: list[ModelSpec] = Field(min_length=1)
+    features: FeaturesSpec | None = None
     server: ServerSpec = Field(default_factory=ServerSpec)  # type: ignore[arg-type]
     payload_log: PayloadLogSpec = Field(default_factory=PayloadLogSpec)  # type: ignore[arg-type]
 
@@ -110,6 +122,7 @@ class DeploymentSpec(BaseModel):
                 versions=dict(spec.versions),
                 traffic=dict(spec.traffic),
                 shadow=spec.shadow,
+                feature_service=spec.feature_service,
             )
             configs.append(config)
         return configs
@@ -164,8 +177,11 @@ def load_deployment(path: Path) -> DeploymentSpec:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InvalidInput(f"{path} is not valid YAML{where}: {problem}") from exc
     try:
-        return DeploymentSpec.model_validate(data)
+        found = DeploymentSpec.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InvalidInput(f"{path}: {where}: {first['msg']}") from exc
+    if found.features is not None and not Path(found.features.repo).is_absolute():
+        found.features.repo = str(path.parent / found.features.repo)
+    return found

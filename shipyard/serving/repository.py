@@ -61,6 +61,8 @@ class ModelConfig:
         version: with ``uri``, the version clients see; default the registry version it resolves to.
         batching: how requests to each version are batched.
         options: passed to the model's loader (e.g. ``device="cuda"`` for torch and ONNX models).
+        feature_service: requests send entity keys (and request data); the server looks up this feature
+            service's features online and gives the model those (the deployment names the repository).
     """
 
     name: str
@@ -71,6 +73,7 @@ class ModelConfig:
     versions: dict[str, str] = field(default_factory=dict)
     traffic: dict[str, float] = field(default_factory=dict)
     shadow: str | None = None
+    feature_service: str | None = None
 
     def targets(self) -> list[tuple[str, str]]:
         """``(label, uri)`` of each version to load.
