@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +37,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """Entity rows with their point-in-time features, in the entity rows' order."""
+    """Entity rows with their point-in-time features, in the entity rows' order. A training set made by
+    :meth:`FeatureStore.training_set` also has its lineage URI and the service version it came from."""
 
     table: pa.Table
     features: tuple[str, ...]  # the refs asked for (``view:feature``)
     service: FeatureService | None = None
+    uri: str | None = None
+    service_version: int | None = None
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """A hash of the rows (their Arrow IPC stream): the same training set gives the same hash."""
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.table.schema) as writer:
+            writer.write_table(self.table)
+        return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
     def to_arrow(self) -> pa.Table:
         return self.table
@@ -237,6 +250,24 @@ class FeatureStore:
         if hidden:
             table = table.drop_columns(hidden)
         return TrainingSet(table, tuple(refs), service)
+
+    def training_set(
+        self,
+        service: FeatureService | str,
+        entity_df: pd.DataFrame | pa.Table,
+        *,
+        run: Any = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> TrainingSet:
+        """A service's point-in-time training set, with its lineage: the feature views' applied versions
+        and their source files (with hashes) recorded as what it was made from, and — inside a run (the
+        active one, or ``run``) — logged as the run's input, so the model the run logs records the service
+        version and ``shipyard lineage`` goes from the model back to the feature views."""
+        from shipyard.features.lineage import record_training_set
+
+        found = self.get_historical_features(entity_df, service, **options)
+        return record_training_set(self, found, run=run, name=name)
 
     # ------------------------------------------------------------------ online
     def materialize(

@@ -36,7 +36,8 @@ def log(model: Any, name: str = "model", *, run: ActiveRun | None = None, **opti
 
     Options: ``flavor`` (auto-detected), ``signature="infer"``, ``input_example``, ``requirements="infer"``,
     ``description``, ``limitations``, ``baseline`` (training features: monitoring compares served inputs
-    with a sample of them, ``baseline_rows`` at most).
+    with a sample of them, ``baseline_rows`` at most), ``feature_service`` (the service whose features the
+    model takes; found by itself when the run used ``FeatureStore.training_set``).
     """
     target = run or active_run()
     if target is None:

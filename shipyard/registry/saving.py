@@ -108,6 +108,12 @@ def log_model(run: ActiveRun, model: Any, *, name: str = "model", **options: Any
         "datasets": datasets,
         "pipeline_run_id": info.tags.get(PIPELINE_RUN_TAG),
     }
+    # The feature service (and its applied version) the run's training set came from: serving looks the
+    # same features up for the model. An explicit feature_service="name" names one without a version.
+    explicit = options.pop("feature_service", None)
+    service = {"name": str(explicit), "version": None} if explicit else _feature_service(datasets)
+    if service is not None:
+        lineage["feature_service"] = service
     with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
         folder = Path(tmp) / "package"
         manifest = save_model(
@@ -131,6 +137,14 @@ def log_model(run: ActiveRun, model: Any, *, name: str = "model", **options: Any
         outputs=[(uri, ArtifactType.MODEL, manifest_sha, artifact_path)],
     )
     return ModelInfo(uri, run.run_id, artifact_path, manifest)
+
+
+def _feature_service(datasets: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not any(str(d.get("source") or "").startswith("features:training_set/") for d in datasets):
+        return None  # no training set: the feature store (pandas, DuckDB) is not imported
+    from shipyard.features.lineage import service_of
+
+    return service_of(datasets)
 
 
 def dataset_uri(dataset: Mapping[str, Any]) -> str:

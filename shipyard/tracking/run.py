@@ -298,6 +298,12 @@ class ActiveRun:
         self._client.log_dataset_input(self._pk, dataset)
         return dataset
 
+    def log_dataset(self, dataset: DatasetInput) -> DatasetInput:
+        """Record a dataset this run read, described by the caller (a training set names its own source)."""
+        self._check_active()
+        self._client.log_dataset_input(self._pk, dataset)
+        return dataset
+
     # ------------------------------------------------------------------ lifecycle
     def start_system_metrics(self, interval: float) -> None:
         if self._monitor is None:
