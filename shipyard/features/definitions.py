@@ -8,6 +8,7 @@ registry stores and diffs; sources that hold data (a DataFrame) are stored by th
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import inspect
 import re
@@ -286,7 +287,53 @@ class RequestSource:
         return {"kind": "request", "name": self.name, "schema": [f.to_dict() for f in self.schema]}
 
 
-Source = FileSource | DataFrameSource
+class PushSource:
+    """Rows that producers push (``FeatureStore.push``): each push is appended to ``batch_source`` — a
+    folder of Parquet files, read offline like any file source — and written to the online store at once.
+    Views over it read the folder offline; a streaming producer keeps both stores current."""
+
+    def __init__(self, name: str, batch_source: FileSource) -> None:
+        check_name(name, "push source")
+        if not isinstance(batch_source, FileSource) or batch_source.file_format != "parquet":
+            raise InvalidInput(
+                f"push source {name}: batch_source must be a FileSource of Parquet files (a folder)"
+            )
+        if glob.has_magic(batch_source.path):
+            raise InvalidInput(
+                f"push source {name}: batch_source is a folder, not a glob ({batch_source.path})"
+            )
+        self.name = name
+        self.batch_source = batch_source
+
+    # What the offline store reads: the batch source, as if the view named it.
+    @property
+    def path(self) -> str:
+        return self.batch_source.path
+
+    @property
+    def timestamp_field(self) -> str:
+        return self.batch_source.timestamp_field
+
+    @property
+    def created_timestamp_field(self) -> str | None:
+        return self.batch_source.created_timestamp_field
+
+    @property
+    def file_format(self) -> str:
+        return "parquet"
+
+    @property
+    def storage_options(self) -> Mapping[str, Any]:
+        return self.batch_source.storage_options
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "push", "name": self.name, "batch_source": self.batch_source.to_dict()}
+
+    def __repr__(self) -> str:
+        return f"PushSource({self.name!r}, {self.batch_source.path!r})"
+
+
+Source = FileSource | DataFrameSource | PushSource
 
 
 # ---------------------------------------------------------------------- views
@@ -329,9 +376,10 @@ class FeatureView:
         fields = _fields(schema, what)
         if not fields:
             raise InvalidInput(f"{what}: schema lists no features")
-        if not isinstance(source, FileSource | DataFrameSource):
+        if not isinstance(source, FileSource | DataFrameSource | PushSource):
             raise InvalidInput(
-                f"{what}: source must be a FileSource or DataFrameSource, got {type(source).__name__}"
+                f"{what}: source must be a FileSource, DataFrameSource or PushSource, not "
+                f"{type(source).__name__}"
             )
         keys = [k for e in entities for k in e.join_keys]
         if len(set(keys)) != len(keys):

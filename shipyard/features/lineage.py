@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from shipyard.features.definitions import DataFrameSource, FeatureView, FileSource
+from shipyard.features.definitions import DataFrameSource, FeatureView, FileSource, PushSource
 from shipyard.features.records import spec_hash
 from shipyard.lineage.records import ArtifactType
 from shipyard.tracking.records import DatasetInput
@@ -114,7 +114,7 @@ def _source_files(view: FeatureView) -> list[tuple[str, str]]:
     """(path, sha256) of a local file source's files; none for a DataFrame or a remote URL (its hash would
     mean reading it all over the network: the view version's hash stands for it)."""
     source = view.source
-    if isinstance(source, DataFrameSource) or not isinstance(source, FileSource):
+    if isinstance(source, DataFrameSource) or not isinstance(source, FileSource | PushSource):
         return []
     path = source.path[len("file://") :] if source.path.startswith("file://") else source.path
     if "://" in path:

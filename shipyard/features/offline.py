@@ -36,7 +36,6 @@ from shipyard.errors import InvalidInput
 from shipyard.features.definitions import (
     DataFrameSource,
     FeatureView,
-    FileSource,
     OnDemandFeatureView,
     ValueType,
 )
@@ -276,15 +275,15 @@ def register_source(con: Any, view: FeatureView, name: str) -> Registered:
     return registered
 
 
-def _describe(source: FileSource | DataFrameSource) -> str:
-    return source.path if isinstance(source, FileSource) else repr(source)
+def _describe(source: Any) -> str:
+    return repr(source) if isinstance(source, DataFrameSource) else source.path
 
 
 def _local(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
 
-def _parquet_relation(con: Any, source: FileSource, name: str) -> tuple[str, list[str], Any]:
+def _parquet_relation(con: Any, source: Any, name: str) -> tuple[str, list[str], Any]:
     """The source's Parquet files (one, a folder's, or a glob's, in name order) as one relation with each
     row's position in it; also the files and their filesystem (None: local)."""
     path = source.path
@@ -324,7 +323,7 @@ def _parquet_relation(con: Any, source: FileSource, name: str) -> tuple[str, lis
     return relation, files, fs
 
 
-def _csv_table(source: FileSource) -> pa.Table:
+def _csv_table(source: Any) -> pa.Table:
     """CSV files through pyarrow, one after another in name order (DuckDB's parallel CSV reader does not
     promise an order, and ties are broken by it)."""
     import fsspec

@@ -26,6 +26,7 @@ from shipyard.features.definitions import (
     FeatureService,
     FeatureView,
     OnDemandFeatureView,
+    PushSource,
     ValueType,
 )
 from shipyard.features.online import Materialization, OnlineStore
@@ -268,6 +269,31 @@ class FeatureStore:
 
         found = self.get_historical_features(entity_df, service, **options)
         return record_training_set(self, found, run=run, name=name)
+
+    # ------------------------------------------------------------------ push
+    def push(self, source: str, rows: pd.DataFrame | pa.Table, *, to: str = "online_and_offline") -> int:
+        """Write ``rows`` to push source ``source``: appended to its offline folder as one Parquet file
+        (written whole, then renamed into place), and each entity's latest row upserted into the online
+        store for every online view over it. ``to``: ``online_and_offline``, ``online`` or ``offline``.
+        Returns the rows written."""
+        from shipyard.features import push as pushing
+
+        if to not in ("online_and_offline", "online", "offline"):
+            raise InvalidInput(f"push to={to!r}: one of online_and_offline, online, offline")
+        views = [
+            v for v in self._views.values() if isinstance(v.source, PushSource) and v.source.name == source
+        ]
+        if not views:
+            known = sorted({v.source.name for v in self._views.values() if isinstance(v.source, PushSource)})
+            raise NotFound(_unknown("push source", source, known))
+        table = pushing.checked_rows(views, rows)
+        if to != "online":
+            pushing.append_offline(views[0].source, table)  # type: ignore[arg-type]
+        if to != "offline":
+            for view in views:
+                if view.online:
+                    pushing.write_online(self.online_store, view, table)
+        return table.num_rows
 
     # ------------------------------------------------------------------ online
     def materialize(
