@@ -18,6 +18,26 @@ app = typer.Typer(help="Feature repositories: plan, apply, materialize.", no_arg
 _REPO = typer.Option(Path("."), "--repo", "-r", help="The feature repository folder (Python files).")
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")
 _VIEWS = typer.Option(None, "--view", "-v", help="Only this feature view (repeat for several).")
+_ANOMALY = typer.Option(
+    "warn",
+    "--on-anomaly",
+    help="A batch that breaks its view's schema (the one kept from its first load, or --schema): error "
+    "refuses it, warn loads it and reports, off skips the check.",
+)
+_SCHEMAS = typer.Option(None, "--schema", help="VIEW=PATH: validate VIEW's batches against this schema YAML.")
+
+
+def _schemas(given: list[str] | None) -> dict[str, Any]:
+    from shipyard.data.schema import Schema
+    from shipyard.errors import InvalidInput
+
+    out = {}
+    for item in given or []:
+        view, sep, path = item.partition("=")
+        if not sep or not view or not path:
+            raise InvalidInput(f"--schema {item!r}: write VIEW=PATH")
+        out[view] = Schema.load(path)
+    return out
 
 
 def _store(repo: Path) -> Any:
@@ -154,6 +174,8 @@ def _report(done: list[Any], as_json: bool) -> None:
     for m in done:
         interval = f"from {_when(m.start_ms)} to {_when(m.end_ms)}"
         console.print(f"{m.view}: {m.rows:,} entities {interval} in {m.seconds:.2f} s")
+        for line in m.anomalies:
+            console.print(f"  {line}", markup=False, highlight=False)
 
 
 @app.command("materialize")
@@ -162,6 +184,8 @@ def materialize(
     end: str = typer.Option(None, "--end", help="ISO 8601 time (naive: UTC); default now."),
     repo: Path = _REPO,
     views: list[str] = _VIEWS,
+    on_anomaly: str = _ANOMALY,
+    schemas: list[str] = _SCHEMAS,
     as_json: bool = _JSON,
 ) -> None:
     """Load each online view's latest values with event times in [start, end) into the online store.
@@ -171,7 +195,7 @@ def materialize(
 
         shipyard features materialize --start 2026-01-01 --end 2026-02-01
 
-        shipyard features materialize --start 2026-01-01T00:00:00Z --view customer_stats
+        shipyard features materialize --start 2026-01-01T00:00:00Z --view customer_stats --on-anomaly error
     """
     store = _store(repo)
     begin, finish = _time(start, "--start"), _time(end, "--end")
@@ -182,7 +206,9 @@ def materialize(
             task = tasks.setdefault(view, bar.add_task(view, total=total))
             bar.update(task, completed=written, total=total)
 
-        done = store.materialize(begin, finish, views or None, progress=report)
+        done = store.materialize(
+            begin, finish, views or None, progress=report, on_anomaly=on_anomaly, schemas=_schemas(schemas)
+        )
     _report(done, as_json)
 
 
@@ -191,6 +217,8 @@ def materialize_incremental(
     end: str = typer.Option(None, "--end", help="ISO 8601 time (naive: UTC); default now."),
     repo: Path = _REPO,
     views: list[str] = _VIEWS,
+    on_anomaly: str = _ANOMALY,
+    schemas: list[str] = _SCHEMAS,
     as_json: bool = _JSON,
 ) -> None:
     """Load each online view from where its last load ended (the first time: end minus its TTL) to end.
@@ -210,5 +238,7 @@ def materialize_incremental(
             task = tasks.setdefault(view, bar.add_task(view, total=total))
             bar.update(task, completed=written, total=total)
 
-        done = store.materialize_incremental(finish, views or None, progress=report)
+        done = store.materialize_incremental(
+            finish, views or None, progress=report, on_anomaly=on_anomaly, schemas=_schemas(schemas)
+        )
     _report(done, as_json)

@@ -8,18 +8,23 @@ seconds) so that ``materialize_incremental`` continues from where the last one e
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shipyard.errors import InvalidInput
+from shipyard.errors import DataValidationError, InvalidInput
 from shipyard.features import offline
 from shipyard.features.definitions import FeatureView
 from shipyard.features.online import Key, Materialization, OnlineStore, Record, now_ms
 
+if TYPE_CHECKING:
+    from shipyard.data.schema import Schema
+
+log = logging.getLogger("shipyard.features")
 BATCH = 10_000  # records a write (one transaction each)
 Progress = Callable[[int, int], None]  # (written so far, total)
 
@@ -95,8 +100,18 @@ def materialize(
     end: dt.datetime,
     *,
     progress: Progress | None = None,
+    on_anomaly: str = "warn",
+    schema: Schema | None = None,
 ) -> Materialization:
-    """Load ``view``'s latest values in ``[start, end)`` into ``online`` and record the load."""
+    """Load ``view``'s latest values in ``[start, end)`` into ``online`` and record the load.
+
+    Each batch is validated (:mod:`shipyard.data`) against ``schema``, else the view's kept schema — the one
+    inferred from its first non-empty batch. ``on_anomaly``: ``error`` refuses a batch with error-severity
+    anomalies (`DataValidationError` naming them; nothing is written), ``warn`` writes it and records them
+    (and logs them), ``off`` skips validation.
+    """
+    if on_anomaly not in ("error", "warn", "off"):
+        raise InvalidInput(f"on_anomaly={on_anomaly!r}: one of error, warn, off")
     if not view.online:
         raise InvalidInput(f"feature view {view.name} is not served online (online=False)")
     if end <= start:
@@ -105,6 +120,7 @@ def materialize(
         )
     began = time.perf_counter()
     table = latest_rows(view, start, end)
+    anomalies = () if on_anomaly == "off" else check_batch(online, view, table, schema, on_anomaly)
     total = table.num_rows
     written = 0
     batch: list[tuple[Key, Record]] = []
@@ -126,9 +142,38 @@ def materialize(
         written,
         time.perf_counter() - began,
         now_ms(),
+        anomalies,
     )
     online.record_materialization(done)
     return done
+
+
+def check_batch(
+    online: OnlineStore, view: FeatureView, table: pa.Table, schema: Schema | None, on_anomaly: str
+) -> tuple[str, ...]:
+    """The batch's anomalies against its schema (the given one, the view's kept one, or — first time — one
+    inferred from this batch and kept); raises on error-severity ones when ``on_anomaly`` is ``error``."""
+    # Imported here: shipyard.data brings scipy, which lookups and pushes never need.
+    from shipyard.data.schema import Schema, infer_schema, validate
+    from shipyard.data.statistics import compute_statistics
+
+    features = table.select(list(view.feature_names))
+    if features.num_rows == 0:
+        return ()
+    if schema is None:
+        kept = online.schema(view.name)
+        if kept is None:
+            online.save_schema(view.name, infer_schema(compute_statistics(features)).to_yaml())
+            return ()
+        schema = Schema.from_yaml(kept, source=f"the kept schema of feature view {view.name}")
+    result = validate(features, schema)
+    lines = tuple(f"{a.severity.value}: {a.message}" for a in result.anomalies)
+    if not result.ok and on_anomaly == "error":
+        errors = "; ".join(a.message for a in result.anomalies if a.severity.value == "error")
+        raise DataValidationError(f"feature view {view.name}: the batch breaks its schema: {errors}")
+    for line in lines:
+        log.warning("feature view %s: materialized batch: %s", view.name, line)
+    return lines
 
 
 def incremental_start(online: OnlineStore, view: FeatureView, end: dt.datetime) -> dt.datetime:

@@ -44,6 +44,7 @@ class Materialization:
     rows: int
     seconds: float
     at_ms: int
+    anomalies: tuple[str, ...] = ()  # the batch's anomalies against its view's schema (warnings kept)
 
 
 class OnlineStore(Protocol):
@@ -54,6 +55,8 @@ class OnlineStore(Protocol):
     def drop(self, view: str) -> None: ...
     def record_materialization(self, done: Materialization) -> None: ...
     def materializations(self, view: str | None = None) -> list[Materialization]: ...
+    def schema(self, view: str) -> str | None: ...
+    def save_schema(self, view: str, text: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -116,7 +119,10 @@ class SqliteOnlineStore:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS materializations (view TEXT NOT NULL, start_ms INTEGER NOT NULL, "
                 "end_ms INTEGER NOT NULL, rows INTEGER NOT NULL, seconds REAL NOT NULL, "
-                "at_ms INTEGER NOT NULL)"
+                "at_ms INTEGER NOT NULL, anomalies TEXT NOT NULL DEFAULT '[]')"
+            )
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS view_schemas (view TEXT PRIMARY KEY, schema TEXT NOT NULL)"
             )
 
     def _connection(self) -> sqlite3.Connection:
@@ -192,21 +198,43 @@ class SqliteOnlineStore:
         con = self._connection()
         con.execute(f"DROP TABLE IF EXISTS {self._table(view)}")
         con.execute("DELETE FROM materializations WHERE view = ?", (view,))
+        con.execute("DELETE FROM view_schemas WHERE view = ?", (view,))
         with self._lock:
             self._known.discard(view)
 
     def record_materialization(self, done: Materialization) -> None:
         self._connection().execute(
-            "INSERT INTO materializations VALUES (?, ?, ?, ?, ?, ?)",
-            (done.view, done.start_ms, done.end_ms, done.rows, done.seconds, done.at_ms),
+            "INSERT INTO materializations VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                done.view,
+                done.start_ms,
+                done.end_ms,
+                done.rows,
+                done.seconds,
+                done.at_ms,
+                json.dumps(done.anomalies),
+            ),
         )
 
     def materializations(self, view: str | None = None) -> list[Materialization]:
-        query = "SELECT view, start_ms, end_ms, rows, seconds, at_ms FROM materializations"
+        query = "SELECT view, start_ms, end_ms, rows, seconds, at_ms, anomalies FROM materializations"
         rows = self._connection().execute(
             query + (" WHERE view = ? ORDER BY at_ms" if view else " ORDER BY at_ms"), (view,) if view else ()
         )
-        return [Materialization(*row) for row in rows]
+        return [Materialization(*row[:6], tuple(json.loads(row[6]))) for row in rows]
+
+    def schema(self, view: str) -> str | None:
+        found = (
+            self._connection().execute("SELECT schema FROM view_schemas WHERE view = ?", (view,)).fetchone()
+        )
+        return None if found is None else found[0]
+
+    def save_schema(self, view: str, text: str) -> None:
+        self._connection().execute(
+            "INSERT INTO view_schemas VALUES (?, ?) "
+            "ON CONFLICT (view) DO UPDATE SET schema = excluded.schema",
+            (view, text),
+        )
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
@@ -311,7 +339,7 @@ class RedisOnlineStore:
                 self._redis.delete(*batch)
             kept = [m for m in self.materializations() if m.view != view]
             pipe = self._redis.pipeline()
-            pipe.delete(self._log)
+            pipe.delete(self._log, f"{self.prefix}:__schema:{view}")
             for m in kept:
                 pipe.rpush(self._log, json.dumps(m.__dict__))
             pipe.execute()
@@ -333,8 +361,25 @@ class RedisOnlineStore:
             entries = self._redis.lrange(self._log, 0, -1)
         except self._errors as exc:
             raise self._fail(exc) from exc
-        found = [Materialization(**json.loads(e)) for e in entries]
+        found = []
+        for entry in entries:
+            data = json.loads(entry)
+            data["anomalies"] = tuple(data.get("anomalies") or ())
+            found.append(Materialization(**data))
         return [m for m in found if view is None or m.view == view]
+
+    def schema(self, view: str) -> str | None:
+        try:
+            found = self._redis.get(f"{self.prefix}:__schema:{view}")
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+        return None if found is None else found.decode()
+
+    def save_schema(self, view: str, text: str) -> None:
+        try:
+            self._redis.set(f"{self.prefix}:__schema:{view}", text)
+        except self._errors as exc:
+            raise self._fail(exc) from exc
 
     def close(self) -> None:
         self._redis.close()

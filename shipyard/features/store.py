@@ -33,6 +33,7 @@ from shipyard.features.online import Materialization, OnlineStore
 from shipyard.features.records import DefinitionVersion, spec_hash
 
 if TYPE_CHECKING:
+    from shipyard.data.schema import Schema
     from shipyard.store.protocol import FeatureRegistryStore
 
 
@@ -303,11 +304,23 @@ class FeatureStore:
         views: Sequence[str] | None = None,
         *,
         progress: Callable[[str, int, int], None] | None = None,
+        on_anomaly: str = "warn",
+        schemas: Mapping[str, Schema] | None = None,
     ) -> list[Materialization]:
-        """Load each online view's (or ``views``') latest values with event times in ``[start, end)``."""
+        """Load each online view's (or ``views``') latest values with event times in ``[start, end)``, each
+        batch validated against ``schemas[view]`` or the view's kept schema (see
+        :func:`shipyard.features.materialize.materialize` for ``on_anomaly``)."""
         begin, finish = loading.as_utc(start, "start"), loading.as_utc(end, "end")
         return [
-            loading.materialize(self.online_store, view, begin, finish, progress=_progress(progress, view))
+            loading.materialize(
+                self.online_store,
+                view,
+                begin,
+                finish,
+                progress=_progress(progress, view),
+                on_anomaly=on_anomaly,
+                schema=(schemas or {}).get(view.name),
+            )
             for view in self._online_views(views)
         ]
 
@@ -317,9 +330,12 @@ class FeatureStore:
         views: Sequence[str] | None = None,
         *,
         progress: Callable[[str, int, int], None] | None = None,
+        on_anomaly: str = "warn",
+        schemas: Mapping[str, Schema] | None = None,
     ) -> list[Materialization]:
         """Load each online view from where its last load ended (first time: ``end`` minus its TTL) to
-        ``end``; a view already loaded up to ``end`` is skipped."""
+        ``end``; a view already loaded up to ``end`` is skipped. Batches are validated as in
+        :meth:`materialize`."""
         finish = loading.as_utc(end, "end")
         done = []
         for view in self._online_views(views):
@@ -327,7 +343,13 @@ class FeatureStore:
             if begin < finish:
                 done.append(
                     loading.materialize(
-                        self.online_store, view, begin, finish, progress=_progress(progress, view)
+                        self.online_store,
+                        view,
+                        begin,
+                        finish,
+                        progress=_progress(progress, view),
+                        on_anomaly=on_anomaly,
+                        schema=(schemas or {}).get(view.name),
                     )
                 )
         return done

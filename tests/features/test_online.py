@@ -242,3 +242,44 @@ def test_the_setting_chooses_the_store(tmp_path: Path) -> None:
     assert isinstance(open_online_store("redis://127.0.0.1:1/0", tmp_path), RedisOnlineStore)
     with pytest.raises(InvalidInput, match="online_store: dynamodb:// is not a known online store"):
         open_online_store("dynamodb://table", tmp_path)
+
+
+def test_batches_are_validated_against_the_views_kept_schema(online: OnlineStore) -> None:
+    from shipyard.errors import DataValidationError
+
+    first = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "event_timestamp": [ago(30)] * 3,
+            "spend": [1.0, 2.0, 3.0],
+            "visits": [1, 2, 3],
+            "tier": ["a", "b", "a"],
+            "seen": [ago(30)] * 3,
+        }
+    )
+    later = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 4],
+            "event_timestamp": [ago(2)] * 3,
+            "spend": [None, None, 3.5],  # spend had no nulls in the first batch: an error-severity anomaly
+            "visits": [5, 6, 7],
+            "tier": ["a", "b", "a"],
+            "seen": [ago(2)] * 3,
+        }
+    )
+    rows = pd.concat([first, later], ignore_index=True)
+    store = FeatureStore([view_of(rows)], online_store=online)
+    store.materialize(ago(40), ago(20))  # the first batch: its schema is kept
+    assert online.schema("stats") is not None and "spend" in str(online.schema("stats"))
+    with pytest.raises(
+        DataValidationError, match="feature view stats: the batch breaks its schema: .*'spend'"
+    ):
+        store.materialize(ago(10), NOW, on_anomaly="error")
+    assert store.get_online_features(["stats:visits"], {"customer_id": [1]}).to_dict()["visits"] == [
+        1
+    ]  # unwritten
+    done = store.materialize(ago(10), NOW)  # warn: written, and the anomalies recorded
+    assert done[0].anomalies and "spend" in done[0].anomalies[0]
+    assert store.get_online_features(["stats:visits"], {"customer_id": [1]}).to_dict()["visits"] == [5]
+    assert online.materializations("stats")[-1].anomalies == done[0].anomalies
+    assert store.materialize(ago(10), NOW, on_anomaly="off")[0].anomalies == ()
