@@ -242,3 +242,51 @@ def materialize_incremental(
             finish, views or None, progress=report, on_anomaly=on_anomaly, schemas=_schemas(schemas)
         )
     _report(done, as_json)
+
+
+@app.command("schedule")
+def schedule(
+    cron: str = typer.Option(..., "--cron", help='When to load, e.g. "0 * * * *" (hourly).'),
+    repo: Path = _REPO,
+    views: list[str] = _VIEWS,
+    on_anomaly: str = _ANOMALY,
+    name: str | None = typer.Option(None, "--name", help="Schedule name (default: materialize-FOLDER)."),
+    timezone: str = typer.Option("UTC", "--timezone", help="IANA timezone the cron is read in."),
+) -> None:
+    """Load the online store on a cron schedule (`materialize-incremental`, run by `shipyard scheduler`,
+    listed by `shipyard schedules list`).
+
+    Examples:
+
+        shipyard features schedule --cron "0 * * * *" --repo features/
+
+        shipyard features schedule --cron "*/15 * * * *" --view customer_activity --on-anomaly error
+    """
+    from shipyard.errors import InvalidInput
+    from shipyard.features.pipeline import materialization
+    from shipyard.features.repository import load_repository
+    from shipyard.pipelines import Catchup, ScheduleClient, compile_pipeline
+    from shipyard.tracking import get_client
+
+    if on_anomaly not in ("error", "warn", "off"):
+        raise InvalidInput(f"--on-anomaly {on_anomaly!r}: one of error, warn, off")
+    found = load_repository(repo)  # a repository that does not load fails now, not at the first tick
+    known = {d.name for d in found.definitions}
+    unknown = [v for v in views or [] if v not in known]
+    if unknown:
+        raise InvalidInput(f"--view {unknown[0]!r}: the repository has no such feature view")
+    created = ScheduleClient(get_client()).create(
+        compile_pipeline(materialization),
+        cron,
+        name=name or f"materialize-{found.path.name}",
+        parameters={"repo": str(found.path), "views": ",".join(views or []), "on_anomaly": on_anomaly},
+        timezone=timezone,
+        catchup=Catchup.ONCE,  # one load catches up on every missed tick: it starts where the last ended
+        experiment="features/materialization",
+        cache=False,
+    )
+    console.print(
+        f"scheduled {created.name!r}: materialize {found.path} every {created.cron!r}",
+        markup=False,
+        highlight=False,
+    )
