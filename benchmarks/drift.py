@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -150,17 +149,6 @@ def checksum(reference: Any, current: Any) -> int:
     return sum(int(pd.util.hash_pandas_object(df, index=False).sum()) for df in (reference, current))
 
 
-def peak_rss_mib() -> float:
-    """This process's peak RSS. On Linux VmHWM: ``ru_maxrss`` survives exec, so in the worker it would also
-    count the parent's RSS at fork time (the 1M-row data when (e), (f) run)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text(encoding="utf-8").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 # ---------------------------------------------------------------------- Evidently, in its own process
 def evidently_worker(rows: int, seed: int, dataset: str, out: str) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -199,7 +187,7 @@ def evidently_worker(rows: int, seed: int, dataset: str, out: str) -> int:
         "seconds": seconds,
         "version": evidently.__version__,
         "checksum": checksum(reference, current),
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": harness.peak_rss_mib(),
         "columns": columns,
     }
     Path(out).write_text(json.dumps(result), encoding="utf-8")

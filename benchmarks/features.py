@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -100,16 +99,6 @@ def make_data(root: Path, feature_rows: int, entity_rows: int, keys: int, seed: 
     entity = pd.DataFrame({"customer_id": wanted, "event_timestamp": pd.to_datetime(when, utc=True)})
     entity.to_parquet(root / "entity.parquet")
     return {"feature_rows": feature_rows, "entity_rows": entity_rows, "keys": keys, "early": int(early.sum())}
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM; ``ru_maxrss`` survives exec and would count the parent's)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text(encoding="utf-8").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ---------------------------------------------------------------------- the workers
@@ -269,7 +258,7 @@ def online_worker(side: str, root: Path, out: Path) -> int:
                     k: [v if not isinstance(v, float) else round(v, 12) for v in vs]
                     for k, vs in sample.items()
                 },
-                "rss_mib": peak_rss_mib(),
+                "rss_mib": harness.peak_rss_mib(),
             }
         ),
         encoding="utf-8",
@@ -300,7 +289,8 @@ def worker(side: str, root: Path, out: Path) -> int:
     keep = ["customer_id", "event_timestamp", *(f"f{i}" for i in range(FEATURES))]
     result[keep].to_parquet(out.with_suffix(".parquet"))
     out.write_text(
-        json.dumps({"seconds": samples, "rss_mib": peak_rss_mib(), "rows": len(result)}), encoding="utf-8"
+        json.dumps({"seconds": samples, "rss_mib": harness.peak_rss_mib(), "rows": len(result)}),
+        encoding="utf-8",
     )
     return 0
 

@@ -32,6 +32,19 @@ clock = time.perf_counter
 
 
 # ---------------------------------------------------------------------- progress and timing
+def peak_rss_mib() -> float:
+    """This process's peak RSS in MiB. On Linux VmHWM: ``ru_maxrss`` survives exec, so in a worker process
+    it would also count the parent's RSS at fork time."""
+    import resource
+
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text(encoding="utf-8").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def progress(message: str) -> None:
     """A progress line on stderr (the table goes to stdout)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

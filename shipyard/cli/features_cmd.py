@@ -199,16 +199,9 @@ def materialize(
     """
     store = _store(repo)
     begin, finish = _time(start, "--start"), _time(end, "--end")
-    with _progress_bar() as bar:
-        tasks: dict[str, Any] = {}
-
-        def report(view: str, written: int, total: int) -> None:
-            task = tasks.setdefault(view, bar.add_task(view, total=total))
-            bar.update(task, completed=written, total=total)
-
-        done = store.materialize(
-            begin, finish, views or None, progress=report, on_anomaly=on_anomaly, schemas=_schemas(schemas)
-        )
+    options = {"on_anomaly": on_anomaly, "schemas": _schemas(schemas)}
+    with _progress_bar() as report:
+        done = store.materialize(begin, finish, views or None, progress=report, **options)
     _report(done, as_json)
 
 
@@ -231,16 +224,9 @@ def materialize_incremental(
     """
     store = _store(repo)
     finish = _time(end, "--end")
-    with _progress_bar() as bar:
-        tasks: dict[str, Any] = {}
-
-        def report(view: str, written: int, total: int) -> None:
-            task = tasks.setdefault(view, bar.add_task(view, total=total))
-            bar.update(task, completed=written, total=total)
-
-        done = store.materialize_incremental(
-            finish, views or None, progress=report, on_anomaly=on_anomaly, schemas=_schemas(schemas)
-        )
+    options = {"on_anomaly": on_anomaly, "schemas": _schemas(schemas)}
+    with _progress_bar() as report:
+        done = store.materialize_incremental(finish, views or None, progress=report, **options)
     _report(done, as_json)
 
 

@@ -312,15 +312,7 @@ class FeatureStore:
         :func:`shipyard.features.materialize.materialize` for ``on_anomaly``)."""
         begin, finish = loading.as_utc(start, "start"), loading.as_utc(end, "end")
         return [
-            loading.materialize(
-                self.online_store,
-                view,
-                begin,
-                finish,
-                progress=_progress(progress, view),
-                on_anomaly=on_anomaly,
-                schema=(schemas or {}).get(view.name),
-            )
+            self._load(view, begin, finish, progress, on_anomaly, schemas)
             for view in self._online_views(views)
         ]
 
@@ -341,18 +333,27 @@ class FeatureStore:
         for view in self._online_views(views):
             begin = loading.incremental_start(self.online_store, view, finish)
             if begin < finish:
-                done.append(
-                    loading.materialize(
-                        self.online_store,
-                        view,
-                        begin,
-                        finish,
-                        progress=_progress(progress, view),
-                        on_anomaly=on_anomaly,
-                        schema=(schemas or {}).get(view.name),
-                    )
-                )
+                done.append(self._load(view, begin, finish, progress, on_anomaly, schemas))
         return done
+
+    def _load(
+        self,
+        view: FeatureView,
+        start: dt.datetime,
+        end: dt.datetime,
+        progress: Callable[[str, int, int], None] | None,
+        on_anomaly: str,
+        schemas: Mapping[str, Schema] | None,
+    ) -> Materialization:
+        return loading.materialize(
+            self.online_store,
+            view,
+            start,
+            end,
+            progress=_progress(progress, view),
+            on_anomaly=on_anomaly,
+            schema=(schemas or {}).get(view.name),
+        )
 
     def _online_views(self, names: Sequence[str] | None) -> list[FeatureView]:
         if names is None:
