@@ -20,8 +20,8 @@ feature view of 1,000,000 rows (10,000 customers, about 100 rows each over 90 da
 (f) materializing the whole view into each one's SQLite online store (the latest row of each customer)
 (g) online lookups of 1 entity x 10 features, p50 and p99 of 2,000 (target p99 <= Feast's), in-process
 (h) online lookups of 1,000 entities x 10 features, p50 and p99 of 100 (target p99 <= Feast's)
-(fr), (g*r), (h*r) the same with Shipyard's Redis online store (a redis-server the benchmark starts on
-    loopback, no persistence), against Feast's SQLite store
+(fr), (g*r), (h*r) the same with each one's Redis online store (a redis-server the benchmark starts on
+    loopback, no persistence; the two keep keys of their own on it)
     Online views have no TTL either side (the data is from early 2026); values checked equal on a sample.
 
 Each side runs in its own subprocess (``--worker``), which imports its library and reads the entity rows
@@ -54,7 +54,7 @@ FEATURES = 10
 TTL = timedelta(days=30)
 SAMPLE = 1_000
 SIDES = ("shipyard", "feast-file", "feast-duckdb")
-ONLINE_SIDES = ("shipyard-online", "shipyard-redis", "feast-online")
+ONLINE_SIDES = ("shipyard-online", "shipyard-redis", "feast-online", "feast-redis")
 LABELS = {
     "shipyard": "Shipyard",
     "feast-file": "Feast file store",
@@ -62,6 +62,7 @@ LABELS = {
     "shipyard-online": "Shipyard SQLite online store",
     "shipyard-redis": "Shipyard Redis online store",
     "feast-online": "Feast SQLite online store",
+    "feast-redis": "Feast Redis online store",
 }
 REPEATS = {"shipyard": 3, "feast-file": 1, "feast-duckdb": 3}
 LOOKUPS = 2_000  # single-entity lookups timed (after 200 untimed), each side
@@ -171,20 +172,23 @@ def shipyard_online(root: Path, redis_url: str | None = None) -> tuple[Any, Any]
     )
 
 
-def feast_online(root: Path) -> tuple[Any, Any]:
+def feast_online(root: Path, redis_url: str | None = None) -> tuple[Any, Any]:
     os.environ.setdefault("FEAST_USAGE", "False")
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
     from feast.repo_config import RepoConfig
     from feast.types import Float64
 
-    repo = root / "feast-online"
+    repo = root / ("feast-redis" if redis_url else "feast-online")
     repo.mkdir(exist_ok=True)
+    online: dict[str, Any] = {"type": "sqlite", "path": str(repo / "online.db")}
+    if redis_url:  # Feast's connection string is host:port
+        online = {"type": "redis", "connection_string": redis_url.split("://", 1)[1].rsplit("/", 1)[0]}
     config = RepoConfig(
         project="bench",
         registry=str(repo / "registry.db"),
         provider="local",
         offline_store={"type": "duckdb"},
-        online_store={"type": "sqlite", "path": str(repo / "online.db")},
+        online_store=online,
         entity_key_serialization_version=3,
         repo_path=str(repo),
     )
@@ -213,12 +217,13 @@ def feast_online(root: Path) -> tuple[Any, Any]:
 def online_worker(side: str, root: Path, out: Path) -> int:
     from datetime import UTC, datetime
 
+    redis_url = os.environ.get("BENCH_REDIS_URL")
     if side == "feast-online":
         load, lookup = feast_online(root)
+    elif side == "feast-redis":
+        load, lookup = feast_online(root, redis_url)
     else:
-        load, lookup = shipyard_online(
-            root, os.environ.get("BENCH_REDIS_URL") if side == "shipyard-redis" else None
-        )
+        load, lookup = shipyard_online(root, redis_url if side == "shipyard-redis" else None)
     # The whole view, and "now" within the TTL of the latest rows: every lookup finds values.
     start, end = datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC)
     harness.settle()
@@ -504,15 +509,20 @@ def online_results(data: dict[str, Any], found: dict[str, dict[str, Any]]) -> li
 
 
 def _online_rows(data: dict[str, Any], found: dict[str, dict[str, Any]], side: str, tag: str) -> list[Result]:
-    sy, fe = found[side], found["feast-online"]
+    """Shipyard's SQLite store against Feast's, and its Redis store against Feast's (one Redis server, each
+    with keys of its own)."""
     store = "Redis" if side == "shipyard-redis" else "SQLite"
+    sy, fe = (
+        found[side],
+        found.get("feast-redis" if store == "Redis" else "feast-online", {"error": "not run"}),
+    )
     if "error" in sy:
         return []
     same = "error" not in fe and _same_values(sy["sample"], fe["sample"])
     results = [
         Result(
             key=f"f{tag}",
-            title=f"materialize the {data['feature_rows']:,}-row view into {store} (Feast: SQLite)",
+            title=f"materialize the {data['feature_rows']:,}-row view into {store}",
             unit="ms",
             higher_is_better=False,
             shipyard=sy["materialize_s"] * 1000.0,
@@ -536,7 +546,7 @@ def _online_rows(data: dict[str, Any], found: dict[str, dict[str, Any]], side: s
             results.append(
                 Result(
                     key=f"{key}{suffix[1:]}{tag}",
-                    title=f"online lookup {what}, {suffix}, {store} (Feast: SQLite)",
+                    title=f"online lookup {what}, {suffix}, {store}",
                     unit="ms",
                     higher_is_better=False,
                     shipyard=percentile(sy[column], q),
@@ -574,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     with redis_server(root) as redis_url:
         if redis_url:
             os.environ["BENCH_REDIS_URL"] = redis_url
-        sides = [s for s in SIDES + ONLINE_SIDES if redis_url or s != "shipyard-redis"]
+        sides = [s for s in SIDES + ONLINE_SIDES if redis_url or not s.endswith("-redis")]
         found = {
             side: run_worker(side, root, 600.0 if side.startswith("shipyard") else args.feast_budget)
             for side in sides
