@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shipyard.errors import InvalidInput
 from shipyard.features.definitions import (
@@ -392,12 +393,13 @@ def historical_features(
         con.register("entity_rows", entity)
         entity_types = {r[0]: str(r[1]) for r in con.execute("DESCRIBE SELECT * FROM entity_rows").fetchall()}
         ts = quote(timestamp_field)
+        span = pc.min_max(entity.column(timestamp_field)).as_py()  # the entity rows' times: earliest, latest
         joins, taken, sources = [], [], []
         for i, request in enumerate(requests):
             view = request.view
             sources.append(register_source(con, view, f"src_{i}"))
             on = _key_types(view, sources[-1].columns, entity_types, "m")
-            _keyed_view(con, i, request)
+            _keyed_view(con, i, request, span)
             try:
                 _match(con, i, request, on, ts, created_cutoff)
             except InvalidInput:
@@ -539,10 +541,13 @@ _LAST = 9223372036854775807  # sorts after every row position
 _FILE_SHIFT = 40  # a row's position: its file's index above 40 bits, its row number in the file below
 
 
-def _keyed_view(con: Any, i: int, request: Request) -> None:
+def _keyed_view(con: Any, i: int, request: Request, span: Mapping[str, Any]) -> None:
     """``keyed_{i}``: the view's keys, times and row positions, and the full ordering key of each row —
     event time, then created time (when the source has one), then position in file order — for the ASOF
-    join's ties: among rows at one event time, the newest created and then the last in file order."""
+    join's ties: among rows at one event time, the newest created and then the last in file order.
+
+    Only rows some entity row could use: none after the latest entity time, none older than the earliest
+    one minus the TTL (the reader skips Parquet row groups outside that by their statistics)."""
     view, source = request.view, request.view.source
     event = quote(source.timestamp_field)
     t = f"CAST({event} AS TIMESTAMPTZ)"
@@ -550,9 +555,14 @@ def _keyed_view(con: Any, i: int, request: Request) -> None:
     c = f"CAST({quote(created)} AS TIMESTAMPTZ)" if created else "CAST(NULL AS TIMESTAMPTZ)"
     order = f"t := {t}, c := coalesce({c}, '-infinity'::TIMESTAMPTZ), " if created else f"t := {t}, "
     keys = ", ".join(quote(k) for k in view.join_keys)
+    window = f"{event} IS NOT NULL"
+    if span.get("max") is not None:
+        window += f" AND {t} <= {literal(span['max'].isoformat())}::TIMESTAMPTZ"
+        if view.ttl is not None:
+            window += f" AND {t} >= {literal((span['min'] - view.ttl).isoformat())}::TIMESTAMPTZ"
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW keyed_{i} AS SELECT {keys}, {t} AS __ts, {c} AS __cr, __pos, "
-        f"struct_pack({order}p := __pos) AS __k FROM src_{i} WHERE {event} IS NOT NULL"
+        f"struct_pack({order}p := __pos) AS __k FROM src_{i} WHERE {window}"
     )
 
 
