@@ -5,7 +5,9 @@ NOTE: the feature store (pandas, pyarrow, DuckDB) is imported when a command run
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,16 +155,27 @@ def _when(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _progress_bar() -> Any:
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar a view, fed by the ``(view, written, total)`` reports materialization makes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(
+    bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
     )
+    tasks: dict[str, Any] = {}
+
+    def report(view: str, written: int, total: int) -> None:
+        if view not in tasks:
+            tasks[view] = bars.add_task(view, total=total)
+        bars.update(tasks[view], completed=written, total=total)
+
+    with bars:
+        yield report
 
 
 def _report(done: list[Any], as_json: bool) -> None:

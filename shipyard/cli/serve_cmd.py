@@ -107,6 +107,7 @@ def serve(
     # would add ~0.7 s to every other shipyard command.
     from dataclasses import replace
 
+    from shipyard.models import get as get_version
     from shipyard.models import load
     from shipyard.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.serving.app import InferenceServer, ServerConfig
@@ -164,12 +165,14 @@ def serve(
     if feature_repo is not None:
         from shipyard.features import FeatureStore
         from shipyard.features.online import open_online_store
-        from shipyard.serving.features import FeatureLookup
+        from shipyard.serving.features import FeatureLookup, services_from_models
 
         online = open_online_store(online_store, Path(settings.home))
         lookup = FeatureLookup(
             FeatureStore.from_repository(feature_repo, online_store=online, settings=settings)
         )
+        # A model trained on a service's training set recorded it: requests then send entity keys.
+        configs = services_from_models(configs, lambda uri: get_version(uri, settings=settings))
     repository = ModelRepository(configs, lambda uri, **options: load(uri, settings=settings, **options))
     store = ArtifactStore.configured(settings)
     payloads = PayloadLogger(store, payload_config)

@@ -12,8 +12,9 @@ and answers Feast's: ``{"metadata": {"feature_names": [...]}, "results": [{"valu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 from shipyard.errors import InvalidInput, StoreError
 from shipyard.features import FeatureStore
 from shipyard.features.online import RedisOnlineStore
+from shipyard.serving.repository import ModelConfig
 from shipyard.serving.tensors import parse_json_body
 
 _EPOCH = "1970-01-01T00:00:00Z"
@@ -115,6 +117,33 @@ class FeatureLookup:
                 )
             out.append((name, _array(values)))
         return out
+
+
+def services_from_models(
+    configs: Sequence[ModelConfig], version_of: Callable[[str], Any]
+) -> list[ModelConfig]:
+    """``configs`` with each model's feature service filled in from what its registered versions recorded
+    (``models.log`` notes the service of the run's training set) when the deployment names none; the
+    versions of one model must agree. ``version_of``: a ``models:/`` URI's version (its ``lineage``)."""
+    out = []
+    for config in configs:
+        if config.feature_service:
+            out.append(config)
+            continue
+        found = set()
+        for _, uri in config.targets():
+            if not uri.startswith("models:/"):
+                continue
+            service = (version_of(uri).lineage or {}).get("feature_service") or {}
+            if service.get("name"):
+                found.add(str(service["name"]))
+        if len(found) > 1:
+            raise InvalidInput(
+                f"model {config.name!r}: its versions were trained on different feature services "
+                f"({', '.join(sorted(found))}); name one with feature_service"
+            )
+        out.append(dataclasses.replace(config, feature_service=found.pop()) if found else config)
+    return out
 
 
 def _array(values: list[Any]) -> np.ndarray:

@@ -181,3 +181,30 @@ def test_deploy_yaml_names_the_repository_and_each_models_service(tmp_path: Path
     path.write_text("features: {repository: x}\nmodels: [{uri: models:/m@a}]\n", encoding="utf-8")
     with pytest.raises(InvalidInput, match=r"deploy.yaml: features.repo: Field required"):
         load_deployment(path)
+
+
+def test_a_models_own_record_names_its_feature_service() -> None:
+    from types import SimpleNamespace
+
+    from shipyard.serving.features import services_from_models
+
+    recorded = {
+        "models:/a@champion": {"feature_service": {"name": "churn", "version": 2}},
+        "models:/a@challenger": {"feature_service": {"name": "churn", "version": 3}},
+        "models:/b@champion": {"feature_service": {"name": "fraud", "version": 1}},
+        "models:/c@champion": {},
+    }
+    version_of = lambda uri: SimpleNamespace(lineage=recorded[uri])  # noqa: E731
+    configs = [
+        ModelConfig("a", versions={"champion": "models:/a@champion", "challenger": "models:/a@challenger"}),
+        ModelConfig("c", "models:/c@champion"),
+        ModelConfig("d", "models:/b@champion", feature_service="explicit"),
+    ]
+    assert [c.feature_service for c in services_from_models(configs, version_of)] == [
+        "churn",
+        None,
+        "explicit",
+    ]
+    mixed = [ModelConfig("x", versions={"one": "models:/a@champion", "two": "models:/b@champion"})]
+    with pytest.raises(InvalidInput, match="trained on different feature services \\(churn, fraud\\)"):
+        services_from_models(mixed, version_of)
