@@ -237,12 +237,7 @@ class FeatureStore:
         columns are the feature names (``view__feature`` with ``full_feature_names``). Semantics — every
         row kept, TTL, ties, the created cutoff, time zones — are :mod:`shipyard.features.offline`'s.
         """
-        service = None
-        if isinstance(features, str):
-            service = self.feature_service(features)
-        elif isinstance(features, FeatureService):
-            service = features
-        refs = service.refs if service is not None else list(features)
+        service, refs = self._refs(features)
         columns = entity_df.columns if isinstance(entity_df, pd.DataFrame) else entity_df.column_names
         requests, on_demand = self._plan(tuple(refs), full_feature_names, frozenset(map(str, columns)))
         table = offline.historical_features(
@@ -376,8 +371,7 @@ class FeatureStore:
         """The latest values of ``features`` for each entity row (its join keys, plus the request data of
         on-demand features), with a status per value; a key never materialized is NOT_FOUND, a value
         older than its view's TTL OUTSIDE_MAX_AGE — neither is an error."""
-        service = self.feature_service(features) if isinstance(features, str) else features
-        refs = service.refs if isinstance(service, FeatureService) else list(service)
+        _, refs = self._refs(features)
         rows = _columnar(entity_rows)
         count = len(next(iter(rows.values()))) if rows else 0
         requests, on_demand = self._plan(tuple(refs), full_feature_names, frozenset(rows))
@@ -420,6 +414,20 @@ class FeatureStore:
             {k: v for k, v in statuses.items() if k in visible},
             {k: v for k, v in stamps.items() if k in visible},
         )
+
+    def _refs(
+        self, features: Sequence[str] | FeatureService | str
+    ) -> tuple[FeatureService | None, list[str]]:
+        """The service (if one is named) and the refs ``features`` stands for: a service, a service's name,
+        one ``view:feature`` or a list of them."""
+        if isinstance(features, FeatureService):
+            return features, features.refs
+        if isinstance(features, str):
+            if ":" in features:
+                return None, [features]
+            service = self.feature_service(features)
+            return service, service.refs
+        return None, list(features)
 
     def _plan(
         self, refs: tuple[str, ...], full_names: bool, entity_columns: frozenset[str]

@@ -258,6 +258,8 @@ def test_bad_entity_rows_and_feature_names_are_named() -> None:
         store.get_historical_features(entity, ["stat:spend"])
     with pytest.raises(InvalidInput, match="write it as view:feature"):
         store.get_historical_features(entity, ["spend"])
+    one = store.get_historical_features(entity, "stats:spend").to_pandas()  # one ref, not a service's name
+    assert one["spend"].tolist() == [1.0]
     with pytest.raises(InvalidInput, match="join key 'customer_id' is VARCHAR in entity_df but BIGINT"):
         store.get_historical_features(
             pd.DataFrame({"customer_id": ["1"], "event_timestamp": [at(1)]}), ["stats:spend"]
