@@ -429,7 +429,7 @@ def historical_features(
     return table
 
 
-TAKE_IN_MEMORY_BYTES = 512 << 20  # a Parquet source's needed columns up to this size are read whole
+TAKE_IN_MEMORY_BYTES = 256 << 20  # a Parquet source's needed columns up to this size are read whole (RSS)
 
 
 def fetch(con: Any, i: int, request: Request, source: Registered, positions: pa.ChunkedArray) -> pa.Table:
