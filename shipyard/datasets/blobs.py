@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
+from shipyard.datasets.manifest import SHA256
 from shipyard.datasets.records import DatasetFile
 from shipyard.errors import Conflict, IntegrityError, NotFound
 from shipyard.store.artifacts import ArtifactStore
@@ -21,6 +22,15 @@ BLOBS_PREFIX = "datasets/blobs"
 def blob_path(sha256: str) -> str:
     """Where a blob lies under :data:`BLOBS_PREFIX`: fanned out by its first two hex digits."""
     return f"{sha256[:2]}/{sha256}"
+
+
+def blob_digest(path: str) -> str | None:
+    """The sha256 a path relative to the artifact root names when it is a blob's
+    (``datasets/blobs/ab/abcdef…``), else None."""
+    parts = path.split("/")
+    if len(parts) != 4 or "/".join(parts[:2]) != BLOBS_PREFIX or not SHA256.fullmatch(parts[3]):
+        return None
+    return parts[3] if parts[2] == parts[3][:2] else None
 
 
 class BlobStore:

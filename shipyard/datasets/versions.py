@@ -24,8 +24,9 @@ from shipyard.errors import Conflict, InvalidInput
 from shipyard.lineage.records import ArtifactType
 from shipyard.store.artifacts import ArtifactStore, safe_relpath
 from shipyard.store.protocol import DatasetStore
-from shipyard.tracking import get_client
+from shipyard.tracking import fluent
 from shipyard.tracking.client import TrackingClient
+from shipyard.tracking.records import Run
 
 _COMPLETE = (
     ".shipyard-complete"  # written last into a cached snapshot: its presence means every file is there
@@ -47,7 +48,9 @@ class DatasetClient:
     """Dataset versions in the same deployment as ``tracking``'s runs (its stores and artifact root)."""
 
     def __init__(self, tracking: TrackingClient | None = None) -> None:
-        self.tracking = tracking or get_client()
+        # NOTE: fluent.get_client, looked up now: tracking's runs import shipyard.datasets, so tracking may be
+        # half-loaded while this module loads.
+        self.tracking = tracking or fluent.get_client()
         self.backend: DatasetStore = self.tracking.stores.datasets
         self.blobs = BlobStore(ArtifactStore.configured(self.tracking.settings))
 
@@ -154,6 +157,17 @@ class DatasetClient:
         columns, else whole rows). See :func:`shipyard.datasets.diff.diff_versions`."""
         return diff_versions(self.version(a), self.version(b), self.blobs, key=key)
 
+    def runs_using(self, ref: str | DatasetRef | DatasetVersion, *, limit: int = 100) -> list[Run]:
+        """The runs (that the caller may read) which logged this version as an input, newest first."""
+        version = self.version(ref)
+        found = self.tracking.search_runs(
+            None,
+            f"datasets.source = '{version.uri}'",
+            order_by=["attributes.start_time desc"],
+            max_results=limit,
+        )
+        return list(found)
+
     def local_path(self, ref: str | DatasetRef) -> Path:
         """A local, read-only copy of a version for reading (the file itself for a file snapshot), kept in
         ``<home>/cache/datasets`` and built once, verified, per version."""
@@ -200,7 +214,7 @@ def _writable(function: Any, path: str, _exc: Any) -> None:
 
 # ---------------------------------------------------------------------- module-level API (the active client)
 def _client() -> DatasetClient:
-    return DatasetClient(get_client())
+    return DatasetClient(fluent.get_client())
 
 
 def add_dataset(
