@@ -21,6 +21,10 @@ def _say(text: str) -> None:
     console.print(text, markup=False, highlight=False)
 
 
+def _files(n: int) -> str:
+    return f"{n} file{'' if n == 1 else 's'}"
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -55,9 +59,8 @@ def add(
     if as_json:
         print_json(version)
     elif version.created:
-        _say(
-            f"{version.ref}  ({version.num_files} files, {_size(version.size)}, sha256:{version.sha256[:12]})"
-        )
+        what = f"{_files(version.num_files)}, {_size(version.size)}, sha256:{version.sha256[:12]}"
+        _say(f"{version.ref}  ({what})")
     else:
         _say(
             f"{version.ref}  (unchanged: {version.ref} already has this content; --force makes a new version)"
@@ -85,7 +88,7 @@ def get(
         )
         return
     kept = f", {len(done.unchanged)} already there" if done.unchanged else ""
-    _say(f"restored {done.version.ref} to {done.path} ({len(done.written)} files written{kept})")
+    _say(f"restored {done.version.ref} to {done.path} ({_files(len(done.written))} written{kept})")
 
 
 def diff(
@@ -120,7 +123,7 @@ def _print_diff(result: DatasetDiff) -> None:
     rows = [(p, "added") for p in result.added] + [(p, "removed") for p in result.removed]
     rows += [(p, "changed") for p in result.changed]
     print_table(
-        f"{result.a} → {result.b} ({result.unchanged} files unchanged)", ["file", "change"], sorted(rows)
+        f"{result.a} → {result.b} ({_files(result.unchanged)} unchanged)", ["file", "change"], sorted(rows)
     )
     for t in result.tables:
         for c in t.columns:
@@ -200,7 +203,7 @@ def show(ref: str = _REF, as_json: bool = _JSON) -> None:
         print_json({**_version_json(version), "runs": [{"run_id": r.run_id, "name": r.name} for r in runs]})
         return
     _say(f"{version.uri}  sha256:{version.sha256}")
-    _say(f"{version.kind.value}, {version.num_files} files, {_size(version.size)}")
+    _say(f"{version.kind.value}, {_files(version.num_files)}, {_size(version.size)}")
     _say(f"added {fmt_time(version.created_at)} UTC by {version.created_by or 'unknown'}")
     if version.description:
         _say(version.description)

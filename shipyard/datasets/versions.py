@@ -21,7 +21,6 @@ from shipyard.datasets.diff import DatasetDiff, diff_versions
 from shipyard.datasets.records import DatasetSummary, DatasetVersion, SnapshotKind
 from shipyard.datasets.refs import DatasetRef, check_dataset_name, parse_ref
 from shipyard.errors import Conflict, InvalidInput
-from shipyard.lineage.records import ArtifactType
 from shipyard.store.artifacts import ArtifactStore, safe_relpath
 from shipyard.store.protocol import DatasetStore
 from shipyard.tracking import fluent
@@ -80,14 +79,6 @@ class DatasetClient:
         version = self.backend.create_version(
             name, sha256=sha256, kind=kind, files=files, description=description, tags=tags, force=force
         )
-        if version.created:
-            # Where the version came from, so `shipyard lineage data:name@N` starts at its source folder.
-            self.tracking.stores.lineage.record(
-                "dataset_version",
-                name=version.ref,
-                outputs=[(version.uri, ArtifactType.DATASET, version.sha256, name)],
-                properties={"source": str(source)},
-            )
         return version
 
     def version(self, ref: str | DatasetRef | DatasetVersion) -> DatasetVersion:

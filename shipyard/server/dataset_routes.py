@@ -32,7 +32,7 @@ class ManifestEntry(_Body):
     sha256: str
 
 
-class NewVersion(_Body):
+class NewDatasetVersion(_Body):
     sha256: str
     kind: SnapshotKind
     files: list[ManifestEntry]
@@ -41,7 +41,7 @@ class NewVersion(_Body):
     force: bool = False
 
 
-class Blobs(_Body):
+class BlobLookup(_Body):
     sha256s: list[str] = Field(max_length=100_000)
 
 
@@ -57,7 +57,7 @@ def list_datasets(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/datasets/blob-holders")
-def blob_holders(body: Blobs, request: Request) -> dict[str, list[str]]:
+def blob_holders(body: BlobLookup, request: Request) -> dict[str, list[str]]:
     """Which of these blobs some version records (so an adding client need not send them again), each with
     the datasets holding it that the caller may read. For editors: those who add versions."""
     g = guard(request)
@@ -67,7 +67,7 @@ def blob_holders(body: Blobs, request: Request) -> dict[str, list[str]]:
 
 
 @router.post("/datasets/{name}/versions", status_code=201)
-def create_version(name: str, body: NewVersion, request: Request) -> dict[str, Any]:
+def create_version(name: str, body: NewDatasetVersion, request: Request) -> dict[str, Any]:
     """Record a version once its blobs are stored (the dataset is created on first use: an editor's, who
     then manages it). Content a version already has answers that version, unless ``force``."""
     g = guard(request)

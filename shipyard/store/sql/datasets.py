@@ -65,12 +65,8 @@ class SqlDatasetStore:
                 ).scalar()
                 if same is not None:
                     return self._version(conn, name, dataset_id, same, created=False)
-            number = conn.execute(
-                datasets.update()
-                .where(datasets.c.dataset_id == dataset_id)
-                .values(last_version=datasets.c.last_version + 1, updated_at=now)
-                .returning(datasets.c.last_version)
-            ).scalar_one()
+            where = datasets.c.dataset_id == dataset_id
+            number = dialect.next_number(conn, datasets, where, "last_version", updated_at=now)
             version_pk = conn.execute(
                 dataset_versions.insert().values(
                     dataset_id=dataset_id,
