@@ -68,6 +68,7 @@ class ResourceType(enum.StrEnum):
     EXPERIMENT = "experiment"
     REGISTERED_MODEL = "registered_model"
     DEPLOYMENT = "deployment"
+    DATASET = "dataset"
 
     @property
     def noun(self) -> str:
@@ -82,8 +83,8 @@ class ResourceType(enum.StrEnum):
             return cls(value)
         except ValueError:
             raise InvalidInput(
-                f"unknown resource type {value!r}; grants name an experiment, a registered model or a "
-                "deployment (experiment:NAME, model:NAME, deployment:NAME)"
+                f"unknown resource type {value!r}; grants name an experiment, a registered model, a "
+                "deployment or a dataset (experiment:NAME, model:NAME, deployment:NAME, dataset:NAME)"
             ) from None
 
 

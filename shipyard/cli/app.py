@@ -14,6 +14,7 @@ from shipyard.cli import (
     artifacts_cmd,
     config_cmd,
     data_cmd,
+    datasets_cmd,
     demo_cmd,
     deploy_cmd,
     deployments_cmd,
@@ -80,6 +81,12 @@ app.add_typer(deploy_cmd.app, name="deploy")
 app.add_typer(deployments_cmd.app, name="deployments")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(features_cmd.app, name="features")
+data_cmd.app.command("add")(datasets_cmd.add)
+data_cmd.app.command("get")(datasets_cmd.get)
+data_cmd.app.command("diff")(datasets_cmd.diff)
+data_cmd.app.command("list")(datasets_cmd.list_datasets)
+data_cmd.app.command("versions")(datasets_cmd.versions)
+data_cmd.app.command("show")(datasets_cmd.show)
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(tune_cmd.app, name="tune")
 app.command("gc")(runs_cmd.gc)

@@ -1,4 +1,5 @@
-"""``shipyard data``: statistics, schema inference and validation, and drift between two datasets.
+"""``shipyard data``: statistics, schema inference and validation, and drift between two datasets (dataset
+versions, ``add|get|diff|list|versions|show``, are in :mod:`shipyard.cli.datasets_cmd`).
 
 NOTE: each command imports its data modules when it runs: pyarrow, pandas and scipy would otherwise add to
 the start-up of every shipyard command.
@@ -15,7 +16,7 @@ import typer
 from shipyard.cli.output import console, print_json, print_table
 from shipyard.errors import InvalidInput
 
-app = typer.Typer(help="Data statistics, schemas and drift.", no_args_is_help=True)
+app = typer.Typer(help="Dataset versions, statistics, schemas and drift.", no_args_is_help=True)
 
 _DATA = typer.Argument(..., help="A Parquet (.parquet, .pq) or CSV file.")
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")

@@ -30,7 +30,8 @@ def _version_ref(ref: str) -> tuple[str, int]:
     return parsed.name, models.get(uri).version
 
 
-def _parse_tags(tags: list[str] | None) -> dict[str, str]:
+def parse_tags(tags: list[str] | None) -> dict[str, str]:
+    """``--tag key=value`` options as a dict (`InvalidInput` naming a malformed one)."""
     out = {}
     for item in tags or []:
         key, sep, value = item.partition("=")
@@ -74,7 +75,7 @@ def register(
 
         shipyard models register models:/churn/2 churn-eu -d "churn, for the EU" --tag region=eu
     """
-    version = models.register(uri, name, description=description, tags=_parse_tags(tag))
+    version = models.register(uri, name, description=description, tags=parse_tags(tag))
     if as_json:
         print_json(version)
     else:

@@ -25,6 +25,7 @@ from shipyard.errors import NotFound, ShipyardError
 from shipyard.server import (
     artifact_routes,
     auth_routes,
+    dataset_routes,
     deployment_routes,
     feature_routes,
     lineage_routes,
@@ -133,6 +134,7 @@ def create_app(
     app.include_router(pipeline_routes.router, prefix="/api/v1")
     app.include_router(auth_routes.router, prefix="/api/v1")
     app.include_router(deployment_routes.router, prefix="/api/v1")
+    app.include_router(dataset_routes.router, prefix="/api/v1")
     if artifacts is not None:
         app.include_router(artifact_routes.router, prefix="/api/v1")
     app.state.require_auth = require_auth
@@ -141,7 +143,7 @@ def create_app(
 
 
 def resource_exists(stores: ServerStores) -> Callable[[ResourceType, str], bool]:
-    """Whether a grant's experiment, registered model or deployment exists in ``stores``."""
+    """Whether a grant's experiment, registered model, deployment or dataset exists in ``stores``."""
 
     def exists(kind: ResourceType, name: str) -> bool:
         try:
@@ -151,6 +153,8 @@ def resource_exists(stores: ServerStores) -> Callable[[ResourceType, str], bool]
                 stores.registry.get_model(name)
             elif kind is ResourceType.DEPLOYMENT:
                 stores.deployments.deployment(name)
+            elif kind is ResourceType.DATASET:
+                stores.datasets.list_versions(name)
             else:  # pragma: no cover - a type this check was not taught exists nowhere
                 return False
         except NotFound:

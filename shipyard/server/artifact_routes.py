@@ -12,8 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from shipyard.datasets.blobs import blob_digest
 from shipyard.errors import IntegrityError, InvalidInput, NotFound
-from shipyard.server.guard import EDIT, MANAGE, READ, artifact_path, guard
+from shipyard.server.guard import ARTIFACTS_ROOT, EDIT, MANAGE, READ, artifact_path, guard
 from shipyard.store.artifacts import CHUNK_SIZE, ArtifactStore, FileInfo, safe_relpath
 
 router = APIRouter(tags=["artifacts"])
@@ -31,6 +32,13 @@ async def upload(path: str, request: Request) -> dict[str, Any]:
     rel = safe_relpath(path)
     await run_in_threadpool(artifact_path, guard(request), rel, EDIT)
     expected = request.headers.get(SHA256_HEADER)
+    root, _, inner = rel.partition("/")
+    if root == ARTIFACTS_ROOT and (named := blob_digest(inner)) is not None:
+        # A dataset blob is named by its content: a body that hashes to anything else is refused, so no
+        # upload can plant wrong content under a hash other versions rely on.
+        if expected is not None and expected.lower() != named:
+            raise InvalidInput(f"dataset blob {rel!r}: the declared sha256 {expected} is not its name")
+        expected = named
     store = _store(request)
     digest = hashlib.sha256()
     size = 0

@@ -80,6 +80,8 @@ def _require(g: Guard, kind: ResourceType, name: str, needed: Permission) -> Non
         g.model(name, needed)
     elif kind is ResourceType.DEPLOYMENT:
         g.deployment(name, needed)
+    elif kind is ResourceType.DATASET:
+        g.dataset(name, needed)
     else:  # pragma: no cover - a resource type this route was not taught: refuse, never allow
         g.admin(f"reach {kind.value}:{name}")
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from shipyard.auth.records import Permission, Principal, ResourceType, Role
+from shipyard.datasets.blobs import blob_digest
 from shipyard.errors import Forbidden, NotFound
 from shipyard.tracking.records import now_ms
 
@@ -176,6 +177,44 @@ class Guard:
         p = self.principal
         return p is None or p.permission(ResourceType.DEPLOYMENT, name).allows(READ)
 
+    # ------------------------------------------------------------------ dataset versions
+    def dataset(self, name: str, needed: Permission) -> None:
+        if self.principal is not None:
+            self._check(ResourceType.DATASET, name, needed, f"dataset {name!r}")
+
+    def dataset_name(self, name: str, needed: Permission) -> None:
+        """``needed`` on dataset ``name``, or when it has no versions yet the role that creates it."""
+        if self.principal is None:
+            return
+        try:
+            self._stores.datasets.list_versions(name)
+        except NotFound:
+            self.role(Role.EDITOR, f"create dataset {name!r}")
+            self._creating.add((ResourceType.DATASET, name))
+            return
+        self.dataset(name, needed)
+
+    def can_read_dataset(self, name: str) -> bool:
+        p = self.principal
+        return p is None or p.permission(ResourceType.DATASET, name).allows(READ)
+
+    def dataset_blob(self, sha256: str, needed: Permission) -> None:
+        """A content-addressed blob, shared by every version holding it: read by whoever may read one of
+        those datasets (a blob no version records yet, by editors: its uploader checks it landed); written by
+        editors (the upload route checks the body hashes to the name); deleted by admins."""
+        if self.principal is None:
+            return
+        if needed is READ:
+            holders = self._stores.datasets.blob_holders([sha256]).get(sha256, [])
+            if not holders:
+                self.role(Role.EDITOR, "read dataset files not recorded in any version")
+            elif not any(self.can_read_dataset(name) for name in holders):
+                raise Forbidden(f"user {self.principal.user!r} may read no dataset holding blob {sha256}")
+        elif needed is EDIT:
+            self.role(Role.EDITOR, "store dataset files")
+        else:
+            self.admin(f"delete dataset blob {sha256}")
+
     # ------------------------------------------------------------------ helpers
     def _may_read_experiment_id(self, experiment_id: str) -> bool:
         try:
@@ -211,7 +250,8 @@ def artifact_path(g: Guard, rel: str, needed: Permission) -> None:
     ``<experiment id>/…`` an experiment's runs; ``registry/<model>/…`` a registered model's packages;
     ``payloads/<model>/…`` and ``monitoring/{baselines,reports,labels,metrics}/<model>…`` a served model's
     logs and reports (its registered model's permissions; an editor may start those of a model not
-    registered yet). Any other path is an admin's."""
+    registered yet); ``datasets/blobs/<aa>/<sha256>`` a dataset blob (:meth:`Guard.dataset_blob`). Any other
+    path is an admin's."""
     if g.principal is None:
         return
     # Clients see the server's files as shipyard-artifacts://artifacts/…: the first segment is that root.
@@ -220,6 +260,13 @@ def artifact_path(g: Guard, rel: str, needed: Permission) -> None:
         g.admin(f"reach artifacts at {rel or 'the root'!r}")
         return
     parts = inner.split("/")
+    if parts[0] == "datasets":
+        digest = blob_digest(inner)
+        if digest is None:
+            g.admin(f"reach artifacts at {rel!r}")
+        else:
+            g.dataset_blob(digest, needed)
+        return
     model = None
     if parts[0] in ("registry", "payloads") and len(parts) > 1:
         model = parts[1]
@@ -244,6 +291,7 @@ _GRANT_PREFIX = {
     ResourceType.EXPERIMENT: "experiment",
     ResourceType.REGISTERED_MODEL: "model",
     ResourceType.DEPLOYMENT: "deployment",
+    ResourceType.DATASET: "dataset",
 }
 
 

@@ -29,21 +29,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from shipyard.errors import SchemaError, StoreError
 
-HEAD_REVISION = "0012"
-_KNOWN_REVISIONS = (
-    "0001",
-    "0002",
-    "0003",
-    "0004",
-    "0005",
-    "0006",
-    "0007",
-    "0008",
-    "0009",
-    "0010",
-    "0011",
-    "0012",
-)
+HEAD_REVISION = "0013"
+_KNOWN_REVISIONS = tuple(f"{n:04d}" for n in range(1, int(HEAD_REVISION) + 1))
 _MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_S = 60.0
 _PING_AFTER_IDLE_S = 1.0

@@ -41,6 +41,7 @@ from shipyard.registry.naming import check_alias
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
 from shipyard.registry.uri import RegistryUri, check_version
 from shipyard.store import wire
+from shipyard.store.http_datasets import HttpDatasetStore
 from shipyard.store.keepalive import Dropped, Refused, Transport, render_head
 from shipyard.store.protocol import RunKey
 from shipyard.tracking.backing import BackedVersion
@@ -755,6 +756,7 @@ class HttpStores:
         self.lineage = HttpLineageStore(self.client)
         self.schedules = HttpScheduleStore(self.client)
         self.features = HttpFeatureRegistryStore(self.client)
+        self.datasets = HttpDatasetStore(self.client)
 
 
 def _part(value: str) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from shipyard.auth.records import AuditEvent, Grant, Permission, ResourceType, Token, User
+    from shipyard.datasets.records import DatasetFile, DatasetSummary, DatasetVersion, SnapshotKind
     from shipyard.deployments import DeploymentRecord
     from shipyard.features.records import Change, DefinitionVersion
     from shipyard.lineage.records import ArtifactType, LineageArtifact, LineageGraph
@@ -233,6 +234,34 @@ class FeatureRegistryStore(Protocol):
     def history(self, kind: str, name: str) -> list[DefinitionVersion]: ...
 
 
+class DatasetStore(Protocol):
+    """Dataset versions: named, numbered, immutable snapshots, each with its manifest. The files are blobs in
+    an :class:`~shipyard.store.artifacts.ArtifactStore`; a caller stores every blob before it records a
+    version naming them.
+
+    ``create_version`` checks the manifest against ``sha256`` and allocates the next number in one
+    transaction; content a version of ``name`` already has returns that version (``created`` False) unless
+    ``force``. ``get_version`` without a version is the newest; a missing one is `NotFound` naming those that
+    exist. ``blob_holders`` says which of ``sha256s`` some version records, with the datasets holding each.
+    """
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        sha256: str,
+        kind: SnapshotKind,
+        files: Sequence[DatasetFile],
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> DatasetVersion: ...
+    def get_version(self, name: str, version: int | None = None) -> DatasetVersion: ...
+    def list_versions(self, name: str) -> list[DatasetVersion]: ...
+    def list_datasets(self) -> list[DatasetSummary]: ...
+    def blob_holders(self, sha256s: Sequence[str]) -> dict[str, list[str]]: ...
+
+
 class MetadataStores(Protocol):
     """Every kind of record one deployment keeps, behind one object: what a client is built on."""
 
@@ -241,6 +270,7 @@ class MetadataStores(Protocol):
     lineage: LineageStore
     schedules: ScheduleStore
     features: FeatureRegistryStore
+    datasets: DatasetStore
 
 
 class AuthStore(Protocol):

@@ -413,3 +413,47 @@ feature_definitions = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("kind", "name", "version", name="uq_feature_definitions_version"),
 )
+
+
+# ------------------------------------------------------------------------ dataset versions (revision 0013)
+# Named, numbered, immutable snapshots of a file or folder. The files themselves are content-addressed blobs
+# in the artifact store (datasets/blobs/ab/abcdef…); these rows are each version's manifest. A version row
+# is inserted only once every blob it names is stored.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("dataset_id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    # The highest version number given out: allocated by UPDATE … RETURNING in the adding transaction.
+    Column("last_version", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_id", String(32), ForeignKey("datasets.dataset_id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("num_files", Integer, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("tags_json", Text, nullable=False, server_default="{}"),
+    Column("created_by", String(256), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_dataset_version"),
+    Index("ix_dataset_versions_sha", "dataset_id", "sha256"),
+)
+
+dataset_files = Table(
+    "dataset_files",
+    metadata,
+    Column("version_pk", Integer, ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Index("ix_dataset_files_sha", "sha256"),
+)

@@ -17,6 +17,7 @@ from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shipyard.datasets.records import DatasetFile, DatasetSummary, DatasetVersion, SnapshotKind
 from shipyard.errors import InvalidInput
 from shipyard.lineage.records import ArtifactType, Edge, EventKind, Execution, LineageArtifact, LineageGraph
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
@@ -246,6 +247,19 @@ def lineage_graph(data: Mapping[str, Any]) -> LineageGraph:
         executions={int(k): Execution(**v) for k, v in data["executions"].items()},
         edges=tuple(Edge(**{**e, "kind": EventKind(e["kind"])}) for e in data["edges"]),
     )
+
+
+def dataset_file(data: Mapping[str, Any]) -> DatasetFile:
+    return DatasetFile(**data)
+
+
+def dataset_version(data: Mapping[str, Any]) -> DatasetVersion:
+    files = tuple(dataset_file(f) for f in data.get("files") or ())
+    return DatasetVersion(**{**data, "kind": SnapshotKind(data["kind"]), "files": files})
+
+
+def dataset_summary(data: Mapping[str, Any]) -> DatasetSummary:
+    return DatasetSummary(**data)
 
 
 def schedule(data: Mapping[str, Any]) -> Any:

@@ -12,7 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from shipyard.datasets.records import DatasetVersion
+from shipyard.datasets.refs import is_dataset_uri, parse_ref
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.store.protocol import DatasetStore
 from shipyard.tracking.records import DatasetInput
 
 _CHUNK = 1 << 20
@@ -30,6 +33,32 @@ def describe_dataset(data: Any, *, name: str | None = None, context: str | None 
     raise InvalidInput(
         f"log_input takes a pandas DataFrame, a numpy array or a path, got {type(data).__name__}"
     )
+
+
+def describe_dataset_version(
+    store: DatasetStore, uri: str, *, name: str | None = None, context: str | None = None
+) -> tuple[DatasetInput, DatasetVersion]:
+    """A `DatasetInput` for the dataset version ``data:customers@3`` names (``data:customers``: the newest,
+    recorded by its number), and that version. Its digest is the snapshot's sha256; its source the exact
+    ``data:name@version`` URI, which lineage uses as the dataset's URI.
+
+    Raises:
+        InvalidInput: a malformed reference. NotFound: no such dataset or version (the versions named).
+    """
+    if not is_dataset_uri(uri):
+        raise InvalidInput(f"{uri!r} is not a dataset version reference like data:customers@3")
+    ref = parse_ref(uri)
+    version = store.get_version(ref.name, ref.version)
+    dataset = DatasetInput(
+        name=name or version.name,
+        digest=version.sha256,
+        source=version.uri,
+        source_type="dataset_version",
+        num_rows=None,
+        schema={"kind": version.kind.value, "files": version.num_files, "size": version.size},
+        context=context,
+    )
+    return dataset, version
 
 
 def _describe_frame(frame: Any, name: str | None, context: str | None) -> DatasetInput:

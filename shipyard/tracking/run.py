@@ -20,12 +20,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from shipyard.datasets.refs import is_dataset_uri
 from shipyard.errors import InvalidInput, RunNotActive
+from shipyard.lineage.records import ArtifactType
 from shipyard.store.artifacts import ArtifactStore, FileInfo
 from shipyard.tracking import naming
 from shipyard.tracking.client import TrackingClient
-from shipyard.tracking.datasets import describe_dataset
-from shipyard.tracking.records import ArtifactRecord, DatasetInput, Metric, Run, RunStatus
+from shipyard.tracking.datasets import describe_dataset, describe_dataset_version
+from shipyard.tracking.records import PIPELINE_RUN_TAG, ArtifactRecord, DatasetInput, Metric, Run, RunStatus
 from shipyard.tracking.system_metrics import SystemMetricsMonitor
 from shipyard.tracking.values import (
     MAX_I64,
@@ -292,10 +294,26 @@ class ActiveRun:
 
     # ------------------------------------------------------------------ datasets
     def log_input(self, data: Any, name: str | None = None, context: str | None = None) -> DatasetInput:
-        """Record a dataset this run read: content hash, schema summary, source and row count."""
+        """Record a dataset this run read: content hash, schema summary, source and row count.
+
+        A dataset version (``"data:customers@3"``) is recorded by its snapshot hash, and as an input of this
+        run in lineage too, so lineage from what the run made reaches that version.
+        """
         self._check_active()
-        dataset = describe_dataset(data, name=name, context=context)
+        if not is_dataset_uri(data):
+            dataset = describe_dataset(data, name=name, context=context)
+            self._client.log_dataset_input(self._pk, dataset)
+            return dataset
+        stores = self._client.stores
+        dataset, version = describe_dataset_version(stores.datasets, data, name=name, context=context)
         self._client.log_dataset_input(self._pk, dataset)
+        stores.lineage.record(
+            "dataset_input",
+            name=self.name,
+            run_id=self.run_id,
+            pipeline_run_id=self._record.tags.get(PIPELINE_RUN_TAG),
+            inputs=[(version.uri, ArtifactType.DATASET, version.sha256, dataset.name)],
+        )
         return dataset
 
     def log_dataset(self, dataset: DatasetInput) -> DatasetInput:

@@ -9,6 +9,7 @@ an editor with no grants on any of it; ``viv`` a viewer, for what editors may do
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from shipyard.tracking.records import ArtifactRecord, DatasetInput, RunStatus, n
 from tests.conftest import make_settings, platform_server, series_of, sign_up
 
 PUBLIC = {("GET", "/api/v1/health")}
+# The blob of the one file of dataset 'secret-data' (content b"secret"), as its artifact path.
+_SECRET_SHA = hashlib.sha256(b"secret").hexdigest()
+_SECRET_BLOB = f"datasets/blobs/{_SECRET_SHA[:2]}/{_SECRET_SHA}"
 Check = Callable[[httpx.Response], bool]
 
 
@@ -131,11 +135,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "updated_at": now_ms(),
         }
     )
+    from shipyard.datasets import DatasetFile, SnapshotKind
+    from shipyard.datasets.manifest import snapshot_sha256
+
+    secret_file = DatasetFile("a.csv", 6, hashlib.sha256(b"secret").hexdigest())
+    stores.datasets.create_version(
+        "secret-data", sha256=snapshot_sha256([secret_file]), kind=SnapshotKind.DIRECTORY, files=[secret_file]
+    )
     from shipyard.deployments import Deployments
 
     Deployments(stores.deployments).register("secret-deploy", "http://10.0.0.5:8080", by="ed")
     artifacts = root / "server-artifacts"
     ArtifactStore(str(artifacts)).put_bytes(b"secret", f"artifacts/{experiment.experiment_id}/notes.txt")
+    ArtifactStore(str(artifacts)).put_bytes(b"secret", f"artifacts/{_SECRET_BLOB}")
     with platform_server(
         settings, artifacts=str(artifacts), require_auth=True, default_permission="NO_PERMISSIONS"
     ) as url:
@@ -159,6 +171,16 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("PUT", "/api/v1/artifacts/{path}"): {
             "path": f"/api/v1/artifacts/artifacts/{exp}/evil.txt",
             "content": b"x",
+        },
+        ("GET", "/api/v1/datasets"): {"expect": _empty},
+        ("POST", "/api/v1/datasets/blob-holders"): {"json": {"sha256s": [_SECRET_SHA]}, "as": "viv"},
+        ("GET", "/api/v1/datasets/{name}/versions"): {"path": "/api/v1/datasets/secret-data/versions"},
+        ("POST", "/api/v1/datasets/{name}/versions"): {
+            "path": "/api/v1/datasets/secret-data/versions",
+            "json": {"sha256": "0" * 64, "kind": "file", "files": []},
+        },
+        ("GET", "/api/v1/datasets/{name}/versions/{version}"): {
+            "path": "/api/v1/datasets/secret-data/versions/1"
         },
         ("GET", "/api/v1/access"): {"params": {"resource": "deployment:secret-deploy", "permission": "READ"}},
         ("GET", "/api/v1/audit"): {},
@@ -412,3 +434,31 @@ def test_the_owner_still_reaches_the_world(world: World) -> None:
     events = httpx.get(f"{world.url}/api/v1/audit", headers=headers).json()
     assert any(e["user"] == "mallory" and e["status"] == 403 for e in events)
     assert json.dumps(events).count(world.tokens["mallory"]) == 0
+
+
+def test_dataset_blobs_are_read_through_their_datasets(world: World) -> None:
+    """A blob is readable by whoever may read a dataset holding it; no one plants other content under a
+    blob's name; the blob lookup leaves out datasets the caller cannot read."""
+
+    def call(method: str, path: str, user: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {world.tokens[user]}"}
+        return httpx.request(method, f"{world.url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
+
+    blob = f"/artifacts/artifacts/{_SECRET_BLOB}"
+    assert _forbidden(call("GET", blob, "mallory"))
+    assert call("GET", blob, "root").content == b"secret"
+    planted = call("PUT", f"/artifacts/artifacts/datasets/blobs/ab/{'ab' * 32}", "mallory", content=b"x")
+    assert planted.status_code == 400 and "sha256" in planted.json()["error"]["message"]
+    fresh = hashlib.sha256(b"fresh").hexdigest()
+    stored = call(
+        "PUT", f"/artifacts/artifacts/datasets/blobs/{fresh[:2]}/{fresh}", "mallory", content=b"fresh"
+    )
+    assert stored.status_code == 200
+    assert (
+        call("GET", f"/artifacts/artifacts/datasets/blobs/{fresh[:2]}/{fresh}", "mallory").content == b"fresh"
+    )
+    holders = call("POST", "/datasets/blob-holders", "mallory", json={"sha256s": [_SECRET_SHA, fresh]})
+    assert holders.json() == {_SECRET_SHA: []}
+    assert call("POST", "/datasets/blob-holders", "root", json={"sha256s": [_SECRET_SHA]}).json() == {
+        _SECRET_SHA: ["secret-data"]
+    }

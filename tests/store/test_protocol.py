@@ -20,6 +20,7 @@ PROTOCOLS = {
     "registry": protocol.RegistryStore,
     "lineage": protocol.LineageStore,
     "schedules": protocol.ScheduleStore,
+    "datasets": protocol.DatasetStore,
 }
 
 

@@ -11,6 +11,7 @@ from shipyard.store.sql.tracking import SqlTrackingStore
 
 if TYPE_CHECKING:
     from shipyard.store.sql.auth import SqlAuthStore
+    from shipyard.store.sql.datasets import SqlDatasetStore
     from shipyard.store.sql.deployments import SqlDeploymentStore
     from shipyard.store.sql.features import SqlFeatureRegistryStore
     from shipyard.store.sql.lineage import SqlLineageStore
@@ -23,8 +24,8 @@ __all__ = ["SqlStores", "SqlTrackingStore"]
 class SqlStores:
     """Every record kind in one SQL database (a :class:`shipyard.store.protocol.MetadataStores`).
 
-    The registry, lineage, schedule, access and deployment stores are built on first use: a script that only
-    logs runs does not import them.
+    The registry, lineage, schedule, dataset, access and deployment stores are built on first use: a script
+    that only logs runs does not import them.
     """
 
     def __init__(self, db: MetadataStore, settings: Settings) -> None:
@@ -66,6 +67,12 @@ class SqlStores:
         from shipyard.store.sql.lineage import SqlLineageStore
 
         return SqlLineageStore(self.db)
+
+    @functools.cached_property
+    def datasets(self) -> SqlDatasetStore:
+        from shipyard.store.sql.datasets import SqlDatasetStore
+
+        return SqlDatasetStore(self.db)
 
     @functools.cached_property
     def schedules(self) -> SqlScheduleStore:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from shipyard.store.db import MetadataStore
 
@@ -29,3 +30,14 @@ def upsert(db: MetadataStore, table: sa.Table, update: Sequence[str] = ("value",
     stmt = insert(db, table)
     keys = [c.name for c in table.primary_key.columns]
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+
+
+def next_number(conn: Connection, table: sa.Table, where: Any, counter: str, **values: Any) -> int:
+    """Add one to ``counter`` on the row ``where`` picks and return it (with ``values`` set too).
+
+    One ``UPDATE … RETURNING`` both allocates the number and locks the row until commit, so concurrent
+    transactions get distinct numbers on SQLite (writers serialised) and PostgreSQL (row lock) alike.
+    """
+    column = table.c[counter]
+    update = table.update().where(where).values({counter: column + 1, **values}).returning(column)
+    return int(conn.execute(update).scalar_one())

@@ -127,14 +127,8 @@ class SqlRegistryStore:
         now = now_ms()
         with self.db.write() as conn:
             model_id = self._model_id_or_create(conn, name, now)
-            # One UPDATE … RETURNING both allocates the number and locks the model row until commit, so
-            # concurrent registrations get distinct numbers on SQLite and PostgreSQL alike.
-            version = conn.execute(
-                registered_models.update()
-                .where(registered_models.c.model_id == model_id)
-                .values(last_version=registered_models.c.last_version + 1, updated_at=now)
-                .returning(registered_models.c.last_version)
-            ).scalar_one()
+            where = registered_models.c.model_id == model_id
+            version = dialect.next_number(conn, registered_models, where, "last_version", updated_at=now)
             version_pk = conn.execute(
                 model_versions.insert().values(
                     model_id=model_id,
