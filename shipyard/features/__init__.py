@@ -11,6 +11,7 @@ training sets (DuckDB ASOF joins that keep every entity row), on-demand features
 
 from shipyard.features.definitions import (
     DataFrameSource,
+    DatasetSource,
     Entity,
     FeatureService,
     FeatureView,
@@ -27,6 +28,7 @@ from shipyard.features.store import FeatureStore, TrainingSet
 
 __all__ = [
     "DataFrameSource",
+    "DatasetSource",
     "Entity",
     "FeatureService",
     "FeatureStore",

@@ -333,7 +333,62 @@ class PushSource:
         return f"PushSource({self.name!r}, {self.batch_source.path!r})"
 
 
-Source = FileSource | DataFrameSource | PushSource
+class DatasetSource:
+    """A dataset version (``customers@3``, made by ``shipyard data add``) read as Parquet or CSV files.
+
+    Name a version for reproducible training sets (``customers`` alone is the newest, whichever that is when
+    the view is read). The files are read from a verified local copy of the snapshot; lineage records the
+    version and its hash.
+    """
+
+    def __init__(
+        self,
+        ref: str,
+        timestamp_field: str = "event_timestamp",
+        created_timestamp_field: str | None = None,
+        file_format: str = "parquet",
+    ) -> None:
+        from shipyard.datasets.refs import parse_ref
+
+        self.ref = parse_ref(ref)
+        check_name(timestamp_field, f"dataset source {ref}: timestamp_field")
+        if created_timestamp_field is not None:
+            check_name(created_timestamp_field, f"dataset source {ref}: created_timestamp_field")
+        if file_format not in ("parquet", "csv"):
+            raise InvalidInput(f"dataset source {ref}: file_format {file_format!r} is not parquet or csv")
+        self.timestamp_field = timestamp_field
+        self.created_timestamp_field = created_timestamp_field
+        self.file_format = file_format
+        self.storage_options: Mapping[str, Any] = {}
+        self._path: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The snapshot's verified local copy (fetched on first use)."""
+        if self._path is None:
+            from shipyard.datasets import dataset_path
+
+            self._path = str(dataset_path(str(self.ref)))
+        return self._path
+
+    @property
+    def uri(self) -> str:
+        return f"data:{self.ref}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "dataset",
+            "ref": str(self.ref),
+            "file_format": self.file_format,
+            "timestamp_field": self.timestamp_field,
+            "created_timestamp_field": self.created_timestamp_field,
+        }
+
+    def __repr__(self) -> str:
+        return f"DatasetSource({str(self.ref)!r})"
+
+
+Source = FileSource | DataFrameSource | PushSource | DatasetSource
 
 
 # ---------------------------------------------------------------------- views
@@ -376,9 +431,9 @@ class FeatureView:
         fields = _fields(schema, what)
         if not fields:
             raise InvalidInput(f"{what}: schema lists no features")
-        if not isinstance(source, FileSource | DataFrameSource | PushSource):
+        if not isinstance(source, FileSource | DataFrameSource | PushSource | DatasetSource):
             raise InvalidInput(
-                f"{what}: source must be a FileSource, DataFrameSource or PushSource, not "
+                f"{what}: source must be a FileSource, DataFrameSource, PushSource or DatasetSource, not "
                 f"{type(source).__name__}"
             )
         keys = [k for e in entities for k in e.join_keys]

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from shipyard.features.definitions import DataFrameSource, FeatureView, FileSource, PushSource
+from shipyard.features.definitions import DataFrameSource, DatasetSource, FeatureView, FileSource, PushSource
 from shipyard.features.records import spec_hash
 from shipyard.lineage.records import ArtifactType
 from shipyard.tracking.records import DatasetInput
@@ -58,10 +58,7 @@ def record_training_set(
                 view.name,
             )
         )
-        inputs += [
-            (f"file://{path}", ArtifactType.DATASET, digest, view.name)
-            for path, digest in _source_files(view)
-        ]
+        inputs += [(uri, ArtifactType.DATASET, digest, view.name) for uri, digest in _source_files(view)]
     target = run or active_run()
     client = target.client if target is not None else _client(store)
     LineageClient(client).record(
@@ -111,9 +108,15 @@ def _views(store: FeatureStore, refs: Iterable[str]) -> list[FeatureView]:
 
 
 def _source_files(view: FeatureView) -> list[tuple[str, str]]:
-    """(path, sha256) of a local file source's files; none for a DataFrame or a remote URL (its hash would
-    mean reading it all over the network: the view version's hash stands for it)."""
+    """(uri, sha256) of what the view reads: a dataset version by its snapshot hash, a local file source's
+    files; none for a DataFrame or a remote URL (its hash would mean reading it all over the network: the
+    view version's hash stands for it)."""
     source = view.source
+    if isinstance(source, DatasetSource):
+        from shipyard.datasets import dataset_version
+
+        found = dataset_version(str(source.ref))
+        return [(f"data:{found.name}@{found.version}", found.sha256)]
     if isinstance(source, DataFrameSource) or not isinstance(source, FileSource | PushSource):
         return []
     path = source.path[len("file://") :] if source.path.startswith("file://") else source.path
@@ -125,7 +128,7 @@ def _source_files(view: FeatureView) -> list[tuple[str, str]]:
         import glob
 
         files = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
-    return [(os.path.abspath(f), _sha256(f)) for f in files if os.path.isfile(f)]
+    return [(f"file://{os.path.abspath(f)}", _sha256(f)) for f in files if os.path.isfile(f)]
 
 
 def _sha256(path: str) -> str:

@@ -65,3 +65,31 @@ def test_a_model_trained_on_a_training_set_leads_back_to_the_feature_views(
     graph = LineageClient(shipyard.TrackingClient(settings)).upstream(info.uri)
     uris = {a.uri for a in graph.artifacts.values()}
     assert {train.uri, "features:feature_view/stats@1", f"file://{data}"} <= uris
+
+
+def test_a_view_over_a_dataset_version_leads_back_to_it(tmp_path: Path, settings: Settings) -> None:
+    from shipyard.datasets import DatasetClient
+    from shipyard.features import DatasetSource
+
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    pq.write_table(
+        pa.table({"customer_id": [1, 2], "event_timestamp": [T0, T0], "spend": [5.0, 6.0]}),
+        folder / "part.parquet",
+    )
+    client = DatasetClient(shipyard.TrackingClient(settings))
+    version = client.add(folder, "spend")
+    customer = Entity("customer", ["customer_id"])
+    stats = FeatureView(
+        "stats", [customer], [Field("spend", "float64")], DatasetSource(f"spend@{version.version}")
+    )
+    service = FeatureService("svc", [stats])
+    store = FeatureStore([stats, service], settings=settings)
+    store.apply()
+    entity = pd.DataFrame({"customer_id": [2, 3], "event_timestamp": [T0 + pd.Timedelta(hours=1)] * 2})
+    with shipyard.start_run("ds", settings=settings):
+        found = store.training_set("svc", entity)
+    frame = found.to_pandas()
+    assert frame["spend"].iloc[0] == 6.0 and pd.isna(frame["spend"].iloc[1])
+    graph = LineageClient(shipyard.TrackingClient(settings)).upstream(found.uri)
+    assert f"data:spend@{version.version}" in {a.uri for a in graph.artifacts.values()}
