@@ -220,6 +220,21 @@ def _format_of(path: str) -> str:
     return "parquet"  # a .parquet file, a folder or a glob of them
 
 
+def arrow_rows(rows: pd.DataFrame | pa.Table, what: str) -> pa.Table:
+    """``rows`` as an Arrow table (a DataFrame's index dropped); anything else, or a column Arrow cannot
+    hold, is refused naming ``what``."""
+    if isinstance(rows, pa.Table):
+        return rows
+    if not isinstance(rows, pd.DataFrame):
+        raise InvalidInput(
+            f"{what}: expected a pandas DataFrame or an Arrow table, got {type(rows).__name__}"
+        )
+    try:
+        return pa.Table.from_pandas(rows, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidInput(f"{what}: a column cannot be read: {exc}") from None
+
+
 class DataFrameSource:
     """Rows held in memory (a pandas DataFrame or an Arrow table), for notebooks and tests.
 
@@ -233,14 +248,7 @@ class DataFrameSource:
         timestamp_field: str = "event_timestamp",
         created_timestamp_field: str | None = None,
     ) -> None:
-        if isinstance(frame, pd.DataFrame):
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-        elif isinstance(frame, pa.Table):
-            table = frame
-        else:
-            raise InvalidInput(
-                f"DataFrameSource: expected a pandas DataFrame or an Arrow table, got {type(frame).__name__}"
-            )
+        table = arrow_rows(frame, "DataFrameSource")
         check_name(timestamp_field, "DataFrameSource: timestamp_field")
         if created_timestamp_field is not None:
             check_name(created_timestamp_field, "DataFrameSource: created_timestamp_field")
@@ -392,8 +400,31 @@ Source = FileSource | DataFrameSource | PushSource | DatasetSource
 
 
 # ---------------------------------------------------------------------- views
+class _Features:
+    """What both kinds of view answer about their features (``name`` and ``schema`` are theirs)."""
+
+    name: str
+    schema: tuple[Field, ...]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.schema)
+
+    def field(self, name: str) -> Field:
+        for f in self.schema:
+            if f.name == name:
+                return f
+        raise unknown_feature(self.name, name, self.feature_names)
+
+    def __getitem__(self, names: Sequence[str]) -> Projection:
+        """A projection of some of the view's features (``view[["a", "b"]]``), for a feature service."""
+        if isinstance(names, str):
+            names = [names]
+        return Projection(self, tuple(self.field(n).name for n in names))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
-class FeatureView:
+class FeatureView(_Features):
     """Typed features of one or more entities, read from ``source``.
 
     ``ttl``: how old a feature row may be and still describe an entity at a point in time (None: any
@@ -462,22 +493,6 @@ class FeatureView:
     def join_keys(self) -> tuple[str, ...]:
         return tuple(k for e in self.entities for k in e.join_keys)
 
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.schema)
-
-    def field(self, name: str) -> Field:
-        for f in self.schema:
-            if f.name == name:
-                return f
-        raise unknown_feature(self.name, name, self.feature_names)
-
-    def __getitem__(self, names: Sequence[str]) -> Projection:
-        """A projection of some of the view's features (``view[["a", "b"]]``), for a feature service."""
-        if isinstance(names, str):
-            names = [names]
-        return Projection(self, tuple(self.field(n).name for n in names))
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -506,7 +521,7 @@ class Projection:
 
 
 @dataclass(frozen=True)
-class OnDemandFeatureView:
+class OnDemandFeatureView(_Features):
     """Features computed from request data and other views' features by a Python function of a pandas
     DataFrame (one row per entity row), the same function offline and online.
 
@@ -562,34 +577,13 @@ class OnDemandFeatureView:
             object.__setattr__(self, attr, value)
 
     @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.schema)
-
-    @property
     def request_fields(self) -> tuple[Field, ...]:
         return tuple(f for s in self.sources if isinstance(s, RequestSource) for f in s.schema)
 
     @property
     def input_refs(self) -> list[str]:
         """The stored features it reads (``view:feature``)."""
-        out: list[str] = []
-        for s in self.sources:
-            if isinstance(s, FeatureView):
-                out += [f"{s.name}:{f}" for f in s.feature_names]
-            elif isinstance(s, Projection):
-                out += s.refs
-        return out
-
-    def field(self, name: str) -> Field:
-        for f in self.schema:
-            if f.name == name:
-                return f
-        raise unknown_feature(self.name, name, self.feature_names)
-
-    def __getitem__(self, names: Sequence[str]) -> Projection:
-        if isinstance(names, str):
-            names = [names]
-        return Projection(self, tuple(self.field(n).name for n in names))
+        return [r for s in self.sources if not isinstance(s, RequestSource) for r in _source_refs(s)]
 
     def to_dict(self) -> dict[str, Any]:
         try:

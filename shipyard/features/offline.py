@@ -39,6 +39,7 @@ from shipyard.features.definitions import (
     FeatureView,
     OnDemandFeatureView,
     ValueType,
+    arrow_rows,
 )
 
 ROW = "__row"
@@ -158,21 +159,10 @@ def entity_table(entity_df: pd.DataFrame | pa.Table, timestamp_field: str) -> pa
         if entity_df.columns.duplicated().any():
             dup = entity_df.columns[entity_df.columns.duplicated()][0]
             raise InvalidInput(f"entity_df: column {dup!r} appears twice")
-        frame = entity_df
-        if timestamp_field in frame.columns and frame[timestamp_field].dtype == object:
-            frame = frame.assign(
-                **{timestamp_field: _parse_times(frame[timestamp_field], timestamp_field, "entity_df")}
-            )
-        try:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise InvalidInput(f"entity_df: a column cannot be read: {exc}") from None
-    elif isinstance(entity_df, pa.Table):
-        table = entity_df
-    else:
-        raise InvalidInput(
-            f"entity_df: expected a pandas DataFrame or an Arrow table, got {type(entity_df).__name__}"
-        )
+        if timestamp_field in entity_df.columns and entity_df[timestamp_field].dtype == object:
+            parsed = _parse_times(entity_df[timestamp_field], timestamp_field, "entity_df")
+            entity_df = entity_df.assign(**{timestamp_field: parsed})
+    table = arrow_rows(entity_df, "entity_df")
     for name in table.column_names:
         if name.startswith("__"):
             raise InvalidInput(f"entity_df: column {name!r} starts with '__', which Shipyard reserves")

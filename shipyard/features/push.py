@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shipyard.errors import InvalidInput
-from shipyard.features.definitions import FeatureView, PushSource
+from shipyard.features.definitions import FeatureView, PushSource, arrow_rows
 from shipyard.features.materialize import records
 from shipyard.features.offline import normalise_timestamps
 from shipyard.features.online import OnlineStore
@@ -26,15 +26,7 @@ def checked_rows(views: Sequence[FeatureView], rows: pd.DataFrame | pa.Table) ->
     times read as UTC); a missing column or a value of the wrong type is refused, naming it."""
     source = views[0].source
     assert isinstance(source, PushSource)
-    if isinstance(rows, pd.DataFrame):
-        try:
-            table = pa.Table.from_pandas(rows, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise InvalidInput(f"push {source.name}: a column cannot be read: {exc}") from None
-    elif isinstance(rows, pa.Table):
-        table = rows
-    else:
-        raise InvalidInput(f"push {source.name}: rows must be a pandas DataFrame or an Arrow table")
+    table = arrow_rows(rows, f"push {source.name}")
     if table.num_rows == 0:
         raise InvalidInput(f"push {source.name}: no rows")
     what = f"push {source.name}"
