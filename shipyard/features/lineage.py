@@ -49,16 +49,12 @@ def record_training_set(
     inputs = []
     for view in _views(store, found.features):
         held = current.get(("feature_view", view.name))
-        version = held.version if held and held.sha256 == spec_hash(view.to_dict()) else "unapplied"
+        digest = spec_hash(view.to_dict())
+        version = held.version if held and held.sha256 == digest else "unapplied"
         inputs.append(
-            (
-                f"features:feature_view/{view.name}@{version}",
-                ArtifactType.DATASET,
-                spec_hash(view.to_dict()),
-                view.name,
-            )
+            (f"features:feature_view/{view.name}@{version}", ArtifactType.DATASET, digest, view.name)
         )
-        inputs += [(uri, ArtifactType.DATASET, digest, view.name) for uri, digest in _source_files(view)]
+        inputs += [(source, ArtifactType.DATASET, sha, view.name) for source, sha in _source_files(view)]
     target = run or active_run()
     client = target.client if target is not None else _client(store)
     LineageClient(client).record(
