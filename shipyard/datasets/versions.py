@@ -159,7 +159,7 @@ class DatasetClient:
         )
         return list(found)
 
-    def local_path(self, ref: str | DatasetRef) -> Path:
+    def local_path(self, ref: str | DatasetRef | DatasetVersion) -> Path:
         """A local, read-only copy of a version for reading (the file itself for a file snapshot), kept in
         ``<home>/cache/datasets`` and built once, verified, per version."""
         version = self.version(ref)

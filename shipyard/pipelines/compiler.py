@@ -1,7 +1,8 @@
 """Compile a traced ``@pipeline`` into a :class:`PipelineSpec`, rejecting what cannot run.
 
 Checked here, each error naming the step and argument: missing required inputs, type mismatches between
-steps (``int`` may feed ``float``), artifacts given as literals, loop items used outside their loop,
+steps (``int`` may feed ``float``), artifacts given as literals (other than a dataset version,
+``data:customers@3``, for a Dataset input), loop items used outside their loop,
 ``Collected`` misuse, and cycles through ``.after``.
 """
 
@@ -14,7 +15,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import PipelineDefinitionError
+from shipyard.datasets.refs import is_dataset_uri
+from shipyard.errors import InvalidInput, PipelineDefinitionError
+from shipyard.pipelines.datasets import DATASET_INPUT_TYPES, check_reference
 from shipyard.pipelines.dsl import Pipeline, Task
 from shipyard.pipelines.spec import (
     ComponentRef,
@@ -162,7 +165,13 @@ def _source(task: Task, arg: str, declared: IOSpec, value: Any) -> dict[str, Any
         return {"collected": {"step": producer.step_id, "output": value.output.name}}
     if isinstance(value, Ref):
         source = _ref_source(task, arg, value)
-        if value.type_name and not is_assignable(value.type_name, declared.type_name):
+        # A str parameter may name a dataset version for a Dataset input; its value is checked at run start.
+        names_dataset = (
+            isinstance(value, PipelineParam)
+            and value.type_name == "str"
+            and declared.type_name in DATASET_INPUT_TYPES
+        )
+        if value.type_name and not names_dataset and not is_assignable(value.type_name, declared.type_name):
             origin = (
                 f"step {value.task.step_id!r}"
                 if isinstance(value, TaskOutput)
@@ -174,8 +183,15 @@ def _source(task: Task, arg: str, declared: IOSpec, value: Any) -> dict[str, Any
             )
         return source
     if declared.kind is IOKind.ARTIFACT:
+        if is_dataset_uri(value):
+            try:
+                check_reference(where, declared.type_name, value)
+            except InvalidInput as exc:
+                raise PipelineDefinitionError(str(exc)) from exc
+            return {"value": value}
         raise PipelineDefinitionError(
-            f"{where} is a {declared.type_name} artifact; pass a step output, not {value!r}"
+            f"{where} is a {declared.type_name} artifact; pass a step output or a dataset version "
+            f"(data:name@version), not {value!r}"
         )
     if isinstance(value, Task):
         raise PipelineDefinitionError(

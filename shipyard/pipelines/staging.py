@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from shipyard.datasets.refs import is_dataset_uri
 from shipyard.errors import IntegrityError, NotFound, PipelineError
 from shipyard.store.artifacts import CHUNK_SIZE, ArtifactStore
 
@@ -36,8 +37,9 @@ def is_remote(location: str) -> bool:
 
 
 def artifact_uri(location: str) -> str:
-    """The URI lineage records for an artifact location (a local path becomes ``file://…``)."""
-    return location if "://" in location else "file://" + location
+    """The URI lineage records for an artifact location (a local path becomes ``file://…``; a dataset
+    version keeps its ``data:name@version``)."""
+    return location if "://" in location or is_dataset_uri(location) else "file://" + location
 
 
 def path_sha256(path: str) -> str:
@@ -116,14 +118,16 @@ def read_bytes(location: str, settings: Settings) -> bytes:
 def staged(artifacts: dict[str, ArtifactRef], settings: Settings | None) -> Iterator[dict[str, ArtifactRef]]:
     """Local copies of a step's remote artifacts while the step runs; ``artifacts`` as given when all local.
 
-    Yields the refs with local paths: inputs downloaded and verified, outputs pointing at an empty temp
-    folder. The caller uploads the outputs with :func:`upload_outputs` before leaving the block, which removes
-    the temp folder.
+    Yields the refs with local paths: inputs downloaded and verified, dataset versions (``data:``) as the
+    read-only local copy of :meth:`~shipyard.datasets.DatasetClient.local_path` (built here once per
+    version and machine), outputs pointing at an empty temp folder. The caller uploads the outputs with
+    :func:`upload_outputs` before leaving the block, which removes the temp folder.
 
     Raises:
         IntegrityError: a downloaded input does not match the sha256 recorded when it was written.
         PipelineError: a remote artifact but no settings to open its store with.
     """
+    artifacts = _with_datasets(artifacts, settings)
     remote = {name: ref for name, ref in artifacts.items() if is_remote(ref.uri) and not ref.path}
     if not remote:
         yield artifacts
@@ -152,6 +156,32 @@ def staged(artifacts: dict[str, ArtifactRef], settings: Settings | None) -> Iter
         yield local
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _with_datasets(artifacts: dict[str, ArtifactRef], settings: Settings | None) -> dict[str, ArtifactRef]:
+    """``artifacts`` with each dataset version input given the path of its local copy."""
+    wanted = {name: ref for name, ref in artifacts.items() if is_dataset_uri(ref.uri) and not ref.path}
+    if not wanted:
+        return artifacts
+    if settings is None:
+        raise PipelineError(f"inputs {sorted(wanted)} are dataset versions, but the task carries no settings")
+    from shipyard.datasets import DatasetClient
+    from shipyard.tracking import get_client
+
+    datasets = DatasetClient(get_client(settings))
+    local = dict(artifacts)
+    for name, ref in wanted.items():
+        try:
+            version = datasets.version(ref.uri)
+            if ref.sha256 and version.sha256 != ref.sha256:
+                raise IntegrityError(
+                    f"dataset input {name!r} ({ref.uri}) has snapshot sha256 {version.sha256}, but the step "
+                    f"was started for {ref.sha256}"
+                )
+            local[name] = replace(ref, path=str(datasets.local_path(version)))
+        except NotFound as exc:
+            raise PipelineError(f"dataset input {name!r} ({ref.uri}) is gone: {exc}") from exc
+    return local
 
 
 def upload_outputs(

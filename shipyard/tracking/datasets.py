@@ -49,7 +49,14 @@ def describe_dataset_version(
         raise InvalidInput(f"{uri!r} is not a dataset version reference like data:customers@3")
     ref = parse_ref(uri)
     version = store.get_version(ref.name, ref.version)
-    dataset = DatasetInput(
+    return version_input(version, name=name, context=context), version
+
+
+def version_input(
+    version: DatasetVersion, *, name: str | None = None, context: str | None = None
+) -> DatasetInput:
+    """The `DatasetInput` a run that read ``version`` records: its snapshot hash and ``data:`` URI."""
+    return DatasetInput(
         name=name or version.name,
         digest=version.sha256,
         source=version.uri,
@@ -58,7 +65,6 @@ def describe_dataset_version(
         schema={"kind": version.kind.value, "files": version.num_files, "size": version.size},
         context=context,
     )
-    return dataset, version
 
 
 def _describe_frame(frame: Any, name: str | None, context: str | None) -> DatasetInput:

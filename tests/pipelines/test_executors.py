@@ -16,20 +16,12 @@ import pytest
 import shipyard
 from shipyard.config import Settings
 from shipyard.pipelines import compile_pipeline
-from shipyard.pipelines.executors import LocalExecutor, PipelineExecutor, RayExecutor, StepStatus
+from shipyard.pipelines.executors import LocalExecutor, PipelineExecutor, StepStatus
 from shipyard.tracking import RunStatus, get_client
 from tests.pipelines import example_components as ex
 from tests.pipelines import executor_components as comps
 
 S, F, K = StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED
-
-
-@pytest.fixture(params=["local", "ray"])
-def executor(request: pytest.FixtureRequest, settings: Settings) -> PipelineExecutor:
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-        return RayExecutor(max_parallel=2, settings=settings)
-    return LocalExecutor(max_parallel=2, settings=settings)
 
 
 def test_realistic_pipeline_flows_values_and_artifacts(

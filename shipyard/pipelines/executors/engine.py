@@ -2,7 +2,8 @@
 
 Parameters flow by value and artifacts by path under the pipeline run's artifact folder: local paths on a
 local artifact root, URIs on an object store (each worker then downloads its inputs and uploads its outputs,
-see :mod:`shipyard.pipelines.staging`). A step that
+see :mod:`shipyard.pipelines.staging`); a dataset version (``data:customers@3``) is pinned once per run
+and read from a local copy the worker builds (:mod:`shipyard.pipelines.datasets`). A step that
 crashes its worker fails alone. A step whose cache key matches an earlier finished step run reuses that
 run's outputs (:mod:`shipyard.pipelines.cache`); ``resume`` re-runs a failed pipeline run from its failed
 steps on. What differs between executors is only the :class:`StepPool` that runs one step attempt: local
@@ -24,10 +25,13 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from shipyard.config import Settings, get_settings
+from shipyard.datasets.records import DatasetVersion
+from shipyard.datasets.refs import is_dataset_uri
 from shipyard.errors import Conflict, InvalidInput, NotFound, PipelineError, ShipyardError
 from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.pipelines import cache, staging
 from shipyard.pipelines.binding import bind_parameters
+from shipyard.pipelines.datasets import DatasetPins, check_reference, pinned_from
 from shipyard.pipelines.executors.pool import Outcome
 from shipyard.pipelines.executors.resolve import holds, resolve
 from shipyard.pipelines.executors.results import PipelineRunResult, StepResult, StepStatus
@@ -38,6 +42,7 @@ from shipyard.pipelines.types import ARTIFACT_TYPES
 from shipyard.processes import sigterm_raises
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
+from shipyard.tracking.datasets import version_input
 
 # A step's key, and None when it starts or its result when it ends.
 StepCallback = Callable[[str, StepResult | None], None]
@@ -115,12 +120,13 @@ class PipelineExecutor(ABC):
             on_start: called with the pipeline run's id once it is recorded, before any step starts.
 
         Raises:
-            InvalidInput: a parameter that is unknown, missing or of the wrong type.
+            InvalidInput: a parameter that is unknown, missing or of the wrong type, or a dataset version
+                reference (``data:customers@3``) that does not parse or cannot feed its input.
+            NotFound: a dataset version a step reads does not exist (the step and input named).
         """
         params = bind_parameters(spec, parameters or {})
-        return self._run(
-            spec, params, experiment or spec.name, run_name, cache, {}, dict(tags or {}), on_step, on_start
-        )
+        name = experiment or spec.name
+        return self._run(spec, params, name, run_name, cache, {}, {}, dict(tags or {}), on_step, on_start)
 
     def resume(
         self,
@@ -170,8 +176,18 @@ class PipelineExecutor(ABC):
         experiment = client.get_experiment(original.experiment_id).name
         reuse = _finished_steps(client, run_id)
         extra = {**(tags or {}), RESUMED_FROM_TAG: run_id}
+        pinned = pinned_from(original.tags)  # the dataset versions its finished steps read
         return self._run(
-            spec, bind_parameters(spec, params), experiment, run_name, True, reuse, extra, on_step, on_start
+            spec,
+            bind_parameters(spec, params),
+            experiment,
+            run_name,
+            True,
+            reuse,
+            pinned,
+            extra,
+            on_step,
+            on_start,
         )
 
     def _run(
@@ -182,18 +198,21 @@ class PipelineExecutor(ABC):
         run_name: str | None,
         use_cache: bool,
         reuse: dict[str, tuple[str, dict[str, Any]]],
+        pinned: dict[str, str],
         tags: dict[str, str],
         on_step: StepCallback | None = None,
         on_start: StartCallback | None = None,
     ) -> PipelineRunResult:
         settings = self.settings or get_settings()
+        pins = DatasetPins(get_client(settings), pinned)
+        pins.pin(spec, params)  # before the run exists: a missing dataset version starts nothing
         pool = self._make_pool(settings)
         with start_run(experiment, run_name, settings=settings, log_system_metrics=False) as run:
             run.log_params(params)
-            run.set_tags({"shipyard.pipeline": spec.name, **tags})
+            run.set_tags({"shipyard.pipeline": spec.name, **tags, **(pins.tag() if pins.pinned else {})})
             run.log_text(spec.to_yaml(), PIPELINE_FILE)
             run.log_dict(params, PARAMETERS_FILE)
-            engine = _Engine(spec, params, run, experiment, settings, pool)
+            engine = _Engine(spec, params, run, experiment, settings, pool, pins)
             engine.use_cache, engine.reuse, engine.on_step = use_cache, reuse, on_step
             if not self.trust_project_dir:
                 engine.project_dir = self.code_dir
@@ -238,6 +257,7 @@ class _Instance:
     artifact_paths: dict[str, str] = field(default_factory=dict)
     input_paths: dict[str, str] = field(default_factory=dict)
     input_hashes: dict[str, str] = field(default_factory=dict)
+    datasets: dict[str, DatasetVersion] = field(default_factory=dict)  # dataset version inputs by name
     cache_key: str | None = None
     cache_checked: bool = False
 
@@ -256,9 +276,10 @@ class _Engine:
         experiment: str,
         settings: Settings,
         pool: StepPool,
+        pins: DatasetPins,
     ) -> None:
         self.spec, self.params, self.run_, self.experiment = spec, params, run, experiment
-        self.settings, self.pool = settings, pool
+        self.settings, self.pool, self.pins = settings, pool, pins
         # A local root: step outputs are paths under it. An object store: URIs under it, staged by workers.
         self.root = _local_path(run.artifact_uri)
         self.store = None if self.root is not None else ArtifactStore.configured(settings, run.artifact_uri)
@@ -432,7 +453,13 @@ class _Engine:
         artifacts: dict[str, ArtifactRef] = {}
         for name, spec in step.inputs.items():
             value = resolve(spec.source, self.params, lookup, self._collected, inst.item)
-            if spec.type_name in ARTIFACT_TYPES:
+            if spec.type_name in ARTIFACT_TYPES and is_dataset_uri(value):
+                version = self._dataset(f"step {inst.key!r} input {name!r}", spec.type_name, value)
+                # The worker builds the local copy: it may be a Ray node that shares no disk with us.
+                artifacts[name] = ArtifactRef(spec.type_name, "", version.uri, version.sha256)
+                inst.input_paths[name] = version.uri
+                inst.datasets[name] = version
+            elif spec.type_name in ARTIFACT_TYPES:
                 if staging.is_remote(value):
                     artifacts[name] = ArtifactRef(spec.type_name, "", value, self._sha256(value))
                 else:
@@ -461,6 +488,19 @@ class _Engine:
         return Task(
             c.module, c.function, params, artifacts, returns, inst.log_dir, project_dir=self.project_dir
         )
+
+    def _dataset(self, where: str, type_name: str, ref: str) -> DatasetVersion:
+        """The version a ``data:`` input reads in this run, its hash remembered for the cache key."""
+        known = len(self.pins.pinned)
+        try:
+            check_reference(where, type_name, ref)
+            version = self.pins.resolve(ref, where)
+        except (InvalidInput, NotFound) as exc:
+            raise PipelineError(str(exc)) from exc
+        self.sha256[version.uri] = version.sha256
+        if len(self.pins.pinned) != known:  # a loop item named a new one: resumptions must see it too
+            self.run_.set_tags(self.pins.tag())
+        return version
 
     def _reused(self, inst: _Instance, step: StepSpec, task: Task) -> bool:
         """Compute the step's cache key; on a hit (or a resumed step) end it as cached and say so."""
@@ -504,6 +544,8 @@ class _Engine:
             inst.first_start = now
             name = inst.key.replace("[", ".").replace("]", "")
             inst.run = open_step_run(self.run_, self.experiment, name, task.parameters, self.settings)
+            for arg, version in inst.datasets.items():
+                inst.run.log_dataset(version_input(version, context=arg))
         inst.attempts += 1
         inst.started = now
         inst.deadline = now + step.timeout_s if step.timeout_s else float("inf")
@@ -553,7 +595,7 @@ class _Engine:
         inputs = [
             (
                 staging.artifact_uri(path),
-                ArtifactType(step.inputs[name].type_name),
+                ArtifactType.DATASET if name in inst.datasets else ArtifactType(step.inputs[name].type_name),
                 inst.input_hashes.get(name, ""),
                 name,
             )
