@@ -11,7 +11,9 @@ Run it from the repository root::
     shipyard features materialize-incremental --repo examples/features/repo
     shipyard serve examples/features/deploy.yaml
 
-The data is written into the repository's ``data/`` folder, where its feature views read it.
+The customers and orders are written into the repository's ``data/`` folder; the activity snapshots are
+the ``aggregate`` step's ``Dataset`` output, which the ``customer_activity`` view reads from the pipeline's
+run (the running one inside it, else the newest that succeeded).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 import shipyard
-from shipyard.pipelines import component, pipeline
+from shipyard.pipelines import Dataset, Output, component, pipeline
 
 REPO = str(Path(__file__).resolve().parent / "repo")
 # The half year up to today: the latest weekly snapshot is fresh enough to serve (the views' TTL is 10 days).
@@ -67,12 +69,13 @@ def generate(repo: str = REPO, seed: int = 7, customers: int = 2000) -> int:
 
 
 @component
-def aggregate(orders: int, repo: str = REPO) -> int:
-    """Weekly snapshots of each customer's last 30 days, as the ``customer_activity`` view reads them."""
+def aggregate(orders: int, snapshots: Output[Dataset], repo: str = REPO) -> int:
+    """Weekly snapshots of each customer's last 30 days: the ``customer_activity`` view reads this output
+    (a ``StepOutputSource``), so the training set leads back through this step in lineage."""
     del orders  # the order count: only so this step runs after generate
     data = Path(repo) / "data"
     found = pd.read_parquet(data / "orders.parquet")
-    snapshots = []
+    weeks = []
     for day in pd.date_range(END, START + pd.Timedelta(days=7), freq="-7D")[::-1]:  # the last one is today
         past = found[found["ordered_at"] <= day]
         recent = past[past["ordered_at"] > day - pd.Timedelta(days=30)]
@@ -87,11 +90,9 @@ def aggregate(orders: int, repo: str = REPO) -> int:
         frame["spend_30d"] = frame.pop("sum").fillna(0.0)
         frame["orders_30d"] = frame.pop("count").fillna(0).astype(np.int64)
         frame["event_timestamp"] = day
-        snapshots.append(frame)
-    activity = data / "activity"
-    activity.mkdir(exist_ok=True)
-    table = pd.concat(snapshots, ignore_index=True)
-    table.to_parquet(activity / "snapshots.parquet", index=False)
+        weeks.append(frame)
+    table = pd.concat(weeks, ignore_index=True)
+    table.to_parquet(snapshots.path, index=False)
     return len(table)
 
 

@@ -21,6 +21,7 @@ from shipyard.features.definitions import (
     Projection,
     PushSource,
     RequestSource,
+    StepOutputSource,
     ValueType,
     on_demand_feature_view,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "Projection",
     "PushSource",
     "RequestSource",
+    "StepOutputSource",
     "TrainingSet",
     "ValueType",
     "on_demand_feature_view",

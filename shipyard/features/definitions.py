@@ -396,7 +396,96 @@ class DatasetSource:
         return f"DatasetSource({str(self.ref)!r})"
 
 
-Source = FileSource | DataFrameSource | PushSource | DatasetSource
+class StepOutputSource:
+    """An artifact output (say ``Output[Dataset]``) of a pipeline step, read as Parquet or CSV: a file, or
+    a folder of them.
+
+    Which run's output: ``run_id``'s when given; else, inside a step of a run of ``pipeline``, that run's
+    (so a later step reads what an earlier one of the same run wrote); else the newest succeeded run of
+    ``pipeline`` whose output is intact. It is resolved when the view is first read and kept for the life
+    of this definition (a repository loaded again sees newer runs). Lineage records the output's URI and
+    the sha256 the step recorded, so a training set leads back through the step to its inputs.
+    """
+
+    def __init__(
+        self,
+        pipeline: str,
+        step: str,
+        output: str,
+        timestamp_field: str = "event_timestamp",
+        created_timestamp_field: str | None = None,
+        file_format: str = "parquet",
+        run_id: str | None = None,
+    ) -> None:
+        what = f"step output source {pipeline}/{step}/{output}"
+        for label, value in (("pipeline", pipeline), ("step", step), ("output", output)):
+            if not isinstance(value, str) or not value or not value.isprintable():
+                raise InvalidInput(f"{what}: {label} {value!r} is not a name")
+        check_name(timestamp_field, f"{what}: timestamp_field")
+        if created_timestamp_field is not None:
+            check_name(created_timestamp_field, f"{what}: created_timestamp_field")
+        if file_format not in ("parquet", "csv"):
+            raise InvalidInput(f"{what}: file_format {file_format!r} is not parquet or csv")
+        if run_id is not None and not (isinstance(run_id, str) and run_id.isalnum()):
+            raise InvalidInput(f"{what}: run_id {run_id!r} is not a run id")
+        self.pipeline, self.step, self.output, self.run_id = pipeline, step, output, run_id
+        self.timestamp_field = timestamp_field
+        self.created_timestamp_field = created_timestamp_field
+        self.file_format = file_format
+        self._found: Any = None
+
+    @property
+    def found(self) -> Any:
+        """The :class:`~shipyard.pipelines.outputs.StepOutput` read (resolved on first use).
+
+        Raises:
+            NotFound: no such run, step or output, or its files changed since the step wrote them.
+        """
+        if self._found is None:
+            from shipyard.pipelines.outputs import current_pipeline_run_id, step_output
+            from shipyard.tracking import get_client
+
+            self._found = step_output(
+                get_client(),
+                self.pipeline,
+                self.step,
+                self.output,
+                run_id=self.run_id,
+                current_run_id=current_pipeline_run_id(),
+            )
+        return self._found
+
+    @property
+    def path(self) -> str:
+        """The output's local path, or its URI on an object store."""
+        return str(self.found.location)
+
+    @property
+    def storage_options(self) -> Mapping[str, Any]:
+        """The settings' options for the object store holding the output (none for a local path)."""
+        if "://" not in self.path:
+            return {}
+        from shipyard.config import get_settings
+
+        return get_settings().storage_options_for(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "step_output",
+            "pipeline": self.pipeline,
+            "step": self.step,
+            "output": self.output,
+            "run_id": self.run_id,
+            "file_format": self.file_format,
+            "timestamp_field": self.timestamp_field,
+            "created_timestamp_field": self.created_timestamp_field,
+        }
+
+    def __repr__(self) -> str:
+        return f"StepOutputSource({self.pipeline!r}, {self.step!r}, {self.output!r})"
+
+
+Source = FileSource | DataFrameSource | PushSource | DatasetSource | StepOutputSource
 
 
 # ---------------------------------------------------------------------- views
@@ -462,9 +551,10 @@ class FeatureView(_Features):
         fields = _fields(schema, what)
         if not fields:
             raise InvalidInput(f"{what}: schema lists no features")
-        if not isinstance(source, FileSource | DataFrameSource | PushSource | DatasetSource):
+        if not isinstance(source, Source):
             raise InvalidInput(
-                f"{what}: source must be a FileSource, DataFrameSource, PushSource or DatasetSource, not "
+                f"{what}: source must be a FileSource, DataFrameSource, PushSource, DatasetSource or "
+                f"StepOutputSource, not "
                 f"{type(source).__name__}"
             )
         keys = [k for e in entities for k in e.join_keys]

@@ -16,7 +16,14 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from shipyard.features.definitions import DataFrameSource, DatasetSource, FeatureView, FileSource, PushSource
+from shipyard.features.definitions import (
+    DataFrameSource,
+    DatasetSource,
+    FeatureView,
+    FileSource,
+    PushSource,
+    StepOutputSource,
+)
 from shipyard.features.records import spec_hash
 from shipyard.lineage.records import ArtifactType
 from shipyard.tracking.records import DatasetInput
@@ -104,7 +111,8 @@ def _views(store: FeatureStore, refs: Iterable[str]) -> list[FeatureView]:
 
 
 def _source_files(view: FeatureView) -> list[tuple[str, str]]:
-    """(uri, sha256) of what the view reads: a dataset version by its snapshot hash, a local file source's
+    """(uri, sha256) of what the view reads: a dataset version by its snapshot hash, a step output by the
+    hash its step recorded, a local file source's
     files; none for a DataFrame or a remote URL (its hash would mean reading it all over the network: the
     view version's hash stands for it)."""
     source = view.source
@@ -113,6 +121,8 @@ def _source_files(view: FeatureView) -> list[tuple[str, str]]:
 
         found = dataset_version(str(source.ref))
         return [(f"data:{found.name}@{found.version}", found.sha256)]
+    if isinstance(source, StepOutputSource):
+        return [(source.found.uri, source.found.sha256)]  # the hash the step recorded, checked when found
     if isinstance(source, DataFrameSource) or not isinstance(source, FileSource | PushSource):
         return []
     path = source.path[len("file://") :] if source.path.startswith("file://") else source.path

@@ -8,6 +8,7 @@ import difflib
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
-from shipyard.config import Settings, get_settings
+from shipyard.config import Settings, get_settings, using_settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from shipyard.features import materialize as loading
 from shipyard.features import offline, online
@@ -240,9 +241,10 @@ class FeatureStore:
         service, refs = self._refs(features)
         columns = entity_df.columns if isinstance(entity_df, pd.DataFrame) else entity_df.column_names
         requests, on_demand = self._plan(tuple(refs), full_feature_names, frozenset(map(str, columns)))
-        table = offline.historical_features(
-            entity_df, requests, on_demand, timestamp_field=timestamp_field, created_cutoff=created_cutoff
-        )
+        with self._settings_in_use():
+            table = offline.historical_features(
+                entity_df, requests, on_demand, timestamp_field=timestamp_field, created_cutoff=created_cutoff
+            )
         hidden = [c for c in table.column_names if c.startswith(_HIDDEN)]
         if hidden:
             table = table.drop_columns(hidden)
@@ -264,7 +266,8 @@ class FeatureStore:
         from shipyard.features.lineage import record_training_set
 
         found = self.get_historical_features(entity_df, service, **options)
-        return record_training_set(self, found, run=run, name=name)
+        with self._settings_in_use():
+            return record_training_set(self, found, run=run, name=name)
 
     # ------------------------------------------------------------------ push
     def push(self, source: str, rows: pd.DataFrame | pa.Table, *, to: str = "online_and_offline") -> int:
@@ -340,15 +343,21 @@ class FeatureStore:
         on_anomaly: str,
         schemas: Mapping[str, Schema] | None,
     ) -> Materialization:
-        return loading.materialize(
-            self.online_store,
-            view,
-            start,
-            end,
-            progress=_progress(progress, view),
-            on_anomaly=on_anomaly,
-            schema=(schemas or {}).get(view.name),
-        )
+        with self._settings_in_use():
+            return loading.materialize(
+                self.online_store,
+                view,
+                start,
+                end,
+                progress=_progress(progress, view),
+                on_anomaly=on_anomaly,
+                schema=(schemas or {}).get(view.name),
+            )
+
+    def _settings_in_use(self) -> AbstractContextManager[Any]:
+        """This store's settings as the current ones while sources are read: a dataset version or a step
+        output is looked up in this store's deployment, not the environment's."""
+        return nullcontext() if self._settings is None else using_settings(self._settings)
 
     def _online_views(self, names: Sequence[str] | None) -> list[FeatureView]:
         if names is None:

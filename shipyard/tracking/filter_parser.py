@@ -236,11 +236,12 @@ def _format_comparison(c: Comparison) -> str:
     if c.op in (Op.IS_NULL, Op.IS_NOT_NULL):
         return f"{c.entity} {c.op.value}"
     if isinstance(c.value, tuple):
-        return f"{c.entity} {c.op.value} ({', '.join(_format_value(v) for v in c.value)})"
-    return f"{c.entity} {c.op.value} {_format_value(c.value)}"
+        return f"{c.entity} {c.op.value} ({', '.join(format_value(v) for v in c.value)})"
+    return f"{c.entity} {c.op.value} {format_value(c.value)}"
 
 
-def _format_value(value: float | str | None) -> str:
+def format_value(value: float | str | None) -> str:
+    """``value`` as a filter literal: a number as is, a string quoted with its quotes escaped."""
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):

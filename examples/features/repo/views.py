@@ -1,5 +1,6 @@
-"""The customers' features: 30-day activity aggregates (weekly snapshots the pipeline's `aggregate` step
-writes) and the profile they signed up with. The data lives beside this file, in data/."""
+"""The customers' features: 30-day activity aggregates (weekly snapshots, the `snapshots` output of the
+churn-features pipeline's `aggregate` step) and the profile they signed up with (in data/, beside this
+file)."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from entities import customer
 
-from shipyard.features import FeatureView, Field, FileSource, on_demand_feature_view
+from shipyard.features import FeatureView, Field, FileSource, StepOutputSource, on_demand_feature_view
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -19,7 +20,8 @@ activity = FeatureView(
         Field("orders_30d", "int64", "orders in the 30 days up to the snapshot"),
         Field("days_since_order", "float64", "days since the last order (null: none yet)"),
     ],
-    FileSource(str(DATA / "activity")),  # a folder: one Parquet file per aggregation run
+    # The step's output in the pipeline run reading it, else in the pipeline's newest succeeded run.
+    StepOutputSource("churn-features", "aggregate", "snapshots"),
     ttl=timedelta(days=10),  # weekly snapshots: an older one is stale
     owner="growth@shop.example",
     description="30-day activity, a snapshot a week",
