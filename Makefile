@@ -23,9 +23,16 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev .venv-mlflow/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The official MLflow client for the compatibility tests, in an environment of its own (it pins pyarrow).
+.venv-mlflow/.installed: tests/mlflow_compat/requirements.txt
+	$(PYTHON) -m venv .venv-mlflow
+	.venv-mlflow/bin/pip install --quiet --upgrade pip
+	.venv-mlflow/bin/pip install --quiet -r tests/mlflow_compat/requirements.txt
+	touch $@
 
 # Peers (MLflow) live in their own environment so they never touch the main one.
 .venv-bench/.installed: pyproject.toml
@@ -41,4 +48,4 @@ bench-tuning: .venv-bench/.installed
 	.venv-bench/bin/python benchmarks/tuning.py
 
 clean:
-	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench .venv-mlflow .pytest_cache .ruff_cache

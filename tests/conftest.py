@@ -7,6 +7,8 @@ Ray likewise: one local Ray per session for the executor contract; ``SHIPYARD_RE
 that cannot start a failure. And S3: moto's S3 server on 127.0.0.1 (a real S3 API over HTTP), one per session,
 skipped without moto unless ``SHIPYARD_REQUIRE_S3=1``. And Redis: Debian's ``redis-server`` on 127.0.0.1 and
 a free port, one per session, without persistence; skipped when absent unless ``SHIPYARD_REQUIRE_REDIS=1``.
+And the official MLflow client: an interpreter of ``.venv-mlflow`` (made by ``make test``), whose scripts
+talk to a real ``shipyard server``; skipped when absent unless ``SHIPYARD_REQUIRE_MLFLOW=1``.
 """
 
 from __future__ import annotations
@@ -434,3 +436,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> str:
+    """An interpreter with the official ``mlflow`` client (3.x) and scikit-learn: ``.venv-mlflow`` beside
+    the repository (``make test`` makes it from tests/mlflow_compat/requirements.txt), or
+    ``SHIPYARD_MLFLOW_PYTHON``. The client never enters Shipyard's own environment (it pins pyarrow)."""
+    root = Path(__file__).resolve().parents[1]
+    python = Path(os.environ.get("SHIPYARD_MLFLOW_PYTHON") or root / ".venv-mlflow" / "bin" / "python")
+    found = (
+        python.exists()
+        and subprocess.run(
+            [str(python), "-c", "import mlflow, sklearn"], capture_output=True, timeout=120
+        ).returncode
+        == 0
+    )
+    if not found:
+        reason = f"the MLflow client tests need {python} with mlflow and scikit-learn (make test makes it)"
+        if os.environ.get("SHIPYARD_REQUIRE_MLFLOW") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return str(python)
