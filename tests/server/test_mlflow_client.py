@@ -298,3 +298,61 @@ def test_signed_in_clients_use_their_token_or_password_with_their_permissions(
         assert nobody["error"][0] == "UNAUTHENTICATED" and nobody["seen"] == "UNAUTHENTICATED"
     stored = TrackingClient(server).get_run(alice["run"])
     assert stored.user == "alice" and stored.metrics == {"loss": 0.5}
+
+
+def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
+    server: tuple[str, Path], mlflow_python: str, tmp_path: Path
+) -> None:
+    url, home = server
+    out = mlflow_script(
+        mlflow_python,
+        url,
+        """
+        import json
+        import mlflow
+        import numpy as np
+        from mlflow import MlflowClient
+        from sklearn.linear_model import LogisticRegression
+
+        mlflow.set_experiment("models")
+        X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        y = np.array([0, 0, 1, 1])
+        with mlflow.start_run() as run:
+            model = LogisticRegression().fit(X, y)
+            mlflow.log_metric("acc", 1.0)
+            info = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="churn-mlflow", input_example=X[:2]
+            )
+        client = MlflowClient()
+        client.set_registered_model_alias("churn-mlflow", "champion", info.registered_model_version)
+        by_alias = mlflow.pyfunc.load_model("models:/churn-mlflow@champion")
+        by_run = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+        again = mlflow.sklearn.log_model  # a second version of the same model
+        with mlflow.start_run():
+            info2 = mlflow.sklearn.log_model(model, name="model", registered_model_name="churn-mlflow")
+        client.transition_model_version_stage("churn-mlflow", info2.registered_model_version, "Staging")
+        versions = client.search_model_versions("name = 'churn-mlflow'")
+        print(json.dumps({
+            "run": run.info.run_id,
+            "model_id": info.model_id,
+            "version": info.registered_model_version,
+            "alias": by_alias.predict(X).tolist(),
+            "by_run": by_run.predict(X).tolist(),
+            "versions": sorted((v.version, v.current_stage) for v in versions),
+            "champion": client.get_model_version_by_alias("churn-mlflow", "champion").version,
+        }))
+        """,
+        tmp_path,
+    )
+    assert out["alias"] == out["by_run"] == [0, 0, 1, 1]
+    assert out["version"] == "1" and out["champion"] == "1"
+    assert out["versions"] == [["1", "None"], ["2", "Staging"]]
+
+    # In Shipyard's registry: a version whose package is the MLflow package, verified by its MODEL.yaml.
+    from shipyard.registry.client import RegistryClient
+
+    settings = make_settings(home)
+    registry = RegistryClient(TrackingClient(settings))
+    version = registry.get_version("churn-mlflow", 1)
+    assert (version.flavor, version.run_id, version.aliases) == ("mlflow", out["run"], ("champion",))
+    assert version.lineage["mlflow_model_id"] == out["model_id"]

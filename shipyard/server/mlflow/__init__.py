@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from shipyard.server.mlflow import artifacts, protocol, tracking
+from shipyard.server.mlflow import artifacts, models, protocol, tracking
 
 TRACKING_PREFIX = "/api/2.0/mlflow"
 ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts"
@@ -32,5 +32,6 @@ async def endpoint_not_found(path: str, request: Request) -> Response:
 def mount(app: FastAPI) -> None:
     """Add the MLflow routes to ``app`` (after them, the catch-all for MLflow paths it does not serve)."""
     app.include_router(tracking.router, prefix=TRACKING_PREFIX, include_in_schema=False)
+    app.include_router(models.router, prefix=TRACKING_PREFIX, include_in_schema=False)
     app.include_router(artifacts.router, prefix=ARTIFACTS_PREFIX, include_in_schema=False)
     app.include_router(_unknown)

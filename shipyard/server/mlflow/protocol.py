@@ -9,6 +9,7 @@ retries 408/429/5xx for minutes, so a deterministic failure is never answered wi
 from __future__ import annotations
 
 import json
+import logging
 import math
 import posixpath
 from collections.abc import Callable, Coroutine, Mapping
@@ -32,6 +33,7 @@ from shipyard.store.protocol import TrackingStore
 from shipyard.tracking import naming
 from shipyard.tracking.records import DatasetInput, Experiment, Run
 
+log = logging.getLogger(__name__)
 DEFAULT_ID = "0"
 DEFAULT_NAME = "Default"
 SERVED_PREFIX = "shipyard-artifacts://artifacts/"
@@ -79,6 +81,9 @@ class MlflowRoute(APIRoute):
                 return await handler(request)
             except ShipyardError as exc:
                 return mlflow_error(exc)
+            except Exception:  # a bug: answered in the client's shape (and logged), not a dropped connection
+                log.exception("MLflow route %s %s failed", request.method, request.url.path)
+                return error_response(500, "INTERNAL_ERROR", "the server failed; its log has the details")
 
         return route
 

@@ -534,26 +534,6 @@ async def search_runs(request: Request) -> Response:
     return p.answer(await in_thread(work))
 
 
-# ---------------------------------------------------------------------- logged models
-@router.post("/logged-models/search")
-async def search_logged_models(request: Request) -> Response:
-    """MLflow 3's logged models. The client also asks when it resolves ``runs:/<run>/<path>`` (a download of
-    a run's artifacts) and then reads the run's own files when none matches. This server does not take
-    logged models yet (``logged-models`` creation answers ENDPOINT_NOT_FOUND), so none exists to match."""
-    body = await p.body_of(request)
-    ids = body.get("experiment_ids") or []
-    if not isinstance(ids, list):
-        raise InvalidInput("parameter 'experiment_ids' must be a list of experiment ids")
-
-    def work() -> None:
-        store, g = _store(request), guard(request)
-        for experiment_id in ids:
-            g.experiment(p.experiment_of(store, str(experiment_id)).experiment_id, READ)
-
-    await in_thread(work)
-    return p.answer({"models": []})
-
-
 # ---------------------------------------------------------------------- page tokens of in-memory lists
 def _token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
