@@ -303,7 +303,7 @@ def test_signed_in_clients_use_their_token_or_password_with_their_permissions(
 def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
     server: tuple[str, Path], mlflow_python: str, tmp_path: Path
 ) -> None:
-    url, home = server
+    url, _ = server
     out = mlflow_script(
         mlflow_python,
         url,
@@ -327,10 +327,13 @@ def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
         client.set_registered_model_alias("churn-mlflow", "champion", info.registered_model_version)
         by_alias = mlflow.pyfunc.load_model("models:/churn-mlflow@champion")
         by_run = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-        again = mlflow.sklearn.log_model  # a second version of the same model
         with mlflow.start_run():
             info2 = mlflow.sklearn.log_model(model, name="model", registered_model_name="churn-mlflow")
         client.transition_model_version_stage("churn-mlflow", info2.registered_model_version, "Staging")
+        with mlflow.start_run():  # version 3: pickled, which Shipyard loads only when trusted
+            mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="churn-mlflow", serialization_format="cloudpickle"
+            )
         versions = client.search_model_versions("name = 'churn-mlflow'")
         print(json.dumps({
             "run": run.info.run_id,
@@ -346,13 +349,21 @@ def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
     )
     assert out["alias"] == out["by_run"] == [0, 0, 1, 1]
     assert out["version"] == "1" and out["champion"] == "1"
-    assert out["versions"] == [["1", "None"], ["2", "Staging"]]
+    assert out["versions"] == [["1", "None"], ["2", "Staging"], ["3", "None"]]
 
-    # In Shipyard's registry: a version whose package is the MLflow package, verified by its MODEL.yaml.
+    # In Shipyard's registry: a version whose package is the MLflow package, verified by its MODEL.yaml;
+    # Shipyard loads MLflow's skops-saved sklearn model itself, and a pickled one only when trusted.
+    import shipyard
+    from shipyard.errors import UntrustedArtifact
     from shipyard.registry.client import RegistryClient
 
-    settings = make_settings(home)
-    registry = RegistryClient(TrackingClient(settings))
-    version = registry.get_version("churn-mlflow", 1)
+    team = make_settings(tmp_path / "client", tracking_uri=url)
+    version = RegistryClient(TrackingClient(team)).get_version("churn-mlflow", 1)
     assert (version.flavor, version.run_id, version.aliases) == ("mlflow", out["run"], ("champion",))
     assert version.lineage["mlflow_model_id"] == out["model_id"]
+    loaded = shipyard.models.load("models:/churn-mlflow@champion", settings=team)
+    assert loaded.predict([[0.0], [1.0], [2.0], [3.0]]).tolist() == [0, 0, 1, 1]
+    with pytest.raises(UntrustedArtifact, match="saved with cloudpickle, and unpickling runs arbitrary code"):
+        shipyard.models.load("models:/churn-mlflow/3", settings=team)
+    trusted = shipyard.models.load("models:/churn-mlflow/3", settings=team, trusted=True)
+    assert trusted.predict([[3.0]]).tolist() == [1]
