@@ -62,12 +62,18 @@ def error_response(status: int, code: str, message: str) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def mlflow_error(exc: ShipyardError) -> Response:
-    """``exc`` as the client expects an error: its MLflow code and our message (naming the bad thing)."""
+def refusal(exc: ShipyardError) -> tuple[int, dict[str, Any]]:
+    """``exc`` as the client expects an error: the status, and its MLflow code with our message (naming the
+    bad thing)."""
     for kind, status, code in ERRORS:
         if isinstance(exc, kind):
-            return error_response(status, code, str(exc))
-    return error_response(400, "INVALID_STATE", str(exc))  # pragma: no cover - ShipyardError matches
+            return status, {"error_code": code, "message": str(exc)}
+    return 400, {"error_code": "INVALID_STATE", "message": str(exc)}  # pragma: no cover
+
+
+def mlflow_error(exc: ShipyardError) -> Response:
+    status, body = refusal(exc)
+    return Response(json_bytes(body), status_code=status, media_type="application/json")
 
 
 class MlflowRoute(APIRoute):

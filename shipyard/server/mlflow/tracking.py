@@ -343,30 +343,63 @@ def _write(
         store.set_tags(key, dict(tags))
 
 
-@router.post("/runs/log-parameter")
-async def log_param(request: Request) -> Response:
-    body = await p.body_of(request)
+# The calls a training script makes per logged value: the routes below, and the server's fast lane (which
+# serves them without the framework's layers, see shipyard.server.fast_lane), run these same functions.
+def log_param_call(request: Request, body: dict[str, Any], _key: str | None = None) -> dict[str, Any]:
     run_id, key = p.run_id_of(body), p.checked_key(p.text(body, "key"), "param")
     value = body.get("value")
-    await in_thread(_write, request, run_id, [(key, "" if value is None else str(value))], {}, [])
-    return p.answer({})
+    _write(request, run_id, [(key, "" if value is None else str(value))], {}, [])
+    return {}
+
+
+def log_metric_call(request: Request, body: dict[str, Any], _key: str | None = None) -> dict[str, Any]:
+    run_id = p.run_id_of(body)
+    _write(request, run_id, [], _series([body], run_id), [])
+    return {}
+
+
+def set_tag_call(request: Request, body: dict[str, Any], _key: str | None = None) -> dict[str, Any]:
+    run_id, key = p.run_id_of(body), p.checked_key(p.text(body, "key"), "tag")
+    value = body.get("value")
+    _write(request, run_id, [], {}, [(key, "" if value is None else str(value))])
+    return {}
+
+
+def log_batch_call(request: Request, body: dict[str, Any], _key: str | None = None) -> dict[str, Any]:
+    run_id = p.run_id_of(body)
+    params, tags = p.key_values(body, "params"), p.key_values(body, "tags")
+    metrics = body.get("metrics") or []
+    if not isinstance(metrics, list):
+        raise InvalidInput("parameter 'metrics' must be a list of metric objects")
+    for what, items, limit in (
+        ("metrics", metrics, MAX_BATCH_METRICS),
+        ("params", params, MAX_BATCH_PARAMS),
+        ("tags", tags, MAX_BATCH_TAGS),
+    ):
+        if len(items) > limit:
+            raise InvalidInput(f"a batch may hold at most {limit} {what}, got {len(items)}")
+    _write(request, run_id, params, _series(metrics, run_id), tags)
+    return {}
+
+
+@router.post("/runs/log-parameter")
+async def log_param(request: Request) -> Response:
+    return p.answer(await in_thread(log_param_call, request, await p.body_of(request)))
 
 
 @router.post("/runs/log-metric")
 async def log_metric(request: Request) -> Response:
-    body = await p.body_of(request)
-    run_id = p.run_id_of(body)
-    await in_thread(_write, request, run_id, [], _series([body], run_id), [])
-    return p.answer({})
+    return p.answer(await in_thread(log_metric_call, request, await p.body_of(request)))
 
 
 @router.post("/runs/set-tag")
 async def set_tag(request: Request) -> Response:
-    body = await p.body_of(request)
-    run_id, key = p.run_id_of(body), p.checked_key(p.text(body, "key"), "tag")
-    value = body.get("value")
-    await in_thread(_write, request, run_id, [], {}, [(key, "" if value is None else str(value))])
-    return p.answer({})
+    return p.answer(await in_thread(set_tag_call, request, await p.body_of(request)))
+
+
+@router.post("/runs/log-batch")
+async def log_batch(request: Request) -> Response:
+    return p.answer(await in_thread(log_batch_call, request, await p.body_of(request)))
 
 
 @router.post("/runs/delete-tag")
@@ -380,25 +413,6 @@ async def delete_tag(request: Request) -> Response:
         store.delete_tag(store.run_key(run_id), key)
 
     await in_thread(work)
-    return p.answer({})
-
-
-@router.post("/runs/log-batch")
-async def log_batch(request: Request) -> Response:
-    body = await p.body_of(request)
-    run_id = p.run_id_of(body)
-    params, tags = p.key_values(body, "params"), p.key_values(body, "tags")
-    metrics = body.get("metrics") or []
-    if not isinstance(metrics, list):
-        raise InvalidInput("parameter 'metrics' must be a list of metric objects")
-    for what, items, limit in (
-        ("metrics", metrics, MAX_BATCH_METRICS),
-        ("params", params, MAX_BATCH_PARAMS),
-        ("tags", tags, MAX_BATCH_TAGS),
-    ):
-        if len(items) > limit:
-            raise InvalidInput(f"a batch may hold at most {limit} {what}, got {len(items)}")
-    await in_thread(_write, request, run_id, params, _series(metrics, run_id), tags)
     return p.answer({})
 
 
