@@ -343,12 +343,13 @@ def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
             "by_run": by_run.predict(X).tolist(),
             "versions": sorted((v.version, v.current_stage) for v in versions),
             "champion": client.get_model_version_by_alias("churn-mlflow", "champion").version,
+            "outputs": [o.model_id for o in client.get_run(run.info.run_id).outputs.model_outputs],
         }))
         """,
         tmp_path,
     )
     assert out["alias"] == out["by_run"] == [0, 0, 1, 1]
-    assert out["version"] == "1" and out["champion"] == "1"
+    assert out["version"] == "1" and out["champion"] == "1" and out["outputs"] == [out["model_id"]]
     assert out["versions"] == [["1", "None"], ["2", "Staging"], ["3", "None"]]
 
     # In Shipyard's registry: a version whose package is the MLflow package, verified by its MODEL.yaml;

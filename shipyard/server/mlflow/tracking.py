@@ -55,9 +55,16 @@ def _ids(store: TrackingStore) -> Callable[[str], str]:
     return mlflow_id
 
 
-def _run_json(store: TrackingStore, run: Run, *, datasets: bool = False) -> dict[str, Any]:
-    found = store.dataset_inputs(run.run_id) if datasets else None
-    return p.run_json(run, _ids(store)(run.experiment_id), found)
+def _run_json(
+    store: TrackingStore, run: Run, *, datasets: bool = False, outputs: Any = None
+) -> dict[str, Any]:
+    inputs = store.dataset_inputs(run.run_id) if datasets else None
+    found = p.run_json(run, _ids(store)(run.experiment_id), inputs)
+    if outputs is not None:  # the logged models the run output (MLflow 3's run.outputs)
+        models = [{"model_id": m, "step": step} for m, step in outputs.outputs(run.run_id)]
+        if models:
+            found["outputs"] = {"model_outputs": models}
+    return found
 
 
 # ---------------------------------------------------------------------- experiments
@@ -253,7 +260,8 @@ async def get_run(request: Request) -> Response:
     def work() -> dict[str, Any]:
         guard(request).run(run_id, READ)
         store = _store(request)
-        return {"run": _run_json(store, store.get_run(run_id), datasets=True)}
+        run = store.get_run(run_id)
+        return {"run": _run_json(store, run, datasets=True, outputs=request.app.state.stores.logged_models)}
 
     return p.answer(await in_thread(work))
 
