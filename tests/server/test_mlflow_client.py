@@ -222,6 +222,8 @@ def test_errors_carry_mlflow_codes_and_never_a_retried_status(
 
         code("unknown_run", lambda: client.get_run("0" * 32))
         code("unknown_experiment", lambda: client.get_experiment("424242"))
+        code("unknown_model", lambda: client.get_registered_model("nope"))
+        code("unknown_version", lambda: client.get_model_version("nope", "1"))
         mlflow.set_experiment("errors")
         with mlflow.start_run() as run:
             mlflow.log_param("lr", 0.1)
@@ -238,6 +240,7 @@ def test_errors_carry_mlflow_codes_and_never_a_retried_status(
     codes = out["codes"]
     assert codes["unknown_run"][0] == "RESOURCE_DOES_NOT_EXIST"
     assert codes["unknown_experiment"][0] == "RESOURCE_DOES_NOT_EXIST"
+    assert codes["unknown_model"][0] == codes["unknown_version"][0] == "RESOURCE_DOES_NOT_EXIST"
     assert codes["changed_param"][0] == "INVALID_PARAMETER_VALUE" and "'lr'" in codes["changed_param"][1]
     assert codes["bad_metric"][0] == "INVALID_PARAMETER_VALUE" and "../escape" in codes["bad_metric"][1]
     assert codes["bad_filter"][0] == "INVALID_PARAMETER_VALUE"
@@ -311,6 +314,7 @@ def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
         import json
         import mlflow
         import numpy as np
+        import pandas as pd
         from mlflow import MlflowClient
         from sklearn.linear_model import LogisticRegression
 
@@ -320,6 +324,8 @@ def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
         with mlflow.start_run() as run:
             model = LogisticRegression().fit(X, y)
             mlflow.log_metric("acc", 1.0)
+            frame = pd.DataFrame({"x": X[:, 0], "y": y})
+            mlflow.log_input(mlflow.data.from_pandas(frame, name="churn-train", source="s3://b/train.csv"))
             info = mlflow.sklearn.log_model(
                 model, name="model", registered_model_name="churn-mlflow", input_example=X[:2]
             )
@@ -362,6 +368,10 @@ def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
     version = RegistryClient(TrackingClient(team)).get_version("churn-mlflow", 1)
     assert (version.flavor, version.run_id, version.aliases) == ("mlflow", out["run"], ("champion",))
     assert version.lineage["mlflow_model_id"] == out["model_id"]
+    from shipyard.lineage import LineageClient
+
+    graph = LineageClient(TrackingClient(team)).upstream("models:/churn-mlflow/1")
+    assert [a.uri for a in graph.sources()] == ["s3://b/train.csv"]  # model -> logged model -> its data
     loaded = shipyard.models.load("models:/churn-mlflow@champion", settings=team)
     assert loaded.predict([[0.0], [1.0], [2.0], [3.0]]).tolist() == [0, 0, 1, 1]
     with pytest.raises(UntrustedArtifact, match="saved with cloudpickle, and unpickling runs arbitrary code"):

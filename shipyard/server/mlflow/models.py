@@ -21,6 +21,7 @@ from shipyard.errors import AlreadyExists, InvalidInput, NotFound
 from shipyard.lineage import ArtifactType
 from shipyard.registry import mlflow_packages
 from shipyard.registry.records import ModelVersion, RegisteredModel, Stage
+from shipyard.registry.saving import dataset_uri
 from shipyard.registry.uri import check_version
 from shipyard.server.guard import EDIT, MANAGE, READ, guard
 from shipyard.server.mlflow import protocol as p
@@ -420,7 +421,20 @@ async def create_model_version(request: Request) -> Response:
             tags=tags,
         )
         model_uri = f"models:/{logged.model_id}"
-        request.app.state.stores.lineage.record(
+        lineage = request.app.state.stores.lineage
+        if logged.source_run_id:  # what the model was trained on: the datasets its run logged
+            datasets = [
+                (dataset_uri({"source": d.source, "name": d.name}), d.digest, d.name)
+                for d in _store(request).dataset_inputs(logged.source_run_id)
+            ]
+            lineage.record(
+                "training",
+                name=logged.name,
+                run_id=logged.source_run_id,
+                inputs=[(uri, ArtifactType.DATASET, digest, name) for uri, digest, name in datasets],
+                outputs=[(model_uri, ArtifactType.MODEL, manifest_sha, logged.name)],
+            )
+        lineage.record(
             "registration",
             name=f"{version.name}/{version.version}",
             run_id=version.run_id,
