@@ -25,7 +25,7 @@ from shipyard.registry.saving import dataset_uri
 from shipyard.registry.uri import check_version
 from shipyard.server.guard import EDIT, MANAGE, READ, guard
 from shipyard.server.mlflow import protocol as p
-from shipyard.server.mlflow.tracking import _offset, _store, _token
+from shipyard.server.mlflow.tracking import _offset, _store, _token, page_of
 from shipyard.server.threads import in_thread
 from shipyard.store.artifacts import CHUNK_SIZE, ArtifactStore
 from shipyard.tracking.logged_models import LoggedModel, LoggedModelStatus
@@ -309,12 +309,7 @@ async def search_registered_models(request: Request) -> Response:
         g = guard(request)
         found = [m for m in _registry(request).list_models() if match(m.name) and g.can_read_model(m.name)]
         found.sort(key=lambda m: m.name)
-        out: dict[str, Any] = {
-            "registered_models": [registered_json(request, m) for m in found[start : start + limit]]
-        }
-        if start + limit < len(found):
-            out["next_page_token"] = _token(start + limit)
-        return out
+        return page_of("registered_models", found, start, limit, lambda m: registered_json(request, m))
 
     return p.answer(await in_thread(work))
 

@@ -31,7 +31,7 @@ from shipyard.errors import (
 from shipyard.server.answers import json_bytes
 from shipyard.store.protocol import TrackingStore
 from shipyard.tracking import naming
-from shipyard.tracking.records import DatasetInput, Experiment, Run
+from shipyard.tracking.records import DatasetInput, Experiment, Metric, Run
 
 log = logging.getLogger(__name__)
 DEFAULT_ID = "0"
@@ -301,5 +301,6 @@ def dataset_json(dataset: DatasetInput) -> dict[str, Any]:
     }
 
 
-def metric_json(key: str, value: float, timestamp: int, step: int) -> dict[str, Any]:
-    return {"key": key, "value": _metric_value(value), "timestamp": timestamp, "step": step}
+def metric_json(metric: Metric) -> dict[str, Any]:
+    value = _metric_value(metric.value)
+    return {"key": metric.key, "value": value, "timestamp": metric.timestamp, "step": metric.step}

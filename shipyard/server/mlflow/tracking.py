@@ -143,11 +143,7 @@ async def search_experiments(request: Request) -> Response:
             and g.can_read_experiment(e)
         ]
         found.sort(key=lambda e: (-e.updated_at, e.name))
-        page = found[start : start + limit]
-        out: dict[str, Any] = {"experiments": [p.experiment_json(e) for e in page]}
-        if start + limit < len(found):
-            out["next_page_token"] = _token(start + limit)
-        return out
+        return page_of("experiments", found, start, limit, p.experiment_json)
 
     return p.answer(await in_thread(work))
 
@@ -181,32 +177,28 @@ def _experiment_filter(text: str) -> Callable[[Experiment], bool]:
     return lambda e: all(t(e) for t in tests)
 
 
-@router.post("/experiments/delete")
-async def delete_experiment(request: Request) -> Response:
+async def _manage_experiment(request: Request, act: Callable[[TrackingStore, str], Any]) -> Response:
+    """Delete or restore the experiment a body names (MANAGE on it)."""
     experiment_id = p.text(await p.body_of(request), "experiment_id")
 
     def work() -> None:
         store = _store(request)
         found = p.experiment_of(store, experiment_id)
         guard(request).experiment(found.experiment_id, MANAGE)
-        store.delete_experiment(found.experiment_id)
+        act(store, found.experiment_id)
 
     await in_thread(work)
     return p.answer({})
+
+
+@router.post("/experiments/delete")
+async def delete_experiment(request: Request) -> Response:
+    return await _manage_experiment(request, lambda store, i: store.delete_experiment(i))
 
 
 @router.post("/experiments/restore")
 async def restore_experiment(request: Request) -> Response:
-    experiment_id = p.text(await p.body_of(request), "experiment_id")
-
-    def work() -> None:
-        store = _store(request)
-        found = p.experiment_of(store, experiment_id)
-        guard(request).experiment(found.experiment_id, MANAGE)
-        store.restore_experiment(found.experiment_id)
-
-    await in_thread(work)
-    return p.answer({})
+    return await _manage_experiment(request, lambda store, i: store.restore_experiment(i))
 
 
 # ---------------------------------------------------------------------- runs
@@ -294,28 +286,26 @@ async def update_run(request: Request) -> Response:
     return p.answer(await in_thread(work))
 
 
-@router.post("/runs/delete")
-async def delete_run(request: Request) -> Response:
+async def _manage_run(request: Request, act: Callable[[TrackingStore, str], Any]) -> Response:
+    """Delete or restore the run a body names (MANAGE on its experiment)."""
     run_id = p.run_id_of(await p.body_of(request))
 
     def work() -> None:
         guard(request).run(run_id, MANAGE)
-        _store(request).delete_run(run_id)
+        act(_store(request), run_id)
 
     await in_thread(work)
     return p.answer({})
+
+
+@router.post("/runs/delete")
+async def delete_run(request: Request) -> Response:
+    return await _manage_run(request, lambda store, run_id: store.delete_run(run_id))
 
 
 @router.post("/runs/restore")
 async def restore_run(request: Request) -> Response:
-    run_id = p.run_id_of(await p.body_of(request))
-
-    def work() -> None:
-        guard(request).run(run_id, MANAGE)
-        _store(request).restore_run(run_id)
-
-    await in_thread(work)
-    return p.answer({})
+    return await _manage_run(request, lambda store, run_id: store.restore_run(run_id))
 
 
 # ---------------------------------------------------------------------- params, metrics, tags
@@ -436,11 +426,7 @@ async def metric_history(request: Request) -> Response:
     def work() -> dict[str, Any]:
         guard(request).run(run_id, READ)
         points = _store(request).metric_history(run_id, key)
-        page = points[start : start + limit]
-        out: dict[str, Any] = {"metrics": [p.metric_json(m.key, m.value, m.timestamp, m.step) for m in page]}
-        if start + limit < len(points):
-            out["next_page_token"] = _token(start + limit)
-        return out
+        return page_of("metrics", points, start, limit, p.metric_json)
 
     return p.answer(await in_thread(work))
 
@@ -556,7 +542,15 @@ async def search_runs(request: Request) -> Response:
     return p.answer(await in_thread(work))
 
 
-# ---------------------------------------------------------------------- page tokens of in-memory lists
+# ---------------------------------------------------------------------- pages of in-memory lists
+def page_of(key: str, rows: list[Any], start: int, limit: int, shape: Callable[[Any], Any]) -> dict[str, Any]:
+    """``{key: rows[start:start+limit] shaped, "next_page_token"?}``: one page and where the next starts."""
+    out: dict[str, Any] = {key: [shape(r) for r in rows[start : start + limit]]}
+    if start + limit < len(rows):
+        out["next_page_token"] = _token(start + limit)
+    return out
+
+
 def _token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
