@@ -67,7 +67,7 @@ class Plan:
     def for_args(cls, quick: bool) -> Plan:
         if quick:
             return cls(1_000, 10.0, 10, 100, 10.0, 1_000, 5, 60.0)
-        return cls(10_000, 30.0, 100, 1_000, 30.0, 10_000, 15, 300.0)
+        return cls(10_000, 30.0, 100, 1_000, 30.0, 10_000, 15, 900.0)
 
 
 BATCH = 1_000

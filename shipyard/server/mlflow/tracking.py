@@ -534,7 +534,8 @@ async def search_runs(request: Request) -> Response:
             after=after,
         )
         runs = [r for r in found if view != "DELETED_ONLY" or r.lifecycle_stage is LifecycleStage.DELETED]
-        out: dict[str, Any] = {"runs": [_run_json(store, r) for r in runs]}
+        mlflow_id = _ids(store)  # Default's id looked up once for the page, not once a run
+        out: dict[str, Any] = {"runs": [p.run_json(r, mlflow_id(r.experiment_id)) for r in runs]}
         if found.next_cursor is not None:
             out["next_page_token"] = encode_cursor(found.next_cursor, fingerprint)
         return out
