@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from shipyard.autologging import boosting, patching
@@ -27,10 +28,10 @@ def autolog(**options: Any) -> None:
     if options.pop("disable", False):
         patching.disable(LIBRARY)
         return
-    patching.enable(LIBRARY, AutologOptions.of(options), "lightgbm", _install)
+    patching.enable(LIBRARY, AutologOptions.of(options), ("lightgbm",), _install)
 
 
-def _install() -> None:
+def _install(_: ModuleType) -> None:
     import lightgbm
     import lightgbm.engine
     import lightgbm.sklearn

@@ -25,7 +25,7 @@ from typing import Any
 
 from shipyard.autologging import imports
 from shipyard.autologging.options import AutologOptions
-from shipyard.autologging.session import FitSession, current_session, warn_once
+from shipyard.autologging.session import FitSession, current_session, forget_warnings, warn_once
 
 Original = Callable[..., Any]
 Logged = Callable[[FitSession, Original, tuple[Any, ...], dict[str, Any]], Any]
@@ -62,27 +62,32 @@ def is_patched(library: str) -> bool:
     return bool(_registry.patches.get(library))
 
 
-def enable(library: str, options: AutologOptions, module: str, install: Callable[[], None]) -> None:
-    """Turn ``library``'s autologging on with ``options``: patch once ``module`` is imported (now if it is).
+def enable(
+    library: str, options: AutologOptions, modules: tuple[str, ...], install: Callable[[ModuleType], None]
+) -> None:
+    """Turn ``library``'s autologging on with ``options``: ``install(module)`` patches each of ``modules``
+    once it is imported (now if it is).
 
     Options set again replace the old ones; the patches stay. A failure to patch is a warning.
     """
+    forget_warnings(library)
     with _registry.lock:
         _registry.options[library] = options
         if library in _registry.patches:
             return
         _registry.patches[library] = []
 
-    def install_safely(_: ModuleType) -> None:
+    def install_safely(module: ModuleType) -> None:
         if options_of(library) is None:
             return  # turned off before the library was imported
         try:
-            install()
+            install(module)
         except Exception as exc:
             disable(library)
             warn_once(library, "patch the library", exc, silent=options.silent)
 
-    imports.when_imported(module, install_safely)
+    for module in modules:
+        imports.when_imported(module, install_safely)
 
 
 def disable(library: str) -> None:

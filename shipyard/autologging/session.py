@@ -46,6 +46,12 @@ def current_session() -> FitSession | None:
     return _current.get()
 
 
+def forget_warnings(library: str) -> None:
+    """Let ``library``'s failures warn again (each ``autolog()`` call starts afresh)."""
+    for key in [key for key in _warned if key[0] == library]:
+        _warned.discard(key)
+
+
 def warn_once(library: str, what: str, exc: BaseException, *, silent: bool) -> None:
     """Warn that ``library``'s autologging failed at ``what`` — once per library and ``what``."""
     message = f"shipyard autolog ({library}) could not {what}: {type(exc).__name__}: {exc}"

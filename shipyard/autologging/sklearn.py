@@ -16,6 +16,7 @@ import inspect
 import math
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
 from typing import Any
 
 from shipyard.autologging import patching
@@ -32,10 +33,10 @@ def autolog(**options: Any) -> None:
     if options.pop("disable", False):
         patching.disable(LIBRARY)
         return
-    patching.enable(LIBRARY, AutologOptions.of(options), "sklearn", _install)
+    patching.enable(LIBRARY, AutologOptions.of(options), ("sklearn",), _install)
 
 
-def _install() -> None:
+def _install(_: ModuleType) -> None:
     import sklearn.base
     from sklearn.utils import all_estimators
 

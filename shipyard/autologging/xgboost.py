@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from shipyard.autologging import boosting, patching
@@ -27,10 +28,10 @@ def autolog(**options: Any) -> None:
     if options.pop("disable", False):
         patching.disable(LIBRARY)
         return
-    patching.enable(LIBRARY, AutologOptions.of(options), "xgboost", _install)
+    patching.enable(LIBRARY, AutologOptions.of(options), ("xgboost",), _install)
 
 
-def _install() -> None:
+def _install(_: ModuleType) -> None:
     import xgboost
     import xgboost.sklearn
     import xgboost.training
