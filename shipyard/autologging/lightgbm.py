@@ -2,7 +2,8 @@
 
 Logs the params (``train``'s ``params`` with ``num_boost_round``, or the wrapper's ``get_params()``), every
 valid set's metrics at each iteration as ``<valid name>-<metric>`` (step = iteration, from 0), early stopping
-(``stopped_iteration``, ``best_iteration`` as LightGBM numbers them, from 1; the best values),
+(``stopped_iteration``: the iterations run; ``best_iteration`` as LightGBM numbers it, from 1; the
+best values),
 ``feature_importance_split.json``/``feature_importance_gain.json`` and the booster (or the fitted wrapper)
 as the model ``model``.
 
@@ -119,12 +120,10 @@ def _log_early_stopping(session: FitSession, booster: Any, history: dict[str, li
     best = int(booster.best_iteration or 0)
     if best <= 0:  # no early stopping in this call
         return
+    # NOTE: the returned booster keeps only the best iterations; the recorder saw every one that ran.
+    ran = max((len(values) for values in history.values()), default=booster.current_iteration())
     boosting.log_early_stopping(
-        session,
-        history,
-        best_iteration=best,
-        best_index=best - 1,
-        stopped_iteration=booster.current_iteration(),
+        session, history, best_iteration=best, best_index=best - 1, stopped_iteration=ran
     )
 
 
