@@ -41,8 +41,11 @@ def test_a_classifier_fit_logs_its_params_training_metrics_and_model(autologged:
             "training_score": model.score(X, Y),
         }
     )
+    [dataset] = shipyard.get_client(autologged).dataset_inputs(run.run_id)
+    assert (dataset.context, dataset.num_rows) == ("train", 150)
     loaded = shipyard.models.load(f"runs:/{run.run_id}/model", settings=autologged)
     assert loaded.flavor == "sklearn"
+    assert loaded.manifest.lineage["datasets"][0]["digest"] == dataset.digest
     assert loaded.manifest.has_input_example
     assert loaded.signature is not None
     np.testing.assert_array_equal(loaded.predict(X[:5]), predicted[:5])
@@ -132,12 +135,13 @@ def test_exclusive_logs_nothing_into_a_run_the_user_started(autologged: Settings
 
 
 def test_log_models_false_logs_everything_but_the_model(autologged: Settings) -> None:
-    shipyard.autolog(settings=autologged, log_models=False)
+    shipyard.autolog(settings=autologged, log_models=False, log_datasets=False)
     LogisticRegression(max_iter=300).fit(X, Y)
 
     run = only_run(autologged)
     assert "training_score" in run.metrics
     assert artifact_paths(autologged, run.run_id) == set()
+    assert shipyard.get_client(autologged).dataset_inputs(run.run_id) == []
 
 
 def test_a_model_without_input_example_or_signature_when_asked(autologged: Settings) -> None:
