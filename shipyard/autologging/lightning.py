@@ -17,6 +17,7 @@ so adding this logger does not move the user's files.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
@@ -72,9 +73,8 @@ def _logged_fit(
 
 
 def _package_of(trainer: Any) -> ModuleType:
-    import importlib
-
-    return importlib.import_module(type(trainer).__module__.split(".trainer")[0])
+    """``lightning.pytorch`` or ``pytorch_lightning``: the package whose Trainer this is (imported)."""
+    return sys.modules[type(trainer).__module__.split(".trainer")[0]]
 
 
 def _pin_checkpoint_dirs(trainer: Any, loggers: list[Any]) -> list[Any]:

@@ -7,6 +7,10 @@ see it as the current session and are not logged again.
 
 Everything a session logs goes through :meth:`FitSession.safely`: an error there becomes one warning per
 library and kind of failure, and training goes on.
+
+NOTE: the current session is a context variable. Fits that joblib runs in worker processes (``n_jobs > 1``
+with its default backend) are not logged, as the libraries are not patched there; with joblib's threading
+backend each such fit, not seeing the session, would log a run of its own.
 """
 
 from __future__ import annotations

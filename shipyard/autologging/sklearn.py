@@ -21,7 +21,7 @@ from typing import Any
 
 from shipyard.autologging import patching
 from shipyard.autologging.options import AutologOptions
-from shipyard.autologging.session import FitSession, param_text
+from shipyard.autologging.session import AUTOLOG_TAG, FitSession, param_text
 from shipyard.tracking.fluent import start_run
 
 LIBRARY = "sklearn"
@@ -59,6 +59,8 @@ def _logged_fit(
     session: FitSession, fit: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     estimator = args[0]
+    if not session.logging:
+        return fit(*args, **kwargs)
     X, y = _training_data(args, kwargs)
     session.log_params(session.safely("read the params", estimator.get_params, deep=True) or {})
     if session.run is not None:
@@ -69,8 +71,6 @@ def _logged_fit(
         )
     session.log_dataset(X, "train")
     result = fit(*args, **kwargs)
-    if not session.logging:
-        return result
     sample_weight = kwargs.get("sample_weight")
     session.log_metrics(
         session.safely("score the training data", training_metrics, estimator, X, y, sample_weight) or {}
@@ -110,14 +110,10 @@ def training_metrics(estimator: Any, X: Any, y: Any, sample_weight: Any = None) 
     multiclass) where ``predict_proba`` exists; regressors: MSE, RMSE, MAE, R²; any estimator with
     ``score``: ``training_score``. A metric that cannot be computed (say, ROC AUC with one class) is left out.
     """
-    from sklearn import metrics
-    from sklearn.base import is_classifier, is_regressor
-
     if y is None:
         return {}
     found: dict[str, float] = {}
-    weights = {"sample_weight": sample_weight}
-    for key, compute in _supervised(estimator, X, y, weights, metrics, is_classifier, is_regressor):
+    for key, compute in _metric_computations(estimator, X, y, sample_weight):
         try:
             value = float(compute())
         except Exception:  # NOTE: a metric that does not apply to this data is skipped, not warned about
@@ -127,15 +123,14 @@ def training_metrics(estimator: Any, X: Any, y: Any, sample_weight: Any = None) 
     return found
 
 
-def _supervised(
-    estimator: Any,
-    X: Any,
-    y: Any,
-    weights: dict[str, Any],
-    metrics: Any,
-    is_classifier: Callable[[Any], bool],
-    is_regressor: Callable[[Any], bool],
+def _metric_computations(
+    estimator: Any, X: Any, y: Any, sample_weight: Any
 ) -> Iterator[tuple[str, Callable[[], Any]]]:
+    """``(name, compute)`` for each metric that fits the estimator's kind; predictions are made once."""
+    from sklearn import metrics
+    from sklearn.base import is_classifier, is_regressor
+
+    weights = {} if sample_weight is None else {"sample_weight": sample_weight}
     if is_classifier(estimator):
         predicted = estimator.predict(X)
         yield "accuracy_score", lambda: metrics.accuracy_score(y, predicted, **weights)
@@ -163,18 +158,7 @@ def _supervised(
         yield "mean_absolute_error", lambda: metrics.mean_absolute_error(y, predicted, **weights)
         yield "r2_score", lambda: metrics.r2_score(y, predicted, **weights)
     if hasattr(estimator, "score"):
-        yield (
-            "score",
-            lambda: estimator.score(
-                X,
-                y,
-                **(
-                    {"sample_weight": weights["sample_weight"]}
-                    if weights["sample_weight"] is not None
-                    else {}
-                ),
-            ),
-        )
+        yield "score", lambda: estimator.score(X, y, **weights)
 
 
 # ---------------------------------------------------------------------- search CV
@@ -183,7 +167,8 @@ def _log_search(session: FitSession, search: Any) -> None:
     import pandas as pd
 
     run = session.run
-    assert run is not None
+    if run is None:
+        return
     if hasattr(search, "best_params_"):
         run.log_params({f"best_{k}": param_text(v) for k, v in search.best_params_.items()})
     if getattr(search, "best_score_", None) is not None:
@@ -207,7 +192,7 @@ def _log_search(session: FitSession, search: Any) -> None:
         with start_run(
             name=f"{run.name}-candidate-{index}-{uuid.uuid4().hex[:4]}",
             parent=run,
-            tags={"shipyard.autolog": LIBRARY, "candidate_index": str(index)},
+            tags={AUTOLOG_TAG: LIBRARY, "candidate_index": str(index)},
             log_system_metrics=False,
             settings=session.options.settings,
         ) as child:
