@@ -16,6 +16,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _waiting: dict[str, list[Callable[[ModuleType], None]]] = {}
+_resolving = threading.local()
 
 
 def when_imported(name: str, callback: Callable[[ModuleType], None]) -> None:
@@ -36,16 +37,22 @@ class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in _waiting:
+        resolving = _resolving.__dict__.setdefault("names", set())
+        if fullname not in _waiting or fullname in resolving:
             return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _Loader(spec.loader, fullname)
-                return spec
-        return None
+        # NOTE: a finder asked below may itself call importlib.util.find_spec: that inner lookup skips us.
+        resolving.add(fullname)
+        try:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None and spec.loader is not None:
+                    spec.loader = _Loader(spec.loader, fullname)
+                    return spec
+            return None
+        finally:
+            resolving.discard(fullname)
 
 
 class _Loader(importlib.abc.Loader):

@@ -19,6 +19,7 @@ import shipyard
 from shipyard import InvalidInput, RunStatus, Settings
 from shipyard.autologging import AutologWarning
 from shipyard.autologging.imports import when_imported
+from shipyard.autologging.xgboost import autolog as xgboost_autolog
 from tests.autologging.runs import only_run
 from tests.conftest import make_settings
 
@@ -128,3 +129,27 @@ def test_a_library_imported_later_is_handled_right_after_its_import(
         assert len(seen) == 2
     finally:
         sys.modules.pop("late_library", None)
+
+
+def test_silent_autologging_fails_without_a_warning(autologged: Settings) -> None:
+    shipyard.autolog(settings=autologged, silent=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FlakyPredictions().fit(X, Y)
+    assert [w for w in caught if issubclass(w.category, AutologWarning)] == []
+    assert only_run(autologged).params["C"] == "1.0"
+
+
+def test_one_library_alone_through_its_own_module(settings: Settings) -> None:
+    before = _originals()
+    xgboost_autolog(settings=settings)
+    try:
+        assert vars(LogisticRegression)["fit"] is before["LogisticRegression.fit"]
+        assert xgb.train is not before["xgboost.train"]
+        LogisticRegression().fit(X, Y)
+        xgb.XGBRegressor(n_estimators=2).fit(X, X[:, 0])
+    finally:
+        xgboost_autolog(disable=True)
+    assert xgb.train is before["xgboost.train"]
+    run = only_run(settings)
+    assert run.tags["estimator_name"] == "XGBRegressor"
