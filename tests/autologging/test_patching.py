@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -153,3 +155,25 @@ def test_one_library_alone_through_its_own_module(settings: Settings) -> None:
     assert xgb.train is before["xgboost.train"]
     run = only_run(settings)
     assert run.tags["estimator_name"] == "XGBRegressor"
+
+
+def test_autolog_imports_no_library_and_patches_one_imported_afterwards(tmp_path: Path) -> None:
+    script = """
+import sys
+import shipyard
+shipyard.autolog()
+heavy = ("sklearn", "xgboost", "lightgbm", "torch", "lightning")
+print(",".join(name for name in heavy if name in sys.modules))
+from sklearn.linear_model import LinearRegression
+LinearRegression().fit([[0.0], [1.0], [2.0]], [0.0, 2.0, 4.0])
+[run] = shipyard.search_runs()
+print(run.tags["estimator_name"], round(run.metrics["training_r2_score"], 6))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_HOME"] = str(tmp_path / "home")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["", "LinearRegression 1.0"]
