@@ -28,6 +28,7 @@ def autolog(
     exclusive: bool = False,
     silent: bool = False,
     max_tuning_runs: int | None = 5,
+    registered_model_name: str | None = None,
     extra_tags: Mapping[str, str] | None = None,
     libraries: list[str] | None = None,
     settings: Settings | None = None,
@@ -48,6 +49,7 @@ def autolog(
         exclusive: log nothing into a run the user started; only into runs autologging starts.
         silent: no warnings from autologging (they go to the ``shipyard.autologging`` log at debug level).
         max_tuning_runs: child runs a search CV logs, best ranks first (None: every candidate).
+        registered_model_name: register each logged model as the next version of this registered model.
         extra_tags: tags set on every run autologging logs into.
         libraries: only these (names in `LIBRARIES`); default all.
         settings: the store runs go to (default: from the environment, as ``start_run``'s).
@@ -64,6 +66,7 @@ def autolog(
         "exclusive": exclusive,
         "silent": silent,
         "max_tuning_runs": max_tuning_runs,
+        "registered_model_name": registered_model_name,
         "extra_tags": extra_tags,
         "settings": settings,
     }

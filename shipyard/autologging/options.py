@@ -24,6 +24,7 @@ class AutologOptions:
     exclusive: bool = False
     silent: bool = False
     max_tuning_runs: int | None = 5
+    registered_model_name: str | None = None
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     settings: Settings | None = None
 

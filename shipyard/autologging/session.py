@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from shipyard.autologging.options import INPUT_EXAMPLE_ROWS, AutologOptions
+from shipyard.registry.client import RegistryClient
+from shipyard.registry.registering import register
 from shipyard.registry.saving import log_model
 from shipyard.registry.signature import infer_signature
 from shipyard.tracking.fluent import active_run, start_run
@@ -139,7 +141,8 @@ class FitSession:
 
     def log_model(self, model: Any, *, name: str = "model", example_source: Any = None) -> None:
         """Log ``model`` with ``shipyard.models.log``: an input example of the first rows of
-        ``example_source`` and a signature inferred from it, as the options ask."""
+        ``example_source`` and a signature inferred from it, as the options ask; registered as the next
+        version of ``registered_model_name`` when the options name one."""
         if self.run is None or not self.options.log_models:
             return
         self.safely(
@@ -178,10 +181,12 @@ def _log_model(run: ActiveRun, model: Any, name: str, source: Any, options: Auto
         predict = getattr(model, "predict", None)
         output = predict(example) if callable(predict) else None
         signature = infer_signature(example, output)
-    log_model(
+    info = log_model(
         run,
         model,
         name=name,
         signature=signature,
         input_example=example if options.log_input_examples else None,
     )
+    if options.registered_model_name and name == "model":  # a search's best_estimator is not registered
+        register(info.uri, options.registered_model_name, RegistryClient(run.client))

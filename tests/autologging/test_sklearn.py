@@ -160,3 +160,14 @@ def test_a_fit_that_fails_ends_its_run_failed_and_raises_as_without_autologging(
 
     run = only_run(autologged)
     assert run.status is RunStatus.FAILED
+
+
+def test_registered_model_name_registers_each_logged_model_as_a_new_version(autologged: Settings) -> None:
+    shipyard.autolog(settings=autologged, registered_model_name="iris", log_input_examples=False)
+    LogisticRegression(max_iter=300).fit(X, Y)
+    LogisticRegression(C=0.1, max_iter=300).fit(X, Y)
+
+    versions = shipyard.models.list_versions("iris", settings=autologged)
+    runs = {r.run_id: r for r in shipyard.get_client(autologged).search_runs()}
+    assert [v.version for v in versions] == [1, 2]
+    assert {v.source_uri for v in versions} == {f"runs:/{run_id}/model" for run_id in runs}
