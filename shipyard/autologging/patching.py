@@ -26,6 +26,7 @@ from typing import Any
 from shipyard.autologging import imports
 from shipyard.autologging.options import AutologOptions
 from shipyard.autologging.session import FitSession, current_session, forget_warnings, warn_once
+from shipyard.tracking.records import RunStatus
 
 Original = Callable[..., Any]
 Logged = Callable[[FitSession, Original, tuple[Any, ...], dict[str, Any]], Any]
@@ -38,7 +39,7 @@ _ORIGINAL = "__shipyard_autolog_original__"
 class _Patch:
     owner: Any
     name: str
-    original: Any  # as found in owner.__dict__ (a staticmethod stays one)
+    original: Any
 
 
 class _Registry:
@@ -56,10 +57,6 @@ _registry = _Registry()
 def options_of(library: str) -> AutologOptions | None:
     """The options of ``library``'s autologging, None while it is off."""
     return _registry.options.get(library)
-
-
-def is_patched(library: str) -> bool:
-    return bool(_registry.patches.get(library))
 
 
 def enable(
@@ -116,11 +113,9 @@ def patch(
         logged: what to do when this call is the outermost autologged one.
         join: what to do inside an outer call of the same library (default: nothing is logged).
     """
-    found = vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name, None)
-    if found is None or getattr(found, _ORIGINAL, None) is not None:
-        return
-    is_static = isinstance(found, staticmethod)
-    original = found.__func__ if is_static else found
+    original = vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name, None)
+    if not callable(original) or getattr(original, _ORIGINAL, None) is not None:
+        return  # absent, a descriptor this does not wrap (a staticmethod), or wrapped already
 
     @functools.wraps(original)
     def patched(*args: Any, **kwargs: Any) -> Any:
@@ -140,10 +135,9 @@ def patch(
         return _guarded(session, original, logged, args, kwargs, own=True)
 
     setattr(patched, _ORIGINAL, original)
-    replacement: Any = staticmethod(patched) if is_static else patched
     with _registry.lock:
-        _registry.patches.setdefault(library, []).append(_Patch(owner, name, found))
-    setattr(owner, name, replacement)
+        _registry.patches.setdefault(library, []).append(_Patch(owner, name, original))
+    setattr(owner, name, patched)
 
 
 def _guarded(
@@ -156,7 +150,7 @@ def _guarded(
     own: bool,
 ) -> Any:
     call = _Call(original)
-    failed = False
+    status = RunStatus.FINISHED
     try:
         # A joined call runs inside the outer call's session, which is current already.
         with session if own else contextlib.nullcontext(session):
@@ -169,12 +163,12 @@ def _guarded(
                 if call.error is not None:
                     raise call.error from None
                 return call.result if call.called else original(*args, **kwargs)
-    except BaseException:
-        failed = True
+    except BaseException as exc:
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         raise
     finally:
         if own:
-            session.end(failed=failed)
+            session.end(status)
 
 
 class _Call:

@@ -112,10 +112,9 @@ class FitSession:
     def logging(self) -> bool:
         return self.run is not None
 
-    def end(self, failed: bool) -> None:
+    def end(self, status: RunStatus) -> None:
         """End the run this session started (FAILED when training raised); a run it joined stays open."""
         if self.run is not None and self.owns_run:
-            status = RunStatus.FAILED if failed else RunStatus.FINISHED
             self.safely("end the run", self.run.end, status)
 
     def safely(self, what: str, action: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
