@@ -6,8 +6,9 @@ Lightning logs, when Lightning logs it: ``save_hyperparameters()`` values (the m
 ``log_every_n_steps``, epoch-level ones (``on_epoch=True``, validation) once per epoch, with Lightning's
 ``epoch`` metric saying which epoch a step belongs to. Also logged: ``epochs``, ``optimizer_name`` and
 ``learning_rate`` params, early stopping's settings (``early_stopping_*`` params, ``stopped_epoch``), the
-best checkpoint of each ``ModelCheckpoint`` under ``checkpoints/`` (with ``best_model_score``), and the
-trained module as the model ``model`` (the torch flavor: TorchScript, else its state dict).
+best checkpoint of each ``ModelCheckpoint`` under ``checkpoints/`` (with ``best_model_score``),
+``model_summary.txt`` (Lightning's layer table), and the trained module as the model ``model`` (the torch
+flavor: TorchScript, else its state dict).
 
 NOTE: when the trainer had no logger, Lightning would have put checkpoints in
 ``<default_root_dir>/checkpoints``; a ``ModelCheckpoint`` without a ``dirpath`` is pinned there for the fit,
@@ -68,6 +69,7 @@ def _logged_fit(
     session.log_params(session.safely("read the trainer's settings", _trainer_params, trainer) or {})
     session.safely("log early stopping", _log_early_stopping, session, package, trainer)
     session.safely("log the best checkpoint", _log_checkpoints, session, trainer)
+    session.safely("log the model summary", _log_summary, session, package, module)
     session.log_model(module)
     return result
 
@@ -146,6 +148,12 @@ def _log_early_stopping(session: FitSession, package: ModuleType, trainer: Any) 
             )
             session.log_metrics({"stopped_epoch": float(callback.stopped_epoch)})
             return
+
+
+def _log_summary(session: FitSession, package: ModuleType, module: Any) -> None:
+    if session.run is not None:
+        summary = package.utilities.model_summary.ModelSummary(module, max_depth=-1)
+        session.run.log_text(str(summary), "model_summary.txt")
 
 
 def _log_checkpoints(session: FitSession, trainer: Any) -> None:

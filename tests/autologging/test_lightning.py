@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,9 @@ def test_fit_logs_hparams_metrics_per_step_and_epoch_the_best_checkpoint_and_mod
     best = Path(checkpoint.best_model_path)
     assert best.parent == tmp_path / "pl" / "checkpoints"  # where Lightning puts them with no logger
     assert f"checkpoints/{best.name}" in artifact_paths(autologged, run.run_id)
+    summary = shipyard.get_client(autologged).read_artifact(run.run_id, "model_summary.txt").decode()
+    assert "Sequential" in summary
+    assert re.search(r"^41\s+Total params$", summary, re.MULTILINE)  # 3*8+8 + 8*1+1
     assert trainer.loggers == []  # the Shipyard logger was there for the fit only
 
     loaded = shipyard.models.load(f"runs:/{run.run_id}/model", settings=autologged)
@@ -118,4 +122,4 @@ def test_fit_with_log_models_false_logs_no_model(autologged: Settings, tmp_path:
 
     run = only_run(autologged)
     assert run.params["epochs"] == "1"
-    assert artifact_paths(autologged, run.run_id) == set()
+    assert artifact_paths(autologged, run.run_id) == {"model_summary.txt"}
