@@ -78,3 +78,21 @@ def test_a_classifier_wrapper_is_one_run_with_its_eval_set_metrics_and_model(aut
     np.testing.assert_array_equal(loaded.predict(X[:10]), model.predict(X[:10]))
     weights = shipyard.get_client(autologged).read_artifact(run.run_id, "feature_importance_weight.json")
     assert json.loads(weights) == model.get_booster().get_score(importance_type="weight")
+
+
+def test_a_wrapper_with_early_stopping_logs_it_into_its_own_run(autologged: Settings) -> None:
+    shipyard.autolog(settings=autologged, log_models=False)
+    model = xgb.XGBRegressor(n_estimators=200, learning_rate=0.5, max_depth=4, early_stopping_rounds=2)
+    noisy = X[:, 0] + RNG.normal(scale=2.0, size=len(X))
+    model.fit(X[:120], noisy[:120], eval_set=[(X[120:], noisy[120:])], verbose=False)
+
+    run = only_run(autologged)
+    rounds = model.get_booster().num_boosted_rounds()
+    assert rounds < 200, "the noisy data should make early stopping stop"
+    assert run.metrics["best_iteration"] == model.best_iteration
+    assert run.metrics["stopped_iteration"] == rounds - 1
+    expected = model.evals_result()["validation_0"]["rmse"]
+    assert history(autologged, run.run_id, "validation_0-rmse")[-1] == (
+        rounds,
+        pytest.approx(expected[model.best_iteration]),
+    )
