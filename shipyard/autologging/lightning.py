@@ -41,7 +41,14 @@ def autolog(**options: Any) -> None:
 
 def _install(module: ModuleType) -> None:
     trainer = module.Trainer
-    patching.patch(LIBRARY, trainer, "fit", run_name=_run_name, logged=_logged_fit)
+    patching.patch(LIBRARY, trainer, "fit", run_name=_run_name, logged=_logged_fit, skip=_other_rank)
+
+
+def _other_rank(args: tuple[Any, ...]) -> bool:
+    """A process of a multi-process fit other than rank 0 (launched with ``RANK``/``LOCAL_RANK`` set): rank 0
+    logs the run; the others log nothing."""
+    trainer = args[0]
+    return bool(trainer.global_rank != 0 or _package_of(trainer).utilities.rank_zero_only.rank != 0)
 
 
 def _run_name(args: tuple[Any, ...]) -> str:
@@ -56,22 +63,51 @@ def _logged_fit(
     package = _package_of(trainer)
     if not session.logging:
         return fit(*args, **kwargs)
-    logger = _logger(package, session)
-    loggers = list(trainer.loggers)
-    pinned = session.safely("keep the checkpoint folder", _pin_checkpoint_dirs, trainer, loggers) or []
-    try:
-        trainer.loggers = [*loggers, logger]
+    if _trains_in_workers(trainer):
+        # NOTE: the trainer is pickled into the workers (or they fork with this process's store
+        # connections): no logger of ours goes with it. The final metrics come back to this process.
         result = fit(*args, **kwargs)
-    finally:
-        trainer.loggers = loggers
-        for callback in pinned:
-            callback.dirpath = None
+        session.log_params(dict(_flatten(getattr(module, "hparams", None) or {})))
+        final = session.safely("read the final metrics", _scalars, trainer.callback_metrics) or {}
+        session.log_metrics(final, step=int(trainer.global_step))
+    else:
+        result = _fit_with_logger(session, package, fit, args, kwargs)
     session.log_params(session.safely("read the trainer's settings", _trainer_params, trainer) or {})
     session.safely("log early stopping", _log_early_stopping, session, package, trainer)
     session.safely("log the best checkpoint", _log_checkpoints, session, trainer)
     session.safely("log the model summary", _log_summary, session, package, module)
     session.log_model(module)
     return result
+
+
+def _fit_with_logger(
+    session: FitSession,
+    package: ModuleType,
+    fit: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    trainer = args[0]
+    logger = _logger(package, session)
+    loggers = list(trainer.loggers)
+    pinned = session.safely("keep the checkpoint folder", _pin_checkpoint_dirs, trainer, loggers) or []
+    try:
+        trainer.loggers = [*loggers, logger]
+        return fit(*args, **kwargs)
+    finally:
+        trainer.loggers = loggers
+        for callback in pinned:
+            callback.dirpath = None
+
+
+def _trains_in_workers(trainer: Any) -> bool:
+    """Whether the strategy trains in processes it starts (``ddp_spawn``, ``ddp_fork``…), not this one."""
+    launcher = getattr(trainer.strategy, "launcher", None)
+    return any(cls.__name__ == "_MultiProcessingLauncher" for cls in type(launcher).__mro__)
+
+
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in metrics.items() if getattr(value, "numel", lambda: 1)() == 1}
 
 
 def _package_of(trainer: Any) -> ModuleType:

@@ -104,6 +104,7 @@ def patch(
     run_name: Callable[[tuple[Any, ...]], str],
     logged: Logged,
     join: Logged | None = None,
+    skip: Callable[[tuple[Any, ...]], bool] | None = None,
 ) -> None:
     """Wrap ``owner.name`` (defined in ``owner`` itself); no-op when it is already wrapped.
 
@@ -112,6 +113,8 @@ def patch(
         run_name: the name of a run this call starts, from the call's positional arguments.
         logged: what to do when this call is the outermost autologged one.
         join: what to do inside an outer call of the same library (default: nothing is logged).
+        skip: true for calls this process must not log, from their positional arguments (the ranks other
+            than 0 of a multi-process training); an error in it counts as true.
     """
     original = vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name, None)
     if not callable(original) or getattr(original, _ORIGINAL, None) is not None:
@@ -121,7 +124,7 @@ def patch(
     def patched(*args: Any, **kwargs: Any) -> Any:
         options = options_of(library)
         outer = current_session()
-        if options is None:
+        if options is None or (skip is not None and _skips(skip, args)):
             return original(*args, **kwargs)
         if outer is not None:
             if join is None or outer.library != library or not outer.logging:
@@ -138,6 +141,13 @@ def patch(
     with _registry.lock:
         _registry.patches.setdefault(library, []).append(_Patch(owner, name, original))
     setattr(owner, name, patched)
+
+
+def _skips(skip: Callable[[tuple[Any, ...]], bool], args: tuple[Any, ...]) -> bool:
+    try:
+        return bool(skip(args))
+    except Exception:  # NOTE: when unsure whether this process should log, it does not
+        return True
 
 
 def _guarded(

@@ -123,3 +123,28 @@ def test_fit_with_log_models_false_logs_no_model(autologged: Settings, tmp_path:
     run = only_run(autologged)
     assert run.params["epochs"] == "1"
     assert artifact_paths(autologged, run.run_id) == {"model_summary.txt"}
+
+
+def test_a_fit_in_forked_workers_is_one_run_with_the_final_metrics(
+    autologged: Settings, tmp_path: Path
+) -> None:
+    shipyard.autolog(settings=autologged, log_models=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_fork",  # the trainer runs in two processes it forks; no logger of ours goes there
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path / "pl",
+    )
+    trainer.fit(Regressor(hidden=4), _loader())
+
+    run = only_run(autologged)
+    assert run.params["hidden"] == "4"
+    assert run.params["epochs"] == "1"
+    assert history(autologged, run.run_id, "train_loss_epoch") == [
+        (trainer.global_step, pytest.approx(float(trainer.callback_metrics["train_loss_epoch"])))
+    ]
