@@ -10,6 +10,10 @@ best checkpoint of each ``ModelCheckpoint`` under ``checkpoints/`` (with ``best_
 ``model_summary.txt`` (Lightning's layer table), and the trained module as the model ``model`` (the torch
 flavor: TorchScript, else its state dict).
 
+A multi-process fit is logged by rank 0 alone. A strategy that trains in processes it starts (``ddp_spawn``,
+``ddp_fork``) gets no Shipyard logger (it would be pickled, or forked with this process's store
+connections): its final metrics, which come back to this process, are logged at the last step.
+
 NOTE: when the trainer had no logger, Lightning would have put checkpoints in
 ``<default_root_dir>/checkpoints``; a ``ModelCheckpoint`` without a ``dirpath`` is pinned there for the fit,
 so adding this logger does not move the user's files.
