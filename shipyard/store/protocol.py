@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         GcReport,
         Metric,
         Run,
+        RunCopy,
         RunStatus,
     )
 
@@ -209,6 +210,55 @@ class LineageStore(Protocol):
     ) -> int: ...
     def find(self, uri: str) -> LineageArtifact: ...
     def upstream(self, uri: str) -> LineageGraph: ...
+
+
+class ImportStore(Protocol):
+    """Records copied from another system (an MLflow store) as they were recorded there: original ids, names,
+    times, statuses and version numbers, which the ordinary calls above allocate themselves.
+
+    Every call is idempotent: a record that is already there (by run id, experiment or model name, version
+    number) is left as it is, so an interrupted import run again copies only what is missing. A run and
+    everything logged to it commit together. Only SQL implements it: an import writes the database itself.
+    """
+
+    def put_experiment(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        artifact_location: str | None,
+        created_at: int,
+        updated_at: int,
+    ) -> Experiment: ...
+    def existing_runs(self, run_ids: Sequence[str]) -> set[str]: ...
+    def put_runs(self, runs: Sequence[RunCopy]) -> dict[str, str]: ...
+    def put_model(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: Mapping[str, str],
+        created_at: int,
+        updated_at: int,
+    ) -> bool: ...
+    def put_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        flavor: str,
+        stage: Stage,
+        source_uri: str,
+        package_uri: str,
+        manifest_sha256: str,
+        run_id: str | None,
+        lineage: Mapping[str, Any],
+        description: str | None,
+        tags: Mapping[str, str],
+        created_by: str | None,
+        created_at: int,
+        updated_at: int,
+    ) -> bool: ...
 
 
 class ScheduleStore(Protocol):
