@@ -39,7 +39,8 @@ def mlflow(
     """
     from shipyard.importers.mlflow import import_mlflow
 
-    with _progress_bar(quiet=as_json) as progress:
+    # A bar only for a person at a terminal: logs and pipes get the report alone.
+    with _progress_bar(quiet=as_json or not console.is_terminal) as progress:
         report = import_mlflow(
             source,
             settings=get_settings(),

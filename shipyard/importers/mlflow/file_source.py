@@ -14,6 +14,7 @@ Nothing is written.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from shipyard.importers.mlflow.records import (
     MlflowRun,
     MlflowRunData,
 )
+from shipyard.importers.mlflow.source import on_disk
 from shipyard.tracking.chunks import Series
 
 _RUN_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
@@ -49,6 +51,11 @@ class FileSource:
         if not any(p.is_dir() and (p / "meta.yaml").is_file() for p in self._experiment_dirs()):
             raise InvalidInput(f"{uri!r} is not an MLflow file store (no <experiment>/meta.yaml inside)")
         self._dirs: dict[str, Path] = {}
+
+    def fetch_artifacts(
+        self, uri: str, artifacts_destination: str | None
+    ) -> contextlib.AbstractContextManager[Path | None]:
+        return on_disk(uri, artifacts_destination)
 
     def close(self) -> None:
         pass

@@ -96,7 +96,7 @@ class _Import:
             self.settings,
             self.report,
             dry_run=self.dry_run,
-            artifacts_destination=self.artifacts_destination,
+            fetch=lambda uri: self.source.fetch_artifacts(uri, self.artifacts_destination),
             models_by_run=models_by_run,
         )
         total = sum(len(r) for r in runs.values())
@@ -121,7 +121,7 @@ class _Import:
             self.tracking,
             self.report,
             dry_run=self.dry_run,
-            artifacts_destination=self.artifacts_destination,
+            fetch=lambda uri: self.source.fetch_artifacts(uri, self.artifacts_destination),
             runs=all_runs,
             logged={m.model_id: m for m in logged},
         ).copy(self.source.registered_models())

@@ -10,6 +10,7 @@ without a copied run (a logged model with no run, a folder) is copied under the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
@@ -24,7 +25,7 @@ from shipyard.importers.mlflow.records import (
 )
 from shipyard.importers.mlflow.report import ImportReport
 from shipyard.importers.mlflow.runs import latest_values
-from shipyard.importers.mlflow.source import local_files, local_folder
+from shipyard.importers.mlflow.source import FetchArtifacts, local_files
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.package import MANIFEST
 from shipyard.registry.records import Stage
@@ -46,7 +47,7 @@ class RegistryCopier:
         report: ImportReport,
         *,
         dry_run: bool,
-        artifacts_destination: str | None,
+        fetch: FetchArtifacts,
         runs: Mapping[str, MlflowRun],
         logged: Mapping[str, MlflowLoggedModel],
     ) -> None:
@@ -55,7 +56,7 @@ class RegistryCopier:
         self.registry = RegistryClient(tracking)
         self.report = report
         self.dry_run = dry_run
-        self.artifacts_destination = artifacts_destination
+        self.fetch = fetch
         self.runs = runs
         self.logged = logged
 
@@ -204,15 +205,20 @@ class RegistryCopier:
     def _copy_folder(
         self, version: MlflowModelVersion, where: str, uri: str, model: MlflowLoggedModel | None
     ) -> tuple[str, str] | None:
-        folder = local_folder(uri, self.artifacts_destination) if uri else None
-        if folder is None or not (folder / packages.MLMODEL).is_file():
-            self.report.skip(
-                "model version",
-                where,
-                f"its package ({version.source}) is not among the imported runs' artifacts and its files "
-                f"({uri or 'no location'}) are not on this machine's disk",
-            )
-            return None
+        with self.fetch(uri) as folder:
+            if folder is None or not (folder / packages.MLMODEL).is_file():
+                self.report.skip(
+                    "model version",
+                    where,
+                    f"its package ({version.source}) is not among the imported runs' artifacts and its "
+                    f"files ({uri or 'no location'}) cannot be read from here",
+                )
+                return None
+            return self._copy_package(version, folder, uri, model)
+
+    def _copy_package(
+        self, version: MlflowModelVersion, folder: Path, uri: str, model: MlflowLoggedModel | None
+    ) -> tuple[str, str]:
         scheme = urlparse(uri).scheme or "path"
         root = self.tracking.settings.artifact_root.rstrip("/")
         key = model.model_id if model is not None else f"v{version.version}-{scheme}"

@@ -27,7 +27,7 @@ from shipyard.importers.mlflow.records import (
     MlflowRunData,
 )
 from shipyard.importers.mlflow.report import ImportReport
-from shipyard.importers.mlflow.source import local_files, local_folder
+from shipyard.importers.mlflow.source import FetchArtifacts, local_files
 from shipyard.registry.package import MANIFEST
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking import naming
@@ -52,13 +52,13 @@ class RunCopier:
         report: ImportReport,
         *,
         dry_run: bool,
-        artifacts_destination: str | None,
+        fetch: FetchArtifacts,
         models_by_run: Mapping[str, Sequence[MlflowLoggedModel]],
     ) -> None:
         self.settings = settings
         self.report = report
         self.dry_run = dry_run
-        self.artifacts_destination = artifacts_destination
+        self.fetch = fetch
         self.models_by_run = models_by_run
 
     def copy(self, run: MlflowRun, data: MlflowRunData, target: Experiment | None) -> RunCopy:
@@ -155,21 +155,18 @@ class RunCopier:
 
     # ------------------------------------------------------------------ files
     def _artifacts(self, run: MlflowRun, artifact_uri: str, where: str) -> list[ArtifactRecord]:
-        files: list[tuple[str, Path]] = []
-        if run.artifact_uri:
-            folder = local_folder(run.artifact_uri, self.artifacts_destination)
+        store = None if self.dry_run else ArtifactStore.configured(self.settings, artifact_uri)
+        with self.fetch(run.artifact_uri) as folder:
             if folder is None:
                 self.report.skip(
                     "artifacts",
                     where,
-                    f"{run.artifact_uri} is not on this machine's disk (for mlflow-artifacts:/ give the "
-                    "server's --artifacts-destination folder)",
+                    f"{run.artifact_uri} cannot be read from here (for mlflow-artifacts:/ give the "
+                    "server's --artifacts-destination folder, or import through the server's http:// URL)",
                 )
-            else:
-                files = local_files(folder)
-        store = None if self.dry_run else ArtifactStore.configured(self.settings, artifact_uri)
-        records = [self._put(store, path, rel) for rel, path in files]
-        records += self._package_manifests(store, files, run.run_id)
+            files = local_files(folder) if folder is not None else []
+            records = [self._put(store, path, rel) for rel, path in files]
+            records += self._package_manifests(store, files, run.run_id)
         taken = {rel.split("/", 1)[0] for rel, _ in files}
         models = self.models_by_run.get(run.run_id, ())
         names = [m.name for m in models]
@@ -207,28 +204,29 @@ class RunCopier:
     def _logged_model(
         self, store: ArtifactStore | None, model: MlflowLoggedModel, place: str, where: str
     ) -> list[ArtifactRecord]:
-        folder = local_folder(model.artifact_location, self.artifacts_destination)
-        if folder is None or not folder.is_dir():
-            self.report.skip(
-                "logged model",
-                f"{model.model_id} ({model.name}) of {where}",
-                f"its files at {model.artifact_location} are not on this machine's disk",
+        with self.fetch(model.artifact_location) as folder:
+            files = local_files(folder) if folder is not None else []
+            if not files:
+                self.report.skip(
+                    "logged model",
+                    f"{model.model_id} ({model.name}) of {where}",
+                    f"its files at {model.artifact_location} cannot be read from here",
+                )
+                return []
+            assert folder is not None
+            records = [self._put(store, path, f"{place}/{rel}") for rel, path in files]
+            mlmodel = folder / packages.MLMODEL
+            records.append(
+                self._manifest(
+                    store,
+                    files,
+                    mlmodel.read_bytes() if mlmodel.is_file() else None,
+                    f"{place}/",
+                    model.name,
+                    run_id=model.source_run_id,
+                    model=model,
+                )
             )
-            return []
-        files = local_files(folder)
-        records = [self._put(store, path, f"{place}/{rel}") for rel, path in files]
-        mlmodel = folder / packages.MLMODEL
-        records.append(
-            self._manifest(
-                store,
-                files,
-                mlmodel.read_bytes() if mlmodel.is_file() else None,
-                f"{place}/",
-                model.name,
-                run_id=model.source_run_id,
-                model=model,
-            )
-        )
         self.report.add("logged_models")
         return records
 

@@ -7,8 +7,9 @@ Artifacts are read from where MLflow put them: a local path or ``file://`` URI, 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -36,7 +37,14 @@ class MlflowSource(Protocol):
     def run_data(self, runs: Sequence[MlflowRun]) -> dict[str, MlflowRunData]: ...
     def logged_models(self) -> list[MlflowLoggedModel]: ...
     def registered_models(self) -> list[MlflowRegisteredModel]: ...
+    def fetch_artifacts(
+        self, uri: str, artifacts_destination: str | None
+    ) -> contextlib.AbstractContextManager[Path | None]: ...
     def close(self) -> None: ...
+
+
+# A local folder holding the files under an MLflow artifact URI while the context lasts (None: unreachable).
+FetchArtifacts = Callable[[str], contextlib.AbstractContextManager[Path | None]]
 
 
 def open_source(uri: str) -> MlflowSource:
@@ -55,14 +63,19 @@ def open_source(uri: str) -> MlflowSource:
 
         return FileSource(uri)
     if scheme in ("http", "https"):
-        raise InvalidInput(
-            f"cannot import from {uri!r}: reading a running MLflow server over HTTP is not supported yet; "
-            "import its backend store instead (the sqlite:///…, postgresql://… or mlruns folder it serves)"
-        )
+        from shipyard.importers.mlflow.rest_source import RestSource
+
+        return RestSource(uri)
     raise InvalidInput(
         f"cannot import from {uri!r}: give an MLflow tracking URI (sqlite:///mlflow.db, postgresql://…, "
         "mysql://…) or an mlruns folder"
     )
+
+
+@contextlib.contextmanager
+def on_disk(uri: str, artifacts_destination: str | None) -> Iterator[Path | None]:
+    """:meth:`MlflowSource.fetch_artifacts` for files on this machine's disk."""
+    yield local_folder(uri, artifacts_destination) if uri else None
 
 
 def local_folder(uri: str, artifacts_destination: str | None) -> Path | None:
@@ -79,10 +92,10 @@ def local_folder(uri: str, artifacts_destination: str | None) -> Path | None:
     return None
 
 
-def local_files(folder: Path) -> list[tuple[str, Path]]:
+def local_files(folder: Path | None) -> list[tuple[str, Path]]:
     """(relative path, file) of every file under ``folder``; none when it does not exist (a run that logged
     no artifacts has no folder). Links are not followed out of the folder."""
-    if not folder.is_dir():
+    if folder is None or not folder.is_dir():
         return []
     out = []
     for path in sorted(folder.rglob("*")):

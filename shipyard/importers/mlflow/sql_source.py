@@ -6,6 +6,7 @@ lacks (``logged_models``, ``datasets``, ``registered_model_aliases``) read as em
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from shipyard.importers.mlflow.records import (
     MlflowRun,
     MlflowRunData,
 )
+from shipyard.importers.mlflow.source import on_disk
 from shipyard.tracking.chunks import Series
 
 _CHUNK = 500  # run ids per IN (...) list
@@ -41,7 +43,7 @@ class SqlSource:
         try:
             url = sa.engine.make_url(uri)
         except sa.exc.ArgumentError as exc:
-            raise InvalidInput(f"{uri!r} is not a database URL: {exc}") from exc
+            raise InvalidInput(f"{uri!r} is not a database URL: {_one_line(exc)}") from exc
         if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
             # SQLite would create an empty database there; an import reads, it never makes a store.
             raise InvalidInput(f"MLflow store {uri!r}: no database file {url.database!r}")
@@ -49,11 +51,16 @@ class SqlSource:
             self.engine = sa.create_engine(uri)
             self.tables = set(sa.inspect(self.engine).get_table_names())
         except (SQLAlchemyError, ImportError) as exc:
-            raise StoreError(f"cannot open the MLflow store {uri!r}: {exc}") from exc
+            raise StoreError(f"cannot open the MLflow store {uri!r}: {_one_line(exc)}") from exc
         if not {"experiments", "runs", "metrics"} <= self.tables:
             raise InvalidInput(
                 f"{uri!r} is not an MLflow tracking database (it has no experiments/runs tables)"
             )
+
+    def fetch_artifacts(
+        self, uri: str, artifacts_destination: str | None
+    ) -> contextlib.AbstractContextManager[Path | None]:
+        return on_disk(uri, artifacts_destination)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -63,7 +70,7 @@ class SqlSource:
             with self.engine.connect() as conn:
                 return list(conn.execute(sa.text(sql), params))
         except SQLAlchemyError as exc:
-            raise StoreError(f"reading the MLflow store {self.uri!r} failed: {exc}") from exc
+            raise StoreError(f"reading the MLflow store {self.uri!r} failed: {_one_line(exc)}") from exc
 
     def _by_ids(self, sql: str, ids: Sequence[str]) -> Iterator[Any]:
         """Rows of ``sql`` (with ``IN :ids``) for ``ids``, a bounded list at a time."""
@@ -73,7 +80,7 @@ class SqlSource:
                 with self.engine.connect() as conn:
                     yield from conn.execute(statement, {"ids": list(ids[start : start + _CHUNK])})
             except SQLAlchemyError as exc:
-                raise StoreError(f"reading the MLflow store {self.uri!r} failed: {exc}") from exc
+                raise StoreError(f"reading the MLflow store {self.uri!r} failed: {_one_line(exc)}") from exc
 
     # ------------------------------------------------------------------ tracking
     def experiments(self) -> list[MlflowExperiment]:
@@ -252,3 +259,9 @@ class SqlSource:
 
     def _columns(self, table: str) -> set[str]:
         return {c["name"] for c in sa.inspect(self.engine).get_columns(table)}
+
+
+def _one_line(exc: BaseException) -> str:
+    """A driver's error without SQLAlchemy's background link and the driver's hint lines."""
+    original = getattr(exc, "orig", None) or exc
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from tests.conftest import free_port
 
 HERE = Path(__file__).parent
 
@@ -82,6 +88,54 @@ def mlflow_stores(mlflow_python: str, tmp_path_factory: pytest.TempPathFactory) 
     return stores
 
 
-@pytest.fixture(params=["sqlite", "mlruns"])
+@pytest.fixture(scope="session")
+def mlflow_server(
+    mlflow_python: str, mlflow_stores: dict[str, MlflowStore], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowStore]:
+    """A real ``mlflow server`` on 127.0.0.1 serving a copy of the SQLite store, proxying artifacts, with one
+    more run logged through it (its files and model under ``mlflow-artifacts:/``)."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    shutil.copy(mlflow_stores["sqlite"].folder / "mlflow.db", root / "mlflow.db")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(Path(mlflow_python).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    command += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--workers", "1"]
+    command += ["--artifacts-destination", str(root / "mlartifacts")]
+    with (root / "server.log").open("w") as log:
+        server = subprocess.Popen(command, cwd=root, env=mlflow_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        out = run_mlflow(mlflow_python, "log_served_run.py", url, cwd=root)
+        expected = json.loads(out.strip().splitlines()[-1])
+        yield MlflowStore("http", url, url, root, expected)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(params=["sqlite", "mlruns", "http"])
 def mlflow_store(request: pytest.FixtureRequest, mlflow_stores: dict[str, MlflowStore]) -> MlflowStore:
+    if request.param == "http":
+        return request.getfixturevalue("mlflow_server")
     return mlflow_stores[request.param]

@@ -39,6 +39,11 @@ def files(folder):
     return out
 
 
+def logged_files(uri):
+    with tempfile.TemporaryDirectory() as tmp:
+        return files(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+
+
 out = {"experiments": [], "runs": [], "logged_models": [], "models": []}
 experiments = client.search_experiments(view_type=ViewType.ALL)
 for e in experiments:
@@ -100,7 +105,7 @@ for e in experiments:
                 "source_run_id": model.source_run_id,
                 "params": model.params,
                 "tags": model.tags,
-                "files": files(model.artifact_location.removeprefix("file://")),
+                "files": logged_files(model.artifact_location),
             }
         )
 for rm in client.search_registered_models():
