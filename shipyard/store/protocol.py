@@ -365,8 +365,9 @@ class DeploymentStore(Protocol):
 
 
 class ServerStores(MetadataStores, Protocol):
-    """The stores a platform server keeps records in itself (SQL): every record kind, access records and
-    deployment records."""
+    """The stores a platform server keeps records in itself (SQL): every record kind, access records,
+    deployment records and records copied from other systems."""
 
     auth: AuthStore
     deployments: DeploymentStore
+    imports: ImportStore

@@ -20,7 +20,7 @@ from shipyard.importers.mlflow.registry import RegistryCopier
 from shipyard.importers.mlflow.report import ImportReport
 from shipyard.importers.mlflow.runs import RunCopier
 from shipyard.importers.mlflow.source import MlflowSource, open_source
-from shipyard.store.sql import SqlStores
+from shipyard.store import open_server_stores
 from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.records import Experiment, LifecycleStage, now_ms
 
@@ -79,7 +79,7 @@ class _Import:
         self.dry_run = dry_run
         self.progress = progress or (lambda what, done, total: None)
         self.batch_size = max(1, batch_size)
-        self.stores = SqlStores.open(settings)
+        self.stores = open_server_stores(settings)
         self.tracking = TrackingClient(settings, stores=self.stores)
         self.report = ImportReport(source=source.uri, dry_run=dry_run)
         self.artifacts_destination = artifacts_destination

@@ -4,7 +4,7 @@ The manifest lists every file of the package with its sha256 (so the registry ve
 does for its own packages), names the flavor ``mlflow`` and records the MLflow flavors, the logged model's
 params, metrics and tags. Shipyard never loads such a package itself: MLflow's flavors unpickle (cloudpickle,
 pickle, joblib) and Shipyard loads pickles only from its own flavors with ``trusted=True``; the files download
-verified (``shipyard models download``) for ``mlflow.pyfunc.load_model``.
+verified (``shipyard models export``) for ``mlflow.pyfunc.load_model``.
 """
 
 from __future__ import annotations

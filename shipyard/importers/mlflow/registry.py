@@ -30,7 +30,7 @@ from shipyard.registry.client import RegistryClient
 from shipyard.registry.package import MANIFEST
 from shipyard.registry.records import Stage
 from shipyard.store.artifacts import ArtifactStore
-from shipyard.store.sql import SqlStores
+from shipyard.store.protocol import ServerStores
 from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.records import now_ms
 
@@ -42,7 +42,7 @@ class RegistryCopier:
 
     def __init__(
         self,
-        stores: SqlStores,
+        stores: ServerStores,
         tracking: TrackingClient,
         report: ImportReport,
         *,
@@ -70,10 +70,10 @@ class RegistryCopier:
     def _model(self, model: MlflowRegisteredModel) -> None:
         try:
             stored = self.registry.get_model(model.name)
-            existing = {v.version for v in self.registry.list_versions(model.name)}
+            existing = {v.version: v for v in self.registry.list_versions(model.name)}
             self.report.already["registered_models"] += 1
         except NotFound:
-            stored, existing = None, set()
+            stored, existing = None, {}
             self.report.add("registered_models")
         if not self.dry_run:
             created = model.creation_time or now_ms()
@@ -84,14 +84,24 @@ class RegistryCopier:
                 created_at=created,
                 updated_at=model.last_updated_time or created,
             )
-        carried = set(existing)
+        carried: set[int] = set()
         for version in model.versions:
             where = f"{model.name}/{version.version}"
             if version.stage == _DELETED:
                 self.report.skip("model version", where, "deleted in MLflow")
                 continue
-            if version.version in existing:
-                self.report.already["versions"] += 1
+            held = existing.get(version.version)
+            if held is not None:
+                if held.lineage.get("source") == "mlflow" and held.source_uri == version.source:
+                    self.report.already["versions"] += 1
+                    carried.add(version.version)
+                else:  # the Shipyard model of that name has a version of its own with this number
+                    self.report.skip(
+                        "model version",
+                        where,
+                        f"Shipyard's model {model.name!r} already has a version {version.version} of its own "
+                        f"(from {held.source_uri}); version numbers are kept, so this one cannot be added",
+                    )
                 continue
             if self._version(version, where):
                 carried.add(version.version)
@@ -147,7 +157,7 @@ class RegistryCopier:
         self.report.add("versions")
         self.report.note(
             "MLflow model versions are registered with flavor 'mlflow': their files are verified and "
-            "downloadable (shipyard models download) but Shipyard does not load them itself, since MLflow's "
+            "downloadable (shipyard models export) but Shipyard does not load them itself, since MLflow's "
             "flavors unpickle; load the download with mlflow.pyfunc.load_model"
         )
         return True

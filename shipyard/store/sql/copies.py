@@ -25,8 +25,8 @@ from shipyard.store.schema import (
     model_versions,
     registered_model_tags,
     registered_models,
-    runs,
 )
+from shipyard.store.schema import runs as runs_table
 from shipyard.store.sql import dialect
 from shipyard.store.sql.tracking import _experiment_from_row, _series_rows, acting_user
 from shipyard.tracking import chunks, naming
@@ -123,10 +123,14 @@ class SqlImportStore:
         with self.db.read() as conn:
             for start in range(0, len(run_ids), _CHUNK):
                 part = list(run_ids[start : start + _CHUNK])
-                found.update(conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(part))).scalars())
+                found.update(
+                    conn.execute(
+                        sa.select(runs_table.c.run_id).where(runs_table.c.run_id.in_(part))
+                    ).scalars()
+                )
         return found
 
-    def put_runs(self, copies: Sequence[RunCopy]) -> dict[str, str]:
+    def put_runs(self, runs: Sequence[RunCopy]) -> dict[str, str]:
         """Store the runs not stored yet, each with everything logged to it, in one transaction.
 
         A name its experiment already uses (MLflow allows repeats, Shipyard does not) gets the run id's first
@@ -138,8 +142,8 @@ class SqlImportStore:
         Raises:
             InvalidInput: a name, key or value Shipyard cannot store (nothing of the batch is stored).
         """
-        checked = [(copy, *_checked(copy)) for copy in copies]
-        names = self._free_names(copies)
+        checked = [(copy, *_checked(copy)) for copy in runs]
+        names = self._free_names(runs)
         stored: dict[str, str] = {}
         now = now_ms()
         with self.db.write_raw() as tx:
@@ -201,8 +205,9 @@ class SqlImportStore:
         with self.db.read() as conn:
             for experiment_id, names in by_experiment.items():
                 for start in range(0, len(names), _CHUNK):
-                    query = sa.select(runs.c.name, runs.c.run_id).where(
-                        runs.c.experiment_id == experiment_id, runs.c.name.in_(names[start : start + _CHUNK])
+                    query = sa.select(runs_table.c.name, runs_table.c.run_id).where(
+                        runs_table.c.experiment_id == experiment_id,
+                        runs_table.c.name.in_(names[start : start + _CHUNK]),
                     )
                     for name, run_id in conn.execute(query):
                         if run_id not in wanted[(experiment_id, name)]:  # another run holds it
@@ -235,7 +240,11 @@ class SqlImportStore:
                 created_at=created_at,
                 updated_at=updated_at,
             )
-            created = conn.execute(insert.on_conflict_do_nothing(index_elements=["name"])).rowcount > 0
+            # RETURNING says whether the row went in (rowcount is not reliable for it on every driver).
+            inserted = insert.on_conflict_do_nothing(index_elements=["name"]).returning(
+                registered_models.c.model_id
+            )
+            created = conn.execute(inserted).first() is not None
             model_id = conn.execute(
                 sa.select(registered_models.c.model_id).where(registered_models.c.name == name)
             ).scalar_one()
@@ -289,14 +298,10 @@ class SqlImportStore:
                 created_at=created_at,
                 updated_at=updated_at,
             )
-            done = conn.execute(insert.on_conflict_do_nothing(index_elements=["model_id", "version"]))
-            if not done.rowcount:
+            inserted = insert.on_conflict_do_nothing(index_elements=["model_id", "version"])
+            version_pk = conn.execute(inserted.returning(model_versions.c.id)).scalar()
+            if version_pk is None:
                 return False
-            version_pk = conn.execute(
-                sa.select(model_versions.c.id).where(
-                    model_versions.c.model_id == model_id, model_versions.c.version == version
-                )
-            ).scalar_one()
             rows = [{"version_pk": version_pk, "key": k, "value": v} for k, v in checked.items()]
             if rows:
                 conn.execute(dialect.insert_ignore(self.db, model_version_tags), rows)

@@ -19,7 +19,7 @@ from shipyard.importers.mlflow import import_mlflow
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.loading import fetch_package, load_model
 from shipyard.tracking.client import TrackingClient
-from tests.conftest import make_settings
+from tests.conftest import PostgresCluster, make_settings
 from tests.importers.mlflow.conftest import MlflowStore
 
 REPO = Path(__file__).resolve().parents[3]
@@ -232,3 +232,55 @@ def test_dry_run_writes_nothing_and_counts_what_an_import_copies(
     assert f"  would copy {len(mlflow_store.expected['runs'])} runs" in dry.lines()
     real = import_mlflow(mlflow_store.uri, settings=settings)
     assert dry.copied == real.copied
+
+
+MLFLOW_TABLES = [
+    "experiments",
+    "experiment_tags",
+    "runs",
+    "params",
+    "tags",
+    "metrics",
+    "latest_metrics",
+    "datasets",
+    "inputs",
+    "input_tags",
+    "logged_models",
+    "logged_model_params",
+    "logged_model_metrics",
+    "logged_model_tags",
+    "registered_models",
+    "registered_model_tags",
+    "model_versions",
+    "model_version_tags",
+    "registered_model_aliases",
+]
+
+
+@pytest.mark.postgres
+def test_postgresql_store_imports_with_every_value(
+    mlflow_stores: dict[str, MlflowStore], postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    """MLflow's tables and rows (the SQLite store's, copied table by table: the MLflow interpreter here has
+    no PostgreSQL driver) read from PostgreSQL."""
+    import sqlalchemy as sa
+
+    store = mlflow_stores["sqlite"]
+    url = postgres.create_database()
+    source, target = sa.create_engine(store.uri), sa.create_engine(url)
+    tables = sa.MetaData()
+    tables.reflect(source, only=MLFLOW_TABLES)
+    for table in tables.tables.values():  # SQLite's CHECK (is_nan IN (0, 1)) is no PostgreSQL boolean check
+        table.constraints = {c for c in table.constraints if not isinstance(c, sa.CheckConstraint)}
+    tables.create_all(target)
+    with source.connect() as read, target.begin() as write:
+        for table in tables.sorted_tables:
+            rows = [dict(r._mapping) for r in read.execute(table.select())]
+            if rows:
+                write.execute(table.insert(), rows)
+    source.dispose()
+    target.dispose()
+    settings = make_settings(tmp_path / "home")
+    report = import_mlflow(url, settings=settings)
+    assert report.copied["runs"] == len(store.expected["runs"])
+    assert_copied(settings, store.expected)
