@@ -15,7 +15,7 @@ Nothing is written.
 from __future__ import annotations
 
 import contextlib
-import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -239,9 +239,13 @@ def _yaml(path: Path) -> dict[str, Any]:
 
 def _files(folder: Path) -> list[tuple[str, Path]]:
     """(key, file) under ``folder``; a key with ``/`` is a nested file."""
-    if not folder.is_dir():
-        return []
-    return sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file())
+    out = []
+    top = str(folder)
+    # os.walk on strings: pathlib's globbing costs more than reading the small files themselves.
+    for directory, _, names in os.walk(top):
+        prefix = directory[len(top) + 1 :].replace(os.sep, "/")
+        out += [(f"{prefix}/{name}" if prefix else name, Path(directory, name)) for name in names]
+    return sorted(out)
 
 
 def _values(folder: Path) -> dict[str, str]:
@@ -249,13 +253,21 @@ def _values(folder: Path) -> dict[str, str]:
 
 
 def _series(path: Path) -> Series:
+    """A metric file's points: ``timestamp value [step [dataset digest]]`` a line."""
     series = Series()
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) < 2:
+    text = path.read_text()
+    lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    parts = text.split()
+    if len(parts) == 3 * lines:  # every line has a step (what MLflow writes): the columns in one go each
+        series.timestamps.extend(int(p) for p in parts[0::3])
+        series.values.extend(float(p) for p in parts[1::3])
+        series.steps.extend(int(p) for p in parts[2::3])
+        return series
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 2:
             continue
-        series.timestamps.append(int(parts[0]))
-        value = float(parts[1])
-        series.values.append(math.nan if value != value else value)
-        series.steps.append(int(parts[2]) if len(parts) >= 3 else 0)
+        series.timestamps.append(int(fields[0]))
+        series.values.append(float(fields[1]))
+        series.steps.append(int(fields[2]) if len(fields) >= 3 else 0)
     return series
