@@ -22,7 +22,7 @@ from shipyard.importers.mlflow.runs import RunCopier
 from shipyard.importers.mlflow.source import MlflowSource, open_source
 from shipyard.store import open_server_stores
 from shipyard.tracking.client import TrackingClient
-from shipyard.tracking.records import Experiment, LifecycleStage, now_ms
+from shipyard.tracking.records import Experiment, LifecycleStage, RunCopy, now_ms
 
 # Called as runs are copied: (what, done, total).
 Progress = Callable[[str, int, int], None]
@@ -169,7 +169,7 @@ class _Import:
             data = self.source.run_data(batch)
             copies = [copier.copy(run, data[run.run_id], target) for run in batch]
             if not self.dry_run:
-                names = self.stores.imports.put_runs(copies)
+                names = self._store(copies)
                 for copy in copies:
                     if copy.run_id in names and names[copy.run_id] != copy.name:
                         self.report.note(
@@ -181,6 +181,21 @@ class _Import:
             done += len(batch)
             self.progress("runs", done, total)
         return done
+
+    def _store(self, copies: Sequence[RunCopy]) -> dict[str, str]:
+        """Store a batch; when Shipyard refuses something in it, the runs one by one, each refused run
+        reported (the rest of the import goes on)."""
+        try:
+            return self.stores.imports.put_runs(copies)
+        except InvalidInput:
+            pass
+        names: dict[str, str] = {}
+        for copy in copies:
+            try:
+                names.update(self.stores.imports.put_runs([copy]))
+            except InvalidInput as exc:
+                self.report.skip("run", copy.run_id, str(exc))
+        return names
 
     def _delete_if_deleted(self, experiment: MlflowExperiment, target: Experiment | None) -> None:
         """Soft-delete the copy of an experiment MLflow deleted (only the copy: an experiment of Shipyard's

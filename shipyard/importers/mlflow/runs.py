@@ -278,9 +278,10 @@ def latest_values(points: Sequence[tuple[str, float, int, int]]) -> dict[str, fl
 
 
 def _name(run: MlflowRun, data: MlflowRunData) -> str:
-    name = run.name or data.tags.get(RUN_NAME_TAG) or ""
+    # Longer names are cut (Shipyard's limit is 256 characters); tag mlflow.runName keeps the whole name.
+    name = (run.name or data.tags.get(RUN_NAME_TAG) or "")[:256]
     try:
-        return naming.check_name(name, "run name")[:256]
+        return naming.check_name(name, "run name")
     except InvalidInput:
         return naming.generate_run_name(run.run_id) if len(run.run_id) >= 8 else f"mlflow-{run.run_id}"
 

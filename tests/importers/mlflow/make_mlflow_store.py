@@ -42,6 +42,7 @@ with mlflow.start_run(run_name="parent", description="the parent run") as parent
             mlflow.log_metrics({"acc": 0.5 + i / 10, "f1": 0.4}, step=i)
 with mlflow.start_run(run_name="broken") as broken:
     mlflow.log_metric("loss", 9.0)
+    mlflow.log_metric("trailing ", 1.0)  # a key MLflow takes and Shipyard refuses (the space at its end)
 mlflow.MlflowClient().set_terminated(broken.info.run_id, "FAILED")
 with mlflow.start_run(run_name="gone") as gone:
     mlflow.log_param("x", "1")
