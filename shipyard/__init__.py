@@ -99,6 +99,7 @@ __all__ = [
     "UntrustedArtifact",
     "__version__",
     "active_run",
+    "autolog",
     "end_run",
     "flush",
     "get_client",
@@ -127,6 +128,7 @@ __all__ = [
 
 if _typing.TYPE_CHECKING:
     from shipyard import models
+    from shipyard.autologging import autolog
     from shipyard.tuning import tune
 
 
@@ -137,6 +139,8 @@ def __getattr__(name: str) -> _typing.Any:
 
     if name == "models":
         return importlib.import_module("shipyard.models")
+    if name == "autolog":  # patches libraries only when they are imported, but loads the registry
+        return importlib.import_module("shipyard.autologging").autolog
     if name == "tune":  # Optuna loads on first use too
         return importlib.import_module("shipyard.tuning").tune
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

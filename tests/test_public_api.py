@@ -11,6 +11,7 @@ import pytest
 PACKAGES = [
     "shipyard",
     "shipyard.data",
+    "shipyard.autologging",
     "shipyard.datasets",
     "shipyard.errors",
     "shipyard.features",

@@ -29,6 +29,7 @@ from shipyard.server import (
     deployment_routes,
     feature_routes,
     lineage_routes,
+    mlflow,
     monitoring_routes,
     pipeline_routes,
     registry_routes,
@@ -137,6 +138,7 @@ def create_app(
     app.include_router(dataset_routes.router, prefix="/api/v1")
     if artifacts is not None:
         app.include_router(artifact_routes.router, prefix="/api/v1")
+    mlflow.mount(app)  # the official MLflow client's API, over the same stores and permissions
     app.state.require_auth = require_auth
     mount_ui(app)
     return app

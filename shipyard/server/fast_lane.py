@@ -8,11 +8,13 @@ case: the route's content type, a well-formed ``Idempotency-Key`` if any, no que
 model accepts. Anything else — a body that fails its model, say — is handed, body and all, to the full app,
 whose answer (a 422 naming the field) is then the only one. Both paths run the same functions of
 :mod:`shipyard.server.tracking_routes`, so a route's meaning lives in one place and the OpenAPI document
-still describes it.
+still describes it. The MLflow client's per-value calls (``runs/log-metric``, ``log-batch``,
+``log-parameter``, ``set-tag``: one request each) take the lane too, answering refusals in its error shape.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shipyard.errors import ShipyardError
 from shipyard.server import tracking_routes as tr
 from shipyard.server.answers import error_answer, send_json
+from shipyard.server.mlflow import protocol as mlflow_protocol
+from shipyard.server.mlflow import tracking as mlflow_tracking
 from shipyard.server.threads import in_thread
 from shipyard.store import wire
 
@@ -34,23 +38,53 @@ _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _JSON = "application/json"
 
 
+class _LongWay(Exception):
+    """A body the lane does not take: the full app answers it."""
+
+
 @dataclass(frozen=True)
 class _Route:
     media_type: str
-    # bytes -> the work's input; a `ValidationError` sends the request the long way
+    # bytes -> the work's input; a `ValidationError` or `_LongWay` sends the request the long way
     parse: Callable[[bytes], Any]
     # (request, parsed body, idempotency key, *path values) -> the answer's JSON, run in a worker thread
     work: Callable[..., Any]
     status: int
+    # a refusal's (status, body): the server's error shape, or the MLflow client's on its routes
+    refusal: Callable[[ShipyardError], tuple[int, Any]] = error_answer
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(body)
+    except ValueError:
+        raise _LongWay from None
+    if not isinstance(found, dict):
+        raise _LongWay
+    return found
 
 
 _METRICS = _Route(_JSON, tr.MetricBatch.model_validate_json, tr.store_metrics, 204)
 _PACKED = _Route(wire.PACKED_METRICS, tr.parse_packed, tr.store_packed, 204)
 _CREATE = _Route(_JSON, tr.NewRun.model_validate_json, tr.start_run, 201)
 _END = _Route(_JSON, tr.EndRun.model_validate_json, tr.finish_run, 200)
+# The MLflow client's per-value calls (one request each: their server cost is most of a script's logging).
+_MLFLOW_PREFIX = "/api/2.0/mlflow/runs/"
+_MLFLOW = {
+    name: _Route(_JSON, _json_object, work, 200, mlflow_protocol.refusal)
+    for name, work in (
+        ("log-metric", mlflow_tracking.log_metric_call),
+        ("log-batch", mlflow_tracking.log_batch_call),
+        ("log-parameter", mlflow_tracking.log_param_call),
+        ("set-tag", mlflow_tracking.set_tag_call),
+    )
+}
 
 
 def _match(method: str, path: str) -> tuple[_Route, tuple[str, ...]] | None:
+    if method == "POST" and path.startswith(_MLFLOW_PREFIX):
+        mlflow_route = _MLFLOW.get(path[len(_MLFLOW_PREFIX) :])
+        return None if mlflow_route is None else (mlflow_route, ())
     if method != "POST" or not path.startswith(_PREFIX):
         return None
     rest = path[len(_PREFIX) :]
@@ -94,7 +128,7 @@ class FastLane:
         try:
             answer = await in_thread(_serve, route, body, Request(scope), key, path_values)
         except ShipyardError as exc:  # a malformed packed body, a missing run, a refused write, ...
-            status, answer = error_answer(exc)
+            status, answer = route.refusal(exc)
         else:
             if answer is _LONG_WAY:
                 await self.app(scope, _replay(body, receive), send)
@@ -112,7 +146,7 @@ def _serve(
     # In the worker thread: a large batch is parsed off the event loop too.
     try:
         parsed = route.parse(body)
-    except ValidationError:  # nothing written yet: the full app answers, naming the field
+    except (ValidationError, _LongWay):  # nothing written yet: the full app answers, naming the field
         return _LONG_WAY
     return route.work(request, parsed, key, *path_values)
 

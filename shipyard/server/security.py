@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json", "/docs", "/docs/oauth2-redirect"})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FAILURE_PAUSE_S = 0.25
+# Artifact uploads, Shipyard's and the MLflow client's: limited by max_artifact_bytes, not the JSON limit.
+_UPLOADS = ("/api/v1/artifacts/", "/api/2.0/mlflow-artifacts/artifacts/")
 
 
 @dataclass
@@ -83,13 +85,12 @@ class SecurityMiddleware:
                 if page:
                     await _to_login(send, scope, headers)
                 else:
-                    await _error(
-                        send, 401, "UNAUTHORIZED", str(exc), {"www-authenticate": 'Bearer realm="shipyard"'}
-                    )
+                    challenge = {"www-authenticate": 'Bearer realm="shipyard"'}
+                    await _error(scope, send, 401, "UNAUTHORIZED", str(exc), challenge)
                 await self._audit(scope, "?", method, path, 401)
                 return
             except StoreError as exc:  # the database is down: nobody can be checked, so nobody gets in
-                await _error(send, 503, "STORE_UNAVAILABLE", str(exc))
+                await _error(scope, send, 503, "STORE_UNAVAILABLE", str(exc))
                 return
         scope.setdefault("state", {})["principal"] = principal
         if principal is not None:
@@ -98,9 +99,8 @@ class SecurityMiddleware:
         limit = self._limit(method, path)
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _error(
-                send, 413, "TOO_LARGE", f"the request body ({declared} bytes) is over the limit of {limit}"
-            )
+            message = f"the request body ({declared} bytes) is over the limit of {limit}"
+            await _error(scope, send, 413, "TOO_LARGE", message)
             await self._audit(scope, _who(principal), method, path, 413)
             return
 
@@ -127,7 +127,7 @@ class SecurityMiddleware:
                 if message["type"] == "http.response.start" and not started:
                     started, status = True, 413
                     await _error(
-                        send, 413, "TOO_LARGE", f"the request body is over the limit of {limit} bytes"
+                        scope, send, 413, "TOO_LARGE", f"the request body is over the limit of {limit} bytes"
                     )
                 return
             if message["type"] == "http.response.start":
@@ -141,7 +141,8 @@ class SecurityMiddleware:
         except _TooLarge:
             status = 413
             if not started:
-                await _error(send, 413, "TOO_LARGE", f"the request body is over the limit of {limit} bytes")
+                message = f"the request body is over the limit of {limit} bytes"
+                await _error(scope, send, 413, "TOO_LARGE", message)
         if method in _WRITES:
             await self._audit(scope, _who(principal), method, path, status)
 
@@ -171,7 +172,7 @@ class SecurityMiddleware:
         )
 
     def _limit(self, method: str, path: str) -> int:
-        if method == "PUT" and path.startswith("/api/v1/artifacts/"):
+        if method == "PUT" and path.startswith(_UPLOADS):
             return self.config.max_artifact_bytes
         return self.config.max_body_bytes
 
@@ -240,7 +241,20 @@ def _who(principal: Principal | None) -> str:
     return "anonymous" if principal is None else principal.user
 
 
+# The MLflow client reads errors as {"error_code", "message"} (see shipyard.server.mlflow.protocol).
+_MLFLOW_PATHS = ("/api/2.0/", "/api/3.0/")
+_MLFLOW_CODES = {
+    "UNAUTHORIZED": "UNAUTHENTICATED",
+    "TOO_LARGE": "INVALID_PARAMETER_VALUE",
+    "STORE_UNAVAILABLE": "TEMPORARILY_UNAVAILABLE",
+}
+
+
 async def _error(
-    send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None
+    scope: Scope, send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None
 ) -> None:
+    if scope["path"].startswith(_MLFLOW_PATHS):
+        body = {"error_code": _MLFLOW_CODES.get(code, code), "message": message}
+        await send_json(send, status, body, extra)
+        return
     await send_json(send, status, error_body(code, message), extra)

@@ -47,6 +47,7 @@ class NewRun(_Body):
     name: str | None = None
     parent_run_id: str | None = None
     tags: dict[str, Any] | None = None
+    beats: bool = Field(True, description="False: no process beats for the run; it never shows LOST.")
 
 
 class Values(_Body):
@@ -224,6 +225,7 @@ def start_run(request: Request, body: NewRun, idempotency_key: str | None) -> di
         parent_run_id=body.parent_run_id,
         tags=body.tags,
         idempotency_key=idempotency_key,
+        beats=body.beats,
     )
     g.own(ResourceType.EXPERIMENT, body.experiment, created_only=True)
     return wire.to_json(run)

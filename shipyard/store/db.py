@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from shipyard.errors import SchemaError, StoreError
 
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0014"
 _KNOWN_REVISIONS = tuple(f"{n:04d}" for n in range(1, int(HEAD_REVISION) + 1))
 _MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_S = 60.0

@@ -343,12 +343,14 @@ class HttpTrackingStore:
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        beats: bool = True,
     ) -> tuple[Run, RunKey]:
         body = {
             "experiment": experiment,
             "name": name,
             "parent_run_id": parent_run_id,
             "tags": _checked(tags, "tag"),
+            **({} if beats else {"beats": False}),
         }
         key = idempotency_key or new_id()
         run = wire.run(self._client.call("POST", "/runs", json=body, idempotency_key=key))

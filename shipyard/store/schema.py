@@ -457,3 +457,33 @@ dataset_files = Table(
     Column("sha256", String(64), nullable=False),
     Index("ix_dataset_files_sha", "sha256"),
 )
+
+# ------------------------------------------------------------------------ logged models (revision 0014)
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column("experiment_id", String(32), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("source_run_id", String(32), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("model_type", String(256), nullable=True),
+    Column("artifact_location", Text, nullable=False),
+    Column("params_json", Text, nullable=False, server_default="{}"),
+    Column("tags_json", Text, nullable=False, server_default="{}"),
+    Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_logged_models_experiment_name", "experiment_id", "name"),
+    Index("ix_logged_models_source_run", "source_run_id"),
+)
+
+logged_model_outputs = Table(
+    "logged_model_outputs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column(
+        "model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("step", BigInteger, nullable=False, server_default="0"),
+)

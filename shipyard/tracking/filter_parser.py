@@ -13,11 +13,12 @@ case-insensitive; keys are not. Whitespace separates tokens and is otherwise ign
                | entity [ "not" ] "in" "(" value { "," value } ")"
                | entity "is" [ "not" ] "null" ;
     compare_op = "=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">=" ;
-    entity     = prefix "." key ;
+    entity     = prefix "." key | attribute ;       (* a bare attribute: status, run_name, start_time… *)
     prefix     = "metrics" | "metric" | "params" | "param" | "tags" | "tag" | "datasets" | "dataset"
                | "attributes" | "attribute" | "attr" | "run" ;
     key        = key_char { key_char }                     (* e.g. val/acc, model.depth *)
-               | "`" { any character but "`" } "`" ;       (* e.g. `my key` *)
+               | "`" { any character but "`" } "`"         (* e.g. `my key` *)
+               | string ;                                  (* e.g. "my key", as MLflow quotes keys *)
     key_char   = letter | digit | "_" | "-" | "." | "/" | ":" ;
     value      = number | string ;
     number     = [ "+" | "-" ] ( decimal [ exponent ] | "inf" | "infinity" | "nan" ) ;
@@ -28,8 +29,10 @@ case-insensitive; keys are not. Whitespace separates tokens and is otherwise ign
 
     order_by_item = entity [ "asc" | "desc" ] ;            (* see parse_order_by *)
 
-``attributes.KEY`` names a column of the run: run_id, name (alias run_name), status, start_time, end_time,
-experiment_id, parent_run_id, user, artifact_uri. ``datasets.KEY`` names a field of a dataset input: name,
+``attributes.KEY`` names a column of the run: run_id, name (alias run_name), status, start_time (alias
+created), end_time, experiment_id, parent_run_id, user (alias user_id), artifact_uri; an attribute may also
+be written bare (``status = 'FINISHED'``), and a key in single or double quotes (``metrics."my metric"``),
+as MLflow's filters write them. ``datasets.KEY`` names a field of a dataset input: name,
 digest, source, source_type, context.
 
 Typing happens here, once: each :class:`Comparison` value already has the type the comparison is made in.
@@ -112,7 +115,8 @@ _PREFIXES = {
     "datasets": EntityKind.DATASET,
     "dataset": EntityKind.DATASET,
 }
-_ATTRIBUTE_ALIASES = {"run_name": "name"}
+# MLflow's names for the same attributes (its filters work here unchanged).
+_ATTRIBUTE_ALIASES = {"run_name": "name", "run name": "name", "created": "start_time", "user_id": "user"}
 _RUN_STATUSES = tuple(status.value for status in RunStatus)
 _COMPARE_OPS = {
     "=": Op.EQ,
@@ -345,6 +349,10 @@ def _read_word(text: str, start: int, word: str) -> _Token:
             raise FilterSyntaxError("unterminated `quoted` key", token=text[end:], position=end)
         key = text[end + 1 : close]
         word = text[start : close + 1]
+    elif not key and text.startswith(("'", '"'), end):  # MLflow's quoted keys: metrics."my metric"
+        quoted = _read_string(text, end)
+        key = str(quoted.value)
+        word = text[start : end + len(quoted.text)]
     if not key:
         raise FilterSyntaxError(f"expected a key after '{prefix}.'", token=word, position=start)
     if prefix.lower() not in _PREFIXES:
@@ -428,6 +436,8 @@ class _Parser:
             return expr
         if token.kind is _Kind.ENTITY:
             return self._comparison(token)
+        if (bare := _bare_attribute(token)) is not None:
+            return self._comparison(bare)
         if token.kind is _Kind.RPAREN and self._open == 0:
             raise FilterSyntaxError("unbalanced parenthesis", token=token.text, position=token.position)
         before = self._before(token)
@@ -512,6 +522,14 @@ class _Parser:
         return FilterSyntaxError(f"{what}; {expectation}", token=token.text, position=token.position)
 
 
+def _bare_attribute(token: _Token) -> _Token | None:
+    """A bare attribute name (MLflow's ``status = 'FINISHED'``, ``start_time DESC``) as the entity
+    ``attributes.NAME``; None for any other token."""
+    if token.kind is _Kind.WORD and _ATTRIBUTE_ALIASES.get(str(token.value), token.value) in ATTRIBUTES:
+        return _Token(_Kind.ENTITY, token.text, token.position, token.text, "attributes")
+    return None
+
+
 def _entity(token: _Token) -> Entity:
     kind = _PREFIXES[token.prefix.lower()]
     key = str(token.value)
@@ -574,6 +592,7 @@ def _parse_order_item(item: str) -> OrderKey:
         tokens = _tokenize(item)
     except FilterSyntaxError as exc:
         raise InvalidInput(f"invalid order_by item {item!r}: {exc}") from exc
+    tokens[0] = _bare_attribute(tokens[0]) or tokens[0]
     if tokens[0].kind is not _Kind.ENTITY:
         raise InvalidInput(f"invalid order_by item {item!r}: {usage}")
     direction = tokens[1]

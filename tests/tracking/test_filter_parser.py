@@ -249,6 +249,32 @@ def test_order_by_none_or_empty_is_no_order() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("status = 'FINISHED'", cmp(A, "status", Op.EQ, "FINISHED")),
+        ("run_name LIKE 'fold-%'", cmp(A, "name", Op.LIKE, "fold-%")),
+        ("attributes.created > 0", cmp(A, "start_time", Op.GT, 0.0)),
+        ("attributes.user_id = 'ana'", cmp(A, "user", Op.EQ, "ana")),
+        ("attributes.\"run name\" = 'x'", cmp(A, "name", Op.EQ, "x")),
+        ('metrics."my metric" > 1', cmp(M, "my metric", Op.GT, 1.0)),
+        ("tags.'mlflow.runName' = 'x'", cmp(T, "mlflow.runName", Op.EQ, "x")),
+        ('params."a \\" b" = \'1\'', cmp(P, 'a " b', Op.EQ, "1")),
+    ],
+)
+def test_mlflow_spellings_parse_as_mlflow_reads_them(text: str, expected: Comparison) -> None:
+    """MLflow's filters work unchanged: bare attributes, its attribute names, keys in quotes."""
+    assert parse_filter(text) == expected
+
+
+def test_mlflow_order_by_spellings_parse() -> None:
+    assert parse_order_by(["start_time DESC", "created", 'metrics."my metric" asc']) == [
+        OrderKey(Entity(A, "start_time"), descending=True),
+        OrderKey(Entity(A, "start_time"), descending=False),
+        OrderKey(Entity(M, "my metric"), descending=False),
+    ]
+
+
+@pytest.mark.parametrize(
     ("item", "fragment"),
     [
         ("", "expected 'ENTITY [asc|desc]'"),

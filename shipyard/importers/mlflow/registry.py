@@ -9,6 +9,7 @@ without a copied run (a logged model with no run, a folder) is copied under the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,7 +17,6 @@ from urllib.parse import urlparse
 import yaml
 
 from shipyard.errors import InvalidInput, NotFound
-from shipyard.importers.mlflow import packages
 from shipyard.importers.mlflow.records import (
     MlflowLoggedModel,
     MlflowModelVersion,
@@ -26,6 +26,7 @@ from shipyard.importers.mlflow.records import (
 from shipyard.importers.mlflow.report import ImportReport
 from shipyard.importers.mlflow.runs import latest_values
 from shipyard.importers.mlflow.source import FetchArtifacts, local_files
+from shipyard.registry import mlflow_packages as packages
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.package import MANIFEST
 from shipyard.registry.records import Stage
@@ -156,9 +157,9 @@ class RegistryCopier:
         )
         self.report.add("versions")
         self.report.note(
-            "MLflow model versions are registered with flavor 'mlflow': their files are verified and "
-            "downloadable (shipyard models export) but Shipyard does not load them itself, since MLflow's "
-            "flavors unpickle; load the download with mlflow.pyfunc.load_model"
+            "MLflow model versions are registered with flavor 'mlflow' (their files verified by sha256): "
+            "Shipyard loads their scikit-learn models (skops ones as is, pickled ones only with "
+            "trusted=True); other MLflow flavors load with mlflow.pyfunc.load_model after downloading the files"
         )
         return True
 
@@ -251,4 +252,8 @@ class RegistryCopier:
             created_at=model.creation_time if model else None,
         )
         store.put_bytes(data, MANIFEST)
-        return store.root, packages.sha256(data)
+        return store.root, _sha256(data)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -8,6 +8,7 @@ its files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,6 @@ from typing import Any
 
 from shipyard.config import Settings
 from shipyard.errors import InvalidInput
-from shipyard.importers.mlflow import packages
 from shipyard.importers.mlflow.records import (
     CONTEXT_TAG,
     PARENT_TAG,
@@ -28,6 +28,7 @@ from shipyard.importers.mlflow.records import (
 )
 from shipyard.importers.mlflow.report import ImportReport
 from shipyard.importers.mlflow.source import FetchArtifacts, local_files
+from shipyard.registry import mlflow_packages as packages
 from shipyard.registry.package import MANIFEST
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking import naming
@@ -241,7 +242,7 @@ class RunCopier:
         run_id: str | None,
         model: MlflowLoggedModel | None = None,
     ) -> ArtifactRecord:
-        listed = [(rel, packages.sha256(path.read_bytes()), path.stat().st_size) for rel, path in files]
+        listed = [(rel, _sha256(path.read_bytes()), path.stat().st_size) for rel, path in files]
         data = packages.manifest_for(
             name,
             listed,
@@ -255,7 +256,7 @@ class RunCopier:
         )
         rel = f"{prefix}{MANIFEST}"
         if store is None:
-            return ArtifactRecord(rel, len(data), packages.sha256(data))
+            return ArtifactRecord(rel, len(data), _sha256(data))
         info = store.put_bytes(data, rel)
         return ArtifactRecord(info.path, info.size, info.sha256 or "")
 
@@ -295,3 +296,7 @@ def _status(value: str, report: ImportReport, where: str) -> RunStatus:
     except ValueError:
         report.skip("run status", where, f"unknown status {value!r}, imported as FAILED")
         return RunStatus.FAILED
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

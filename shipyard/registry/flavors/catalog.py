@@ -15,6 +15,7 @@ _FLAVORS: dict[str, tuple[str, str]] = {
     "lightgbm": ("shipyard.registry.flavors.lightgbm", "LightGBMFlavor"),
     "torch": ("shipyard.registry.flavors.torch", "TorchFlavor"),
     "onnx": ("shipyard.registry.flavors.onnx", "OnnxFlavor"),
+    "mlflow": ("shipyard.registry.flavors.mlflow", "MlflowFlavor"),  # loads only: MLflow's client logs them
     "pyfunc": ("shipyard.registry.flavors.pyfunc", "PyfuncFlavor"),
 }
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from shipyard.store.sql.deployments import SqlDeploymentStore
     from shipyard.store.sql.features import SqlFeatureRegistryStore
     from shipyard.store.sql.lineage import SqlLineageStore
+    from shipyard.store.sql.logged_models import SqlLoggedModelStore
     from shipyard.store.sql.registry import SqlRegistryStore
     from shipyard.store.sql.schedules import SqlScheduleStore
 
@@ -74,6 +75,12 @@ class SqlStores:
         from shipyard.store.sql.lineage import SqlLineageStore
 
         return SqlLineageStore(self.db)
+
+    @functools.cached_property
+    def logged_models(self) -> SqlLoggedModelStore:
+        from shipyard.store.sql.logged_models import SqlLoggedModelStore
+
+        return SqlLoggedModelStore(self.db)
 
     @functools.cached_property
     def datasets(self) -> SqlDatasetStore:

@@ -274,11 +274,13 @@ class SqlTrackingStore:
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        beats: bool = True,
     ) -> tuple[Run, RunKey]:
         """Create a RUNNING run; returns its record and private integer key.
 
         Run names are unique per experiment: an explicit name that is taken raises `AlreadyExists`. A retry
         carrying the ``idempotency_key`` of a creation that was stored returns that run instead of a second.
+        ``beats`` False: no process will beat for the run (one an MLflow client made), so it is never LOST.
         """
         exp = self.get_or_create_experiment(experiment)
         if parent_run_id is not None:
@@ -303,9 +305,9 @@ class SqlTrackingStore:
                 "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
                 "lifecycle_stage": LifecycleStage.ACTIVE.value,
                 # The creating process's first beat; it goes on beating while it holds the run open.
-                "heartbeat_at": started,
-                "pid": os.getpid(),
-                "host": _host(),
+                "heartbeat_at": started if beats else None,
+                "pid": os.getpid() if beats else None,
+                "host": _host() if beats else None,
             }
             try:
                 if self._one_statement is not None:

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from shipyard.config import Settings
-from shipyard.errors import InvalidInput
 from shipyard.importers.mlflow import import_mlflow
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.loading import fetch_package, load_model
@@ -146,14 +146,15 @@ def test_store_imports_with_every_value(mlflow_store: MlflowStore, tmp_path: Pat
     assert_copied(settings, mlflow_store.expected)
 
 
-def test_imported_mlflow_model_is_never_unpickled(
+def test_imported_mlflow_sklearn_model_loads_without_unpickling(
     mlflow_stores: dict[str, MlflowStore], tmp_path: Path
 ) -> None:
+    """MLflow 3 saved the model with skops: it loads through Shipyard's type allow-list, no trust asked."""
     settings = make_settings(tmp_path / "home")
     import_mlflow(mlflow_stores["sqlite"].uri, settings=settings)
-    registry = RegistryClient(TrackingClient(settings))
-    with pytest.raises(InvalidInput, match="unknown flavor 'mlflow'"):
-        load_model("models:/iris-clf@champion", registry, trusted=True)
+    model = load_model("models:/iris-clf@champion", RegistryClient(TrackingClient(settings)))
+    assert model.flavor == "mlflow"
+    assert sorted(set(model.predict(pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0]})).tolist())) <= [0.0, 1.0]
 
 
 def snapshot(settings: Settings) -> dict[str, Any]:

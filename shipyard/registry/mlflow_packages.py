@@ -2,14 +2,13 @@
 
 The manifest lists every file of the package with its sha256 (so the registry verifies each file as it
 does for its own packages), names the flavor ``mlflow`` and records the MLflow flavors, the logged model's
-params, metrics and tags. Shipyard never loads such a package itself: MLflow's flavors unpickle (cloudpickle,
-pickle, joblib) and Shipyard loads pickles only from its own flavors with ``trusted=True``; the files download
-verified (``shipyard models export``) for ``mlflow.pyfunc.load_model``.
+params and tags. Shipyard never loads such a package itself: MLflow's flavors unpickle (cloudpickle, pickle,
+joblib), and Shipyard loads pickles only from its own flavors with ``trusted=True``; the files download
+verified (``shipyard models download``, or the MLflow client) for ``mlflow.pyfunc.load_model``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from shipyard.registry.package import FORMAT, MANIFEST, dump_yaml
 
 FLAVOR = "mlflow"
 MLMODEL = "MLmodel"
+__all__ = ["FLAVOR", "MANIFEST", "MLMODEL", "manifest_for"]
 
 
 def manifest_for(
@@ -41,7 +41,7 @@ def manifest_for(
         lineage["mlflow_model_id"] = model_id
     if tags:
         lineage["mlflow_tags"] = dict(tags)
-    when = datetime.fromtimestamp((created_at or 0) / 1000, tz=UTC).isoformat() if created_at else ""
+    when = datetime.fromtimestamp(created_at / 1000, tz=UTC).isoformat() if created_at else ""
     manifest = {
         "format": FORMAT,
         "name": name,
@@ -65,10 +65,6 @@ def manifest_for(
         "limitations": "an MLflow package: load it with mlflow.pyfunc.load_model after downloading it",
     }
     return dump_yaml(manifest).encode()
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _mlmodel_info(data: bytes | None) -> dict[str, Any]:

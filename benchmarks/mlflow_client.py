@@ -1,0 +1,320 @@
+"""The official MLflow client against ``mlflow server`` and against ``shipyard server``: the same client code.
+
+    python benchmarks/mlflow_client.py [--quick] [--json out.json] [--no-postgres] [--keep]
+
+Needs MLflow (the ``bench`` extra: ``.venv-bench``) and, for the PostgreSQL column, Debian's PostgreSQL
+(``--no-postgres`` without it). Every server is a real process on a free port on 127.0.0.1, waited for on its
+health endpoint, measured once it has settled (MLflow 3 spawns job consumers after answering /health), and
+stopped (its whole process group) on the way out:
+
+- ``mlflow server --backend-store-uri sqlite:///… --serve-artifacts`` (the peer),
+- ``shipyard server --store sqlite:///… --artifacts DIR`` (one worker),
+- ``shipyard server --store postgresql+psycopg://… --artifacts DIR --workers 2``.
+
+The client is ``mlflow.MlflowClient`` in this process, synchronous (``MLFLOW_ENABLE_ASYNC_LOGGING=false``),
+unchanged between servers. Rows:
+
+(a) 10,000 ``log_metric`` calls one by one — each one HTTP round trip, so this is the server's cost per
+    request; the peer's loop is bounded in time and its rate computed from what it did (points/s)
+(b) 100 ``log_batch`` calls of 1,000 points (points/s)
+(c) 1,000 runs created with 10 params and ended (runs/s; the peer bounded in time)
+(d) ``search_runs`` over 10,000 runs: ``metrics.m0 > 0.5`` ordered by ``metrics.m0 DESC``, 100 results
+    (median ms); the runs are written into each server's store before it starts, and the answers are
+    checked against the values written
+
+Every figure is checked: the points of (a) and (b) are read back through the client (``get_metric_history``)
+and counted, the searches' top values compared with the expected ones. ``log_model`` + ``load_model`` is not
+measured yet: the server does not take MLflow 3 logged models yet (see the README's MLflow section).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness import PostgresCluster, Result, clock, free_port, progress
+from server import FILTER, MlflowServer, ShipyardServer, child_env, expected_top, wait_idle
+from serving import Server
+
+TITLE = "The MLflow client against mlflow server and shipyard server (real processes on 127.0.0.1)"
+PACKAGES = ("shipyard", "mlflow", "sqlalchemy", "psycopg", "fastapi", "uvicorn")
+ORDER = ["metrics.m0 DESC"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    single: int  # (a) calls
+    single_budget_s: float  # the peer's (a) loop, bounded
+    batches: int  # (b) calls of BATCH points
+    runs: int  # (c)
+    runs_budget_s: float
+    search_runs: int  # (d)
+    searches: int  # (d) repeats
+    fill_budget_s: float  # the peer's store filled before its server starts
+
+    @classmethod
+    def for_args(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(1_000, 10.0, 10, 100, 10.0, 1_000, 5, 60.0)
+        return cls(10_000, 30.0, 100, 1_000, 30.0, 10_000, 15, 900.0)
+
+
+BATCH = 1_000
+
+
+@dataclass
+class Figures:
+    label: str
+    single_rate: float = 0.0
+    single_done: int = 0
+    single_stored: int = 0
+    batch_rate: float = 0.0
+    batch_done: int = 0
+    batch_stored: int = 0
+    runs_rate: float = 0.0
+    runs_done: int = 0
+    search_ms: float = 0.0
+    search_ok: bool = False
+    search_runs: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def bounded(count: int, budget_s: float, step: Callable[[int], None]) -> tuple[int, float]:
+    """Call ``step(i)`` for i in range(count), stopping once ``budget_s`` has passed; (calls, seconds)."""
+    start = clock()
+    done = 0
+    while done < count and clock() - start < budget_s:
+        step(done)
+        done += 1
+    return done, clock() - start
+
+
+def workload(
+    mlflow_client: Any,
+    metric: Any,
+    param: Any,
+    plan: Plan,
+    search_experiment: str,
+    m0: list[float],
+    bounded_in_time: bool,
+) -> Figures:
+    """The same client calls against whichever server ``mlflow_client`` talks to; the peer's slow loops
+    (``bounded_in_time``) stop at the plan's budgets, Shipyard's run to the end (10 minutes at most)."""
+    client = mlflow_client
+    figures = Figures("")
+    tag = uuid.uuid4().hex[:8]
+    experiment = client.create_experiment(f"mlflow-client-{tag}")
+
+    run_id = client.create_run(experiment).info.run_id
+    single_budget = plan.single_budget_s if bounded_in_time else 600.0
+    runs_budget = plan.runs_budget_s if bounded_in_time else 600.0
+    progress(f"    (a) {plan.single:,} log_metric calls one by one (at most {single_budget:.0f} s)")
+    done, seconds = bounded(
+        plan.single, single_budget, lambda i: client.log_metric(run_id, "loss", i * 1e-3, step=i)
+    )
+    figures.single_done, figures.single_rate = done, done / seconds
+    figures.single_stored = len(client.get_metric_history(run_id, "loss"))
+
+    progress(f"    (b) {plan.batches} log_batch calls of {BATCH:,} points")
+    now = int(time.time() * 1000)
+    batches = [
+        [metric("batched", float(b * BATCH + i), now, b * BATCH + i) for i in range(BATCH)]
+        for b in range(plan.batches)
+    ]
+    done, seconds = bounded(
+        plan.batches, single_budget * 4, lambda b: client.log_batch(run_id, metrics=batches[b])
+    )
+    figures.batch_done, figures.batch_rate = done * BATCH, done * BATCH / seconds
+    figures.batch_stored = len(client.get_metric_history(run_id, "batched"))
+    client.set_terminated(run_id)
+
+    progress(f"    (c) {plan.runs:,} runs with 10 params, ended (at most {runs_budget:.0f} s)")
+    params = [param(f"p{k}", str(k * 7)) for k in range(10)]
+
+    def one_run(i: int) -> None:
+        made = client.create_run(experiment).info.run_id
+        client.log_batch(made, params=params)
+        client.set_terminated(made)
+
+    done, seconds = bounded(plan.runs, runs_budget, one_run)
+    figures.runs_done, figures.runs_rate = done, done / seconds
+
+    progress(f"    (d) search over {len(m0):,} runs, {plan.searches} times")
+    search_id = client.get_experiment_by_name(search_experiment).experiment_id
+    want = expected_top(m0)
+    times, ok = [], True
+    for _ in range(plan.searches + 1):
+        start = clock()
+        found = client.search_runs([search_id], FILTER, max_results=100, order_by=ORDER)
+        times.append((clock() - start) * 1000)
+        ok = ok and [r.data.metrics["m0"] for r in found] == want
+    figures.search_ms, figures.search_ok, figures.search_runs = statistics.median(times[1:]), ok, len(m0)
+    return figures
+
+
+@contextlib.contextmanager
+def started(label: str, cmd: list[str], env: dict[str, str], cwd: Path, health: str) -> Iterator[Server]:
+    cwd.mkdir(parents=True, exist_ok=True)
+    server = Server(label, cmd, env, cwd, set())
+    try:
+        ready = server.wait_ready(health, 180.0)
+        idle = wait_idle(server, 60.0)
+        progress(f"  {label}: ready in {ready:.1f} s, settled after {idle:.1f} s more")
+        yield server
+    finally:
+        server.stop()
+
+
+def measure_shipyard(label: str, store_url: str, root: Path, workers: int, plan: Plan, peer: Any) -> Figures:
+    side = ShipyardServer(label, store_url, root, workers)
+    progress(f"Shipyard [{label}]: {plan.search_runs:,} runs into the store before the server starts")
+    _, m0 = side.fill(plan.search_runs, analyze="postgres" in store_url)
+    port = free_port()
+    env = child_env(SHIPYARD_HOME=str(root / "server-home"))
+    with started(
+        f"shipyard server [{label}]", side.command(port), env, root / "server", "/api/v1/health"
+    ) as s:
+        from server import EXP_SCALE
+
+        client = peer.MlflowClient(tracking_uri=s.url)
+        figures = workload(client, peer.Metric, peer.Param, plan, EXP_SCALE, m0, bounded_in_time=False)
+    figures.label = f"Shipyard [{label}]"
+    return figures
+
+
+def measure_mlflow(root: Path, plan: Plan, peer: MlflowServer) -> Figures:
+    progress(f"MLflow: {plan.search_runs:,} runs into its SQL store before its server starts")
+    done, fill_s, m0 = peer.fill(plan.search_runs, plan.fill_budget_s)
+    progress(f"    {done:,} runs in {fill_s:,.1f} s")
+    port = free_port()
+    with started("mlflow server", peer.command(port), child_env(), root / "server", "/health") as s:
+        from server import EXP_SEARCH
+
+        client = peer.MlflowClient(tracking_uri=s.url)
+        figures = workload(client, peer.Metric, peer.Param, plan, EXP_SEARCH, m0, bounded_in_time=True)
+    figures.label = "MLflow"
+    return figures
+
+
+def build_results(plan: Plan, systems: list[Figures], ml: Figures) -> list[Result]:
+    results = []
+    for sy in systems:
+        complete = sy.single_stored == sy.single_done == plan.single and ml.single_stored == ml.single_done
+        results.append(
+            Result(
+                f"a-{sy.label}",
+                f"(a) log_metric one by one, {sy.label}",
+                "points/s",
+                True,
+                sy.single_rate,
+                ml.single_rate,
+                min_speedup=10.0,
+                valid=complete,
+                notes=(
+                    f"{sy.single_done:,} calls, {sy.single_stored:,} read back; MLflow {ml.single_done:,} "
+                    f"calls in its time budget, {ml.single_stored:,} read back",
+                ),
+            )
+        )
+    for sy in systems:
+        complete = sy.batch_stored == sy.batch_done and ml.batch_stored == ml.batch_done
+        results.append(
+            Result(
+                f"b-{sy.label}",
+                f"(b) log_batch of {BATCH:,} points, {sy.label}",
+                "points/s",
+                True,
+                sy.batch_rate,
+                ml.batch_rate,
+                valid=complete,
+                notes=(f"{sy.batch_done:,} points; read back: {sy.batch_stored:,} / {ml.batch_stored:,}",),
+            )
+        )
+    for sy in systems:
+        results.append(
+            Result(
+                f"c-{sy.label}",
+                f"(c) runs with 10 params, created and ended, {sy.label}",
+                "runs/s",
+                True,
+                sy.runs_rate,
+                ml.runs_rate,
+                valid=sy.runs_done == plan.runs,
+                notes=(f"{sy.runs_done:,} runs; MLflow {ml.runs_done:,} in its time budget",),
+            )
+        )
+    for sy in systems:
+        results.append(
+            Result(
+                f"d-{sy.label}",
+                f"(d) search_runs over {sy.search_runs:,} runs, {sy.label}",
+                "ms",
+                False,
+                sy.search_ms,
+                ml.search_ms,
+                min_speedup=10.0,
+                valid=sy.search_ok and ml.search_ok and ml.search_runs == sy.search_runs,
+                notes=(
+                    f"top 100 equal to the values written: Shipyard {sy.search_ok}, MLflow {ml.search_ok}; "
+                    f"MLflow's store held {ml.search_runs:,} runs",
+                ),
+            )
+        )
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = harness.base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--no-postgres", action="store_true", help="Shipyard's server on SQLite only")
+    parser.add_argument("--keep", action="store_true", help="keep the stores and server logs, say where")
+    args = parser.parse_args(argv)
+    plan = Plan.for_args(args.quick)
+    root = Path(tempfile.mkdtemp(prefix="shipyard-bench-mlflow-client-"))
+    os.environ["MLFLOW_ENABLE_ASYNC_LOGGING"] = "false"
+    peer = MlflowServer(root / "mlflow")  # imports mlflow, with its environment set first
+    cluster: PostgresCluster | None = None
+    try:
+        systems = [
+            measure_shipyard(
+                "SQLite", f"sqlite:///{root / 'sy-sqlite' / 'shipyard.db'}", root / "sy-sqlite", 1, plan, peer
+            )
+        ]
+        if not args.no_postgres:
+            try:
+                cluster = PostgresCluster(Path("/tmp") / f"sy-bench-pg-{uuid.uuid4().hex[:8]}")
+                cluster.start()
+            except (RuntimeError, OSError) as exc:
+                sys.exit(f"PostgreSQL did not start ({exc}); run with --no-postgres to skip it")
+            url = cluster.create_database("shipyard_bench")
+            systems.append(measure_shipyard("PostgreSQL, 2 workers", url, root / "sy-pg", 2, plan, peer))
+        ml = measure_mlflow(root / "mlflow", plan, peer)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+            shutil.rmtree(cluster.root, ignore_errors=True)
+        if args.keep:
+            progress(f"kept the stores and logs under {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    results = build_results(plan, systems, ml)
+    mode = "quick" if args.quick else "full"
+    info = harness.machine_info(PACKAGES)
+    harness.print_table(f"{TITLE}, {mode} mode", results, machine=harness.machine_line(info), peer="MLflow")
+    if args.json:
+        harness.write_json(args.json, TITLE, results, mode=mode)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

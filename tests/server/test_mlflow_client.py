@@ -1,0 +1,380 @@
+"""The official ``mlflow`` client (3.x, in .venv-mlflow) runs unchanged scripts against a real ``shipyard
+server`` process: what it logs lands in Shipyard's records, what it reads back is what it wrote, and its
+errors carry MLflow's codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shipyard.tracking.client import TrackingClient
+from tests.conftest import make_settings, server_process
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A ``shipyard server`` keeping its files (``--artifacts``), its home, for the module's scripts."""
+    home = tmp_path_factory.mktemp("mlflow-server") / "home"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")},
+        "SHIPYARD_HOME": str(home),
+        "SHIPYARD_CEILING_DIRECTORIES": str(home.parent.parent),
+    }
+    args = ["--artifacts", str(home.parent / "files"), "--log-level", "warning"]
+    with server_process(args, env) as (url, _):
+        yield url, home
+
+
+def mlflow_script(python: str, url: str, code: str, tmp_path: Path, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` with the MLflow client pointed at ``url`` (and ``env``); it prints one JSON document,
+    returned."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # a wrong 5xx fails the test at once, not after minutes
+        "GIT_PYTHON_REFRESH": "quiet",
+        **(env or {}),
+    }
+    done = subprocess.run(
+        [python, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def shipyard_client(home: Path) -> TrackingClient:
+    return TrackingClient(make_settings(home))
+
+
+def test_a_typical_script_logs_into_shipyard_and_reads_back_what_it_wrote(
+    server: tuple[str, Path], mlflow_python: str, tmp_path: Path
+) -> None:
+    url, home = server
+    out = mlflow_script(
+        mlflow_python,
+        url,
+        """
+        import json
+        import mlflow
+        import pandas as pd
+        from mlflow import MlflowClient
+
+        mlflow.set_experiment("typical")
+        with mlflow.start_run(run_name="parent") as parent:
+            mlflow.log_param("lr", 0.1)
+            mlflow.log_params({"depth": 3, "optimizer": "adam"})
+            for step in range(5):
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+            mlflow.log_metrics({"acc": 0.9, "f1": 0.75})
+            mlflow.set_tag("team", "growth")
+            mlflow.set_tags({"stage": "dev"})
+            mlflow.log_dict({"a": 1}, "config/params.json")
+            mlflow.log_text("hello", "notes.txt")
+            frame = pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 0]})
+            data = mlflow.data.from_pandas(frame, name="train-data", source="s3://bucket/train.csv")
+            mlflow.log_input(data, context="training")
+            with mlflow.start_run(run_name="child", nested=True) as child:
+                mlflow.log_metric("child_metric", 2.5)
+        client = MlflowClient()
+        run = client.get_run(parent.info.run_id)
+        found = mlflow.search_runs(
+            experiment_names=["typical"],
+            filter_string="params.lr = '0.1' and metrics.acc > 0.5",
+            output_format="list",
+        )
+        children = mlflow.search_runs(
+            experiment_names=["typical"],
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+            output_format="list",
+        )
+        local = mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="config/params.json"
+        )
+        print(json.dumps({
+            "parent": parent.info.run_id,
+            "child": child.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "status": run.info.status,
+            "run_name": run.info.run_name,
+            "params": run.data.params,
+            "metrics": run.data.metrics,
+            "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.source")},
+            "history": [(m.step, m.value) for m in client.get_metric_history(parent.info.run_id, "loss")],
+            "found": [r.info.run_id for r in found],
+            "children": [r.info.run_id for r in children],
+            "artifacts": sorted(f.path for f in client.list_artifacts(parent.info.run_id)),
+            "config": [f.path for f in client.list_artifacts(parent.info.run_id, "config")],
+            "downloaded": open(local).read(),
+            "datasets": [
+                (d.dataset.name, d.dataset.source_type, [t.value for t in d.tags])
+                for d in run.inputs.dataset_inputs
+            ],
+            "artifact_uri": run.info.artifact_uri,
+        }))
+        """,
+        tmp_path,
+    )
+    assert out["status"] == "FINISHED" and out["run_name"] == "parent"
+    assert out["params"] == {"lr": "0.1", "depth": "3", "optimizer": "adam"}
+    assert out["metrics"] == {"loss": 0.2, "acc": 0.9, "f1": 0.75}
+    assert out["tags"]["team"] == "growth" and out["tags"]["stage"] == "dev"
+    assert out["tags"]["mlflow.runName"] == "parent"
+    assert out["history"] == [[s, 1.0 / (s + 1)] for s in range(5)]
+    assert out["found"] == [out["parent"]]
+    assert out["children"] == [out["child"]]
+    assert out["artifacts"] == ["config", "notes.txt"]
+    assert out["config"] == ["config/params.json"]
+    assert json.loads(out["downloaded"]) == {"a": 1}
+    assert out["datasets"] == [["train-data", "s3", ["training"]]]
+    assert out["artifact_uri"].startswith("mlflow-artifacts:/")
+
+    # The same records, read through Shipyard: an ordinary Shipyard run.
+    shipyard = shipyard_client(home)
+    run = shipyard.get_run(out["parent"])
+    assert run.experiment_id == out["experiment_id"]
+    assert shipyard.get_experiment(run.experiment_id).name == "typical"
+    assert run.status.value == "FINISHED" and run.name == "parent" and not run.lost
+    assert run.params == {"lr": "0.1", "depth": "3", "optimizer": "adam"}
+    assert [(m.step, m.value) for m in shipyard.metric_history(run.run_id, "loss")] == [
+        (s, 1.0 / (s + 1)) for s in range(5)
+    ]
+    assert shipyard.get_run(out["child"]).parent_run_id == run.run_id
+    assert {a.path for a in shipyard.list_artifacts(run.run_id)} == {"config/params.json", "notes.txt"}
+    (dataset,) = shipyard.dataset_inputs(run.run_id)
+    assert (dataset.name, dataset.source, dataset.num_rows, dataset.context) == (
+        "train-data",
+        "s3://bucket/train.csv",
+        3,
+        "training",
+    )
+
+
+def test_search_pages_through_every_run_once(
+    server: tuple[str, Path], mlflow_python: str, tmp_path: Path
+) -> None:
+    url, _ = server
+    out = mlflow_script(
+        mlflow_python,
+        url,
+        """
+        import json
+        import mlflow
+        from mlflow import MlflowClient
+
+        experiment = mlflow.set_experiment("paging")
+        made = []
+        for i in range(23):
+            with mlflow.start_run(run_name=f"r{i}") as run:
+                mlflow.log_metric("score", i)
+                made.append(run.info.run_id)
+        client = MlflowClient()
+        seen, token, pages = [], None, 0
+        while True:
+            page = client.search_runs(
+                [experiment.experiment_id], max_results=10, page_token=token, order_by=["metrics.score DESC"]
+            )
+            seen += [r.data.metrics["score"] for r in page]
+            pages += 1
+            token = page.token
+            if not token:
+                break
+        frame = mlflow.search_runs([experiment.experiment_id], filter_string="metrics.score >= 20")
+        print(json.dumps({"made": len(made), "seen": seen, "pages": pages, "top": len(frame)}))
+        """,
+        tmp_path,
+    )
+    assert out["seen"] == [float(i) for i in range(22, -1, -1)]
+    assert (out["pages"], out["top"]) == (3, 3)
+
+
+def test_errors_carry_mlflow_codes_and_never_a_retried_status(
+    server: tuple[str, Path], mlflow_python: str, tmp_path: Path
+) -> None:
+    url, _ = server
+    out = mlflow_script(
+        mlflow_python,
+        url,
+        """
+        import json
+        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient()
+        codes = {}
+
+        def code(name, call):
+            try:
+                call()
+            except MlflowException as exc:
+                codes[name] = [exc.error_code, str(exc)]
+
+        code("unknown_run", lambda: client.get_run("0" * 32))
+        code("unknown_experiment", lambda: client.get_experiment("424242"))
+        code("unknown_model", lambda: client.get_registered_model("nope"))
+        code("unknown_version", lambda: client.get_model_version("nope", "1"))
+        mlflow.set_experiment("errors")
+        with mlflow.start_run() as run:
+            mlflow.log_param("lr", 0.1)
+            mlflow.log_param("lr", 0.1)  # the same value again: fine
+            code("changed_param", lambda: mlflow.log_param("lr", 0.2))
+            code("bad_metric", lambda: client.log_batch(run.info.run_id, metrics=[
+                mlflow.entities.Metric("../escape", 1.0, 0, 0)]))
+        code("bad_filter", lambda: mlflow.search_runs(filter_string="params.lr === 1", output_format="list"))
+        code("duplicate_experiment", lambda: client.create_experiment("errors"))
+        print(json.dumps({"codes": codes, "by_name": client.get_experiment_by_name("nope") is None}))
+        """,
+        tmp_path,
+    )
+    codes = out["codes"]
+    assert codes["unknown_run"][0] == "RESOURCE_DOES_NOT_EXIST"
+    assert codes["unknown_experiment"][0] == "RESOURCE_DOES_NOT_EXIST"
+    assert codes["unknown_model"][0] == codes["unknown_version"][0] == "RESOURCE_DOES_NOT_EXIST"
+    assert codes["changed_param"][0] == "INVALID_PARAMETER_VALUE" and "'lr'" in codes["changed_param"][1]
+    assert codes["bad_metric"][0] == "INVALID_PARAMETER_VALUE" and "../escape" in codes["bad_metric"][1]
+    assert codes["bad_filter"][0] == "INVALID_PARAMETER_VALUE"
+    assert codes["duplicate_experiment"][0] == "RESOURCE_ALREADY_EXISTS"
+    assert out["by_name"] is True  # RESOURCE_DOES_NOT_EXIST is how the client learns "no such experiment"
+
+    unknown = httpx.post(f"{url}/api/2.0/mlflow/no/such/endpoint", json={})
+    assert unknown.status_code == 404 and unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+    escape = httpx.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/0/%2e%2e/%2e%2e/evil.txt", content=b"x")
+    assert escape.status_code == 400 and escape.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "evil.txt" not in {p.name for p in Path(server[1]).parent.rglob("*")}
+    not_json = httpx.post(
+        f"{url}/api/2.0/mlflow/runs/create", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 400 and not_json.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_signed_in_clients_use_their_token_or_password_with_their_permissions(
+    tmp_path: Path, mlflow_python: str
+) -> None:
+    from shipyard.auth.accounts import Accounts
+    from shipyard.store import open_server_stores
+    from tests.conftest import platform_server, sign_up
+
+    server = make_settings(tmp_path / "server")
+    password = "alice's long password"
+    tokens = sign_up(
+        Accounts(open_server_stores(server).auth), [("alice", "editor", password), ("bob", "viewer", None)]
+    )
+    code = """
+        import json
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        out = {}
+        try:
+            mlflow.set_experiment("team")
+            with mlflow.start_run() as run:
+                mlflow.log_metric("loss", 0.5)
+            out["run"] = run.info.run_id
+        except MlflowException as exc:
+            out["error"] = [exc.error_code, str(exc)]
+        try:
+            out["seen"] = len(mlflow.search_runs(search_all_experiments=True, output_format="list"))
+        except MlflowException as exc:
+            out["seen"] = exc.error_code
+        print(json.dumps(out))
+    """
+    with platform_server(server, require_auth=True) as url:
+        # alice signs in with her password (basic auth), bob with his token (bearer), nobody without.
+        basic = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": password}
+        alice = mlflow_script(mlflow_python, url, code, tmp_path, basic)
+        assert "run" in alice and alice["seen"] == 1, alice
+        bob = mlflow_script(mlflow_python, url, code, tmp_path, {"MLFLOW_TRACKING_TOKEN": tokens["bob"]})
+        assert bob["error"][0] == "PERMISSION_DENIED" and "user 'bob' has READ" in bob["error"][1], bob
+        assert bob["seen"] == 1  # a viewer reads alice's run
+        nobody = mlflow_script(mlflow_python, url, code, tmp_path)
+        assert nobody["error"][0] == "UNAUTHENTICATED" and nobody["seen"] == "UNAUTHENTICATED"
+    stored = TrackingClient(server).get_run(alice["run"])
+    assert stored.user == "alice" and stored.metrics == {"loss": 0.5}
+
+
+def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
+    server: tuple[str, Path], mlflow_python: str, tmp_path: Path
+) -> None:
+    url, _ = server
+    out = mlflow_script(
+        mlflow_python,
+        url,
+        """
+        import json
+        import mlflow
+        import numpy as np
+        import pandas as pd
+        from mlflow import MlflowClient
+        from sklearn.linear_model import LogisticRegression
+
+        mlflow.set_experiment("models")
+        X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        y = np.array([0, 0, 1, 1])
+        with mlflow.start_run() as run:
+            model = LogisticRegression().fit(X, y)
+            mlflow.log_metric("acc", 1.0)
+            frame = pd.DataFrame({"x": X[:, 0], "y": y})
+            mlflow.log_input(mlflow.data.from_pandas(frame, name="churn-train", source="s3://b/train.csv"))
+            info = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="churn-mlflow", input_example=X[:2]
+            )
+        client = MlflowClient()
+        client.set_registered_model_alias("churn-mlflow", "champion", info.registered_model_version)
+        by_alias = mlflow.pyfunc.load_model("models:/churn-mlflow@champion")
+        by_run = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+        with mlflow.start_run():
+            info2 = mlflow.sklearn.log_model(model, name="model", registered_model_name="churn-mlflow")
+        client.transition_model_version_stage("churn-mlflow", info2.registered_model_version, "Staging")
+        with mlflow.start_run():  # version 3: pickled, which Shipyard loads only when trusted
+            mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="churn-mlflow", serialization_format="cloudpickle"
+            )
+        versions = client.search_model_versions("name = 'churn-mlflow'")
+        print(json.dumps({
+            "run": run.info.run_id,
+            "model_id": info.model_id,
+            "version": info.registered_model_version,
+            "alias": by_alias.predict(X).tolist(),
+            "by_run": by_run.predict(X).tolist(),
+            "versions": sorted((v.version, v.current_stage) for v in versions),
+            "champion": client.get_model_version_by_alias("churn-mlflow", "champion").version,
+            "outputs": [o.model_id for o in client.get_run(run.info.run_id).outputs.model_outputs],
+        }))
+        """,
+        tmp_path,
+    )
+    assert out["alias"] == out["by_run"] == [0, 0, 1, 1]
+    assert out["version"] == "1" and out["champion"] == "1" and out["outputs"] == [out["model_id"]]
+    assert out["versions"] == [["1", "None"], ["2", "Staging"], ["3", "None"]]
+
+    # In Shipyard's registry: a version whose package is the MLflow package, verified by its MODEL.yaml;
+    # Shipyard loads MLflow's skops-saved sklearn model itself, and a pickled one only when trusted.
+    import shipyard
+    from shipyard.errors import UntrustedArtifact
+    from shipyard.registry.client import RegistryClient
+
+    team = make_settings(tmp_path / "client", tracking_uri=url)
+    version = RegistryClient(TrackingClient(team)).get_version("churn-mlflow", 1)
+    assert (version.flavor, version.run_id, version.aliases) == ("mlflow", out["run"], ("champion",))
+    assert version.lineage["mlflow_model_id"] == out["model_id"]
+    from shipyard.lineage import LineageClient
+
+    graph = LineageClient(TrackingClient(team)).upstream("models:/churn-mlflow/1")
+    assert [a.uri for a in graph.sources()] == ["s3://b/train.csv"]  # model -> logged model -> its data
+    loaded = shipyard.models.load("models:/churn-mlflow@champion", settings=team)
+    assert loaded.predict([[0.0], [1.0], [2.0], [3.0]]).tolist() == [0, 0, 1, 1]
+    with pytest.raises(UntrustedArtifact, match="saved with cloudpickle, and unpickling runs arbitrary code"):
+        shipyard.models.load("models:/churn-mlflow/3", settings=team)
+    trusted = shipyard.models.load("models:/churn-mlflow/3", settings=team, trusted=True)
+    assert trusted.predict([[3.0]]).tolist() == [1]
