@@ -159,7 +159,8 @@ class RegistryCopier:
         self.report.note(
             "MLflow model versions are registered with flavor 'mlflow' (their files verified by sha256): "
             "Shipyard loads their scikit-learn models (skops ones as is, pickled ones only with "
-            "trusted=True); other MLflow flavors load with mlflow.pyfunc.load_model after downloading the files"
+            "trusted=True); other MLflow flavors load with mlflow.pyfunc.load_model after downloading "
+            "the files"
         )
         return True
 
