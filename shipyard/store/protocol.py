@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shipyard.tracking.backing import BackedVersion
     from shipyard.tracking.chunks import SeriesMap
     from shipyard.tracking.cursors import RunPage, SearchCursor
+    from shipyard.tracking.logged_models import LoggedModel
     from shipyard.tracking.records import (
         ArtifactRecord,
         DatasetInput,
@@ -233,6 +234,8 @@ class ImportStore(Protocol):
     ) -> Experiment: ...
     def existing_runs(self, run_ids: Sequence[str]) -> set[str]: ...
     def put_runs(self, runs: Sequence[RunCopy]) -> dict[str, str]: ...
+    def existing_logged_models(self, model_ids: Sequence[str]) -> set[str]: ...
+    def put_logged_model(self, model: LoggedModel, outputs: Sequence[tuple[str, int]]) -> bool: ...
     def put_model(
         self,
         name: str,

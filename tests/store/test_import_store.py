@@ -12,8 +12,10 @@ from shipyard.errors import InvalidInput
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.records import Stage
 from shipyard.store import open_server_stores
+from shipyard.store.sql import SqlStores
 from shipyard.tracking.chunks import Series
 from shipyard.tracking.client import TrackingClient
+from shipyard.tracking.logged_models import LoggedModel, LoggedModelStatus
 from shipyard.tracking.records import ArtifactRecord, DatasetInput, LifecycleStage, RunCopy, RunStatus
 
 T0 = 1_600_000_000_000
@@ -158,3 +160,28 @@ def test_copied_versions_keep_their_numbers(backend_settings: Settings) -> None:
         lineage={},
     )
     assert later.version == 4
+
+
+def test_copied_logged_models_keep_their_ids_once(backend_settings: Settings) -> None:
+    stores = SqlStores.open(backend_settings)
+    experiment = stores.imports.put_experiment(
+        "e", description=None, artifact_location=None, created_at=T0, updated_at=T0
+    )
+    model = LoggedModel(
+        model_id="m-" + "1" * 32,
+        experiment_id=experiment.experiment_id,
+        name="model",
+        source_run_id="a" * 32,
+        status=LoggedModelStatus.READY,
+        model_type=None,
+        artifact_location="/nowhere/models/m-1/artifacts",
+        created_at=T0,
+        updated_at=T0 + 1,
+        params={"lr": "0.1"},
+        tags={"mlflow.user": "alice"},
+    )
+    assert stores.imports.put_logged_model(model, [("a" * 32, 0)])
+    assert not stores.imports.put_logged_model(model, [("a" * 32, 0)])
+    assert stores.imports.existing_logged_models([model.model_id, "m-2"]) == {model.model_id}
+    assert stores.logged_models.get(model.model_id) == model
+    assert stores.logged_models.outputs("a" * 32) == [(model.model_id, 0)]

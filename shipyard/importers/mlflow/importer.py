@@ -10,11 +10,12 @@ killed midway (``kill -9``) finishes when run again.
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.importers.mlflow.logged import LoggedModelCopier
+from shipyard.importers.mlflow.logged import location as logged_location
 from shipyard.importers.mlflow.records import NOTE_TAG, MlflowExperiment, MlflowLoggedModel, MlflowRun
 from shipyard.importers.mlflow.registry import RegistryCopier
 from shipyard.importers.mlflow.report import ImportReport
@@ -87,35 +88,27 @@ class _Import:
     def run(self) -> ImportReport:
         experiments = self.source.experiments()
         logged = self.source.logged_models()
-        models_by_run: dict[str, list[MlflowLoggedModel]] = defaultdict(list)
-        for model in logged:
-            if model.source_run_id:
-                models_by_run[model.source_run_id].append(model)
         runs = {e.experiment_id: self.source.runs(e.experiment_id) for e in experiments}
         copier = RunCopier(
             self.settings,
             self.report,
             dry_run=self.dry_run,
             fetch=lambda uri: self.source.fetch_artifacts(uri, self.artifacts_destination),
-            models_by_run=models_by_run,
         )
         total = sum(len(r) for r in runs.values())
         done = 0
         self.progress("runs", 0, total)
         stored = {e.name: e for e in self.tracking.list_experiments(include_deleted=True)}
+        targets: dict[str, Experiment | None] = {}
         for experiment in experiments:
-            target = self._experiment(experiment, stored.get(experiment.name))
-            done = self._runs(experiment, runs[experiment.experiment_id], target, copier, done, total)
-            self._delete_if_deleted(experiment, target)
-        all_runs = {r.run_id: r for found in runs.values() for r in found}
-        run_ids = set(all_runs)
-        unplaced = [m for m in logged if not m.source_run_id or m.source_run_id not in run_ids]
-        for model in unplaced:
-            self.report.skip(
-                "logged model",
-                f"{model.model_id} ({model.name})",
-                "it has no source run in this store; copied only if a registered version uses it",
+            target = targets[experiment.experiment_id] = self._experiment(
+                experiment, stored.get(experiment.name)
             )
+            done = self._runs(experiment, runs[experiment.experiment_id], target, copier, done, total)
+        locations = self._logged_models(logged, targets)
+        for experiment in experiments:  # after its logged models: a soft delete covers them too
+            self._delete_if_deleted(experiment, targets[experiment.experiment_id])
+        all_runs = {r.run_id: r for found in runs.values() for r in found}
         RegistryCopier(
             self.stores,
             self.tracking,
@@ -124,8 +117,30 @@ class _Import:
             fetch=lambda uri: self.source.fetch_artifacts(uri, self.artifacts_destination),
             runs=all_runs,
             logged={m.model_id: m for m in logged},
+            locations=locations,
         ).copy(self.source.registered_models())
         return self.report
+
+    def _logged_models(
+        self, logged: Sequence[MlflowLoggedModel], targets: dict[str, Experiment | None]
+    ) -> dict[str, str]:
+        """Copy the logged models; by model id, where each copy's files are (for the registry)."""
+        copier = LoggedModelCopier(
+            self.settings,
+            self.stores.imports,
+            self.report,
+            dry_run=self.dry_run,
+            fetch=lambda uri: self.source.fetch_artifacts(uri, self.artifacts_destination),
+        )
+        stored = self.stores.imports.existing_logged_models([m.model_id for m in logged])
+        locations = {}
+        for number, model in enumerate(logged, 1):
+            target = targets.get(model.experiment_id)
+            copier.copy(model, target, model.model_id in stored)
+            if target is not None:
+                locations[model.model_id] = logged_location(model, target)
+            self.progress("logged models", number, len(logged))
+        return locations
 
     def _experiment(self, experiment: MlflowExperiment, stored: Experiment | None) -> Experiment | None:
         other = sorted(k for k in experiment.tags if k != NOTE_TAG)

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import yaml
 
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.importers.mlflow.logged import manifest_sha256
 from shipyard.importers.mlflow.records import (
     MlflowLoggedModel,
     MlflowModelVersion,
@@ -51,6 +52,7 @@ class RegistryCopier:
         fetch: FetchArtifacts,
         runs: Mapping[str, MlflowRun],
         logged: Mapping[str, MlflowLoggedModel],
+        locations: Mapping[str, str],
     ) -> None:
         self.stores = stores
         self.tracking = tracking
@@ -60,6 +62,7 @@ class RegistryCopier:
         self.fetch = fetch
         self.runs = runs
         self.logged = logged
+        self.locations = locations
 
     def copy(self, models: Sequence[MlflowRegisteredModel]) -> None:
         for model in models:
@@ -172,12 +175,10 @@ class RegistryCopier:
         model_id = source.removeprefix("models:/") if source.startswith("models:/m-") else None
         model = self.logged.get(model_id or "")
         if model is not None:
-            if model.source_run_id in self.runs:
-                found = self._in_run(
-                    model.source_run_id or "", lambda m: m.get("mlflow_model_id") == model.model_id
-                )
-                if found:
-                    return found
+            folder = self.locations.get(model.model_id)
+            sha = manifest_sha256(self.tracking.settings, folder) if folder else None
+            if folder and sha:  # the logged model's copy (see logged.py)
+                return folder, sha
             return self._copy_folder(version, where, model.artifact_location, model)
         if source.startswith("runs:/"):
             run_id, _, path = source.removeprefix("runs:/").partition("/")

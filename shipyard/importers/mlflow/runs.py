@@ -1,4 +1,4 @@
-"""Turning one MLflow run (with its logged models) into a :class:`~shipyard.tracking.records.RunCopy`,
+"""Turning one MLflow run into a :class:`~shipyard.tracking.records.RunCopy`,
 copying its artifact files on the way.
 
 Files are copied before the run's records are stored: an import killed in between leaves files without a
@@ -54,13 +54,11 @@ class RunCopier:
         *,
         dry_run: bool,
         fetch: FetchArtifacts,
-        models_by_run: Mapping[str, Sequence[MlflowLoggedModel]],
     ) -> None:
         self.settings = settings
         self.report = report
         self.dry_run = dry_run
         self.fetch = fetch
-        self.models_by_run = models_by_run
 
     def copy(self, run: MlflowRun, data: MlflowRunData, target: Experiment | None) -> RunCopy:
         """The run as Shipyard stores it; its files are copied under the target experiment (unless dry)."""
@@ -168,12 +166,6 @@ class RunCopier:
             files = local_files(folder) if folder is not None else []
             records = [self._put(store, path, rel) for rel, path in files]
             records += self._package_manifests(store, files, run.run_id)
-        taken = {rel.split("/", 1)[0] for rel, _ in files}
-        models = self.models_by_run.get(run.run_id, ())
-        names = [m.name for m in models]
-        for model in models:
-            place = model_path(model, names, taken)
-            records += self._logged_model(store, model, place, where)
         self.report.add("artifacts", len(records))
         self.report.add("artifact_bytes", sum(r.size for r in records))
         return records
@@ -201,35 +193,6 @@ class RunCopier:
             name = folder.rsplit("/", 1)[-1] or "model"
             out.append(self._manifest(store, inside, path.read_bytes(), prefix, name, run_id=run_id))
         return out
-
-    def _logged_model(
-        self, store: ArtifactStore | None, model: MlflowLoggedModel, place: str, where: str
-    ) -> list[ArtifactRecord]:
-        with self.fetch(model.artifact_location) as folder:
-            files = local_files(folder) if folder is not None else []
-            if not files:
-                self.report.skip(
-                    "logged model",
-                    f"{model.model_id} ({model.name}) of {where}",
-                    f"its files at {model.artifact_location} cannot be read from here",
-                )
-                return []
-            assert folder is not None
-            records = [self._put(store, path, f"{place}/{rel}") for rel, path in files]
-            mlmodel = folder / packages.MLMODEL
-            records.append(
-                self._manifest(
-                    store,
-                    files,
-                    mlmodel.read_bytes() if mlmodel.is_file() else None,
-                    f"{place}/",
-                    model.name,
-                    run_id=model.source_run_id,
-                    model=model,
-                )
-            )
-        self.report.add("logged_models")
-        return records
 
     def _manifest(
         self,
@@ -259,14 +222,6 @@ class RunCopier:
             return ArtifactRecord(rel, len(data), _sha256(data))
         info = store.put_bytes(data, rel)
         return ArtifactRecord(info.path, info.size, info.sha256 or "")
-
-
-def model_path(model: MlflowLoggedModel, names: Sequence[str], taken: set[str]) -> str:
-    """Where a logged model's files go in its run's artifacts: its name (``runs:/<run>/<name>`` then finds
-    it, as in MLflow 2), unless another model of the run or the run's own files use that name."""
-    if names.count(model.name) == 1 and model.name not in taken and "/" not in model.name:
-        return model.name
-    return f"models/{model.model_id}"
 
 
 def latest_values(points: Sequence[tuple[str, float, int, int]]) -> dict[str, float]:

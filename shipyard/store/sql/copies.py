@@ -20,6 +20,8 @@ from shipyard.registry.records import Stage
 from shipyard.store.db import MetadataStore, RowInsert
 from shipyard.store.schema import (
     experiments,
+    logged_model_outputs,
+    logged_models,
     model_events,
     model_version_tags,
     model_versions,
@@ -30,6 +32,7 @@ from shipyard.store.schema import runs as runs_table
 from shipyard.store.sql import dialect
 from shipyard.store.sql.tracking import _experiment_from_row, _series_rows, acting_user
 from shipyard.tracking import chunks, naming
+from shipyard.tracking.logged_models import LoggedModel
 from shipyard.tracking.records import Experiment, LifecycleStage, RunCopy, new_id, now_ms
 from shipyard.tracking.values import checked_texts
 
@@ -218,6 +221,43 @@ class SqlImportStore:
                 clash = index > 0 or (experiment_id, name) in taken
                 out[run_id] = f"{name[:247]}-{run_id[:8]}" if clash else name
         return out
+
+    def existing_logged_models(self, model_ids: Sequence[str]) -> set[str]:
+        """Which of ``model_ids`` are stored logged models."""
+        found: set[str] = set()
+        column = logged_models.c.model_id
+        with self.db.read() as conn:
+            for start in range(0, len(model_ids), _CHUNK):
+                part = list(model_ids[start : start + _CHUNK])
+                found.update(conn.execute(sa.select(column).where(column.in_(part))).scalars())
+        return found
+
+    def put_logged_model(self, model: LoggedModel, outputs: Sequence[tuple[str, int]]) -> bool:
+        """Store a logged model with its id, times and status, and the (run id, step) pairs that output it,
+        unless a model of that id is stored; True if new."""
+        naming.check_name(model.name, "logged model name")
+        row = {
+            "model_id": model.model_id,
+            "experiment_id": model.experiment_id,
+            "name": model.name,
+            "source_run_id": model.source_run_id,
+            "status": model.status.value,
+            "model_type": model.model_type,
+            "artifact_location": model.artifact_location,
+            "params_json": json.dumps(checked_texts(model.params, "param"), sort_keys=True),
+            "tags_json": json.dumps(checked_texts(model.tags, "tag"), sort_keys=True),
+            "lifecycle_stage": model.lifecycle_stage.value,
+            "created_at": model.created_at,
+            "updated_at": model.updated_at,
+        }
+        with self.db.write() as conn:
+            insert = dialect.insert(self.db, logged_models).values(**row).on_conflict_do_nothing()
+            if conn.execute(insert.returning(logged_models.c.model_id)).first() is None:
+                return False
+            rows = [{"run_id": r, "model_id": model.model_id, "step": s} for r, s in outputs]
+            if rows:
+                conn.execute(dialect.insert_ignore(self.db, logged_model_outputs), rows)
+        return True
 
     # ------------------------------------------------------------------ registry
     def put_model(

@@ -18,6 +18,8 @@ from shipyard.config import Settings
 from shipyard.importers.mlflow import import_mlflow
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.loading import fetch_package, load_model
+from shipyard.store import ArtifactStore
+from shipyard.store.sql import SqlStores
 from shipyard.tracking.client import TrackingClient
 from tests.conftest import PostgresCluster, make_settings
 from tests.importers.mlflow.conftest import MlflowStore
@@ -92,11 +94,20 @@ def assert_copied(settings: Settings, expected: dict[str, Any]) -> None:
         files = {a.path: a.sha256 for a in tracking.list_artifacts(run.run_id)}
         for path, sha in want["artifacts"].items():
             assert _sha(tracking.read_artifact(run.run_id, path)) == sha == files[path]
-        # The run's logged models (MLflow 3 keeps them apart) are among its files, under the model's name.
-        for model in (m for m in logged.values() if m["source_run_id"] == run.run_id):
-            for path, sha in model["files"].items():
-                assert files[f"{model['name']}/{path}"] == sha
-            assert f"{model['name']}/MODEL.yaml" in files
+    # MLflow 3's logged models: Shipyard's own records, their files the MLflow package byte for byte.
+    copies = SqlStores.open(settings).logged_models
+    for model_id, want in logged.items():
+        copy = copies.get(model_id)
+        assert (copy.name, copy.source_run_id, dict(copy.params), dict(copy.tags)) == (
+            want["name"],
+            want["source_run_id"],
+            want["params"],
+            want["tags"],
+        )
+        folder = ArtifactStore.configured(settings, copy.artifact_location)
+        for path, sha in want["files"].items():
+            assert _sha(folder.read_bytes(path)) == sha
+        assert folder.exists("MODEL.yaml")
     registry = RegistryClient(tracking)
     assert expected["models"]
     for want in expected["models"]:
@@ -181,7 +192,14 @@ def snapshot(settings: Settings) -> dict[str, Any]:
     for model in registry.list_models():
         versions = [(v.version, v.stage.value, v.manifest_sha256) for v in registry.list_versions(model.name)]
         models[model.name] = (dict(model.aliases), dict(model.tags), versions)
-    return {"runs": runs, "models": models}
+    logged = {m.model_id: (m.name, m.source_run_id, m.status.value) for m in _logged_models(settings)}
+    return {"runs": runs, "models": models, "logged": logged}
+
+
+def _logged_models(settings: Settings) -> list[Any]:
+    store = SqlStores.open(settings).logged_models
+    experiments = [e.experiment_id for e in TrackingClient(settings).list_experiments(include_deleted=True)]
+    return store.search(experiments)[0] if experiments else []
 
 
 def test_second_import_copies_nothing(mlflow_store: MlflowStore, tmp_path: Path) -> None:
