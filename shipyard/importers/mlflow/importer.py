@@ -1,7 +1,8 @@
 """`import_mlflow`: copy an MLflow store into a Shipyard deployment, idempotently.
 
 Order: experiments, then their runs in batches (each batch one transaction: runs with params, tags, full
-metric histories, dataset inputs and artifact records), then registered models, versions and aliases.
+metric histories, dataset inputs and artifact records), then MLflow 3's logged models, then registered
+models, versions and aliases.
 Runs keep their MLflow ids, names, times, statuses and lifecycle; experiments are matched by name; versions
 keep their numbers. Whatever is stored already is skipped, so a second import copies nothing and an import
 killed midway (``kill -9``) finishes when run again.
@@ -106,7 +107,7 @@ class _Import:
             )
             done = self._runs(experiment, runs[experiment.experiment_id], target, copier, done, total)
         locations = self._logged_models(logged, targets)
-        for experiment in experiments:  # after its logged models: a soft delete covers them too
+        for experiment in experiments:  # once all of it is copied (a soft delete marks its runs deleted)
             self._delete_if_deleted(experiment, targets[experiment.experiment_id])
         all_runs = {r.run_id: r for found in runs.values() for r in found}
         RegistryCopier(
