@@ -15,6 +15,7 @@ PACKAGES = [
     "shipyard.datasets",
     "shipyard.errors",
     "shipyard.features",
+    "shipyard.importers.mlflow",
     "shipyard.lineage",
     "shipyard.models",
     "shipyard.monitoring",

@@ -20,6 +20,7 @@ from shipyard.cli import (
     deployments_cmd,
     experiments_cmd,
     features_cmd,
+    import_cmd,
     lineage_cmd,
     models_cmd,
     monitor_cmd,
@@ -89,6 +90,7 @@ data_cmd.app.command("versions")(datasets_cmd.versions)
 data_cmd.app.command("show")(datasets_cmd.show)
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(tune_cmd.app, name="tune")
+app.add_typer(import_cmd.app, name="import")
 app.command("gc")(runs_cmd.gc)
 app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)

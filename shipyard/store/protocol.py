@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shipyard.tracking.backing import BackedVersion
     from shipyard.tracking.chunks import SeriesMap
     from shipyard.tracking.cursors import RunPage, SearchCursor
+    from shipyard.tracking.logged_models import LoggedModel
     from shipyard.tracking.records import (
         ArtifactRecord,
         DatasetInput,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         GcReport,
         Metric,
         Run,
+        RunCopy,
         RunStatus,
     )
 
@@ -212,6 +214,57 @@ class LineageStore(Protocol):
     def upstream(self, uri: str) -> LineageGraph: ...
 
 
+class ImportStore(Protocol):
+    """Records copied from another system (an MLflow store) as they were recorded there: original ids, names,
+    times, statuses and version numbers, which the ordinary calls above allocate themselves.
+
+    Every call is idempotent: a record that is already there (by run id, experiment or model name, version
+    number) is left as it is, so an interrupted import run again copies only what is missing. A run and
+    everything logged to it commit together. Only SQL implements it: an import writes the database itself.
+    """
+
+    def put_experiment(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        artifact_location: str | None,
+        created_at: int,
+        updated_at: int,
+    ) -> Experiment: ...
+    def existing_runs(self, run_ids: Sequence[str]) -> set[str]: ...
+    def put_runs(self, runs: Sequence[RunCopy]) -> dict[str, str]: ...
+    def existing_logged_models(self, model_ids: Sequence[str]) -> set[str]: ...
+    def put_logged_model(self, model: LoggedModel, outputs: Sequence[tuple[str, int]]) -> bool: ...
+    def put_model(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: Mapping[str, str],
+        created_at: int,
+        updated_at: int,
+    ) -> bool: ...
+    def put_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        flavor: str,
+        stage: Stage,
+        source_uri: str,
+        package_uri: str,
+        manifest_sha256: str,
+        run_id: str | None,
+        lineage: Mapping[str, Any],
+        description: str | None,
+        tags: Mapping[str, str],
+        created_by: str | None,
+        created_at: int,
+        updated_at: int,
+    ) -> bool: ...
+
+
 class ScheduleStore(Protocol):
     """Pipeline schedules. Times are epoch milliseconds; ticks are claimed with :meth:`advance`."""
 
@@ -316,8 +369,9 @@ class DeploymentStore(Protocol):
 
 
 class ServerStores(MetadataStores, Protocol):
-    """The stores a platform server keeps records in itself (SQL): every record kind, access records and
-    deployment records."""
+    """The stores a platform server keeps records in itself (SQL): every record kind, access records,
+    deployment records and records copied from other systems."""
 
     auth: AuthStore
     deployments: DeploymentStore
+    imports: ImportStore

@@ -9,8 +9,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from shipyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from shipyard.tracking.chunks import Series
 
 # The experiment runs go to when none is named (MLflow's name for it too).
 DEFAULT_EXPERIMENT = "Default"
@@ -182,6 +186,32 @@ class Run:
                 "use shipyard.get_run(run_id).metric_history(key) or client.metric_history(run_id, key)"
             )
         return self._history(self.run_id, key)
+
+
+@dataclass(frozen=True)
+class RunCopy:
+    """A run copied from another system as it was recorded there: its id, name, times, status and
+    lifecycle, with everything logged to it (see :class:`shipyard.store.protocol.ImportStore`).
+
+    ``metrics`` maps each key to its full history, in columns (see :class:`shipyard.tracking.chunks.Series`).
+    ``artifacts`` are records of files already copied under ``artifact_uri``.
+    """
+
+    run_id: str
+    experiment_id: str
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: LifecycleStage = LifecycleStage.ACTIVE
+    parent_run_id: str | None = None
+    user: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, Series] = field(default_factory=dict)
+    datasets: tuple[DatasetInput, ...] = ()
+    artifacts: tuple[ArtifactRecord, ...] = ()
 
 
 class RunList(list[Run]):

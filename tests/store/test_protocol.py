@@ -35,11 +35,20 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+# Modules that read another system's database (never Shipyard's): the MLflow importer reads MLflow's tables.
+FOREIGN_DATABASES = {Path("importers/mlflow/sql_source.py")}
+
+
 def test_no_module_outside_store_touches_sql() -> None:
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE)
         if relative.parts[0] == "store":
+            continue
+        if relative in FOREIGN_DATABASES:
+            assert not {n for n in _imports(path) if n.startswith("shipyard.store")} - {"shipyard.store"}, (
+                f"{relative} reads a foreign database: it may not reach Shipyard's own"
+            )
             continue
         sql = {
             name
@@ -98,6 +107,19 @@ def test_the_sql_auth_store_has_every_auth_protocol_method(settings: Settings) -
         expected = [(p.name, p.kind) for p in signature.parameters.values() if p.name != "self"]
         actual = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
         assert actual == expected, f"SqlAuthStore.{name}{inspect.signature(method)} != protocol"
+
+
+def test_the_sql_import_store_has_every_import_protocol_method(settings: Settings) -> None:
+    """Copied records are written into the database itself, so only SQL implements `ImportStore`."""
+    store = SqlStores.open(settings).imports
+    wanted = _methods(protocol.ImportStore)
+    assert wanted
+    for name, signature in wanted.items():
+        method = getattr(store, name, None)
+        assert method is not None, f"SqlImportStore lacks {name}"
+        expected = [(p.name, p.kind) for p in signature.parameters.values() if p.name != "self"]
+        actual = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+        assert actual == expected, f"SqlImportStore.{name}{inspect.signature(method)} != protocol"
 
 
 def test_the_sql_deployment_store_has_every_deployment_protocol_method(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from shipyard.store.sql.tracking import SqlTrackingStore
 
 if TYPE_CHECKING:
     from shipyard.store.sql.auth import SqlAuthStore
+    from shipyard.store.sql.copies import SqlImportStore
     from shipyard.store.sql.datasets import SqlDatasetStore
     from shipyard.store.sql.deployments import SqlDeploymentStore
     from shipyard.store.sql.features import SqlFeatureRegistryStore
@@ -62,6 +63,12 @@ class SqlStores:
         from shipyard.store.sql.features import SqlFeatureRegistryStore
 
         return SqlFeatureRegistryStore(self.db)
+
+    @functools.cached_property
+    def imports(self) -> SqlImportStore:
+        from shipyard.store.sql.copies import SqlImportStore
+
+        return SqlImportStore(self.db, self.settings)
 
     @functools.cached_property
     def lineage(self) -> SqlLineageStore:

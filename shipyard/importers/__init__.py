@@ -1,0 +1,1 @@
+"""Importers: other systems' records copied into Shipyard (:mod:`shipyard.importers.mlflow`)."""
