@@ -57,7 +57,7 @@ class _Route:
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         found = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _LongWay from None
     if not isinstance(found, dict):
         raise _LongWay

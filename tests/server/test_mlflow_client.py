@@ -252,10 +252,12 @@ def test_errors_carry_mlflow_codes_and_never_a_retried_status(
     escape = httpx.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/0/%2e%2e/%2e%2e/evil.txt", content=b"x")
     assert escape.status_code == 400 and escape.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "evil.txt" not in {p.name for p in Path(server[1]).parent.rglob("*")}
-    not_json = httpx.post(
-        f"{url}/api/2.0/mlflow/runs/create", content=b"{nope", headers={"content-type": "application/json"}
-    )
+    json_type = {"content-type": "application/json"}
+    not_json = httpx.post(f"{url}/api/2.0/mlflow/runs/create", content=b"{nope", headers=json_type)
     assert not_json.status_code == 400 and not_json.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    for path in ("runs/log-metric", "runs/create"):  # the fast lane's route and a framework one
+        deep = httpx.post(f"{url}/api/2.0/mlflow/{path}", content=b"[" * 100_000, headers=json_type)
+        assert deep.status_code == 400 and deep.json()["error_code"] == "INVALID_PARAMETER_VALUE", deep.text
 
 
 def test_signed_in_clients_use_their_token_or_password_with_their_permissions(

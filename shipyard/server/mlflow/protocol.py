@@ -112,6 +112,8 @@ async def body_of(request: Request) -> dict[str, Any]:
         data = json.loads(raw)
     except ValueError as exc:
         raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:  # nested deeper than the parser goes: not a request any client sends
+        raise InvalidInput("the request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object")
     return data
