@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from shipyard.autologging import patching
 from shipyard.autologging.session import FitSession
 
 _INVALID = re.compile(r"[^\w\-./: ]")
@@ -48,3 +49,30 @@ def logged_wrapper_fit(
     result = fit(*args, **kwargs)
     session.log_model(model, example_source=X)
     return result
+
+
+def patch_library(
+    library: str,
+    train_owners: Sequence[Any],
+    wrappers: Mapping[str, Any],
+    base: type,
+    logged_train: Any,
+    joined_train: Any,
+) -> None:
+    """Patch a boosting library's ``train`` in each module that holds a name for it (its sklearn wrappers
+    call the one their own module imported), and the ``fit`` of each wrapper class ``wrappers`` defines
+    (subclasses of ``base``)."""
+    for owner in train_owners:
+        patching.patch(
+            library,
+            owner,
+            "train",
+            run_name=lambda _: f"{library}.train",
+            logged=logged_train,
+            join=joined_train,
+        )
+    for cls in wrappers.values():
+        if isinstance(cls, type) and issubclass(cls, base) and "fit" in vars(cls):
+            patching.patch(
+                library, cls, "fit", run_name=lambda args: type(args[0]).__name__, logged=logged_wrapper_fit
+            )

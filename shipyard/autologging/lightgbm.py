@@ -37,25 +37,14 @@ def _install(_: ModuleType) -> None:
     import lightgbm.engine
     import lightgbm.sklearn
 
-    # The wrappers call the `train` lightgbm.sklearn imported: each module's name is patched.
-    for owner in (lightgbm, lightgbm.engine, lightgbm.sklearn):
-        patching.patch(
-            LIBRARY,
-            owner,
-            "train",
-            run_name=lambda _: "lightgbm.train",
-            logged=_logged_train,
-            join=_joined_train,
-        )
-    for cls in vars(lightgbm.sklearn).values():
-        if isinstance(cls, type) and issubclass(cls, lightgbm.LGBMModel) and "fit" in vars(cls):
-            patching.patch(
-                LIBRARY,
-                cls,
-                "fit",
-                run_name=lambda args: type(args[0]).__name__,
-                logged=boosting.logged_wrapper_fit,
-            )
+    boosting.patch_library(
+        LIBRARY,
+        (lightgbm, lightgbm.engine, lightgbm.sklearn),
+        vars(lightgbm.sklearn),
+        lightgbm.LGBMModel,
+        _logged_train,
+        _joined_train,
+    )
 
 
 def _logged_train(

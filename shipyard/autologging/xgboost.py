@@ -36,25 +36,14 @@ def _install(_: ModuleType) -> None:
     import xgboost.sklearn
     import xgboost.training
 
-    # XGBModel.fit calls the `train` its own module imported: each module's name is patched.
-    for owner in (xgboost, xgboost.training, xgboost.sklearn):
-        patching.patch(
-            LIBRARY,
-            owner,
-            "train",
-            run_name=lambda _: "xgboost.train",
-            logged=_logged_train,
-            join=_joined_train,
-        )
-    for cls in vars(xgboost.sklearn).values():
-        if isinstance(cls, type) and issubclass(cls, xgboost.XGBModel) and "fit" in vars(cls):
-            patching.patch(
-                LIBRARY,
-                cls,
-                "fit",
-                run_name=lambda args: type(args[0]).__name__,
-                logged=boosting.logged_wrapper_fit,
-            )
+    boosting.patch_library(
+        LIBRARY,
+        (xgboost, xgboost.training, xgboost.sklearn),
+        vars(xgboost.sklearn),
+        xgboost.XGBModel,
+        _logged_train,
+        _joined_train,
+    )
 
 
 def _arguments(train: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
