@@ -132,8 +132,33 @@ def sigterm_raises() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         yield
+    except BaseException as exc:
+        stop = interruption(exc)
+        if stop is None or stop is exc:
+            raise
+        raise stop from exc  # the caller sees the stop (exit 143/130), not the cleanup error it caused
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["die_with_parent", "lifeline", "sigterm_raises", "worker_context"]
+def interruption(exc: BaseException) -> KeyboardInterrupt | SystemExit | None:
+    """The Ctrl-C or stop signal behind ``exc``: ``exc`` itself, or the one that cleanup code replaced.
+
+    A signal lands anywhere, a library's ``finally`` included: Optuna's journal lock, interrupted while it
+    releases, raises ``FileNotFoundError`` for the lock file it had just removed, and that error (with the
+    ``SystemExit`` as its ``__context__``) is what propagates. A stopped search or pipeline must still be
+    marked stopped and exit 143, not be reported as a crash.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt) or (
+            isinstance(current, SystemExit) and current.code not in (0, None)
+        ):
+            return current
+        seen.add(id(current))
+        current = current.__context__
+    return None
+
+
+__all__ = ["die_with_parent", "interruption", "lifeline", "sigterm_raises", "worker_context"]

@@ -23,6 +23,7 @@ from typing import Any
 from shipyard.datasets.refs import is_dataset_uri
 from shipyard.errors import InvalidInput, RunNotActive
 from shipyard.lineage.records import ArtifactType
+from shipyard.processes import interruption
 from shipyard.store.artifacts import ArtifactStore, FileInfo
 from shipyard.tracking import naming
 from shipyard.tracking.client import TrackingClient
@@ -382,7 +383,7 @@ class ActiveRun:
     ) -> None:
         if exc_type is None:
             self.end(RunStatus.FINISHED)
-        elif issubclass(exc_type, KeyboardInterrupt | SystemExit) and not _is_clean_exit(exc):
+        elif exc is not None and interruption(exc) is not None:  # also when cleanup replaced the stop
             self.end(RunStatus.KILLED)
         elif issubclass(exc_type, SystemExit):
             self.end(RunStatus.FINISHED)

@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 
 from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, NotFound
-from shipyard.processes import die_with_parent, lifeline, sigterm_raises, worker_context
+from shipyard.processes import die_with_parent, interruption, lifeline, sigterm_raises, worker_context
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
 from shipyard.tuning.main_guard import check_main_guard
 from shipyard.tuning.spec import TuningSpec, make_pruner, make_sampler
@@ -692,8 +692,10 @@ def _search(
             # Interrupted (Ctrl-C, SIGTERM) or broken: kill the running trials, never leave them in a warm
             # pool; an interrupted search is marked stopped, to be resumed (`shipyard tune resume RUN`).
             pool.close(broken=True, kill=True)
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
+            if (stop := interruption(exc)) is not None:
                 _stopped(parent, [number for number, _ in pending.values()], settings)
+                if stop is not exc:
+                    raise stop from exc
             raise
         pool.close()
     result = _result(spec, parent, study_name, storage_url, state, records)

@@ -39,7 +39,7 @@ from shipyard.pipelines.executors.step_runs import close_step_run, log_metrics_f
 from shipyard.pipelines.executors.worker import ArtifactRef, StepReturn, Task
 from shipyard.pipelines.spec import PipelineSpec, Resources, StepSpec
 from shipyard.pipelines.types import ARTIFACT_TYPES
-from shipyard.processes import sigterm_raises
+from shipyard.processes import interruption, sigterm_raises
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
 from shipyard.tracking.datasets import version_input
@@ -225,9 +225,10 @@ class PipelineExecutor(ABC):
                 # Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit, see below): kill the running steps and
                 # mark them, and then the pipeline run (by the `with`), KILLED rather than FINISHED.
                 pool.close()
-                engine.abort(
-                    RunStatus.KILLED if isinstance(exc, KeyboardInterrupt | SystemExit) else RunStatus.FAILED
-                )
+                stop = interruption(exc)
+                engine.abort(RunStatus.KILLED if stop is not None else RunStatus.FAILED)
+                if stop is not None and stop is not exc:
+                    raise stop from exc
                 raise
             finally:
                 pool.close()
