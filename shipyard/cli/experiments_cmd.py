@@ -94,3 +94,15 @@ def restore(name_or_id: str) -> None:
     """
     experiment = get_client().restore_experiment(name_or_id)
     console.print(f"restored experiment {experiment.name}")
+
+
+@app.command("rename")
+def rename(name_or_id: str, new_name: str) -> None:
+    """Rename an experiment; its id, runs and grants stay with it.
+
+    Examples:
+
+        shipyard experiments rename churn churn-2026
+    """
+    experiment = get_client().rename_experiment(name_or_id, new_name)
+    console.print(f"renamed experiment {experiment.experiment_id} to {experiment.name}")

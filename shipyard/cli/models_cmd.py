@@ -1,4 +1,4 @@
-"""``shipyard models``: register, list, show, versions, alias, stage, diff, export, import, delete."""
+"""``shipyard models``: register, list, show, versions, alias, stage, diff, export, import, rename, delete."""
 
 from __future__ import annotations
 
@@ -294,6 +294,19 @@ def import_(
     """
     version = models.import_archive(archive, name=name)
     console.print(f"imported as {version.name} version {version.version}")
+
+
+@app.command("rename")
+def rename(name: str, new_name: str) -> None:
+    """Rename a model: versions, aliases, tags, audit log, lineage and grants follow it. References to
+    ``models:/OLD…`` (deployments, code) keep the old name and must be changed.
+
+    Examples:
+
+        shipyard models rename churn churn-classifier
+    """
+    model = models.registry_client().rename_model(name, new_name)
+    console.print(f"renamed model {name} to {model.name}")
 
 
 @app.command("delete")

@@ -44,6 +44,23 @@ class RegistryClient:
         """Delete a model and all its versions; refused while aliases point at it unless ``force``."""
         self.backend.delete_model(name, force=force)
 
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a model; versions, aliases, tags, audit log, lineage and grants follow it.
+        ``models:/OLD/…`` references (deployments, code) must be changed by hand.
+
+        Raises:
+            AlreadyExists: ``new_name`` is taken. NotFound: no model ``name``.
+        """
+        return self.backend.rename_model(name, new_name)
+
+    def update_model(self, name: str, *, description: str | None) -> RegisteredModel:
+        """Set (None: clear) a model's description."""
+        return self.backend.update_model(name, description=description)
+
+    def delete_model_tag(self, name: str, key: str) -> None:
+        """Remove a model's tag ``key`` (`NotFound` if it has none)."""
+        self.backend.delete_model_tag(name, key)
+
     # ------------------------------------------------------------------ versions
     def create_version(
         self,
@@ -103,8 +120,16 @@ class RegistryClient:
         """Move a version to ``stage``; ``archive_others`` archives the versions that were in it."""
         return self.backend.transition(name, version, stage, reason=reason, archive_others=archive_others)
 
+    def update_version(self, name: str, version: int, *, description: str | None) -> ModelVersion:
+        """Set (None: clear) a version's description."""
+        return self.backend.update_version(name, version, description=description)
+
     def set_version_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
         self.backend.set_version_tags(name, version, tags)
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> None:
+        """Remove a version's tag ``key`` (`NotFound` if it has none)."""
+        self.backend.delete_version_tag(name, version, key)
 
     def set_model_tags(self, name: str, tags: Mapping[str, Any]) -> None:
         self.backend.set_model_tags(name, tags)

@@ -39,6 +39,7 @@ from shipyard.server import (
 )
 from shipyard.server.answers import error_answer, error_body
 from shipyard.server.fast_lane import FastLane
+from shipyard.server.guard import NameCache
 from shipyard.server.pipeline_driver import DriverConfig
 from shipyard.server.security import SecurityConfig, SecurityMiddleware
 from shipyard.store import open_server_stores
@@ -83,7 +84,7 @@ def create_app(
         app.state.artifacts = ArtifactStore(destination, storage_options=options)
     app.state.settings = settings = pipelines.settings
     app.state.stores = stores = stores or open_server_stores(settings)
-    app.state.experiment_names = {}
+    app.state.experiment_names = NameCache()
     app.state.accounts = accounts = Accounts(
         stores.auth, exists=resource_exists(stores), default_permission=Permission.parse(default_permission)
     )

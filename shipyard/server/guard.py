@@ -9,6 +9,7 @@ authentication (loopback, or ``--insecure-no-auth``) has no principal and its gu
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -28,15 +29,40 @@ _CACHE_LIMIT = 100_000
 READ, EDIT, MANAGE = Permission.READ, Permission.EDIT, Permission.MANAGE
 
 
+class NameCache:
+    """Experiment id -> name and run id -> experiment id, shared by a server process's requests (a metric
+    flush then costs no extra read). Names change on a rename: the process that renames clears it, and
+    every process forgets all it holds each ``ttl_s``, so a rename done by another worker of the same
+    server reaches this one's permission checks within that time."""
+
+    def __init__(self, ttl_s: float = 5.0, limit: int = _CACHE_LIMIT) -> None:
+        self._ttl_s, self._limit = ttl_s, limit
+        self._entries: dict[str, str] = {}
+        self._since = time.monotonic()
+
+    def get(self, key: str) -> str | None:
+        if time.monotonic() - self._since > self._ttl_s:
+            self.clear()
+        return self._entries.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        if len(self._entries) > self._limit:
+            self.clear()
+        self._entries[key] = value
+
+    def clear(self) -> None:
+        self._entries = {}
+        self._since = time.monotonic()
+
+
 class Guard:
     """The checks of one request (``principal`` None: authentication is off, everything is allowed)."""
 
     def __init__(
-        self, principal: Principal | None, stores: MetadataStores, names: dict[str, str], accounts: Accounts
+        self, principal: Principal | None, stores: MetadataStores, names: NameCache, accounts: Accounts
     ) -> None:
         self.principal = principal
         self._stores = stores
-        # experiment id -> name and "run:<id>" -> experiment id (neither changes), shared by all requests
         self._names = names
         self._accounts = accounts
         self._creating: set[tuple[ResourceType, str]] = set()
@@ -98,9 +124,7 @@ class Guard:
         found = self._names.get(key)
         if found is None:
             found = self._stores.tracking.get_run(run_id).experiment_id
-            if len(self._names) > _CACHE_LIMIT:
-                self._names.clear()
-            self._names[key] = found
+            self._names.put(key, found)
         return found
 
     def runs(self, run_ids: Iterable[str], needed: Permission, *, missing_ok: bool = False) -> None:
@@ -234,11 +258,13 @@ class Guard:
             )
 
     def _remember(self, experiment: Experiment) -> str:
-        if len(self._names) > _CACHE_LIMIT:
-            self._names.clear()
-        self._names[experiment.experiment_id] = experiment.name
-        self._names[experiment.name] = experiment.name
+        self._names.put(experiment.experiment_id, experiment.name)
+        self._names.put(experiment.name, experiment.name)
         return experiment.name
+
+    def renamed(self) -> None:
+        """An experiment was renamed: forget the names this process remembers."""
+        self._names.clear()
 
 
 _MONITORING = ("baselines", "reports", "labels", "metrics")

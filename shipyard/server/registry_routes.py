@@ -35,6 +35,17 @@ class NewModel(_Body):
     tags: dict[str, Any] | None = None
 
 
+class ModelChange(_Body):
+    """A rename (``name``) or a new ``description`` (null clears it); either or both."""
+
+    name: str | None = None
+    description: str | None = None
+
+
+class VersionChange(_Body):
+    description: str | None
+
+
 class NewVersion(_Body):
     flavor: str
     source_uri: str
@@ -111,10 +122,28 @@ def delete_model(name: str, request: Request, force: bool = False) -> None:
     _store(request).delete_model(name, force=force)
 
 
+@router.patch("/registered-models/{name}")
+def update_model(name: str, body: ModelChange, request: Request) -> dict[str, Any]:
+    """Change a model's description (EDIT) and/or rename it (MANAGE: its grants follow it)."""
+    g = guard(request)
+    g.model(name, MANAGE if body.name is not None else EDIT)
+    store = _store(request)
+    if "description" in body.model_fields_set:
+        store.update_model(name, description=body.description)
+    found = store.get_model(name) if body.name is None else store.rename_model(name, body.name)
+    return wire.to_json(found)
+
+
 @router.patch("/registered-models/{name}/tags", status_code=204)
 def set_model_tags(name: str, body: Tags, request: Request) -> None:
     guard(request).model(name, EDIT)
     _store(request).set_model_tags(name, body.tags)
+
+
+@router.delete("/registered-models/{name}/tags/{key}", status_code=204)
+def delete_model_tag(name: str, key: str, request: Request) -> None:
+    guard(request).model(name, EDIT)
+    _store(request).delete_model_tag(name, key)
 
 
 @router.get("/registered-models/{name}/events")
@@ -182,10 +211,22 @@ def delete_version(name: str, version: int, request: Request, force: bool = Fals
     return wire.to_json(_store(request).delete_version(name, version, force=force))
 
 
+@router.patch("/registered-models/{name}/versions/{version}")
+def update_version(name: str, version: int, body: VersionChange, request: Request) -> dict[str, Any]:
+    guard(request).model(name, EDIT)
+    return wire.to_json(_store(request).update_version(name, version, description=body.description))
+
+
 @router.patch("/registered-models/{name}/versions/{version}/tags", status_code=204)
 def set_version_tags(name: str, version: int, body: Tags, request: Request) -> None:
     guard(request).model(name, EDIT)
     _store(request).set_version_tags(name, version, body.tags)
+
+
+@router.delete("/registered-models/{name}/versions/{version}/tags/{key}", status_code=204)
+def delete_version_tag(name: str, version: int, key: str, request: Request) -> None:
+    guard(request).model(name, EDIT)
+    _store(request).delete_version_tag(name, version, key)
 
 
 @router.post("/registered-models/{name}/versions/{version}/stage")

@@ -42,6 +42,10 @@ class NewExperiment(_Body):
     artifact_location: str | None = None
 
 
+class ExperimentChange(_Body):
+    name: str
+
+
 class NewRun(_Body):
     experiment: str
     name: str | None = None
@@ -366,6 +370,16 @@ def delete_experiment(id_or_name: str, request: Request, force: bool = False) ->
 def restore_experiment(id_or_name: str, request: Request) -> dict[str, Any]:
     guard(request).experiment(id_or_name, MANAGE)
     return wire.to_json(_store(request).restore_experiment(id_or_name))
+
+
+@router.patch("/experiments/{id_or_name}")
+def rename_experiment(id_or_name: str, body: ExperimentChange, request: Request) -> dict[str, Any]:
+    """Rename an experiment (its grants follow it: renaming needs MANAGE)."""
+    g = guard(request)
+    g.experiment(id_or_name, MANAGE)
+    found = _store(request).rename_experiment(id_or_name, body.name)
+    g.renamed()
+    return wire.to_json(found)
 
 
 @router.get("/experiments/{id_or_name}/backed-versions")

@@ -330,6 +330,10 @@ class HttpTrackingStore:
     def restore_experiment(self, id_or_name: str) -> Experiment:
         return wire.experiment(self._client.call("POST", f"/experiments/{_part(id_or_name)}/restore"))
 
+    def rename_experiment(self, id_or_name: str, new_name: str) -> Experiment:
+        found = self._client.call("PATCH", f"/experiments/{_part(id_or_name)}", json={"name": new_name})
+        return wire.experiment(found)
+
     def versions_backed_by_experiment(self, id_or_name: str) -> list[BackedVersion]:
         found = self._client.call("GET", f"/experiments/{_part(id_or_name)}/backed-versions")
         return [wire.backed_version(v) for v in found]
@@ -540,6 +544,18 @@ class HttpRegistryStore:
     def delete_model(self, name: str, *, force: bool = False) -> None:
         self._client.call("DELETE", f"/registered-models/{_part(name)}", params={"force": force})
 
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        found = self._client.call("PATCH", f"/registered-models/{_part(name)}", json={"name": new_name})
+        return wire.registered_model(found)
+
+    def update_model(self, name: str, *, description: str | None) -> RegisteredModel:
+        path = f"/registered-models/{_part(name)}"
+        found = self._client.call("PATCH", path, json={"description": description})
+        return wire.registered_model(found)
+
+    def delete_model_tag(self, name: str, key: str) -> None:
+        self._client.call("DELETE", f"/registered-models/{_part(name)}/tags/{_part(key)}")
+
     def create_version(
         self,
         name: str,
@@ -614,6 +630,14 @@ class HttpRegistryStore:
             "archive_others": archive_others,
         }
         return wire.model_version(self._client.call("POST", path, json=body))
+
+    def update_version(self, name: str, version: int, *, description: str | None) -> ModelVersion:
+        path = f"/registered-models/{_part(name)}/versions/{_version(version)}"
+        return wire.model_version(self._client.call("PATCH", path, json={"description": description}))
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> None:
+        path = f"/registered-models/{_part(name)}/versions/{_version(version)}/tags/{_part(key)}"
+        self._client.call("DELETE", path)
 
     def set_version_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
         path = f"/registered-models/{_part(name)}/versions/{_version(version)}/tags"

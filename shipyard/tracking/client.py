@@ -79,6 +79,14 @@ class TrackingClient:
         """Undo a soft delete that garbage collection has not purged yet."""
         return self.backend.restore_experiment(id_or_name)
 
+    def rename_experiment(self, id_or_name: str, new_name: str) -> Experiment:
+        """Rename an active experiment; its id, runs and grants stay with it.
+
+        Raises:
+            AlreadyExists: ``new_name`` is taken. Conflict: the experiment is deleted.
+        """
+        return self.backend.rename_experiment(id_or_name, new_name)
+
     # ------------------------------------------------------------------ runs
     def create_run(
         self,

@@ -75,6 +75,15 @@ def test_delete_and_gc(capsys: pytest.CaptureFixture[str], populated: list[str])
     assert json.loads(out) == expected
 
 
+def test_an_experiment_is_renamed_with_its_runs(
+    capsys: pytest.CaptureFixture[str], populated: list[str]
+) -> None:
+    code, out, _ = run_cli(capsys, "experiments", "rename", "cli", "cli-2026")
+    assert code == 0 and "to cli-2026" in out
+    code, out, _ = run_cli(capsys, "runs", "list", "cli-2026", "--json")
+    assert sorted(r["name"] for r in json.loads(out)) == ["run-0", "run-1", "run-2"]
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -84,6 +93,8 @@ def test_delete_and_gc(capsys: pytest.CaptureFixture[str], populated: list[str])
         (["experiments", "create", "cli"], 4, "already exists"),
         (["gc", "--older-than", "soon"], 2, "--older-than"),
         (["runs", "compare", "run-0"], 2, "at least two"),
+        (["experiments", "rename", "missing-exp", "x"], 3, "missing-exp"),
+        (["models", "rename", "no-model", "x"], 3, "no registered model named 'no-model'"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(

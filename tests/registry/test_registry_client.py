@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard import Conflict, InvalidInput, NotFound, Settings
+from shipyard import AlreadyExists, Conflict, InvalidInput, NotFound, Settings
+from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.registry.client import RegistryClient
 from shipyard.registry.records import Stage
 from shipyard.registry.uri import RegistryUri
@@ -120,6 +121,70 @@ def test_tags_on_models_and_versions(registry: RegistryClient) -> None:
     registry.set_version_tags("churn", 1, {"validated": True})
     assert registry.get_model("churn").tags == {"team": "growth"}
     assert registry.get_version("churn", 1).tags == {"validated": "True"}
+
+
+def test_tags_are_deleted_one_key_at_a_time(registry: RegistryClient) -> None:
+    _register(registry)
+    registry.set_model_tags("churn", {"team": "growth", "tier": "1"})
+    registry.set_version_tags("churn", 1, {"validated": True, "owner": "ana"})
+    registry.delete_model_tag("churn", "team")
+    registry.delete_version_tag("churn", 1, "validated")
+    assert registry.get_model("churn").tags == {"tier": "1"}
+    assert registry.get_version("churn", 1).tags == {"owner": "ana"}
+    with pytest.raises(NotFound, match="'team'"):
+        registry.delete_model_tag("churn", "team")
+    with pytest.raises(NotFound, match="version 1 .*'validated'"):
+        registry.delete_version_tag("churn", 1, "validated")
+    with pytest.raises(NotFound, match="no version 9"):
+        registry.delete_version_tag("churn", 9, "owner")
+
+
+def test_descriptions_are_set_and_cleared(registry: RegistryClient) -> None:
+    _register(registry)
+    assert registry.update_model("churn", description="churn classifier").description == "churn classifier"
+    assert registry.update_version("churn", 1, description="first cut").description == "first cut"
+    assert registry.get_version("churn", 1).description == "first cut"
+    assert registry.update_model("churn", description=None).description is None
+    with pytest.raises(NotFound, match="no version 2"):
+        registry.update_version("churn", 2, description="x")
+
+
+def test_a_renamed_model_keeps_versions_aliases_tags_and_history(registry: RegistryClient) -> None:
+    _register(registry)
+    _register(registry)
+    registry.set_alias("churn", "champion", 2)
+    registry.set_model_tags("churn", {"team": "growth"})
+    lineage = LineageClient(registry.tracking)
+    data = ("s3://b/train.csv", ArtifactType.DATASET, "d" * 64, None)
+    lineage.record(
+        "register", outputs=[("models:/churn/2", ArtifactType.MODEL, "e" * 64, "churn")], inputs=[data]
+    )
+    lineage.record("other", outputs=[("models:/churn_x/1", ArtifactType.MODEL, "f" * 64, None)])
+    renamed = registry.rename_model("churn", "churn-clf")
+    assert (renamed.name, renamed.aliases, renamed.tags, renamed.latest_version) == (
+        "churn-clf",
+        {"champion": 2},
+        {"team": "growth"},
+        2,
+    )
+    assert registry.resolve(RegistryUri("churn-clf", alias="champion")).version == 2
+    assert [e.action for e in registry.events("churn-clf")][-1] == "rename_model"
+    assert "register" in [e.action for e in registry.events("churn-clf")]
+    assert registry.events("churn") == []
+    assert [a.uri for a in lineage.upstream("models:/churn-clf/2").sources()] == ["s3://b/train.csv"]
+    assert lineage.find("models:/churn_x/1").sha256 == "f" * 64  # another model's lineage stays
+    with pytest.raises(NotFound):
+        lineage.find("models:/churn/2")
+    with pytest.raises(NotFound, match="'churn'"):
+        registry.get_model("churn")
+    _register(registry, "other")
+    with pytest.raises(AlreadyExists, match="'other'"):
+        registry.rename_model("churn-clf", "other")
+    with pytest.raises(InvalidInput):
+        registry.rename_model("churn-clf", "bad/name")
+    with pytest.raises(NotFound, match="'gone'"):
+        registry.rename_model("gone", "anything")
+    assert registry.get_model("churn-clf").latest_version == 2  # a refused rename changed nothing
 
 
 def test_model_names_are_checked(registry: RegistryClient) -> None:

@@ -18,10 +18,13 @@ import pytest
 
 import shipyard
 from shipyard.auth.accounts import FREE_FAILURES, Accounts
+from shipyard.auth.records import Permission, ResourceType
 from shipyard.config import Settings
 from shipyard.errors import Forbidden, StoreError, Unauthorized
+from shipyard.registry.client import RegistryClient
 from shipyard.store import open_server_stores
 from shipyard.tracking.client import TrackingClient
+from shipyard.tracking.records import now_ms
 from tests.conftest import console, make_settings, platform_server, server_process, sign_up
 
 PASSWORD = "alice's long password"
@@ -103,6 +106,37 @@ def test_the_creator_manages_what_it_created_and_grants_open_it_to_others(team: 
         answer = httpx.put(f"{team.url}/api/v1/grants", json=bad, headers=headers)
         assert answer.status_code == 404, answer.text
     assert TrackingClient(strict_root).get_experiment("alice-only").name == "alice-only"
+
+
+def test_grants_follow_a_renamed_experiment_or_model_and_stale_ones_on_the_new_name_do_not_open_it(
+    team: Team,
+) -> None:
+    alice, bob = TrackingClient(team.client("alice")), TrackingClient(team.client("bob"))
+    alice_headers = {"Authorization": f"Bearer {team.tokens['alice']}"}
+    experiment = alice.create_experiment("alice-only")
+    closed = {"user": "bob", "resource": "experiment:alice-only", "permission": "NO_PERMISSIONS"}
+    assert httpx.put(f"{team.url}/api/v1/grants", json=closed, headers=alice_headers).status_code == 200
+    RegistryClient(alice).create_model("alice-model")
+    # Grants left behind on the new names (a deleted namesake's) must not carry over to the renamed ones.
+    auth = open_server_stores(team.server).auth
+    for kind, name in ((ResourceType.EXPERIMENT, "renamed"), (ResourceType.REGISTERED_MODEL, "alice-clf")):
+        auth.put_grant("bob", kind, name, Permission.MANAGE, "root", now_ms())
+
+    with pytest.raises(Forbidden, match="needs MANAGE"):
+        bob.rename_experiment("alice-only", "bobs")
+    assert alice.rename_experiment(experiment.experiment_id, "renamed").name == "renamed"
+    with pytest.raises(Forbidden, match="has NO_PERMISSIONS on experiment 'renamed'"):
+        bob.get_experiment(experiment.experiment_id)
+    with pytest.raises(Forbidden, match="needs MANAGE"):
+        RegistryClient(bob).rename_model("alice-model", "bobs-model")
+    assert RegistryClient(alice).rename_model("alice-model", "alice-clf").name == "alice-clf"
+    with pytest.raises(Forbidden, match="has READ on registered model 'alice-clf' and needs EDIT"):
+        RegistryClient(bob).set_model_tags("alice-clf", {"owner": "bob"})
+    mine = httpx.get(f"{team.url}/api/v1/grants", headers=alice_headers).json()
+    assert sorted((g["resource_type"], g["resource"], g["permission"]) for g in mine) == [
+        ("experiment", "renamed", "MANAGE"),
+        ("registered_model", "alice-clf", "MANAGE"),
+    ]
 
 
 def test_basic_passwords_work_and_repeated_failures_lock_the_user(team: Team) -> None:

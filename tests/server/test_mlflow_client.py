@@ -380,3 +380,82 @@ def test_a_logged_and_registered_model_loads_by_alias_and_by_run(
         shipyard.models.load("models:/churn-mlflow/3", settings=team)
     trusted = shipyard.models.load("models:/churn-mlflow/3", settings=team, trusted=True)
     assert trusted.predict([[3.0]]).tolist() == [1]
+
+
+def test_renames_descriptions_and_tag_deletes_reach_shipyard_records(
+    server: tuple[str, Path], mlflow_python: str, tmp_path: Path
+) -> None:
+    url, home = server
+    out = mlflow_script(
+        mlflow_python,
+        url,
+        """
+        import json
+        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.exceptions import RestException
+        from sklearn.linear_model import LogisticRegression
+
+        client = MlflowClient()
+        experiment_id = client.create_experiment("to-rename")
+        client.rename_experiment(experiment_id, "renamed")
+        taken = client.get_experiment(client.create_experiment("taken")).name
+        model = client.create_registered_model("reg-old", tags={"team": "growth", "tier": "1"})
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.sklearn.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model")
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "reg-old")
+        client.set_model_version_tag("reg-old", version.version, "validated", "yes")
+        client.set_model_version_tag("reg-old", version.version, "owner", "ana")
+        client.set_registered_model_alias("reg-old", "champion", version.version)
+        client.rename_registered_model("reg-old", "reg-new")
+        updated = client.update_registered_model("reg-new", description="churn classifier")
+        version_updated = client.update_model_version("reg-new", version.version, description="first cut")
+        client.delete_registered_model_tag("reg-new", "team")
+        client.delete_registered_model_tag("reg-new", "never-set")  # as MLflow's server: not an error
+        client.delete_model_version_tag("reg-new", version.version, "validated")
+        errors = {}
+        for label, call in {
+            "old_model": lambda: client.get_registered_model("reg-old"),
+            "rename_taken": lambda: client.rename_experiment(experiment_id, taken),
+            "rename_missing": lambda: client.rename_registered_model("nope", "x"),
+            "version_missing": lambda: client.update_model_version("reg-new", "9", description="x"),
+        }.items():
+            try:
+                call()
+                errors[label] = None
+            except RestException as exc:
+                errors[label] = exc.error_code
+        again = client.get_registered_model("reg-new")
+        print(json.dumps({
+            "experiment": client.get_experiment(experiment_id).name,
+            "by_name": client.get_experiment_by_name("renamed").experiment_id == experiment_id,
+            "renamed": again.name,
+            "description": updated.description,
+            "version_description": version_updated.description,
+            "tags": again.tags,
+            "aliases": again.aliases,
+            "version_tags": client.get_model_version("reg-new", version.version).tags,
+            "errors": errors,
+            "run": run.info.run_id,
+        }))
+        """,
+        tmp_path,
+    )
+    assert out["experiment"] == "renamed" and out["by_name"] and out["renamed"] == "reg-new"
+    assert (out["description"], out["version_description"]) == ("churn classifier", "first cut")
+    assert out["tags"] == {"tier": "1"} and out["version_tags"] == {"owner": "ana"}
+    assert out["aliases"] == {"champion": "1"}
+    assert out["errors"] == {
+        "old_model": "RESOURCE_DOES_NOT_EXIST",
+        "rename_taken": "RESOURCE_ALREADY_EXISTS",
+        "rename_missing": "RESOURCE_DOES_NOT_EXIST",
+        "version_missing": "RESOURCE_DOES_NOT_EXIST",
+    }
+    # Shipyard's own records show the same thing.
+    from shipyard.registry.client import RegistryClient
+
+    client = shipyard_client(home)
+    assert client.get_run(out["run"]).experiment_id == client.get_experiment("renamed").experiment_id
+    stored = RegistryClient(client).get_version("reg-new", 1)
+    assert (stored.description, stored.tags, stored.aliases) == ("first cut", {"owner": "ana"}, ("champion",))
+    assert [e.action for e in RegistryClient(client).events("reg-new")][-1] == "rename_model"

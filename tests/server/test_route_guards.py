@@ -206,6 +206,10 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "path": f"/api/v1/experiments/{exp}/backed-versions"
         },
         ("POST", "/api/v1/experiments/{id_or_name}/restore"): {"path": f"/api/v1/experiments/{exp}/restore"},
+        ("PATCH", "/api/v1/experiments/{id_or_name}"): {
+            "path": f"/api/v1/experiments/{exp}",
+            "json": {"name": "mallory-now"},
+        },
         ("PUT", "/api/v1/experiments/{name}"): {"path": "/api/v1/experiments/secret"},
         ("DELETE", "/api/v1/grants"): {"params": {"user": "mallory", "resource": "experiment:secret"}},
         ("GET", "/api/v1/grants"): {"params": {"user": "ed"}},
@@ -240,6 +244,20 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/registered-models/resolve"): {"json": {"name": "secret-model", "version": 1}},
         ("DELETE", "/api/v1/registered-models/{name}"): {"path": "/api/v1/registered-models/secret-model"},
         ("GET", "/api/v1/registered-models/{name}"): {"path": "/api/v1/registered-models/secret-model"},
+        ("PATCH", "/api/v1/registered-models/{name}"): {
+            "path": "/api/v1/registered-models/secret-model",
+            "json": {"name": "mallory-model"},
+        },
+        ("DELETE", "/api/v1/registered-models/{name}/tags/{key}"): {
+            "path": "/api/v1/registered-models/secret-model/tags/team"
+        },
+        ("PATCH", "/api/v1/registered-models/{name}/versions/{version}"): {
+            "path": "/api/v1/registered-models/secret-model/versions/1",
+            "json": {"description": "pwned"},
+        },
+        ("DELETE", "/api/v1/registered-models/{name}/versions/{version}/tags/{key}"): {
+            "path": "/api/v1/registered-models/secret-model/versions/1/tags/team"
+        },
         ("DELETE", "/api/v1/registered-models/{name}/aliases/{alias}"): {
             "path": "/api/v1/registered-models/secret-model/aliases/champion"
         },

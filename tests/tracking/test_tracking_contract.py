@@ -212,6 +212,29 @@ def test_experiments_create_list_delete(tracking_backend_settings: Settings) -> 
     assert client.get_or_create_experiment("alpha").experiment_id == exp.experiment_id
 
 
+def test_a_renamed_experiment_keeps_its_id_and_runs(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("alpha", name="r1", settings=tracking_backend_settings) as run:
+        run.log_metric("m", 1.0)
+    client = shipyard.get_client(tracking_backend_settings)
+    before = client.get_experiment("alpha")
+    renamed = client.rename_experiment("alpha", "beta")
+    assert (renamed.experiment_id, renamed.name) == (before.experiment_id, "beta")
+    assert client.get_run(run.run_id).experiment_id == before.experiment_id
+    assert client.get_run_by_name("r1", "beta").run_id == run.run_id
+    with pytest.raises(NotFound, match="'alpha'"):
+        client.get_experiment("alpha")
+    with shipyard.start_run("alpha", settings=tracking_backend_settings) as fresh:
+        pass  # the old name is free again, for a new experiment
+    assert client.get_run(fresh.run_id).experiment_id != before.experiment_id
+    with pytest.raises(AlreadyExists, match="'alpha'"):
+        client.rename_experiment("beta", "alpha")
+    with pytest.raises(InvalidInput):
+        client.rename_experiment("beta", "")
+    client.delete_experiment("beta")
+    with pytest.raises(Conflict, match="deleted"):
+        client.rename_experiment(before.experiment_id, "gamma")
+
+
 def test_duplicate_run_name_in_experiment_is_refused(tracking_backend_settings: Settings) -> None:
     with shipyard.start_run("e", name="same", settings=tracking_backend_settings):
         pass

@@ -10,6 +10,7 @@ loads it, after the client has downloaded the files through ``get-download-uri``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from typing import Any
@@ -356,6 +357,49 @@ async def set_registered_model_tag(request: Request) -> Response:
     return p.answer({})
 
 
+@router.api_route("/registered-models/delete-tag", methods=["DELETE", "POST"])
+async def delete_registered_model_tag(request: Request) -> Response:
+    body = await p.body_of(request) or dict(request.query_params)
+    name, key = p.text(body, "name"), p.text(body, "key")
+
+    def work() -> None:
+        guard(request).model(name, EDIT)
+        registry = _registry(request)
+        registry.get_model(name)  # a missing model is an error; a missing tag, as in MLflow, is not
+        with contextlib.suppress(NotFound):
+            registry.delete_model_tag(name, key)
+
+    await in_thread(work)
+    return p.answer({})
+
+
+@router.post("/registered-models/rename")
+async def rename_registered_model(request: Request) -> Response:
+    """Rename a model (MANAGE on it: its grants follow the name)."""
+    body = await p.body_of(request)
+    name, new_name = p.text(body, "name"), p.text(body, "new_name")
+
+    def work() -> dict[str, Any]:
+        guard(request).model(name, MANAGE)
+        model = _registry(request).rename_model(name, new_name)
+        return {"registered_model": registered_json(request, model)}
+
+    return p.answer(await in_thread(work))
+
+
+@router.patch("/registered-models/update")
+async def update_registered_model(request: Request) -> Response:
+    body = await p.body_of(request)
+    name, description = p.text(body, "name"), p.text(body, "description", required=False)
+
+    def work() -> dict[str, Any]:
+        guard(request).model(name, EDIT)
+        model = _registry(request).update_model(name, description=description)
+        return {"registered_model": registered_json(request, model)}
+
+    return p.answer(await in_thread(work))
+
+
 @router.api_route("/registered-models/alias", methods=["GET", "POST", "DELETE"])
 async def alias(request: Request) -> Response:
     """Set (POST), read (GET: the version it names) or delete (DELETE) an alias."""
@@ -567,6 +611,39 @@ async def set_model_version_tag(request: Request) -> Response:
 
     await in_thread(work)
     return p.answer({})
+
+
+@router.api_route("/model-versions/delete-tag", methods=["DELETE", "POST"])
+async def delete_model_version_tag(request: Request) -> Response:
+    body = await p.body_of(request) or dict(request.query_params)
+    name, number, key = p.text(body, "name"), _version_number(body), p.text(body, "key")
+
+    def work() -> None:
+        guard(request).model(name, EDIT)
+        registry = _registry(request)
+        registry.get_version(name, number)  # a missing version is an error; a missing tag is not
+        with contextlib.suppress(NotFound):
+            registry.delete_version_tag(name, number, key)
+
+    await in_thread(work)
+    return p.answer({})
+
+
+@router.patch("/model-versions/update")
+async def update_model_version(request: Request) -> Response:
+    body = await p.body_of(request)
+    name, number = p.text(body, "name"), _version_number(body)
+    description = p.text(body, "description", required=False)
+
+    def work() -> dict[str, Any]:
+        guard(request).model(name, EDIT)
+        return {
+            "model_version": version_json(
+                _registry(request).update_version(name, number, description=description)
+            )
+        }
+
+    return p.answer(await in_thread(work))
 
 
 @router.api_route("/model-versions/delete", methods=["DELETE", "POST"])

@@ -201,6 +201,23 @@ async def restore_experiment(request: Request) -> Response:
     return await _manage_experiment(request, lambda store, i: store.restore_experiment(i))
 
 
+@router.post("/experiments/update")
+async def update_experiment(request: Request) -> Response:
+    """Rename an experiment (MANAGE on it: its grants follow the name)."""
+    body = await p.body_of(request)
+    experiment_id, new_name = p.text(body, "experiment_id"), p.text(body, "new_name")
+
+    def work() -> None:
+        store, g = _store(request), guard(request)
+        found = p.experiment_of(store, experiment_id)
+        g.experiment(found.experiment_id, MANAGE)
+        store.rename_experiment(found.experiment_id, new_name)
+        g.renamed()
+
+    await in_thread(work)
+    return p.answer({})
+
+
 # ---------------------------------------------------------------------- runs
 @router.post("/runs/create")
 async def create_run(request: Request) -> Response:

@@ -198,6 +198,17 @@ class SqlAuthStore:
         return row._mapping
 
 
+def move_grants(conn: sa.Connection, kind: ResourceType, old: str, new: str) -> None:
+    """Inside a rename's transaction: grants key by name, so the renamed resource's go with it, and any left
+    on ``new`` by a deleted namesake are dropped (they must not open the renamed resource to others)."""
+    conn.execute(grants.delete().where(grants.c.resource_type == kind.value, grants.c.resource == new))
+    conn.execute(
+        grants.update()
+        .where(grants.c.resource_type == kind.value, grants.c.resource == old)
+        .values(resource=new)
+    )
+
+
 def _grant_key(user_id: str, kind: ResourceType, resource: str) -> Any:
     return (
         (grants.c.user_id == user_id)

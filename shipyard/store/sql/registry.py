@@ -15,12 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from shipyard.auth.records import ResourceType
 from shipyard.errors import AlreadyExists, Conflict, NotFound
 from shipyard.registry.naming import check_alias, check_model_name
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
 from shipyard.registry.uri import RegistryUri, check_version
 from shipyard.store.db import MetadataStore
 from shipyard.store.schema import (
+    lineage_artifacts,
     model_aliases,
     model_events,
     model_version_tags,
@@ -29,6 +31,7 @@ from shipyard.store.schema import (
     registered_models,
 )
 from shipyard.store.sql import dialect
+from shipyard.store.sql.auth import move_grants
 from shipyard.store.sql.tracking import acting_user
 from shipyard.tracking.records import new_id, now_ms
 from shipyard.tracking.values import checked_texts
@@ -107,6 +110,68 @@ class SqlRegistryStore:
             conn.execute(model_aliases.delete().where(model_aliases.c.model_id == row.model_id))
             conn.execute(registered_models.delete().where(registered_models.c.model_id == row.model_id))
             self._event(conn, name, None, "delete_model", None, None, None)
+
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a model: its versions, aliases, tags, audit log, lineage and grants follow it.
+
+        ``models:/OLD/…`` references elsewhere (deployments, code) are not rewritten; they fail as unknown
+        until they are changed, never reach another model by accident.
+
+        Raises:
+            NotFound: no model ``name``.
+            AlreadyExists: ``new_name`` is taken.
+            InvalidInput: ``new_name`` is not a valid model name.
+        """
+        check_model_name(new_name)
+        if new_name == name:
+            return self.get_model(name)
+        try:
+            with self.db.write() as conn:
+                row = self._model_row(conn, name)
+                conn.execute(
+                    registered_models.update()
+                    .where(registered_models.c.model_id == row.model_id)
+                    .values(name=new_name, updated_at=now_ms())
+                )
+                # Its history moves with it: the events since it was created (not a deleted namesake's).
+                created = conn.execute(
+                    sa.select(sa.func.max(model_events.c.id)).where(
+                        model_events.c.model_name == name, model_events.c.action == "create_model"
+                    )
+                ).scalar()
+                own = model_events.c.model_name == name
+                if created is not None:
+                    own = sa.and_(own, model_events.c.id >= created)
+                conn.execute(model_events.update().where(own).values(model_name=new_name))
+                self._event(conn, new_name, None, "rename_model", name, new_name, None)
+                move_grants(conn, ResourceType.REGISTERED_MODEL, name, new_name)
+                _rename_lineage(conn, name, new_name)
+        except SAIntegrityError as exc:
+            raise AlreadyExists(f"registered model {new_name!r} already exists; choose another name") from exc
+        return self.get_model(new_name)
+
+    def update_model(self, name: str, *, description: str | None) -> RegisteredModel:
+        """Set (or with None clear) a model's description."""
+        with self.db.write() as conn:
+            row = self._model_row(conn, name)
+            conn.execute(
+                registered_models.update()
+                .where(registered_models.c.model_id == row.model_id)
+                .values(description=description, updated_at=now_ms())
+            )
+        return self.get_model(name)
+
+    def delete_model_tag(self, name: str, key: str) -> None:
+        """Remove tag ``key`` from a model; `NotFound` if the model or the tag is missing."""
+        with self.db.write() as conn:
+            row = self._model_row(conn, name)
+            gone = conn.execute(
+                registered_model_tags.delete().where(
+                    registered_model_tags.c.model_id == row.model_id, registered_model_tags.c.key == key
+                )
+            ).rowcount
+        if not gone:
+            raise NotFound(f"registered model {name!r} has no tag {key!r}")
 
     # ------------------------------------------------------------------ versions
     def create_version(
@@ -328,6 +393,31 @@ class SqlRegistryStore:
             row = self._model_row(conn, name)
             self._set_version_tags(conn, self._version_pk(conn, row.model_id, version), tags)
 
+    def update_version(self, name: str, version: int, *, description: str | None) -> ModelVersion:
+        """Set (or with None clear) a version's description."""
+        version = check_version(version)
+        with self.db.write() as conn:
+            pk = self._version_pk(conn, self._model_row(conn, name).model_id, version)
+            conn.execute(
+                model_versions.update()
+                .where(model_versions.c.id == pk)
+                .values(description=description, updated_at=now_ms())
+            )
+        return self.get_version(name, version)
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> None:
+        """Remove tag ``key`` from a version; `NotFound` if the version or the tag is missing."""
+        version = check_version(version)
+        with self.db.write() as conn:
+            pk = self._version_pk(conn, self._model_row(conn, name).model_id, version)
+            gone = conn.execute(
+                model_version_tags.delete().where(
+                    model_version_tags.c.version_pk == pk, model_version_tags.c.key == key
+                )
+            ).rowcount
+        if not gone:
+            raise NotFound(f"version {version} of model {name!r} has no tag {key!r}")
+
     def set_model_tags(self, name: str, tags: Mapping[str, Any]) -> None:
         with self.db.write() as conn:
             self._set_model_tags(conn, self._model_row(conn, name).model_id, tags)
@@ -359,8 +449,9 @@ class SqlRegistryStore:
         insert = dialect.insert(self.db, registered_models).values(
             model_id=new_id(), name=name, description=None, created_at=now, updated_at=now
         )
-        created = conn.execute(insert.on_conflict_do_nothing(index_elements=["name"])).rowcount
-        if created:
+        # RETURNING, not rowcount: a driver may count a skipped row (PostgreSQL logged a second create).
+        insert = insert.on_conflict_do_nothing(index_elements=["name"])
+        if conn.execute(insert.returning(registered_models.c.model_id)).first() is not None:
             self._event(conn, name, None, "create_model", None, None, None)
         return conn.execute(
             sa.select(registered_models.c.model_id).where(registered_models.c.name == name)
@@ -463,6 +554,18 @@ class SqlRegistryStore:
                 created_at=now_ms(),
             )
         )
+
+
+def _rename_lineage(conn: Connection, name: str, new_name: str) -> None:
+    """Point the lineage records of ``models:/NAME/N`` at the new name (compared as a prefix, not LIKE,
+    whose ``_`` and ``%`` a model name may hold)."""
+    prefix, new_prefix = f"models:/{name}/", f"models:/{new_name}/"
+    uri = lineage_artifacts.c.uri
+    conn.execute(
+        lineage_artifacts.update()
+        .where(sa.func.substr(uri, 1, len(prefix)) == prefix)
+        .values(uri=sa.literal(new_prefix) + sa.func.substr(uri, len(prefix) + 1))
+    )
 
 
 def _fmt(alias: str, version: int | None) -> str | None:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from shipyard.auth.records import ACTOR
+from shipyard.auth.records import ACTOR, ResourceType
 from shipyard.config import Settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.artifacts import ArtifactStore
@@ -45,6 +45,7 @@ from shipyard.store.schema import (
 )
 from shipyard.store.schema import tags as tags_table
 from shipyard.store.sql import dialect, run_statements, views
+from shipyard.store.sql.auth import move_grants
 from shipyard.store.sql.run_statements import RunStatements
 from shipyard.store.sql.search import build_search_statement, cursor_after
 from shipyard.tracking import backing, chunks, naming
@@ -240,6 +241,39 @@ class SqlTrackingStore:
     def restore_experiment(self, id_or_name: str) -> Experiment:
         """Undo a soft delete that garbage collection has not purged yet."""
         return self._set_experiment_stage(id_or_name, LifecycleStage.ACTIVE)
+
+    def rename_experiment(self, id_or_name: str, new_name: str) -> Experiment:
+        """Rename an active experiment; its id, runs, artifacts and grants stay with it.
+
+        Raises:
+            NotFound: no such experiment.
+            Conflict: it is deleted (restore it first).
+            AlreadyExists: ``new_name`` is taken (by a deleted experiment too, until ``shipyard gc``).
+            InvalidInput: ``new_name`` is not a valid experiment name.
+        """
+        naming.check_name(new_name, "experiment name")
+        experiment = self.get_experiment(id_or_name)
+        if experiment.name == new_name:
+            return experiment
+        try:
+            with self.db.write() as conn:
+                renamed = conn.execute(
+                    experiments.update()
+                    .where(
+                        experiments.c.experiment_id == experiment.experiment_id,
+                        experiments.c.lifecycle_stage == LifecycleStage.ACTIVE.value,
+                    )
+                    .values(name=new_name, updated_at=now_ms())
+                ).rowcount
+                if not renamed:
+                    raise Conflict(
+                        f"experiment {experiment.name!r} is deleted; restore it before renaming it"
+                    )
+                move_grants(conn, ResourceType.EXPERIMENT, experiment.name, new_name)
+        except SAIntegrityError as exc:
+            raise AlreadyExists(f"experiment {new_name!r} already exists; choose another name") from exc
+        self._active_experiments.pop(experiment.name, None)
+        return self.get_experiment(experiment.experiment_id)
 
     def _set_experiment_stage(self, id_or_name: str, stage: LifecycleStage) -> Experiment:
         experiment = self.get_experiment(id_or_name)
