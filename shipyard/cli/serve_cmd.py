@@ -90,6 +90,12 @@ def serve(
         help="With one model URI: requests send entity keys; the model gets this feature service's features.",
         show_default=False,
     ),
+    trusted: bool = typer.Option(
+        False,
+        "--trusted",
+        help="Load pickled models too (unpickling runs code from the file): only models whose authors you "
+        "trust. With a deploy.yaml it trusts every model there; `trusted: true` trusts one.",
+    ),
 ) -> None:
     """Serve models over Open Inference Protocol v2 (and KServe v1) until Ctrl-C or SIGTERM.
 
@@ -102,6 +108,8 @@ def serve(
         shipyard serve models:/churn@champion --name churn --platform http://platform:5000
 
         shipyard serve models:/churn@champion --features features/ --feature-service churn
+
+        shipyard serve models:/churn/3 --trusted
     """
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
     # would add ~0.7 s to every other shipyard command.
@@ -141,6 +149,8 @@ def serve(
             )
         ]
         server_config = ServerConfig(int(max_body_mb * 1024 * 1024), workers)
+    if trusted:  # the loader's trusted=True: without it a pickled model fails to load, saying why
+        configs = [replace(c, options={**c.options, "trusted": True}) for c in configs]
     names = tuple(n.strip() for given in allowed_hosts for n in given.split(",") if n.strip())
     server_config = replace(
         server_config,

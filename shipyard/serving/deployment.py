@@ -14,6 +14,7 @@
         shadow: null                      # a label that gets a copy of every request (answer discarded)
         batching: {max_batch_size: 64, max_latency_ms: 2, max_queue: 2048, enabled: true}
         options: {device: auto}           # passed to the model's loader
+        trusted: false                    # true: a pickled model may load (unpickling runs code from it)
         feature_service: churn            # requests send entity keys; the features are looked up online
     features: {repo: features/, online_store: redis://cache:6379/0}   # the feature repository (a relative
                                           # path is from this file); online_store: default the setting's
@@ -59,6 +60,7 @@ class ModelSpec(BaseModel):
     version: str | None = None
     batching: BatchingSpec = Field(default_factory=BatchingSpec)  # type: ignore[arg-type]
     options: dict[str, Any] = Field(default_factory=dict)
+    trusted: bool = False
     feature_service: str | None = None
 
     @field_validator("name")
@@ -118,7 +120,7 @@ class DeploymentSpec(BaseModel):
                 uri=spec.uri,
                 version=spec.version,
                 batching=BatchPolicy(**spec.batching.model_dump()),
-                options=dict(spec.options),
+                options={**spec.options, "trusted": True} if spec.trusted else dict(spec.options),
                 versions=dict(spec.versions),
                 traffic=dict(spec.traffic),
                 shadow=spec.shadow,

@@ -4,19 +4,25 @@ errors carry MLflow's codes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
+import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from shipyard.tracking.client import TrackingClient
-from tests.conftest import make_settings, server_process
+from tests.conftest import free_port, make_settings, server_process
+from tests.serving.test_serve_cli import wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -459,3 +465,139 @@ def test_renames_descriptions_and_tag_deletes_reach_shipyard_records(
     stored = RegistryClient(client).get_version("reg-new", 1)
     assert (stored.description, stored.tags, stored.aliases) == ("first cut", {"owner": "ana"}, ("champion",))
     assert [e.action for e in RegistryClient(client).events("reg-new")][-1] == "rename_model"
+
+
+@contextlib.contextmanager
+def shipyard_serve(
+    *args: str, tracking_uri: str, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``shipyard serve ARGS`` on a free port, a client of the platform server at ``tracking_uri`` (where
+    MLflow's client logged the packages); yields its URL and process, and stops it (SIGTERM, exit 0) after."""
+    port = free_port()
+    home = tmp_path / f"serve-{port}" / "home"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")},
+        "SHIPYARD_HOME": str(home),
+        "SHIPYARD_CEILING_DIRECTORIES": str(home.parent.parent),
+        "SHIPYARD_TRACKING_URI": tracking_uri,
+    }
+    command = [sys.executable, "-m", "shipyard.cli", "serve", *args, "--port", str(port), "--heartbeat", "0"]
+    proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=30) == 0
+        finally:
+            proc.kill()
+
+
+def v2_infer(url: str, model: str, rows: list[list[float]]) -> dict[str, Any]:
+    """Labels and probabilities for ``rows`` over OIP v2, as one ``[N, 4]`` FP64 tensor."""
+    body = {
+        "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [len(rows), 4], "data": rows}],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+    }
+    answer = httpx.post(f"{url}/v2/models/{model}/infer", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return {o["name"]: np.reshape(o["data"], o["shape"]).tolist() for o in answer.json()["outputs"]}
+
+
+def test_a_pickled_mlflow_model_serves_only_when_trusted_and_a_skops_one_without(
+    server: tuple[str, Path], mlflow_python: str, tmp_path: Path
+) -> None:
+    url, _ = server
+    out = mlflow_script(
+        mlflow_python,
+        url,
+        """
+        import json
+        import mlflow
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+
+        X, y = load_iris(return_X_y=True, as_frame=True)
+        model = LogisticRegression(max_iter=1000).fit(X, y)
+        rows = X.iloc[::10]
+        mlflow.set_experiment("iris")
+        with mlflow.start_run():  # version 1: pickled, as MLflow's client on Databricks does by default
+            pickled = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="iris-clf", input_example=X.head(5),
+                serialization_format="cloudpickle",
+            )
+        with mlflow.start_run():  # version 2: the client's default elsewhere
+            default = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="iris-clf", input_example=X.head(5)
+            )
+        print(json.dumps({
+            "versions": [pickled.registered_model_version, default.registered_model_version],
+            "flavors": [info.flavors["sklearn"] for info in (pickled, default)],
+            "rows": rows.to_numpy().tolist(),
+            "labels": model.predict(rows).tolist(),
+            "proba": model.predict_proba(rows).tolist(),
+        }))
+        """,
+        tmp_path,
+    )
+    assert out["versions"] == ["1", "2"]
+    # What log_model wrote in each MLmodel: a cloudpickle, then (MLflow 3's default off Databricks) skops.
+    (pickle_facts, skops_facts) = out["flavors"]
+    assert (pickle_facts["serialization_format"], pickle_facts["pickled_model"]) == (
+        "cloudpickle",
+        "model.pkl",
+    )
+    assert (skops_facts["serialization_format"], skops_facts["pickled_model"]) == ("skops", "model.skops")
+    assert sorted(set(out["labels"])) == [0, 1, 2]
+
+    def answers_like_sklearn(served: str, name: str) -> None:
+        got = v2_infer(served, name, out["rows"])
+        assert got["predict"] == out["labels"]
+        np.testing.assert_allclose(got["predict_proba"], out["proba"], rtol=1e-12)
+
+    # Without trust the pickle is not loaded: the server stays up, the model never ready, and every answer
+    # about it (and the one log line) names the file and its format, says why, and how to trust it.
+    with shipyard_serve("models:/iris-clf/1", tracking_uri=url, tmp_path=tmp_path) as (served, proc):
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
+            with contextlib.suppress(httpx.TransportError):
+                ready = httpx.get(f"{served}/v2/models/iris-clf/ready", timeout=1)
+                if "still loading" not in ready.text:
+                    break
+            assert time.monotonic() < deadline, "the model neither loaded nor failed to"
+            time.sleep(0.1)
+        assert ready.status_code == 503, ready.text  # not loaded: it would run code from the file
+        refusal = ready.json()["error"]
+        assert (
+            "failed to load: UntrustedArtifact: model.pkl is an MLflow model saved with cloudpickle"
+            in refusal
+        )
+        assert "unpickling runs arbitrary code from the file" in refusal
+        assert "shipyard serve --trusted, or trusted: true in deploy.yaml" in refusal
+        assert httpx.get(f"{served}/v2/health/ready").status_code == 503
+        infer = httpx.post(f"{served}/v2/models/iris-clf/infer", json={"inputs": []})
+        assert infer.status_code == 503 and "unpickling runs arbitrary code" in infer.json()["error"]
+    logged = (proc.stderr.read() if proc.stderr else b"").decode()
+    (line,) = [line for line in logged.splitlines() if "UntrustedArtifact" in line]
+    assert "failed to load" in line and "model.pkl" in line and "--trusted" in line
+
+    # Trusted on the command line, the same version serves sklearn's own answers over OIP v2.
+    with shipyard_serve("models:/iris-clf/1", "--trusted", tracking_uri=url, tmp_path=tmp_path) as (
+        served,
+        proc,
+    ):
+        wait_ready(served, proc)
+        answers_like_sklearn(served, "iris-clf")
+
+    # In a deploy.yaml: the pickle trusted by its own key, the skops version without any trust.
+    deploy = tmp_path / "deploy.yaml"
+    deploy.write_text(
+        "models:\n"
+        "  - {name: iris-pickle, uri: 'models:/iris-clf/1', trusted: true}\n"
+        "  - {name: iris-skops, uri: 'models:/iris-clf/2'}\n"
+    )
+    with shipyard_serve(str(deploy), tracking_uri=url, tmp_path=tmp_path) as (served, proc):
+        wait_ready(served, proc)
+        answers_like_sklearn(served, "iris-pickle")
+        answers_like_sklearn(served, "iris-skops")

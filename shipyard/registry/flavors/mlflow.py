@@ -81,8 +81,9 @@ def _unpickle(path: Path, form: str, *, trusted: bool) -> Any:
     if not trusted:
         raise UntrustedArtifact(
             f"{path.name} is an MLflow model saved with {form}, and unpickling runs arbitrary code from the "
-            "file. Pass trusted=True (deploy.yaml: trusted: true) only if you trust who logged it; MLflow 3 "
-            "saves scikit-learn models with skops by default, which Shipyard loads without trust."
+            "file. Pass trusted=True (shipyard serve --trusted, or trusted: true in deploy.yaml) only if you "
+            "trust who logged it; MLflow 3 saves scikit-learn models with skops by default (off Databricks), "
+            "which Shipyard loads without trust."
         )
     try:
         with path.open("rb") as fh:
