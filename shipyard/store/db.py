@@ -131,7 +131,7 @@ class RowInsert:
 
 
 # Rows per multi-row statement: well under PostgreSQL's 65,535 bound parameters at the widest row (8).
-_ROWS_PER_STATEMENT = 1000
+_ROWS_PER_STATEMENT = ROWS_PER_STATEMENT = 1000
 
 
 class RawTransaction:
@@ -160,6 +160,27 @@ class RawTransaction:
             flat = [value for row in part for value in row]
             changed += self.execute(f"{statement.head} VALUES {values} {statement.tail}", flat)
         return changed
+
+    def insert_both(
+        self,
+        first: RowInsert,
+        first_rows: Sequence[Sequence[Any]],
+        second: RowInsert,
+        second_rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """PostgreSQL only: two inserts of at most a statement's rows each as ONE statement (the first in a
+        ``WITH``), atomic by itself: with :meth:`MetadataStore.write_raw`'s ``one_statement`` a write is
+        then one round trip instead of four (BEGIN, two inserts, COMMIT) — a logged point's whole cost."""
+        if not self._multirow or not first_rows or not second_rows:
+            raise ValueError("insert_both needs PostgreSQL and rows for both statements")
+        if max(len(first_rows), len(second_rows)) > _ROWS_PER_STATEMENT:
+            raise ValueError(f"insert_both takes at most {_ROWS_PER_STATEMENT} rows per statement")
+        parts, flat = [], []
+        for statement, rows in ((first, first_rows), (second, second_rows)):
+            one = "(" + ", ".join([self.mark] * statement.width) + ")"
+            parts.append(f"{statement.head} VALUES {', '.join([one] * len(rows))} {statement.tail}")
+            flat.extend(value for row in rows for value in row)
+        self.execute(f"WITH first_insert AS ({parts[0]}) {parts[1]}", flat)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run ``sql``; the number of rows it changed."""

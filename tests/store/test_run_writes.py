@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from shipyard import Conflict, RunStatus, Settings
+from shipyard import Conflict, NotFound, RunStatus, Settings
 from shipyard.store.sql import run_statements
 from shipyard.tracking.chunks import Series
 from shipyard.tracking.client import TrackingClient
@@ -90,3 +90,34 @@ def test_an_end_bigger_than_one_statement_is_stored_whole(backend_settings: Sett
     assert stored.status is RunStatus.FINISHED
     assert len(stored.metrics) == keys and stored.metrics["m01999"] == 1999.0
     assert len(stored.params) == keys and stored.params["p00042"] == "42"
+
+
+def test_points_written_one_write_at_a_time_land_with_their_latest_values(backend_settings: Settings) -> None:
+    """MLflow's log_metric is one write per point (on PostgreSQL, one statement); a write of several keys,
+    a late point for an earlier step, NaN, and a write too big for one statement all land whole."""
+    client = TrackingClient(backend_settings)
+    run, pk = client.create_run("e")
+    for step in range(5):
+        client.write_metrics({(pk, "loss"): _series([0.0] * step + [1.0 / (step + 1)])})
+    client.write_metrics({(pk, "acc"): _series([0.5]), (pk, "nan"): _series([math.nan])})
+    late = Series()
+    late.steps.append(1)
+    late.values.append(9.0)
+    late.timestamps.append(1_700_000_000_999)
+    client.write_metrics({(pk, "loss"): late})  # an earlier step: history grows, the latest value stays
+    big = {(pk, f"k{i}"): _series([float(i)]) for i in range(1_200)}
+    client.write_metrics(big)
+    stored = client.get_run(run.run_id)
+    assert stored.metrics["loss"] == pytest.approx(0.2) and stored.metrics["acc"] == 0.5
+    assert math.isnan(stored.metrics["nan"]) and stored.metrics["k1199"] == 1199.0
+    assert len(client.metric_history(run.run_id, "loss")) == 1 + 2 + 3 + 4 + 5 + 1
+
+
+def test_a_write_for_a_missing_run_stores_nothing(backend_settings: Settings) -> None:
+    client = TrackingClient(backend_settings)
+    run, pk = client.create_run("e")
+    with pytest.raises(Exception, match="(?i)foreign key|constraint"):
+        client.write_metrics({(pk, "ok"): _series([1.0]), (pk + 10_000, "orphan"): _series([2.0])})
+    assert client.get_run(run.run_id).metrics == {}
+    with pytest.raises(NotFound, match="has no metric 'ok'"):
+        client.metric_history(run.run_id, "ok")

@@ -28,7 +28,7 @@ from shipyard.auth.records import ACTOR, ResourceType
 from shipyard.config import Settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.artifacts import ArtifactStore
-from shipyard.store.db import MetadataStore, RawTransaction, RowInsert
+from shipyard.store.db import ROWS_PER_STATEMENT, MetadataStore, RawTransaction, RowInsert
 from shipyard.store.protocol import Garbage, RunKey
 from shipyard.store.schema import (
     artifacts,
@@ -614,6 +614,13 @@ class SqlTrackingStore:
             Conflict: a param already holds another value; nothing of the batch is stored.
         """
         checked = _checked_params(params)
+        if pending and not checked and idempotency_key is None and self.db.dialect == "postgresql":
+            chunk_rows, latest = _series_rows(pending)
+            if 0 < len(chunk_rows) <= ROWS_PER_STATEMENT and len(latest) <= ROWS_PER_STATEMENT:
+                # A client logging point by point (MLflow's log_metric): one round trip per point.
+                with self.db.write_raw(one_statement=True) as tx:
+                    tx.insert_both(self._insert_chunks, chunk_rows, self._upsert_latest, latest)
+                return
         if pending or checked:
             with self.db.write_raw() as tx:
                 if idempotency_key is None or self._claim(tx, idempotency_key):
