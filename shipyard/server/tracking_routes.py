@@ -512,6 +512,13 @@ def metric_history(run_id: str, key: str, request: Request) -> list[dict[str, An
     return wire.to_json(_store(request).metric_history(run_id, key))
 
 
+@router.post("/runs/latest-metrics")
+def latest_metrics(body: RunIds, request: Request) -> dict[str, list[dict[str, Any]]]:
+    """Each run's latest point per key, with its step and time (runs the caller cannot read: 403)."""
+    guard(request).runs(body.run_ids, READ, missing_ok=True)
+    return wire.to_json(_store(request).latest_metrics(body.run_ids))  # type: ignore[no-any-return]
+
+
 @router.post("/runs/{run_id}/artifact-records", status_code=204)
 def record_artifacts(run_id: str, body: ArtifactFiles, request: Request) -> None:
     store = _store(request)

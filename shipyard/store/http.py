@@ -446,6 +446,12 @@ class HttpTrackingStore:
         found = self._client.call("GET", f"/runs/{_part(run_id)}/metrics/{_part(key)}/history")
         return [wire.metric(m) for m in found]
 
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+        if not run_ids:
+            return {}
+        found = self._client.call("POST", "/runs/latest-metrics", json={"run_ids": list(run_ids)})
+        return {run_id: [wire.metric(m) for m in points] for run_id, points in found.items()}
+
     # artifact records and datasets
     def record_artifacts(self, run_key: RunKey, files: Iterable[ArtifactRecord]) -> None:
         body = {"files": [wire.to_json(f) for f in files]}

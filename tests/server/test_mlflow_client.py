@@ -115,6 +115,9 @@ def test_a_typical_script_logs_into_shipyard_and_reads_back_what_it_wrote(
             "run_name": run.info.run_name,
             "params": run.data.params,
             "metrics": run.data.metrics,
+            "steps": {m.key: m.step for m in run.data._metric_objs},
+            "searched_steps": {m.key: m.step for m in found[0].data._metric_objs},
+            "stamped": all(m.timestamp >= run.info.start_time for m in run.data._metric_objs),
             "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.source")},
             "history": [(m.step, m.value) for m in client.get_metric_history(parent.info.run_id, "loss")],
             "found": [r.info.run_id for r in found],
@@ -134,6 +137,7 @@ def test_a_typical_script_logs_into_shipyard_and_reads_back_what_it_wrote(
     assert out["status"] == "FINISHED" and out["run_name"] == "parent"
     assert out["params"] == {"lr": "0.1", "depth": "3", "optimizer": "adam"}
     assert out["metrics"] == {"loss": 0.2, "acc": 0.9, "f1": 0.75}
+    assert out["steps"] == out["searched_steps"] == {"loss": 4, "acc": 0, "f1": 0} and out["stamped"]
     assert out["tags"]["team"] == "growth" and out["tags"]["stage"] == "dev"
     assert out["tags"]["mlflow.runName"] == "parent"
     assert out["history"] == [[s, 1.0 / (s + 1)] for s in range(5)]

@@ -307,6 +307,7 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/runs"): {"json": {"experiment": "secret"}},
         ("POST", "/api/v1/runs/beat"): {"json": {"run_ids": [run]}},
         ("POST", "/api/v1/runs/recent-metric-keys"): {"json": {"run_ids": [run]}},
+        ("POST", "/api/v1/runs/latest-metrics"): {"json": {"run_ids": [run]}},
         ("POST", "/api/v1/runs/search"): {"json": {"experiment_ids": [exp]}, "expect": _empty},
         ("GET", "/api/v1/runs/with-tag"): {"params": {"key": "team", "value": "a"}, "expect": _empty},
         ("DELETE", "/api/v1/runs/{run_id}"): {"path": f"/api/v1/runs/{run}"},

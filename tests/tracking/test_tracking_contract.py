@@ -212,6 +212,22 @@ def test_experiments_create_list_delete(tracking_backend_settings: Settings) -> 
     assert client.get_or_create_experiment("alpha").experiment_id == exp.experiment_id
 
 
+def test_latest_points_carry_their_step_and_time(tracking_backend_settings: Settings) -> None:
+    with shipyard.start_run("e", settings=tracking_backend_settings) as run:
+        run.log_metric("loss", 0.5, step=7)
+        run.log_metric("loss", 0.9, step=3)  # a late point for an earlier step is not the latest
+        run.log_metric("nan", float("nan"), step=2)
+    with shipyard.start_run("e", settings=tracking_backend_settings) as bare:
+        pass
+    client = shipyard.get_client(tracking_backend_settings)
+    found = client.backend.latest_metrics([run.run_id, bare.run_id, "0" * 32])
+    assert set(found) == {run.run_id}
+    loss, nan = found[run.run_id]
+    assert (loss.key, loss.value, loss.step) == ("loss", 0.5, 7) and loss.timestamp > 0
+    assert (nan.key, nan.step) == ("nan", 2) and math.isnan(nan.value)
+    assert client.backend.latest_metrics([]) == {}
+
+
 def test_a_renamed_experiment_keeps_its_id_and_runs(tracking_backend_settings: Settings) -> None:
     with shipyard.start_run("alpha", name="r1", settings=tracking_backend_settings) as run:
         run.log_metric("m", 1.0)

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import posixpath
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -264,9 +264,16 @@ def run_info(run: Run, experiment_id: str) -> dict[str, Any]:
     return info
 
 
-def run_json(run: Run, experiment_id: str, datasets: list[DatasetInput] | None = None) -> dict[str, Any]:
-    """A run as ``runs/get`` and ``runs/search`` give it. Metrics carry their latest value (MLflow's
-    ``run.data.metrics``); their full series is ``metrics/get-history``."""
+def run_json(
+    run: Run,
+    experiment_id: str,
+    datasets: list[DatasetInput] | None = None,
+    latest: Sequence[Metric] = (),
+) -> dict[str, Any]:
+    """A run as ``runs/get`` and ``runs/search`` give it. Metrics carry their latest point (MLflow's
+    ``run.data.metrics``, with the step and time of ``latest``); their full series is
+    ``metrics/get-history``."""
+    at = {m.key: (m.step, m.timestamp) for m in latest}
     tags = dict(run.tags)
     tags.setdefault(RUN_NAME_TAG, run.name)
     if run.parent_run_id:
@@ -274,9 +281,7 @@ def run_json(run: Run, experiment_id: str, datasets: list[DatasetInput] | None =
     if run.user:
         tags.setdefault(USER_TAG, run.user)
     data = {
-        "metrics": [
-            {"key": k, "value": _metric_value(v), "timestamp": 0, "step": 0} for k, v in run.metrics.items()
-        ],
+        "metrics": [_latest_json(k, v, at.get(k, (0, 0))) for k, v in run.metrics.items()],
         "params": [{"key": k, "value": v} for k, v in run.params.items()],
         "tags": [{"key": k, "value": v} for k, v in tags.items()],
     }
@@ -284,6 +289,10 @@ def run_json(run: Run, experiment_id: str, datasets: list[DatasetInput] | None =
     if datasets:
         found["inputs"] = {"dataset_inputs": [dataset_json(d) for d in datasets]}
     return found
+
+
+def _latest_json(key: str, value: float, at: tuple[int, int]) -> dict[str, Any]:
+    return {"key": key, "value": _metric_value(value), "step": at[0], "timestamp": at[1]}
 
 
 def dataset_json(dataset: DatasetInput) -> dict[str, Any]:

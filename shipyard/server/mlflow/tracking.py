@@ -59,7 +59,8 @@ def _run_json(
     store: TrackingStore, run: Run, *, datasets: bool = False, outputs: Any = None
 ) -> dict[str, Any]:
     inputs = store.dataset_inputs(run.run_id) if datasets else None
-    found = p.run_json(run, _ids(store)(run.experiment_id), inputs)
+    latest = store.latest_metrics([run.run_id]).get(run.run_id, []) if run.metrics else []
+    found = p.run_json(run, _ids(store)(run.experiment_id), inputs, latest)
     if outputs is not None:  # the logged models the run output (MLflow 3's run.outputs)
         models = [{"model_id": m, "step": step} for m, step in outputs.outputs(run.run_id)]
         if models:
@@ -552,7 +553,10 @@ async def search_runs(request: Request) -> Response:
         )
         runs = [r for r in found if view != "DELETED_ONLY" or r.lifecycle_stage is LifecycleStage.DELETED]
         mlflow_id = _ids(store)  # Default's id looked up once for the page, not once a run
-        out: dict[str, Any] = {"runs": [p.run_json(r, mlflow_id(r.experiment_id)) for r in runs]}
+        latest = store.latest_metrics([r.run_id for r in runs if r.metrics])
+        out: dict[str, Any] = {
+            "runs": [p.run_json(r, mlflow_id(r.experiment_id), None, latest.get(r.run_id, [])) for r in runs]
+        }
         if found.next_cursor is not None:
             out["next_page_token"] = encode_cursor(found.next_cursor, fingerprint)
         return out

@@ -693,6 +693,31 @@ class SqlTrackingStore:
             raise NotFound(f"run {run_id} has no metric {key!r}; it has: {have}")
         return points
 
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+        """Each run's latest point of every key (value, step, timestamp) by run id; ids of runs that are
+        not there, or have no metrics, are left out."""
+        if not run_ids:
+            return {}
+        query = (
+            sa.select(
+                runs.c.run_id,
+                latest_metrics.c.key,
+                latest_metrics.c.value,
+                latest_metrics.c.step,
+                latest_metrics.c.timestamp,
+            )
+            .join(runs, runs.c.id == latest_metrics.c.run_pk)
+            .where(runs.c.run_id.in_(list(dict.fromkeys(run_ids))))
+            .order_by(runs.c.run_id, latest_metrics.c.key)
+        )
+        found: dict[str, list[Metric]] = {}
+        with self.db.read() as conn:
+            for run_id, key, value, step, timestamp in conn.execute(query):
+                # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
+                point = Metric(key, math.nan if value is None else value, step, timestamp)
+                found.setdefault(run_id, []).append(point)
+        return found
+
     # ------------------------------------------------------------------ artifacts and datasets
     def record_artifacts(self, run_key: RunKey, files: Iterable[ArtifactRecord]) -> None:
         rows = [
