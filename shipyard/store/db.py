@@ -131,7 +131,7 @@ class RowInsert:
 
 
 # Rows per multi-row statement: well under PostgreSQL's 65,535 bound parameters at the widest row (8).
-_ROWS_PER_STATEMENT = ROWS_PER_STATEMENT = 1000
+ROWS_PER_STATEMENT = 1000
 
 
 class RawTransaction:
@@ -154,8 +154,8 @@ class RawTransaction:
         if not self._multirow:
             return self.executemany(f"{statement.head} VALUES {one} {statement.tail}", rows)
         changed = 0
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            part = rows[start : start + _ROWS_PER_STATEMENT]
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            part = rows[start : start + ROWS_PER_STATEMENT]
             values = ", ".join([one] * len(part))
             flat = [value for row in part for value in row]
             changed += self.execute(f"{statement.head} VALUES {values} {statement.tail}", flat)
@@ -173,8 +173,8 @@ class RawTransaction:
         then one round trip instead of four (BEGIN, two inserts, COMMIT) — a logged point's whole cost."""
         if not self._multirow or not first_rows or not second_rows:
             raise ValueError("insert_both needs PostgreSQL and rows for both statements")
-        if max(len(first_rows), len(second_rows)) > _ROWS_PER_STATEMENT:
-            raise ValueError(f"insert_both takes at most {_ROWS_PER_STATEMENT} rows per statement")
+        if max(len(first_rows), len(second_rows)) > ROWS_PER_STATEMENT:
+            raise ValueError(f"insert_both takes at most {ROWS_PER_STATEMENT} rows per statement")
         parts, flat = [], []
         for statement, rows in ((first, first_rows), (second, second_rows)):
             one = "(" + ", ".join([self.mark] * statement.width) + ")"

@@ -226,6 +226,8 @@ def test_latest_points_carry_their_step_and_time(tracking_backend_settings: Sett
     assert (loss.key, loss.value, loss.step) == ("loss", 0.5, 7) and loss.timestamp > 0
     assert (nan.key, nan.step) == ("nan", 2) and math.isnan(nan.value)
     assert client.backend.latest_metrics([]) == {}
+    many = [f"{i:032x}" for i in range(1_500)] + [run.run_id]  # more ids than one statement takes
+    assert [m.key for m in client.backend.latest_metrics(many)[run.run_id]] == ["loss", "nan"]
 
 
 def test_a_renamed_experiment_keeps_its_id_and_runs(tracking_backend_settings: Settings) -> None:

@@ -696,26 +696,28 @@ class SqlTrackingStore:
     def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
         """Each run's latest point of every key (value, step, timestamp) by run id; ids of runs that are
         not there, or have no metrics, are left out."""
-        if not run_ids:
-            return {}
-        query = (
-            sa.select(
-                runs.c.run_id,
-                latest_metrics.c.key,
-                latest_metrics.c.value,
-                latest_metrics.c.step,
-                latest_metrics.c.timestamp,
-            )
-            .join(runs, runs.c.id == latest_metrics.c.run_pk)
-            .where(runs.c.run_id.in_(list(dict.fromkeys(run_ids))))
-            .order_by(runs.c.run_id, latest_metrics.c.key)
-        )
+        ids = list(dict.fromkeys(run_ids))
         found: dict[str, list[Metric]] = {}
         with self.db.read() as conn:
-            for run_id, key, value, step, timestamp in conn.execute(query):
-                # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
-                point = Metric(key, math.nan if value is None else value, step, timestamp)
-                found.setdefault(run_id, []).append(point)
+            # A page of MLflow's search holds up to 50,000 runs: ids go in slices, under SQLite's bound on
+            # a statement's variables.
+            for start in range(0, len(ids), ROWS_PER_STATEMENT):
+                query = (
+                    sa.select(
+                        runs.c.run_id,
+                        latest_metrics.c.key,
+                        latest_metrics.c.value,
+                        latest_metrics.c.step,
+                        latest_metrics.c.timestamp,
+                    )
+                    .join(runs, runs.c.id == latest_metrics.c.run_pk)
+                    .where(runs.c.run_id.in_(ids[start : start + ROWS_PER_STATEMENT]))
+                    .order_by(runs.c.run_id, latest_metrics.c.key)
+                )
+                for run_id, key, value, step, timestamp in conn.execute(query):
+                    # NULL stands for NaN in latest_metrics (SQLite cannot store a NaN).
+                    point = Metric(key, math.nan if value is None else value, step, timestamp)
+                    found.setdefault(run_id, []).append(point)
         return found
 
     # ------------------------------------------------------------------ artifacts and datasets
