@@ -21,7 +21,7 @@ from shipyard.tracking.client import TrackingClient
 from tests.conftest import PostgresCluster, free_port, make_settings, platform_server, server_process
 
 CLIENT = """
-import sys, time
+import pathlib, sys, time
 import shipyard
 
 points, chunk, pause = (int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))
@@ -30,6 +30,7 @@ with shipyard.start_run("reliability") as run:
         for step in range(start, min(start + chunk, points)):
             run.log_metric("m", step, step=step)
         time.sleep(pause)
+        pathlib.Path("logging").touch()  # the run exists and points are on their way
 print(run.run_id)
 """
 
@@ -88,7 +89,14 @@ def test_a_restarted_server_receives_what_the_client_buffered_meanwhile(tmp_path
     args = ["--log-level", "warning"]
     with server_process(args, env, port=port) as (url, server):
         client = _client(tmp_path, url, points=20_000, chunk=200, pause=0.04)
-        time.sleep(1.5)
+        # Killed once the client's run exists and it is logging (a fixed sleep raced a slow interpreter
+        # start: the server died before the client had created its run).
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "logging").exists():
+            assert client.poll() is None, client.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the client never started logging"
+            time.sleep(0.05)
+        time.sleep(0.5)
         assert client.poll() is None
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
