@@ -692,10 +692,8 @@ def _search(
             # Interrupted (Ctrl-C, SIGTERM) or broken: kill the running trials, never leave them in a warm
             # pool; an interrupted search is marked stopped, to be resumed (`shipyard tune resume RUN`).
             pool.close(broken=True, kill=True)
-            if (stop := interruption(exc)) is not None:
+            if interruption(exc) is not None:  # sigterm_raises, around us, hands the caller the stop
                 _stopped(parent, [number for number, _ in pending.values()], settings)
-                if stop is not exc:
-                    raise stop from exc
             raise
         pool.close()
     result = _result(spec, parent, study_name, storage_url, state, records)

@@ -225,10 +225,7 @@ class PipelineExecutor(ABC):
                 # Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit, see below): kill the running steps and
                 # mark them, and then the pipeline run (by the `with`), KILLED rather than FINISHED.
                 pool.close()
-                stop = interruption(exc)
-                engine.abort(RunStatus.KILLED if stop is not None else RunStatus.FAILED)
-                if stop is not None and stop is not exc:
-                    raise stop from exc
+                engine.abort(RunStatus.KILLED if interruption(exc) is not None else RunStatus.FAILED)
                 raise
             finally:
                 pool.close()

@@ -22,7 +22,6 @@ from shipyard.store.schema import (
     experiments,
     logged_model_outputs,
     logged_models,
-    model_events,
     model_version_tags,
     model_versions,
     registered_model_tags,
@@ -30,7 +29,8 @@ from shipyard.store.schema import (
 )
 from shipyard.store.schema import runs as runs_table
 from shipyard.store.sql import dialect
-from shipyard.store.sql.tracking import _experiment_from_row, _series_rows, acting_user
+from shipyard.store.sql.registry import insert_model_event
+from shipyard.store.sql.tracking import _experiment_from_row, _series_rows
 from shipyard.tracking import chunks, naming
 from shipyard.tracking.logged_models import LoggedModel
 from shipyard.tracking.records import Experiment, LifecycleStage, RunCopy, new_id, now_ms
@@ -292,7 +292,7 @@ class SqlImportStore:
             if rows:
                 conn.execute(dialect.insert_ignore(self.db, registered_model_tags), rows)
             if created:
-                self._event(conn, name, None, "import_model", None, None, created_at)
+                insert_model_event(conn, name, None, "import_model", None, None, "imported", created_at)
         return created
 
     def put_version(
@@ -350,31 +350,10 @@ class SqlImportStore:
                 .where(registered_models.c.model_id == model_id, registered_models.c.last_version < version)
                 .values(last_version=version)
             )
-            self._event(conn, name, version, "import_version", None, source_uri, created_at)
-        return True
-
-    def _event(
-        self,
-        conn: Any,
-        name: str,
-        version: int | None,
-        action: str,
-        old: str | None,
-        new: str | None,
-        at: int,
-    ) -> None:
-        conn.execute(
-            model_events.insert().values(
-                model_name=name,
-                version=version,
-                action=action,
-                from_value=old,
-                to_value=new,
-                user=acting_user(),
-                reason="imported",
-                created_at=at,
+            insert_model_event(
+                conn, name, version, "import_version", None, source_uri, "imported", created_at
             )
-        )
+        return True
 
 
 def _checked(copy: RunCopy) -> tuple[dict[str, str], dict[str, str]]:

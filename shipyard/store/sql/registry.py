@@ -542,18 +542,32 @@ class SqlRegistryStore:
         to_value: str | None,
         reason: str | None,
     ) -> None:
-        conn.execute(
-            model_events.insert().values(
-                model_name=name,
-                version=version,
-                action=action,
-                from_value=from_value,
-                to_value=to_value,
-                user=acting_user(),
-                reason=reason,
-                created_at=now_ms(),
-            )
+        insert_model_event(conn, name, version, action, from_value, to_value, reason)
+
+
+def insert_model_event(
+    conn: Connection,
+    name: str,
+    version: int | None,
+    action: str,
+    from_value: str | None,
+    to_value: str | None,
+    reason: str | None,
+    at: int | None = None,
+) -> None:
+    """One audit-log entry by the acting user, at ``at`` (epoch ms; now when None)."""
+    conn.execute(
+        model_events.insert().values(
+            model_name=name,
+            version=version,
+            action=action,
+            from_value=from_value,
+            to_value=to_value,
+            user=acting_user(),
+            reason=reason,
+            created_at=now_ms() if at is None else at,
         )
+    )
 
 
 def _rename_lineage(conn: Connection, name: str, new_name: str) -> None:

@@ -614,18 +614,24 @@ class SqlTrackingStore:
             Conflict: a param already holds another value; nothing of the batch is stored.
         """
         checked = _checked_params(params)
-        if pending and not checked and idempotency_key is None and self.db.dialect == "postgresql":
-            chunk_rows, latest = _series_rows(pending)
-            if 0 < len(chunk_rows) <= ROWS_PER_STATEMENT and len(latest) <= ROWS_PER_STATEMENT:
-                # A client logging point by point (MLflow's log_metric): one round trip per point.
-                with self.db.write_raw(one_statement=True) as tx:
-                    tx.insert_both(self._insert_chunks, chunk_rows, self._upsert_latest, latest)
-                return
-        if pending or checked:
-            with self.db.write_raw() as tx:
-                if idempotency_key is None or self._claim(tx, idempotency_key):
-                    self._write_params(tx, checked)
-                    self._write_series(tx, pending)
+        if not (pending or checked):
+            return
+        chunk_rows, latest = _series_rows(pending)
+        if (
+            self.db.dialect == "postgresql"
+            and not checked
+            and idempotency_key is None
+            and 0 < len(chunk_rows) <= ROWS_PER_STATEMENT
+            and len(latest) <= ROWS_PER_STATEMENT
+        ):
+            # A client logging point by point (MLflow's log_metric): one round trip per point.
+            with self.db.write_raw(one_statement=True) as tx:
+                tx.insert_both(self._insert_chunks, chunk_rows, self._upsert_latest, latest)
+            return
+        with self.db.write_raw() as tx:
+            if idempotency_key is None or self._claim(tx, idempotency_key):
+                self._write_params(tx, checked)
+                self._insert_series(tx, chunk_rows, latest)
 
     def _few_runs(self, conn: Connection, experiment_ids: Sequence[str]) -> bool:
         """Whether the experiments hold a few thousand runs at most (counted no further than that), and
@@ -654,9 +660,6 @@ class SqlTrackingStore:
     def _claimed_result(self, key: str) -> str | None:
         with self.db.read() as conn:
             return conn.execute(sa.select(request_keys.c.result).where(request_keys.c.key == key)).scalar()
-
-    def _write_series(self, tx: RawTransaction, pending: SeriesMap) -> None:
-        self._insert_series(tx, *_series_rows(pending))
 
     def _insert_series(
         self, tx: RawTransaction, chunk_rows: Sequence[tuple[Any, ...]], latest: Sequence[tuple[Any, ...]]
