@@ -17,7 +17,9 @@ unchanged between servers. Rows:
 (a) 10,000 ``log_metric`` calls one by one — each one HTTP round trip; the peer's loop is bounded in time
     and its rate computed from what it did (points/s). (a2) the server's part of each call: the call's time
     less the client's own, measured against a server that answers ``{}`` and does nothing (ms); the
-    issue's 10x target is on the server's cost per request, which is what (a2) compares
+    issue's 10x target is on the server's cost per request, which is what (a2) compares. All servers and
+    the do-nothing one are up together for (a), and take turns in 20 rounds (each round a 20th of every
+    loop), so that a drift of the machine's speed over the minutes falls on each of them alike
 (b) 100 ``log_batch`` calls of 1,000 points (points/s)
 (c) 1,000 runs created with 10 params and ended (runs/s; the peer bounded in time)
 (d) ``search_runs`` over 10,000 runs: ``metrics.m0 > 0.5`` ordered by ``metrics.m0 DESC``, 100 results
@@ -103,30 +105,61 @@ def bounded(count: int, budget_s: float, step: Callable[[int], None]) -> tuple[i
     return done, clock() - start
 
 
-def workload(
-    mlflow_client: Any,
-    metric: Any,
-    param: Any,
-    plan: Plan,
-    search_experiment: str,
-    m0: list[float],
-    bounded_in_time: bool,
-) -> Figures:
-    """The same client calls against whichever server ``mlflow_client`` talks to; the peer's slow loops
-    (``bounded_in_time``) stop at the plan's budgets, Shipyard's run to the end (10 minutes at most)."""
-    client = mlflow_client
-    figures = Figures("")
-    tag = uuid.uuid4().hex[:8]
-    experiment = client.create_experiment(f"mlflow-client-{tag}")
+ROUNDS = 20
 
-    run_id = client.create_run(experiment).info.run_id
-    single_budget = plan.single_budget_s if bounded_in_time else 600.0
-    runs_budget = plan.runs_budget_s if bounded_in_time else 600.0
-    progress(f"    (a) {plan.single:,} log_metric calls one by one (at most {single_budget:.0f} s)")
-    done, seconds = bounded(
-        plan.single, single_budget, lambda i: client.log_metric(run_id, "loss", i * 1e-3, step=i)
-    )
-    figures.single_done, figures.single_rate = done, done / seconds
+
+@dataclass
+class Target:
+    """A server under test (or the do-nothing one), its client, and its one-by-one loop's progress."""
+
+    label: str
+    client: Any
+    bounded_in_time: bool  # the peer: its slow loops stop at the plan's budgets
+    search_experiment: str = ""
+    m0: list[float] = field(default_factory=list)
+    experiment: str = ""
+    run_id: str = ""
+    calls: int = 0
+    seconds: float = 0.0
+
+    def prepare(self) -> None:
+        """An experiment and a run to log into, and a warm connection."""
+        if self.search_experiment:
+            self.experiment = self.client.create_experiment(f"mlflow-client-{uuid.uuid4().hex[:8]}")
+            self.run_id = self.client.create_run(self.experiment).info.run_id
+        else:
+            self.run_id = uuid.uuid4().hex  # the do-nothing server keeps nothing
+        for i in range(20):
+            self.client.log_metric(self.run_id, "warm", 0.0, step=i)
+
+
+def one_by_one(targets: list[Target], plan: Plan) -> None:
+    """(a): every target's loop in ROUNDS turns, round robin; the peer's turns bounded in time."""
+    progress(f"    (a) {plan.single:,} log_metric calls one by one each, in {ROUNDS} rounds taking turns")
+    for target in targets:
+        target.prepare()
+    per_round = plan.single // ROUNDS
+    for _ in range(ROUNDS):
+        for target in targets:
+            client, run_id, first = target.client, target.run_id, target.calls
+            budget = plan.single_budget_s / ROUNDS if target.bounded_in_time else 600.0
+            done, seconds = bounded(
+                per_round,
+                budget,
+                lambda i: client.log_metric(run_id, "loss", (first + i) * 1e-3, step=first + i),  # noqa: B023
+            )
+            target.calls += done
+            target.seconds += seconds
+
+
+def workload(target: Target, metric: Any, param: Any, plan: Plan) -> Figures:
+    """The same client calls against whichever server ``target`` is; its (a) loop ran before, taking turns
+    with the others. The peer's slow loops stop at the plan's budgets, Shipyard's run to the end."""
+    client, run_id, experiment = target.client, target.run_id, target.experiment
+    figures = Figures(target.label)
+    single_budget = plan.single_budget_s if target.bounded_in_time else 600.0
+    runs_budget = plan.runs_budget_s if target.bounded_in_time else 600.0
+    figures.single_done, figures.single_rate = target.calls, target.calls / target.seconds
     figures.single_stored = len(client.get_metric_history(run_id, "loss"))
 
     progress(f"    (b) {plan.batches} log_batch calls of {BATCH:,} points")
@@ -153,16 +186,17 @@ def workload(
     done, seconds = bounded(plan.runs, runs_budget, one_run)
     figures.runs_done, figures.runs_rate = done, done / seconds
 
-    progress(f"    (d) search over {len(m0):,} runs, {plan.searches} times")
-    search_id = client.get_experiment_by_name(search_experiment).experiment_id
-    want = expected_top(m0)
+    progress(f"    (d) search over {len(target.m0):,} runs, {plan.searches} times")
+    search_id = client.get_experiment_by_name(target.search_experiment).experiment_id
+    want = expected_top(target.m0)
     times, ok = [], True
     for _ in range(plan.searches + 1):
         start = clock()
         found = client.search_runs([search_id], FILTER, max_results=100, order_by=ORDER)
         times.append((clock() - start) * 1000)
         ok = ok and [r.data.metrics["m0"] for r in found] == want
-    figures.search_ms, figures.search_ok, figures.search_runs = statistics.median(times[1:]), ok, len(m0)
+    figures.search_ms, figures.search_ok = statistics.median(times[1:]), ok
+    figures.search_runs = len(target.m0)
     return figures
 
 
@@ -179,35 +213,33 @@ def started(label: str, cmd: list[str], env: dict[str, str], cwd: Path, health: 
         server.stop()
 
 
-def measure_shipyard(label: str, store_url: str, root: Path, workers: int, plan: Plan, peer: Any) -> Figures:
+def start_shipyard(
+    stack: contextlib.ExitStack, label: str, store_url: str, root: Path, workers: int, plan: Plan, peer: Any
+) -> Target:
+    from server import EXP_SCALE
+
     side = ShipyardServer(label, store_url, root, workers)
     progress(f"Shipyard [{label}]: {plan.search_runs:,} runs into the store before the server starts")
     _, m0 = side.fill(plan.search_runs, analyze="postgres" in store_url)
     port = free_port()
     env = child_env(SHIPYARD_HOME=str(root / "server-home"))
-    with started(
-        f"shipyard server [{label}]", side.command(port), env, root / "server", "/api/v1/health"
-    ) as s:
-        from server import EXP_SCALE
-
-        client = peer.MlflowClient(tracking_uri=s.url)
-        figures = workload(client, peer.Metric, peer.Param, plan, EXP_SCALE, m0, bounded_in_time=False)
-    figures.label = f"Shipyard [{label}]"
-    return figures
+    s = stack.enter_context(
+        started(f"shipyard server [{label}]", side.command(port), env, root / "server", "/api/v1/health")
+    )
+    return Target(f"Shipyard [{label}]", peer.MlflowClient(tracking_uri=s.url), False, EXP_SCALE, m0)
 
 
-def measure_mlflow(root: Path, plan: Plan, peer: MlflowServer) -> Figures:
+def start_mlflow(stack: contextlib.ExitStack, root: Path, plan: Plan, peer: MlflowServer) -> Target:
+    from server import EXP_SEARCH
+
     progress(f"MLflow: {plan.search_runs:,} runs into its SQL store before its server starts")
     done, fill_s, m0 = peer.fill(plan.search_runs, plan.fill_budget_s)
     progress(f"    {done:,} runs in {fill_s:,.1f} s")
     port = free_port()
-    with started("mlflow server", peer.command(port), child_env(), root / "server", "/health") as s:
-        from server import EXP_SEARCH
-
-        client = peer.MlflowClient(tracking_uri=s.url)
-        figures = workload(client, peer.Metric, peer.Param, plan, EXP_SEARCH, m0, bounded_in_time=True)
-    figures.label = "MLflow"
-    return figures
+    s = stack.enter_context(
+        started("mlflow server", peer.command(port), child_env(), root / "server", "/health")
+    )
+    return Target("MLflow", peer.MlflowClient(tracking_uri=s.url), True, EXP_SEARCH, m0)
 
 
 # A server that answers every request with ``{}`` as soon as it has arrived (keep-alive): what the client
@@ -239,21 +271,15 @@ asyncio.run(main())
 """
 
 
-def client_floor(peer: Any, calls: int) -> float:
-    """Seconds a ``log_metric`` call takes against a server that does nothing: the client's own cost (its
-    HTTP stack, its checks), which no server can go under."""
+@contextlib.contextmanager
+def do_nothing_server(peer: Any) -> Iterator[Target]:
+    """The client against a server that does nothing: what a ``log_metric`` call costs the client itself
+    (its HTTP stack, its checks), which no server can go under."""
     port = free_port()
     stub = subprocess.Popen([sys.executable, "-c", _DO_NOTHING, str(port)], stdout=subprocess.PIPE, text=True)
     try:
         assert stub.stdout is not None and stub.stdout.readline().strip() == "ready"
-        client = peer.MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
-        run_id = uuid.uuid4().hex
-        for i in range(100):  # warm up: imports, the connection
-            client.log_metric(run_id, "warm", 0.0, step=i)
-        start = clock()
-        for i in range(calls):
-            client.log_metric(run_id, "loss", i * 1e-3, step=i)
-        return (clock() - start) / calls
+        yield Target("the client alone", peer.MlflowClient(tracking_uri=f"http://127.0.0.1:{port}"), False)
     finally:
         stub.kill()
         stub.wait(10)
@@ -357,22 +383,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     peer = MlflowServer(root / "mlflow")  # imports mlflow, with its environment set first
     cluster: PostgresCluster | None = None
     try:
-        systems = [
-            measure_shipyard(
-                "SQLite", f"sqlite:///{root / 'sy-sqlite' / 'shipyard.db'}", root / "sy-sqlite", 1, plan, peer
-            )
-        ]
-        if not args.no_postgres:
-            try:
-                cluster = PostgresCluster(Path("/tmp") / f"sy-bench-pg-{uuid.uuid4().hex[:8]}")
-                cluster.start()
-            except (RuntimeError, OSError) as exc:
-                sys.exit(f"PostgreSQL did not start ({exc}); run with --no-postgres to skip it")
-            url = cluster.create_database("shipyard_bench")
-            systems.append(measure_shipyard("PostgreSQL, 2 workers", url, root / "sy-pg", 2, plan, peer))
-        ml = measure_mlflow(root / "mlflow", plan, peer)
-        progress("The client's own cost: log_metric against a server that does nothing")
-        floor_s = client_floor(peer, min(plan.single, 3_000))
+        with contextlib.ExitStack() as stack:
+            sqlite_url = f"sqlite:///{root / 'sy-sqlite' / 'shipyard.db'}"
+            targets = [start_shipyard(stack, "SQLite", sqlite_url, root / "sy-sqlite", 1, plan, peer)]
+            if not args.no_postgres:
+                try:
+                    cluster = PostgresCluster(Path("/tmp") / f"sy-bench-pg-{uuid.uuid4().hex[:8]}")
+                    cluster.start()
+                except (RuntimeError, OSError) as exc:
+                    sys.exit(f"PostgreSQL did not start ({exc}); run with --no-postgres to skip it")
+                url = cluster.create_database("shipyard_bench")
+                targets.append(
+                    start_shipyard(stack, "PostgreSQL, 2 workers", url, root / "sy-pg", 2, plan, peer)
+                )
+            targets.append(start_mlflow(stack, root / "mlflow", plan, peer))
+            floor = stack.enter_context(do_nothing_server(peer))
+            progress("All servers up, and one that does nothing (the client's own cost)")
+            one_by_one([*targets, floor], plan)
+            floor_s = floor.seconds / floor.calls
+            figures = []
+            for target in targets:
+                progress(f"{target.label}: the other rows")
+                figures.append(workload(target, peer.Metric, peer.Param, plan))
+            *systems, ml = figures
     finally:
         if cluster is not None:
             cluster.stop()

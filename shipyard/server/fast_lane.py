@@ -10,10 +10,16 @@ whose answer (a 422 naming the field) is then the only one. Both paths run the s
 :mod:`shipyard.server.tracking_routes`, so a route's meaning lives in one place and the OpenAPI document
 still describes it. The MLflow client's per-value calls (``runs/log-metric``, ``log-batch``,
 ``log-parameter``, ``set-tag``: one request each) take the lane too, answering refusals in its error shape.
+
+On SQLite (``inline``) a small request's work runs on the event loop itself: the store's write is tens of
+microseconds there, and the hop to a worker thread and back cost several times the whole request. It runs
+under :func:`shipyard.store.db.without_waiting`: a write that would wait for the lock (another process
+writing) or for a pooled connection goes to a worker thread instead, before it has written anything.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 from collections.abc import Callable
@@ -31,11 +37,15 @@ from shipyard.server.mlflow import protocol as mlflow_protocol
 from shipyard.server.mlflow import tracking as mlflow_tracking
 from shipyard.server.threads import in_thread
 from shipyard.store import wire
+from shipyard.store.db import WouldWait, without_waiting
 
 _PREFIX = "/api/v1/"
 # The same rule as tracking_routes.IdempotencyKey's: a key that breaks it goes the long way, to its 422.
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _JSON = "application/json"
+# Bodies up to this size are served on the event loop when the lane is inline: a few dozen points. A larger
+# batch's parsing and writing would hold up every other request for milliseconds: it goes to a thread.
+_INLINE_BYTES = 8 << 10
 
 
 class _LongWay(Exception):
@@ -104,8 +114,9 @@ def _match(method: str, path: str) -> tuple[_Route, tuple[str, ...]] | None:
 class FastLane:
     """Pure ASGI middleware serving :func:`_match`'s routes directly (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, inline: bool = False) -> None:
         self.app = app
+        self.inline = inline
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hit = _match(scope["method"], scope["path"]) if scope["type"] == "http" else None
@@ -125,8 +136,13 @@ class FastLane:
         body = await _read_body(receive)
         if body is None:  # the client went away
             return
+        request = Request(scope)
         try:
-            answer = await in_thread(_serve, route, body, Request(scope), key, path_values)
+            answer = _NOT_YET
+            if self.inline and len(body) <= _INLINE_BYTES:
+                answer = contextvars.copy_context().run(_serve_inline, route, body, request, key, path_values)
+            if answer is _NOT_YET:
+                answer = await in_thread(_serve, route, body, request, key, path_values)
         except ShipyardError as exc:  # a malformed packed body, a missing run, a refused write, ...
             status, answer = route.refusal(exc)
         else:
@@ -138,6 +154,17 @@ class FastLane:
 
 
 _LONG_WAY = object()
+_NOT_YET = object()
+
+
+def _serve_inline(
+    route: _Route, body: bytes, request: Request, key: str | None, path_values: tuple[str, ...]
+) -> Any:
+    try:
+        with without_waiting():
+            return _serve(route, body, request, key, path_values)
+    except WouldWait:  # nothing was written: a worker thread does it, waiting as long as it must
+        return _NOT_YET
 
 
 def _serve(

@@ -8,11 +8,16 @@ SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction sur
 On open, the schema revision is checked against the migrations shipped with this version: a new store is
 created, an older one is upgraded (under a file or advisory lock, so concurrent first opens are safe), and a
 newer or foreign one is refused with a :class:`SchemaError` that says what to do.
+
+Under :func:`without_waiting` a call that would wait — for SQLite's write lock or for a pooled connection —
+raises :class:`WouldWait` before it has written anything, so that the server can run short writes on its
+event loop and hand only the ones that must wait to a thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import os
 import threading
@@ -38,6 +43,41 @@ _MMAP_BYTES = 1 << 30
 _PG_MIGRATION_LOCK = 0x5348_4950  # "SHIP": pg_advisory_lock key held while migrating
 
 
+class WouldWait(Exception):
+    """Under :func:`without_waiting`: the call would have waited (a lock another writer holds, a full pool).
+    Nothing was written; the caller may retry where waiting is allowed."""
+
+
+class _NoWait:
+    __slots__ = ("began",)
+
+    def __init__(self) -> None:
+        self.began = False  # a write began: from then on the call waits as usual (never half-done twice)
+
+
+_NO_WAIT: contextvars.ContextVar[_NoWait | None] = contextvars.ContextVar("shipyard_no_wait", default=None)
+
+
+@contextlib.contextmanager
+def without_waiting() -> Iterator[None]:
+    """SQLite store calls in this block raise :class:`WouldWait` instead of waiting, until one of them
+    has begun a write transaction (the rest of the block then waits as usual: what began is finished).
+
+    For the server's event loop, where a call that waits would stop every other request; PostgreSQL calls
+    are unaffected (their every statement is a network round trip: they belong in a thread).
+    """
+    token = _NO_WAIT.set(_NoWait())
+    try:
+        yield
+    finally:
+        _NO_WAIT.reset(token)
+
+
+def _must_not_wait() -> _NoWait | None:
+    state = _NO_WAIT.get()
+    return state if state is not None and not state.began else None
+
+
 class MetadataStore:
     """A migrated metadata database. Thread-safe; one per URL per process (see :func:`open_store`)."""
 
@@ -56,6 +96,8 @@ class MetadataStore:
         Constraint violations propagate as SQLAlchemy's ``IntegrityError`` for the caller to explain; every
         other database error becomes a `StoreError`.
         """
+        if self.dialect == "sqlite" and _must_not_wait() is not None:
+            self._check_pool()
         try:
             with self._write_engine.begin() as conn:
                 yield conn
@@ -76,6 +118,9 @@ class MetadataStore:
         """
         dbapi = self.engine.dialect.loaded_dbapi
         autocommit = one_statement and self.dialect == "postgresql"
+        no_wait = _must_not_wait() if self.dialect == "sqlite" else None
+        if no_wait is not None:
+            self._check_pool()
         try:
             # (The pool hands on the driver's own error, not SQLAlchemy's, when it cannot connect.)
             conn = self.engine.raw_connection()
@@ -85,7 +130,7 @@ class MetadataStore:
                 cursor = conn.cursor()
                 try:
                     if self.dialect == "sqlite":
-                        cursor.execute("BEGIN IMMEDIATE")  # as write()'s begin event does
+                        _begin_immediate(cursor, no_wait)  # as write()'s begin event does
                     yield RawTransaction(cursor, self.dialect)
                     conn.commit()
                 except BaseException:
@@ -110,6 +155,8 @@ class MetadataStore:
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (a consistent snapshot on SQLite WAL)."""
+        if self.dialect == "sqlite" and _must_not_wait() is not None:
+            self._check_pool()  # (reads in WAL mode take no lock a writer holds)
         try:
             with self.engine.connect() as conn:
                 yield conn
@@ -118,6 +165,12 @@ class MetadataStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def _check_pool(self) -> None:
+        # No idle connection: making one runs PRAGMAs that may wait, and a full pool waits for a return.
+        pool = self.engine.pool
+        if isinstance(pool, sa.pool.QueuePool) and pool.checkedin() == 0:
+            raise WouldWait("no idle connection in the pool")
 
 
 @dataclass(frozen=True)
@@ -297,8 +350,34 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get("shipyard_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    if not conn.get_execution_options().get("shipyard_write", False):
+        conn.exec_driver_sql("BEGIN")
+        return
+    no_wait = _must_not_wait()
+    if no_wait is None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        _begin_immediate(cursor, no_wait)
+    finally:
+        cursor.close()
+
+
+def _begin_immediate(cursor: Any, no_wait: _NoWait | None) -> None:
+    if no_wait is None:
+        cursor.execute("BEGIN IMMEDIATE")
+        return
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    except Exception as exc:  # the driver's OperationalError: "database is locked"
+        if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+            raise WouldWait(f"the write lock is held by another writer ({exc})") from None
+        raise
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+    no_wait.began = True
 
 
 def _translate(exc: DBAPIError, url: str) -> StoreError:

@@ -17,7 +17,7 @@ import pytest
 from shipyard.config import Settings
 from shipyard.server.app import create_app
 from shipyard.server.fast_lane import FastLane, _match
-from shipyard.store import wire
+from shipyard.store import open_server_stores, wire
 from tests.conftest import platform_server, series_of
 
 
@@ -155,3 +155,40 @@ def test_the_lane_keeps_the_front_doors_checks(tmp_path: Path, settings: Setting
             f"{api}/runs", json={"experiment": "x" * 10_000}, headers={"Authorization": "Bearer shy_nope"}
         )
         assert huge.status_code == 401  # credentials first: nobody's body is read before them
+
+
+def test_a_write_that_must_wait_for_the_lock_leaves_the_event_loop_free(settings: Settings) -> None:
+    """On SQLite the lane writes on the event loop; a write that would wait (another process holds the
+    lock) goes to a thread instead, so the server keeps answering meanwhile, and the write lands after."""
+    import sqlite3
+    import threading
+
+    import sqlalchemy as sa
+
+    with platform_server(settings) as url:
+        run_id = httpx.post(f"{url}/api/v1/runs", json={"experiment": "locked"}).json()["run_id"]
+        log = f"{url}/api/2.0/mlflow/runs/log-metric"
+        point = {"run_id": run_id, "key": "loss", "value": 0.5, "timestamp": 1, "step": 0}
+        assert httpx.post(log, json=point).status_code == 200  # the lane's pool has an idle connection now
+
+        other = sqlite3.connect(sa.engine.make_url(settings.db_url).database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
+        answers: list[httpx.Response] = []
+        writer = threading.Thread(
+            target=lambda: answers.append(httpx.post(log, json={**point, "step": 1}, timeout=60))
+        )
+        try:
+            writer.start()
+            writer.join(1.0)
+            assert not answers  # the write waits for the lock …
+            health = httpx.get(f"{url}/api/v1/health", timeout=5)  # … and the server answers meanwhile
+            assert health.status_code == 200
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        writer.join(30)
+        assert [a.status_code for a in answers] == [200]
+        assert httpx.post(log, json={**point, "step": 2}).status_code == 200
+
+    history = open_server_stores(settings).tracking.metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.5), (2, 0.5)]

@@ -10,7 +10,15 @@ import pytest
 import sqlalchemy as sa
 
 from shipyard import SchemaError, StoreError
-from shipyard.store.db import _PING_AFTER_IDLE_S, HEAD_REVISION, MetadataStore, RowInsert
+from shipyard.store.db import (
+    _BUSY_TIMEOUT_S,
+    _PING_AFTER_IDLE_S,
+    HEAD_REVISION,
+    MetadataStore,
+    RowInsert,
+    WouldWait,
+    without_waiting,
+)
 from shipyard.store.schema import metadata
 from tests.store.old_stores import sqlite_store_at
 
@@ -132,6 +140,68 @@ def _raw_transactions_commit_roll_back_and_explain(store: MetadataStore, p: str)
 def test_raw_write_transactions_on_sqlite(tmp_path: Path) -> None:
     store = _raw_store(f"sqlite:///{tmp_path / 'raw.db'}")
     _raw_transactions_commit_roll_back_and_explain(store, "?")
+    store.dispose()
+
+
+def test_without_waiting_a_held_write_lock_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "nowait.db"
+    store = _raw_store(f"sqlite:///{path}")
+    with store.write_raw() as tx:  # a connection idle in the pool, as a running server has
+        tx.execute("INSERT INTO raw_probe (k, v) VALUES (?, ?)", ("warm", 0))
+    other = sqlite3.connect(path, isolation_level=None)  # another process's writer, mid-transaction
+    other.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with without_waiting():
+        with pytest.raises(WouldWait, match="write lock"), store.write_raw() as tx:
+            tx.execute("INSERT INTO raw_probe (k, v) VALUES (?, ?)", ("raw", 1))
+        with pytest.raises(WouldWait, match="write lock"), store.write() as conn:
+            conn.exec_driver_sql("INSERT INTO raw_probe (k, v) VALUES ('orm', 2)")
+        with store.read() as conn:  # a reader takes no lock the writer holds
+            assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 1
+    assert time.monotonic() - started < 5.0  # refused at once, not after the busy timeout
+    other.execute("ROLLBACK")
+    other.close()
+    # Every connection went back to the pool with its busy timeout: later writers wait as before.
+    held = [store.engine.raw_connection() for _ in range(3)]
+    try:
+        for conn in held:
+            assert conn.cursor().execute("PRAGMA busy_timeout").fetchone()[0] == int(_BUSY_TIMEOUT_S * 1000)
+    finally:
+        for conn in held:
+            conn.close()
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT k FROM raw_probe ORDER BY k").scalars().all() == ["warm"]
+    store.dispose()
+
+
+def test_without_waiting_writes_once_the_lock_is_free_and_then_waits_as_usual(tmp_path: Path) -> None:
+    store = _raw_store(f"sqlite:///{tmp_path / 'began.db'}")
+    with store.write_raw() as tx:
+        tx.execute("INSERT INTO raw_probe (k, v) VALUES (?, ?)", ("warm", 0))
+    with without_waiting():
+        with store.write_raw() as tx:
+            tx.execute("INSERT INTO raw_probe (k, v) VALUES (?, ?)", ("first", 1))
+        # A write began: a second one in the block is never refused, whatever holds the pool or the lock
+        # (half of the block's work must not be done twice by a caller that retries it).
+        held = [store.engine.raw_connection() for _ in range(2)]
+        try:
+            with store.write() as conn:
+                conn.exec_driver_sql("INSERT INTO raw_probe (k, v) VALUES ('second', 2)")
+        finally:
+            for conn in held:
+                conn.close()
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 3
+    store.dispose()
+
+
+def test_without_waiting_an_empty_pool_is_refused(tmp_path: Path) -> None:
+    store = _raw_store(f"sqlite:///{tmp_path / 'pool.db'}")
+    store.dispose()  # no idle connection: opening one runs PRAGMAs that may wait
+    with without_waiting(), pytest.raises(WouldWait, match="idle connection"), store.write_raw() as tx:
+        tx.execute("INSERT INTO raw_probe (k, v) VALUES (?, ?)", ("x", 1))
+    with store.write_raw() as tx:  # outside the block: as before
+        tx.execute("INSERT INTO raw_probe (k, v) VALUES (?, ?)", ("x", 1))
     store.dispose()
 
 
