@@ -26,9 +26,12 @@ unchanged between servers. Rows:
     (median ms); the runs are written into each server's store before it starts, and the answers are
     checked against the values written
 
+(e) ``mlflow.sklearn.log_model`` of a small scikit-learn model in a run, then ``mlflow.pyfunc.load_model`` of
+    it by its ``models:/`` URI (median ms of 3 each; the files go through the server, which keeps them)
+
 Every figure is checked: the points of (a) and (b) are read back through the client (``get_metric_history``)
-and counted, the searches' top values compared with the expected ones. ``log_model`` + ``load_model`` is not
-measured yet: the server does not take MLflow 3 logged models yet (see the README's MLflow section).
+and counted, the searches' top values compared with the expected ones, the loaded models' predictions with
+the fitted model's.
 """
 
 from __future__ import annotations
@@ -92,7 +95,9 @@ class Figures:
     search_ms: float = 0.0
     search_ok: bool = False
     search_runs: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    log_model_ms: float = 0.0
+    load_model_ms: float = 0.0
+    models_ok: bool = False
 
 
 def bounded(count: int, budget_s: float, step: Callable[[int], None]) -> tuple[int, float]:
@@ -113,6 +118,7 @@ class Target:
     """A server under test (or the do-nothing one), its client, and its one-by-one loop's progress."""
 
     label: str
+    url: str
     client: Any
     bounded_in_time: bool  # the peer: its slow loops stop at the plan's budgets
     search_experiment: str = ""
@@ -197,7 +203,36 @@ def workload(target: Target, metric: Any, param: Any, plan: Plan) -> Figures:
         ok = ok and [r.data.metrics["m0"] for r in found] == want
     figures.search_ms, figures.search_ok = statistics.median(times[1:]), ok
     figures.search_runs = len(target.m0)
+    log_and_load(target, figures)
     return figures
+
+
+MODELS = 3
+
+
+def log_and_load(target: Target, figures: Figures) -> None:
+    """(e): ``log_model`` in a run, then ``load_model`` by the logged model's URI, MODELS times."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    progress(f"    (e) log_model + load_model, {MODELS} times")
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model = LogisticRegression().fit(X, [0, 0, 1, 1])
+    want = model.predict(X).tolist()
+    mlflow.set_tracking_uri(target.url)
+    logged, loaded, ok = [], [], True
+    for _ in range(MODELS):
+        start = clock()
+        with mlflow.start_run(experiment_id=target.experiment):
+            info = mlflow.sklearn.log_model(model, name="model")
+        logged.append((clock() - start) * 1000)
+        start = clock()
+        again = mlflow.pyfunc.load_model(info.model_uri)
+        loaded.append((clock() - start) * 1000)
+        ok = ok and again.predict(X).tolist() == want
+    figures.log_model_ms, figures.load_model_ms = statistics.median(logged), statistics.median(loaded)
+    figures.models_ok = ok
 
 
 @contextlib.contextmanager
@@ -226,7 +261,7 @@ def start_shipyard(
     s = stack.enter_context(
         started(f"shipyard server [{label}]", side.command(port), env, root / "server", "/api/v1/health")
     )
-    return Target(f"Shipyard [{label}]", peer.MlflowClient(tracking_uri=s.url), False, EXP_SCALE, m0)
+    return Target(f"Shipyard [{label}]", s.url, peer.MlflowClient(tracking_uri=s.url), False, EXP_SCALE, m0)
 
 
 def start_mlflow(stack: contextlib.ExitStack, root: Path, plan: Plan, peer: MlflowServer) -> Target:
@@ -239,7 +274,7 @@ def start_mlflow(stack: contextlib.ExitStack, root: Path, plan: Plan, peer: Mlfl
     s = stack.enter_context(
         started("mlflow server", peer.command(port), child_env(), root / "server", "/health")
     )
-    return Target("MLflow", peer.MlflowClient(tracking_uri=s.url), True, EXP_SEARCH, m0)
+    return Target("MLflow", s.url, peer.MlflowClient(tracking_uri=s.url), True, EXP_SEARCH, m0)
 
 
 # A server that answers every request with ``{}`` as soon as it has arrived (keep-alive): what the client
@@ -279,7 +314,8 @@ def do_nothing_server(peer: Any) -> Iterator[Target]:
     stub = subprocess.Popen([sys.executable, "-c", _DO_NOTHING, str(port)], stdout=subprocess.PIPE, text=True)
     try:
         assert stub.stdout is not None and stub.stdout.readline().strip() == "ready"
-        yield Target("the client alone", peer.MlflowClient(tracking_uri=f"http://127.0.0.1:{port}"), False)
+        url = f"http://127.0.0.1:{port}"
+        yield Target("the client alone", url, peer.MlflowClient(tracking_uri=url), False)
     finally:
         stub.kill()
         stub.wait(10)
@@ -369,6 +405,23 @@ def build_results(plan: Plan, systems: list[Figures], ml: Figures, floor_s: floa
                 ),
             )
         )
+    for sy in systems:
+        for key, title, mine, theirs in (
+            ("e1", "mlflow.sklearn.log_model in a run", sy.log_model_ms, ml.log_model_ms),
+            ("e2", "mlflow.pyfunc.load_model by models:/ URI", sy.load_model_ms, ml.load_model_ms),
+        ):
+            results.append(
+                Result(
+                    f"{key}-{sy.label}",
+                    f"({key}) {title}, {sy.label}",
+                    "ms",
+                    False,
+                    mine,
+                    theirs,
+                    valid=sy.models_ok and ml.models_ok,
+                    notes=(f"median of {MODELS}; predictions as fitted: {sy.models_ok} / {ml.models_ok}",),
+                )
+            )
     return results
 
 
