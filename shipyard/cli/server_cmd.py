@@ -49,6 +49,13 @@ def server(
     ssl_certfile: str = typer.Option(None, "--ssl-certfile", help="Serve HTTPS with this certificate."),
     ssl_keyfile: str = typer.Option(None, "--ssl-keyfile", help="The certificate's private key."),
     max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="Largest JSON request body."),
+    header_timeout: float = typer.Option(
+        10.0,
+        "--header-timeout",
+        min=0.1,
+        help="Seconds a client has to send a request's headers (from connecting, or its request's first "
+        "byte) before it gets 408 and is closed: slow-header clients cannot hold connections.",
+    ),
     insecure_no_auth: bool = typer.Option(
         False,
         "--insecure-no-auth",
@@ -114,12 +121,14 @@ def server(
         shipyard server --pipelines-path /srv/pipelines --executor ray
     """
     import dataclasses
+    import importlib.util
     import os
 
     import uvicorn
 
     from shipyard.auth.records import Permission, Role
     from shipyard.config import mask_url
+    from shipyard.server.connections import ServerH11Protocol, ServerHttpToolsProtocol
     from shipyard.store import open_server_stores
 
     if not auth and not is_loopback(host) and not insecure_no_auth:
@@ -184,6 +193,7 @@ def server(
         "OIDC_USER_CLAIM": oidc_user_claim,
         "OIDC_JWKS_URI": oidc_jwks_uri or "",
         "PIPELINES_PATH": str(pipelines_path or ""),
+        "HEADER_TIMEOUT_S": str(header_timeout),
     }
     for key, value in server_env.items():
         os.environ[f"SHIPYARD_SERVER_{key}"] = value
@@ -216,6 +226,8 @@ def server(
             access_log=access_log,
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
+            # A client that connects and trickles its headers gets 408 and is closed after --header-timeout.
+            http=ServerHttpToolsProtocol if importlib.util.find_spec("httptools") else ServerH11Protocol,
         )
     finally:
         if stop_scheduler is not None:

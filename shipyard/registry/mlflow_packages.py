@@ -2,9 +2,10 @@
 
 The manifest lists every file of the package with its sha256 (so the registry verifies each file as it
 does for its own packages), names the flavor ``mlflow`` and records the MLflow flavors, the logged model's
-params and tags. Shipyard never loads such a package itself: MLflow's flavors unpickle (cloudpickle, pickle,
-joblib), and Shipyard loads pickles only from its own flavors with ``trusted=True``; the files download
-verified (``shipyard models download``, or the MLflow client) for ``mlflow.pyfunc.load_model``.
+params and tags. Loading is the ``mlflow`` flavor's (:mod:`shipyard.registry.flavors.mlflow`): scikit-learn
+models saved with skops through the type allow-list, pickled ones only with ``trusted=True``; other MLflow
+flavors through ``mlflow.pyfunc.load_model`` on the files, downloaded verified (``shipyard models download``,
+or the MLflow client).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import threading
 import uvicorn
 
 from shipyard.errors import ServingError
+from shipyard.server.connections import protocol_with_header_deadline
 from shipyard.serving.app import InferenceServer
-from shipyard.serving.connections import protocol_with_header_deadline
 
 _WILDCARDS = ("", "0.0.0.0", "::")
 

@@ -6,11 +6,15 @@ Here each connection gets a deadline whenever the server waits for a request's h
 connects, and from the first byte of every later request (or of body bytes a finished request left unread).
 A connection whose headers are not complete by then gets ``408 Request Timeout`` and is closed. A request's
 body has its own deadline, kept by the app (:func:`shipyard.serving.guard.read_body`).
+
+Both servers use these: ``shipyard serve`` (a deadline from its config) and ``shipyard server``
+(``--header-timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -73,3 +77,23 @@ def protocol_with_header_deadline(http: str, header_timeout_s: float) -> type[as
     base = {"httptools": HttpToolsProtocol, "h11": H11Protocol}[http]
     name = f"HeaderDeadline{base.__name__}"
     return type(name, (_HeaderDeadline, base), {"header_timeout_s": header_timeout_s})
+
+
+# ``shipyard server`` hands its settings to uvicorn's worker processes through the environment, and its
+# protocol classes by reference (a class made by ``type()`` does not pickle): these two read the deadline
+# from the environment the server prepared.
+HEADER_TIMEOUT_ENV = "SHIPYARD_SERVER_HEADER_TIMEOUT_S"
+
+
+class _DeadlineFromEnvironment(_HeaderDeadline):
+    @property
+    def header_timeout_s(self) -> float:  # type: ignore[override]
+        return float(os.environ.get(HEADER_TIMEOUT_ENV) or 10.0)
+
+
+class ServerHttpToolsProtocol(_DeadlineFromEnvironment, HttpToolsProtocol):
+    """uvicorn's httptools protocol with the platform server's deadline for headers."""
+
+
+class ServerH11Protocol(_DeadlineFromEnvironment, H11Protocol):
+    """uvicorn's h11 protocol with the platform server's deadline for headers."""
