@@ -44,6 +44,7 @@ from shipyard.server.pipeline_driver import DriverConfig
 from shipyard.server.security import SecurityConfig, SecurityMiddleware
 from shipyard.store import open_server_stores
 from shipyard.store.artifacts import ArtifactStore
+from shipyard.store.async_pg import AsyncStatements
 from shipyard.store.db import MetadataStore
 from shipyard.store.protocol import ServerStores
 from shipyard.store.server_artifacts import serve_from
@@ -89,10 +90,15 @@ def create_app(
     app.state.accounts = accounts = Accounts(
         stores.auth, exists=resource_exists(stores), default_permission=Permission.parse(default_permission)
     )
-    # Inside the security middleware: its checks and audit cover both paths. Inline on an SQLite store only
-    # (see FastLane): elsewhere every statement is a network round trip, which belongs in a thread.
+    # Inside the security middleware: its checks and audit cover both paths. On SQLite small writes run on
+    # the event loop; on PostgreSQL a point logged alone is sent from it asynchronously (see FastLane).
     db = getattr(stores, "db", None)
-    app.add_middleware(FastLane, inline=isinstance(db, MetadataStore) and db.dialect == "sqlite")
+    dialect = db.dialect if isinstance(db, MetadataStore) else None
+    app.add_middleware(
+        FastLane,
+        inline=dialect == "sqlite",
+        statements=AsyncStatements(db.url) if dialect == "postgresql" else None,
+    )
     app.add_middleware(
         SecurityMiddleware,
         config=SecurityConfig(accounts, require_auth, oidc, max_body_bytes=max_body_bytes),

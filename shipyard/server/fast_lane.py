@@ -15,6 +15,11 @@ On SQLite (``inline``) a small request's work runs on the event loop itself: the
 microseconds there, and the hop to a worker thread and back cost several times the whole request. It runs
 under :func:`shipyard.store.db.without_waiting`: a write that would wait for the lock (another process
 writing) or for a pooled connection goes to a worker thread instead, before it has written anything.
+
+On PostgreSQL (``statements``) MLflow's ``log_metric`` — one statement there — is sent from the event loop on
+an asynchronous connection (:mod:`shipyard.store.async_pg`) once its checks have passed from caches (the
+run's key, its experiment); a check that needs the database, or a statement not carried out, goes to a
+worker thread as every other write does, which answers it as before.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from shipyard.server.mlflow import protocol as mlflow_protocol
 from shipyard.server.mlflow import tracking as mlflow_tracking
 from shipyard.server.threads import in_thread
 from shipyard.store import wire
+from shipyard.store.async_pg import AsyncStatements
 from shipyard.store.db import WouldWait, without_waiting
 
 _PREFIX = "/api/v1/"
@@ -62,6 +68,9 @@ class _Route:
     status: int
     # a refusal's (status, body): the server's error shape, or the MLflow client's on its routes
     refusal: Callable[[ShipyardError], tuple[int, Any]] = error_answer
+    # (request, parsed body) -> the write as one PostgreSQL statement (None: not one), and the answer then
+    statement: Callable[[Request, Any], tuple[str, list[Any]] | None] | None = None
+    done: Any = None
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -81,12 +90,12 @@ _END = _Route(_JSON, tr.EndRun.model_validate_json, tr.finish_run, 200)
 # The MLflow client's per-value calls (one request each: their server cost is most of a script's logging).
 _MLFLOW_PREFIX = "/api/2.0/mlflow/runs/"
 _MLFLOW = {
-    name: _Route(_JSON, _json_object, work, 200, mlflow_protocol.refusal)
-    for name, work in (
-        ("log-metric", mlflow_tracking.log_metric_call),
-        ("log-batch", mlflow_tracking.log_batch_call),
-        ("log-parameter", mlflow_tracking.log_param_call),
-        ("set-tag", mlflow_tracking.set_tag_call),
+    name: _Route(_JSON, _json_object, work, 200, mlflow_protocol.refusal, statement, {})
+    for name, work, statement in (
+        ("log-metric", mlflow_tracking.log_metric_call, mlflow_tracking.log_metric_statement),
+        ("log-batch", mlflow_tracking.log_batch_call, None),
+        ("log-parameter", mlflow_tracking.log_param_call, None),
+        ("set-tag", mlflow_tracking.set_tag_call, None),
     )
 }
 
@@ -114,9 +123,10 @@ def _match(method: str, path: str) -> tuple[_Route, tuple[str, ...]] | None:
 class FastLane:
     """Pure ASGI middleware serving :func:`_match`'s routes directly (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp, inline: bool = False) -> None:
+    def __init__(self, app: ASGIApp, inline: bool = False, statements: AsyncStatements | None = None) -> None:
         self.app = app
         self.inline = inline
+        self.statements = statements
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hit = _match(scope["method"], scope["path"]) if scope["type"] == "http" else None
@@ -139,8 +149,12 @@ class FastLane:
         request = Request(scope)
         try:
             answer = _NOT_YET
-            if self.inline and len(body) <= _INLINE_BYTES:
-                answer = contextvars.copy_context().run(_serve_inline, route, body, request, key, path_values)
+            if len(body) <= _INLINE_BYTES:
+                if self.inline:
+                    context = contextvars.copy_context()
+                    answer = context.run(_serve_inline, route, body, request, key, path_values)
+                elif self.statements is not None and route.statement is not None and key is None:
+                    answer = await self._send_statement(route, body, request)
             if answer is _NOT_YET:
                 answer = await in_thread(_serve, route, body, request, key, path_values)
         except ShipyardError as exc:  # a malformed packed body, a missing run, a refused write, ...
@@ -152,9 +166,25 @@ class FastLane:
             status = route.status
         await send_json(send, status, answer)
 
+    async def _send_statement(self, route: _Route, body: bytes, request: Request) -> Any:
+        assert self.statements is not None and route.statement is not None
+        prepared = contextvars.copy_context().run(_prepare_inline, route, body, request)
+        if prepared is _NOT_YET or prepared is None:
+            return _NOT_YET
+        return route.done if await self.statements.execute(*prepared) else _NOT_YET
+
 
 _LONG_WAY = object()
 _NOT_YET = object()
+
+
+def _prepare_inline(route: _Route, body: bytes, request: Request) -> Any:
+    assert route.statement is not None
+    try:
+        with without_waiting():
+            return route.statement(request, route.parse(body))
+    except (ValidationError, _LongWay, WouldWait):  # the thread's path answers these
+        return _NOT_YET
 
 
 def _serve_inline(

@@ -9,9 +9,9 @@ On open, the schema revision is checked against the migrations shipped with this
 created, an older one is upgraded (under a file or advisory lock, so concurrent first opens are safe), and a
 newer or foreign one is refused with a :class:`SchemaError` that says what to do.
 
-Under :func:`without_waiting` a call that would wait — for SQLite's write lock or for a pooled connection —
-raises :class:`WouldWait` before it has written anything, so that the server can run short writes on its
-event loop and hand only the ones that must wait to a thread.
+Under :func:`without_waiting` a call that would wait — for SQLite's write lock or for a pooled connection,
+or on PostgreSQL for any statement's round trip — raises :class:`WouldWait` before it has written anything,
+so that the server can run short work on its event loop and hand only what must wait to a thread.
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def without_waiting() -> Iterator[None]:
     """SQLite store calls in this block raise :class:`WouldWait` instead of waiting, until one of them
     has begun a write transaction (the rest of the block then waits as usual: what began is finished).
 
-    For the server's event loop, where a call that waits would stop every other request; PostgreSQL calls
-    are unaffected (their every statement is a network round trip: they belong in a thread).
+    For the server's event loop, where a call that waits would stop every other request. On PostgreSQL
+    every statement waits on the network: there each call that would run one is refused (answers from
+    caches are not), and what must be written goes through :class:`AsyncStatements` or a thread.
     """
     token = _NO_WAIT.set(_NoWait())
     try:
@@ -96,7 +97,7 @@ class MetadataStore:
         Constraint violations propagate as SQLAlchemy's ``IntegrityError`` for the caller to explain; every
         other database error becomes a `StoreError`.
         """
-        if self.dialect == "sqlite" and _must_not_wait() is not None:
+        if _must_not_wait() is not None:
             self._check_pool()
         try:
             with self._write_engine.begin() as conn:
@@ -118,7 +119,7 @@ class MetadataStore:
         """
         dbapi = self.engine.dialect.loaded_dbapi
         autocommit = one_statement and self.dialect == "postgresql"
-        no_wait = _must_not_wait() if self.dialect == "sqlite" else None
+        no_wait = _must_not_wait()
         if no_wait is not None:
             self._check_pool()
         try:
@@ -155,7 +156,7 @@ class MetadataStore:
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (a consistent snapshot on SQLite WAL)."""
-        if self.dialect == "sqlite" and _must_not_wait() is not None:
+        if _must_not_wait() is not None:
             self._check_pool()  # (reads in WAL mode take no lock a writer holds)
         try:
             with self.engine.connect() as conn:
@@ -167,6 +168,8 @@ class MetadataStore:
         self.engine.dispose()
 
     def _check_pool(self) -> None:
+        if self.dialect != "sqlite":
+            raise WouldWait(f"a {self.dialect} statement is a network round trip")
         # No idle connection: making one runs PRAGMAs that may wait, and a full pool waits for a return.
         pool = self.engine.pool
         if isinstance(pool, sa.pool.QueuePool) and pool.checkedin() == 0:
@@ -224,16 +227,9 @@ class RawTransaction:
         """PostgreSQL only: two inserts of at most a statement's rows each as ONE statement (the first in a
         ``WITH``), atomic by itself: with :meth:`MetadataStore.write_raw`'s ``one_statement`` a write is
         then one round trip instead of four (BEGIN, two inserts, COMMIT) — a logged point's whole cost."""
-        if not self._multirow or not first_rows or not second_rows:
-            raise ValueError("insert_both needs PostgreSQL and rows for both statements")
-        if max(len(first_rows), len(second_rows)) > ROWS_PER_STATEMENT:
-            raise ValueError(f"insert_both takes at most {ROWS_PER_STATEMENT} rows per statement")
-        parts, flat = [], []
-        for statement, rows in ((first, first_rows), (second, second_rows)):
-            one = "(" + ", ".join([self.mark] * statement.width) + ")"
-            parts.append(f"{statement.head} VALUES {', '.join([one] * len(rows))} {statement.tail}")
-            flat.extend(value for row in rows for value in row)
-        self.execute(f"WITH first_insert AS ({parts[0]}) {parts[1]}", flat)
+        if not self._multirow:
+            raise ValueError("insert_both needs PostgreSQL")
+        self.execute(*both_statement(first, first_rows, second, second_rows))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run ``sql``; the number of rows it changed."""
@@ -254,6 +250,25 @@ class RawTransaction:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cursor.execute(sql, params)
         return [tuple(row) for row in self._cursor.fetchall()]
+
+
+def both_statement(
+    first: RowInsert,
+    first_rows: Sequence[Sequence[Any]],
+    second: RowInsert,
+    second_rows: Sequence[Sequence[Any]],
+) -> tuple[str, list[Any]]:
+    """PostgreSQL's SQL and parameters for :meth:`RawTransaction.insert_both` (psycopg's ``%s`` marks)."""
+    if not first_rows or not second_rows:
+        raise ValueError("insert_both needs rows for both statements")
+    if max(len(first_rows), len(second_rows)) > ROWS_PER_STATEMENT:
+        raise ValueError(f"insert_both takes at most {ROWS_PER_STATEMENT} rows per statement")
+    parts, flat = [], []
+    for statement, rows in ((first, first_rows), (second, second_rows)):
+        one = "(" + ", ".join(["%s"] * statement.width) + ")"
+        parts.append(f"{statement.head} VALUES {', '.join([one] * len(rows))} {statement.tail}")
+        flat.extend(value for row in rows for value in row)
+    return f"WITH first_insert AS ({parts[0]}) {parts[1]}", flat
 
 
 _stores: dict[str, MetadataStore] = {}

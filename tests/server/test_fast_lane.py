@@ -18,7 +18,7 @@ from shipyard.config import Settings
 from shipyard.server.app import create_app
 from shipyard.server.fast_lane import FastLane, _match
 from shipyard.store import open_server_stores, wire
-from tests.conftest import platform_server, series_of
+from tests.conftest import PostgresCluster, make_settings, platform_server, series_of
 
 
 @pytest.mark.parametrize(
@@ -192,3 +192,32 @@ def test_a_write_that_must_wait_for_the_lock_leaves_the_event_loop_free(settings
 
     history = open_server_stores(settings).tracking.metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.5), (2, 0.5)]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_point_logged_alone_is_sent_from_the_event_loop(
+    tmp_path: Path, postgres: PostgresCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.server import fast_lane
+
+    settings = make_settings(tmp_path / "home", db_url=postgres.create_database())
+    with platform_server(settings) as url, httpx.Client(base_url=url) as client:
+        run_id = client.post("/api/v1/runs", json={"experiment": "pg-lane"}).json()["run_id"]
+        log = "/api/2.0/mlflow/runs/log-metric"
+        point = {"run_id": run_id, "key": "loss", "value": 0.0, "timestamp": 1, "step": 0}
+        assert client.post(log, json=point).status_code == 200  # the run's key is read (in a thread) once
+        unknown = client.post(log, json={**point, "run_id": "f" * 32})
+        assert unknown.status_code == 404 and unknown.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+        def no_thread(*_args: Any) -> Any:
+            raise AssertionError("a point logged alone went to a worker thread")
+
+        monkeypatch.setattr(fast_lane, "in_thread", no_thread)
+        for step in range(1, 50):
+            assert client.post(log, json={**point, "step": step, "value": step / 2}).status_code == 200
+        refused = client.post(log, json={**point, "value": "lots"})  # checked before anything is sent
+        assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        monkeypatch.undo()
+
+    history = open_server_stores(settings).tracking.metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, s / 2) for s in range(50)]

@@ -206,6 +206,21 @@ def test_without_waiting_an_empty_pool_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
+def test_without_waiting_every_postgresql_statement_is_refused(postgres) -> None:  # type: ignore[no-untyped-def]
+    store = _raw_store(postgres.create_database())
+    with without_waiting():
+        with pytest.raises(WouldWait, match="network round trip"), store.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        with pytest.raises(WouldWait, match="network round trip"), store.write() as conn:
+            conn.exec_driver_sql("INSERT INTO raw_probe (k, v) VALUES ('w', 1)")
+        with pytest.raises(WouldWait, match="network round trip"), store.write_raw() as tx:
+            tx.execute("INSERT INTO raw_probe (k, v) VALUES (%s, %s)", ("r", 2))
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM raw_probe").scalar() == 0
+    store.dispose()
+
+
+@pytest.mark.postgres
 def test_raw_write_transactions_on_postgres(postgres) -> None:  # type: ignore[no-untyped-def]
     store = _raw_store(postgres.create_database())
     _raw_transactions_commit_roll_back_and_explain(store, "%s")

@@ -28,7 +28,7 @@ from shipyard.auth.records import ACTOR, ResourceType
 from shipyard.config import Settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.artifacts import ArtifactStore
-from shipyard.store.db import ROWS_PER_STATEMENT, MetadataStore, RawTransaction, RowInsert
+from shipyard.store.db import ROWS_PER_STATEMENT, MetadataStore, RawTransaction, RowInsert, both_statement
 from shipyard.store.protocol import Garbage, RunKey
 from shipyard.store.schema import (
     artifacts,
@@ -617,13 +617,7 @@ class SqlTrackingStore:
         if not (pending or checked):
             return
         chunk_rows, latest = _series_rows(pending)
-        if (
-            self.db.dialect == "postgresql"
-            and not checked
-            and idempotency_key is None
-            and 0 < len(chunk_rows) <= ROWS_PER_STATEMENT
-            and len(latest) <= ROWS_PER_STATEMENT
-        ):
+        if self._points_in_one(chunk_rows, latest) and not checked and idempotency_key is None:
             # A client logging point by point (MLflow's log_metric): one round trip per point.
             with self.db.write_raw(one_statement=True) as tx:
                 tx.insert_both(self._insert_chunks, chunk_rows, self._upsert_latest, latest)
@@ -632,6 +626,22 @@ class SqlTrackingStore:
             if idempotency_key is None or self._claim(tx, idempotency_key):
                 self._write_params(tx, checked)
                 self._insert_series(tx, chunk_rows, latest)
+
+    def metrics_statement(self, pending: SeriesMap) -> tuple[str, list[Any]] | None:
+        """What :meth:`write_metrics` runs for ``pending`` (no params, no idempotency key) when that is one
+        PostgreSQL statement, atomic by itself — for a caller that sends it another way (the server's event
+        loop, :mod:`shipyard.store.async_pg`); None when the write takes more than one."""
+        chunk_rows, latest = _series_rows(pending)
+        if not self._points_in_one(chunk_rows, latest):
+            return None
+        return both_statement(self._insert_chunks, chunk_rows, self._upsert_latest, latest)
+
+    def _points_in_one(self, chunk_rows: Sequence[Any], latest: Sequence[Any]) -> bool:
+        return (
+            self.db.dialect == "postgresql"
+            and 0 < len(chunk_rows) <= ROWS_PER_STATEMENT
+            and 0 < len(latest) <= ROWS_PER_STATEMENT
+        )
 
     def _few_runs(self, conn: Connection, experiment_ids: Sequence[str]) -> bool:
         """Whether the experiments hold a few thousand runs at most (counted no further than that), and
