@@ -42,10 +42,9 @@ from shipyard.server.fast_lane import FastLane
 from shipyard.server.guard import NameCache
 from shipyard.server.pipeline_driver import DriverConfig
 from shipyard.server.security import SecurityConfig, SecurityMiddleware
-from shipyard.store import open_server_stores
+from shipyard.store import MetadataStore, open_server_stores
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.async_pg import AsyncStatements
-from shipyard.store.db import MetadataStore
 from shipyard.store.protocol import ServerStores
 from shipyard.store.server_artifacts import serve_from
 from shipyard.ui.app import error_page, mount_ui

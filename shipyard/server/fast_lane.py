@@ -43,7 +43,7 @@ from shipyard.server.mlflow import tracking as mlflow_tracking
 from shipyard.server.threads import in_thread
 from shipyard.store import wire
 from shipyard.store.async_pg import AsyncStatements
-from shipyard.store.db import WouldWait, without_waiting
+from shipyard.store.waiting import WouldWait, without_waiting
 
 _PREFIX = "/api/v1/"
 # The same rule as tracking_routes.IdempotencyKey's: a key that breaks it goes the long way, to its 422.

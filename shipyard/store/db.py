@@ -17,7 +17,6 @@ so that the server can run short work on its event loop and hand only what must 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import fcntl
 import os
 import threading
@@ -33,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from shipyard.errors import SchemaError, StoreError
+from shipyard.store.waiting import NoWait, WouldWait, must_not_wait
 
 HEAD_REVISION = "0014"
 _KNOWN_REVISIONS = tuple(f"{n:04d}" for n in range(1, int(HEAD_REVISION) + 1))
@@ -41,42 +41,6 @@ _BUSY_TIMEOUT_S = 60.0
 _PING_AFTER_IDLE_S = 1.0
 _MMAP_BYTES = 1 << 30
 _PG_MIGRATION_LOCK = 0x5348_4950  # "SHIP": pg_advisory_lock key held while migrating
-
-
-class WouldWait(Exception):
-    """Under :func:`without_waiting`: the call would have waited (a lock another writer holds, a full pool).
-    Nothing was written; the caller may retry where waiting is allowed."""
-
-
-class _NoWait:
-    __slots__ = ("began",)
-
-    def __init__(self) -> None:
-        self.began = False  # a write began: from then on the call waits as usual (never half-done twice)
-
-
-_NO_WAIT: contextvars.ContextVar[_NoWait | None] = contextvars.ContextVar("shipyard_no_wait", default=None)
-
-
-@contextlib.contextmanager
-def without_waiting() -> Iterator[None]:
-    """SQLite store calls in this block raise :class:`WouldWait` instead of waiting, until one of them
-    has begun a write transaction (the rest of the block then waits as usual: what began is finished).
-
-    For the server's event loop, where a call that waits would stop every other request. On PostgreSQL
-    every statement waits on the network: there each call that would run one is refused (answers from
-    caches are not), and what must be written goes through :class:`AsyncStatements` or a thread.
-    """
-    token = _NO_WAIT.set(_NoWait())
-    try:
-        yield
-    finally:
-        _NO_WAIT.reset(token)
-
-
-def _must_not_wait() -> _NoWait | None:
-    state = _NO_WAIT.get()
-    return state if state is not None and not state.began else None
 
 
 class MetadataStore:
@@ -97,7 +61,7 @@ class MetadataStore:
         Constraint violations propagate as SQLAlchemy's ``IntegrityError`` for the caller to explain; every
         other database error becomes a `StoreError`.
         """
-        if _must_not_wait() is not None:
+        if must_not_wait() is not None:
             self._check_pool()
         try:
             with self._write_engine.begin() as conn:
@@ -119,7 +83,7 @@ class MetadataStore:
         """
         dbapi = self.engine.dialect.loaded_dbapi
         autocommit = one_statement and self.dialect == "postgresql"
-        no_wait = _must_not_wait()
+        no_wait = must_not_wait()
         if no_wait is not None:
             self._check_pool()
         try:
@@ -156,7 +120,7 @@ class MetadataStore:
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (a consistent snapshot on SQLite WAL)."""
-        if _must_not_wait() is not None:
+        if must_not_wait() is not None:
             self._check_pool()  # (reads in WAL mode take no lock a writer holds)
         try:
             with self.engine.connect() as conn:
@@ -368,7 +332,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
     if not conn.get_execution_options().get("shipyard_write", False):
         conn.exec_driver_sql("BEGIN")
         return
-    no_wait = _must_not_wait()
+    no_wait = must_not_wait()
     if no_wait is None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         return
@@ -379,7 +343,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
         cursor.close()
 
 
-def _begin_immediate(cursor: Any, no_wait: _NoWait | None) -> None:
+def _begin_immediate(cursor: Any, no_wait: NoWait | None) -> None:
     if no_wait is None:
         cursor.execute("BEGIN IMMEDIATE")
         return

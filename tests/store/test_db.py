@@ -16,10 +16,9 @@ from shipyard.store.db import (
     HEAD_REVISION,
     MetadataStore,
     RowInsert,
-    WouldWait,
-    without_waiting,
 )
 from shipyard.store.schema import metadata
+from shipyard.store.waiting import WouldWait, without_waiting
 from tests.store.old_stores import sqlite_store_at
 
 
