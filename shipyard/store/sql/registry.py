@@ -54,7 +54,7 @@ class SqlRegistryStore:
             with self.db.write() as conn:
                 model_id = self._insert_model(conn, name, description, now)
                 self._set_model_tags(conn, model_id, tags or {})
-                self._event(conn, name, None, "create_model", None, None, None)
+                insert_model_event(conn, name, None, "create_model", None, None, None)
         except SAIntegrityError as exc:
             raise AlreadyExists(f"registered model {name!r} already exists") from exc
         return self.get_model(name)
@@ -109,7 +109,7 @@ class SqlRegistryStore:
                 )
             conn.execute(model_aliases.delete().where(model_aliases.c.model_id == row.model_id))
             conn.execute(registered_models.delete().where(registered_models.c.model_id == row.model_id))
-            self._event(conn, name, None, "delete_model", None, None, None)
+            insert_model_event(conn, name, None, "delete_model", None, None, None)
 
     def rename_model(self, name: str, new_name: str) -> RegisteredModel:
         """Rename a model: its versions, aliases, tags, audit log, lineage and grants follow it.
@@ -143,7 +143,7 @@ class SqlRegistryStore:
                 if created is not None:
                     own = sa.and_(own, model_events.c.id >= created)
                 conn.execute(model_events.update().where(own).values(model_name=new_name))
-                self._event(conn, new_name, None, "rename_model", name, new_name, None)
+                insert_model_event(conn, new_name, None, "rename_model", name, new_name, None)
                 move_grants(conn, ResourceType.REGISTERED_MODEL, name, new_name)
                 _rename_lineage(conn, name, new_name)
         except SAIntegrityError as exc:
@@ -213,7 +213,7 @@ class SqlRegistryStore:
                 )
             ).inserted_primary_key[0]
             self._set_version_tags(conn, version_pk, tags or {})
-            self._event(conn, name, version, "register", None, source_uri, None)
+            insert_model_event(conn, name, version, "register", None, source_uri, None)
         return self.get_version(name, version)
 
     def get_version(self, name: str, version: int) -> ModelVersion:
@@ -292,7 +292,8 @@ class SqlRegistryStore:
             pk = self._version_pk(conn, row.model_id, version)
             conn.execute(model_aliases.delete().where(model_aliases.c.version_pk == pk))
             conn.execute(model_versions.delete().where(model_versions.c.id == pk))
-            self._event(conn, name, version, "delete_version", ",".join(target.aliases) or None, None, None)
+            aliases = ",".join(target.aliases) or None
+            insert_model_event(conn, name, version, "delete_version", aliases, None, None)
         return target
 
     # ------------------------------------------------------------------ aliases, stages, tags
@@ -317,7 +318,8 @@ class SqlRegistryStore:
                     set_={"version_pk": stmt.excluded.version_pk, "updated_at": stmt.excluded.updated_at},
                 )
             )
-            self._event(conn, name, version, "set_alias", _fmt(alias, previous), _fmt(alias, version), reason)
+            before, after = _fmt(alias, previous), _fmt(alias, version)
+            insert_model_event(conn, name, version, "set_alias", before, after, reason)
         return self.get_version(name, version)
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -335,7 +337,7 @@ class SqlRegistryStore:
                     model_aliases.c.model_id == row.model_id, model_aliases.c.alias == alias
                 )
             )
-            self._event(conn, name, previous, "delete_alias", _fmt(alias, previous), None, None)
+            insert_model_event(conn, name, previous, "delete_alias", _fmt(alias, previous), None, None)
 
     def transition(
         self,
@@ -361,7 +363,7 @@ class SqlRegistryStore:
                 .where(model_versions.c.id == pk)
                 .values(stage=target.value, updated_at=now)
             )
-            self._event(conn, name, version, "transition", current, target.value, reason)
+            insert_model_event(conn, name, version, "transition", current, target.value, reason)
             if archive_others and target in (Stage.STAGING, Stage.PRODUCTION):
                 others = conn.execute(
                     sa.select(model_versions.c.id, model_versions.c.version).where(
@@ -376,7 +378,7 @@ class SqlRegistryStore:
                         .where(model_versions.c.id == other_pk)
                         .values(stage=Stage.ARCHIVED.value, updated_at=now)
                     )
-                    self._event(
+                    insert_model_event(
                         conn,
                         name,
                         other_version,
@@ -452,7 +454,7 @@ class SqlRegistryStore:
         # RETURNING, not rowcount: a driver may count a skipped row (PostgreSQL logged a second create).
         insert = insert.on_conflict_do_nothing(index_elements=["name"])
         if conn.execute(insert.returning(registered_models.c.model_id)).first() is not None:
-            self._event(conn, name, None, "create_model", None, None, None)
+            insert_model_event(conn, name, None, "create_model", None, None, None)
         return conn.execute(
             sa.select(registered_models.c.model_id).where(registered_models.c.name == name)
         ).scalar_one()
@@ -531,18 +533,6 @@ class SqlRegistryStore:
         rows = [{"model_id": model_id, "key": k, "value": v} for k, v in checked_texts(tags, "tag").items()]
         if rows:
             conn.execute(dialect.upsert(self.db, registered_model_tags), rows)
-
-    def _event(
-        self,
-        conn: Connection,
-        name: str,
-        version: int | None,
-        action: str,
-        from_value: str | None,
-        to_value: str | None,
-        reason: str | None,
-    ) -> None:
-        insert_model_event(conn, name, version, action, from_value, to_value, reason)
 
 
 def insert_model_event(
