@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-tuning clean
+.PHONY: demo test lint bench bench-tuning proto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: .venv-bench/.installed
 
 bench-tuning: .venv-bench/.installed
 	.venv-bench/bin/python benchmarks/tuning.py
+
+# The OIP v2 gRPC service's descriptors, from its .proto (tests/serving/test_grpc_messages.py checks they match).
+proto: $(VENV)/.installed-dev
+	$(BIN)/python -m grpc_tools.protoc -Ishipyard/serving/proto \
+		--descriptor_set_out=shipyard/serving/proto/grpc_predict_v2.pb shipyard/serving/proto/grpc_predict_v2.proto
 
 clean:
 	rm -rf $(VENV) .venv-bench .venv-mlflow .pytest_cache .ruff_cache

@@ -25,6 +25,7 @@ nothing; ``--gpu-device cpu`` runs the same section on the CPU to check it (no t
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -273,8 +274,57 @@ def check(server: Server, kind: str, path: str, ctx: Context, rows: int = 10) ->
     return None
 
 
-def load(server: Server, path: str, body: Any, concurrency: int, ctx: Context, label: str) -> dict[str, Any]:
-    """One timed cell: the load generator in its own process against ``server``."""
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+def grpc_body(frame: Any, row: int) -> bytes:
+    """The row as tritonclient sends it: one [1, 30] FP64 tensor in raw_input_contents."""
+    import numpy as np
+
+    from shipyard.serving import grpc_messages as messages
+
+    values = np.asarray(frame.iloc[row], dtype="<f8")
+    request = messages.ModelInferRequest(model_name=MODEL)
+    request.inputs.add(name="input-0", datatype="FP64", shape=[1, values.size])
+    request.raw_input_contents.append(values.tobytes())
+    return request.SerializeToString()
+
+
+def check_grpc(server: Server, port: int, ctx: Context, rows: int = 10) -> str | None:
+    """Whether ``server``'s gRPC service predicts what the fitted model does on the first ``rows`` rows."""
+    import grpc
+    import numpy as np
+
+    from shipyard.serving import grpc_messages as messages
+
+    expected = ctx.fixture.model.predict(ctx.fixture.frame.iloc[:rows])
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(GRPC_INFER, response_deserializer=messages.ModelInferResponse.FromString)
+        for row in range(rows):
+            try:
+                answer = call(grpc_body(ctx.fixture.frame, row), timeout=30)
+            except grpc.RpcError as exc:
+                return f"{server.label} gRPC ModelInfer: {exc.code().name} on row {row}: {exc.details()}"
+            index = [o.name for o in answer.outputs].index("predict")
+            got = np.frombuffer(answer.raw_output_contents[index], dtype="<i8")[0]
+            if got != expected[row]:
+                return (
+                    f"{server.label} gRPC: row {row} predicted {got!r}, the model predicts {expected[row]!r}"
+                )
+    return None
+
+
+def load(
+    server: Server,
+    path: str,
+    body: Any,
+    concurrency: int,
+    ctx: Context,
+    label: str,
+    grpc_port: int | None = None,
+) -> dict[str, Any]:
+    """One timed cell: the load generator in its own process against ``server`` (over gRPC when
+    ``grpc_port`` is given: ``path`` is then the method and ``body`` the serialized request)."""
     plan = ctx.plan
     spec = {
         "port": server.port,
@@ -286,6 +336,9 @@ def load(server: Server, path: str, body: Any, concurrency: int, ctx: Context, l
         "timeout_s": plan.timeout_s,
         "cpu": ctx.client_cpu,
     }
+    if grpc_port is not None:
+        spec |= {"port": grpc_port, "body": None, "grpc_method": path}
+        spec["grpc_body_b64"] = base64.b64encode(body).decode()
     harness.settle()
     budget = plan.warmup_s + plan.duration_s + plan.timeout_s + 30
     cpu_before, started = server.cpu_seconds(), time.monotonic()
@@ -349,11 +402,18 @@ def measure(ctx: Context) -> tuple[dict[str, dict[str, Any]], list[str], str | N
         for c in LEVELS:
             cells[f"mlflow-{c}"] = load(ml, "/invocations", body["mlflow"], c, ctx, f"MLflow, c={c}")
 
-    with serving("Shipyard", shipyard_cmd(uri, free_port()), sy_env, root / "sy", READY, ctx) as sy:
+    grpc_port = free_port()
+    cmd = shipyard_cmd(uri, free_port(), "--grpc-port", str(grpc_port))
+    with serving("Shipyard", cmd, sy_env, root / "sy", READY, ctx) as sy:
         problems += filter(None, [check(sy, "v2", INFER, ctx), check(sy, "records", RECORDS, ctx)])
+        problems += filter(None, [check_grpc(sy, grpc_port, ctx)])
         cells["ceiling"] = load(sy, "/v2/health/live", None, TOP, ctx, "ceiling: GET /v2/health/live")
         for c in LEVELS:
             cells[f"shipyard-{c}"] = load(sy, INFER, body["v2"], c, ctx, f"Shipyard v2, c={c}")
+        for c in LEVELS:
+            grpc_request = grpc_body(fixture.frame, 0)
+            label = f"Shipyard v2 over gRPC, c={c}"
+            cells[f"grpc-{c}"] = load(sy, GRPC_INFER, grpc_request, c, ctx, label, grpc_port=grpc_port)
         cells["records"] = load(sy, RECORDS, body["records"], TOP, ctx, f"Shipyard records, c={TOP}")
 
     cmd = shipyard_cmd(uri, free_port(), "--no-batching")
@@ -459,6 +519,20 @@ def results(cells: dict[str, dict[str, Any]], problems: Sequence[str], ctx: Cont
         row(f"c={c}: requests/s", "rps", sy, ml, min_speedup=20 if c == TOP else None, notes=tuple(notes))
         row(f"c={c}: p50 latency", "p50_ms", sy, ml)
         row(f"c={c}: p99 latency", "p99_ms", sy, ml, max_shipyard=100 if c == TOP else None)
+    for c in LEVELS:
+        sy, ml = cells[f"grpc-{c}"], cells[f"mlflow-{c}"]
+        title = f"c={c}: requests/s over gRPC (ModelInfer, raw FP64 tensor)"
+        row(title, "rps", sy, ml, notes=tuple(cell_notes(sy)))
+        if c == TOP:
+            row(f"c={c}: p99 latency over gRPC", "p99_ms", sy, ml, max_shipyard=100)
+    rest, grpc_top = cells[f"shipyard-{TOP}"], cells[f"grpc-{TOP}"]
+    row(
+        f"c={TOP}: gRPC vs REST requests/s (the peer column here is Shipyard's own REST v2)",
+        "rps",
+        grpc_top,
+        rest,
+        min_speedup=1.0,
+    )
     extra = {"records": f"records to {RECORDS}", "unbatched": "batching off", "onnx": "ONNX Runtime"}
     for name, what in extra.items():
         if name in cells:

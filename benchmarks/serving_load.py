@@ -1,4 +1,4 @@
-"""A closed-loop HTTP load generator, run as its own process so that it has a core of its own.
+"""A closed-loop HTTP (or gRPC) load generator, run as its own process so that it has a core of its own.
 
     echo '{"port": 8080, "path": "/v2/health/live", "concurrency": 16, "duration_s": 3}' \\
         | python benchmarks/serving_load.py
@@ -10,11 +10,17 @@ request than the servers measured here). Requests during ``warmup_s`` are not re
 ``duration_s``, every response that completes is: a 2xx adds its latency, anything else (another status, a
 reset connection, a timeout) is counted as an error by kind, never dropped. Everything is bounded: at most
 ``max_requests`` requests, ``timeout_s`` per request, and a few seconds of grace after the window.
+
+With ``grpc_method`` (``/inference.GRPCInferenceService/ModelInfer``) and ``grpc_body_b64`` (the serialized
+request), each worker holds a gRPC channel of its own (one HTTP/2 connection, as each HTTP worker holds one
+connection) and sends the bytes as they are; answers are not parsed (a non-OK status is an error by its
+code), so the client's cost stays as low as grpcio's allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -37,6 +43,8 @@ class Spec:
     timeout_s: float = 30.0
     max_requests: int = 5_000_000
     cpu: int | None = None  # pin this process to one CPU
+    grpc_method: str | None = None  # a gRPC call instead of HTTP: the method's path
+    grpc_body_b64: str | None = None  # its serialized request
 
 
 @dataclass
@@ -121,6 +129,31 @@ async def worker(spec: Spec, payload: bytes, tally: Tally) -> None:
         writer.close()
 
 
+async def grpc_worker(spec: Spec, payload: bytes, tally: Tally) -> None:
+    import grpc
+
+    assert spec.grpc_method is not None
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{spec.port}") as channel:
+        call = channel.unary_unary(spec.grpc_method)  # bytes in, bytes out: nothing parsed here
+        while clock() < tally.end and tally.sent < spec.max_requests:
+            tally.sent += 1
+            started = clock()
+            try:
+                await call(payload, timeout=spec.timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                kind = "timeout" if code is grpc.StatusCode.DEADLINE_EXCEEDED else f"gRPC {code.name}"
+                tally.error(kind, exc.details() or "", clock())
+                if code is grpc.StatusCode.UNAVAILABLE:
+                    await asyncio.sleep(0.01)  # no hot loop against a server that is not there
+            else:
+                done = clock()
+                if tally.start <= done <= tally.end:
+                    tally.latencies.append(done - started)
+                elif done < tally.start:
+                    tally.warmup += 1
+
+
 def percentile(ordered: list[float], q: float) -> float | None:
     """Nearest-rank percentile of sorted values, in ms."""
     if not ordered:
@@ -129,10 +162,13 @@ def percentile(ordered: list[float], q: float) -> float | None:
 
 
 async def run(spec: Spec) -> dict[str, Any]:
-    payload = request_bytes(spec)
+    if spec.grpc_method is not None:
+        payload, work = base64.b64decode(spec.grpc_body_b64 or ""), grpc_worker
+    else:
+        payload, work = request_bytes(spec), worker
     now = clock()
     tally = Tally(start=now + spec.warmup_s, end=now + spec.warmup_s + spec.duration_s)
-    tasks = [asyncio.create_task(worker(spec, payload, tally)) for _ in range(spec.concurrency)]
+    tasks = [asyncio.create_task(work(spec, payload, tally)) for _ in range(spec.concurrency)]
     cpu_at_start: float | None = None
     while (now := clock()) < tally.start:  # sample this process's CPU time at the window's edges
         await asyncio.sleep(min(0.05, tally.start - now))

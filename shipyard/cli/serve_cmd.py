@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
 import typer
 
 from shipyard.config import get_settings
+from shipyard.errors import InvalidInput
 
 
 def serve(
@@ -17,6 +19,14 @@ def serve(
     name: str = typer.Option(None, "--name", help="Name to serve a single model under (default: its own)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (loopback by default)."),
     port: int = typer.Option(8080, "--port", min=1, max=65535),
+    grpc_port: int = typer.Option(
+        None,
+        "--grpc-port",
+        min=0,
+        max=65535,
+        help="Also serve OIP v2 over gRPC on this port, on --host (needs the grpc extra; default off).",
+        show_default=False,
+    ),
     max_batch_size: int = typer.Option(64, "--max-batch-size", min=1, help="Most rows in one predict call."),
     max_latency_ms: float = typer.Option(
         2.0, "--max-latency-ms", min=0, help="Longest wait to fill a batch."
@@ -110,6 +120,8 @@ def serve(
         shipyard serve models:/churn@champion --features features/ --feature-service churn
 
         shipyard serve models:/churn/3 --trusted
+
+        shipyard serve models:/churn@champion --port 8080 --grpc-port 8081
     """
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
     # would add ~0.7 s to every other shipyard command.
@@ -156,7 +168,14 @@ def serve(
         server_config,
         allowed_hosts=(*server_config.allowed_hosts, *names),
         forwarded_allow_ips=forwarded_allow_ips or server_config.forwarded_allow_ips,
+        grpc_port=server_config.grpc_port if grpc_port is None else grpc_port,
+        grpc_host=host,
     )
+    if server_config.grpc_port is not None:
+        if server_config.grpc_port == port:
+            raise InvalidInput(f"--grpc-port {port} is also the REST --port; give each its own")
+        if importlib.util.find_spec("grpc") is None:
+            raise InvalidInput("--grpc-port needs grpcio: pip install 'shipyard[grpc]'")
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -88,6 +88,7 @@ from shipyard.store.artifacts import ArtifactStore
 
 if TYPE_CHECKING:
     from shipyard.serving.features import FeatureLookup
+    from shipyard.serving.grpc_service import GrpcInferenceService
 
 log = logging.getLogger("shipyard.serving")
 # One JSON object per inference request; off unless the logger is enabled at INFO (shipyard serve does).
@@ -115,6 +116,8 @@ class ServerConfig:
         forwarded_allow_ips: proxies whose ``X-Forwarded-For``/``-Proto`` are believed (uvicorn's syntax,
             ``"10.0.0.5,10.0.0.6"`` or ``"*"``); None believes none. Admin's loopback rule never does.
         decode_off_loop_bytes: bodies larger than this are parsed and decoded on a thread.
+        grpc_port: where the OIP v2 gRPC service listens (0: a free port); None: no gRPC.
+        grpc_host: the address it binds.
     """
 
     max_body_bytes: int = 16 * 1024 * 1024
@@ -125,6 +128,8 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     forwarded_allow_ips: str | None = None
     decode_off_loop_bytes: int = 256 * 1024
+    grpc_port: int | None = None
+    grpc_host: str = "127.0.0.1"
 
 
 class InferenceServer:
@@ -180,6 +185,7 @@ class InferenceServer:
             )
         self.metrics.queue_depth_of = lambda served: self.batchers[served.name, served.label].queue_depth
         self._shadows: set[asyncio.Task[None]] = set()
+        self.grpc: GrpcInferenceService | None = None
         routes: ASGIApp = Starlette(routes=self._routes() + admin_routes(self), lifespan=self._lifespan)
         if self.config.forwarded_allow_ips is not None:
             # Inside the guard, which records the socket's peer before this rewrites the client address.
@@ -194,8 +200,16 @@ class InferenceServer:
         self.repository.load_all()
         if self.payloads is not None:
             self.payloads.start()
+        if self.config.grpc_port is not None:
+            # Imported only here: grpcio is the optional `grpc` extra.
+            from shipyard.serving.grpc_service import GrpcInferenceService
+
+            self.grpc = GrpcInferenceService(self)
+            await self.grpc.start(self.config.grpc_host, self.config.grpc_port)
         yield
         # Graceful shutdown: uvicorn stops accepting first; what is queued or running finishes here.
+        if self.grpc is not None:
+            await self.grpc.stop()
         await asyncio.gather(*(b.drain() for b in self.batchers.values()))
         self.executor.shutdown(wait=True)
         self.decoder.shutdown(wait=True)
@@ -256,18 +270,26 @@ class InferenceServer:
 
     async def _model_metadata(self, request: Request) -> Response:
         served = self._served(request)
+        pinned = bool(request.path_params.get("version") or _pinned(request))
+        return JSONResponse(self.metadata(served, pinned))
+
+    def metadata(self, served: ServedModel, pinned: bool) -> dict[str, Any]:
+        """The v2 model metadata of ``served``: unpinned, it describes the version traffic picks and lists
+        every version served.
+
+        Raises:
+            ModelNotReady: the version has not loaded (or failed to).
+        """
         served.require_ready()
         inputs = [(t.name, t.datatype, t.shape) for t in served.inputs]
         outputs = [(t.name, t.datatype, t.shape) for t in served.outputs]
-        # Unversioned metadata describes the version traffic picks, and lists every version served.
-        pinned = request.path_params.get("version") or _pinned(request)
         deployment = self.repository.deployment(served.name)
         versions = [served.version] if pinned else _distinct_versions(deployment.versions.values())
         body = model_metadata(served.name, versions, served.platform, inputs, outputs)
         for entry, info in zip(body["outputs"], served.outputs, strict=True):
             if info.parameters:
                 entry["parameters"] = info.parameters  # predict_proba's classes, in column order
-        return JSONResponse(body)
+        return body
 
     async def model_ready(self, request: Request) -> Response:
         return await self._guard(request, self._model_ready)
@@ -301,10 +323,10 @@ class InferenceServer:
             raise InvalidInput(
                 f"header Inference-Header-Content-Length is not a number: {length!r}"
             ) from None
-        decoded, item = await self._decode(body, _v2_input, served, body, header_length)
+        decoded, item = await self.decode(body, _v2_input, served, body, header_length)
         if decoded.id:
-            request.state.request_id = _checked_request_id(decoded.id, "id")
-        outputs = await self._predict(request, served, item, "v2", request.state.request_id)
+            request.state.request_id = checked_request_id(decoded.id, "id")
+        outputs = await self.predict(served, item, "v2", request.state.request_id, pinned=_pinned(request))
         binary = {o.name for o in decoded.outputs if o.binary}
         if decoded.binary_output_default and not decoded.outputs:
             binary = set(item.outputs)
@@ -324,8 +346,8 @@ class InferenceServer:
         if served.config.feature_service:
             item = await self._with_features(served, body, "instances", wanted)
         else:
-            item = await self._decode(body, _v1_input, served, body, wanted)
-        outputs = await self._predict(request, served, item, "v1", request.state.request_id)
+            item = await self.decode(body, _v1_input, served, body, wanted)
+        outputs = await self.predict(served, item, "v1", request.state.request_id, pinned=_pinned(request))
         return JSONResponse(_predictions(served, outputs, wanted))
 
     async def records_predict(self, request: Request) -> Response:
@@ -338,8 +360,10 @@ class InferenceServer:
         if served.config.feature_service:
             item = await self._with_features(served, body, "records", wanted)
         else:
-            item = await self._decode(body, _records_input, served, body, wanted)
-        outputs = await self._predict(request, served, item, "records", request.state.request_id)
+            item = await self.decode(body, _records_input, served, body, wanted)
+        outputs = await self.predict(
+            served, item, "records", request.state.request_id, pinned=_pinned(request)
+        )
         return JSONResponse(_predictions(served, outputs, wanted))
 
     async def _with_features(
@@ -365,11 +389,23 @@ class InferenceServer:
         )
         return model_input(served.name, served.signature, columns, wanted)
 
-    async def _predict(
-        self, request: Request, served: ServedModel, item: ModelInput, protocol: str, request_id: str | None
+    async def predict(
+        self,
+        served: ServedModel,
+        item: ModelInput,
+        protocol: str,
+        request_id: str | None,
+        *,
+        pinned: str | None = None,
     ) -> dict[str, np.ndarray]:
+        """``served``'s outputs for one request, through its batcher; mirrored to the deployment's shadow
+        unless the request ``pinned`` a version; payload-logged (sampled) either way.
+
+        Raises:
+            ShipyardError: the version is not ready, the queue is full, or the model raised.
+        """
         served.require_ready()
-        shadow = None if _pinned(request) else self.repository.deployment(served.name).shadow_for(served)
+        shadow = None if pinned else self.repository.deployment(served.name).shadow_for(served)
         if shadow is not None and shadow.is_ready:
             task = asyncio.get_running_loop().create_task(self._mirror(shadow, item, protocol, request_id))
             self._shadows.add(task)  # held until done, so the task is not collected mid-flight
@@ -446,7 +482,7 @@ class InferenceServer:
     async def _body(self, request: Request) -> bytes:
         return await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s)
 
-    async def _decode(self, body: bytes, decode: Callable[..., _T], *args: Any) -> _T:
+    async def decode(self, body: bytes, decode: Callable[..., _T], *args: Any) -> _T:
         """``decode(*args)``: inline for a small body, on a decode thread for a large one (parsing megabytes
         of JSON on the event loop would hold every other request, health checks included)."""
         if len(body) <= self.config.decode_off_loop_bytes:
@@ -460,7 +496,7 @@ class InferenceServer:
             if protocol:
                 given = request.headers.get(REQUEST_ID_HEADER)
                 request.state.request_id = (
-                    uuid.uuid4().hex if given is None else _checked_request_id(given, "X-Request-ID")
+                    uuid.uuid4().hex if given is None else checked_request_id(given, "X-Request-ID")
                 )
             response: Response = await handler(request)
         except ShipyardError as exc:
@@ -498,8 +534,12 @@ class InferenceServer:
         return response
 
 
-def _checked_request_id(value: str, field: str) -> str:
-    """A request id fit to log and to echo in a header: 1-256 printable ASCII characters."""
+def checked_request_id(value: str, field: str) -> str:
+    """A request id fit to log and to echo in a header: 1-256 printable ASCII characters.
+
+    Raises:
+        InvalidInput: naming ``field``.
+    """
     if not value or len(value) > _MAX_REQUEST_ID or not (value.isascii() and value.isprintable()):
         raise InvalidInput(
             f"request {field} must be 1-{_MAX_REQUEST_ID} printable ASCII characters, got {value[:40]!r}"
@@ -525,14 +565,19 @@ def _available_outputs(served: ServedModel) -> tuple[str, ...] | None:
 
 
 def _v2_input(served: ServedModel, body: bytes, header_length: int | None) -> tuple[InferRequest, ModelInput]:
-    """A v2 body as its decoded request and the model's input, with the outputs it asks for: by name
-    (``outputs``) or by kind (``parameters.output``: ``labels`` or ``probabilities``)."""
+    """A v2 body as its decoded request and the model's input."""
     decoded = decode_infer_request(body, header_length)
+    return decoded, request_input(served, decoded)
+
+
+def request_input(served: ServedModel, decoded: InferRequest) -> ModelInput:
+    """A decoded v2 request (REST or gRPC) as the model's input, with the outputs it asks for: by name
+    (``outputs``) or by kind (``parameters.output``: ``labels`` or ``probabilities``)."""
     names = [o.name for o in decoded.outputs]
     kind = decoded.parameters.get("output")
     wanted = requested_outputs(served.name, _available_outputs(served), names, kind)
     tensors = [(t.name, t.data) for t in decoded.inputs]
-    return decoded, model_input(served.name, served.signature, tensors, wanted)
+    return model_input(served.name, served.signature, tensors, wanted)
 
 
 def _query_output(request: Request, served: ServedModel) -> tuple[str, ...]:

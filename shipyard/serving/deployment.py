@@ -89,6 +89,7 @@ class ServerSpec(BaseModel):
     max_connections: int = Field(1000, ge=1)
     allowed_hosts: list[str] = Field(default_factory=list)
     forwarded_allow_ips: str | None = None
+    grpc_port: int | None = Field(None, ge=0, le=65535)
 
 
 class FeaturesSpec(BaseModel):
@@ -142,6 +143,7 @@ class DeploymentSpec(BaseModel):
             max_connections=server.max_connections,
             allowed_hosts=tuple(server.allowed_hosts),
             forwarded_allow_ips=server.forwarded_allow_ips,
+            grpc_port=server.grpc_port,
         )
 
 

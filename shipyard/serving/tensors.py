@@ -119,7 +119,7 @@ def decode_infer_request(body: bytes, header_length: int | None = None) -> Infer
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput(f"request id must be a string, not {json_type(request_id)}")
-    parameters = _object(doc.get("parameters"), "request parameters")
+    parameters = parameters_object(doc.get("parameters"), "request parameters")
     default = parameters.get("binary_data_output", False)
     if not isinstance(default, bool):
         raise InvalidInput(f"request parameters.binary_data_output must be true or false, not {default!r}")
@@ -127,8 +127,8 @@ def decode_infer_request(body: bytes, header_length: int | None = None) -> Infer
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidInput("request inputs must be a non-empty array of tensors")
 
-    headers = _input_headers(raw_inputs)  # every shape checked (and the element cap) before any data is read
-    outputs = _requested_outputs(doc.get("outputs"), default)
+    headers = input_headers(raw_inputs)  # every shape checked (and the element cap) before any data is read
+    outputs = requested_output_tensors(doc.get("outputs"), default)
     binary, offset, inputs = view[cut:], 0, []
     for raw, (name, datatype, shape, params) in zip(raw_inputs, headers, strict=True):
         where, count = f"input {name!r}", math.prod(shape)
@@ -269,7 +269,9 @@ def _parse_json(header: bytes, *, hint: bool) -> Any:
     return parse_json_body(header, hint=extra)
 
 
-def _object(value: Any, where: str) -> dict[str, Any]:
+def parameters_object(value: Any, where: str) -> dict[str, Any]:
+    """``value`` as a parameters object ({} when None); refuses parameters this server does not support
+    (shared memory, classification), named with ``where``."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -287,7 +289,13 @@ class _Header(NamedTuple):
     parameters: dict[str, Any]
 
 
-def _input_headers(raw_inputs: list[Any]) -> list[_Header]:
+def input_headers(raw_inputs: list[Any]) -> list[_Header]:
+    """Each input's name, datatype, shape and parameters, checked (unique names, known datatypes, shapes of
+    non-negative ints, the request's element cap) before any data is read.
+
+    Raises:
+        InvalidInput: naming the input and the field.
+    """
     headers: list[_Header] = []
     total = 0
     for index, raw in enumerate(raw_inputs):
@@ -324,7 +332,9 @@ def _input_header(raw: Any, index: int, seen: list[str]) -> _Header:
         raise InvalidInput(f"{where}: shape must be an array of non-negative integers, not {shape!r}")
     if len(shape) > MAX_DIMS:
         raise InvalidInput(f"{where}: shape has {len(shape)} dimensions; at most {MAX_DIMS}")
-    return _Header(name, datatype, tuple(shape), _object(raw.get("parameters"), f"{where} parameters"))
+    return _Header(
+        name, datatype, tuple(shape), parameters_object(raw.get("parameters"), f"{where} parameters")
+    )
 
 
 def _binary_chunk(size: Any, rest: memoryview, where: str) -> memoryview:
@@ -337,7 +347,9 @@ def _binary_chunk(size: Any, rest: memoryview, where: str) -> memoryview:
     return rest[:size]
 
 
-def _requested_outputs(raw: Any, default: bool) -> tuple[RequestedOutput, ...]:
+def requested_output_tensors(raw: Any, default: bool) -> tuple[RequestedOutput, ...]:
+    """The outputs a request names (``[{"name": …, "parameters": {…}}, …]``; None: none named), each once,
+    and whether each wants binary data (``parameters.binary_data``, else ``default``)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -349,7 +361,9 @@ def _requested_outputs(raw: Any, default: bool) -> tuple[RequestedOutput, ...]:
             raise InvalidInput(f"outputs[{index}] must be an object with a non-empty string name")
         if any(output.name == name for output in outputs):
             raise InvalidInput(f"output {name!r} is requested twice")
-        binary = _object(item.get("parameters"), f"output {name!r} parameters").get("binary_data", default)
+        binary = parameters_object(item.get("parameters"), f"output {name!r} parameters").get(
+            "binary_data", default
+        )
         if not isinstance(binary, bool):
             raise InvalidInput(
                 f"output {name!r}: parameters.binary_data must be true or false, not {binary!r}"
@@ -370,6 +384,9 @@ __all__ = [
     "decode_infer_request",
     "encode_error",
     "encode_infer_response",
+    "input_headers",
     "model_metadata",
+    "parameters_object",
     "parse_json_body",
+    "requested_output_tensors",
 ]

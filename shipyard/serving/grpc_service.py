@@ -1,0 +1,300 @@
+"""The Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``), beside REST in one server.
+
+``shipyard serve --grpc-port 8081`` starts it on the REST server's event loop (grpc.aio), over the same
+:class:`~shipyard.serving.app.InferenceServer`: the same models, batchers, traffic weights and shadow, payload
+log and Prometheus metrics (``protocol="grpc"``, the status code's name as ``code``). ServerLive,
+ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer are served; tritonclient's gRPC
+client works unchanged.
+
+Errors are gRPC status codes with the REST answer's message as details: bad input ``INVALID_ARGUMENT``,
+unknown model or version ``NOT_FOUND``, a full queue (or more calls in flight than the server takes)
+``RESOURCE_EXHAUSTED``, a model that has not loaded or a store out of reach ``UNAVAILABLE``, a model that
+raised ``INTERNAL``; a message over the server's body limit is refused by gRPC itself
+(``RESOURCE_EXHAUSTED``). Call metadata mirrors REST's headers: ``x-shipyard-version`` pins a version (and
+the answer's metadata says which version answered), ``x-request-id`` is echoed (the request's ``id`` wins,
+else the server makes one).
+
+Inference requests are parsed here, not by gRPC: a message over
+:attr:`~shipyard.serving.app.ServerConfig.decode_off_loop_bytes` is parsed and decoded on a thread, as a
+large REST body is, so one large request does not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from shipyard import __version__
+from shipyard.errors import (
+    InvalidInput,
+    ModelNotReady,
+    NotFound,
+    Overloaded,
+    PredictionFailed,
+    ServingError,
+    ShipyardError,
+    StoreError,
+)
+from shipyard.serving import grpc_messages as messages
+from shipyard.serving.app import InferenceServer, checked_request_id, request_input
+from shipyard.serving.inference import ModelInput
+from shipyard.serving.repository import ModelState, ServedModel
+from shipyard.serving.tensors import InferRequest
+from shipyard.serving.wire_grpc import decode_model_infer, encode_model_infer
+
+log = logging.getLogger("shipyard.serving")
+access_log = logging.getLogger("shipyard.serving.access")
+
+VERSION_KEY = "x-shipyard-version"
+REQUEST_ID_KEY = "x-request-id"
+
+_CODES: list[tuple[type[ShipyardError], grpc.StatusCode]] = [
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (ModelNotReady, grpc.StatusCode.UNAVAILABLE),
+    (StoreError, grpc.StatusCode.UNAVAILABLE),
+]
+
+
+def code_for(exc: ShipyardError) -> grpc.StatusCode:
+    """The gRPC status code for ``exc``; INTERNAL for anything not listed (a model that raised, a bug)."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+class _Call:
+    """What one RPC learned on the way, for its metadata, metrics and access log."""
+
+    __slots__ = ("model", "request_id", "served")
+
+    def __init__(self) -> None:
+        self.model = ""
+        self.served: ServedModel | None = None
+        self.request_id: str | None = None
+
+
+class GrpcInferenceService:
+    """The gRPC face of ``server``: :meth:`start` binds and serves it, :meth:`stop` ends it gracefully."""
+
+    def __init__(self, server: InferenceServer) -> None:
+        self.server = server
+        self._grpc: aio.Server | None = None
+        self.port: int | None = None
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The service's method handlers (ModelInfer takes its request unparsed: see the module's notes)."""
+        methods = {
+            "ServerLive": self.server_live,
+            "ServerReady": self.server_ready,
+            "ModelReady": self.model_ready,
+            "ServerMetadata": self.server_metadata,
+            "ModelMetadata": self.model_metadata,
+            "ModelInfer": self.model_infer,
+        }
+        handlers = {}
+        for name, method in methods.items():
+            request_class, response_class = messages.METHODS[name]
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                method,
+                request_deserializer=None if name == "ModelInfer" else request_class.FromString,
+                response_serializer=response_class.SerializeToString,
+            )
+        return grpc.method_handlers_generic_handler(messages.SERVICE, handlers)
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind ``host:port`` (0: a free port) and start serving; the port bound.
+
+        Raises:
+            ServingError: the address cannot be bound (in use, or not this machine's).
+        """
+        config = self.server.config
+        options = [
+            ("grpc.max_receive_message_length", config.max_body_bytes),
+            ("grpc.max_send_message_length", -1),
+            # One process owns the port: a second server on it is an error, not a silent share.
+            ("grpc.so_reuseport", 0),
+        ]
+        self._grpc = aio.server(options=options, maximum_concurrent_rpcs=config.max_connections)
+        self._grpc.add_generic_rpc_handlers((self.handler(),))
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = self._grpc.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise ServingError(f"gRPC could not bind {address}: {exc}") from None
+        if not bound:
+            raise ServingError(f"gRPC could not bind {address} (in use?)")
+        await self._grpc.start()
+        self.port = bound
+        log.info("OIP v2 over gRPC on %s", f"{host}:{bound}")
+        return bound
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop taking calls; those in flight get ``grace_s`` to finish."""
+        if self._grpc is not None:
+            await self._grpc.stop(grace_s)
+            self._grpc = None
+
+    # ------------------------------------------------------------------ health and metadata
+    async def server_live(self, request: Any, context: aio.ServicerContext) -> Any:
+        return messages.ServerLiveResponse(live=True)
+
+    async def server_ready(self, request: Any, context: aio.ServicerContext) -> Any:
+        ready = self.server.repository.ready
+        if ready and self.server.features is not None:
+            loop = asyncio.get_running_loop()
+            ready = await loop.run_in_executor(self.server.executor, self.server.features.problem) is None
+        return messages.ServerReadyResponse(ready=ready)
+
+    async def model_ready(self, request: Any, context: aio.ServicerContext) -> Any:
+        async def answer(call: _Call) -> Any:
+            try:
+                served = self._served(call, request.name, request.version, context)
+            except ModelNotReady:  # no version of it is ready to take traffic: an answer, not an error
+                return messages.ModelReadyResponse(ready=False)
+            return messages.ModelReadyResponse(ready=served.state is ModelState.READY)
+
+        return await self._guard(context, answer)
+
+    async def server_metadata(self, request: Any, context: aio.ServicerContext) -> Any:
+        return messages.ServerMetadataResponse(name="shipyard", version=__version__, extensions=[])
+
+    async def model_metadata(self, request: Any, context: aio.ServicerContext) -> Any:
+        async def answer(call: _Call) -> Any:
+            served = self._served(call, request.name, request.version, context)
+            pinned = bool(request.version or _metadata(context, VERSION_KEY))
+            body = self.server.metadata(served, pinned)
+            response = messages.ModelMetadataResponse(
+                name=body["name"], versions=body["versions"], platform=body["platform"]
+            )
+            for field in ("inputs", "outputs"):
+                for tensor in body[field]:
+                    getattr(response, field).add(
+                        name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
+                    )
+            return response
+
+        return await self._guard(context, answer)
+
+    # ------------------------------------------------------------------ inference
+    async def model_infer(self, body: bytes, context: aio.ServicerContext) -> Any:
+        return await self._guard(context, lambda call: self._infer(call, body, context), protocol="grpc")
+
+    async def _infer(self, call: _Call, body: bytes, context: aio.ServicerContext) -> Any:
+        server = self.server
+        decoded, request = await server.decode(body, _parse, body)
+        if decoded.id:
+            call.request_id = _request_id(decoded.id, "id")
+        call.model = request.model_name
+        served = self._served(call, request.model_name, request.model_version, context)
+        item = await server.decode(body, _model_input, served, decoded)
+        pinned = request.model_version or _metadata(context, VERSION_KEY)
+        outputs = await server.predict(served, item, "grpc", call.request_id, pinned=pinned)
+        answered = [(name, outputs[name]) for name in item.outputs]  # in the order asked
+        # The answer comes back raw to a raw request (decode_model_infer marks it binary_output_default).
+        return encode_model_infer(
+            served.name, served.version, decoded.id, answered, raw=decoded.binary_output_default
+        )
+
+    # ------------------------------------------------------------------ plumbing
+    def _served(self, call: _Call, name: str, version: str, context: aio.ServicerContext) -> ServedModel:
+        call.model = name
+        if not name:
+            raise InvalidInput("model name is empty")
+        served = self.server.repository.get(name, version or _metadata(context, VERSION_KEY))
+        call.served = served
+        return served
+
+    async def _guard(
+        self,
+        context: aio.ServicerContext,
+        answer: Callable[[_Call], Awaitable[Any]],
+        protocol: str = "",
+    ) -> Any:
+        """Run ``answer``; a ShipyardError becomes its status code and message, a bug INTERNAL (logged).
+        Inference calls also get a request id, metadata, metrics and an access-log line."""
+        started = time.perf_counter()
+        call = _Call()
+        code = grpc.StatusCode.OK
+        message = ""
+        response = None
+        try:
+            if protocol:
+                given = _metadata(context, REQUEST_ID_KEY)
+                call.request_id = uuid.uuid4().hex if given is None else _request_id(given, "x-request-id")
+            response = await answer(call)
+        except ShipyardError as exc:
+            code, message = code_for(exc), str(exc)
+        except Exception as exc:  # a bug of ours: INTERNAL with the reason, keep serving
+            log.exception("unexpected error serving gRPC %s", call.model)
+            code = grpc.StatusCode.INTERNAL
+            message = str(PredictionFailed(f"internal error: {type(exc).__name__}: {exc}"))
+        sent: list[tuple[str, str]] = []
+        if call.served is not None:
+            sent.append((VERSION_KEY, call.served.label))
+        if protocol and call.request_id is not None:
+            sent.append((REQUEST_ID_KEY, call.request_id))
+        if sent:
+            context.set_trailing_metadata(tuple(sent))
+        if protocol:
+            self._observe(call, protocol, code, time.perf_counter() - started, context)
+        if code is not grpc.StatusCode.OK:
+            await context.abort(code, message)
+        return response
+
+    def _observe(
+        self, call: _Call, protocol: str, code: grpc.StatusCode, seconds: float, context: aio.ServicerContext
+    ) -> None:
+        served = call.served
+        version = served.version if served is not None else ""
+        self.server.metrics.observe_request(call.model, version, protocol, code.name, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                json.dumps(
+                    {
+                        "method": "ModelInfer",
+                        "status": code.name,
+                        "ms": round(seconds * 1000, 3),
+                        "model": call.model,
+                        "version": version,
+                        "label": served.label if served is not None else "",
+                        "protocol": protocol,
+                        "request_id": call.request_id,
+                        "client": context.peer(),
+                    }
+                )
+            )
+
+
+def _parse(body: bytes) -> tuple[InferRequest, Any]:
+    """The raw ModelInfer message, parsed and decoded into tensors."""
+    try:
+        request = messages.ModelInferRequest.FromString(body)
+    except Exception as exc:  # protobuf's DecodeError: not a ModelInferRequest
+        raise InvalidInput(f"the message is not a ModelInferRequest: {exc}") from None
+    return decode_model_infer(request), request
+
+
+def _model_input(served: ServedModel, decoded: InferRequest) -> ModelInput:
+    return request_input(served, decoded)
+
+
+def _metadata(context: aio.ServicerContext, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _request_id(value: str, field: str) -> str:
+    return checked_request_id(value, field)
