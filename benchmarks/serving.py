@@ -12,9 +12,11 @@ process on its own CPU: a closed loop of single-row requests at concurrency 1, 1
 after a warm-up, every latency recorded, every non-2xx answer or transport error counted.
 
 MLflow gets its own format (``dataframe_split`` to ``/invocations``); Shipyard the same row as an Open
-Inference Protocol v2 tensor (``/v2/models/bench/infer``, one [1, 30] FP64 tensor), and in extra rows as
-records, with batching off, and on the ONNX copy of the model. Both servers must first give the same
-predictions as the fitted model for the same rows. Progress goes to stderr, the tables to stdout.
+Inference Protocol v2 tensor (``/v2/models/bench/infer``, one [1, 30] FP64 tensor), over gRPC
+(``ModelInfer`` with the tensor in ``raw_input_contents``, as tritonclient sends it, ``--grpc-port``), and in
+extra rows as records, with batching off, and on scikit-learn itself (``--prefer native``: by default
+``shipyard serve`` runs the model's verified ONNX copy). Both servers must first give the same predictions
+as the fitted model for the same rows. Progress goes to stderr, the tables to stdout.
 
 ``--gpu`` adds (``--gpu-only`` runs alone) a section on a torch MLP (256 -> 1024 -> 1024 -> 10, FP32,
 logged as TorchScript, ``models:/mlp@champion``) served from a deploy.yaml with ``options: {device: cuda}``,
@@ -329,7 +331,7 @@ def load(
     spec = {
         "port": server.port,
         "path": path,
-        "body": json.dumps(body) if body is not None else None,
+        "body": json.dumps(body) if body is not None and grpc_port is None else None,
         "concurrency": concurrency,
         "warmup_s": plan.warmup_s,
         "duration_s": plan.duration_s,
@@ -337,7 +339,7 @@ def load(
         "cpu": ctx.client_cpu,
     }
     if grpc_port is not None:
-        spec |= {"port": grpc_port, "body": None, "grpc_method": path}
+        spec |= {"port": grpc_port, "grpc_method": path}
         spec["grpc_body_b64"] = base64.b64encode(body).decode()
     harness.settle()
     budget = plan.warmup_s + plan.duration_s + plan.timeout_s + 30
@@ -384,8 +386,9 @@ def mlflow_cmd(uri: str, port: int) -> list[str]:
     return [*serve, "--host", "127.0.0.1", "--port", str(port)]
 
 
-def measure(ctx: Context) -> tuple[dict[str, dict[str, Any]], list[str], str | None]:
-    """Every timed cell by key; the servers' disagreements with the model; why ONNX was not measured."""
+def measure(ctx: Context) -> tuple[dict[str, dict[str, Any]], list[str], str]:
+    """Every timed cell by key; the servers' disagreements with the model; the runtime Shipyard served the
+    model on by default."""
     fixture, root = ctx.fixture, ctx.root
     body = bodies(fixture.frame, 0)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "MLFLOW_"))}
@@ -406,6 +409,8 @@ def measure(ctx: Context) -> tuple[dict[str, dict[str, Any]], list[str], str | N
     cmd = shipyard_cmd(uri, free_port(), "--grpc-port", str(grpc_port))
     with serving("Shipyard", cmd, sy_env, root / "sy", READY, ctx) as sy:
         problems += filter(None, [check(sy, "v2", INFER, ctx), check(sy, "records", RECORDS, ctx)])
+        default_runtime = runtime(sy)
+        progress(f"Shipyard serves the model on {default_runtime} by default")
         problems += filter(None, [check_grpc(sy, grpc_port, ctx)])
         cells["ceiling"] = load(sy, "/v2/health/live", None, TOP, ctx, "ceiling: GET /v2/health/live")
         for c in LEVELS:
@@ -421,39 +426,21 @@ def measure(ctx: Context) -> tuple[dict[str, dict[str, Any]], list[str], str | N
         problems += filter(None, [check(sy, "v2", INFER, ctx)])
         cells["unbatched"] = load(sy, INFER, body["v2"], TOP, ctx, f"Shipyard v2 no batching, c={TOP}")
 
-    try:
-        cells["onnx"], problems_onnx = measure_onnx(ctx, uri, sy_env, body["v2"])
-    except Unavailable as exc:
-        return cells, problems, str(exc)
-    return cells, problems + problems_onnx, None
+    cmd = shipyard_cmd(uri, free_port(), "--prefer", "native")
+    with serving("Shipyard scikit-learn", cmd, sy_env, root / "sy", READY, ctx) as sy:
+        problems += filter(None, [check(sy, "v2", INFER, ctx)])
+        if runtime(sy) != "scikit-learn":
+            problems.append(f"--prefer native served {runtime(sy)}, not scikit-learn")
+        label = f"Shipyard v2 scikit-learn (--prefer native), c={TOP}"
+        cells["native"] = load(sy, INFER, body["v2"], TOP, ctx, label)
+    return cells, problems, default_runtime
 
 
-class Unavailable(Exception):
-    """A cell that cannot be measured here, and why."""
-
-
-def measure_onnx(ctx: Context, uri: str, env: dict[str, str], body: Any) -> tuple[dict[str, Any], list[str]]:
-    """Shipyard serving the model's ONNX copy: a deploy.yaml with ``options: {prefer: onnx}``."""
-    if ctx.fixture.onnx is not None:
-        raise Unavailable(f"the Shipyard package has no ONNX copy ({ctx.fixture.onnx})")
-    deploy = ctx.root / "deploy.yaml"
-    deploy.write_text(f"models:\n  - uri: {uri}\n    options: {{prefer: onnx}}\n", encoding="utf-8")
-    try:
-        with serving(
-            "Shipyard ONNX", shipyard_cmd(str(deploy), free_port()), env, ctx.root / "sy", READY, ctx
-        ) as sy:
-            # NOTE: scikit-learn answers predict_proba in FP64, the ONNX copy (skl2onnx) in FP32
-            _, metadata = http("GET", f"{sy.url}/v2/models/{MODEL}")
-            proba = {o["name"]: o["datatype"] for o in metadata.get("outputs", [])}.get("predict_proba")
-            if proba != "FP32":
-                raise Unavailable(
-                    "deploy.yaml `options: {prefer: onnx}` did not take effect: the served model's "
-                    f"predict_proba is {proba} (scikit-learn), not FP32 (ONNX Runtime)"
-                )
-            problems = list(filter(None, [check(sy, "v2", INFER, ctx)]))
-            return load(sy, INFER, body, TOP, ctx, f"Shipyard v2 ONNX Runtime, c={TOP}"), problems
-    except RuntimeError as exc:  # it did not start, or its model did not load
-        raise Unavailable(f"`shipyard serve deploy.yaml` with `options: {{prefer: onnx}}`: {exc}") from exc
+def runtime(server: Server) -> str:
+    """What runs the served model: scikit-learn answers predict_proba in FP64, its ONNX copy in FP32."""
+    _, metadata = http("GET", f"{server.url}/v2/models/{MODEL}")
+    proba = {o["name"]: o["datatype"] for o in metadata.get("outputs", [])}.get("predict_proba")
+    return {"FP32": "ONNX Runtime", "FP64": "scikit-learn"}.get(proba, f"an unknown runtime ({proba})")
 
 
 # ---------------------------------------------------------------------- table
@@ -494,7 +481,8 @@ def results(cells: dict[str, dict[str, Any]], problems: Sequence[str], ctx: Cont
     setup = [
         "MLflow: `mlflow models serve --env-manager local` (its defaults: 1 uvicorn worker), "
         "`dataframe_split` JSON to /invocations. Shipyard: `shipyard serve models:/bench@champion` (its "
-        f"defaults: adaptive batching), OIP v2 JSON to {INFER}, one [1, 30] FP64 tensor. Both with their "
+        "defaults: adaptive batching, the package's verified ONNX copy), OIP v2 JSON to "
+        f"{INFER}, one [1, 30] FP64 tensor. Both with their "
         "default access log on; the same row for every request; both servers first predict the model's "
         "own labels for 10 rows",
         f"closed loop: c keep-alive connections, each sending its next request when the last answer has "
@@ -533,7 +521,7 @@ def results(cells: dict[str, dict[str, Any]], problems: Sequence[str], ctx: Cont
         rest,
         min_speedup=1.0,
     )
-    extra = {"records": f"records to {RECORDS}", "unbatched": "batching off", "onnx": "ONNX Runtime"}
+    extra = {"records": f"records to {RECORDS}", "unbatched": "batching off", "native": "scikit-learn itself"}
     for name, what in extra.items():
         if name in cells:
             notes = tuple(cell_notes(cells[name]))
@@ -719,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress("fitting the model; logging it to Shipyard and to MLflow")
             fixture = prepare(root)
             ctx = Context(plan, fixture, root, server_cpus, client_cpu)
-            cells, problems, no_onnx = measure(ctx)
+            cells, problems, default_runtime = measure(ctx)
         if (args.gpu or args.gpu_only) and gpu_skip is None:
             progress(f"GPU section: a torch MLP on {args.gpu_device}, batched and not")
             gpu_ctx = Context(plan, None, root, server_cpus, client_cpu)  # type: ignore[arg-type]
@@ -739,10 +727,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.gpu_only:
         rows = results(cells, problems, ctx)
         harness.print_table(f"{TITLE}, {mode} mode", rows, machine=harness.machine_line(info))
-        if no_onnx:
-            print(f"not measured: Shipyard on ONNX Runtime at c={TOP}: {no_onnx}")
+        print(f"shipyard serve ran the model on {default_runtime} by default")
         print_cells(cells)
-        extra = dict(cells=cells, prediction_problems=problems, onnx_not_measured=no_onnx)
+        extra = dict(cells=cells, prediction_problems=problems, default_runtime=default_runtime)
     else:
         print(harness.machine_line(info))
     if gpu is not None:

@@ -100,6 +100,12 @@ def serve(
         help="With one model URI: requests send entity keys; the model gets this feature service's features.",
         show_default=False,
     ),
+    prefer: str = typer.Option(
+        "auto",
+        "--prefer",
+        help="Which runtime runs a model that has a verified ONNX copy: auto (the ONNX copy), native or "
+        "onnx. A deploy.yaml model's `options: {prefer: ...}` overrides it for that model.",
+    ),
     trusted: bool = typer.Option(
         False,
         "--trusted",
@@ -161,6 +167,10 @@ def serve(
             )
         ]
         server_config = ServerConfig(int(max_body_mb * 1024 * 1024), workers)
+    if prefer not in ("auto", "native", "onnx"):
+        raise InvalidInput(f"--prefer must be auto, native or onnx, got {prefer!r}")
+    # The ONNX copy by default: it is kept only when it reproduced the model's predictions at save time.
+    configs = [replace(c, options={"prefer": prefer, **c.options}) for c in configs]
     if trusted:  # the loader's trusted=True: without it a pickled model fails to load, saying why
         configs = [replace(c, options={**c.options, "trusted": True}) for c in configs]
     names = tuple(n.strip() for given in allowed_hosts for n in given.split(",") if n.strip())

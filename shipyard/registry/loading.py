@@ -7,6 +7,7 @@ what was verified (no window for a file to change between the check and the load
 from __future__ import annotations
 
 import hashlib
+import inspect
 import shutil
 import tempfile
 import weakref
@@ -182,11 +183,29 @@ def fetch_package(uri: str, registry: RegistryClient) -> FetchedPackage:
     )
 
 
+def _flavor_options(name: str, load: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The loader options ``load`` takes. ``prefer="auto"`` (what serving asks for: the fastest verified
+    runtime) is dropped for a flavor with one runtime; any other option it does not take is refused."""
+    parameters = inspect.signature(load).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return options
+    if options.get("prefer") == "auto" and "prefer" not in parameters:
+        options = {k: v for k, v in options.items() if k != "prefer"}
+    unknown = [k for k in options if k not in parameters or k in ("self", "directory", "loader")]
+    if unknown:
+        takes = ", ".join(k for k in parameters if k not in ("self", "directory", "loader", "trusted"))
+        raise InvalidInput(
+            f"the {name} flavor's loader takes no option {unknown[0]!r}; it takes: {takes or 'none'}"
+        )
+    return options
+
+
 def load_model(uri: str, registry: RegistryClient, *, trusted: bool = False, **options: Any) -> LoadedModel:
     """Load the model at ``uri`` with its flavor; pickled formats need ``trusted=True``."""
     fetched = fetch_package(uri, registry)
     try:
         flavor = get_flavor(fetched.manifest.flavor)
+        options = _flavor_options(fetched.manifest.flavor, flavor.load, options)
         predictor = flavor.load(fetched.directory, fetched.manifest.loader, trusted=trusted, **options)
     except BaseException:
         shutil.rmtree(fetched.directory, ignore_errors=True)

@@ -1,8 +1,10 @@
 """The Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``), beside REST in one server.
 
-``shipyard serve --grpc-port 8081`` starts it on the REST server's event loop (grpc.aio), over the same
+``shipyard serve --grpc-port 8081`` starts it with the REST server, over the same
 :class:`~shipyard.serving.app.InferenceServer`: the same models, batchers, traffic weights and shadow, payload
-log and Prometheus metrics (``protocol="grpc"``, the status code's name as ``code``). ServerLive,
+log and Prometheus metrics (``protocol="grpc"``, the status code's name as ``code``). grpcio's threads take
+the calls in; each is then answered on the REST server's event loop, where it joins the same batches as REST
+requests (see :meth:`GrpcInferenceService.start` for why not grpc.aio). ServerLive,
 ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer are served; tritonclient's gRPC
 client works unchanged.
 
@@ -27,10 +29,10 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
-from grpc import aio
 
 from shipyard import __version__
 from shipyard.errors import (
@@ -73,6 +75,14 @@ def code_for(exc: ShipyardError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+class _Abort(Exception):
+    """Ends a call with a status code: raised on the loop, turned into ``context.abort`` on gRPC's thread."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code, self.details = code, details
+
+
 class _Call:
     """What one RPC learned on the way, for its metadata, metrics and access log."""
 
@@ -89,7 +99,9 @@ class GrpcInferenceService:
 
     def __init__(self, server: InferenceServer) -> None:
         self.server = server
-        self._grpc: aio.Server | None = None
+        self._grpc: grpc.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: ThreadPoolExecutor | None = None
         self.port: int | None = None
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -106,7 +118,7 @@ class GrpcInferenceService:
         for name, method in methods.items():
             request_class, response_class = messages.METHODS[name]
             handlers[name] = grpc.unary_unary_rpc_method_handler(
-                method,
+                self._on_loop(method),
                 request_deserializer=None if name == "ModelInfer" else request_class.FromString,
                 response_serializer=response_class.SerializeToString,
             )
@@ -125,7 +137,14 @@ class GrpcInferenceService:
             # One process owns the port: a second server on it is an error, not a silent share.
             ("grpc.so_reuseport", 0),
         ]
-        self._grpc = aio.server(options=options, maximum_concurrent_rpcs=config.max_connections)
+        self._loop = asyncio.get_running_loop()
+        # grpcio's threaded server, not grpc.aio: its asyncio server takes in one call at a time through
+        # the event loop, so under load calls arrive spread out and the batcher merges almost none of them
+        # (measured: 1.6 requests a predict at 64 concurrent calls, against ~20 over REST). Here gRPC's
+        # threads take calls in concurrently and hand each to the event loop, where it joins a batch.
+        threads = ThreadPoolExecutor(min(config.max_connections, 256), thread_name_prefix="grpc")
+        self._threads = threads
+        self._grpc = grpc.server(threads, options=options, maximum_concurrent_rpcs=config.max_connections)
         self._grpc.add_generic_rpc_handlers((self.handler(),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
@@ -134,7 +153,7 @@ class GrpcInferenceService:
             raise ServingError(f"gRPC could not bind {address}: {exc}") from None
         if not bound:
             raise ServingError(f"gRPC could not bind {address} (in use?)")
-        await self._grpc.start()
+        self._grpc.start()
         self.port = bound
         log.info("OIP v2 over gRPC on %s", f"{host}:{bound}")
         return bound
@@ -142,21 +161,38 @@ class GrpcInferenceService:
     async def stop(self, grace_s: float = 30.0) -> None:
         """Stop taking calls; those in flight get ``grace_s`` to finish."""
         if self._grpc is not None:
-            await self._grpc.stop(grace_s)
+            stopped = self._grpc.stop(grace_s)
+            # Waited for off the loop: the calls finishing need it.
+            await asyncio.get_running_loop().run_in_executor(None, stopped.wait)
+            if self._threads is not None:
+                self._threads.shutdown(wait=False)
             self._grpc = None
 
+    def _on_loop(self, method: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Any]:
+        """``method`` run on the server's event loop for gRPC's handler thread, which waits for it."""
+
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            assert self._loop is not None, "started: start() keeps the loop"
+            done = asyncio.run_coroutine_threadsafe(method(request, context), self._loop)
+            try:
+                return done.result()
+            except _Abort as exc:
+                context.abort(exc.code, exc.details)
+
+        return handle
+
     # ------------------------------------------------------------------ health and metadata
-    async def server_live(self, request: Any, context: aio.ServicerContext) -> Any:
+    async def server_live(self, request: Any, context: grpc.ServicerContext) -> Any:
         return messages.ServerLiveResponse(live=True)
 
-    async def server_ready(self, request: Any, context: aio.ServicerContext) -> Any:
+    async def server_ready(self, request: Any, context: grpc.ServicerContext) -> Any:
         ready = self.server.repository.ready
         if ready and self.server.features is not None:
             loop = asyncio.get_running_loop()
             ready = await loop.run_in_executor(self.server.executor, self.server.features.problem) is None
         return messages.ServerReadyResponse(ready=ready)
 
-    async def model_ready(self, request: Any, context: aio.ServicerContext) -> Any:
+    async def model_ready(self, request: Any, context: grpc.ServicerContext) -> Any:
         async def answer(call: _Call) -> Any:
             try:
                 served = self._served(call, request.name, request.version, context)
@@ -166,10 +202,10 @@ class GrpcInferenceService:
 
         return await self._guard(context, answer)
 
-    async def server_metadata(self, request: Any, context: aio.ServicerContext) -> Any:
+    async def server_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         return messages.ServerMetadataResponse(name="shipyard", version=__version__, extensions=[])
 
-    async def model_metadata(self, request: Any, context: aio.ServicerContext) -> Any:
+    async def model_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         async def answer(call: _Call) -> Any:
             served = self._served(call, request.name, request.version, context)
             pinned = bool(request.version or _metadata(context, VERSION_KEY))
@@ -187,10 +223,10 @@ class GrpcInferenceService:
         return await self._guard(context, answer)
 
     # ------------------------------------------------------------------ inference
-    async def model_infer(self, body: bytes, context: aio.ServicerContext) -> Any:
+    async def model_infer(self, body: bytes, context: grpc.ServicerContext) -> Any:
         return await self._guard(context, lambda call: self._infer(call, body, context), protocol="grpc")
 
-    async def _infer(self, call: _Call, body: bytes, context: aio.ServicerContext) -> Any:
+    async def _infer(self, call: _Call, body: bytes, context: grpc.ServicerContext) -> Any:
         server = self.server
         decoded, request = await server.decode(body, _parse, body)
         if decoded.id:
@@ -207,7 +243,7 @@ class GrpcInferenceService:
         )
 
     # ------------------------------------------------------------------ plumbing
-    def _served(self, call: _Call, name: str, version: str, context: aio.ServicerContext) -> ServedModel:
+    def _served(self, call: _Call, name: str, version: str, context: grpc.ServicerContext) -> ServedModel:
         call.model = name
         if not name:
             raise InvalidInput("model name is empty")
@@ -217,7 +253,7 @@ class GrpcInferenceService:
 
     async def _guard(
         self,
-        context: aio.ServicerContext,
+        context: grpc.ServicerContext,
         answer: Callable[[_Call], Awaitable[Any]],
         protocol: str = "",
     ) -> Any:
@@ -249,11 +285,11 @@ class GrpcInferenceService:
         if protocol:
             self._observe(call, protocol, code, time.perf_counter() - started, context)
         if code is not grpc.StatusCode.OK:
-            await context.abort(code, message)
+            raise _Abort(code, message)
         return response
 
     def _observe(
-        self, call: _Call, protocol: str, code: grpc.StatusCode, seconds: float, context: aio.ServicerContext
+        self, call: _Call, protocol: str, code: grpc.StatusCode, seconds: float, context: grpc.ServicerContext
     ) -> None:
         served = call.served
         version = served.version if served is not None else ""
@@ -289,7 +325,7 @@ def _model_input(served: ServedModel, decoded: InferRequest) -> ModelInput:
     return request_input(served, decoded)
 
 
-def _metadata(context: aio.ServicerContext, key: str) -> str | None:
+def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
     for name, value in context.invocation_metadata() or ():
         if name == key:
             return value if isinstance(value, str) else None

@@ -192,3 +192,18 @@ def test_a_version_out_of_range_is_invalid_input_on_every_models_call(
             call()
         assert len(str(info.value)) < 300
     assert not (tmp_path / "out.tar.gz").exists()
+
+
+def test_loader_options_a_flavor_does_not_take_are_named_and_auto_is_dropped(settings: Settings) -> None:
+    xgboost = pytest.importorskip("xgboost", reason="xgboost is a dev dependency")
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    model = xgboost.XGBClassifier(n_estimators=3).fit(frame, [0, 1, 0, 1])
+    info = _log(settings, model, frame.iloc[:2])
+    assert info.manifest.flavor == "xgboost"
+    # "auto" asks for the fastest verified runtime: a flavor with one runtime has it already.
+    loaded = models.load(info.uri, prefer="auto", settings=settings)
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+    with pytest.raises(InvalidInput, match="the xgboost flavor's loader takes no option 'prefer'"):
+        models.load(info.uri, prefer="onnx", settings=settings)
+    with pytest.raises(InvalidInput, match="takes no option 'colour'"):
+        models.load(info.uri, colour="red", settings=settings)

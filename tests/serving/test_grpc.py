@@ -303,6 +303,7 @@ def test_shipyard_serve_grpc_port_serves_tritonclient_until_sigterm(registered: 
 
     port, grpc_port = free_port(), free_port()
     command = ["serve", "models:/bc@champion", "--port", str(port), "--grpc-port", str(grpc_port)]
+    command += ["--prefer", "native"]  # scikit-learn itself, not the ONNX copy served by default
     proc = subprocess.Popen(
         [sys.executable, "-m", "shipyard.cli", *command],
         env={**os.environ, "SHIPYARD_HOME": str(registered.settings.home)},
@@ -313,6 +314,8 @@ def test_shipyard_serve_grpc_port_serves_tritonclient_until_sigterm(registered: 
         wait_ready(f"http://127.0.0.1:{port}", proc)
         with tritongrpc.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client:
             assert client.is_model_ready("bc")
+            outputs = client.get_model_metadata("bc", as_json=True)["outputs"]
+            assert {o["name"]: o["datatype"] for o in outputs}["predict_proba"] == "FP64"
             answer = client.infer("bc", [_input(rows(registered, 4))], request_id="cli-1")
         expected = registered.model.predict(registered.frame[:4])
         np.testing.assert_array_equal(answer.as_numpy("predict"), expected)

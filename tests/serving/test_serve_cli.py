@@ -46,6 +46,9 @@ def test_serve_a_registered_model_then_stop_gracefully(registered: Registered, t
         records = registered.frame.iloc[:3].to_dict(orient="records")
         answer = httpx.post(url + "/models/bc/predict", json=records)
         assert answer.json() == {"predictions": registered.model.predict(registered.frame.iloc[:3]).tolist()}
+        # The verified ONNX copy serves by default (its probabilities are FP32, scikit-learn's FP64).
+        outputs = httpx.get(url + "/v2/models/bc").json()["outputs"]
+        assert {o["name"]: o["datatype"] for o in outputs}["predict_proba"] == "FP32"
         assert "shipyard_requests_total" in httpx.get(url + "/metrics").text
     finally:
         proc.send_signal(signal.SIGTERM)

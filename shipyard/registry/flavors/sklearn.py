@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.skops"
 INSTALL_HINT = "pip install 'skops>=0.10' (a Shipyard dependency)"
-PREFERENCES = ("native", "onnx")
+PREFERENCES = ("native", "onnx", "auto")
 
 _log = logging.getLogger(__name__)
 
@@ -144,7 +144,9 @@ class SklearnFlavor:
         trusted: bool = False,
         prefer: str = "native",
     ) -> SklearnPredictor | SklearnOnnxPredictor:
-        """Load the estimator (``prefer="native"``) or its ONNX copy (``prefer="onnx"``).
+        """Load the estimator (``prefer="native"``) or its ONNX copy (``prefer="onnx"``); ``"auto"`` takes
+        the ONNX copy when the package has one (it is kept only when it reproduced scikit-learn's
+        predictions at save time) and scikit-learn otherwise — what ``shipyard serve`` asks for.
 
         ``prefer="onnx"`` falls back to scikit-learn, with a warning, when the model has no verified ONNX
         copy; the returned object's ``runtime`` says which one runs. The ONNX path never reads the skops
@@ -158,11 +160,14 @@ class SklearnFlavor:
         if prefer not in PREFERENCES:
             raise InvalidInput(f"prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
         facts = loader.get("onnx") or {}
+        # "auto" needs onnxruntime installed (the onnx extra); "onnx" without it says how to install it.
+        has_runtime = importlib.util.find_spec("onnxruntime") is not None
+        usable = prefer == "onnx" or (prefer == "auto" and has_runtime)
+        if usable and facts.get("available"):
+            runner = OnnxPredictor(open_session(directory / ONNX_FILE))
+            cls = ProbabilisticSklearnOnnxPredictor if facts.get("proba_output") else SklearnOnnxPredictor
+            return cls(runner, facts)
         if prefer == "onnx":
-            if facts.get("available"):
-                runner = OnnxPredictor(open_session(directory / ONNX_FILE))
-                cls = ProbabilisticSklearnOnnxPredictor if facts.get("proba_output") else SklearnOnnxPredictor
-                return cls(runner, facts)
             _log.warning(
                 "no ONNX copy of this model (%s); running it with scikit-learn",
                 facts.get("reason", "not exported"),

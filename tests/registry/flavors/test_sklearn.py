@@ -170,6 +170,21 @@ def test_model_skl2onnx_cannot_convert_gets_no_onnx_file_and_a_reason(
     loaded = FLAVOR.load(directory, saved.loader, prefer="onnx", trusted=True)  # falls back to scikit-learn
     assert loaded.runtime == "native"
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+    assert FLAVOR.load(directory, saved.loader, prefer="auto", trusted=True).runtime == "native"
+
+
+def test_prefer_auto_takes_the_verified_onnx_copy_and_refuses_unknown_choices(
+    tmp_path: Path, data: tuple[Any, Any, Any]
+) -> None:
+    pytest.importorskip("skl2onnx", reason="skl2onnx is not installed (pip install 'shipyard[onnx]')")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'shipyard[onnx]')")
+    frame, labels, _ = data
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(frame, labels)
+    directory, saved = _save(model, tmp_path, frame.head(40))
+    assert FLAVOR.load(directory, saved.loader, prefer="auto").runtime == "onnx"
+    assert FLAVOR.load(directory, saved.loader).runtime == "native"  # the library's default stays native
+    with pytest.raises(InvalidInput, match="prefer must be one of native, onnx, auto, got 'fastest'"):
+        FLAVOR.load(directory, saved.loader, prefer="fastest")
 
 
 def test_no_input_example_means_no_onnx_copy(tmp_path: Path, data: tuple[Any, Any, Any]) -> None:
