@@ -70,6 +70,7 @@ def test_serve_a_registered_model_then_stop_gracefully(registered: Registered, t
         ("models:\n  - uri: models:/bc/1\n    versions: {a: models:/bc/2}\n", "either uri or versions"),
         ("models:\n  - versions: {a: models:/bc@champion}\n    traffic: {b: 1}\n", "no version 'b'"),
         ("payload_log: {sample_rate: 2}\nmodels:\n  - uri: models:/bc/1\n", "payload_log.sample_rate"),
+        ("server: {grpc_port: 70000}\nmodels:\n  - uri: models:/bc/1\n", "server.grpc_port"),
     ],
 )
 def test_a_bad_deploy_file_is_one_line_naming_the_field(
@@ -152,9 +153,10 @@ def test_a_deploy_file_sets_the_server_limits_and_names(tmp_path: Path) -> None:
     deploy = tmp_path / "deploy.yaml"
     deploy.write_text(
         "server: {allowed_hosts: [models.internal], forwarded_allow_ips: '10.0.0.5', header_timeout_s: 5,\n"
-        "         body_timeout_s: 20, max_connections: 200}\n"
+        "         body_timeout_s: 20, max_connections: 200, grpc_port: 8081}\n"
         "models:\n  - uri: models:/bc/1\n"
     )
     config = load_deployment(deploy).server_config()
     assert config.allowed_hosts == ("models.internal",) and config.forwarded_allow_ips == "10.0.0.5"
     assert (config.header_timeout_s, config.body_timeout_s, config.max_connections) == (5, 20, 200)
+    assert config.grpc_port == 8081
