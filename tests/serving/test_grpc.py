@@ -15,11 +15,10 @@ import pytest
 
 from shipyard.payloads import PayloadLogConfig, PayloadLogger, read_payloads
 from shipyard.serving.app import ServerConfig
-from shipyard.serving.batching import BatchPolicy
 from shipyard.serving.repository import ModelConfig
 from shipyard.store.artifacts import ArtifactStore
 from tests.serving.conftest import Registered, RunningServer, rows
-from tests.serving.test_server import _Stub
+from tests.serving.test_server import start_stubs
 
 grpc = pytest.importorskip("grpc", reason="grpcio is the grpc extra: pip install 'shipyard[grpc]'")
 tritongrpc = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is a dev dependency")
@@ -234,18 +233,7 @@ def test_garbage_is_not_a_model_infer_request(served: RunningServer) -> None:
 # ---------------------------------------------------------------------- failure modes, on stub models
 @pytest.fixture(scope="module")
 def stub_server(start_server: Callable[..., RunningServer], registered: Registered) -> RunningServer:
-    models = {"slow": _Stub(delay_s=0.2), "boom": _Stub(explode=True), "broken": OSError("disk on fire")}
-
-    def loader(uri: str) -> Any:
-        found = models[uri]
-        if isinstance(found, Exception):
-            raise found
-        return found
-
-    policy = BatchPolicy(max_batch_size=64, max_latency_ms=5, max_queue=4, max_in_flight=1)
-    configs = [ModelConfig(name, name, batching=policy) for name in models]
-    config = ServerConfig(max_body_bytes=4096, workers=2, grpc_port=0)
-    return start_server(configs, registered.settings, config, loader)
+    return start_stubs(start_server, registered, grpc_port=0)[0]
 
 
 def _stub_request(model: str, n: int = 1) -> Any:

@@ -159,10 +159,11 @@ class _Stub:
         return np.asarray(data)[:, 0] * 2
 
 
-@pytest.fixture(scope="module")
-def stubs(
-    start_server: Callable[..., RunningServer], registered: Registered
+def start_stubs(
+    start_server: Callable[..., RunningServer], registered: Registered, **config: Any
 ) -> tuple[RunningServer, dict[str, Any]]:
+    """A server of three stub models: ``slow`` (0.2 s a predict, a queue of 4), ``boom`` (raises) and
+    ``broken`` (fails to load); bodies over 4 KiB refused. ``config``: more ServerConfig fields."""
     models = {"slow": _Stub(delay_s=0.2), "boom": _Stub(explode=True), "broken": OSError("disk on fire")}
 
     def loader(uri: str) -> Any:
@@ -173,8 +174,15 @@ def stubs(
 
     policy = BatchPolicy(max_batch_size=64, max_latency_ms=5, max_queue=4, max_in_flight=1)
     configs = [ModelConfig(name, name, batching=policy) for name in models]
-    server = start_server(configs, registered.settings, ServerConfig(max_body_bytes=4096, workers=2), loader)
-    return server, models
+    server_config = ServerConfig(max_body_bytes=4096, workers=2, **config)
+    return start_server(configs, registered.settings, server_config, loader), models
+
+
+@pytest.fixture(scope="module")
+def stubs(
+    start_server: Callable[..., RunningServer], registered: Registered
+) -> tuple[RunningServer, dict[str, Any]]:
+    return start_stubs(start_server, registered)
 
 
 def infer_body(n: int = 1) -> dict[str, Any]:
