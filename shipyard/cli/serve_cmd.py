@@ -136,6 +136,7 @@ def serve(
     from shipyard.models import get as get_version
     from shipyard.models import load
     from shipyard.payloads import PayloadLogConfig, PayloadLogger
+    from shipyard.registry.flavors.sklearn import PREFERENCES
     from shipyard.serving.app import InferenceServer, ServerConfig
     from shipyard.serving.batching import BatchPolicy
     from shipyard.serving.deployment import default_name, load_deployment
@@ -167,8 +168,8 @@ def serve(
             )
         ]
         server_config = ServerConfig(int(max_body_mb * 1024 * 1024), workers)
-    if prefer not in ("auto", "native", "onnx"):
-        raise InvalidInput(f"--prefer must be auto, native or onnx, got {prefer!r}")
+    if prefer not in PREFERENCES:
+        raise InvalidInput(f"--prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
     # The ONNX copy by default: it is kept only when it reproduced the model's predictions at save time.
     configs = [replace(c, options={"prefer": prefer, **c.options}) for c in configs]
     if trusted:  # the loader's trusted=True: without it a pickled model fails to load, saying why

@@ -242,13 +242,18 @@ class InferenceServer:
         return JSONResponse({"live": True})
 
     async def ready(self, request: Request) -> Response:
-        ready = self.repository.ready
-        body: dict[str, Any] = {"ready": ready}
+        body = await self.readiness()
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    async def readiness(self) -> dict[str, Any]:
+        """``{"ready": bool}``: every model version loaded and, with a feature repository, its online store
+        answering (else ``"features"`` says why not; asked on a worker thread, it is I/O)."""
+        body: dict[str, Any] = {"ready": self.repository.ready}
         if self.features is not None:
             problem = await asyncio.get_running_loop().run_in_executor(self.executor, self.features.problem)
             if problem is not None:
                 body = {"ready": False, "features": problem}
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+        return body
 
     async def online_features(self, request: Request) -> Response:
         return await self._guard(request, self._online_features)

@@ -46,8 +46,13 @@ from shipyard.errors import (
     StoreError,
 )
 from shipyard.serving import grpc_messages as messages
-from shipyard.serving.app import InferenceServer, checked_request_id, request_input
-from shipyard.serving.inference import ModelInput
+from shipyard.serving.app import (
+    REQUEST_ID_HEADER,
+    VERSION_HEADER,
+    InferenceServer,
+    checked_request_id,
+    request_input,
+)
 from shipyard.serving.repository import ModelState, ServedModel
 from shipyard.serving.tensors import InferRequest
 from shipyard.serving.wire_grpc import decode_model_infer, encode_model_infer
@@ -55,8 +60,6 @@ from shipyard.serving.wire_grpc import decode_model_infer, encode_model_infer
 log = logging.getLogger("shipyard.serving")
 access_log = logging.getLogger("shipyard.serving.access")
 
-VERSION_KEY = "x-shipyard-version"
-REQUEST_ID_KEY = "x-request-id"
 
 _CODES: list[tuple[type[ShipyardError], grpc.StatusCode]] = [
     (NotFound, grpc.StatusCode.NOT_FOUND),
@@ -186,11 +189,7 @@ class GrpcInferenceService:
         return messages.ServerLiveResponse(live=True)
 
     async def server_ready(self, request: Any, context: grpc.ServicerContext) -> Any:
-        ready = self.server.repository.ready
-        if ready and self.server.features is not None:
-            loop = asyncio.get_running_loop()
-            ready = await loop.run_in_executor(self.server.executor, self.server.features.problem) is None
-        return messages.ServerReadyResponse(ready=ready)
+        return messages.ServerReadyResponse(ready=(await self.server.readiness())["ready"])
 
     async def model_ready(self, request: Any, context: grpc.ServicerContext) -> Any:
         async def answer(call: _Call) -> Any:
@@ -208,7 +207,7 @@ class GrpcInferenceService:
     async def model_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         async def answer(call: _Call) -> Any:
             served = self._served(call, request.name, request.version, context)
-            pinned = bool(request.version or _metadata(context, VERSION_KEY))
+            pinned = bool(request.version or _metadata(context, VERSION_HEADER))
             body = self.server.metadata(served, pinned)
             response = messages.ModelMetadataResponse(
                 name=body["name"], versions=body["versions"], platform=body["platform"]
@@ -230,11 +229,10 @@ class GrpcInferenceService:
         server = self.server
         decoded, request = await server.decode(body, _parse, body)
         if decoded.id:
-            call.request_id = _request_id(decoded.id, "id")
-        call.model = request.model_name
+            call.request_id = checked_request_id(decoded.id, "id")
         served = self._served(call, request.model_name, request.model_version, context)
-        item = await server.decode(body, _model_input, served, decoded)
-        pinned = request.model_version or _metadata(context, VERSION_KEY)
+        item = await server.decode(body, request_input, served, decoded)
+        pinned = request.model_version or _metadata(context, VERSION_HEADER)
         outputs = await server.predict(served, item, "grpc", call.request_id, pinned=pinned)
         answered = [(name, outputs[name]) for name in item.outputs]  # in the order asked
         # The answer comes back raw to a raw request (decode_model_infer marks it binary_output_default).
@@ -247,7 +245,7 @@ class GrpcInferenceService:
         call.model = name
         if not name:
             raise InvalidInput("model name is empty")
-        served = self.server.repository.get(name, version or _metadata(context, VERSION_KEY))
+        served = self.server.repository.get(name, version or _metadata(context, VERSION_HEADER))
         call.served = served
         return served
 
@@ -266,8 +264,10 @@ class GrpcInferenceService:
         response = None
         try:
             if protocol:
-                given = _metadata(context, REQUEST_ID_KEY)
-                call.request_id = uuid.uuid4().hex if given is None else _request_id(given, "x-request-id")
+                given = _metadata(context, REQUEST_ID_HEADER)
+                call.request_id = (
+                    uuid.uuid4().hex if given is None else checked_request_id(given, "x-request-id")
+                )
             response = await answer(call)
         except ShipyardError as exc:
             code, message = code_for(exc), str(exc)
@@ -277,9 +277,9 @@ class GrpcInferenceService:
             message = str(PredictionFailed(f"internal error: {type(exc).__name__}: {exc}"))
         sent: list[tuple[str, str]] = []
         if call.served is not None:
-            sent.append((VERSION_KEY, call.served.label))
+            sent.append((VERSION_HEADER, call.served.label))
         if protocol and call.request_id is not None:
-            sent.append((REQUEST_ID_KEY, call.request_id))
+            sent.append((REQUEST_ID_HEADER, call.request_id))
         if sent:
             context.set_trailing_metadata(tuple(sent))
         if protocol:
@@ -321,16 +321,8 @@ def _parse(body: bytes) -> tuple[InferRequest, Any]:
     return decode_model_infer(request), request
 
 
-def _model_input(served: ServedModel, decoded: InferRequest) -> ModelInput:
-    return request_input(served, decoded)
-
-
 def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
     for name, value in context.invocation_metadata() or ():
         if name == key:
             return value if isinstance(value, str) else None
     return None
-
-
-def _request_id(value: str, field: str) -> str:
-    return checked_request_id(value, field)

@@ -13,12 +13,11 @@ import httpx
 import numpy as np
 import pytest
 
-from shipyard.payloads import PayloadLogConfig, PayloadLogger, read_payloads
+from shipyard.payloads import read_payloads
 from shipyard.serving.app import ServerConfig
-from shipyard.serving.repository import ModelConfig
-from shipyard.store.artifacts import ArtifactStore
 from tests.serving.conftest import Registered, RunningServer, rows
 from tests.serving.test_server import start_stubs
+from tests.serving.test_traffic import start_versions
 
 grpc = pytest.importorskip("grpc", reason="grpcio is the grpc extra: pip install 'shipyard[grpc]'")
 tritongrpc = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is a dev dependency")
@@ -36,15 +35,9 @@ def served(
     start_server: Callable[..., RunningServer],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> RunningServer:
-    """``bc`` with traffic between champion and challenger, every request payload-logged, gRPC on."""
-    config = ModelConfig(
-        "bc",
-        versions={"champion": "models:/bc@champion", "challenger": "models:/bc@challenger"},
-        traffic={"champion": 100},
-    )
-    store = ArtifactStore(str(tmp_path_factory.mktemp("grpc-payloads")))
-    payloads = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_rows=100_000, max_seconds=3600))
-    return start_server([config], registered.settings, ServerConfig(grpc_port=0), payloads=payloads)
+    """``bc`` as champion (all traffic) and challenger, every request payload-logged, gRPC on."""
+    traffic = {"champion": 100.0}
+    return start_versions(start_server, registered, tmp_path_factory, traffic, ServerConfig(grpc_port=0))
 
 
 @pytest.fixture()

@@ -14,6 +14,7 @@ import pytest
 
 from shipyard.errors import Conflict, InvalidInput, ModelNotReady, NotFound
 from shipyard.payloads import PayloadLogConfig, PayloadLogger, read_payloads
+from shipyard.serving.app import ServerConfig
 from shipyard.serving.repository import ModelConfig
 from shipyard.serving.routing import Deployment
 from shipyard.store.artifacts import ArtifactStore
@@ -98,20 +99,31 @@ def test_rollback_undoes_changes_in_order() -> None:
 
 
 # ---------------------------------------------------------------------- over HTTP
+def start_versions(
+    start_server: Callable[..., RunningServer],
+    registered: Registered,
+    tmp_path_factory: pytest.TempPathFactory,
+    traffic: dict[str, float],
+    config: ServerConfig | None = None,
+) -> RunningServer:
+    """``bc`` served as champion and challenger with ``traffic``, every request payload-logged."""
+    model = ModelConfig(
+        "bc",
+        versions={"champion": "models:/bc@champion", "challenger": "models:/bc@challenger"},
+        traffic=traffic,
+    )
+    store = ArtifactStore(str(tmp_path_factory.mktemp("payloads")))
+    payloads = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_rows=100_000, max_seconds=3600))
+    return start_server([model], registered.settings, config, payloads=payloads)
+
+
 @pytest.fixture(scope="module")
 def canary(
     registered: Registered,
     start_server: Callable[..., RunningServer],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> RunningServer:
-    config = ModelConfig(
-        "bc",
-        versions={"champion": "models:/bc@champion", "challenger": "models:/bc@challenger"},
-        traffic={"champion": 80, "challenger": 20},
-    )
-    store = ArtifactStore(str(tmp_path_factory.mktemp("payloads")))
-    payloads = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_rows=100_000, max_seconds=3600))
-    return start_server([config], registered.settings, payloads=payloads)
+    return start_versions(start_server, registered, tmp_path_factory, {"champion": 80, "challenger": 20})
 
 
 def one_row(registered: Registered) -> dict[str, Any]:
