@@ -185,12 +185,11 @@ def fetch_package(uri: str, registry: RegistryClient) -> FetchedPackage:
 
 def _flavor_options(name: str, load: Any, options: dict[str, Any]) -> dict[str, Any]:
     """The loader options ``load`` takes. ``prefer="auto"`` (what serving asks for: the fastest verified
-    runtime) or ``"native"`` names the runtime a flavor with one runtime has already, so it is dropped there;
-    any other option it does not take (``prefer="onnx"`` among them) is refused."""
+    runtime) is dropped for a flavor with one runtime; any other option it does not take is refused."""
     parameters = inspect.signature(load).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return options
-    if options.get("prefer") in ("auto", "native") and "prefer" not in parameters:
+    if options.get("prefer") == "auto" and "prefer" not in parameters:
         options = {k: v for k, v in options.items() if k != "prefer"}
     unknown = [k for k in options if k not in parameters or k in ("self", "directory", "loader")]
     if unknown:

@@ -200,12 +200,9 @@ def test_loader_options_a_flavor_does_not_take_are_named_and_auto_is_dropped(set
     model = xgboost.XGBClassifier(n_estimators=3).fit(frame, [0, 1, 0, 1])
     info = _log(settings, model, frame.iloc[:2])
     assert info.manifest.flavor == "xgboost"
-    # "auto" asks for the fastest verified runtime, "native" for the model's own: a flavor with one runtime
-    # has both already.
+    # "auto" asks for the fastest verified runtime: a flavor with one runtime has it already.
     loaded = models.load(info.uri, prefer="auto", settings=settings)
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
-    native = models.load(info.uri, prefer="native", settings=settings)  # the one runtime it has
-    np.testing.assert_array_equal(native.predict(frame), model.predict(frame))
     with pytest.raises(InvalidInput, match="the xgboost flavor's loader takes no option 'prefer'"):
         models.load(info.uri, prefer="onnx", settings=settings)
     with pytest.raises(InvalidInput, match="takes no option 'colour'"):
