@@ -12,6 +12,7 @@ from shipyard import __version__
 from shipyard.cli import (
     access_cmd,
     artifacts_cmd,
+    build_cmd,
     config_cmd,
     data_cmd,
     datasets_cmd,
@@ -96,6 +97,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)
 app.command("scheduler")(schedule_cmd.scheduler)
 app.command("serve")(serve_cmd.serve)
+app.command("build")(build_cmd.build)
 app.command("server")(server_cmd.server)
 app.command("ui")(ui_cmd.ui)
 app.add_typer(access_cmd.users_app, name="users")

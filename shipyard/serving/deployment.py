@@ -14,6 +14,7 @@
         shadow: null                      # a label that gets a copy of every request (answer discarded)
         batching: {max_batch_size: 64, max_latency_ms: 2, max_queue: 2048, enabled: true}
         options: {device: auto}           # passed to the model's loader
+        # uri: ./model                    # a package folder: a relative path is from this file
         trusted: false                    # true: a pickled model may load (unpickling runs code from it)
         feature_service: churn            # requests send entity keys; the features are looked up online
     features: {repo: features/, online_store: redis://cache:6379/0}   # the feature repository (a relative
@@ -31,12 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shipyard.errors import InvalidInput
 from shipyard.payloads import PayloadLogConfig
-from shipyard.registry.uri import RegistryUri, RunModelUri, parse_model_uri
+from shipyard.registry.uri import PathUri, RegistryUri, RunModelUri, parse_model_uri
 from shipyard.serving.app import ServerConfig
 from shipyard.serving.batching import BatchPolicy
 from shipyard.serving.repository import ModelConfig
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NAME_RULE = "a model name is letters, digits, '_', '.' and '-' (at most 128)"
 
 
 class BatchingSpec(BaseModel):
@@ -66,8 +68,8 @@ class ModelSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.match(value):
-            raise ValueError("a model name is letters, digits, '_', '.' and '-' (at most 128)")
+        if value is not None and not NAME.match(value):
+            raise ValueError(NAME_RULE)
         return value
 
 
@@ -160,7 +162,7 @@ def default_name(uri: str) -> str:
         name = parsed.path.rsplit("/", 1)[-1]
     else:
         name = Path(parsed.path).resolve().name
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise InvalidInput(problem)
     return name
 
@@ -188,4 +190,19 @@ def load_deployment(path: Path) -> DeploymentSpec:
         raise InvalidInput(f"{path}: {where}: {first['msg']}") from exc
     if found.features is not None and not Path(found.features.repo).is_absolute():
         found.features.repo = str(path.parent / found.features.repo)
+    # A package folder named by a relative path is found from this file, wherever the server starts.
+    for spec in found.models:
+        if spec.uri is not None:
+            spec.uri = _from_file(spec.uri, path)
+        spec.versions = {label: _from_file(uri, path) for label, uri in spec.versions.items()}
     return found
+
+
+def _from_file(uri: str, deploy_file: Path) -> str:
+    try:
+        parsed = parse_model_uri(uri)
+    except InvalidInput:
+        return uri  # model_configs names it
+    if isinstance(parsed, PathUri) and not Path(parsed.path).is_absolute():
+        return str(deploy_file.parent / parsed.path)
+    return uri
