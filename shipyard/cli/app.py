@@ -20,6 +20,7 @@ from shipyard.cli import (
     deploy_cmd,
     deployments_cmd,
     experiments_cmd,
+    export_cmd,
     features_cmd,
     import_cmd,
     lineage_cmd,
@@ -80,6 +81,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(schedule_cmd.app, name="schedules")
 app.add_typer(deploy_cmd.app, name="deploy")
+app.add_typer(export_cmd.app, name="export")
 app.add_typer(deployments_cmd.app, name="deployments")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(features_cmd.app, name="features")

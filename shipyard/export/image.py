@@ -114,8 +114,8 @@ def write_build_context(
             f"--base-image {base_image!r} is not pinned by digest; give IMAGE@sha256:<64 hex digits> so "
             "every build starts from the same base"
         )
-    if tag is not None and not _TAG.match(tag):
-        raise InvalidInput(f"--tag {tag!r} is not a valid image reference (e.g. registry.example/churn:7)")
+    if tag is not None:
+        check_image(tag, "--tag", digest=False)
     served_name = name or default_name(uri)
     if not NAME.match(served_name):
         raise InvalidInput(f"--name {served_name!r}: {NAME_RULE}")
@@ -167,6 +167,16 @@ def write_build_context(
     }
     (output / "build.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     return context
+
+
+def check_image(reference: str, option: str, *, digest: bool = True) -> str:
+    """``reference`` if it is an image reference: ``[registry[:port]/]path[:tag][@sha256:…]``."""
+    name, _, pinned = reference.partition("@")
+    if not _TAG.match(name) or (pinned and (not digest or not re.match(r"^sha256:[0-9a-f]{64}$", pinned))):
+        raise InvalidInput(
+            f"{option} {reference!r} is not a valid image reference (e.g. registry.example/churn:7)"
+        )
+    return reference
 
 
 def find_engine() -> tuple[str | None, list[str]]:
