@@ -11,13 +11,14 @@ import getpass
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from shipyard.cli.output import console, fmt_time, print_json, print_table
 from shipyard.config import get_settings
-from shipyard.errors import InvalidInput
+from shipyard.errors import AlreadyExists, InvalidInput
 
 users_app = typer.Typer(help="Manage the platform server's users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens (shown once, stored as hashes).", no_args_is_help=True)
@@ -46,7 +47,16 @@ def _local_actor() -> str:
         return "local"
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, from_file: Path | None = None) -> str:
+    if from_file is not None:
+        try:
+            # A mounted Secret's file: its one line, without the newline editors and `echo` add.
+            password = from_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"--password-file {from_file}: cannot read it ({exc})") from exc
+        if not password:
+            raise InvalidInput(f"--password-file {from_file} holds no password")
+        return password
     if from_stdin:
         line = sys.stdin.readline()
         password = line.rstrip("\r\n")
@@ -64,7 +74,19 @@ def create_user(
     name: str,
     role: str = typer.Option("viewer", "--role", help="viewer, editor or admin."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    password_file: Path = typer.Option(
+        None,
+        "--password-file",
+        help="Read the password from this file (a mounted Secret).",
+        show_default=False,
+    ),
     no_password: bool = typer.Option(False, "--no-password", help="A user that signs in with tokens only."),
+    exists_ok: bool = typer.Option(
+        False,
+        "--exists-ok",
+        help="Succeed without changing anything when the user exists (for start-up scripts and init "
+        "containers that run on every start).",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a user (asks for its password; never pass one on the command line).
@@ -75,14 +97,39 @@ def create_user(
 
         shipyard users create ci-bot --role editor --password-stdin
 
+        shipyard users create admin --role admin --password-file /run/secrets/admin/password --exists-ok
+
         shipyard users create reader --no-password
     """
-    password = None if no_password else _read_password(password_stdin)
-    user = _accounts().create_user(name, role, password)
+    if sum((password_stdin, password_file is not None, no_password)) > 1:
+        raise InvalidInput("give one of --password-stdin, --password-file and --no-password")
+    accounts = _accounts()
+    # Looked up in the list: the team-mode client (a platform server's users) has no lookup by name.
+    existing = next((u for u in accounts.list_users() if u.name == name), None) if exists_ok else None
+    if existing is not None:
+        _say_exists(existing, role, as_json)
+        return
+    password = None if no_password else _read_password(password_stdin, password_file)
+    try:
+        user = accounts.create_user(name, role, password)
+    except AlreadyExists:
+        if not exists_ok:
+            raise
+        # Another replica's init container created it between the check and the insert.
+        _say_exists(next(u for u in accounts.list_users() if u.name == name), role, as_json)
+        return
     if as_json:
         print_json(user)
     else:
         console.print(f"created user [bold]{user.name}[/] ({user.role.value})")
+
+
+def _say_exists(user: Any, role: str, as_json: bool) -> None:
+    if as_json:
+        print_json(user)
+        return
+    note = "" if user.role.value == role else f"; its role is {user.role.value}, not {role}"
+    console.print(f"user {user.name} exists (left as it is{note})", markup=False)
 
 
 @users_app.command("list")

@@ -169,3 +169,57 @@ def k8s(
         scrape_interval=scrape_interval,
     )
     _emit(exported, output)
+
+
+@app.command("platform")
+def platform(
+    output: Path = typer.Option(..., "--output", "-o", help="The folder to write the manifests into."),
+    image: str = typer.Option(
+        ...,
+        "--image",
+        help="An image with shipyard[postgres,s3] installed (the platform server and scheduler run it).",
+    ),
+    namespace: str = _NAMESPACE,
+    replicas: int = typer.Option(2, "--replicas", min=1, help="Platform server replicas."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes in each replica."),
+    artifact_root: str = typer.Option(
+        "s3://shipyard-artifacts", "--artifact-root", help="Where artifacts live (every replica reaches it)."
+    ),
+    s3_endpoint: str = typer.Option(
+        None, "--s3-endpoint", help="An S3-compatible endpoint (MinIO, Ceph…).", show_default=False
+    ),
+    default_permission: str = typer.Option(
+        "READ", "--default-permission", help="What users may do without a grant: NO_PERMISSIONS, READ, EDIT…"
+    ),
+    admin_user: str = typer.Option(
+        "admin",
+        "--admin-user",
+        help="The first admin, created on start with the password in Secret shipyard-admin.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace platform files already in --output."),
+) -> None:
+    """The platform server, scheduler, serving monitor and Grafana dashboard as manifests with a
+    kustomization.yaml (kubectl apply -k DIR); database URL and S3 keys come from Secrets you create.
+
+    Examples:
+
+        shipyard export platform -o deploy/k8s --image registry.example/shipyard:0.1.0
+
+        shipyard export platform -o k8s --image reg.example/shipyard:0.1.0 -n ml --s3-endpoint http://minio:9000
+    """
+    from shipyard.export.platform import PlatformOptions, write_platform
+
+    options = PlatformOptions(
+        image=image,
+        namespace=namespace,
+        replicas=replicas,
+        workers=workers,
+        artifact_root=artifact_root,
+        s3_endpoint=s3_endpoint,
+        default_permission=default_permission,
+        admin_user=admin_user,
+    )
+    written = write_platform(options, output, force=force)
+    typer.echo(
+        f"wrote {', '.join(p.name for p in written)} to {output}; apply with: kubectl apply -k {output}"
+    )

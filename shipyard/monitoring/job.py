@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 _KEY_UNSAFE = re.compile(r"[^\w\-./: ]")
 REPORTS_PREFIX = "monitoring/reports"
-# Every gauge a monitoring run may write (the Grafana dashboard in deploy/grafana is checked against these).
+# Every gauge a monitoring run may write (monitoring/grafana's dashboard is checked against these).
 MONITOR_METRICS = (
     "shipyard_drift_share",
     "shipyard_dataset_drift",

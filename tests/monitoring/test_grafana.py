@@ -1,5 +1,6 @@
-"""The Grafana dashboard in deploy/grafana: well-formed, laid out without overlaps, and every metric and label
-it queries exported by a real ServerMetrics or listed in MONITOR_METRICS (a rename breaks this test)."""
+"""The Grafana dashboard (shipyard/monitoring/grafana): well-formed, laid out without overlaps, and every
+metric and label it queries exported by a real ServerMetrics or listed in MONITOR_METRICS (a rename breaks
+this test)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from shipyard.monitoring.job import MONITOR_METRICS
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.repository import ModelConfig, ModelRepository
 
-DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "shipyard.json"
+DASHBOARD = Path(__file__).parents[2] / "shipyard" / "monitoring" / "grafana" / "shipyard.json"
 # The labels each monitoring gauge is written with.
 MONITOR_LABELS: dict[str, set[str]] = {
     "shipyard_drift_share": {"model"},
