@@ -223,3 +223,42 @@ def platform(
     typer.echo(
         f"wrote {', '.join(p.name for p in written)} to {output}; apply with: kubectl apply -k {output}"
     )
+
+
+@app.command("kfp")
+def kfp(
+    target: str = typer.Argument(
+        ..., help="The pipeline: path/to/file.py:name, module:name, or a compiled spec (.yaml)."
+    ),
+    image: str = typer.Option(
+        ..., "--image", help="An image with Shipyard and the pipeline's code (importable as compiled)."
+    ),
+    output: Path = _OUTPUT,
+) -> None:
+    """Kubeflow Pipelines v2 IR (PipelineSpec) for a pipeline: each step a container component in --image.
+
+    Examples:
+
+        shipyard export kfp examples/train_pipeline.py:training --image reg.example/train:1 -o pipeline.yaml
+
+        shipyard export kfp pipeline.yaml --image reg.example/train:1
+    """
+    import yaml
+
+    from shipyard import __version__
+    from shipyard.cli.pipeline_cmd import load_spec
+    from shipyard.export.image import check_image
+    from shipyard.export.kfp import export_kfp
+
+    check_image(image, "--image")
+    spec = load_spec(target)
+    document = export_kfp(spec, image, sdk_version=f"shipyard-{__version__}")
+    text = f"# PIPELINE DEFINITION\n# Name: {document['pipelineInfo']['name']}\n" + yaml.safe_dump(
+        document, sort_keys=False
+    )
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote the KFP pipeline {document['pipelineInfo']['name']} to {output}", err=True)

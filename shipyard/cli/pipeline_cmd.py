@@ -38,9 +38,22 @@ def load_spec(target: str) -> PipelineSpec:
         if not path.is_file():
             raise InvalidInput(f"pipeline spec file {target!r} does not exist")
         return PipelineSpec.from_yaml(path.read_text(encoding="utf-8"), source=str(path))
-    module_name, sep, attribute = target.partition(":")
+    module_name, sep, attribute = target.rpartition(":")
     if not sep or not module_name or not attribute:
         raise InvalidInput(f"{target!r} is neither a spec file (.yaml) nor module:function")
+    if module_name.endswith(".py"):
+        # path/to/file.py:pipeline — imported by its dotted name from the working directory, the name its
+        # steps are recorded under (and found by in a worker or a container).
+        source = Path(module_name)
+        if not source.is_file():
+            raise InvalidInput(f"pipeline file {module_name!r} does not exist")
+        try:
+            relative = source.resolve().relative_to(Path.cwd().resolve())
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{module_name!r} is outside the working directory; run from the project that holds it"
+            ) from exc
+        module_name = ".".join(relative.with_suffix("").parts)
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # pipelines usually live beside the user's project
     try:
