@@ -330,3 +330,72 @@ def delete(
     else:
         client.delete_model(ref, force=force)
         console.print(f"deleted model {ref}")
+
+
+@app.command("gate")
+def gate(
+    ref: str = typer.Argument(..., help="The candidate: NAME/VERSION, NAME@ALIAS or models:/NAME/VERSION."),
+    rules: Path = typer.Option(..., "--rules", help="The gate rules (YAML)."),
+    against: str = typer.Option(
+        None,
+        "--against",
+        help="The version to compare with: an alias (champion), a number or a URI.",
+        show_default=False,
+    ),
+    record: bool = typer.Option(True, "--record/--no-record", help="Record the outcome on the version."),
+    as_json: bool = _JSON,
+) -> None:
+    """Check a candidate version against gate rules (metrics and deltas vs --against on an evaluation
+    dataset, signature, package size, p99 latency, drift, tags, model card); exit 1 when a rule fails.
+
+    Examples:
+
+        shipyard models gate churn/7 --against champion --rules gates.yaml
+
+        shipyard models gate models:/churn/7 --rules gates.yaml --json --no-record
+    """
+    from shipyard.registry.gates import evaluate_gate, record_gate
+
+    name, version = _version_ref(ref)
+    registry = models.registry_client()
+    report = evaluate_gate(f"models:/{name}/{version}", rules, registry, against=against)
+    if record:
+        record_gate(registry, report)
+    if as_json:
+        print_json({"candidate": report.candidate, "champion": report.champion, "passed": report.passed,
+                    "summary": report.summary, "results": report.results})  # fmt: skip
+    else:
+        rows = [
+            (r.rule, "PASS" if r.passed else "FAIL", r.candidate, r.champion, r.threshold, r.detail)
+            for r in report.results
+        ]
+        title = f"Gate: {report.candidate}" + (f" vs {report.champion}" if report.champion else "")
+        print_table(title, ["rule", "result", "candidate", "champion", "threshold", "detail"], rows)
+    if not report.passed:
+        typer.echo(f"error: {report.summary}", err=True)
+        raise typer.Exit(1)
+    if not as_json:
+        console.print(report.summary, markup=False)
+
+
+@app.command("require-gate")
+def require_gate(
+    name: str = typer.Argument(..., help="The registered model."),
+    targets: list[str] = typer.Option(
+        [], "--for", help="A stage (Production) or an alias (@champion) that needs a passed gate; repeat."
+    ),
+) -> None:
+    """Require a passed `shipyard models gate` before a version enters these stages or aliases (no --for:
+    none needed any more).
+
+    Examples:
+
+        shipyard models require-gate churn --for Production --for @champion
+
+        shipyard models require-gate churn
+    """
+    from shipyard.registry.gates import set_gate_requirement
+
+    set_gate_requirement(models.registry_client(), name, targets)
+    what = ", ".join(targets) if targets else "nothing"
+    console.print(f"model {name}: a passed gate is required for {what}", markup=False)

@@ -134,6 +134,12 @@ class RegistryClient:
     def set_model_tags(self, name: str, tags: Mapping[str, Any]) -> None:
         self.backend.set_model_tags(name, tags)
 
+    def record_gate(
+        self, name: str, version: int, *, passed: bool, summary: str, facts: Mapping[str, Any]
+    ) -> ModelVersion:
+        """Record a gate's outcome on the version (``shipyard.gate.*`` tags) with an audit event."""
+        return self.backend.record_gate(name, version, passed=passed, summary=summary, facts=facts)
+
     def events(self, name: str) -> list[ModelEvent]:
         """The model's audit log, oldest first."""
         return self.backend.events(name)

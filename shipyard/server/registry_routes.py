@@ -223,6 +223,22 @@ def set_version_tags(name: str, version: int, body: Tags, request: Request) -> N
     _store(request).set_version_tags(name, version, body.tags)
 
 
+class GateOutcome(_Body):
+    passed: bool
+    summary: str = Field(max_length=4000)
+    facts: dict[str, str] = Field(default_factory=dict)
+
+
+@router.post("/registered-models/{name}/versions/{version}/gate")
+def record_gate(name: str, version: int, body: GateOutcome, request: Request) -> dict[str, Any]:
+    """Record the outcome of `shipyard models gate` (evaluated by the caller) on the version."""
+    guard(request).model(name, EDIT)
+    found = _store(request).record_gate(
+        name, version, passed=body.passed, summary=body.summary, facts=body.facts
+    )
+    return wire.to_json(found)
+
+
 @router.delete("/registered-models/{name}/versions/{version}/tags/{key}", status_code=204)
 def delete_version_tag(name: str, version: int, key: str, request: Request) -> None:
     guard(request).model(name, EDIT)

@@ -652,6 +652,13 @@ class HttpRegistryStore:
     def set_model_tags(self, name: str, tags: Mapping[str, Any]) -> None:
         self._client.call("PATCH", f"/registered-models/{_part(name)}/tags", json={"tags": _texts(tags)})
 
+    def record_gate(
+        self, name: str, version: int, *, passed: bool, summary: str, facts: Mapping[str, Any]
+    ) -> ModelVersion:
+        path = f"/registered-models/{_part(name)}/versions/{_version(version)}/gate"
+        body = {"passed": passed, "summary": summary, "facts": _texts(facts)}
+        return wire.model_version(self._client.call("POST", path, json=body))
+
     def events(self, name: str) -> list[ModelEvent]:
         found = self._client.call("GET", f"/registered-models/{_part(name)}/events")
         return [wire.model_event(e) for e in found]

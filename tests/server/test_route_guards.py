@@ -296,6 +296,10 @@ def _requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "path": "/api/v1/registered-models/secret-model/versions/1/tags",
             "json": {"tags": {"a": "b"}},
         },
+        ("POST", "/api/v1/registered-models/{name}/versions/{version}/gate"): {
+            "path": "/api/v1/registered-models/secret-model/versions/1/gate",
+            "json": {"passed": True, "summary": "gate passed (1/1 rules)"},
+        },
         # Feature definitions: any signed-in user reads them; applying takes an editor.
         ("GET", "/api/v1/features/definitions"): {"expect": _empty},
         ("POST", "/api/v1/features/definitions"): {"as": "viv", "json": {"changes": []}},

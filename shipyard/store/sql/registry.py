@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from shipyard.auth.records import ResourceType
-from shipyard.errors import AlreadyExists, Conflict, NotFound
+from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from shipyard.registry.naming import check_alias, check_model_name
 from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
 from shipyard.registry.uri import RegistryUri, check_version
@@ -35,6 +35,12 @@ from shipyard.store.sql.auth import move_grants
 from shipyard.store.sql.tracking import acting_user
 from shipyard.tracking.records import new_id, now_ms
 from shipyard.tracking.values import checked_texts
+
+# Version tags only `record_gate` writes (the outcome of `shipyard models gate`), and the model tag naming the
+# stages and aliases that need a passed gate: "Production,@champion".
+GATE_PREFIX = "shipyard.gate."
+GATE_STATUS = "shipyard.gate.status"
+GATE_REQUIRED_FOR = "shipyard.gate.required_for"
 
 
 class SqlRegistryStore:
@@ -189,6 +195,7 @@ class SqlRegistryStore:
     ) -> ModelVersion:
         """Register a new version (the model is created on first use); numbers are 1, 2, 3… per model."""
         check_model_name(name)
+        _refuse_gate_keys(tags or {})
         now = now_ms()
         with self.db.write() as conn:
             model_id = self._model_id_or_create(conn, name, now)
@@ -304,6 +311,7 @@ class SqlRegistryStore:
         with self.db.write() as conn:
             row = self._model_row(conn, name)
             pk = self._version_pk(conn, row.model_id, version)
+            self._check_gate(conn, row, pk, name, version, f"@{alias}", f"moving alias {alias!r} to it")
             previous = conn.execute(
                 sa.select(model_versions.c.version)
                 .join(model_aliases, model_aliases.c.version_pk == model_versions.c.id)
@@ -355,6 +363,7 @@ class SqlRegistryStore:
         with self.db.write() as conn:
             row = self._model_row(conn, name)
             pk = self._version_pk(conn, row.model_id, version)
+            self._check_gate(conn, row, pk, name, version, target.value, f"moving it to {target.value}")
             current = conn.execute(
                 sa.select(model_versions.c.stage).where(model_versions.c.id == pk)
             ).scalar_one()
@@ -391,6 +400,7 @@ class SqlRegistryStore:
 
     def set_version_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
         version = check_version(version)
+        _refuse_gate_keys(tags)
         with self.db.write() as conn:
             row = self._model_row(conn, name)
             self._set_version_tags(conn, self._version_pk(conn, row.model_id, version), tags)
@@ -410,6 +420,7 @@ class SqlRegistryStore:
     def delete_version_tag(self, name: str, version: int, key: str) -> None:
         """Remove tag ``key`` from a version; `NotFound` if the version or the tag is missing."""
         version = check_version(version)
+        _refuse_gate_keys({key: ""})
         with self.db.write() as conn:
             pk = self._version_pk(conn, self._model_row(conn, name).model_id, version)
             gone = conn.execute(
@@ -423,6 +434,55 @@ class SqlRegistryStore:
     def set_model_tags(self, name: str, tags: Mapping[str, Any]) -> None:
         with self.db.write() as conn:
             self._set_model_tags(conn, self._model_row(conn, name).model_id, tags)
+
+    def record_gate(
+        self, name: str, version: int, *, passed: bool, summary: str, facts: Mapping[str, Any]
+    ) -> ModelVersion:
+        """A gate's outcome on a version (its ``shipyard.gate.*`` tags) and in the audit log, together."""
+        version = check_version(version)
+        status = "passed" if passed else "failed"
+        tags = {f"{GATE_PREFIX}{key}": value for key, value in facts.items()} | {GATE_STATUS: status}
+        with self.db.write() as conn:
+            pk = self._version_pk(conn, self._model_row(conn, name).model_id, version)
+            before = conn.execute(
+                sa.select(model_version_tags.c.value).where(
+                    model_version_tags.c.version_pk == pk, model_version_tags.c.key == GATE_STATUS
+                )
+            ).scalar()
+            conn.execute(
+                model_version_tags.delete().where(
+                    model_version_tags.c.version_pk == pk, model_version_tags.c.key.startswith(GATE_PREFIX)
+                )
+            )
+            self._set_version_tags(conn, pk, tags)
+            insert_model_event(conn, name, version, "gate", before, status, summary)
+        return self.get_version(name, version)
+
+    def _check_gate(
+        self, conn: Connection, row: Any, pk: int, name: str, version: int, target: str, what: str
+    ) -> None:
+        """Refuse ``what`` unless the version passed its gate, when the model requires one for ``target``."""
+        required = conn.execute(
+            sa.select(registered_model_tags.c.value).where(
+                registered_model_tags.c.model_id == row.model_id,
+                registered_model_tags.c.key == GATE_REQUIRED_FOR,
+            )
+        ).scalar()
+        wanted = {item.strip().lower() for item in (required or "").split(",") if item.strip()}
+        if target.lower() not in wanted:
+            return
+        status = conn.execute(
+            sa.select(model_version_tags.c.value).where(
+                model_version_tags.c.version_pk == pk, model_version_tags.c.key == GATE_STATUS
+            )
+        ).scalar()
+        if status != "passed":
+            state = f"its gate {status}" if status else "it has no gate result"
+            raise Conflict(
+                f"version {version} of model {name!r} cannot be promoted ({what}): {state}, and the model "
+                f"requires a passed gate for {target} (model tag {GATE_REQUIRED_FOR}={required!r}); run "
+                "`shipyard models gate` first"
+            )
 
     def events(self, name: str) -> list[ModelEvent]:
         """The audit log of a model, oldest first (kept after the model is deleted)."""
@@ -533,6 +593,15 @@ class SqlRegistryStore:
         rows = [{"model_id": model_id, "key": k, "value": v} for k, v in checked_texts(tags, "tag").items()]
         if rows:
             conn.execute(dialect.upsert(self.db, registered_model_tags), rows)
+
+
+def _refuse_gate_keys(tags: Mapping[str, Any]) -> None:
+    reserved = sorted(k for k in tags if str(k).startswith(GATE_PREFIX))
+    if reserved:
+        raise InvalidInput(
+            f"tag {reserved[0]!r} is written only by `shipyard models gate` (its {GATE_PREFIX}* tags record "
+            "a gate's outcome with an audit entry)"
+        )
 
 
 def insert_model_event(
