@@ -366,7 +366,14 @@ def gate(
                     "summary": report.summary, "results": report.results})  # fmt: skip
     else:
         rows = [
-            (r.rule, "PASS" if r.passed else "FAIL", r.candidate, r.champion, r.threshold, r.detail)
+            (
+                r.rule,
+                "SKIP" if r.skipped else "PASS" if r.passed else "FAIL",
+                r.candidate,
+                r.champion,
+                r.threshold,
+                r.detail,
+            )
             for r in report.results
         ]
         title = f"Gate: {report.candidate}" + (f" vs {report.champion}" if report.champion else "")

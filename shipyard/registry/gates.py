@@ -161,6 +161,7 @@ class RuleResult:
     champion: str = ""
     threshold: str = ""
     detail: str = ""
+    skipped: bool = False  # not applicable (a delta without a champion); it does not fail the gate
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,12 @@ class GateReport:
     @property
     def summary(self) -> str:
         failed = [r.rule for r in self.results if not r.passed]
+        skipped = sum(r.skipped for r in self.results)
+        checked = len(self.results) - skipped
         verdict = "passed" if not failed else f"failed: {', '.join(failed)}"
         against = f" against {self.champion}" if self.champion else ""
-        return f"gate {verdict} ({len(self.results) - len(failed)}/{len(self.results)} rules){against}"
+        extra = f", {skipped} skipped" if skipped else ""
+        return f"gate {verdict} ({checked - len(failed)}/{checked} rules{extra}){against}"
 
 
 def load_rules(path: Path) -> GateRules:
@@ -437,13 +441,10 @@ def _metric_results(name: str, rule: MetricRule, value: float, baseline: float |
             continue
         label = f"{name} delta {'>=' if bound == 'min_delta' else '<='} {limit:+g}"
         if baseline is None:
+            # A first model has no champion: a comparison with none is not applicable (--against names one).
             found.append(
                 RuleResult(
-                    label,
-                    False,
-                    f"{value:.4f}",
-                    threshold=f"{limit:+g}",
-                    detail="no champion to compare with (--against)",
+                    label, True, f"{value:.4f}", threshold=f"{limit:+g}", detail="no champion", skipped=True
                 )
             )
             continue

@@ -216,3 +216,15 @@ def test_load_rules_accepts_the_documented_example(tmp_path: Path) -> None:
     path.write_text("\n".join(line[4:] for line in example.splitlines()))
     rules = load_rules(path)
     assert set(rules.metrics) == {"accuracy", "f1"} and rules.latency is not None
+
+
+def test_without_a_champion_the_delta_rules_are_skipped_and_said_so(
+    bc: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(capsys, "models", "gate", "bc/1", "--rules", str(bc))
+    assert code == 0, err
+    assert "SKIP" in out and "no champion" in out
+    assert "gate passed (8/8 rules, 1 skipped)" in out
+    # A champion that is named but does not exist is an error, not a skip.
+    code, _, err = run_cli(capsys, "models", "gate", "bc/2", "--against", "nope", "--rules", str(bc))
+    assert code == 3 and "nope" in err
