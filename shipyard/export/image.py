@@ -292,7 +292,8 @@ def _shipyard_spec(source: str | None, output: Path, version: str) -> str:
     if path.is_dir() and (path / "pyproject.toml").is_file():
         wheels = output / WHEELS_DIR
         wheels.mkdir(exist_ok=True)
-        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w"]
+        # The source's own build requirements (PEP 517 isolation), whatever this environment has installed.
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w"]
         done = subprocess.run([*command, str(wheels), str(path)], capture_output=True, text=True, check=False)
         built = sorted(wheels.glob("shipyard-*.whl"))
         if done.returncode != 0 or not built:

@@ -455,20 +455,18 @@ class _Exporter:
         self.components[f"comp-{name}"] = component
         args = ["--component", f"{step.component.module}:{step.component.function}"]
         args += ["--pipeline", self.spec.name, "--step", step_id]
-        for input_name, value in step.inputs.items():
-            if value.type_name in ARTIFACT_TYPES:
-                placeholder = f"{{{{$.inputs.artifacts['{input_name}'].path}}}}"
-                args += ["--input-artifact", f"{input_name}:{value.type_name}={placeholder}"]
-            else:
-                placeholder = f"{{{{$.inputs.parameters['{input_name}']}}}}"
-                args += ["--input", f"{input_name}:{value.type_name}={placeholder}"]
-        for output_name, value in step.outputs.items():
-            if value.type_name in ARTIFACT_TYPES:
-                placeholder = f"{{{{$.outputs.artifacts['{output_name}'].path}}}}"
-                args += ["--output-artifact", f"{output_name}:{value.type_name}={placeholder}"]
-            else:
-                placeholder = f"{{{{$.outputs.parameters['{output_name}'].output_file}}}}"
-                args += ["--output", f"{output_name}:{value.type_name}={placeholder}"]
+        # KFP's placeholders: an artifact's local path, a parameter's value, an output parameter's file.
+        ends = {"inputs": ("']}}", "'].path}}"), "outputs": ("'].output_file}}", "'].path}}")}
+        for side, items in (("inputs", step.inputs), ("outputs", step.outputs)):
+            option = "--input" if side == "inputs" else "--output"
+            for item, value in items.items():
+                artifact = value.type_name in ARTIFACT_TYPES
+                kind = "artifacts" if artifact else "parameters"
+                placeholder = "{{$." + f"{side}.{kind}['{item}" + ends[side][artifact]
+                args += [
+                    f"{option}-artifact" if artifact else option,
+                    f"{item}:{value.type_name}={placeholder}",
+                ]
         container: dict[str, Any] = {"image": self.image, "command": list(RUNNER), "args": args}
         resources = _resources(step, step_id)
         if resources:

@@ -198,13 +198,13 @@ def kserve_manifests(
             "image": image,
             "ports": [port],
             "resources": resources.to_dict(),
-            "securityContext": _container_security(),
+            "securityContext": container_security(),
             "volumeMounts": _MOUNTS,
         }
         if protocol == "rest":
             container["readinessProbe"] = {"httpGet": {"path": "/v2/health/ready", "port": REST_PORT}}
         predictor["containers"] = [container]
-        predictor["securityContext"] = _pod_security()
+        predictor["securityContext"] = pod_security()
         predictor["volumes"] = _volumes()
     metadata = _metadata(model, namespace, component="predictor")
     metadata["annotations"]["serving.kserve.io/deploymentMode"] = "Serverless"
@@ -268,7 +268,7 @@ def k8s_manifests(
             "failureThreshold": 60,
         },
         "resources": resources.to_dict(),
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
         "volumeMounts": _MOUNTS,
     }
     deployment = {
@@ -282,7 +282,7 @@ def k8s_manifests(
             "template": {
                 "metadata": pod_metadata,
                 "spec": {
-                    "securityContext": _pod_security(),
+                    "securityContext": pod_security(),
                     "terminationGracePeriodSeconds": 30,
                     "containers": [container],
                     "volumes": _volumes(),
@@ -477,7 +477,8 @@ def _volumes() -> list[dict[str, Any]]:
     return [{"name": "home", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
 
 
-def _pod_security() -> dict[str, Any]:
+def pod_security() -> dict[str, Any]:
+    """The pod runs as the image's non-root user, with the runtime's default seccomp profile."""
     return {
         "runAsNonRoot": True,
         "runAsUser": USER_ID,
@@ -487,7 +488,8 @@ def _pod_security() -> dict[str, Any]:
     }
 
 
-def _container_security() -> dict[str, Any]:
+def container_security() -> dict[str, Any]:
+    """No privilege escalation, no capabilities, a read-only root file system."""
     return {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,

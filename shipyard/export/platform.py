@@ -27,8 +27,8 @@ import yaml
 
 from shipyard.auth.accounts import check_user_name
 from shipyard.errors import InvalidInput
-from shipyard.export.image import REST_PORT, USER_ID, WORKDIR, check_image
-from shipyard.export.kube import Resources, check_namespace, service_monitor
+from shipyard.export.image import REST_PORT, WORKDIR, check_image
+from shipyard.export.kube import Resources, check_namespace, container_security, pod_security, service_monitor
 
 SERVER_PORT = 5000
 HOME = "/var/lib/shipyard"
@@ -157,31 +157,13 @@ def _env(*, s3: bool = True) -> list[dict[str, Any]]:
     return env
 
 
-def _pod_security() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": USER_ID,
-        "runAsGroup": USER_ID,
-        "fsGroup": USER_ID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _container_security() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
 def _pod(name: str, component: str, containers: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "metadata": {"labels": _metadata(name, component)["labels"]},
         "spec": {
             "serviceAccountName": "shipyard",
             "automountServiceAccountToken": False,
-            "securityContext": _pod_security(),
+            "securityContext": pod_security(),
             "containers": containers,
             "volumes": [{"name": "home", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
         },
@@ -208,7 +190,7 @@ def _admin_init(options: PlatformOptions) -> dict[str, Any]:
         "envFrom": [{"configMapRef": {"name": CONFIG}}],
         "env": _env(s3=False),
         "resources": Resources(cpu="100m", memory="256Mi", cpu_limit="1", memory_limit="512Mi").to_dict(),
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
         "volumeMounts": [*_MOUNTS, {"name": "admin", "mountPath": _ADMIN_MOUNT, "readOnly": True}],
     }
 
@@ -246,7 +228,7 @@ def _server(options: PlatformOptions) -> list[dict[str, Any]]:
             "failureThreshold": 6,
         },
         "resources": options.server_resources.to_dict(),
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
         "volumeMounts": _MOUNTS,
     }
     account = {
@@ -298,7 +280,7 @@ def _scheduler(options: PlatformOptions) -> dict[str, Any]:
         "envFrom": [{"configMapRef": {"name": CONFIG}}],
         "env": _env(),
         "resources": Resources(cpu="250m", memory="512Mi", cpu_limit="2", memory_limit="2Gi").to_dict(),
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
         "volumeMounts": _MOUNTS,
     }
     return {
@@ -358,7 +340,7 @@ def _serving_template() -> list[dict[str, Any]]:
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10},
         "resources": Resources().to_dict(),
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "home", "mountPath": f"{WORKDIR}/home"},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -375,7 +357,7 @@ def _serving_template() -> list[dict[str, Any]]:
                 "metadata": {"labels": labels},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": _pod_security(),
+                    "securityContext": pod_security(),
                     "containers": [container],
                     "volumes": [{"name": "home", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
                 },
