@@ -122,11 +122,12 @@ def write_build_context(
     _check_output(output, force)
     fetched = fetch_package(uri, registry)
     try:
-        _clear(output)
         manifest = fetched.manifest
+        # Checked before anything in --output is replaced.
         requirements = _requirements(manifest.requirements, f"{uri} ({manifest.flavor} flavor)")
         version = fetched.version.version if fetched.version is not None else None
         warnings = _python_warnings(manifest.python, base_image)
+        _clear(output)
         shutil.move(str(fetched.directory), output / MODEL_DIR)
     except BaseException:
         shutil.rmtree(fetched.directory, ignore_errors=True)

@@ -142,10 +142,14 @@ def test_a_package_requirement_that_would_reach_pip_as_an_option_or_url_is_refus
     model = LogisticRegression(max_iter=500).fit(data.data, data.target)
     with shipyard.start_run("build") as run:
         info = shipyard.models.log(model, "model", run=run, requirements=["numpy==2.0.0", requirement])
+    # A build context already there (--force) is left as it was: the refusal comes before any change.
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("the previous build")
     with pytest.raises(InvalidInput, match=problem) as caught:
-        write_build_context(info.uri, tmp_path / "ctx", shipyard.models.registry_client())
+        write_build_context(info.uri, tmp_path / "ctx", shipyard.models.registry_client(), force=True)
     assert repr(requirement) in str(caught.value)
     assert not (tmp_path / "ctx" / "requirements.txt").exists()
+    assert (tmp_path / "ctx" / "Dockerfile").read_text() == "the previous build"
 
 
 def test_no_engine_says_which_were_looked_for_and_why(
