@@ -95,7 +95,20 @@ class Exported:
     notes: list[str] = field(default_factory=list)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump_all(self.documents, sort_keys=False)
+        return dump_manifests(self.documents)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes every mapping out: a dict used in two places (a volume mount, a label set) would otherwise
+    become a YAML anchor and alias, which reviewers and some tools read badly."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_manifests(documents: list[dict[str, Any]]) -> str:
+    """Kubernetes documents as multi-document YAML, keys in the order written, without anchors."""
+    return yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False)
 
 
 def describe_model(uri: str, registry: RegistryClient, name: str | None = None) -> ExportedModel:
@@ -205,7 +218,7 @@ def kserve_manifests(
             container["readinessProbe"] = {"httpGet": {"path": "/v2/health/ready", "port": REST_PORT}}
         predictor["containers"] = [container]
         predictor["securityContext"] = pod_security()
-        predictor["volumes"] = _volumes()
+        predictor["volumes"] = volumes()
     metadata = _metadata(model, namespace, component="predictor")
     metadata["annotations"]["serving.kserve.io/deploymentMode"] = "Serverless"
     document = {
@@ -285,7 +298,7 @@ def k8s_manifests(
                     "securityContext": pod_security(),
                     "terminationGracePeriodSeconds": 30,
                     "containers": [container],
-                    "volumes": _volumes(),
+                    "volumes": volumes(),
                 },
             },
         },
@@ -473,7 +486,8 @@ def check_namespace(namespace: str) -> str:
 _MOUNTS = [{"name": "home", "mountPath": f"{WORKDIR}/home"}, {"name": "tmp", "mountPath": "/tmp"}]
 
 
-def _volumes() -> list[dict[str, Any]]:
+def volumes() -> list[dict[str, Any]]:
+    """The pod's writable places under a read-only root file system: the server's home and /tmp."""
     return [{"name": "home", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
 
 

@@ -23,12 +23,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shipyard.auth.accounts import check_user_name
+from shipyard.auth.records import Permission
 from shipyard.errors import InvalidInput
-from shipyard.export.image import REST_PORT, WORKDIR, check_image
-from shipyard.export.kube import Resources, check_namespace, container_security, pod_security, service_monitor
+from shipyard.export.image import check_image
+from shipyard.export.kube import (
+    ExportedModel,
+    Resources,
+    check_namespace,
+    container_security,
+    dump_manifests,
+    k8s_manifests,
+    pod_security,
+    service_monitor,
+    volumes,
+)
 
 SERVER_PORT = 5000
 HOME = "/var/lib/shipyard"
@@ -71,10 +80,10 @@ class PlatformOptions:
             )
         if self.s3_endpoint is not None and not self.s3_endpoint.startswith(("http://", "https://")):
             raise InvalidInput(f"--s3-endpoint {self.s3_endpoint!r} is not an http(s) URL")
-        if self.default_permission not in ("NO_PERMISSIONS", "READ", "EDIT", "MANAGE"):
+        if self.default_permission not in {p.value for p in Permission}:
             raise InvalidInput(
                 f"--default-permission {self.default_permission!r} is not one of "
-                "NO_PERMISSIONS, READ, EDIT, MANAGE"
+                f"{', '.join(p.value for p in Permission)}"
             )
         self.server_resources.check()
         check_user_name(self.admin_user)
@@ -126,7 +135,7 @@ def write_platform(options: PlatformOptions, output: Path, force: bool = False) 
     written = []
     for name, documents in files.items():
         header = _HEADERS.get(name, "").format(admin=options.admin_user)
-        (output / name).write_text(header + yaml.safe_dump_all(documents, sort_keys=False), encoding="utf-8")
+        (output / name).write_text(header + dump_manifests(documents), encoding="utf-8")
         written.append(output / name)
     return written
 
@@ -165,7 +174,7 @@ def _pod(name: str, component: str, containers: list[dict[str, Any]]) -> dict[st
             "automountServiceAccountToken": False,
             "securityContext": pod_security(),
             "containers": containers,
-            "volumes": [{"name": "home", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+            "volumes": volumes(),
         },
     }
 
@@ -321,10 +330,20 @@ def _monitoring() -> list[dict[str, Any]]:
 
 
 def _serving_template() -> list[dict[str, Any]]:
-    name = "churn"
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "predictor", **_PART_OF}
-    selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "predictor"}
-    env = [
+    """What `shipyard export k8s` writes for a model (its Deployment and Service; the platform's monitor
+    scrapes it), with the environment that registers the server with the platform."""
+    model = ExportedModel(
+        name="churn",
+        uri="models:/churn@champion",
+        version=None,
+        flavor="sklearn",
+        manifest_sha256="set-by-shipyard-export-k8s",
+        package_uri="",
+        has_onnx=False,
+    )
+    deployment, service = k8s_manifests(model, image="registry.example/churn:1").documents[:2]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container["env"] = [
         # The model server registers itself with the platform and reports its traffic there.
         {"name": "SHIPYARD_PLATFORM_URL", "value": f"http://shipyard-server:{SERVER_PORT}"},
         {
@@ -332,47 +351,6 @@ def _serving_template() -> list[dict[str, Any]]:
             "valueFrom": {"secretKeyRef": {"name": "shipyard-serving-token", "key": "token"}},
         },
     ]
-    container = {
-        "name": "server",
-        "image": f"registry.example/{name}:1",
-        "ports": [{"name": "http", "containerPort": REST_PORT, "protocol": "TCP"}],
-        "env": env,
-        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 5},
-        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10},
-        "resources": Resources().to_dict(),
-        "securityContext": container_security(),
-        "volumeMounts": [
-            {"name": "home", "mountPath": f"{WORKDIR}/home"},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(),
-                    "containers": [container],
-                    "volumes": [{"name": "home", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-                },
-            },
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "selector": selector,
-            "ports": [{"name": "http", "port": REST_PORT, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
     return [deployment, service]
 
 

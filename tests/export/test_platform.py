@@ -43,6 +43,8 @@ def test_every_file_validates_and_the_kustomization_applies_all_but_the_template
     assert sorted(kustomization["resources"]) == sorted(n for n in files if n != "serving-template.yaml")
     for documents in files.values():
         validate_manifests(documents)
+    for path in out.glob("*.yaml"):  # every mapping written out: no YAML anchors or aliases
+        assert "&id" not in path.read_text() and "*id" not in path.read_text(), path.name
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for docs in files.values() for d in docs)
     assert kinds == [
         "ConfigMap/shipyard-config", "ConfigMap/shipyard-grafana-dashboard", "Deployment/churn",
