@@ -88,6 +88,7 @@ class _Exporter:
         self.groups: dict[str, _Group] = {"root": self.root}
         self.group_of: dict[str, _Group] = {}  # step id -> the group it runs in
         self.task_name: dict[str, str] = {}
+        self.produced_by: dict[str, tuple[str, str]] = {}  # a step output's channel -> (step id, output)
         self.counter = 0
         self.components: dict[str, Any] = {}
         self.executors: dict[str, Any] = {}
@@ -315,12 +316,8 @@ class _Exporter:
         artifact = type_name in ARTIFACT_TYPES
         if "value" in source:
             return {"runtimeValue": {"constant": source["value"]}}
-        if "step" in source:
-            producer = self.group_of[source["step"]]
-            if producer is group:
-                key = "outputArtifactKey" if artifact else "outputParameterKey"
-                kind = "taskOutputArtifact" if artifact else "taskOutputParameter"
-                return {kind: {"producerTask": self.task_name[source["step"]], key: source["output"]}}
+        if "step" in source and self.group_of[source["step"]] is group:
+            return self._task_output(source["step"], source["output"])
         if "param" in source and group is self.root:
             return {"componentInputParameter": source["param"]}
         channel = self._channel(source, group, f"step {step_id!r} input {name!r}", type_name)
@@ -341,6 +338,7 @@ class _Exporter:
             producer = source["step"]
             home = self.group_of[producer]
             channel = f"pipelinechannel--{self.task_name[producer]}-{source['output']}"
+            self.produced_by[channel] = (producer, source["output"])
             if home not in group.path():
                 raise PipelineDefinitionError(
                     f"{user} uses output {source['output']!r} of step {producer!r}, which runs inside "
@@ -369,39 +367,26 @@ class _Exporter:
             else:
                 artifact = "artifactType" in parent.inputs[channel]
                 return {("componentInputArtifact" if artifact else "componentInputParameter"): channel}
-        # Produced by a task in this DAG.
-        for step_id, group in self.group_of.items():
-            if group is not parent:
-                continue
-            step = self.spec.steps[step_id]
-            for output, spec in step.outputs.items():
-                if channel == f"pipelinechannel--{self.task_name[step_id]}-{output}":
-                    if spec.type_name in ARTIFACT_TYPES:
-                        return {
-                            "taskOutputArtifact": {
-                                "producerTask": self.task_name[step_id],
-                                "outputArtifactKey": output,
-                            }
-                        }
-                    return {
-                        "taskOutputParameter": {
-                            "producerTask": self.task_name[step_id],
-                            "outputParameterKey": output,
-                        }
-                    }
+        producer = self.produced_by.get(channel)
+        if producer is not None and self.group_of[producer[0]] is parent:
+            return self._task_output(*producer)
         if channel.startswith("pipelinechannel--loop-item-") and parent.kind == "loop":
             return {"componentInputParameter": channel}
         raise PipelineDefinitionError(f"internal: no source for {channel} in {parent.name}")
+
+    def _task_output(self, step_id: str, output: str) -> dict[str, Any]:
+        """A step's output, taken from its task in the same DAG."""
+        task = self.task_name[step_id]
+        if self.spec.steps[step_id].outputs[output].type_name in ARTIFACT_TYPES:
+            return {"taskOutputArtifact": {"producerTask": task, "outputArtifactKey": output}}
+        return {"taskOutputParameter": {"producerTask": task, "outputParameterKey": output}}
 
     def _definition_of(self, source: dict[str, Any]) -> dict[str, Any]:
         if "param" in source:
             return {"parameterType": PARAMETER_TYPES[self.spec.parameters[source["param"]].type_name]}
         if "loop_item" in source:
             return {"parameterType": "STRING"}
-        output = self.spec.steps[source["step"]].outputs[source["output"]]
-        if output.type_name in ARTIFACT_TYPES:
-            return {"artifactType": _artifact_type(output.type_name)}
-        return {"parameterType": PARAMETER_TYPES[output.type_name]}
+        return _io_type(self.spec.steps[source["step"]].outputs[source["output"]].type_name)
 
     # ------------------------------------------------------------ ordering
     def _add_dependencies(self, group: _Group, tasks: dict[str, dict[str, Any]]) -> None:
@@ -433,20 +418,8 @@ class _Exporter:
     # ---------------------------------------------------------- components
     def _component(self, step_id: str, step: StepSpec) -> None:
         name = self.task_name[step_id]
-        inputs: dict[str, Any] = {}
-        for input_name, value in step.inputs.items():
-            inputs[input_name] = (
-                {"artifactType": _artifact_type(value.type_name)}
-                if value.type_name in ARTIFACT_TYPES
-                else {"parameterType": PARAMETER_TYPES[value.type_name]}
-            )
-        outputs: dict[str, Any] = {}
-        for output_name, value in step.outputs.items():
-            outputs[output_name] = (
-                {"artifactType": _artifact_type(value.type_name)}
-                if value.type_name in ARTIFACT_TYPES
-                else {"parameterType": PARAMETER_TYPES[value.type_name]}
-            )
+        inputs = {input_name: _io_type(value.type_name) for input_name, value in step.inputs.items()}
+        outputs = {output_name: _io_type(value.type_name) for output_name, value in step.outputs.items()}
         component: dict[str, Any] = {"executorLabel": f"exec-{name}"}
         if inputs:
             component["inputDefinitions"] = _definitions(inputs)
@@ -508,8 +481,11 @@ def _definitions(items: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _artifact_type(type_name: str) -> dict[str, str]:
-    return {"schemaTitle": ARTIFACT_TYPES[type_name], "schemaVersion": "0.0.1"}
+def _io_type(type_name: str) -> dict[str, Any]:
+    """An input's or output's KFP type: an artifact type, or a parameter type."""
+    if type_name in ARTIFACT_TYPES:
+        return {"artifactType": {"schemaTitle": ARTIFACT_TYPES[type_name], "schemaVersion": "0.0.1"}}
+    return {"parameterType": PARAMETER_TYPES[type_name]}
 
 
 def _root_parameter(type_name: str, required: bool, default: Any, name: str) -> dict[str, Any]:
