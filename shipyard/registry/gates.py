@@ -38,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shipyard.errors import InvalidInput, NotFound, ShipyardError
-from shipyard.registry.package import BASELINE
+from shipyard.registry.records import GATE_REQUIRED_FOR
 from shipyard.registry.signature import Signature
 from shipyard.registry.uri import RegistryUri, parse_model_uri
 
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from shipyard.registry.loading import LoadedModel
     from shipyard.registry.records import ModelVersion
 
-REQUIRED_FOR_TAG = "shipyard.gate.required_for"
 CARD_FIELDS = ("description", "limitations")
 
 
@@ -330,27 +329,11 @@ def evaluate_gate(
         assert features is not None
         results.append(_drift_result(candidate, features, rules.drift.max_share))
     if rules.required_tags:
-        version = candidate.version
-        tags = dict(version.tags) if version is not None else {}
-        missing = [t for t in rules.required_tags if not tags.get(t)]
-        results.append(
-            RuleResult(
-                "required tags",
-                not missing,
-                "missing: " + ", ".join(missing) if missing else "all present",
-                threshold=", ".join(rules.required_tags),
-            )
-        )
+        tags = candidate.version.tags if candidate.version is not None else {}
+        results.append(_presence("required tags", rules.required_tags, {k for k, v in tags.items() if v}))
     if rules.required_card:
-        missing = [f for f in rules.required_card if not (getattr(candidate.manifest, f) or "").strip()]
-        results.append(
-            RuleResult(
-                "model card",
-                not missing,
-                "missing: " + ", ".join(missing) if missing else "all present",
-                threshold=", ".join(rules.required_card),
-            )
-        )
+        card = {f for f in CARD_FIELDS if (getattr(candidate.manifest, f) or "").strip()}
+        results.append(_presence("model card", rules.required_card, card))
     return GateReport(
         _exact(candidate), _exact(champion) if champion is not None else None, rules_sha256, results
     )
@@ -385,10 +368,16 @@ def set_gate_requirement(registry: RegistryClient, name: str, required_for: list
         else:
             cleaned.append(Stage.parse(item).value)
     registry.get_model(name)
-    registry.set_model_tags(name, {REQUIRED_FOR_TAG: ",".join(cleaned)})
+    registry.set_model_tags(name, {GATE_REQUIRED_FOR: ",".join(cleaned)})
 
 
 # ---------------------------------------------------------------------- rules
+
+
+def _presence(rule: str, required: list[str], present: set[str]) -> RuleResult:
+    missing = [item for item in required if item not in present]
+    found = "missing: " + ", ".join(missing) if missing else "all present"
+    return RuleResult(rule, not missing, found, threshold=", ".join(required))
 
 
 def _champion_uri(candidate_uri: str, against: str) -> str:
@@ -519,8 +508,8 @@ def _difference(new: Signature, old: Signature) -> str:
 def _drift_result(candidate: LoadedModel, features: pd.DataFrame, max_share: float) -> RuleResult:
     from shipyard.data.drift import dataset_drift
 
-    directory = getattr(candidate, "_directory", None)
-    if not candidate.manifest.has_baseline or directory is None or not (Path(directory) / BASELINE).is_file():
+    reference = candidate.baseline()
+    if reference is None:
         return RuleResult(
             "drift",
             False,
@@ -528,7 +517,6 @@ def _drift_result(candidate: LoadedModel, features: pd.DataFrame, max_share: flo
             threshold=f"share <= {max_share:g}",
             detail="log the model with baseline=",
         )
-    reference = pd.read_parquet(Path(directory) / BASELINE)
     common = [c for c in reference.columns if c in features.columns]
     if not common:
         return RuleResult("drift", False, "no shared columns", threshold=f"share <= {max_share:g}")
@@ -553,7 +541,9 @@ def measure_p99(uri: str, features: pd.DataFrame, requests: int, registry: Regis
     from shipyard.serving.repository import ModelConfig, ModelRepository
     from shipyard.serving.server import uvicorn_config
 
-    repository = ModelRepository([ModelConfig("candidate", uri)], lambda u, **o: load_model(u, registry, **o))
+    # Served as `shipyard serve` serves it by default: the verified ONNX copy when there is one.
+    config = ModelConfig("candidate", uri, options={"prefer": "auto"})
+    repository = ModelRepository([config], lambda u, **o: load_model(u, registry, **o))
     server = InferenceServer(repository)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -87,6 +87,14 @@ class LoadedModel:
     def input_example(self) -> Any | None:
         return package.load_example(self._directory)
 
+    def baseline(self) -> Any | None:
+        """The training features packaged with the model (a DataFrame; files verified on load), or None."""
+        if not self.manifest.has_baseline:
+            return None
+        import pandas as pd
+
+        return pd.read_parquet(self._directory / package.BASELINE)
+
     def __repr__(self) -> str:
         return f"<LoadedModel {self.flavor} from {self.uri}>"
 

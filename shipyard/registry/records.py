@@ -9,6 +9,12 @@ from typing import Any
 
 from shipyard.errors import InvalidInput
 
+# `shipyard models gate` records its outcome in version tags under GATE_PREFIX (only a gate writes them); a
+# model's GATE_REQUIRED_FOR tag names the stages and aliases that need a passed gate: "Production,@champion".
+GATE_PREFIX = "shipyard.gate."
+GATE_STATUS = "shipyard.gate.status"
+GATE_REQUIRED_FOR = "shipyard.gate.required_for"
+
 
 class Stage(enum.StrEnum):
     """Deployment stage of a version; every change is written to the audit log."""

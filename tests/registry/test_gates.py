@@ -196,6 +196,9 @@ def test_the_outcome_is_recorded_on_every_backend(tracking_backend_settings: Set
     registry_version = shipyard.models.register(info.uri, "bc", settings=tracking_backend_settings)
     number = registry_version.version
     registry.set_model_tags("bc", {"shipyard.gate.required_for": "Production"})
+    # Writing the outcome as a plain tag (through the server's tag route too) is refused.
+    with pytest.raises(InvalidInput, match="written only by `shipyard models gate`"):
+        registry.set_version_tags("bc", number, {"shipyard.gate.status": "passed"})
     with pytest.raises(Conflict, match="requires a passed gate for Production"):
         registry.transition("bc", number, "Production")
     report = GateReport(f"models:/bc/{number}", None, "0" * 64, [RuleResult("accuracy >= 0.9", True, "0.95")])

@@ -18,7 +18,15 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from shipyard.auth.records import ResourceType
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from shipyard.registry.naming import check_alias, check_model_name
-from shipyard.registry.records import ModelEvent, ModelVersion, RegisteredModel, Stage
+from shipyard.registry.records import (
+    GATE_PREFIX,
+    GATE_REQUIRED_FOR,
+    GATE_STATUS,
+    ModelEvent,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+)
 from shipyard.registry.uri import RegistryUri, check_version
 from shipyard.store.db import MetadataStore
 from shipyard.store.schema import (
@@ -35,12 +43,6 @@ from shipyard.store.sql.auth import move_grants
 from shipyard.store.sql.tracking import acting_user
 from shipyard.tracking.records import new_id, now_ms
 from shipyard.tracking.values import checked_texts
-
-# Version tags only `record_gate` writes (the outcome of `shipyard models gate`), and the model tag naming the
-# stages and aliases that need a passed gate: "Production,@champion".
-GATE_PREFIX = "shipyard.gate."
-GATE_STATUS = "shipyard.gate.status"
-GATE_REQUIRED_FOR = "shipyard.gate.required_for"
 
 
 class SqlRegistryStore:
