@@ -233,6 +233,9 @@ def run_document(document: Path, project: Path) -> None:
 
 
 @pytest.mark.slow
+# The README walks the whole lifecycle (~4-6 min here): a whole-test limit of its own, past the suite's 300 s;
+# each block still has BLOCK_TIMEOUT_S.
+@pytest.mark.timeout(900)
 def test_every_snippet_runs_as_written(tmp_path: Path) -> None:
     # The documents are independent (a folder and a store each) and mostly wait on subprocesses: running
     # them side by side takes the time of the longer one instead of the sum.

@@ -26,6 +26,7 @@ NaN. Nullable int and bool columns come back as pandas ``Int64``/``boolean``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -130,6 +131,11 @@ class Signature:
             raise InvalidInput("inputs: a signature needs at least one input")
         outputs = _as_spec_tuple(self.outputs, "outputs")
         object.__setattr__(self, "outputs", _check_specs(outputs, _kind_of(outputs), "outputs"))
+
+    @functools.cached_property
+    def input_names(self) -> tuple[str, ...]:
+        """The input column names, in order (a tensor signature's one spec has none: ``("",)``)."""
+        return tuple(spec.name or "" for spec in self.inputs)
 
     @property
     def output_kind(self) -> SignatureKind | None:
@@ -445,6 +451,9 @@ def _enforce_frame(specs: tuple[ColumnSpec, ...], data: Any) -> pd.DataFrame:
                 f"data: expected a 2-D array with {len(specs)} columns ({', '.join(names)}), "
                 f"got shape {data.shape}"
             )
+        block = _uniform_block(specs, data)
+        if block is not None:
+            return pd.DataFrame(block, columns=names, copy=False)
         columns = {name: data[:, j] for j, name in enumerate(names)}
     else:
         raise InvalidInput(
@@ -467,6 +476,29 @@ def _enforce_frame(specs: tuple[ColumnSpec, ...], data: Any) -> pd.DataFrame:
     if index is not None:
         result.index = index
     return result
+
+
+def _uniform_block(specs: tuple[ColumnSpec, ...], data: np.ndarray) -> np.ndarray | None:
+    """A numeric 2-D ``data`` converted as one block, when every column takes the same plain numeric dtype
+    (a nullable integer or boolean column becomes a masked array: not plain); the same values and dtype the
+    column-by-column check gives, at the cost of one column's check. None when the columns differ, or when
+    a value does not convert: the column-by-column check then says which column holds it."""
+    dtype = specs[0].dtype
+    if data.dtype.kind not in "biuf" or any(spec.dtype != dtype for spec in specs):
+        return None
+    if dtype not in _FLOAT_DTYPES and (
+        (dtype not in _INT_DTYPES and dtype != "bool") or any(spec.nullable for spec in specs)
+    ):
+        return None
+    try:
+        out, missing = conform(data.ravel(), None, specs[0], "data", str)
+    except InvalidInput:
+        return None
+    if missing is not None:
+        return None
+    out = out.reshape(data.shape)
+    # As the column-by-column check does, the model gets a copy, never the caller's own array.
+    return out.copy() if np.may_share_memory(out, data) else out
 
 
 def _columns_of_dict(data: Mapping[Any, Any], names: list[str] | None) -> dict[str, pd.Series | np.ndarray]:

@@ -36,10 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -221,7 +222,10 @@ class InferenceServer:
     def _routes(self) -> list[Route]:
         model = "/v2/models/{name}"
         versioned = "/v2/models/{name}/versions/{version}"
+        # Inference first: Starlette tries routes in order (no two of these patterns match one path).
         return [
+            Route(model + "/infer", self.infer, methods=["POST"]),
+            Route(versioned + "/infer", self.infer, methods=["POST"]),
             Route("/v2/health/live", self.live),
             Route("/v2/health/ready", self.ready),
             Route("/v2", self.server_metadata),
@@ -229,8 +233,6 @@ class InferenceServer:
             Route(versioned, self.model_metadata),
             Route(model + "/ready", self.model_ready),
             Route(versioned + "/ready", self.model_ready),
-            Route(model + "/infer", self.infer, methods=["POST"]),
-            Route(versioned + "/infer", self.infer, methods=["POST"]),
             Route("/v1/models/{name}:predict", self.v1_predict, methods=["POST"]),
             Route("/models/{name}/predict", self.records_predict, methods=["POST"]),
             Route("/metrics", self.metrics_endpoint),
@@ -460,7 +462,7 @@ class InferenceServer:
     ) -> None:
         if self.payloads is None or not self.payloads.sampled():
             return
-        inputs = item.columns if item.columns is not None else item.array
+        inputs = dict(item.columns) if item.columns is not None else item.array
         self.payloads.log(
             model=served.name,
             version=served.version,
@@ -501,7 +503,7 @@ class InferenceServer:
             if protocol:
                 given = request.headers.get(REQUEST_ID_HEADER)
                 request.state.request_id = (
-                    uuid.uuid4().hex if given is None else checked_request_id(given, "X-Request-ID")
+                    new_request_id() if given is None else checked_request_id(given, "X-Request-ID")
                 )
             response: Response = await handler(request)
         except ShipyardError as exc:
@@ -537,6 +539,27 @@ class InferenceServer:
                     )
                 )
         return response
+
+
+class _RequestIds:
+    """Request ids: 32 hex characters, like ``uuid4().hex``, unique across processes by a random prefix
+    (drawn again in a forked child) and within one by a counter, so no request pays for a getrandom call
+    (~50 µs on some VMs, a tenth of a request's cost)."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_request_id = _RequestIds()
+"""A fresh request id, for a request that did not bring one."""
 
 
 def checked_request_id(value: str, field: str) -> str:

@@ -27,7 +27,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -51,6 +50,7 @@ from shipyard.serving.app import (
     VERSION_HEADER,
     InferenceServer,
     checked_request_id,
+    new_request_id,
     request_input,
 )
 from shipyard.serving.repository import ModelState, ServedModel
@@ -266,7 +266,7 @@ class GrpcInferenceService:
             if protocol:
                 given = _metadata(context, REQUEST_ID_HEADER)
                 call.request_id = (
-                    uuid.uuid4().hex if given is None else checked_request_id(given, "x-request-id")
+                    new_request_id() if given is None else checked_request_id(given, "x-request-id")
                 )
             response = await answer(call)
         except ShipyardError as exc:

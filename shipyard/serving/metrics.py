@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -30,6 +31,7 @@ log = logging.getLogger("shipyard.serving")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_MAX_CACHED_LABELS = 1024  # label sets whose metric children are kept at hand; others are looked up
 
 
 class ServerMetrics:
@@ -39,6 +41,7 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         self.repository = repository
         self.queue_depth_of: Callable[[ServedModel], int] = lambda served: 0
+        self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "shipyard_requests",
             "Inference requests answered, by model, version, protocol and HTTP status code.",
@@ -73,8 +76,17 @@ class ServerMetrics:
 
     def observe_request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
         """Count one answered request (of any status; ``version`` "" when none was chosen) and its latency."""
-        self.requests.labels(model, version, protocol, str(code)).inc()
-        self.latency.labels(model, protocol).observe(seconds)
+        key = (model, version, protocol, code)
+        children = self._request_children.get(key)
+        if children is None:  # prometheus_client's labels() takes a lock and builds its key on every call
+            children = (
+                self.requests.labels(model, version, protocol, str(code)),
+                self.latency.labels(model, protocol),
+            )
+            if len(self._request_children) < _MAX_CACHED_LABELS:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_batch(self, served: ServedModel, requests: int, seconds: float) -> None:
         """Record one predict call of ``requests`` merged requests."""

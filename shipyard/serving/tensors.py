@@ -297,9 +297,11 @@ def input_headers(raw_inputs: list[Any]) -> list[_Header]:
         InvalidInput: naming the input and the field.
     """
     headers: list[_Header] = []
+    seen: dict[str, int] = {}  # name -> its index
     total = 0
     for index, raw in enumerate(raw_inputs):
-        header = _input_header(raw, index, [h.name for h in headers])
+        header = _input_header(raw, index, seen)
+        seen[header.name] = index
         total += math.prod(header.shape)
         if total > MAX_ELEMENTS:
             where = f"input {header.name!r}: shape {list(header.shape)}"
@@ -308,7 +310,7 @@ def input_headers(raw_inputs: list[Any]) -> list[_Header]:
     return headers
 
 
-def _input_header(raw: Any, index: int, seen: list[str]) -> _Header:
+def _input_header(raw: Any, index: int, seen: dict[str, int]) -> _Header:
     if not isinstance(raw, dict):
         raise InvalidInput(f"inputs[{index}] must be a JSON object, not {json_type(raw)}")
     name = raw.get("name")
@@ -317,7 +319,7 @@ def _input_header(raw: Any, index: int, seen: list[str]) -> _Header:
     where = f"input {name!r}"
     if name in seen:
         raise InvalidInput(
-            f"{where}: name also used by inputs[{seen.index(name)}]; input names must be unique"
+            f"{where}: name also used by inputs[{seen[name]}]; input names must be unique"
         )
     datatype = raw.get("datatype")
     if not isinstance(datatype, str) or datatype not in DATATYPES:

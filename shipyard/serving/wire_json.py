@@ -21,6 +21,8 @@ import numpy as np
 from shipyard.errors import InvalidInput
 from shipyard.serving.datatypes import DATATYPES
 
+_NUMBER_TYPES = frozenset((int, float))
+
 
 def json_type(value: Any) -> str:
     """How a JSON value's type reads in an error message (``an object``, ``null``, …)."""
@@ -45,26 +47,34 @@ def values_from_json(data: Any, datatype: str, shape: tuple[int, ...], where: st
         raise InvalidInput(f"{where}: has no data (give data, or parameters.binary_data_size)")
     if not isinstance(data, list):
         raise InvalidInput(f"{where}: data must be an array, not {json_type(data)}")
-    flat = _flatten(data, shape, where)
+    # The element types, collected in C: the per-element checks below run only when one is wrong.
+    types = set(map(type, data))
+    flat = _flatten(data, shape, where) if list in types else data
+    if flat is not data:
+        types = set(map(type, flat))
     count, dtype = math.prod(shape), DATATYPES[datatype]
     if len(flat) != count:
         raise InvalidInput(f"{where}: shape {list(shape)} holds {count} elements but data has {len(flat)}")
     if datatype == "BYTES":
-        _first_bad(flat, lambda v: type(v) is str, where, "a string (datatype BYTES)")
+        if not types <= {str}:
+            _first_bad(flat, lambda v: type(v) is str, where, "a string (datatype BYTES)")
         out = np.empty(count, dtype=object)
         out[:] = flat
         return out
     if datatype == "BOOL":
-        _first_bad(flat, lambda v: type(v) is bool, where, "true or false (datatype BOOL)")
+        if not types <= {bool}:
+            _first_bad(flat, lambda v: type(v) is bool, where, "true or false (datatype BOOL)")
         return np.array(flat, dtype=dtype)
     if dtype.kind in "iu":
-        _first_bad(flat, lambda v: type(v) is int, where, f"an integer (datatype {datatype})")
+        if not types <= {int}:
+            _first_bad(flat, lambda v: type(v) is int, where, f"an integer (datatype {datatype})")
         info = np.iinfo(dtype)
         if flat and (min(flat) < info.min or max(flat) > info.max):
             bounds = f"in {datatype}'s range [{info.min}, {info.max}]"
             _first_bad(flat, lambda v: info.min <= v <= info.max, where, bounds)
         return np.array(flat, dtype=dtype)
-    _first_bad(flat, lambda v: type(v) in (int, float), where, f"a number (datatype {datatype})")
+    if not types <= _NUMBER_TYPES:
+        _first_bad(flat, lambda v: type(v) in _NUMBER_TYPES, where, f"a number (datatype {datatype})")
     try:
         wide = np.array(flat, dtype=np.float64)
     except OverflowError:  # a Python int past float64's range
@@ -104,8 +114,7 @@ def values_to_json(flat: np.ndarray, datatype: str, where: str) -> list[Any]:
 
 
 def _flatten(data: list[Any], shape: tuple[int, ...], where: str) -> list[Any]:
-    if not any(isinstance(item, list) for item in data):
-        return data
+    """Nested ``data`` (some item is a list) as a flat list, checked level by level against ``shape``."""
     if not shape:
         raise InvalidInput(f"{where}: data nests deeper than shape []; give [value]")
     flat: list[Any] = []

@@ -910,3 +910,31 @@ def test_infer_signature_raises_only_invalid_input_and_its_example_passes(exampl
     except InvalidInput:
         return
     enforce(sig, example)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    dtype=st.sampled_from([*INT_DTYPES, *FLOAT_DTYPES, "bool"]),
+    nullable=st.booleans(),
+    array=hnp.arrays(
+        st.sampled_from(["bool", "int8", "int64", "uint64", "float16", "float32", "float64"]),
+        st.tuples(st.integers(0, 4), st.integers(1, 4)),
+    ),
+)
+def test_a_numeric_matrix_converts_as_its_columns_would_one_by_one(
+    dtype: str, nullable: bool, array: np.ndarray
+) -> None:
+    """A 2-D array whose columns all take one numeric dtype is checked as one block (the serving fast
+    path): the same frame as its columns checked one by one, and a refusal that still names the column."""
+    sig = Signature(tuple(ColumnSpec(f"c{j}", dtype, nullable=nullable) for j in range(array.shape[1])))
+    columns = {f"c{j}": array[:, j] for j in range(array.shape[1])}
+    try:
+        expected = enforce(sig, columns)
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput) as raised:
+            enforce(sig, array)
+        assert str(raised.value) == str(exc)
+        return
+    result = enforce(sig, array)
+    pd.testing.assert_frame_equal(result, expected)
+    assert not any(np.shares_memory(result[c].to_numpy(), array) for c in result.columns)

@@ -86,7 +86,7 @@ class SklearnOnnxPredictor:
 
     def _matrix(self, data: Any) -> Any:
         names = self._facts.get("feature_names")
-        if names and module_root(data) == "pandas":
+        if names and module_root(data) == "pandas" and data.columns.tolist() != list(names):
             missing = [n for n in names if n not in data.columns]
             if missing:
                 raise InvalidInput(
