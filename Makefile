@@ -23,9 +23,12 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
+# The suite's tests mostly wait on servers and subprocesses: two workers keep two cores busy (0: one process).
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed-dev .venv-mlflow/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The official MLflow client for the compatibility tests, in an environment of its own (it pins pyarrow).
 .venv-mlflow/.installed: tests/mlflow_compat/requirements.txt

@@ -35,6 +35,19 @@ from shipyard.config import Settings
 from shipyard.tracking.chunks import Series
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow run first. `make test` runs the suite on two pytest-xdist workers, which take
+    tests in collection order: this way the longest ones (the README, the demo, a fresh venv) are spread
+    over both from the start, instead of one worker finishing them alone while the other is idle. Longest
+    first, by ``@pytest.mark.slow(seconds=…)`` where a test gives its usual time."""
+
+    def order(item: pytest.Item) -> tuple[bool, float]:
+        slow = item.get_closest_marker("slow")
+        return slow is None, -float(slow.kwargs.get("seconds", 0)) if slow is not None else 0.0
+
+    items.sort(key=order)  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the developer's ./.shipyard or shipyard.toml."""

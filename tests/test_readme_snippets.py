@@ -232,7 +232,7 @@ def run_document(document: Path, project: Path) -> None:
         background.stop()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=300)
 # The README walks the whole lifecycle (~4-6 min here): a whole-test limit of its own, past the suite's 300 s;
 # each block still has BLOCK_TIMEOUT_S.
 @pytest.mark.timeout(900)

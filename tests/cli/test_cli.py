@@ -106,6 +106,7 @@ def test_bad_input_is_one_line_and_non_zero(
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow(seconds=90)
 def test_console_script_demo_runs_the_lifecycle_and_is_repeatable(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "shipyard"
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]

@@ -156,6 +156,7 @@ def test_hostile_names_categorical_and_missing_column() -> None:
     assert all(value is None or "<" not in value for _, value in checker.attrs)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     frame = load_breast_cancer(as_frame=True).frame
     shifted = frame.copy()

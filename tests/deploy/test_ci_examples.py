@@ -45,7 +45,7 @@ def test_both_examples_run_the_same_commands() -> None:
     assert install["run"] == yaml.safe_load((CI / "gitlab-ci.yml").read_text())["model"]["before_script"][0]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 def test_the_commands_train_gate_promote_and_export(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(ROOT / "examples", project / "examples", ignore=shutil.ignore_patterns("__pycache__"))

@@ -203,7 +203,7 @@ def test_an_engine_builds_the_context_with_its_tag(
     ]  # fmt: skip
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=90)
 def test_the_context_installs_into_a_fresh_venv_and_its_cmd_serves_the_model(
     iris: tuple[pd.DataFrame, LogisticRegression], tmp_path: Path
 ) -> None:

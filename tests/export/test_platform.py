@@ -124,6 +124,7 @@ def test_existing_files_need_force(tmp_path: Path, capsys: pytest.CaptureFixture
     _write(tmp_path, capsys, "--force")
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.s3
 def test_the_containers_commands_and_environment_run_the_platform(

@@ -508,6 +508,7 @@ def v2_infer(url: str, model: str, rows: list[list[float]]) -> dict[str, Any]:
     return {o["name"]: np.reshape(o["data"], o["shape"]).tolist() for o in answer.json()["outputs"]}
 
 
+@pytest.mark.slow
 def test_a_pickled_mlflow_model_serves_only_when_trusted_and_a_skops_one_without(
     server: tuple[str, Path], mlflow_python: str, tmp_path: Path
 ) -> None:

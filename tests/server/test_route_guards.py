@@ -415,6 +415,7 @@ def test_every_route_is_in_the_table(world: World) -> None:
     assert not missing, f"routes with no guard check (add them to REQUESTS): {missing}"
 
 
+@pytest.mark.slow
 def test_anonymous_calls_get_401_before_the_body_is_read(world: World) -> None:
     table = _requests(world)
     for route in _routes(world):
