@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 
 import typer
 
 from shipyard.config import get_settings
 from shipyard.errors import InvalidInput
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def serve(
@@ -137,6 +140,7 @@ def serve(
     from shipyard.models import load
     from shipyard.payloads import PayloadLogConfig, PayloadLogger
     from shipyard.registry.flavors.sklearn import PREFERENCES
+    from shipyard.serving.accesslog import ACCESS_LOGGER, log_access_in_blocks
     from shipyard.serving.app import InferenceServer, ServerConfig
     from shipyard.serving.batching import BatchPolicy
     from shipyard.serving.deployment import default_name, load_deployment
@@ -187,10 +191,7 @@ def serve(
             raise InvalidInput(f"--grpc-port {port} is also the REST --port; give each its own")
         if importlib.util.find_spec("grpc") is None:
             raise InvalidInput("--grpc-port needs grpcio: pip install 'shipyard[grpc]'")
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format=_LOG_FORMAT)
     access = None
     if platform:
         access = PlatformAccess(platform)
@@ -225,8 +226,11 @@ def serve(
         monitoring=store,
         features=lookup,
     )
-    if not access_log:
-        logging.getLogger("shipyard.serving.access").setLevel(logging.WARNING)
+    access_lines = None
+    if access_log:
+        access_lines = log_access_in_blocks(sys.stderr, logging.Formatter(_LOG_FORMAT))
+    else:
+        logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
     beats = None
     if heartbeat > 0:
         from shipyard.serving.heartbeat import Heartbeat, publisher
@@ -242,6 +246,8 @@ def serve(
     finally:
         if beats is not None:
             beats.stop()
+        if access_lines is not None:
+            access_lines.close()
 
 
 def _url_host(host: str) -> str:

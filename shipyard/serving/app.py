@@ -526,7 +526,7 @@ class InferenceServer:
                     json.dumps(
                         {
                             "method": request.method,
-                            "path": request.url.path,
+                            "path": request.scope["path"],  # request.url would build a whole URL
                             "status": response.status_code,
                             "ms": round(seconds * 1000, 3),
                             "model": name,
