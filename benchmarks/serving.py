@@ -504,15 +504,16 @@ def results(cells: dict[str, dict[str, Any]], problems: Sequence[str], ctx: Cont
     for c in LEVELS:
         sy, ml = cells[f"shipyard-{c}"], cells[f"mlflow-{c}"]
         notes = (setup if c == LEVELS[0] else []) + cell_notes(sy, ml)
-        row(f"c={c}: requests/s", "rps", sy, ml, min_speedup=20 if c == TOP else None, notes=tuple(notes))
+        # Issue 18's targets at c=64, REST and gRPC alike: >= 30x MLflow's requests/s, p99 < 50 ms.
+        row(f"c={c}: requests/s", "rps", sy, ml, min_speedup=30 if c == TOP else None, notes=tuple(notes))
         row(f"c={c}: p50 latency", "p50_ms", sy, ml)
-        row(f"c={c}: p99 latency", "p99_ms", sy, ml, max_shipyard=100 if c == TOP else None)
+        row(f"c={c}: p99 latency", "p99_ms", sy, ml, max_shipyard=50 if c == TOP else None)
     for c in LEVELS:
         sy, ml = cells[f"grpc-{c}"], cells[f"mlflow-{c}"]
         title = f"c={c}: requests/s over gRPC (ModelInfer, raw FP64 tensor)"
-        row(title, "rps", sy, ml, notes=tuple(cell_notes(sy)))
+        row(title, "rps", sy, ml, min_speedup=30 if c == TOP else None, notes=tuple(cell_notes(sy)))
         if c == TOP:
-            row(f"c={c}: p99 latency over gRPC", "p99_ms", sy, ml, max_shipyard=100)
+            row(f"c={c}: p99 latency over gRPC", "p99_ms", sy, ml, max_shipyard=50)
     rest, grpc_top = cells[f"shipyard-{TOP}"], cells[f"grpc-{TOP}"]
     row(
         f"c={TOP}: gRPC vs REST requests/s (the peer column here is Shipyard's own REST v2)",
@@ -684,6 +685,23 @@ def print_gpu(cells: dict[str, dict[str, Any]], problems: Sequence[str], device:
 
 
 # ---------------------------------------------------------------------- main
+def stolen_cpu() -> tuple[int, int] | None:
+    """(steal, total) clock ticks of all CPUs since boot, from /proc/stat; None where there is none."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (ticks[7], sum(ticks)) if len(ticks) == 8 else None
+
+
+def share_stolen(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of CPU time the hypervisor took between two `stolen_cpu` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = harness.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--no-pin", action="store_true", help="do not pin the servers and the client to CPUs")
@@ -700,6 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_cpus, client_cpu = (set(cpus[:-1]), cpus[-1]) if pin else (set(), None)
     gpu_skip = gpu_unavailable(args.gpu_device) if args.gpu or args.gpu_only else None
     gpu: tuple[dict[str, dict[str, Any]], list[str]] | None = None
+    stolen_before = stolen_cpu()
     root = Path(tempfile.mkdtemp(prefix="shipyard-bench-serving-"))
     progress(f"stores and server logs under {root}; {'quick' if plan.quick else 'full'} mode")
     try:
@@ -720,6 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+    steal = share_stolen(stolen_before, stolen_cpu())
     mode = "quick" if plan.quick else "full"
     info = harness.machine_info(PACKAGES)
     extra: dict[str, Any] = {}
@@ -728,6 +748,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = results(cells, problems, ctx)
         harness.print_table(f"{TITLE}, {mode} mode", rows, machine=harness.machine_line(info))
         print(f"shipyard serve ran the model on {default_runtime} by default")
+        if steal is not None:
+            # On a shared VM other guests take CPU time; a run with much of it stolen is not a quiet one.
+            print(f"CPU time stolen by the hypervisor during the run: {steal:.1%}")
         print_cells(cells)
         extra = dict(cells=cells, prediction_problems=problems, default_runtime=default_runtime)
     else:
@@ -746,6 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mode=mode,
             argv=list(sys.argv[1:]),
             **extra,
+            cpu_stolen=steal,
             server_cpus=sorted(server_cpus),
             client_cpu=client_cpu,
         )
