@@ -41,7 +41,7 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         self.repository = repository
         self.queue_depth_of: Callable[[ServedModel], int] = lambda served: 0
-        self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        self._request_children: dict[tuple[str, str, str, int | str], tuple[Any, Any]] = {}
         self.requests = Counter(
             "shipyard_requests",
             "Inference requests answered, by model, version, protocol and HTTP status code.",
@@ -74,8 +74,14 @@ class ServerMetrics:
             names = sorted({served.name for served in repository.models})
             self.registry.register(MonitoringCollector(monitoring, names))
 
-    def observe_request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
-        """Count one answered request (of any status; ``version`` "" when none was chosen) and its latency."""
+    def observe_request(
+        self, model: str, version: str, protocol: str, code: int | str, seconds: float
+    ) -> None:
+        """Count one answered request (of any status; ``version`` "" when none was chosen) and its latency.
+        A model name no model is served under counts as ``""``: a client must not be able to mint a new
+        series (and its memory, in this server and in Prometheus) with each name it makes up."""
+        if model not in self.repository.deployments:
+            model = ""
         key = (model, version, protocol, code)
         children = self._request_children.get(key)
         if children is None:  # prometheus_client's labels() takes a lock and builds its key on every call

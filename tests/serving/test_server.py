@@ -235,6 +235,16 @@ def test_overload_is_a_503_at_once_and_no_accepted_request_is_lost(stubs: tuple[
     assert models["slow"].calls < codes.count(200) + 3
 
 
+def test_made_up_model_names_share_one_metrics_series(stubs: tuple[RunningServer, Any]) -> None:
+    server, _ = stubs
+    for i in range(20):
+        answer = httpx.post(server.url + f"/v2/models/made-up-{i}/infer", json=infer_body())
+        assert answer.status_code == 404 and f"made-up-{i}" in answer.json()["error"]
+    metrics = httpx.get(server.url + "/metrics").text
+    assert "made-up" not in metrics
+    assert 'shipyard_requests_total{code="404",model="",protocol="v2",version=""} 20.0' in metrics
+
+
 def test_shutdown_finishes_requests_in_flight(
     registered: Registered, start_server: Callable[..., RunningServer]
 ) -> None:
