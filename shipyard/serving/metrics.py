@@ -31,7 +31,6 @@ log = logging.getLogger("shipyard.serving")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-_MAX_CACHED_LABELS = 1024  # label sets whose metric children are kept at hand; others are looked up
 
 
 class ServerMetrics:
@@ -41,6 +40,8 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         self.repository = repository
         self.queue_depth_of: Callable[[ServedModel], int] = lambda served: 0
+        # Each label set's metric children, kept at hand: as many as served versions by protocols by status
+        # codes (a model name nothing is served under counts as "", see observe_request).
         self._request_children: dict[tuple[str, str, str, int | str], tuple[Any, Any]] = {}
         self.requests = Counter(
             "shipyard_requests",
@@ -89,8 +90,7 @@ class ServerMetrics:
                 self.requests.labels(model, version, protocol, str(code)),
                 self.latency.labels(model, protocol),
             )
-            if len(self._request_children) < _MAX_CACHED_LABELS:
-                self._request_children[key] = children
+            self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
 
