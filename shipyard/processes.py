@@ -42,6 +42,22 @@ _lifeline_lock = threading.Lock()
 _PR_SET_PDEATHSIG = 1
 
 
+def usable_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The CPUs this process may run on: its affinity mask (``taskset``, a CPU set), narrowed by a cgroup
+    v2 CPU quota (a container's or a Kubernetes pod's CPU limit, rounded up); at least 1.
+
+    ``os.cpu_count()`` counts the machine's cores, so thread pools sized by it oversubscribe a process
+    that is allowed fewer.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(cgroup_root, "cpu.max"), encoding="ascii") as handle:
+            quota, period = handle.read().split()[:2]
+        if quota != "max" and int(period) > 0:
+            cpus = min(cpus, -(-int(quota) // int(period)))
+    return max(1, cpus)
+
+
 def worker_context(*modules: str) -> Any:
     """The multiprocessing context for workers that run code from ``modules`` (preloaded when the fork
     server starts after this call; on platforms without fork, each worker is a fresh interpreter)."""

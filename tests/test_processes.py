@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from shipyard.processes import interruption, sigterm_raises
+from shipyard.processes import interruption, sigterm_raises, usable_cpus
 
 
 def _replaced(stop: BaseException) -> BaseException:
@@ -72,3 +73,28 @@ def test_a_process_stopped_inside_a_failing_finally_exits_143() -> None:
     )
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert process.returncode == 143, process.stderr
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        ("max 100000\n", None),  # no quota: the affinity mask decides
+        ("50000 100000\n", 1),  # half a CPU still runs on one
+        ("150000 100000\n", 2),  # a quota of 1.5 CPUs rounds up
+        ("garbage\n", None),
+        (None, None),  # no cgroup v2 file here
+    ],
+)
+def test_usable_cpus_takes_the_affinity_mask_and_the_cgroup_quota(
+    tmp_path: Path, cpu_max: str | None, expected: int | None
+) -> None:
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cpus(str(tmp_path)) == (affinity if expected is None else min(affinity, expected))
+
+
+def test_usable_cpus_follows_taskset() -> None:
+    code = "import os; from shipyard.processes import usable_cpus; os.sched_setaffinity(0, {0}); print(usable_cpus())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "1"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,36 @@ def test_cuda_request_runs_on_whatever_provider_exists(
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame.to_numpy()))
     with pytest.raises(InvalidInput, match="device must be one of cpu, cuda"):
         FLAVOR.load(tmp_path, saved.loader, device="tpu")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin a process to one")
+def test_a_process_pinned_to_one_cpu_gets_no_onnxruntime_pool_threads(
+    tmp_path: Path, classifier: tuple[Any, Any]
+) -> None:
+    """onnxruntime sizes its pool by the machine's cores; a pinned server's extra pool threads only
+    compete with its request threads."""
+    FLAVOR.save(classifier[1], tmp_path)
+    code = textwrap.dedent(
+        f"""
+        import os, sys
+        from pathlib import Path
+        import onnxruntime  # its import starts threads of its own: counted before
+        from shipyard.registry.flavors.onnx import OnnxFlavor
+        pinned = sys.argv[1] == "pinned"
+        if pinned:
+            os.sched_setaffinity(0, {{sorted(os.sched_getaffinity(0))[0]}})
+        before = len(os.listdir("/proc/self/task"))
+        model = OnnxFlavor().load(Path({str(tmp_path)!r}), {{}})
+        model.predict([[0.1, 0.2, 0.3]] * 8)
+        print(len(os.listdir("/proc/self/task")) - before, model.session.get_session_options().intra_op_num_threads)
+        """
+    )
+    run = [sys.executable, "-c", code]
+    pinned = subprocess.run([*run, "pinned"], capture_output=True, text=True, timeout=120, check=True)
+    free = subprocess.run([*run, "free"], capture_output=True, text=True, timeout=120, check=True)
+    assert pinned.stdout.split() == ["0", "1"]  # no pool threads beside the caller's
+    cpus = len(os.sched_getaffinity(0))
+    assert free.stdout.split() == [str(cpus - 1), str(cpus)]
 
 
 def test_handles_only_model_protos(classifier: tuple[Any, Any]) -> None:
