@@ -95,6 +95,6 @@ def test_usable_cpus_takes_the_affinity_mask_and_the_cgroup_quota(
 
 
 def test_usable_cpus_follows_taskset() -> None:
-    code = "import os; from shipyard.processes import usable_cpus; os.sched_setaffinity(0, {0}); print(usable_cpus())"
+    code = "import os, shipyard.processes as p; os.sched_setaffinity(0, {0}); print(p.usable_cpus())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "1"

@@ -145,7 +145,8 @@ def test_a_process_pinned_to_one_cpu_gets_no_onnxruntime_pool_threads(
         before = len(os.listdir("/proc/self/task"))
         model = OnnxFlavor().load(Path({str(tmp_path)!r}), {{}})
         model.predict([[0.1, 0.2, 0.3]] * 8)
-        print(len(os.listdir("/proc/self/task")) - before, model.session.get_session_options().intra_op_num_threads)
+        threads = model.session.get_session_options().intra_op_num_threads
+        print(len(os.listdir("/proc/self/task")) - before, threads)
         """
     )
     run = [sys.executable, "-c", code]
