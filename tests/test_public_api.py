@@ -23,6 +23,7 @@ PACKAGES = [
     "shipyard.pipelines.executors",
     "shipyard.registry",
     "shipyard.registry.flavors",
+    "shipyard.releases",
     "shipyard.serving",
     "shipyard.store",
     "shipyard.tracking",

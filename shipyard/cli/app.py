@@ -10,6 +10,7 @@ import typer
 
 from shipyard import __version__
 from shipyard.cli import (
+    ab_cmd,
     access_cmd,
     artifacts_cmd,
     build_cmd,
@@ -81,6 +82,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(schedule_cmd.app, name="schedules")
 app.add_typer(deploy_cmd.app, name="deploy")
+app.add_typer(ab_cmd.app, name="ab")
 app.add_typer(export_cmd.app, name="export")
 app.add_typer(deployments_cmd.app, name="deployments")
 app.add_typer(data_cmd.app, name="data")
