@@ -56,6 +56,7 @@ SCHEMA = pa.schema(
         ("outputs", pa.string()),
         ("error", pa.string()),
         ("model_uri", pa.string()),
+        ("experiment", pa.string()),
     ]
 )
 
@@ -117,9 +118,10 @@ class PayloadLogger:
         shadow: bool = False,
         error: str | None = None,
         model_uri: str | None = None,
+        experiment: str | None = None,
     ) -> None:
-        """Buffer one record (the caller has already decided it is sampled); ``model_uri`` is where the
-        answering version came from (``models:/churn/3``)."""
+        """Buffer one record (the caller has already decided it is logged); ``model_uri`` is where the
+        answering version came from (``models:/churn/3``); ``experiment`` the A/B test that assigned it."""
         record = {
             "timestamp": datetime.now(UTC),
             "request_id": request_id,
@@ -135,6 +137,7 @@ class PayloadLogger:
             "outputs": _to_json(outputs),
             "error": error,
             "model_uri": model_uri,
+            "experiment": experiment,
         }
         with self._lock:
             self._buffer.append(record)
@@ -143,8 +146,9 @@ class PayloadLogger:
             self._wake.set()
 
     def start(self) -> None:
-        """Start the background writer (idempotent)."""
-        if self._thread is None and self.enabled:
+        """Start the background writer (idempotent). It runs with sampling off too: an A/B test's requests
+        are logged whatever the sample rate."""
+        if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="payload-log", daemon=True)
             self._thread.start()
 

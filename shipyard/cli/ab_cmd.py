@@ -1,17 +1,30 @@
-"""``shipyard ab``: A/B tests between model versions — planning their size and checking their statistics.
+"""``shipyard ab``: A/B tests between the versions of a served model.
 
-``plan`` gives the outcomes each arm needs for the fixed-horizon test and for the sequential test (which
-may be read at any time); ``simulate`` runs A/A (and, with ``--effect``, A/B) tests to show how each way
-of reading a test behaves under continuous monitoring.
+``start`` assigns requests to arms on a running ``shipyard serve`` (stickily, by a request header) and
+records the test; ``outcomes`` delivers per-request outcomes; ``status`` joins them to the requests each arm
+answered and reads the test (estimates, the fixed-horizon test, the sequential test valid at every look);
+``stop`` ends it. ``plan`` gives the outcomes each arm needs; ``simulate`` shows how each way of reading a
+test behaves under continuous monitoring.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from shipyard.cli.deploy_cmd import _JSON as _JSON_OPTION
+from shipyard.cli.deploy_cmd import _TOKEN, _URL, _call
 from shipyard.cli.output import console, print_json, print_table
+from shipyard.config import get_settings
+
+if TYPE_CHECKING:
+    from shipyard.releases.abtests import ABTest, Report
+    from shipyard.store.artifacts import ArtifactStore
 
 app = typer.Typer(
     help="A/B tests between model versions: plan their size, check their statistics.", no_args_is_help=True
@@ -19,7 +32,282 @@ app = typer.Typer(
 
 _KIND = typer.Option("binary", "--kind", help="binary (a conversion, 0 or 1) or numeric (any number).")
 _ALPHA = typer.Option(0.05, "--alpha", help="Significance level (two-sided).")
-_JSON = typer.Option(False, "--json", help="Machine-readable output.")
+_JSON = _JSON_OPTION
+_DEPLOYMENT = typer.Argument(..., help="The served model (deployment) name.")
+_TEST = typer.Option(None, "--test", help="The test's id (default: the running one, else the latest).")
+_EXPERIMENT = "ab-tests"  # where each test's tracked run goes
+
+
+def _store() -> ArtifactStore:
+    from shipyard.store.artifacts import ArtifactStore
+
+    return ArtifactStore.configured(get_settings())
+
+
+@app.command("start")
+def start(
+    deployment: str = _DEPLOYMENT,
+    arms: str = typer.Option(..., "--arms", help="Version labels and weights summing to 100, control first."),
+    metric: str = typer.Option(..., "--metric", help="The outcome's name (delivered with `ab outcomes`)."),
+    unit: str = typer.Option(
+        ..., "--unit", help="The unit of assignment: header:<name>, e.g. header:X-User-Id."
+    ),
+    kind: str = _KIND,
+    alpha: float = _ALPHA,
+    mde: float | None = typer.Option(
+        None, "--mde", help="The effect the sequential test should find fastest."
+    ),
+    lower_is_better: bool = typer.Option(
+        False, "--lower-is-better", help="A lower outcome wins (latency, churn)."
+    ),
+    min_samples: int = typer.Option(100, "--min-samples", help="Outcomes per arm before the first reading."),
+    url: str = _URL,
+    token: str | None = _TOKEN,
+    as_json: bool = _JSON,
+) -> None:
+    """Start an A/B test on a running server: requests with the unit header go to an arm, stickily.
+
+    Examples:
+
+        shipyard ab start churn --arms champion=50,challenger=50 --metric conversion --unit header:X-User-Id
+
+        shipyard ab start churn --arms a=90,b=10 --metric revenue --kind numeric --unit header:X-Session
+    """
+    from shipyard.releases import abtests
+
+    parsed_arms, header = abtests.parse_arms(arms), abtests.parse_unit(unit)
+    described = _deployment(url, token, deployment)
+    test = abtests.new_test(
+        deployment,
+        parsed_arms,
+        metric,
+        header,
+        served=[v["label"] for v in described["versions"]],
+        kind=kind,
+        alpha=alpha,
+        mde=mde,
+        higher_is_better=not lower_is_better,
+        min_samples=min_samples,
+    )
+    store = _store()
+    test = abtests.start(store, test)
+    try:
+        _call(
+            "PUT",
+            url,
+            f"/admin/deployments/{deployment}/experiments/{test.id}",
+            token,
+            {"arms": test.arms, "unit": header},
+        )
+    except Exception:
+        abtests.save(store, abtests.stopped(test))  # the server refused it: the record must not say running
+        raise
+    test = abtests.save(store, _with_run(test))
+    if as_json:
+        print_json(test.to_json())
+        return
+    split = " ".join(f"{label}={weight:g}" for label, weight in test.arms.items())
+    console.print(
+        f"A/B test [bold]{test.id}[/] on {deployment}: {split}, by header {header}; metric {metric}",
+        highlight=False,
+    )
+
+
+@app.command("outcomes")
+def outcomes(
+    deployment: str = _DEPLOYMENT,
+    data: Path = typer.Argument(..., help="request_id, value (Parquet or CSV)."),
+    metric: str = typer.Option(..., "--metric", help="The outcome's name, as the test names it."),
+) -> None:
+    """Deliver outcomes by request id (the X-Request-ID each answer carried); a later delivery wins.
+
+    Examples:
+
+        shipyard ab outcomes churn conversions.csv --metric conversion
+    """
+    from shipyard.data.sample import as_frame
+    from shipyard.releases import abtests
+
+    frame = as_frame(data, str(data))
+    path = abtests.save_outcomes(_store(), deployment, metric, frame)
+    console.print(f"{len(frame):,} outcomes of {metric} for {deployment} stored: {path}", highlight=False)
+
+
+@app.command("status")
+def status(deployment: str = _DEPLOYMENT, test_id: str | None = _TEST, as_json: bool = _JSON) -> None:
+    """Read the test once more: each arm's estimate, and each treatment against the control.
+
+    Examples:
+
+        shipyard ab status churn
+
+        shipyard ab status churn --json
+    """
+    from shipyard.releases import abtests
+
+    store = _store()
+    test = abtests.get(store, deployment, test_id)
+    report = abtests.analyze(store, test)
+    if test.state == abtests.RUNNING:
+        abtests.save(store, report.test)
+        _log_look(report)
+    _show(report, as_json)
+
+
+@app.command("stop")
+def stop(
+    deployment: str = _DEPLOYMENT,
+    test_id: str | None = _TEST,
+    url: str = _URL,
+    token: str | None = _TOKEN,
+    as_json: bool = _JSON,
+) -> None:
+    """Stop the running test: the server routes by its traffic weights again; the last reading is kept.
+
+    Examples:
+
+        shipyard ab stop churn
+    """
+    from shipyard.errors import NotFound
+    from shipyard.releases import abtests
+
+    store = _store()
+    test = abtests.get(store, deployment, test_id)
+    if test.state != abtests.RUNNING:
+        raise NotFound(f"A/B test {test.id} on {deployment!r} is not running (stopped already)")
+    # Not found there: the server no longer runs it (stopped there, or restarted without the store).
+    with contextlib.suppress(NotFound):
+        _call("DELETE", url, f"/admin/deployments/{deployment}/experiments/{test.id}", token)
+    report = abtests.analyze(store, test)
+    final = abtests.save(store, abtests.stopped(report.test))
+    report = abtests.Report(
+        final, report.exposures, report.estimates, report.comparisons, report.unmatched, report.pending
+    )
+    _log_look(report, final=True)
+    _show(report, as_json)
+
+
+@app.command("list")
+def list_tests(deployment: str = _DEPLOYMENT, as_json: bool = _JSON) -> None:
+    """The deployment's A/B tests, oldest first.
+
+    Examples:
+
+        shipyard ab list churn
+    """
+    from shipyard.cli.output import fmt_time
+    from shipyard.releases import abtests
+
+    found = abtests.tests(_store(), deployment)
+    if as_json:
+        print_json([t.to_json() for t in found])
+        return
+    rows = [
+        (t.id, t.state, " ".join(f"{a}={w:g}" for a, w in t.arms.items()), t.metric, fmt_time(t.created_at))
+        for t in found
+    ]
+    print_table(f"A/B tests of {deployment}", ["id", "state", "arms", "metric", "started (UTC)"], rows)
+
+
+def _deployment(url: str, token: str | None, name: str) -> dict[str, Any]:
+    from shipyard.errors import NotFound
+
+    for found in _call("GET", url, "/admin/deployments", token)["deployments"]:
+        if found["name"] == name:
+            return dict(found)
+    raise NotFound(f"the server at {url} serves no model named {name!r}")
+
+
+def _with_run(test: ABTest) -> ABTest:
+    """``test`` with a tracked run of its own: its settings as params (the run records each reading)."""
+    from dataclasses import replace
+
+    import shipyard
+
+    with shipyard.start_run(
+        _EXPERIMENT,
+        f"{test.deployment}-{test.id[:8]}",
+        tags={"ab_test": test.id, "deployment": test.deployment},
+        log_system_metrics=False,
+    ) as run:
+        run.log_params(
+            {
+                "deployment": test.deployment,
+                "arms": ",".join(f"{a}={w:g}" for a, w in test.arms.items()),
+                "metric": test.metric,
+                "kind": test.kind,
+                "unit": test.unit,
+                "alpha": test.alpha,
+                "mde": test.mde,
+                "higher_is_better": test.higher_is_better,
+            }
+        )
+        return replace(test, run_id=run.run_id)
+
+
+def _log_look(report: Report, final: bool = False) -> None:
+    """Each arm's estimate and each comparison's p-values into the test's run, one step a look."""
+    import shipyard
+
+    test = report.test
+    if test.run_id is None:
+        return
+    looks = max((c.sequential.looks for c in report.comparisons), default=0)
+    values: dict[str, float] = {}
+    for arm, estimate in report.estimates.items():
+        values[f"{arm}.n"] = estimate.n
+        values[f"{arm}.exposures"] = report.exposures[arm]
+        if math.isfinite(estimate.mean):
+            values[f"{arm}.{test.metric}"] = estimate.mean
+    for comparison in report.comparisons:
+        values[f"{comparison.arm}.always_valid_p"] = comparison.sequential.p_value
+        if math.isfinite(comparison.fixed.p_value):
+            values[f"{comparison.arm}.fixed_p"] = comparison.fixed.p_value
+    values["unmatched_outcomes"] = report.unmatched
+    with shipyard.start_run(run_id=test.run_id, log_system_metrics=False) as run:
+        run.log_metrics(values, step=looks)
+        run.set_tags({"decision": report.decision, **({"state": "stopped"} if final else {})})
+
+
+def _show(report: Report, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_json())
+        return
+    test = report.test
+    rows = []
+    for arm, estimate in report.estimates.items():
+        role = "control" if arm == test.control else "treatment"
+        interval = "" if not math.isfinite(estimate.low) else f"[{estimate.low:.4g}, {estimate.high:.4g}]"
+        mean = "" if not math.isfinite(estimate.mean) else f"{estimate.mean:.4g}"
+        rows.append((arm, role, f"{report.exposures[arm]:,}", f"{estimate.n:,}", mean, interval))
+    print_table(
+        f"A/B test {test.id} on {test.deployment} ({test.state}): {test.metric}, {test.kind}",
+        ["arm", "role", "requests", "outcomes", test.metric, "95% interval"],
+        rows,
+    )
+    rows = []
+    for c in report.comparisons:
+        seq = c.sequential
+        rows.append(
+            (
+                f"{c.arm} - {test.control}",
+                "" if not math.isfinite(c.fixed.difference) else f"{c.fixed.difference:+.4g}",
+                "" if not math.isfinite(c.fixed.p_value) else f"{c.fixed.p_value:.4g}",
+                f"{seq.p_value:.4g}",
+                "" if not math.isfinite(seq.low) else f"[{seq.low:.4g}, {seq.high:.4g}]",
+            )
+        )
+    print_table(
+        None,
+        ["comparison", "difference", "p (fixed horizon)", "p (always valid)", "confidence sequence"],
+        rows,
+    )
+    if report.unmatched:
+        console.print(
+            f"{report.unmatched:,} outcomes name requests this test never assigned: not joined",
+            highlight=False,
+        )
+    console.print(f"decision: {report.decision}", highlight=False)
 
 
 @app.command("plan")

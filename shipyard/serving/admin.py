@@ -4,6 +4,10 @@
 - ``PUT /admin/deployments/{name}/traffic`` with ``{"traffic": {"champion": 90, "challenger": 10},
   "shadow": null}``: takes effect for the next request; requests in flight finish where they were routed
 - ``POST /admin/deployments/{name}/rollback``: back to the traffic before the last change (409 if none)
+- ``PUT /admin/deployments/{name}/experiments/{id}`` with ``{"arms": {"champion": 50, "challenger": 50},
+  "unit": "X-User-Id"}``: start assigning requests that carry the unit header to arms, stickily (an A/B
+  test, :mod:`shipyard.releases.abtests`); 409 naming the experiment already running there
+- ``DELETE /admin/deployments/{name}/experiments/{id}``: stop it (404 if it is not the one running)
 
 Who may use them, checked in this order:
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,6 +41,7 @@ from starlette.routing import Route
 from shipyard.auth.records import Permission
 from shipyard.errors import Forbidden, InvalidInput, ShipyardError, Unauthorized
 from shipyard.serving.guard import is_local_client, read_body, require_json
+from shipyard.serving.routing import Experiment
 from shipyard.serving.statuses import error_response
 from shipyard.serving.tensors import parse_json_body
 
@@ -57,8 +63,13 @@ def admin_routes(server: InferenceServer) -> list[Route]:
     async def rollback(request: Request) -> Response:
         return await _guarded(server, request, _rollback, Permission.EDIT)
 
+    async def experiment(request: Request) -> Response:
+        action = _start_experiment if request.method == "PUT" else _stop_experiment
+        return await _guarded(server, request, action, Permission.EDIT)
+
     return [
         Route("/admin/deployments", deployments),
+        Route("/admin/deployments/{name}/experiments/{id}", experiment, methods=["PUT", "DELETE"]),
         Route("/admin/deployments/{name}/traffic", traffic, methods=["PUT"]),
         Route("/admin/deployments/{name}/rollback", rollback, methods=["POST"]),
     ]
@@ -160,3 +171,46 @@ async def _rollback(server: InferenceServer, request: Request, caller: Caller) -
         caller.user,
     )
     return deployment.describe()
+
+
+_EXPERIMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+
+
+async def _start_experiment(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
+    deployment = server.repository.deployment(request.path_params["name"])
+    experiment_id = _experiment_id(request)
+    body = await read_body(request, server.config.max_body_bytes, server.config.body_timeout_s)
+    document = parse_json_body(body)
+    if not isinstance(document, dict) or not isinstance(document.get("arms"), dict):
+        raise InvalidInput('an experiment is {"arms": {"<version>": <weight>, ...}, "unit": "<header>"}')
+    unit = document.get("unit")
+    if not isinstance(unit, str) or not _HEADER_NAME.fullmatch(unit):
+        raise InvalidInput(f"unit must be a request header's name (letters, digits, '-'), got {unit!r}")
+    deployment.start_experiment(Experiment(experiment_id, dict(document["arms"]), unit))
+    log.info(
+        "model %s: experiment %s assigns by %s to %s (by %s)",
+        deployment.name,
+        experiment_id,
+        unit,
+        dict(document["arms"]),
+        caller.user,
+    )
+    return deployment.describe()
+
+
+async def _stop_experiment(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
+    deployment = server.repository.deployment(request.path_params["name"])
+    experiment_id = _experiment_id(request)
+    deployment.stop_experiment(experiment_id)
+    log.info("model %s: experiment %s stopped (by %s)", deployment.name, experiment_id, caller.user)
+    return deployment.describe()
+
+
+def _experiment_id(request: Request) -> str:
+    found = request.path_params["id"]
+    if not _EXPERIMENT_ID.fullmatch(found):
+        raise InvalidInput(
+            f"experiment id {found[:80]!r} must be letters, digits, '_', '.', '-' (at most 64)"
+        )
+    return str(found)

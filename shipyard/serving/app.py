@@ -76,6 +76,7 @@ from shipyard.serving.inference import (
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.platform import PlatformAccess
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
+from shipyard.serving.routing import Experiment
 from shipyard.serving.statuses import error_response, status_for
 from shipyard.serving.tensors import (
     InferRequest,
@@ -142,7 +143,8 @@ class InferenceServer:
         admin_token: bearer token the admin routes require; without one they answer loopback clients only.
         platform: the platform server whose grants on ``deployment:<name>`` decide what a caller's platform
             token may do on the admin routes (besides ``admin_token``).
-        monitoring: the artifact store whose monitoring gauges ``/metrics`` re-exports for the served models.
+        monitoring: the artifact store whose monitoring gauges ``/metrics`` re-exports for the served models,
+            and whose running A/B tests (:mod:`shipyard.releases.abtests`) are resumed at start-up.
         features: the feature store behind ``/v1/features/get-online-features`` and the models that name a
             feature service (their requests send entity keys; the features are looked up here).
     """
@@ -173,6 +175,7 @@ class InferenceServer:
         # Large bodies are decoded here, apart from the predict threads, so neither starves the other.
         self.decoder = ThreadPoolExecutor(2, thread_name_prefix="decode")
         self.metrics = ServerMetrics(repository, monitoring)
+        self.store = monitoring
         self.payloads = payloads
         self.admin_token = admin_token
         self.platform = platform
@@ -201,6 +204,8 @@ class InferenceServer:
         self.repository.load_all()
         if self.payloads is not None:
             self.payloads.start()
+        if self.store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._resume_experiments, self.store)
         if self.config.grpc_port is not None:
             # Imported only here: grpcio is the optional `grpc` extra.
             from shipyard.serving.grpc_service import GrpcInferenceService
@@ -218,6 +223,19 @@ class InferenceServer:
             self.payloads.close()
         if self.platform is not None:
             await self.platform.aclose()
+
+    def _resume_experiments(self, store: ArtifactStore) -> None:
+        """Assign by the A/B tests recorded as running on the served models, as before a restart."""
+        from shipyard.releases import abtests  # NOTE: here: pandas-heavy, and most servers run no test
+
+        for name, deployment in self.repository.deployments.items():
+            try:
+                test = abtests.running(store, name)
+                if test is not None:
+                    deployment.start_experiment(Experiment(test.id, test.arms, test.unit))
+                    log.info("model %s: A/B test %s resumed", name, test.id)
+            except ShipyardError as exc:  # a test this server can no longer run: say so, serve anyway
+                log.warning("model %s: the running A/B test was not resumed: %s", name, exc)
 
     def _routes(self) -> list[Route]:
         model = "/v2/models/{name}"
@@ -333,7 +351,14 @@ class InferenceServer:
         decoded, item = await self.decode(body, _v2_input, served, body, header_length)
         if decoded.id:
             request.state.request_id = checked_request_id(decoded.id, "id")
-        outputs = await self.predict(served, item, "v2", request.state.request_id, pinned=_pinned(request))
+        outputs = await self.predict(
+            served,
+            item,
+            "v2",
+            request.state.request_id,
+            pinned=_pinned(request),
+            experiment=request.state.experiment,
+        )
         binary = {o.name for o in decoded.outputs if o.binary}
         if decoded.binary_output_default and not decoded.outputs:
             binary = set(item.outputs)
@@ -354,7 +379,14 @@ class InferenceServer:
             item = await self._with_features(served, body, "instances", wanted)
         else:
             item = await self.decode(body, _v1_input, served, body, wanted)
-        outputs = await self.predict(served, item, "v1", request.state.request_id, pinned=_pinned(request))
+        outputs = await self.predict(
+            served,
+            item,
+            "v1",
+            request.state.request_id,
+            pinned=_pinned(request),
+            experiment=request.state.experiment,
+        )
         return JSONResponse(_predictions(served, outputs, wanted))
 
     async def records_predict(self, request: Request) -> Response:
@@ -369,7 +401,12 @@ class InferenceServer:
         else:
             item = await self.decode(body, _records_input, served, body, wanted)
         outputs = await self.predict(
-            served, item, "records", request.state.request_id, pinned=_pinned(request)
+            served,
+            item,
+            "records",
+            request.state.request_id,
+            pinned=_pinned(request),
+            experiment=request.state.experiment,
         )
         return JSONResponse(_predictions(served, outputs, wanted))
 
@@ -404,9 +441,11 @@ class InferenceServer:
         request_id: str | None,
         *,
         pinned: str | None = None,
+        experiment: str | None = None,
     ) -> dict[str, np.ndarray]:
         """``served``'s outputs for one request, through its batcher; mirrored to the deployment's shadow
-        unless the request ``pinned`` a version; payload-logged (sampled) either way.
+        unless the request ``pinned`` a version; payload-logged (sampled) either way, and always when the
+        ``experiment`` (an A/B test's id) assigned it: its analysis needs every exposure.
 
         Raises:
             ShipyardError: the version is not ready, the queue is full, or the model raised.
@@ -423,9 +462,14 @@ class InferenceServer:
                 item, item.rows
             )
         except ShipyardError as exc:
-            self._log_payload(served, protocol, request_id, item, None, started, status_for(exc), str(exc))
+            status = status_for(exc)
+            self._log_payload(
+                served, protocol, request_id, item, None, started, status, str(exc), experiment=experiment
+            )
             raise
-        self._log_payload(served, protocol, request_id, item, result, started, 200, None)
+        self._log_payload(
+            served, protocol, request_id, item, result, started, 200, None, experiment=experiment
+        )
         return result
 
     async def _mirror(
@@ -459,8 +503,9 @@ class InferenceServer:
         status: int,
         error: str | None,
         shadow: bool = False,
+        experiment: str | None = None,
     ) -> None:
-        if self.payloads is None or not self.payloads.sampled():
+        if self.payloads is None or (experiment is None and not self.payloads.sampled()):
             return
         inputs = dict(item.columns) if item.columns is not None else item.array
         self.payloads.log(
@@ -477,14 +522,37 @@ class InferenceServer:
             shadow=shadow,
             error=error,
             model_uri=served.source_uri,
+            experiment=experiment,
         )
 
     # ------------------------------------------------------------------ plumbing
     def _served(self, request: Request) -> ServedModel:
         params = request.path_params
-        served = self.repository.get(params["name"], params.get("version") or _pinned(request))
+        served, experiment = self.choose(
+            params["name"], params.get("version") or _pinned(request), request.headers.get
+        )
         request.state.served = served
+        request.state.experiment = experiment
         return served
+
+    def choose(
+        self, name: str, version: str | None, header: Callable[[str], str | None]
+    ) -> tuple[ServedModel, str | None]:
+        """The version of ``name`` a request gets — the one it pins (``version``), its arm of the A/B test
+        running on ``name`` (by the unit ``header``), or the one traffic picks — and the test's id if it
+        assigned the request.
+
+        Raises:
+            NotFound: no such model or version (both named).
+            ModelNotReady: no version of it that takes traffic is ready.
+        """
+        deployment = self.repository.deployment(name)
+        if version is not None:
+            return deployment.find(version), None
+        experiment = deployment.experiment
+        if experiment is None:
+            return deployment.route(), None
+        return deployment.assigned(header(experiment.unit))
 
     async def _body(self, request: Request) -> bytes:
         return await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s)

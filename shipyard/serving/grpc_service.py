@@ -89,12 +89,13 @@ class _Abort(Exception):
 class _Call:
     """What one RPC learned on the way, for its metadata, metrics and access log."""
 
-    __slots__ = ("model", "request_id", "served")
+    __slots__ = ("experiment", "model", "request_id", "served")
 
     def __init__(self) -> None:
         self.model = ""
         self.served: ServedModel | None = None
         self.request_id: str | None = None
+        self.experiment: str | None = None
 
 
 class GrpcInferenceService:
@@ -233,7 +234,9 @@ class GrpcInferenceService:
         served = self._served(call, request.model_name, request.model_version, context)
         item = await server.decode(body, request_input, served, decoded)
         pinned = request.model_version or _metadata(context, VERSION_HEADER)
-        outputs = await server.predict(served, item, "grpc", call.request_id, pinned=pinned)
+        outputs = await server.predict(
+            served, item, "grpc", call.request_id, pinned=pinned, experiment=call.experiment
+        )
         answered = [(name, outputs[name]) for name in item.outputs]  # in the order asked
         # The answer comes back raw to a raw request (decode_model_infer marks it binary_output_default).
         return encode_model_infer(
@@ -245,7 +248,10 @@ class GrpcInferenceService:
         call.model = name
         if not name:
             raise InvalidInput("model name is empty")
-        served = self.server.repository.get(name, version or _metadata(context, VERSION_HEADER))
+        # gRPC metadata keys are lower case: the A/B test's unit header is looked up so.
+        served, call.experiment = self.server.choose(
+            name, version or _metadata(context, VERSION_HEADER), lambda key: _metadata(context, key.lower())
+        )
         call.served = served
         return served
 

@@ -9,6 +9,7 @@ flight finish on the version they were routed to. Each change is remembered so i
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,29 @@ if TYPE_CHECKING:
     from shipyard.serving.repository import ServedModel
 
 _HISTORY = 50  # traffic changes remembered for rollback
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An A/B test running on a deployment: requests carrying the ``unit`` header are assigned an arm by
+    :func:`assign` (sticky: the same key, the same arm, across requests, restarts and replicas)."""
+
+    id: str
+    arms: Mapping[str, float]
+    unit: str  # the request header whose value is the unit of assignment (a user id, a session)
+
+
+def assign(experiment_id: str, key: str, arms: Mapping[str, float]) -> str:
+    """The arm of ``arms`` (label -> weight) for unit ``key`` in experiment ``experiment_id``: a point in
+    [0, 1) from SHA-256 of the id and key, placed on the arms' cumulative weights (in their given order).
+    The id is part of the hash so that one user is not in the same arm of every test."""
+    digest = hashlib.sha256(f"{experiment_id}\x00{key}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2.0**64 * sum(arms.values())
+    for label, weight in arms.items():
+        point -= weight
+        if point < 0:
+            return label
+    return next(reversed(list(arms)))
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,7 @@ class Deployment:
         first = next(iter(self.versions))
         self.traffic = self._checked(Traffic(dict(traffic) if traffic else {first: 100.0}, shadow))
         self.history: list[Traffic] = []
+        self.experiment: Experiment | None = None
         self._rng = rng or random.Random()
 
     def find(self, version: str) -> ServedModel:
@@ -79,6 +104,46 @@ class Deployment:
             if point < 0:
                 return served
         return ready[-1][0]
+
+    def assigned(self, key: str | None) -> tuple[ServedModel, str | None]:
+        """The version for a request whose unit key (the experiment's header) is ``key``, and the id of the
+        experiment that assigned it: its arm while an experiment runs, the key is given and that arm is
+        ready; else the version traffic picks, outside any experiment (None)."""
+        experiment = self.experiment
+        if experiment is not None and key:
+            chosen = self.versions[assign(experiment.id, key, experiment.arms)]
+            if chosen.is_ready:
+                return chosen, experiment.id
+        return self.route(), None
+
+    def start_experiment(self, experiment: Experiment) -> None:
+        """Assign requests by ``experiment`` from the next one on.
+
+        Raises:
+            Conflict: another experiment runs here (named); starting the same one again is a no-op.
+            InvalidInput: fewer than two arms, an unknown label, a weight that is not a positive number.
+        """
+        running = self.experiment
+        if running is not None and running.id != experiment.id:
+            raise Conflict(f"model {self.name!r}: experiment {running.id!r} is already running here")
+        if len(experiment.arms) < 2:
+            raise InvalidInput(f"model {self.name!r}: an experiment needs two arms or more")
+        for label, weight in experiment.arms.items():
+            if label not in self.versions:
+                raise InvalidInput(
+                    f"model {self.name!r} has no version {label!r}; it has: {', '.join(self.versions)}"
+                )
+            if not isinstance(weight, int | float) or isinstance(weight, bool) or not 0 < weight < math.inf:
+                raise InvalidInput(
+                    f"model {self.name!r}: arm {label!r} needs a positive weight, got {weight!r}"
+                )
+        self.experiment = experiment
+
+    def stop_experiment(self, experiment_id: str) -> None:
+        """Stop assigning by the experiment ``experiment_id``; `NotFound` when it is not the one running."""
+        if self.experiment is None or self.experiment.id != experiment_id:
+            raise NotFound(f"model {self.name!r}: experiment {experiment_id!r} is not running here")
+        self.experiment = None
 
     def shadow_for(self, chosen: ServedModel) -> ServedModel | None:
         """The shadow version to mirror a request routed to ``chosen`` to, if any (never itself)."""
@@ -112,6 +177,15 @@ class Deployment:
             "traffic": dict(self.traffic.weights),
             "shadow": self.traffic.shadow,
             "rollbacks": len(self.history),
+            "experiment": (
+                None
+                if self.experiment is None
+                else {
+                    "id": self.experiment.id,
+                    "arms": dict(self.experiment.arms),
+                    "unit": self.experiment.unit,
+                }
+            ),
             "versions": [
                 {
                     "label": v.label,

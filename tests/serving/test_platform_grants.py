@@ -254,6 +254,10 @@ def test_the_cli_sends_the_platform_token_and_lists_deployments(
     code, out, err = _cli(capsys, "deploy", "rollback", "fraud", "--url", team.served.url)
     assert code == 0, err
 
+    # vic may read fraud (granted here too: under pytest-xdist this test may run without the one above).
+    grant = {"user": "vic", "resource": "deployment:fraud", "permission": "EDIT"}
+    granted = httpx.put(team.platform + "/api/v1/grants", json=grant, headers=team.headers("alice"))
+    assert granted.status_code == 200
     monkeypatch.setenv("SHIPYARD_TRACKING_TOKEN", team.tokens["vic"])
     code, out, err = _cli(capsys, "deployments", "list", "--json")
     assert code == 0, err
