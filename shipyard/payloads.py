@@ -40,6 +40,8 @@ log = logging.getLogger("shipyard.serving")
 PREFIX = "payloads"
 # Where monitoring runs write each model's gauges, which the server exports (``<prefix>/<model>.prom``).
 METRICS_PREFIX = "monitoring/metrics"
+# Where A/B test readings write their gauges, which the server exports too (``<prefix>/<model>.prom``).
+RELEASE_METRICS_PREFIX = "releases/metrics"
 SCHEMA = pa.schema(
     [
         ("timestamp", pa.timestamp("ms", tz="UTC")),

@@ -143,15 +143,41 @@ def status(deployment: str = _DEPLOYMENT, test_id: str | None = _TEST, as_json: 
 
         shipyard ab status churn --json
     """
+
+    _show(_look(deployment, test_id), as_json)
+
+
+@app.command("report")
+def report(
+    deployment: str = _DEPLOYMENT,
+    output: Path = typer.Option(..., "--output", "-o", help="The HTML file to write."),
+    test_id: str | None = _TEST,
+) -> None:
+    """Write the test's reading as one self-contained HTML page.
+
+    Examples:
+
+        shipyard ab report churn -o ab.html
+    """
+    from shipyard.releases import abtests
+
+    output.write_text(abtests.report_html(_look(deployment, test_id)), encoding="utf-8")
+    console.print(f"report written: {output}", highlight=False)
+
+
+def _look(deployment: str, test_id: str | None) -> Report:
+    """Read the test once more; while it runs, keep the advanced sequential state, log the reading into the
+    test's run and write its gauges for the server's /metrics."""
     from shipyard.releases import abtests
 
     store = _store()
     test = abtests.get(store, deployment, test_id)
-    report = abtests.analyze(store, test)
+    found = abtests.analyze(store, test)
     if test.state == abtests.RUNNING:
-        abtests.save(store, report.test)
-        _log_look(report)
-    _show(report, as_json)
+        abtests.save(store, found.test)
+        _log_look(found)
+        abtests.write_gauges(store, found)
+    return found
 
 
 @app.command("stop")
@@ -184,6 +210,7 @@ def stop(
         final, report.exposures, report.estimates, report.comparisons, report.unmatched, report.pending
     )
     _log_look(report, final=True)
+    abtests.write_gauges(store, report)
     _show(report, as_json)
 
 

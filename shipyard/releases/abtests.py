@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -436,3 +437,112 @@ def analyze(store: ArtifactStore, test: ABTest, *, confidence: float = 0.95) -> 
         unmatched=unmatched,
         pending=int(len(exposed) - len(joined)),
     )
+
+
+# ---------------------------------------------------------------------- gauges and the HTML report
+def write_gauges(store: ArtifactStore, report: Report) -> str:
+    """Write ``report`` as Prometheus gauges where the model's inference server exports them
+    (``releases/metrics/<deployment>.prom``); the path written."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    from shipyard.payloads import RELEASE_METRICS_PREFIX
+
+    test, registry = report.test, CollectorRegistry()
+
+    def gauge(name: str, documentation: str, labels: list[str]) -> Gauge:
+        return Gauge(name, documentation, ["model", "test", *labels], registry=registry)
+
+    running_gauge = gauge("shipyard_ab_running", "1 while the A/B test runs, 0 once stopped", [])
+    exposures = gauge("shipyard_ab_exposures", "Requests the A/B test assigned to the arm", ["arm"])
+    outcomes = gauge("shipyard_ab_outcomes", "Assigned requests of the arm with an outcome", ["arm"])
+    mean = gauge(
+        "shipyard_ab_mean", "The arm's mean outcome (a rate, for binary outcomes)", ["arm", "metric"]
+    )
+    low = gauge("shipyard_ab_mean_low", "Lower end of the arm's 95% confidence interval", ["arm", "metric"])
+    high = gauge("shipyard_ab_mean_high", "Upper end of the arm's 95% confidence interval", ["arm", "metric"])
+    p_value = gauge("shipyard_ab_p_value", "Always-valid p-value of the arm against the control", ["arm"])
+    decided = gauge("shipyard_ab_decided", "1 when the sequential test found the arm differs", ["arm"])
+    unmatched = gauge("shipyard_ab_unmatched_outcomes", "Outcomes for requests the test never assigned", [])
+    ids = {"model": test.deployment, "test": test.id}
+    running_gauge.labels(**ids).set(1 if test.state == RUNNING else 0)
+    unmatched.labels(**ids).set(report.unmatched)
+    for arm, estimate in report.estimates.items():
+        exposures.labels(**ids, arm=arm).set(report.exposures[arm])
+        outcomes.labels(**ids, arm=arm).set(estimate.n)
+        for target, value in ((mean, estimate.mean), (low, estimate.low), (high, estimate.high)):
+            if math.isfinite(value):
+                target.labels(**ids, arm=arm, metric=test.metric).set(value)
+    for comparison in report.comparisons:
+        p_value.labels(**ids, arm=comparison.arm).set(comparison.sequential.p_value)
+        decided.labels(**ids, arm=comparison.arm).set(int(comparison.decided))
+    path = f"{RELEASE_METRICS_PREFIX}/{check_model_name(test.deployment)}.prom"
+    store.put_bytes(generate_latest(registry), path)
+    return path
+
+
+def report_html(report: Report) -> str:
+    """``report`` as one self-contained HTML page: the test, each arm's estimate with its interval drawn,
+    each comparison with both readings, and the decision. Every value from outside is escaped."""
+    test = report.test
+    finite = [v for e in report.estimates.values() for v in (e.low, e.high) if math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    span = (hi - lo) or 1.0
+
+    def x(value: float) -> float:
+        return 10 + 380 * (value - lo) / span
+
+    def number(value: float) -> str:
+        return f"{value:.4g}" if math.isfinite(value) else "&ndash;"
+
+    arm_rows = []
+    for arm, estimate in report.estimates.items():
+        bar = ""
+        if math.isfinite(estimate.low):
+            bar = (
+                f'<svg width="400" height="16" role="img" aria-label="interval">'
+                f'<line x1="{x(estimate.low):.1f}" x2="{x(estimate.high):.1f}" y1="8" y2="8" stroke="#456" '
+                f'stroke-width="3"/><circle cx="{x(estimate.mean):.1f}" cy="8" r="4" fill="#c33"/></svg>'
+            )
+        role = "control" if arm == test.control else "treatment"
+        arm_rows.append(
+            f"<tr><td>{escape(arm)}</td><td>{role}</td><td>{report.exposures[arm]:,}</td><td>{estimate.n:,}</td>"
+            f"<td>{number(estimate.mean)}</td><td>[{number(estimate.low)}, {number(estimate.high)}]</td>"
+            f"<td>{bar}</td></tr>"
+        )
+    comparison_rows = [
+        f"<tr><td>{escape(c.arm)} &minus; {escape(test.control)}</td><td>{number(c.fixed.difference)}</td>"
+        f"<td>[{number(c.fixed.low)}, {number(c.fixed.high)}]</td><td>{number(c.fixed.p_value)}</td>"
+        f"<td>[{number(c.sequential.low)}, {number(c.sequential.high)}]</td>"
+        f"<td>{number(c.sequential.p_value)}</td>"
+        f"<td>{c.sequential.looks}</td></tr>"
+        for c in report.comparisons
+    ]
+    arms = ", ".join(f"{escape(a)} {w:g}%" for a, w in test.arms.items())
+    started = datetime.fromtimestamp(test.created_at / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A/B test {escape(test.id)}</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left}}
+.decision{{font-size:1.2em;margin:1em 0}}</style>
+</head><body>
+<h1>A/B test on {escape(test.deployment)}</h1>
+<p>Test <code>{escape(test.id)}</code>, {escape(test.state)}; started {started}. Arms: {arms}; unit: header
+<code>{escape(test.unit)}</code>; metric <b>{escape(test.metric)}</b> ({escape(test.kind)},
+{"higher" if test.higher_is_better else "lower"} is better); alpha {test.alpha:g}.</p>
+<p class="decision">Decision: <b>{escape(report.decision)}</b></p>
+<h2>Arms</h2>
+<table><tr><th>arm</th><th>role</th><th>requests</th><th>outcomes</th><th>{escape(test.metric)}</th>
+<th>95% interval</th><th></th></tr>
+{"".join(arm_rows)}</table>
+<h2>Against the control</h2>
+<table><tr><th>comparison</th><th>difference</th><th>fixed-horizon interval</th><th>p (fixed horizon)</th>
+<th>confidence sequence</th><th>p (always valid)</th><th>looks</th></tr>
+{"".join(comparison_rows)}</table>
+<p>The fixed-horizon test is valid when read once, at the planned sample size. The sequential test (mSPRT,
+Johari et al. 2017) is valid at every look: its p-value only falls and its interval only narrows.
+Each comparison uses alpha {test.comparison_alpha:g} (Bonferroni over {max(1, len(test.arms) - 1)}).</p>
+<p>{report.pending:,} assigned requests wait for an outcome; {report.unmatched:,} outcomes name requests this
+test never assigned (not joined).</p>
+</body></html>
+"""

@@ -6,12 +6,13 @@
 - ``shipyard_queue_depth{model, version}``: requests waiting now; ``shipyard_model_ready{model, version}``;
   ``shipyard_model_load_seconds{model, version}``
 - given the artifact store, the gauges the last monitoring run of each served model wrote
-  (``monitoring/metrics/<model>.prom``: drift share, feature drift scores, performance), so one scrape of the
-  server covers serving and monitoring.
+  (``monitoring/metrics/<model>.prom``: drift share, feature drift scores, performance) and the last reading
+  of its A/B test wrote (``releases/metrics/<model>.prom``), so one scrape of the server covers them all.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from shipyard.payloads import METRICS_PREFIX
+from shipyard.payloads import METRICS_PREFIX, RELEASE_METRICS_PREFIX
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
 from shipyard.store.artifacts import ArtifactStore
 
@@ -154,8 +155,8 @@ class MonitoringCollector(Collector):
 
     def _read(self) -> list[Metric]:
         merged: dict[str, Metric] = {}
-        for model in self.models:
-            path = f"{METRICS_PREFIX}/{model}.prom"
+        for model, prefix in itertools.product(self.models, (METRICS_PREFIX, RELEASE_METRICS_PREFIX)):
+            path = f"{prefix}/{model}.prom"
             try:
                 if not self.store.exists(path):
                     continue

@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import shipyard
 from shipyard.config import get_settings
@@ -118,6 +119,21 @@ def test_an_ab_test_from_start_to_stop(
     assert report["decision"] == "challenger is better than champion"
     code, out, _ = run_cli(capsys, "ab", "status", "bc")
     assert code == 0 and "decision: challenger is better than champion" in out and "never assigned" in out
+    code, out, err = run_cli(capsys, "ab", "report", "bc", "-o", str(tmp_path / "ab.html"))
+    assert code == 0, err
+    page = (tmp_path / "ab.html").read_text()
+    assert "Decision: <b>challenger is better than champion</b>" in page and test_id in page
+    # The server's /metrics carries the test's gauges (this server has not scraped the store before).
+    scraped = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
+        for sample in family.samples
+    }
+    ids = (("model", "bc"), ("test", test_id))
+    assert scraped["shipyard_ab_running", ids] == 1
+    assert scraped["shipyard_ab_unmatched_outcomes", ids] == 5
+    assert scraped["shipyard_ab_decided", (("arm", "challenger"), *ids)] == 1
+    assert scraped["shipyard_ab_exposures", (("arm", "champion"), *ids)] == report["exposures"]["champion"]
 
     # A restarted server (here: a second one over the same store) assigns every user as before.
     again = _serve(start_server, registered, store)
@@ -278,3 +294,29 @@ def test_experiment_routes_need_the_admin_token(
         json_type = {"Content-Type": "application/json"}
         assert client.request("DELETE", path, headers=json_type).status_code == 401
         assert client.put(path, json=good, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_the_html_report_escapes_what_it_shows() -> None:
+    test = abtests.new_test(
+        "bc",
+        {"<script>a</script>": 50, "b&c": 50},
+        "conversion",
+        "X-User-Id",
+        served=["<script>a</script>", "b&c"],
+    )
+    arms = {
+        "<script>a</script>": abtests.Arm.of([0.0, 1.0] * 60),
+        "b&c": abtests.Arm.of([1.0, 1.0, 0.0] * 40),
+    }
+    estimates = {arm: abtests.statistics.estimate(stats, "binary") for arm, stats in arms.items()}
+    fixed = abtests.statistics.fixed_horizon(arms["<script>a</script>"], arms["b&c"], "binary")
+    report = abtests.Report(
+        test,
+        {arm: 120 for arm in arms},
+        estimates,
+        [abtests.Comparison("b&c", fixed, abtests.Sequential(0.05))],
+        0,
+        0,
+    )
+    page = abtests.report_html(report)
+    assert "<script>" not in page and "&lt;script&gt;a&lt;/script&gt;" in page and "b&amp;c" in page
