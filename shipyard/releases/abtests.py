@@ -21,7 +21,6 @@ the running one at start-up, the CLI writes them.
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 import uuid
@@ -36,7 +35,7 @@ import pandas as pd
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.monitoring.baseline import check_model_name
 from shipyard.payloads import read_payloads
-from shipyard.releases import statistics
+from shipyard.releases import records, statistics
 from shipyard.releases.statistics import Arm, Estimate, FixedHorizon, Sequential
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking.records import now_ms
@@ -200,7 +199,7 @@ def _path(deployment: str, test_id: str) -> str:
 
 def save(store: ArtifactStore, test: ABTest) -> ABTest:
     """Write ``test``'s record (replacing the last one)."""
-    store.put_bytes(json.dumps(test.to_json(), indent=1).encode(), _path(test.deployment, test.id))
+    records.write(store, _path(test.deployment, test.id), test.to_json())
     return test
 
 
@@ -218,13 +217,8 @@ def start(store: ArtifactStore, test: ABTest) -> ABTest:
 
 def tests(store: ArtifactStore, deployment: str) -> list[ABTest]:
     """Every test of ``deployment``, oldest first."""
-    prefix = f"{PREFIX}/{check_model_name(deployment)}"
-    if not store.exists(prefix):
-        return []
     found = [
-        ABTest.from_json(json.loads(store.read_bytes(f.path)))
-        for f in store.list(prefix)
-        if f.path.endswith(".json")
+        ABTest.from_json(d) for d in records.documents(store, f"{PREFIX}/{check_model_name(deployment)}")
     ]
     return sorted(found, key=lambda t: (t.created_at, t.id))
 

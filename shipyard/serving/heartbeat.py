@@ -14,11 +14,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from shipyard.config import Settings
 from shipyard.deployments import DeploymentReport, Deployments, RemoteDeployments, ServedVersion
+from shipyard.histograms import percentile
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.routing import Deployment
 from shipyard.store import open_server_stores
@@ -54,27 +55,6 @@ def _totals(metrics: ServerMetrics) -> dict[str, _Totals]:
                 bound = float(sample.labels["le"])
                 totals.buckets[bound] = totals.buckets.get(bound, 0.0) + sample.value
     return out
-
-
-def percentile(buckets: Mapping[float, float], q: float) -> float | None:
-    """The ``q`` quantile (0..1) of a histogram's cumulative ``buckets`` (upper bound -> count), linearly
-    interpolated within its bucket; None without observations. Past the last finite bound: that bound."""
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]] if bounds else 0.0
-    if total <= 0:
-        return None
-    target = q * total
-    lower, below = 0.0, 0.0
-    for bound in bounds:
-        count = buckets[bound]
-        if count >= target:
-            if bound == float("inf"):
-                return lower
-            inside = count - below
-            share = (target - below) / inside if inside > 0 else 1.0
-            return lower + (bound - lower) * share
-        lower, below = bound, count
-    return lower
 
 
 def versions_of(deployment: Deployment) -> list[ServedVersion]:

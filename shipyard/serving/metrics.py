@@ -1,7 +1,8 @@
 """Prometheus metrics of one inference server, in a registry of its own (not the process-global one).
 
 - ``shipyard_requests_total{model, version, protocol, code}``
-- ``shipyard_request_seconds{model, protocol}``: latency histogram, from the first byte read to the answer
+- ``shipyard_request_seconds{model, version, protocol}``: latency histogram, from the first byte read to the
+  answer (by version, so a canary's latency can be told from the stable one's)
 - ``shipyard_batch_size{model, version}``: requests per predict call; ``shipyard_predict_seconds``: its time
 - ``shipyard_queue_depth{model, version}``: requests waiting now; ``shipyard_model_ready{model, version}``;
   ``shipyard_model_load_seconds{model, version}``
@@ -53,7 +54,7 @@ class ServerMetrics:
         self.latency = Histogram(
             "shipyard_request_seconds",
             "Time to answer an inference request.",
-            ["model", "protocol"],
+            ["model", "version", "protocol"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -89,7 +90,7 @@ class ServerMetrics:
         if children is None:  # prometheus_client's labels() takes a lock and builds its key on every call
             children = (
                 self.requests.labels(model, version, protocol, str(code)),
-                self.latency.labels(model, protocol),
+                self.latency.labels(model, version, protocol),
             )
             self._request_children[key] = children
         children[0].inc()

@@ -13,7 +13,8 @@ import pytest
 from shipyard.auth.accounts import Accounts
 from shipyard.deployments import DeploymentReport, Deployments, RemoteDeployments
 from shipyard.errors import Forbidden
-from shipyard.serving.heartbeat import Heartbeat, percentile
+from shipyard.histograms import percentile
+from shipyard.serving.heartbeat import Heartbeat
 from shipyard.serving.repository import ModelConfig
 from shipyard.store import open_server_stores
 from shipyard.store.http import HttpClient
