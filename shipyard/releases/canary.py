@@ -27,6 +27,12 @@ Rules (YAML), each metric with the bounds that make sense for it::
       - metric: p99_latency_ms # also p50_latency_ms, p95_latency_ms
         max: 250
         max_ratio: 2.0         # canary / stable
+      - metric: accuracy       # also precision, recall, f1, r2 (min, max_decrease); mae, rmse (as latency)
+        max_decrease: 0.02     # judged once min_labels (default 30) of the canary's predictions have labels
+
+Quality rules join the payload log (the server must log payloads to the same artifact store) with the label
+feed (``shipyard monitor labels``) by request id, over the step's window; until enough labels have arrived
+they are not judged, and the step is decided on the other rules.
 """
 
 from __future__ import annotations
@@ -52,12 +58,23 @@ RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
 HOLD, ADVANCE, PROMOTE, ROLLBACK = "hold", "advance", "promote", "rollback"
 
 # metric -> the bounds a rule on it may set (lower-is-better metrics take maxima; the others minima)
+_HIGHER_IS_BETTER = frozenset({"min", "max_decrease"})
+_LOWER_IS_BETTER = frozenset({"max", "max_increase", "max_ratio"})
 METRICS: dict[str, frozenset[str]] = {
     "error_rate": frozenset({"max", "max_increase"}),
     "p50_latency_ms": frozenset({"max", "max_ratio"}),
     "p95_latency_ms": frozenset({"max", "max_ratio"}),
     "p99_latency_ms": frozenset({"max", "max_ratio"}),
+    # Against ground truth, once labels arrive (the monitoring label feed, joined by request id).
+    "accuracy": _HIGHER_IS_BETTER,
+    "precision": _HIGHER_IS_BETTER,
+    "recall": _HIGHER_IS_BETTER,
+    "f1": _HIGHER_IS_BETTER,
+    "r2": _HIGHER_IS_BETTER,
+    "mae": _LOWER_IS_BETTER,
+    "rmse": _LOWER_IS_BETTER,
 }
+PERFORMANCE_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "r2", "mae", "rmse"})
 _QUANTILES = {"p50_latency_ms": 0.5, "p95_latency_ms": 0.95, "p99_latency_ms": 0.99}
 
 
@@ -99,7 +116,12 @@ class Rules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_requests: int = Field(default=100, ge=1)
+    min_labels: int = Field(default=30, ge=1)  # labelled canary predictions before a quality rule is judged
     rules: list[Rule] = Field(min_length=1)
+
+    @property
+    def needs_labels(self) -> bool:
+        return any(rule.metric in PERFORMANCE_METRICS for rule in self.rules)
 
 
 def load_rules(text: str, source: str = "rules") -> Rules:
@@ -207,6 +229,29 @@ def judge(rules: Rules, canary: Mapping[str, float | None], stable: Mapping[str,
                 f"{name} {value:.4g} is {value / base:.3g}x stable's {base:.4g} (max {rule.max_ratio:g}x)"
             )
     return broken
+
+
+def window_performance(store: ArtifactStore, deployment: str, since_ms: int) -> dict[str, dict[str, float]]:
+    """Per registry version of ``deployment``: its predictions logged since ``since_ms`` that have labels
+    (the payload log joined with the label feed by request id), as ``labels`` and the quality metrics
+    (accuracy, f1… or mae, rmse, r2). Shadow answers count for their version too."""
+    import pandas as pd
+
+    from shipyard.monitoring.performance import join_labels, load_labels, performance_metrics
+    from shipyard.payloads import read_payloads
+
+    payloads = read_payloads(store, deployment)
+    if payloads.empty:
+        return {}
+    payloads = payloads[payloads["timestamp"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC")]
+    joined = join_labels(payloads, load_labels(store, deployment)).data
+    found: dict[str, dict[str, float]] = {}
+    for version, rows in joined.groupby("version"):
+        found[str(version)] = {
+            "labels": float(len(rows)),
+            **performance_metrics(rows["label"], rows["prediction"]),
+        }
+    return found
 
 
 # ---------------------------------------------------------------------- the canary's record
@@ -392,8 +437,14 @@ class Actions:
     mark_rolled_back: Callable[[Canary, str], None]
 
 
-def decide(canary: Canary, counts: Mapping[str, Counts], now: int) -> tuple[Decision, Canary]:
-    """Judge the current step's window (``counts`` now, minus the step's baseline) and say what to do."""
+def decide(
+    canary: Canary,
+    counts: Mapping[str, Counts],
+    now: int,
+    performance: Mapping[str, Mapping[str, float]] | None = None,
+) -> tuple[Decision, Canary]:
+    """Judge the current step's window (``counts`` now, minus the step's baseline; ``performance`` per
+    version over the step, from :func:`window_performance`) and say what to do."""
     rules = Rules.model_validate(canary.rules)
     windows = {
         role: counts.get(version, Counts()).minus(
@@ -402,6 +453,12 @@ def decide(canary: Canary, counts: Mapping[str, Counts], now: int) -> tuple[Deci
         for role, version in (("stable", canary.stable_version), ("canary", canary.canary_version))
     }
     measured = {role: measure(window) for role, window in windows.items()}
+    for role, version in (("stable", canary.stable_version), ("canary", canary.canary_version)):
+        quality = dict((performance or {}).get(version, {}))
+        labelled = quality.pop("labels", 0.0)
+        measured[role]["labels"] = labelled
+        if labelled >= rules.min_labels:  # fewer: not judged yet (labels arrive late)
+            measured[role].update({k: v for k, v in quality.items() if k in PERFORMANCE_METRICS})
     elapsed_s = (now - canary.step_started_at) / 1000
     evidence = {
         "step": canary.step,
@@ -442,10 +499,14 @@ def evaluate(
     now: int | None = None,
 ) -> tuple[Decision, Canary]:
     """One evaluation: decide, act (traffic, registry), then record the decision in the audit log and the
-    canary's new state. Acting first: a crash between the two repeats the decision, never loses it."""
+    canary's new state. Acting first: a crash between the two repeats the decision, never loses it.
+    Quality rules read the payload log and the labels in ``store`` (the server's artifact store)."""
     if canary.state != RUNNING:
         raise Conflict(f"canary {canary.id} on {canary.deployment!r} is {canary.state}, not running")
-    decision, updated = decide(canary, counts, now_ms() if now is None else now)
+    rules = Rules.model_validate(canary.rules)
+    since = canary.step_started_at
+    performance = window_performance(store, canary.deployment, since) if rules.needs_labels else None
+    decision, updated = decide(canary, counts, now_ms() if now is None else now, performance)
     if decision.action == ROLLBACK:
         actions.set_traffic({canary.stable: 100.0, canary.canary: 0.0})
         actions.mark_rolled_back(canary, decision.reason)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 import shipyard
 from shipyard.config import Settings
 from shipyard.errors import InvalidInput
+from shipyard.monitoring.performance import save_labels
+from shipyard.payloads import PayloadLogConfig, PayloadLogger
 from shipyard.releases import canary as releases
 from shipyard.serving.app import ServerConfig
 from shipyard.serving.batching import BatchPolicy
@@ -41,7 +44,8 @@ rules:
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """``scorer``: version 1 (champion) good and fast (~5 ms a request here, 2 of them predicting); 2 raises
-    on 10% of inputs; 3 is 5x slower (~26 ms); 4 is as good as 1."""
+    on 10% of inputs; 3 is 5x slower (~26 ms); 4 is as good as 1; 5 is wrong on a fifth of inputs (the
+    labels are x > 0.5, it predicts x > 0.7)."""
     settings = make_settings(tmp_path_factory.mktemp("canary") / "home")
     example = pd.DataFrame({"x": [0.2, 0.7]})
     models = [
@@ -49,6 +53,7 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         Threshold(fail_below=0.1, delay_s=0.002),
         Threshold(delay_s=0.025),
         Threshold(delay_s=0.002),
+        Threshold(cut=0.7, delay_s=0.002),
     ]
     for i, model in enumerate(models, 1):
         with shipyard.start_run("canary", settings=settings) as run:
@@ -60,7 +65,7 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 def _serve(
-    start: Callable[..., RunningServer], settings: Settings, candidate: int, name: str
+    start: Callable[..., RunningServer], settings: Settings, candidate: int, name: str, **options: Any
 ) -> RunningServer:
     """Registry versions 1 and ``candidate`` of ``scorer`` served as ``name`` (stable and next)."""
     model = ModelConfig(
@@ -69,7 +74,7 @@ def _serve(
         traffic={"stable": 100, "next": 0},
         batching=BatchPolicy(enabled=False),  # one request, one predict: a raising input fails only itself
     )
-    return start([model], settings, ServerConfig())
+    return start([model], settings, ServerConfig(), **options)
 
 
 def _begin(
@@ -242,3 +247,50 @@ shipyard_request_seconds_sum{model="m",version="1",protocol="v2"} 2
     assert counts["1"].minus(releases.Counts(500, 0)).requests == 100  # a restarted server: from 0
     measured = releases.measure(counts["1"])
     assert measured["error_rate"] == pytest.approx(0.1)
+
+
+def test_a_less_accurate_canary_is_rolled_back_once_labels_arrive(
+    versions: Settings,
+    start_server: Callable[..., RunningServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("SHIPYARD_HOME", str(versions.home))
+    name, store = "scorer-labels", ArtifactStore.configured(versions)
+    payloads = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_seconds=3600))
+    server = _serve(start_server, versions, 5, name, payloads=payloads)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES + "  - metric: accuracy\n    max_decrease: 0.05\nmin_labels: 30\n")
+    code, _, err = _canary(capsys, server.url, name, rules)
+    assert code == 0, err
+    rng = np.random.default_rng(5)
+    truth = []
+    with httpx.Client(timeout=30) as client:
+        for x in rng.random(800):
+            answer = client.post(f"{server.url}/models/{name}/predict", json=[{"x": float(x)}])
+            truth.append((answer.headers["X-Request-ID"], int(x > 0.5)))
+    payloads.flush()
+    save_labels(store, name, pd.DataFrame(truth, columns=["request_id", "label"]))
+    code, judged, err = _canary(capsys, server.url, name, rules)
+    assert code == 0, err
+    decision = judged["decision"]
+    assert decision["action"] == "rollback" and "accuracy" in decision["reason"], json.dumps(decision)
+    assert decision["evidence"]["stable"]["accuracy"] == 1.0
+    assert 0.7 < decision["evidence"]["canary"]["accuracy"] < 0.9
+
+
+def test_quality_rules_wait_for_labels() -> None:
+    """Without enough labelled canary predictions a quality rule is not judged: the step is decided on
+    the other rules."""
+    rules = releases.load_rules("rules: [{metric: accuracy, min: 0.9}]\nmin_requests: 1\nmin_labels: 30")
+    canary = releases.Canary(
+        id="c", deployment="m", stable="s", canary="n", stable_version="1", canary_version="2",
+        steps=[50.0, 100.0], interval_s=0.0, rules=rules.model_dump(),
+    )  # fmt: skip
+    counts = {"1": releases.Counts(10, 0), "2": releases.Counts(10, 0)}
+    few = {"2": {"labels": 29.0, "accuracy": 0.1}}
+    assert releases.decide(canary, counts, 1, few)[0].action == "advance"
+    enough = {"2": {"labels": 30.0, "accuracy": 0.1}}
+    decision = releases.decide(canary, counts, 1, enough)[0]
+    assert decision.action == "rollback" and "accuracy 0.1 < min 0.9" in decision.reason
