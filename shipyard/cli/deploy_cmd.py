@@ -175,6 +175,7 @@ def canary(
     """
     import time
 
+    from shipyard.registry.fluent import registry_client
     from shipyard.releases import canary as releases
     from shipyard.store.artifacts import ArtifactStore
 
@@ -185,6 +186,7 @@ def canary(
     store = ArtifactStore.configured(get_settings())
     current = releases.check_not_running(store, name, to)
     actions = _canary_actions(url, token, name)
+    registry = registry_client(get_settings())
     if current is None:
         described = next(
             (d for d in _call("GET", url, "/admin/deployments", token)["deployments"] if d["name"] == name),
@@ -203,7 +205,7 @@ def canary(
     deadline = time.monotonic() + releases.budget_s(current)
     while True:
         counts = releases.parse_counts(_metrics_text(url), name)
-        decision, current = releases.evaluate(store, current, counts, actions)
+        decision, current = releases.evaluate(store, current, counts, actions, registry=registry)
         _say_canary(as_json, current, decision)
         if once or current.state != releases.RUNNING or time.monotonic() > deadline:
             return

@@ -30,6 +30,9 @@ Rules (YAML), each metric with the bounds that make sense for it::
       - metric: accuracy       # also precision, recall, f1, r2 (min, max_decrease); mae, rmse (as latency)
         max_decrease: 0.02     # judged once min_labels (default 30) of the canary's predictions have labels
 
+      - metric: drift_share    # inputs drifted from the version's training baseline (max, max_increase)
+        max: 0.5               # judged from min_drift_rows (default 50) served rows
+
 Quality rules join the payload log (the server must log payloads to the same artifact store) with the label
 feed (``shipyard monitor labels``) by request id, over the step's window; until enough labels have arrived
 they are not judged, and the step is decided on the other rules.
@@ -42,7 +45,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -52,6 +55,9 @@ from shipyard.monitoring.baseline import check_model_name
 from shipyard.releases import records
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking.records import now_ms
+
+if TYPE_CHECKING:
+    from shipyard.registry.client import RegistryClient
 
 PREFIX = "releases/canary"
 RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
@@ -73,6 +79,8 @@ METRICS: dict[str, frozenset[str]] = {
     "r2": _HIGHER_IS_BETTER,
     "mae": _LOWER_IS_BETTER,
     "rmse": _LOWER_IS_BETTER,
+    # The share of input columns whose served distribution drifted from the version's training baseline.
+    "drift_share": frozenset({"max", "max_increase"}),
 }
 PERFORMANCE_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "r2", "mae", "rmse"})
 _QUANTILES = {"p50_latency_ms": 0.5, "p95_latency_ms": 0.95, "p99_latency_ms": 0.99}
@@ -117,11 +125,16 @@ class Rules(BaseModel):
 
     min_requests: int = Field(default=100, ge=1)
     min_labels: int = Field(default=30, ge=1)  # labelled canary predictions before a quality rule is judged
+    min_drift_rows: int = Field(default=50, ge=2)  # served input rows before drift is judged
     rules: list[Rule] = Field(min_length=1)
 
     @property
     def needs_labels(self) -> bool:
         return any(rule.metric in PERFORMANCE_METRICS for rule in self.rules)
+
+    @property
+    def needs_drift(self) -> bool:
+        return any(rule.metric == "drift_share" for rule in self.rules)
 
 
 def load_rules(text: str, source: str = "rules") -> Rules:
@@ -250,6 +263,51 @@ def window_performance(store: ArtifactStore, deployment: str, since_ms: int) -> 
         found[str(version)] = {
             "labels": float(len(rows)),
             **performance_metrics(rows["label"], rows["prediction"]),
+        }
+    return found
+
+
+def window_drift(
+    store: ArtifactStore, deployment: str, since_ms: int, registry: RegistryClient | None, min_rows: int
+) -> dict[str, dict[str, Any]]:
+    """Per registry version of ``deployment``: the inputs it answered since ``since_ms`` (payload log)
+    against its training baseline (the one set for the deployment, else the one packaged with the version):
+    ``rows`` and ``drift_share``; ``note`` instead when there are fewer than ``min_rows`` or no baseline."""
+    import pandas as pd
+
+    from shipyard.data.drift import dataset_drift
+    from shipyard.errors import ShipyardError
+    from shipyard.monitoring.baseline import find_baseline
+    from shipyard.monitoring.job import served_inputs
+    from shipyard.payloads import read_payloads
+    from shipyard.registry.uri import RegistryUri, parse_model_uri
+
+    payloads = read_payloads(store, deployment)
+    if payloads.empty:
+        return {}
+    keep = (payloads["timestamp"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC")) & (
+        payloads["status"] == 200
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for version, answered in payloads[keep].groupby("version"):
+        frame, _, _ = served_inputs(answered["inputs"])
+        if len(frame) < min_rows:
+            found[str(version)] = {"rows": len(frame), "note": f"{len(frame)} of {min_rows} rows"}
+            continue
+        uris = answered["model_uri"].dropna()
+        source = parse_model_uri(str(uris.iloc[0])) if len(uris) else None
+        name = source.name if isinstance(source, RegistryUri) else None
+        try:
+            baseline = find_baseline(
+                store, deployment, registry=registry, version=str(version), registered_name=name
+            )
+        except ShipyardError as exc:  # no baseline: drift cannot be judged for this version
+            found[str(version)] = {"rows": len(frame), "note": str(exc)}
+            continue
+        current = frame[[c for c in baseline.frame.columns if c in frame.columns]]
+        found[str(version)] = {
+            "rows": len(frame),
+            "drift_share": dataset_drift(baseline.frame, current).drift_share,
         }
     return found
 
@@ -442,9 +500,11 @@ def decide(
     counts: Mapping[str, Counts],
     now: int,
     performance: Mapping[str, Mapping[str, float]] | None = None,
+    drift: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Decision, Canary]:
     """Judge the current step's window (``counts`` now, minus the step's baseline; ``performance`` per
-    version over the step, from :func:`window_performance`) and say what to do."""
+    version over the step, from :func:`window_performance`; ``drift`` from :func:`window_drift`) and say
+    what to do."""
     rules = Rules.model_validate(canary.rules)
     windows = {
         role: counts.get(version, Counts()).minus(
@@ -459,6 +519,11 @@ def decide(
         measured[role]["labels"] = labelled
         if labelled >= rules.min_labels:  # fewer: not judged yet (labels arrive late)
             measured[role].update({k: v for k, v in quality.items() if k in PERFORMANCE_METRICS})
+        inputs = (drift or {}).get(version)
+        if inputs is not None:
+            measured[role]["drift"] = dict(inputs)
+            if "drift_share" in inputs:
+                measured[role]["drift_share"] = inputs["drift_share"]
     elapsed_s = (now - canary.step_started_at) / 1000
     evidence = {
         "step": canary.step,
@@ -497,16 +562,23 @@ def evaluate(
     counts: Mapping[str, Counts],
     actions: Actions,
     now: int | None = None,
+    registry: RegistryClient | None = None,
 ) -> tuple[Decision, Canary]:
     """One evaluation: decide, act (traffic, registry), then record the decision in the audit log and the
     canary's new state. Acting first: a crash between the two repeats the decision, never loses it.
-    Quality rules read the payload log and the labels in ``store`` (the server's artifact store)."""
+    Quality and drift rules read the payload log and the labels in ``store`` (the server's artifact store);
+    drift compares with baselines packaged with registered versions through ``registry``."""
     if canary.state != RUNNING:
         raise Conflict(f"canary {canary.id} on {canary.deployment!r} is {canary.state}, not running")
     rules = Rules.model_validate(canary.rules)
     since = canary.step_started_at
     performance = window_performance(store, canary.deployment, since) if rules.needs_labels else None
-    decision, updated = decide(canary, counts, now_ms() if now is None else now, performance)
+    drift = (
+        window_drift(store, canary.deployment, since, registry, rules.min_drift_rows)
+        if rules.needs_drift
+        else None
+    )
+    decision, updated = decide(canary, counts, now_ms() if now is None else now, performance, drift)
     if decision.action == ROLLBACK:
         actions.set_traffic({canary.stable: 100.0, canary.canary: 0.0})
         actions.mark_rolled_back(canary, decision.reason)

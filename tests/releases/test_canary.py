@@ -45,7 +45,7 @@ rules:
 def versions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """``scorer``: version 1 (champion) good and fast (~5 ms a request here, 2 of them predicting); 2 raises
     on 10% of inputs; 3 is 5x slower (~26 ms); 4 is as good as 1; 5 is wrong on a fifth of inputs (the
-    labels are x > 0.5, it predicts x > 0.7)."""
+    labels are x > 0.5, it predicts x > 0.7); 6 was trained on x below 0.3 only."""
     settings = make_settings(tmp_path_factory.mktemp("canary") / "home")
     example = pd.DataFrame({"x": [0.2, 0.7]})
     models = [
@@ -55,9 +55,14 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         Threshold(delay_s=0.002),
         Threshold(cut=0.7, delay_s=0.002),
     ]
-    for i, model in enumerate(models, 1):
+    # 6 is trained on another population: x within [0, 0.3), its packaged baseline says so.
+    narrow = pd.DataFrame({"x": np.random.default_rng(6).random(2000) * 0.3})
+    for i, model in enumerate([*models, Threshold(delay_s=0.002)], 1):
+        options = {"baseline": narrow} if i == 6 else {}
         with shipyard.start_run("canary", settings=settings) as run:
-            info = shipyard.models.log(model, name="model", run=run, input_example=example, flavor="pyfunc")
+            info = shipyard.models.log(
+                model, name="model", run=run, input_example=example, flavor="pyfunc", **options
+            )
         version = shipyard.models.register(info.uri, "scorer", settings=settings)
         assert version.version == i
     shipyard.models.set_alias("scorer", "champion", 1, settings=settings)
@@ -294,3 +299,30 @@ def test_quality_rules_wait_for_labels() -> None:
     enough = {"2": {"labels": 30.0, "accuracy": 0.1}}
     decision = releases.decide(canary, counts, 1, enough)[0]
     assert decision.action == "rollback" and "accuracy 0.1 < min 0.9" in decision.reason
+
+
+def test_a_canary_whose_inputs_drifted_from_its_training_data_is_rolled_back(
+    versions: Settings,
+    start_server: Callable[..., RunningServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("SHIPYARD_HOME", str(versions.home))
+    name, store = "scorer-drift", ArtifactStore.configured(versions)
+    payloads = PayloadLogger(store, PayloadLogConfig(sample_rate=1.0, max_seconds=3600))
+    server = _serve(start_server, versions, 6, name, payloads=payloads)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES + "  - metric: drift_share\n    max: 0.5\nmin_drift_rows: 30\n")
+    code, _, err = _canary(capsys, server.url, name, rules)
+    assert code == 0, err
+    _traffic(server.url, name, 800, seed=6)  # x over [0, 1): most of it outside what version 6 saw
+    payloads.flush()
+    code, judged, err = _canary(capsys, server.url, name, rules)
+    assert code == 0, err
+    decision = judged["decision"]
+    assert decision["action"] == "rollback" and "drift_share 1 > max 0.5" in decision["reason"], json.dumps(
+        decision
+    )
+    # The stable version has no baseline: its drift is not judged, and the evidence says why.
+    assert "no" in decision["evidence"]["stable"]["drift"]["note"]
