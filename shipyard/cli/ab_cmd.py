@@ -13,12 +13,12 @@ import contextlib
 import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from shipyard.cli.deploy_cmd import _JSON as _JSON_OPTION
-from shipyard.cli.deploy_cmd import _TOKEN, _URL, _call
+from shipyard.cli.deploy_cmd import _TOKEN, _URL
 from shipyard.cli.output import console, print_json, print_table
 from shipyard.config import get_settings
 
@@ -76,7 +76,10 @@ def start(
     from shipyard.releases import abtests
 
     parsed_arms, header = abtests.parse_arms(arms), abtests.parse_unit(unit)
-    described = _deployment(url, token, deployment)
+    from shipyard.releases.admin import AdminClient
+
+    server = AdminClient(url, token)
+    described = server.deployment(deployment)
     test = abtests.new_test(
         deployment,
         parsed_arms,
@@ -92,13 +95,8 @@ def start(
     store = _store()
     test = abtests.start(store, test)
     try:
-        _call(
-            "PUT",
-            url,
-            f"/admin/deployments/{deployment}/experiments/{test.id}",
-            token,
-            {"arms": test.arms, "unit": header},
-        )
+        path = f"/admin/deployments/{deployment}/experiments/{test.id}"
+        server.call("PUT", path, {"arms": test.arms, "unit": header})
     except Exception:
         abtests.save(store, abtests.stopped(test))  # the server refused it: the record must not say running
         raise
@@ -196,6 +194,7 @@ def stop(
     """
     from shipyard.errors import NotFound
     from shipyard.releases import abtests
+    from shipyard.releases.admin import AdminClient
 
     store = _store()
     test = abtests.get(store, deployment, test_id)
@@ -203,7 +202,7 @@ def stop(
         raise NotFound(f"A/B test {test.id} on {deployment!r} is not running (stopped already)")
     # Not found there: the server no longer runs it (stopped there, or restarted without the store).
     with contextlib.suppress(NotFound):
-        _call("DELETE", url, f"/admin/deployments/{deployment}/experiments/{test.id}", token)
+        AdminClient(url, token).call("DELETE", f"/admin/deployments/{deployment}/experiments/{test.id}")
     report = abtests.analyze(store, test)
     final = abtests.save(store, abtests.stopped(report.test))
     report = abtests.Report(
@@ -234,15 +233,6 @@ def list_tests(deployment: str = _DEPLOYMENT, as_json: bool = _JSON) -> None:
         for t in found
     ]
     print_table(f"A/B tests of {deployment}", ["id", "state", "arms", "metric", "started (UTC)"], rows)
-
-
-def _deployment(url: str, token: str | None, name: str) -> dict[str, Any]:
-    from shipyard.errors import NotFound
-
-    for found in _call("GET", url, "/admin/deployments", token)["deployments"]:
-        if found["name"] == name:
-            return dict(found)
-    raise NotFound(f"the server at {url} serves no model named {name!r}")
 
 
 def _with_run(test: ABTest) -> ABTest:

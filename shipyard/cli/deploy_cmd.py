@@ -5,19 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 
 from shipyard.cli.output import console, print_json, print_table
-from shipyard.config import get_settings
 from shipyard.errors import (
-    Conflict,
-    Forbidden,
     InvalidInput,
-    NotFound,
-    ServingError,
-    ShipyardError,
-    Unauthorized,
 )
 
 app = typer.Typer(help="See and change traffic between served model versions.", no_args_is_help=True)
@@ -32,13 +24,6 @@ _TOKEN = typer.Option(
     show_default=False,
 )
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")
-_ERRORS: dict[int, type[ShipyardError]] = {
-    400: InvalidInput,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-}
 
 
 @app.command("status")
@@ -131,20 +116,9 @@ def _summary(what: str, deployment: dict[str, Any]) -> str:
 
 
 def _call(method: str, url: str, path: str, token: str | None, body: Any = None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if method != "GET":
-        headers["Content-Type"] = "application/json"  # the server takes admin writes only as JSON
-    try:
-        response = httpx.request(method, url.rstrip("/") + path, json=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        raise ServingError(f"cannot reach the server at {url}: {exc}") from exc
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        raise _ERRORS.get(response.status_code, ServingError)(f"{url}: {message}")
-    return response.json()
+    from shipyard.releases.admin import AdminClient
+
+    return AdminClient(url, token).call(method, path, body)
 
 
 @app.command("canary")
@@ -157,6 +131,11 @@ def canary(
     once: bool = typer.Option(
         False, "--once", help="Start it, or evaluate it once, and exit (for CI steps)."
     ),
+    schedule: str | None = typer.Option(
+        None,
+        "--schedule",
+        help='Start now, then evaluate on this cron from `shipyard scheduler` ("* * * * *").',
+    ),
     url: str = _URL,
     token: str = _TOKEN,
     as_json: bool = _JSON,
@@ -165,7 +144,8 @@ def canary(
 
     The first call starts the canary (traffic to its first step). Each later evaluation advances it when
     the step's interval has passed and every rule holds, holds it, or rolls it back; at 100% the champion
-    alias moves to it. Without --once it evaluates until it is promoted or rolled back.
+    alias moves to it. Without --once it evaluates until it is promoted or rolled back; with --schedule the
+    pipeline scheduler evaluates it (the server's token from SHIPYARD_ADMIN_TOKEN in its environment).
 
     Examples:
 
@@ -175,82 +155,60 @@ def canary(
     """
     import time
 
-    from shipyard.registry.fluent import registry_client
     from shipyard.releases import canary as releases
-    from shipyard.store.artifacts import ArtifactStore
+    from shipyard.releases.admin import AdminClient
 
     if not rules.is_file():
         raise InvalidInput(f"rules file {str(rules)!r} does not exist")
-    parsed_rules = releases.load_rules(rules.read_text(encoding="utf-8"), str(rules))
-    parsed_steps, interval_s = releases.parse_steps(steps), releases.parse_interval(interval)
-    store = ArtifactStore.configured(get_settings())
-    current = releases.check_not_running(store, name, to)
-    actions = _canary_actions(url, token, name)
-    registry = registry_client(get_settings())
-    if current is None:
-        described = next(
-            (d for d in _call("GET", url, "/admin/deployments", token)["deployments"] if d["name"] == name),
-            None,
-        )
-        if described is None:
-            raise NotFound(f"the server at {url} serves no model named {name!r}")
-        counts = releases.parse_counts(_metrics_text(url), name)
-        current = releases.start(
-            store, releases.new_canary(described, to, parsed_steps, interval_s, parsed_rules, counts=counts)
-        )
-        actions.set_traffic(releases.first_traffic(current))
-        _say_canary(as_json, current, None)
-        if once:
-            return
+    text = rules.read_text(encoding="utf-8")
+    controller = releases.Controller.configured(
+        AdminClient(url, token),
+        name,
+        to,
+        releases.parse_steps(steps),
+        releases.parse_interval(interval),
+        releases.load_rules(text, str(rules)),
+    )
+    decision, current = controller.step()
+    _say_canary(as_json, current, decision)
+    if schedule is not None:
+        _schedule_canary(schedule, name, to, url, text, steps, interval)
+        return
+    if once:
+        return
     deadline = time.monotonic() + releases.budget_s(current)
-    while True:
-        counts = releases.parse_counts(_metrics_text(url), name)
-        decision, current = releases.evaluate(store, current, counts, actions, registry=registry)
-        _say_canary(as_json, current, decision)
-        if once or current.state != releases.RUNNING or time.monotonic() > deadline:
-            return
+    while current.state == releases.RUNNING and time.monotonic() < deadline:
         time.sleep(releases.wait_s(current))
+        decision, current = controller.step()
+        _say_canary(as_json, current, decision)
 
 
-def _metrics_text(url: str) -> str:
-    try:
-        response = httpx.get(url.rstrip("/") + "/metrics", timeout=30)
-    except httpx.HTTPError as exc:
-        raise ServingError(f"cannot reach the server at {url}: {exc}") from exc
-    if response.status_code != 200:
-        raise ServingError(f"{url}/metrics answered {response.status_code}")
-    return response.text
+def _schedule_canary(cron: str, name: str, to: str, url: str, rules: str, steps: str, interval: str) -> None:
+    from shipyard.pipelines import Catchup, ScheduleClient, compile_pipeline
+    from shipyard.releases.pipeline import canary
+    from shipyard.tracking import get_client
 
-
-def _canary_actions(url: str, token: str | None, name: str) -> Any:
-    from shipyard.registry.fluent import registry_client
-    from shipyard.registry.uri import RegistryUri, parse_model_uri
-    from shipyard.releases.canary import Actions, Canary
-
-    def registry_version(canary: Canary) -> tuple[str, int] | None:
-        parsed = parse_model_uri(canary.model_uri) if canary.model_uri else None
-        return (parsed.name, int(canary.canary_version)) if isinstance(parsed, RegistryUri) else None
-
-    def set_traffic(weights: dict[str, float]) -> None:
-        _call("PUT", url, f"/admin/deployments/{name}/traffic", token, {"traffic": weights})
-
-    def promote(canary: Canary) -> None:
-        found = registry_version(canary)
-        if found is not None:
-            reason = f"canary {canary.id} passed every step ({', '.join(f'{s:g}%' for s in canary.steps)})"
-            registry_client(get_settings()).set_alias(found[0], "champion", found[1], reason=reason)
-
-    def mark_rolled_back(canary: Canary, reason: str) -> None:
-        found = registry_version(canary)
-        if found is not None:
-            tags = {
-                "shipyard.canary": "rolled_back",
-                "shipyard.canary.reason": reason[:500],
-                "shipyard.canary.id": canary.id,
-            }
-            registry_client(get_settings()).set_version_tags(found[0], found[1], tags)
-
-    return Actions(set_traffic, promote, mark_rolled_back)
+    created = ScheduleClient(get_client()).create(
+        compile_pipeline(canary),
+        cron,
+        name=f"canary-{name}",
+        # No token here: a schedule is stored; the scheduler reads SHIPYARD_ADMIN_TOKEN when it runs.
+        parameters={
+            "deployment": name,
+            "to": to,
+            "url": url,
+            "rules": rules,
+            "steps": steps,
+            "interval": interval,
+        },
+        catchup=Catchup.SKIP,  # one evaluation covers any ticks missed
+        experiment=f"canary/{name}",
+        cache=False,
+    )
+    console.print(
+        f"scheduled {created.name!r}: the canary of {name} evaluated on cron {created.cron!r}",
+        highlight=False,
+    )
 
 
 def _say_canary(as_json: bool, canary: Any, decision: Any) -> None:

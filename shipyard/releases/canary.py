@@ -57,7 +57,9 @@ from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking.records import now_ms
 
 if TYPE_CHECKING:
+    from shipyard.config import Settings
     from shipyard.registry.client import RegistryClient
+    from shipyard.releases.admin import AdminClient
 
 PREFIX = "releases/canary"
 RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
@@ -627,3 +629,84 @@ def get(store: ArtifactStore, deployment: str) -> Canary:
 def budget_s(canary: Canary) -> float:
     """The longest a looping controller runs: every step's interval twice, plus an hour for traffic."""
     return 2 * canary.interval_s * len(canary.steps) + 3600.0
+
+
+# ---------------------------------------------------------------------- the controller
+@dataclass
+class Controller:
+    """Drives one canary of ``deployment`` toward ``to`` on the server ``client`` talks to: each
+    :meth:`step` starts it (the first time: traffic to the first step) or evaluates it once. A canary
+    already running toward ``to`` goes on with the settings it was started with."""
+
+    client: AdminClient
+    store: ArtifactStore
+    registry: RegistryClient
+    deployment: str
+    to: str
+    steps: list[float]
+    interval_s: float
+    rules: Rules
+
+    @classmethod
+    def configured(
+        cls,
+        client: AdminClient,
+        deployment: str,
+        to: str,
+        steps: list[float],
+        interval_s: float,
+        rules: Rules,
+        settings: Settings | None = None,
+    ) -> Controller:
+        """A controller over the configured artifact store and registry (``settings``: the environment's)."""
+        from shipyard.config import get_settings
+        from shipyard.registry.fluent import registry_client
+
+        settings = settings or get_settings()
+        store = ArtifactStore.configured(settings)
+        return cls(client, store, registry_client(settings), deployment, to, steps, interval_s, rules)
+
+    def step(self) -> tuple[Decision | None, Canary]:
+        """Start the canary (no decision yet) or evaluate it once.
+
+        Raises:
+            Conflict: a canary toward another version runs on the deployment (named).
+        """
+        current = check_not_running(self.store, self.deployment, self.to)
+        counts = parse_counts(self.client.metrics_text(), self.deployment)
+        if current is None:
+            described = self.client.deployment(self.deployment)
+            created = new_canary(described, self.to, self.steps, self.interval_s, self.rules, counts=counts)
+            current = start(self.store, created)
+            self.client.set_traffic(self.deployment, first_traffic(current))
+            return None, current
+        return evaluate(self.store, current, counts, self.actions(), registry=self.registry)
+
+    def actions(self) -> Actions:
+        """Traffic through the server's admin API; promotion and marking in the registry."""
+        from shipyard.registry.uri import RegistryUri, parse_model_uri
+
+        def registry_version(canary: Canary) -> tuple[str, int] | None:
+            parsed = parse_model_uri(canary.model_uri) if canary.model_uri else None
+            return (parsed.name, int(canary.canary_version)) if isinstance(parsed, RegistryUri) else None
+
+        def promote(canary: Canary) -> None:
+            found = registry_version(canary)
+            if found is not None:
+                steps = ", ".join(f"{s:g}%" for s in canary.steps)
+                reason = f"canary {canary.id} passed every step ({steps})"
+                self.registry.set_alias(found[0], "champion", found[1], reason=reason)
+
+        def mark_rolled_back(canary: Canary, reason: str) -> None:
+            found = registry_version(canary)
+            if found is not None:
+                tags = {
+                    "shipyard.canary": "rolled_back",
+                    "shipyard.canary.reason": reason[:500],
+                    "shipyard.canary.id": canary.id,
+                }
+                self.registry.set_version_tags(found[0], found[1], tags)
+
+        return Actions(
+            lambda weights: self.client.set_traffic(self.deployment, weights), promote, mark_rolled_back
+        )

@@ -18,6 +18,8 @@ from shipyard.config import Settings
 from shipyard.errors import InvalidInput
 from shipyard.monitoring.performance import save_labels
 from shipyard.payloads import PayloadLogConfig, PayloadLogger
+from shipyard.pipelines import Scheduler
+from shipyard.pipelines.schedule import from_ms
 from shipyard.releases import canary as releases
 from shipyard.serving.app import ServerConfig
 from shipyard.serving.batching import BatchPolicy
@@ -326,3 +328,31 @@ def test_a_canary_whose_inputs_drifted_from_its_training_data_is_rolled_back(
     )
     # The stable version has no baseline: its drift is not judged, and the evidence says why.
     assert "no" in decision["evidence"]["stable"]["drift"]["note"]
+
+
+def test_the_scheduler_drives_a_canary(
+    versions: Settings,
+    start_server: Callable[..., RunningServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """--schedule starts the canary and registers the controller; each scheduled run (a pipeline step in a
+    worker process) evaluates it once: here, a raising version is rolled back by the second tick."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(versions.home))
+    name = "scorer-scheduled"
+    rules, server = _begin(start_server, versions, tmp_path, 2, name)
+    code, out, err = run_cli(
+        capsys, "deploy", "canary", name, "--to", "next", "--steps", "10,100", "--interval", "0s",
+        "--rules", str(rules), "--url", server.url, "--schedule", "* * * * *",
+    )  # fmt: skip
+    assert code == 0 and f"scheduled 'canary-{name}'" in out, err
+    assert server.server.repository.deployment(name).traffic.weights == {"stable": 90, "next": 10}
+    _traffic(server.url, name, 800, seed=12)
+    scheduler = Scheduler(versions)
+    created = next(s for s in scheduler.client.list() if s.name == f"canary-{name}")
+    ran = scheduler.run_pending(now=from_ms(created.next_run_at))
+    assert [(r.schedule, r.status) for r in ran] == [(f"canary-{name}", "succeeded")], ran
+    assert server.server.repository.deployment(name).traffic.weights == {"stable": 100, "next": 0}
+    store = ArtifactStore.configured(versions)
+    assert releases.get(store, name).state == "rolled_back"
