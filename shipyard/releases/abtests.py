@@ -207,11 +207,19 @@ def start(store: ArtifactStore, test: ABTest) -> ABTest:
     """Record ``test`` as running.
 
     Raises:
-        Conflict: another test runs on the deployment (named).
+        Conflict: another test, or a canary, runs on the deployment (named).
     """
     other = running(store, test.deployment)
     if other is not None and other.id != test.id:
         raise Conflict(f"A/B test {other.id} is already running on deployment {test.deployment!r}")
+    from shipyard.releases import canary  # NOTE: here: each module checks the other's records
+
+    release = canary.running(store, test.deployment)
+    if release is not None:  # both steer the deployment's traffic: one at a time
+        raise Conflict(
+            f"canary {release.id} ({release.stable} -> {release.canary}) is running on deployment "
+            f"{test.deployment!r}; an A/B test waits until it ends"
+        )
     return save(store, test)
 
 

@@ -461,11 +461,16 @@ def start(store: ArtifactStore, canary: Canary) -> Canary:
     """Record ``canary`` as running.
 
     Raises:
-        Conflict: another canary runs on the deployment (named).
+        Conflict: another canary, or an A/B test, runs on the deployment (named).
     """
     other = running(store, canary.deployment)
     if other is not None and other.id != canary.id:
         raise _taken(other)
+    from shipyard.releases import abtests  # NOTE: here: each module checks the other's records
+
+    test = abtests.running(store, canary.deployment)
+    if test is not None:  # both steer the deployment's traffic: one at a time
+        raise Conflict(f"A/B test {test.id} is running on deployment {canary.deployment!r}; stop it first")
     return save(store, canary)
 
 

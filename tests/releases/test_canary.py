@@ -15,11 +15,12 @@ import pytest
 
 import shipyard
 from shipyard.config import Settings
-from shipyard.errors import InvalidInput
+from shipyard.errors import Conflict, InvalidInput
 from shipyard.monitoring.performance import save_labels
 from shipyard.payloads import PayloadLogConfig, PayloadLogger
 from shipyard.pipelines import Scheduler
 from shipyard.pipelines.schedule import from_ms
+from shipyard.releases import abtests
 from shipyard.releases import canary as releases
 from shipyard.serving.app import ServerConfig
 from shipyard.serving.batching import BatchPolicy
@@ -356,3 +357,23 @@ def test_the_scheduler_drives_a_canary(
     assert server.server.repository.deployment(name).traffic.weights == {"stable": 100, "next": 0}
     store = ArtifactStore.configured(versions)
     assert releases.get(store, name).state == "rolled_back"
+
+
+def test_an_ab_test_and_a_canary_do_not_steer_one_deployment_at_once(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    test = abtests.new_test("m", {"s": 50, "n": 50}, "conversion", "X-User-Id", served=["s", "n"])
+    abtests.start(store, test)
+    rules = releases.load_rules("rules: [{metric: error_rate, max: 0.1}]")
+    described = {
+        "name": "m",
+        "traffic": {"s": 100, "n": 0},
+        "versions": [{"label": "s", "version": "1"}, {"label": "n", "version": "2"}],
+    }
+    created = releases.new_canary(described, "n", [50.0, 100.0], 60.0, rules, counts={})
+    with pytest.raises(Conflict, match=f"A/B test {test.id} is running on deployment 'm'; stop it first"):
+        releases.start(store, created)
+    abtests.save(store, abtests.stopped(test))
+    releases.start(store, created)
+    other = abtests.new_test("m", {"s": 50, "n": 50}, "conversion", "X-User-Id", served=["s", "n"])
+    with pytest.raises(Conflict, match=f"canary {created.id} \\(s -> n\\) is running on deployment 'm'"):
+        abtests.start(store, other)
