@@ -8,7 +8,9 @@ requests, restarts and replicas, and logs every assigned request (its *exposure*
 the payload log, whatever the sample rate.
 
 Outcomes arrive later, by request id: a binary conversion (0/1) or any per-request number, delivered with
-:func:`save_outcomes` (``shipyard ab outcomes``). :func:`analyze` joins them to the exposures, estimates
+:func:`save_outcomes` (``shipyard ab outcomes``) under the test's metric name; the metric ``label`` reads
+the monitoring label feed instead (``shipyard monitor labels``: numeric or boolean labels, first row of
+each request). :func:`analyze` joins them to the exposures, estimates
 each arm with a confidence interval, and compares each treatment arm with the control twice: the
 fixed-horizon test (valid once the planned sample is reached) and the sequential mSPRT (valid at every
 look; its state is kept in the record, so repeated looks only tighten it). Outcomes for request ids the
@@ -41,6 +43,7 @@ from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking.records import now_ms
 
 PREFIX = "releases/ab"
+LABEL_METRIC = "label"  # outcomes from the monitoring label feed
 OUTCOMES_PREFIX = "releases/outcomes"
 RUNNING, STOPPED = "running", "stopped"
 _HEADER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # an HTTP header name (a token), allow-listed
@@ -324,6 +327,32 @@ def load_outcomes(store: ArtifactStore, deployment: str, metric: str) -> pd.Data
     return merged.drop_duplicates("request_id", keep="last").reset_index(drop=True)
 
 
+def _label_outcomes(store: ArtifactStore, deployment: str) -> pd.DataFrame:
+    """The monitoring label feed of ``deployment`` as outcomes: each request's first row's label, a number
+    (booleans as 0/1).
+
+    Raises:
+        InvalidInput: a label that is not a number (the request id named).
+    """
+    from shipyard.monitoring.performance import load_labels
+
+    labels = load_labels(store, deployment)
+    labels = labels[labels["row"] == 0]
+    raw = labels["label"]
+    values = pd.to_numeric(raw.map(lambda v: float(v) if isinstance(v, bool) else v), errors="coerce")
+    bad = values.isna()
+    if bad.any():
+        first = int(bad.to_numpy().argmax())
+        request_id = labels["request_id"].iloc[first]
+        raise InvalidInput(
+            f"A/B outcomes from the label feed must be numbers; request_id {request_id!r} "
+            f"has {raw.iloc[first]!r}"
+        )
+    return pd.DataFrame(
+        {"request_id": labels["request_id"].astype(str).to_numpy(), "value": values.to_numpy()}
+    )
+
+
 # ---------------------------------------------------------------------- analysis
 @dataclass(frozen=True)
 class Comparison:
@@ -405,7 +434,10 @@ def analyze(store: ArtifactStore, test: ABTest, *, confidence: float = 0.95) -> 
     exposed = payloads[(payloads["experiment"] == test.id) & ~payloads["shadow"].fillna(False).astype(bool)]
     exposed = exposed[exposed["status"] == 200].drop_duplicates("request_id", keep="first")
     exposed = exposed[exposed["label"].isin(list(test.arms))]
-    outcomes = load_outcomes(store, test.deployment, test.metric)
+    if test.metric == LABEL_METRIC:
+        outcomes = _label_outcomes(store, test.deployment)
+    else:
+        outcomes = load_outcomes(store, test.deployment, test.metric)
     joined = exposed[["request_id", "label"]].merge(outcomes, on="request_id", how="inner")
     unmatched = int((~outcomes["request_id"].isin(exposed["request_id"])).sum())
     arms = {arm: Arm.of(joined.loc[joined["label"] == arm, "value"]) for arm in test.arms}

@@ -320,3 +320,25 @@ def test_the_html_report_escapes_what_it_shows() -> None:
     )
     page = abtests.report_html(report)
     assert "<script>" not in page and "&lt;script&gt;a&lt;/script&gt;" in page and "b&amp;c" in page
+
+
+def test_the_label_metric_reads_the_monitoring_label_feed(tmp_path: Path) -> None:
+    from shipyard.monitoring.performance import save_labels
+
+    store = ArtifactStore(str(tmp_path / "store"))
+    test = abtests.new_test("bc", {"a": 50, "b": 50}, "label", "X-User-Id", served=["a", "b"])
+    logger = PayloadLogger(store, PayloadLogConfig())
+    for i in range(6):
+        logger.log(
+            model="bc", version="1", label="ab"[i % 2], protocol="v2", request_id=f"r{i}", status=200,
+            latency_s=0.01, inputs=None, outputs=None, rows=1, experiment=test.id,
+        )  # fmt: skip
+    logger.flush()
+    labels = [True, True, False, True, True, True]
+    save_labels(store, "bc", pd.DataFrame({"request_id": [f"r{i}" for i in range(6)], "label": labels}))
+    report = abtests.analyze(store, test)
+    assert (report.estimates["a"].n, report.estimates["a"].mean) == (3, 2 / 3)
+    assert (report.estimates["b"].n, report.estimates["b"].mean) == (3, 1.0)
+    save_labels(store, "bc", pd.DataFrame({"request_id": ["r0"], "label": ["churned"]}))
+    with pytest.raises(InvalidInput, match="label feed must be numbers; request_id 'r0' has 'churned'"):
+        abtests.analyze(store, test)
