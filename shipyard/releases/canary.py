@@ -40,6 +40,7 @@ they are not judged, and the step is decided on the other rules.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import uuid
@@ -682,10 +683,20 @@ class Controller:
         if current is None:
             described = self.client.deployment(self.deployment)
             created = new_canary(described, self.to, self.steps, self.interval_s, self.rules, counts=counts)
+            self._hold(created)  # the server refuses (409) while another canary or an A/B test steers it
             current = start(self.store, created)
             self.client.set_traffic(self.deployment, first_traffic(current))
             return None, current
-        return evaluate(self.store, current, counts, self.actions(), registry=self.registry)
+        self._hold(current)  # again: a restarted server has forgotten it
+        decision, current = evaluate(self.store, current, counts, self.actions(), registry=self.registry)
+        if current.state != RUNNING:
+            with contextlib.suppress(NotFound):
+                self.client.call("DELETE", f"/admin/deployments/{self.deployment}/canaries/{current.id}")
+        return decision, current
+
+    def _hold(self, canary: Canary) -> None:
+        body = {"stable": canary.stable, "canary": canary.canary}
+        self.client.call("PUT", f"/admin/deployments/{self.deployment}/canaries/{canary.id}", body)
 
     def actions(self) -> Actions:
         """Traffic through the server's admin API; promotion and marking in the registry."""

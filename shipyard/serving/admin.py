@@ -8,6 +8,9 @@
   "unit": "X-User-Id"}``: start assigning requests that carry the unit header to arms, stickily (an A/B
   test, :mod:`shipyard.releases.abtests`); 409 naming the experiment already running there
 - ``DELETE /admin/deployments/{name}/experiments/{id}``: stop it (404 if it is not the one running)
+- ``PUT /admin/deployments/{name}/canaries/{id}`` with ``{"stable": "champion", "canary": "challenger"}``:
+  a canary controller (:mod:`shipyard.releases.canary`) steers the traffic; 409 naming the canary or
+  experiment already doing so. ``DELETE`` the same path when the canary is over.
 
 Who may use them, checked in this order:
 
@@ -63,6 +66,10 @@ def admin_routes(server: InferenceServer) -> list[Route]:
     async def rollback(request: Request) -> Response:
         return await _guarded(server, request, _rollback, Permission.EDIT)
 
+    async def canary(request: Request) -> Response:
+        action = _hold_canary if request.method == "PUT" else _release_canary
+        return await _guarded(server, request, action, Permission.EDIT)
+
     async def experiment(request: Request) -> Response:
         action = _start_experiment if request.method == "PUT" else _stop_experiment
         return await _guarded(server, request, action, Permission.EDIT)
@@ -70,6 +77,7 @@ def admin_routes(server: InferenceServer) -> list[Route]:
     return [
         Route("/admin/deployments", deployments),
         Route("/admin/deployments/{name}/experiments/{id}", experiment, methods=["PUT", "DELETE"]),
+        Route("/admin/deployments/{name}/canaries/{id}", canary, methods=["PUT", "DELETE"]),
         Route("/admin/deployments/{name}/traffic", traffic, methods=["PUT"]),
         Route("/admin/deployments/{name}/rollback", rollback, methods=["POST"]),
     ]
@@ -214,3 +222,27 @@ def _experiment_id(request: Request) -> str:
             f"experiment id {found[:80]!r} must be letters, digits, '_', '.', '-' (at most 64)"
         )
     return str(found)
+
+
+async def _hold_canary(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
+    deployment = server.repository.deployment(request.path_params["name"])
+    canary_id = _experiment_id(request)
+    body = await read_body(request, server.config.max_body_bytes, server.config.body_timeout_s)
+    document = parse_json_body(body)
+    labels = [document.get(k) if isinstance(document, dict) else None for k in ("stable", "canary")]
+    if not all(isinstance(label, str) and label in deployment.versions for label in labels):
+        raise InvalidInput(
+            'a canary is {"stable": "<version>", "canary": "<version>"}, both versions served here: '
+            f"{', '.join(deployment.versions)}"
+        )
+    deployment.hold_canary(canary_id, f"{labels[0]} -> {labels[1]}")
+    log.info("model %s: canary %s steers the traffic (by %s)", deployment.name, canary_id, caller.user)
+    return deployment.describe()
+
+
+async def _release_canary(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
+    deployment = server.repository.deployment(request.path_params["name"])
+    canary_id = _experiment_id(request)
+    deployment.release_canary(canary_id)
+    log.info("model %s: canary %s is over (by %s)", deployment.name, canary_id, caller.user)
+    return deployment.describe()

@@ -74,6 +74,7 @@ class Deployment:
         self.traffic = self._checked(Traffic(dict(traffic) if traffic else {first: 100.0}, shadow))
         self.history: list[Traffic] = []
         self.experiment: Experiment | None = None
+        self.canary: tuple[str, str] | None = None  # (id, what it moves) of the canary steering the traffic
         self._rng = rng or random.Random()
 
     def find(self, version: str) -> ServedModel:
@@ -126,6 +127,8 @@ class Deployment:
         running = self.experiment
         if running is not None and running.id != experiment.id:
             raise Conflict(f"model {self.name!r}: experiment {running.id!r} is already running here")
+        if self.canary is not None:
+            raise Conflict(f"model {self.name!r}: canary {self.canary[0]} ({self.canary[1]}) is running here")
         if len(experiment.arms) < 2:
             raise InvalidInput(f"model {self.name!r}: an experiment needs two arms or more")
         for label, weight in experiment.arms.items():
@@ -144,6 +147,27 @@ class Deployment:
         if self.experiment is None or self.experiment.id != experiment_id:
             raise NotFound(f"model {self.name!r}: experiment {experiment_id!r} is not running here")
         self.experiment = None
+
+    def hold_canary(self, canary_id: str, what: str) -> None:
+        """Mark the traffic as steered by the canary ``canary_id`` (``what``: e.g. "stable -> next"); holding
+        it again is a no-op.
+
+        Raises:
+            Conflict: another canary, or an experiment, steers it (named).
+        """
+        if self.canary is not None and self.canary[0] != canary_id:
+            raise Conflict(
+                f"model {self.name!r}: canary {self.canary[0]} ({self.canary[1]}) is already running here"
+            )
+        if self.experiment is not None:
+            raise Conflict(f"model {self.name!r}: experiment {self.experiment.id!r} is running here")
+        self.canary = (canary_id, what)
+
+    def release_canary(self, canary_id: str) -> None:
+        """The canary ``canary_id`` is over; `NotFound` when it is not the one holding the traffic."""
+        if self.canary is None or self.canary[0] != canary_id:
+            raise NotFound(f"model {self.name!r}: canary {canary_id!r} is not running here")
+        self.canary = None
 
     def shadow_for(self, chosen: ServedModel) -> ServedModel | None:
         """The shadow version to mirror a request routed to ``chosen`` to, if any (never itself)."""
@@ -177,6 +201,7 @@ class Deployment:
             "traffic": dict(self.traffic.weights),
             "shadow": self.traffic.shadow,
             "rollbacks": len(self.history),
+            "canary": None if self.canary is None else {"id": self.canary[0], "moves": self.canary[1]},
             "experiment": (
                 None
                 if self.experiment is None

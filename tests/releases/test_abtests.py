@@ -277,7 +277,7 @@ def test_records_and_binary_outcome_checks(tmp_path: Path) -> None:
         abtests.new_test("bc", {"a": 50, "c": 50}, "revenue", "X-User-Id", served=["a", "b"])
 
 
-def test_experiment_routes_need_the_admin_token(
+def test_experiment_and_canary_routes_need_the_admin_token(
     registered: Registered,
     start_server: Callable[..., RunningServer],
 ) -> None:
@@ -294,6 +294,10 @@ def test_experiment_routes_need_the_admin_token(
         json_type = {"Content-Type": "application/json"}
         assert client.request("DELETE", path, headers=json_type).status_code == 401
         assert client.put(path, json=good, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        canary = f"{server.url}/admin/deployments/bc/canaries/c1"
+        body = {"stable": "champion", "canary": "challenger"}
+        assert client.put(canary, json=body).status_code == 401
+        assert client.request("DELETE", canary, headers=json_type).status_code == 401
 
 
 def test_the_html_report_escapes_what_it_shows() -> None:

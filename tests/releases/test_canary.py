@@ -377,3 +377,34 @@ def test_an_ab_test_and_a_canary_do_not_steer_one_deployment_at_once(tmp_path: P
     other = abtests.new_test("m", {"s": 50, "n": 50}, "conversion", "X-User-Id", served=["s", "n"])
     with pytest.raises(Conflict, match=f"canary {created.id} \\(s -> n\\) is running on deployment 'm'"):
         abtests.start(store, other)
+
+
+def test_the_server_refuses_a_second_canary_from_another_store(
+    versions: Settings,
+    start_server: Callable[..., RunningServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Two controllers that do not share a store (two machines): the server itself answers 409 naming the
+    canary that steers the traffic; an A/B experiment is refused likewise; the lock ends with the canary."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(versions.home))
+    name = "scorer-locked"
+    rules, server = _begin(start_server, versions, tmp_path, 2, name)
+    code, started, err = _canary(capsys, server.url, name, rules)
+    assert code == 0, err
+    first = started["canary"]["id"]
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "elsewhere"))
+    code, _, err = _canary(capsys, server.url, name, rules)
+    assert code == 4 and f"canary {first} (stable -> next) is already running here" in err, err
+    experiment = {"arms": {"stable": 50, "next": 50}, "unit": "X-User-Id"}
+    refused = httpx.put(f"{server.url}/admin/deployments/{name}/experiments/e1", json=experiment)
+    assert (
+        refused.status_code == 409
+        and f"canary {first} (stable -> next) is running here" in refused.json()["error"]
+    )
+    monkeypatch.setenv("SHIPYARD_HOME", str(versions.home))
+    _traffic(server.url, name, 800, seed=21)
+    code, judged, err = _canary(capsys, server.url, name, rules)
+    assert code == 0 and judged["decision"]["action"] == "rollback", err
+    assert server.server.repository.deployment(name).canary is None  # released with the rollback
