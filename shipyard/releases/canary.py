@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
 PREFIX = "releases/canary"
 RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
+ABORTED = "aborted"  # could not begin: the first traffic change failed
 HOLD, ADVANCE, PROMOTE, ROLLBACK = "hold", "advance", "promote", "rollback"
 
 # metric -> the bounds a rule on it may set (lower-is-better metrics take maxima; the others minima)
@@ -684,19 +685,31 @@ class Controller:
             described = self.client.deployment(self.deployment)
             created = new_canary(described, self.to, self.steps, self.interval_s, self.rules, counts=counts)
             self._hold(created)  # the server refuses (409) while another canary or an A/B test steers it
-            current = start(self.store, created)
-            self.client.set_traffic(self.deployment, first_traffic(current))
+            try:
+                current = start(self.store, created)
+            except BaseException:
+                self._release(created)  # never begun: the server must not stay held for it
+                raise
+            try:
+                self.client.set_traffic(self.deployment, first_traffic(current))
+            except BaseException:
+                save(self.store, replace(current, state=ABORTED))
+                self._release(current)
+                raise
             return None, current
         self._hold(current)  # again: a restarted server has forgotten it
         decision, current = evaluate(self.store, current, counts, self.actions(), registry=self.registry)
         if current.state != RUNNING:
-            with contextlib.suppress(NotFound):
-                self.client.call("DELETE", f"/admin/deployments/{self.deployment}/canaries/{current.id}")
+            self._release(current)
         return decision, current
 
     def _hold(self, canary: Canary) -> None:
         body = {"stable": canary.stable, "canary": canary.canary}
         self.client.call("PUT", f"/admin/deployments/{self.deployment}/canaries/{canary.id}", body)
+
+    def _release(self, canary: Canary) -> None:
+        with contextlib.suppress(NotFound):  # not held there (a restarted server): nothing to release
+            self.client.call("DELETE", f"/admin/deployments/{self.deployment}/canaries/{canary.id}")
 
     def actions(self) -> Actions:
         """Traffic through the server's admin API; promotion and marking in the registry."""

@@ -408,3 +408,27 @@ def test_the_server_refuses_a_second_canary_from_another_store(
     code, judged, err = _canary(capsys, server.url, name, rules)
     assert code == 0 and judged["decision"]["action"] == "rollback", err
     assert server.server.repository.deployment(name).canary is None  # released with the rollback
+
+
+def test_a_canary_that_cannot_begin_leaves_the_server_free(
+    versions: Settings,
+    start_server: Callable[..., RunningServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Refused after the server took the hold (an A/B test is recorded as running on the deployment): the
+    hold is given back, so the server does not stay held for a canary that never began."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(versions.home))
+    name = "scorer-refused"
+    rules, server = _begin(start_server, versions, tmp_path, 4, name)
+    store = ArtifactStore.configured(versions)
+    test = abtests.new_test(
+        name, {"stable": 50, "next": 50}, "conversion", "X-User-Id", served=["stable", "next"]
+    )
+    abtests.start(store, test)
+    code, _, err = _canary(capsys, server.url, name, rules)
+    assert code == 4 and f"A/B test {test.id} is running on deployment '{name}'" in err, err
+    assert server.server.repository.deployment(name).canary is None
+    assert server.server.repository.deployment(name).traffic.weights == {"stable": 100, "next": 0}
+    abtests.save(store, abtests.stopped(test))
