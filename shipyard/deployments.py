@@ -12,6 +12,7 @@ own database); :class:`RemoteDeployments` is the same over the platform server's
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 _SCHEMES = frozenset({"http", "https"})  # an allow-list: no file:, javascript:, unix sockets, …
 _MAX_URL = 2000
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # an HTTP header name (a token), allow-listed
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,16 @@ class DeploymentReport(BaseModel):
     p95_ms: float | None = Field(default=None, ge=0)
     host: str = Field(default="", max_length=256)
     pid: int | None = None
+
+
+def check_header_name(name: object, what: str = "unit") -> str:
+    """``name`` when it can name a request header (an A/B test's unit of assignment): letters, digits and
+    '-', at most 64; `InvalidInput` naming ``what`` otherwise."""
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"{what} must be a request header's name (letters, digits, '-', at most 64), got {name!r}"
+        )
+    return name
 
 
 def check_deployment_name(name: object) -> str:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from shipyard.cli.deploy_cmd import _JSON as _JSON_OPTION
-from shipyard.cli.deploy_cmd import _TOKEN, _URL
+from shipyard.cli.deploy_cmd import _JSON, _TOKEN, _URL
 from shipyard.cli.output import console, print_json, print_table
 from shipyard.config import get_settings
 
@@ -32,7 +31,6 @@ app = typer.Typer(
 
 _KIND = typer.Option("binary", "--kind", help="binary (a conversion, 0 or 1) or numeric (any number).")
 _ALPHA = typer.Option(0.05, "--alpha", help="Significance level (two-sided).")
-_JSON = _JSON_OPTION
 _DEPLOYMENT = typer.Argument(..., help="The served model (deployment) name.")
 _TEST = typer.Option(None, "--test", help="The test's id (default: the running one, else the latest).")
 _EXPERIMENT = "ab-tests"  # where each test's tracked run goes
@@ -204,10 +202,7 @@ def stop(
     with contextlib.suppress(NotFound):
         AdminClient(url, token).call("DELETE", f"/admin/deployments/{deployment}/experiments/{test.id}")
     report = abtests.analyze(store, test)
-    final = abtests.save(store, abtests.stopped(report.test))
-    report = abtests.Report(
-        final, report.exposures, report.estimates, report.comparisons, report.unmatched, report.pending
-    )
+    report = replace(report, test=abtests.save(store, abtests.stopped(report.test)))
     _log_look(report, final=True)
     abtests.write_gauges(store, report)
     _show(report, as_json)
@@ -237,8 +232,6 @@ def list_tests(deployment: str = _DEPLOYMENT, as_json: bool = _JSON) -> None:
 
 def _with_run(test: ABTest) -> ABTest:
     """``test`` with a tracked run of its own: its settings as params (the run records each reading)."""
-    from dataclasses import replace
-
     import shipyard
 
     with shipyard.start_run(

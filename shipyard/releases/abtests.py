@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from shipyard.deployments import check_header_name
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.monitoring.baseline import check_model_name
 from shipyard.payloads import read_payloads
@@ -46,7 +47,6 @@ PREFIX = "releases/ab"
 LABEL_METRIC = "label"  # outcomes from the monitoring label feed
 OUTCOMES_PREFIX = "releases/outcomes"
 RUNNING, STOPPED = "running", "stopped"
-_HEADER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # an HTTP header name (a token), allow-listed
 _METRIC = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 _ID = re.compile(r"[0-9a-f]{32}")
 
@@ -132,9 +132,7 @@ def parse_unit(text: str) -> str:
     kind, sep, name = text.partition(":")
     if kind != "header" or not sep:
         raise InvalidInput(f"the unit of assignment is header:<name> (e.g. header:X-User-Id), got {text!r}")
-    if not _HEADER.fullmatch(name):
-        raise InvalidInput(f"unit header {name!r} must be letters, digits and '-', at most 64")
-    return name
+    return check_header_name(name, "the unit header")
 
 
 def check_metric(metric: str) -> str:

@@ -58,6 +58,8 @@ from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking.records import now_ms
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from shipyard.config import Settings
     from shipyard.registry.client import RegistryClient
     from shipyard.releases.admin import AdminClient
@@ -248,19 +250,26 @@ def judge(rules: Rules, canary: Mapping[str, float | None], stable: Mapping[str,
     return broken
 
 
-def window_performance(store: ArtifactStore, deployment: str, since_ms: int) -> dict[str, dict[str, float]]:
-    """Per registry version of ``deployment``: its predictions logged since ``since_ms`` that have labels
-    (the payload log joined with the label feed by request id), as ``labels`` and the quality metrics
-    (accuracy, f1… or mae, rmse, r2). Shadow answers count for their version too."""
+def logged_since(store: ArtifactStore, deployment: str, since_ms: int) -> pd.DataFrame:
+    """The payload log of ``deployment`` from ``since_ms`` on (read once an evaluation, for both windows)."""
     import pandas as pd
 
-    from shipyard.monitoring.performance import join_labels, load_labels, performance_metrics
     from shipyard.payloads import read_payloads
 
     payloads = read_payloads(store, deployment)
+    return payloads[payloads["timestamp"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC")]
+
+
+def window_performance(
+    store: ArtifactStore, deployment: str, payloads: pd.DataFrame
+) -> dict[str, dict[str, float]]:
+    """Per registry version of ``deployment``: its predictions in ``payloads`` (the step's window of the
+    payload log) that have labels (joined with the label feed by request id), as ``labels`` and the quality
+    metrics (accuracy, f1… or mae, rmse, r2). Shadow answers count for their version too."""
+    from shipyard.monitoring.performance import join_labels, load_labels, performance_metrics
+
     if payloads.empty:
         return {}
-    payloads = payloads[payloads["timestamp"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC")]
     joined = join_labels(payloads, load_labels(store, deployment)).data
     found: dict[str, dict[str, float]] = {}
     for version, rows in joined.groupby("version"):
@@ -272,28 +281,24 @@ def window_performance(store: ArtifactStore, deployment: str, since_ms: int) -> 
 
 
 def window_drift(
-    store: ArtifactStore, deployment: str, since_ms: int, registry: RegistryClient | None, min_rows: int
+    store: ArtifactStore,
+    deployment: str,
+    payloads: pd.DataFrame,
+    registry: RegistryClient | None,
+    min_rows: int,
 ) -> dict[str, dict[str, Any]]:
-    """Per registry version of ``deployment``: the inputs it answered since ``since_ms`` (payload log)
-    against its training baseline (the one set for the deployment, else the one packaged with the version):
-    ``rows`` and ``drift_share``; ``note`` instead when there are fewer than ``min_rows`` or no baseline."""
-    import pandas as pd
-
+    """Per registry version of ``deployment``: the inputs it answered in ``payloads`` (the step's window of
+    the payload log) against its training baseline (the one set for the deployment, else the one packaged
+    with the version): ``rows`` and ``drift_share``; ``note`` instead when there are fewer than
+    ``min_rows`` or no baseline."""
     from shipyard.data.drift import dataset_drift
     from shipyard.errors import ShipyardError
     from shipyard.monitoring.baseline import find_baseline
     from shipyard.monitoring.job import served_inputs
-    from shipyard.payloads import read_payloads
     from shipyard.registry.uri import RegistryUri, parse_model_uri
 
-    payloads = read_payloads(store, deployment)
-    if payloads.empty:
-        return {}
-    keep = (payloads["timestamp"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC")) & (
-        payloads["status"] == 200
-    )
     found: dict[str, dict[str, Any]] = {}
-    for version, answered in payloads[keep].groupby("version"):
+    for version, answered in payloads[payloads["status"] == 200].groupby("version"):
         frame, _, _ = served_inputs(answered["inputs"])
         if len(frame) < min_rows:
             found[str(version)] = {"rows": len(frame), "note": f"{len(frame)} of {min_rows} rows"}
@@ -455,8 +460,13 @@ def new_canary(
         model_uri=uri if isinstance(uri, str) and uri.startswith("models:/") else None,
         started_at=started,
         step_started_at=started,
-        baseline={v: asdict(c) for v, c in counts.items()},
+        baseline=snapshot(counts),
     )
+
+
+def snapshot(counts: Mapping[str, Counts]) -> dict[str, dict[str, Any]]:
+    """The counters as a step's baseline (JSON-safe)."""
+    return {version: asdict(c) for version, c in counts.items()}
 
 
 def start(store: ArtifactStore, canary: Canary) -> Canary:
@@ -559,7 +569,7 @@ def decide(
         canary,
         step=canary.step + 1,
         step_started_at=now,
-        baseline={v: asdict(c) for v, c in counts.items()},
+        baseline=snapshot(counts),
     )
     reason = f"step {canary.step + 1} passed: {canary.weight:g}% -> {advanced.weight:g}%"
     return Decision(ADVANCE, reason, advanced.weight, evidence), advanced
@@ -580,13 +590,13 @@ def evaluate(
     if canary.state != RUNNING:
         raise Conflict(f"canary {canary.id} on {canary.deployment!r} is {canary.state}, not running")
     rules = Rules.model_validate(canary.rules)
-    since = canary.step_started_at
-    performance = window_performance(store, canary.deployment, since) if rules.needs_labels else None
-    drift = (
-        window_drift(store, canary.deployment, since, registry, rules.min_drift_rows)
-        if rules.needs_drift
-        else None
-    )
+    performance = drift = None
+    if rules.needs_labels or rules.needs_drift:
+        logged = logged_since(store, canary.deployment, canary.step_started_at)
+        if rules.needs_labels:
+            performance = window_performance(store, canary.deployment, logged)
+        if rules.needs_drift:
+            drift = window_drift(store, canary.deployment, logged, registry, rules.min_drift_rows)
     decision, updated = decide(canary, counts, now_ms() if now is None else now, performance, drift)
     if decision.action == ROLLBACK:
         actions.set_traffic({canary.stable: 100.0, canary.canary: 0.0})

@@ -42,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shipyard.auth.records import Permission
+from shipyard.deployments import check_header_name
 from shipyard.errors import Forbidden, InvalidInput, ShipyardError, Unauthorized
 from shipyard.serving.guard import is_local_client, read_body, require_json
 from shipyard.serving.routing import Experiment
@@ -182,19 +183,16 @@ async def _rollback(server: InferenceServer, request: Request, caller: Caller) -
 
 
 _EXPERIMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
 async def _start_experiment(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
     deployment = server.repository.deployment(request.path_params["name"])
     experiment_id = _experiment_id(request)
-    body = await read_body(request, server.config.max_body_bytes, server.config.body_timeout_s)
-    document = parse_json_body(body)
-    if not isinstance(document, dict) or not isinstance(document.get("arms"), dict):
-        raise InvalidInput('an experiment is {"arms": {"<version>": <weight>, ...}, "unit": "<header>"}')
-    unit = document.get("unit")
-    if not isinstance(unit, str) or not _HEADER_NAME.fullmatch(unit):
-        raise InvalidInput(f"unit must be a request header's name (letters, digits, '-'), got {unit!r}")
+    shape = 'an experiment is {"arms": {"<version>": <weight>, ...}, "unit": "<header>"}'
+    document = await _json_object(server, request, shape)
+    if not isinstance(document.get("arms"), dict):
+        raise InvalidInput(shape)
+    unit = check_header_name(document.get("unit"))
     deployment.start_experiment(Experiment(experiment_id, dict(document["arms"]), unit))
     log.info(
         "model %s: experiment %s assigns by %s to %s (by %s)",
@@ -215,6 +213,16 @@ async def _stop_experiment(server: InferenceServer, request: Request, caller: Ca
     return deployment.describe()
 
 
+async def _json_object(server: InferenceServer, request: Request, shape: str) -> dict[str, Any]:
+    """The request's body as a JSON object, read under the server's size limit and deadline; `InvalidInput`
+    saying ``shape`` when it is another JSON value."""
+    body = await read_body(request, server.config.max_body_bytes, server.config.body_timeout_s)
+    document = parse_json_body(body)
+    if not isinstance(document, dict):
+        raise InvalidInput(shape)
+    return document
+
+
 def _experiment_id(request: Request) -> str:
     found = request.path_params["id"]
     if not _EXPERIMENT_ID.fullmatch(found):
@@ -227,14 +235,14 @@ def _experiment_id(request: Request) -> str:
 async def _hold_canary(server: InferenceServer, request: Request, caller: Caller) -> dict[str, Any]:
     deployment = server.repository.deployment(request.path_params["name"])
     canary_id = _experiment_id(request)
-    body = await read_body(request, server.config.max_body_bytes, server.config.body_timeout_s)
-    document = parse_json_body(body)
-    labels = [document.get(k) if isinstance(document, dict) else None for k in ("stable", "canary")]
+    shape = (
+        'a canary is {"stable": "<version>", "canary": "<version>"}, both versions served here: '
+        f"{', '.join(deployment.versions)}"
+    )
+    document = await _json_object(server, request, shape)
+    labels = [document.get(k) for k in ("stable", "canary")]
     if not all(isinstance(label, str) and label in deployment.versions for label in labels):
-        raise InvalidInput(
-            'a canary is {"stable": "<version>", "canary": "<version>"}, both versions served here: '
-            f"{', '.join(deployment.versions)}"
-        )
+        raise InvalidInput(shape)
     deployment.hold_canary(canary_id, f"{labels[0]} -> {labels[1]}")
     log.info("model %s: canary %s steers the traffic (by %s)", deployment.name, canary_id, caller.user)
     return deployment.describe()

@@ -351,14 +351,7 @@ class InferenceServer:
         decoded, item = await self.decode(body, _v2_input, served, body, header_length)
         if decoded.id:
             request.state.request_id = checked_request_id(decoded.id, "id")
-        outputs = await self.predict(
-            served,
-            item,
-            "v2",
-            request.state.request_id,
-            pinned=_pinned(request),
-            experiment=request.state.experiment,
-        )
+        outputs = await self._predict_for(request, served, item, "v2")
         binary = {o.name for o in decoded.outputs if o.binary}
         if decoded.binary_output_default and not decoded.outputs:
             binary = set(item.outputs)
@@ -379,14 +372,7 @@ class InferenceServer:
             item = await self._with_features(served, body, "instances", wanted)
         else:
             item = await self.decode(body, _v1_input, served, body, wanted)
-        outputs = await self.predict(
-            served,
-            item,
-            "v1",
-            request.state.request_id,
-            pinned=_pinned(request),
-            experiment=request.state.experiment,
-        )
+        outputs = await self._predict_for(request, served, item, "v1")
         return JSONResponse(_predictions(served, outputs, wanted))
 
     async def records_predict(self, request: Request) -> Response:
@@ -400,14 +386,7 @@ class InferenceServer:
             item = await self._with_features(served, body, "records", wanted)
         else:
             item = await self.decode(body, _records_input, served, body, wanted)
-        outputs = await self.predict(
-            served,
-            item,
-            "records",
-            request.state.request_id,
-            pinned=_pinned(request),
-            experiment=request.state.experiment,
-        )
+        outputs = await self._predict_for(request, served, item, "records")
         return JSONResponse(_predictions(served, outputs, wanted))
 
     async def _with_features(
@@ -471,6 +450,15 @@ class InferenceServer:
             served, protocol, request_id, item, result, started, 200, None, experiment=experiment
         )
         return result
+
+    async def _predict_for(
+        self, request: Request, served: ServedModel, item: ModelInput, protocol: str
+    ) -> dict[str, np.ndarray]:
+        """:meth:`predict` for a REST request: its id, pinned version and A/B test from the request."""
+        state = request.state
+        return await self.predict(
+            served, item, protocol, state.request_id, pinned=_pinned(request), experiment=state.experiment
+        )
 
     async def _mirror(
         self, shadow: ServedModel, item: ModelInput, protocol: str, request_id: str | None

@@ -318,9 +318,7 @@ def _input_header(raw: Any, index: int, seen: dict[str, int]) -> _Header:
         raise InvalidInput(f"inputs[{index}]: name must be a non-empty string, not {name!r}")
     where = f"input {name!r}"
     if name in seen:
-        raise InvalidInput(
-            f"{where}: name also used by inputs[{seen[name]}]; input names must be unique"
-        )
+        raise InvalidInput(f"{where}: name also used by inputs[{seen[name]}]; input names must be unique")
     datatype = raw.get("datatype")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         hint = (
