@@ -223,6 +223,17 @@ def test_the_server_refuses_bad_experiments(
         assert client.request("DELETE", f"{path}/e2", headers=json_type).status_code == 404
         assert client.request("DELETE", f"{path}/e1", headers=json_type).status_code == 200
         assert client.get(f"{server.url}/admin/deployments").json()["deployments"][0]["experiment"] is None
+        # The canary hold takes only a JSON object naming two served versions, under an allow-listed id.
+        canaries = f"{server.url}/admin/deployments/bc/canaries"
+        for canary_id, body in [
+            ("c1", [1, 2]),
+            ("c1", {"stable": "champion", "canary": "nope"}),
+            ("c1", {"stable": "champion", "canary": 7}),
+            ("bad id!", {"stable": "champion", "canary": "challenger"}),
+        ]:
+            answer = client.put(f"{canaries}/{canary_id}", json=body)
+            assert answer.status_code == 400, (canary_id, body, answer.text)
+        assert client.get(f"{server.url}/admin/deployments").json()["deployments"][0]["canary"] is None
 
 
 def test_outcome_deliveries_are_checked(tmp_path: Path) -> None:
