@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 import shipyard
 from shipyard.config import Settings
@@ -275,7 +276,7 @@ def test_a_less_accurate_canary_is_rolled_back_once_labels_arrive(
     rng = np.random.default_rng(5)
     truth = []
     with httpx.Client(timeout=30) as client:
-        for x in rng.random(800):
+        for x in rng.random(1200):
             answer = client.post(f"{server.url}/models/{name}/predict", json=[{"x": float(x)}])
             truth.append((answer.headers["X-Request-ID"], int(x > 0.5)))
     payloads.flush()
@@ -285,7 +286,14 @@ def test_a_less_accurate_canary_is_rolled_back_once_labels_arrive(
     decision = judged["decision"]
     assert decision["action"] == "rollback" and "accuracy" in decision["reason"], json.dumps(decision)
     assert decision["evidence"]["stable"]["accuracy"] == 1.0
-    assert 0.7 < decision["evidence"]["canary"]["accuracy"] < 0.9
+    # Version 5 is wrong on x in (0.5, 0.7]: 80% accurate in expectation. The canary's share of the 1,200
+    # requests is drawn at random (~120 labelled), so its accuracy is checked against that binomial, not a
+    # fixed band (0.7-0.9 failed in CI at 10 of 11).
+    canary = decision["evidence"]["canary"]
+    labelled = round(canary["labels"])
+    assert labelled >= 30, canary
+    correct = round(canary["accuracy"] * labelled)
+    assert scipy.stats.binomtest(correct, labelled, 0.8).pvalue > 1e-4, canary
 
 
 def test_quality_rules_wait_for_labels() -> None:
