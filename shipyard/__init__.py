@@ -29,6 +29,7 @@ from shipyard.errors import (
     ServingError,
     ShipyardError,
     StoreError,
+    TrainingFailed,
     Unauthorized,
     UntrustedArtifact,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "ShipyardError",
     "StoreError",
     "TrackingClient",
+    "TrainingFailed",
     "Unauthorized",
     "UntrustedArtifact",
     "__version__",

@@ -22,6 +22,7 @@ at the edge with ``raise … from exc``.
     │   └── ArtifactStoreError          the artifact root cannot be reached (endpoint, bucket, credentials)
     ├── PipelineError                   a pipeline that cannot compile or run
     │   └── PipelineDefinitionError     a malformed pipeline or spec (also an InvalidInput: exit 2)
+    ├── TrainingFailed                  a training job whose worker raised or died (its rank named)
     └── ServingError                    a model server that cannot answer a request
         ├── ModelNotReady               the model is loading or failed to load (its error named)
         ├── Overloaded                  the model's queue is full: retry later (HTTP 503 + Retry-After)
@@ -111,6 +112,11 @@ class PipelineError(ShipyardError):
     """A pipeline that cannot compile or run."""
 
 
+class TrainingFailed(ShipyardError):
+    """A distributed training job that failed: a worker raised or died (the message names its rank and the
+    error), or the workers could not start."""
+
+
 class PipelineDefinitionError(PipelineError, InvalidInput):
     """A pipeline definition or spec that is not well-formed: a type mismatch, a missing input, an unknown
     parameter, a cycle, an invalid spec file. Bad input, so the CLI exits 2 (a failed run exits 1)."""
@@ -164,6 +170,7 @@ __all__ = [
     "ServingError",
     "ShipyardError",
     "StoreError",
+    "TrainingFailed",
     "Unauthorized",
     "UntrustedArtifact",
     "field_problems",

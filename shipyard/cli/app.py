@@ -32,6 +32,7 @@ from shipyard.cli import (
     schedule_cmd,
     serve_cmd,
     server_cmd,
+    train_cmd,
     tune_cmd,
     ui_cmd,
 )
@@ -101,6 +102,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)
 app.command("scheduler")(schedule_cmd.scheduler)
 app.command("serve")(serve_cmd.serve)
+app.command("train")(train_cmd.train)
 app.command("build")(build_cmd.build)
 app.command("server")(server_cmd.server)
 app.command("ui")(ui_cmd.ui)

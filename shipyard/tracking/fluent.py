@@ -197,8 +197,37 @@ def attached_run(record: Run, settings: Settings) -> Iterator[None]:
             run.flush()
 
 
+def run_handle(record: Run, settings: Settings) -> ActiveRun:
+    """A handle to log into ``record``, a RUNNING run that another process owns and will end (it does not
+    beat, and ending it is the owner's job); not made this thread's active run."""
+    client, writer = _client_and_writer(settings)
+    return ActiveRun(client, writer, record, client.run_pk(record.run_id))
+
+
+class _Dropped:
+    """What the fluent calls log into in a :func:`muted` block: every method takes anything, keeps nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+@contextmanager
+def muted() -> Iterator[None]:
+    """Within the block, this thread's fluent logging calls (``log_metric``, ``log_param``, ``set_tag``,
+    ``log_artifact`` …) are accepted and dropped when no run is active, instead of raising: a distributed
+    training job's workers other than rank 0 run the same code as rank 0, whose calls are the ones kept."""
+    before = getattr(_stack, "muted", False)
+    _stack.muted = True
+    try:
+        yield
+    finally:
+        _stack.muted = before
+
+
 def _require_active() -> ActiveRun:
     run = active_run()
+    if run is None and getattr(_stack, "muted", False):
+        return _Dropped()  # type: ignore[return-value]
     if run is None:
         raise InvalidInput(
             "no active run: call shipyard.start_run() first (or use `with shipyard.start_run():`)"

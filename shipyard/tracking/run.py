@@ -251,8 +251,12 @@ class ActiveRun:
         return self._record_files(self.artifacts.put_dir(source, artifact_path or ""))
 
     def log_text(self, text: str, artifact_file: str) -> ArtifactRecord:
+        return self.log_bytes(text.encode("utf-8"), artifact_file)
+
+    def log_bytes(self, data: bytes, artifact_file: str) -> ArtifactRecord:
+        """Write ``data`` as the artifact ``artifact_file`` (replacing one of that name)."""
         self._check_active()
-        return self._record_files([self.artifacts.put_bytes(text.encode("utf-8"), artifact_file)])[0]
+        return self._record_files([self.artifacts.put_bytes(data, artifact_file)])[0]
 
     def log_dict(self, data: Mapping[str, Any] | list[Any], artifact_file: str) -> ArtifactRecord:
         """Save a dict as JSON, or YAML when ``artifact_file`` ends in .yaml/.yml."""

@@ -77,9 +77,19 @@ class GpuSampler:
 class SystemMetricsMonitor:
     """A daemon thread that logs a sample every ``interval`` seconds until :meth:`stop`."""
 
-    def __init__(self, log_metrics: LogFn, interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        log_metrics: LogFn,
+        interval: float = 10.0,
+        sample: Callable[[], dict[str, float]] | None = None,
+        gpu: bool = True,
+    ) -> None:
+        """``sample``: what to read each time (default: the machine's counters, :func:`sample_system`);
+        ``gpu``: add the GPUs' readings when NVML is there."""
         self._log_metrics = log_metrics
         self._interval = interval
+        self._sample = sample or sample_system
+        self._with_gpu = gpu
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="shipyard-system-metrics", daemon=True)
         self._gpu: GpuSampler | None = None
@@ -102,8 +112,8 @@ class SystemMetricsMonitor:
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             next_at += self._interval
             try:
-                sample = sample_system()
-                if self._gpu.available:
+                sample = self._sample()
+                if self._with_gpu and self._gpu.available:
                     sample.update(self._gpu.sample())
                 self._log_metrics(sample, step)
             except Exception as exc:  # a sampling failure must never break the user's run
