@@ -124,12 +124,13 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
+    "training",
     "tune",
 ]
 
 
 if _typing.TYPE_CHECKING:
-    from shipyard import models
+    from shipyard import models, training
     from shipyard.autologging import autolog
     from shipyard.tuning import tune
 
@@ -145,4 +146,6 @@ def __getattr__(name: str) -> _typing.Any:
         return importlib.import_module("shipyard.autologging").autolog
     if name == "tune":  # Optuna loads on first use too
         return importlib.import_module("shipyard.tuning").tune
+    if name == "training":  # torch loads when a job runs, not on import
+        return importlib.import_module("shipyard.training")
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

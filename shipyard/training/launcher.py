@@ -47,7 +47,7 @@ class JobSpec:
     device: str = "cpu"
     executor: str = "local"
     max_restarts: int = 0
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float | None = None  # None: an equal share of this machine's CPUs
     gpus_per_worker: float = 0.0
     mixed_precision: bool = False
     log_all_ranks: bool = False
@@ -107,7 +107,8 @@ def run(
         workers: processes per node (each with its share of the CPUs, or one GPU with ``device="cuda"``).
         backend: ``gloo`` (CPU) or ``nccl`` (CUDA); default from ``device``.
         device: ``cpu`` or ``cuda``; default from ``backend`` (``cpu``).
-        resources: per worker, ``{"cpu": 2, "gpu": 1}`` (default one CPU, and one GPU on CUDA).
+        resources: per worker, ``{"cpu": 2, "gpu": 1}``: its threads and what the machine must have
+            (default: an equal share of the CPUs, and one GPU on CUDA).
         executor: ``local`` (torch's elastic launcher) or ``ray`` (Ray Train's ``TorchTrainer``).
         max_restarts: times the workers are restarted after one fails, before the job fails.
         mixed_precision: ``context().autocast()`` turns on (float16 on CUDA, bfloat16 on CPU).
@@ -229,7 +230,7 @@ def _spec(
         device=device,
         executor=executor,
         max_restarts=max_restarts,
-        cpus_per_worker=float(resources.get("cpu", 1.0)),
+        cpus_per_worker=float(resources["cpu"]) if "cpu" in resources else None,
         gpus_per_worker=float(resources.get("gpu", 1.0 if device == "cuda" else 0.0)),
         mixed_precision=bool(mixed_precision),
         log_all_ranks=bool(log_all_ranks),
@@ -257,7 +258,7 @@ def _check_spec(spec: JobSpec) -> None:
         raise InvalidInput("backend 'nccl' runs on CUDA devices: pass device='cuda' (or backend='gloo')")
     if spec.executor not in EXECUTORS:
         raise InvalidInput(f"executor must be one of {', '.join(EXECUTORS)}, got {spec.executor!r}")
-    if spec.cpus_per_worker <= 0 or spec.gpus_per_worker < 0:
+    if (spec.cpus_per_worker is not None and spec.cpus_per_worker <= 0) or spec.gpus_per_worker < 0:
         raise InvalidInput("resources: cpu must be > 0 and gpu >= 0 per worker")
     if not 0 <= spec.node_rank < spec.nnodes:
         raise InvalidInput(f"node_rank must be in [0, {spec.nnodes}), got {spec.node_rank}")
@@ -270,11 +271,12 @@ def _check_spec(spec: JobSpec) -> None:
 def _check_capacity(spec: JobSpec) -> None:
     """More workers than this machine can run at once: refused, naming both numbers."""
     cpus = usable_cpus()
-    wanted = spec.workers * spec.cpus_per_worker
+    each = spec.cpus_per_worker or 1.0
+    wanted = spec.workers * each
     if wanted > cpus:
         raise InvalidInput(
-            f"workers={spec.workers} need {wanted:g} CPUs ({spec.cpus_per_worker:g} each) but this machine "
-            f"gives this process {cpus}"
+            f"workers={spec.workers} need {wanted:g} CPUs ({each:g} each) but this machine gives this "
+            f"process {cpus}"
         )
     if spec.device == "cuda":
         gpus = _cuda_devices()
@@ -351,9 +353,11 @@ def _run_job(
 
 
 def _threads(spec: JobSpec) -> int:
-    """torch's intra-op threads per worker: its share of the CPUs (workers would otherwise each start a
-    thread per core and fight over them)."""
-    return max(1, int(spec.cpus_per_worker), usable_cpus() // spec.workers if spec.executor == "local" else 1)
+    """Threads per worker (torch's intra-op pool, OpenMP, MKL): the CPUs it asked for, else its share of
+    this machine's (workers would otherwise each start a thread per core and fight over them)."""
+    if spec.cpus_per_worker is not None:
+        return max(1, int(spec.cpus_per_worker))
+    return max(1, usable_cpus() // spec.workers) if spec.executor == "local" else 1
 
 
 @contextlib.contextmanager
@@ -452,7 +456,10 @@ def _launch_local(
         monitor_interval=0.2,
         start_method="spawn",
     )
+    # Native thread pools a worker's code may start besides torch's (NumPy's BLAS, OpenMP loops).
     environ = {JOB_ENV: job.to_json()}
+    for pool in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        environ[pool] = os.environ.get(pool) or str(job.threads)  # the user's own setting wins
     try:
         with _environment(environ):
             if call is None:
@@ -489,6 +496,18 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 def _failure(job: WorkerJob, failures: Mapping[int, Any]) -> TrainingFailed:
     """The job's first failure by time: a worker's own report (what it raised), else torch's (an exit
     code or a signal: a worker killed)."""
+    reported = worker_failure(job)
+    if reported is not None:
+        return reported
+    if not failures:
+        return TrainingFailed(f"training job {job.run_id} failed")
+    rank, failure = min(failures.items(), key=lambda item: item[1].timestamp)
+    return TrainingFailed(f"training job {job.run_id}: rank {rank} {_how(failure.exitcode)}")
+
+
+def worker_failure(job: WorkerJob) -> TrainingFailed | None:
+    """The first failure the job's workers reported themselves (what they raised), by time; None if none
+    did (a worker killed reports nothing)."""
     reports = []
     for path in Path(job.errors_dir).glob("rank-*.json"):
         with contextlib.suppress(OSError, ValueError):
@@ -500,10 +519,7 @@ def _failure(job: WorkerJob, failures: Mapping[int, Any]) -> TrainingFailed:
         )
         error.worker_traceback = first.get("traceback", "")  # type: ignore[attr-defined]
         return error
-    if not failures:
-        return TrainingFailed(f"training job {job.run_id} failed")
-    rank, failure = min(failures.items(), key=lambda item: item[1].timestamp)
-    return TrainingFailed(f"training job {job.run_id}: rank {rank} {_how(failure.exitcode)}")
+    return None
 
 
 def _how(exitcode: int) -> str:

@@ -73,11 +73,18 @@ def job_run() -> Any:
 
 
 @contextmanager
-def worker_scope(job: WorkerJob, settings: Settings) -> Iterator[TrainingContext]:
-    """Everything a worker sets up around the training code, and undoes after it (see the module)."""
+def worker_scope(
+    job: WorkerJob, settings: Settings, ctx: TrainingContext | None = None
+) -> Iterator[TrainingContext]:
+    """Everything a worker sets up around the training code, and undoes after it (see the module).
+
+    ``ctx``: given by an engine that placed the worker and joined its process group itself (Ray Train);
+    else read from torch's launcher's environment, and the worker dies with the launcher.
+    """
     global _job_run
-    die_with_parent(None)
-    ctx = from_environment(job.backend, job.device_type, job.run_id, job.mixed_precision)
+    if ctx is None:
+        die_with_parent(None)
+        ctx = from_environment(job.backend, job.device_type, job.run_id, job.mixed_precision)
     try:
         import torch
 
@@ -167,6 +174,13 @@ def entry(job: WorkerJob, settings: Settings, fn: Callable[..., Any], args: tupl
         return fn(*args, **kwargs)
 
 
+def run_script(script: str, args: list[str]) -> None:
+    """Run ``script`` as ``__main__`` with ``args`` as its command line, as ``python script.py`` does."""
+    sys.argv = [script, *args]
+    sys.path.insert(0, str(Path(script).resolve().parent))
+    runpy.run_path(script, run_name="__main__")
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m shipyard.training.script SCRIPT [ARGS]``: run SCRIPT as ``__main__`` inside the job."""
     args = sys.argv[1:] if argv is None else argv
@@ -176,8 +190,5 @@ def main(argv: list[str] | None = None) -> None:
     if raw is None:
         raise SystemExit(f"{JOB_ENV} is not set: start training jobs with `shipyard train`")
     job = WorkerJob.from_json(raw)
-    script = args[0]
-    sys.argv = list(args)
-    sys.path.insert(0, str(Path(script).resolve().parent))  # as `python script.py` does
     with worker_scope(job, get_settings()):
-        runpy.run_path(script, run_name="__main__")
+        run_script(args[0], list(args[1:]))

@@ -14,6 +14,13 @@ from shipyard import training
 FEATURES = 8
 
 
+class Note:
+    """An object of the user's own: a checkpoint holding one needs unpickling (``trusted=True``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def dataset(n: int = 1024, seed: int = 0) -> Any:
     """A fixed regression problem: y = X w + noise (noise variance 0.01: the loss a fit reaches)."""
     import torch
