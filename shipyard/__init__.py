@@ -135,6 +135,14 @@ if _typing.TYPE_CHECKING:
     from shipyard.tuning import tune
 
 
+def load_ipython_extension(ipython: _typing.Any) -> None:
+    """``%load_ext shipyard`` in Jupyter/IPython: the ``%%shipyard_run`` cell magic (see
+    :mod:`shipyard.notebooks.jupyter`)."""
+    from shipyard.notebooks.jupyter import load_ipython_extension as load
+
+    load(ipython)
+
+
 def __getattr__(name: str) -> _typing.Any:
     # `shipyard.models` pulls in pandas and the flavors' helpers: load it on first use so that
     # `import shipyard` stays fast for tracking-only scripts.

@@ -545,6 +545,11 @@ class DatasetDrift:
     missing_in_current: tuple[str, ...]
     missing_in_reference: tuple[str, ...]
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from shipyard.reprs import drift_html
+
+        return drift_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (plain str, float, int, bool, None, list)."""
         return {

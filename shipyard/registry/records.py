@@ -45,6 +45,11 @@ class RegisteredModel:
     aliases: Mapping[str, int] = field(default_factory=dict)
     latest_version: int | None = None
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from shipyard.reprs import registered_model_html
+
+        return registered_model_html(self)
+
 
 @dataclass(frozen=True)
 class ModelVersion:
@@ -74,6 +79,11 @@ class ModelVersion:
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
+
+    def _repr_html_(self) -> str:  # Jupyter
+        from shipyard.reprs import model_version_html
+
+        return model_version_html(self)
 
 
 @dataclass(frozen=True)

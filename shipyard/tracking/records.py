@@ -174,6 +174,11 @@ class Run:
         """``pid@host`` of the process that runs (or ran) it, when recorded."""
         return None if self.pid is None else f"{self.pid}@{self.host or '?'}"
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from shipyard.reprs import run_html
+
+        return run_html(self)
+
     def metric_history(self, key: str) -> list[Metric]:
         """Every point of metric ``key``, as MLflow users read it off ``get_run(run_id)``.
 
@@ -220,6 +225,11 @@ class RunList(list[Run]):
     def __init__(self, runs: list[Run], next_page_token: str | None) -> None:
         super().__init__(runs)
         self.next_page_token = next_page_token
+
+    def _repr_html_(self) -> str:  # Jupyter
+        from shipyard.reprs import runs_html
+
+        return runs_html(self, self.next_page_token)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Notebooks: the Jupyter extension (``%load_ext shipyard``)."""
