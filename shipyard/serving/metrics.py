@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from shipyard.payloads import METRICS_PREFIX, RELEASE_METRICS_PREFIX
 from shipyard.serving.repository import ModelRepository, ModelState, ServedModel
 from shipyard.store.artifacts import ArtifactStore
+from shipyard.tracking.system_metrics import GpuSampler
 
 log = logging.getLogger("shipyard.serving")
 
@@ -38,7 +39,13 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 class ServerMetrics:
     """The counters and histograms a server updates, and the gauges it reads when scraped."""
 
-    def __init__(self, repository: ModelRepository, monitoring: ArtifactStore | None = None) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        monitoring: ArtifactStore | None = None,
+        gpus: GpuSampler | None = None,
+    ) -> None:
+        """``gpus``: the GPUs to export as gauges (default: this machine's, through NVML, when it has any)."""
         self.registry = CollectorRegistry()
         self.repository = repository
         self.queue_depth_of: Callable[[ServedModel], int] = lambda served: 0
@@ -73,6 +80,9 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(self))
+        gpus = gpus if gpus is not None else GpuSampler()
+        if gpus.available:
+            self.registry.register(GpuCollector(gpus))
         if monitoring is not None:
             names = sorted({served.name for served in repository.models})
             self.registry.register(MonitoringCollector(monitoring, names))
@@ -129,6 +139,36 @@ class _StateCollector(Collector):
             if served.load_seconds is not None:
                 load.add_metric([name, served.version], served.load_seconds)
         yield from (depth, ready, load)
+
+
+class GpuCollector(Collector):
+    """The machine's NVIDIA GPUs, read at scrape time through NVML: utilisation, memory and power."""
+
+    def __init__(self, sampler: GpuSampler) -> None:
+        self.sampler = sampler
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        util = GaugeMetricFamily(
+            "shipyard_gpu_utilization_percent", "GPU busy time, last sample period.", labels=["gpu"]
+        )
+        used = GaugeMetricFamily("shipyard_gpu_memory_used_bytes", "GPU memory in use.", labels=["gpu"])
+        total = GaugeMetricFamily(
+            "shipyard_gpu_memory_total_bytes", "GPU memory on the board.", labels=["gpu"]
+        )
+        power = GaugeMetricFamily("shipyard_gpu_power_watts", "GPU power draw.", labels=["gpu"])
+        try:
+            readings = self.sampler.readings()
+        except Exception as exc:  # a driver hiccup must not break the scrape of serving metrics
+            log.warning("could not read the GPUs: %s", exc)
+            return
+        for r in readings:
+            gpu = [str(r.index)]
+            util.add_metric(gpu, r.utilization_percent)
+            used.add_metric(gpu, r.memory_used_bytes)
+            total.add_metric(gpu, r.memory_total_bytes)
+            if r.power_watts is not None:
+                power.add_metric(gpu, r.power_watts)
+        yield from (util, used, total, power)
 
 
 class MonitoringCollector(Collector):

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,14 @@ def sample_system() -> dict[str, float]:
     return sample
 
 
+class GpuReading(NamedTuple):
+    index: int
+    utilization_percent: float
+    memory_used_bytes: float
+    memory_total_bytes: float
+    power_watts: float | None
+
+
 class GpuSampler:
     """Reads utilisation and memory of every NVIDIA GPU; `available` is False without NVML or a GPU."""
 
@@ -61,16 +69,28 @@ class GpuSampler:
     def available(self) -> bool:
         return bool(self._handles)
 
-    def sample(self) -> dict[str, float]:
-        out: dict[str, float] = {}
+    def readings(self) -> list[GpuReading]:
+        """One reading of every GPU, by index."""
+        out = []
         for index, handle in enumerate(self._handles):
             util = self._nvml.nvmlDeviceGetUtilizationRates(handle)
             memory = self._nvml.nvmlDeviceGetMemoryInfo(handle)
-            out[f"system/gpu_{index}_utilization_percent"] = float(util.gpu)
-            out[f"system/gpu_{index}_memory_used_mb"] = memory.used / 2**20
-            out[f"system/gpu_{index}_memory_percent"] = 100.0 * memory.used / max(memory.total, 1)
+            power = None
             with contextlib.suppress(Exception):  # not every board reports power
-                out[f"system/gpu_{index}_power_watts"] = self._nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+                power = self._nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+            out.append(GpuReading(index, float(util.gpu), float(memory.used), float(memory.total), power))
+        return out
+
+    def sample(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self.readings():
+            out[f"system/gpu_{r.index}_utilization_percent"] = r.utilization_percent
+            out[f"system/gpu_{r.index}_memory_used_mb"] = r.memory_used_bytes / 2**20
+            out[f"system/gpu_{r.index}_memory_percent"] = (
+                100.0 * r.memory_used_bytes / max(r.memory_total_bytes, 1)
+            )
+            if r.power_watts is not None:
+                out[f"system/gpu_{r.index}_power_watts"] = r.power_watts
         return out
 
 

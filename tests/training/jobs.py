@@ -99,3 +99,14 @@ def fit(
         x, y = data.tensors
         final = float(torch.nn.functional.mse_loss(model(x), y))
     return {"loss": final, "start": start, "world": ctx.world_size, "rank": ctx.rank}
+
+
+def precision() -> dict[str, Any]:
+    """What ``context().autocast()`` turns on in a worker."""
+    import torch
+
+    ctx = training.context()
+    with ctx.autocast():
+        if not torch.is_autocast_enabled(ctx.device_type):
+            return {"enabled": False}
+        return {"enabled": True, "dtype": str(torch.get_autocast_dtype(ctx.device_type))}

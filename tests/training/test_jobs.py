@@ -131,3 +131,34 @@ def _wait_gone(pid: int, budget_s: float = 15.0) -> None:
             return
         time.sleep(0.1)
     pytest.fail(f"worker {pid} still alive {budget_s:g} s after the job ended")
+
+
+def test_mixed_precision_turns_autocast_on_in_the_workers() -> None:
+    job = training.run(jobs.precision, workers=1, mixed_precision=True)
+    assert job.value == {"enabled": True, "dtype": "torch.bfloat16"}  # the CPU's autocast type
+    plain = training.run(jobs.precision, workers=1)
+    assert plain.value["enabled"] is False
+
+
+cuda_devices = 0
+try:
+    import torch
+
+    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+except ImportError:
+    pass
+
+
+@pytest.mark.skipif(cuda_devices < 1, reason="needs a CUDA device (torch.cuda.is_available())")
+def test_an_nccl_job_trains_on_the_gpus() -> None:
+    workers = min(2, cuda_devices)
+    job = training.run(jobs.fit, workers=workers, backend="nccl", device="cuda", mixed_precision=True)
+    assert job.value["world"] == workers and job.value["loss"] < 0.02
+
+
+def test_cuda_workers_beyond_the_gpus_are_refused_naming_both_numbers() -> None:
+    with pytest.raises(
+        InvalidInput,
+        match=rf"workers={cuda_devices + 1} need {cuda_devices + 1} GPUs but this machine has {cuda_devices}",
+    ):
+        training.run(jobs.fit, workers=cuda_devices + 1, device="cuda", resources={"cpu": 0.1})
