@@ -50,6 +50,41 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def other_cpu_busy(seconds: float = 1.0) -> float | None:
+    """How many CPUs' worth of work other processes did while this one slept ``seconds`` (/proc/stat; None
+    where it cannot be read): the machine may be shared, and parallel figures need idle CPUs."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(v) for v in stat.readline().split()[1:9]]
+        return sum(values), values[3] + values[4]  # all jiffies; idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    return (total - (idle1 - idle0)) / total * (os.cpu_count() or 1) if total > 0 else None
+
+
+def busy_text(busy: float | None) -> str:
+    return "unknown" if busy is None else f"{busy:.2f} of {os.cpu_count()} CPUs"
+
+
+def wait_for_idle(section: str, max_s: float, threshold: float = 0.3) -> float | None:
+    """Wait at most ``max_s`` until other processes use under ``threshold`` CPUs (1 s samples); the last
+    sample (None where /proc/stat cannot be read)."""
+    start = time.perf_counter()
+    busy = other_cpu_busy()
+    while busy is not None and busy > threshold and time.perf_counter() - start < max_s:
+        busy = other_cpu_busy()
+    waited = time.perf_counter() - start
+    progress(f"({section}) other processes' CPU use: {busy_text(busy)} (1 s sample, after {waited:.0f} s)")
+    return busy
+
+
 def settle() -> None:
     """Collect garbage before a timed section, so that no section pays for a full collection of objects
     that an earlier one (or an import) left behind. The collector stays on while timing."""

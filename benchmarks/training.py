@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import clock, progress
+from harness import clock, progress, wait_for_idle
 
 TITLE = "Shipyard vs torchrun: data-parallel training on the CPU (same model, data and threads, one machine)"
 MIN_SCALING = 1.6  # the issue's target: 2 workers vs 1 on 2 cores
@@ -289,36 +289,6 @@ def run_cell(side: str, cell: Cell, plan: Plan, root: Path, settings: Any, round
 
 
 # ---------------------------------------------------------------------- a shared machine
-def other_cpu_busy(seconds: float = 1.0) -> float | None:
-    """How many CPUs' worth of work other processes did while this one slept ``seconds`` (/proc/stat; None
-    where it cannot be read), as in tuning.py: parallel figures need idle CPUs."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:9]]
-        return sum(values), values[3] + values[4]  # all jiffies; idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    total = total1 - total0
-    return (total - (idle1 - idle0)) / total * (os.cpu_count() or 1) if total > 0 else None
-
-
-def wait_for_idle(label: str, max_s: float, threshold: float = 0.3) -> float | None:
-    """Wait at most ``max_s`` until other processes use under ``threshold`` CPUs; the last 1 s sample."""
-    start = clock()
-    busy = other_cpu_busy()
-    while busy is not None and busy > threshold and clock() - start < max_s:
-        busy = other_cpu_busy()
-    shown = "unknown" if busy is None else f"{busy:.2f} of {os.cpu_count()} CPUs"
-    progress(f"({label}) other processes' CPU use: {shown} (1 s sample, after {clock() - start:.0f} s)")
-    return busy
-
-
 # ---------------------------------------------------------------------- rows
 def mean_of(runs: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in runs if "error" not in r]

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import clock, progress
+from harness import busy_text, clock, other_cpu_busy, progress, wait_for_idle
 
 HERE = Path(__file__).resolve().parent
 TITLE = "Shipyard vs Optuna: hyperparameter tuning (same sampler, same seed, one machine)"
@@ -126,37 +126,6 @@ def importable_trials() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
 
 
-def other_cpu_busy(seconds: float = 1.0) -> float | None:
-    """How many CPUs' worth of work other processes did while this one slept ``seconds`` (/proc/stat; None
-    where it cannot be read): the machine may be shared, and parallel figures need idle CPUs."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:9]]
-        return sum(values), values[3] + values[4]  # all jiffies; idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    total = total1 - total0
-    return (total - (idle1 - idle0)) / total * (os.cpu_count() or 1) if total > 0 else None
-
-
-def wait_for_idle(section: str, max_s: float, threshold: float = 0.3) -> float | None:
-    """Wait at most ``max_s`` until other processes use under ``threshold`` CPUs (1 s samples); the last
-    sample (None where /proc/stat cannot be read)."""
-    start = clock()
-    busy = other_cpu_busy()
-    while busy is not None and busy > threshold and clock() - start < max_s:
-        busy = other_cpu_busy()
-    waited = clock() - start
-    progress(f"({section}) other processes' CPU use: {busy_text(busy)} (1 s sample, after {waited:.0f} s)")
-    return busy
-
-
 def busy_note(busy: float | None, threshold: float = 0.3) -> list[str]:
     if busy is None or busy <= threshold:
         return []
@@ -164,10 +133,6 @@ def busy_note(busy: float | None, threshold: float = 0.3) -> list[str]:
         f"other processes kept {busy_text(busy)} busy as this section began (the machine is shared; the "
         "figures are slowed by it)"
     ]
-
-
-def busy_text(busy: float | None) -> str:
-    return "unknown" if busy is None else f"{busy:.2f} of {os.cpu_count()} CPUs"
 
 
 def fresh_settings(root: Path, name: str) -> Any:

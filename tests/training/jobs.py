@@ -110,3 +110,15 @@ def precision() -> dict[str, Any]:
         if not torch.is_autocast_enabled(ctx.device_type):
             return {"enabled": False}
         return {"enabled": True, "dtype": str(torch.get_autocast_dtype(ctx.device_type))}
+
+
+def gone(pid: int, budget_s: float = 15.0) -> bool:
+    """Whether process ``pid`` is gone within ``budget_s`` (a worker that must not outlive its job)."""
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False

@@ -3,11 +3,10 @@ a worker killed and the group restarted from the checkpoint, a worker that raise
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import shipyard
 from shipyard import training
@@ -79,7 +78,7 @@ def test_a_worker_that_raises_fails_the_job_naming_its_rank_and_stops_the_others
     text = store.read_bytes("traceback.txt").decode()
     assert "ValueError: bad batch at epoch 2" in text and "jobs.py" in text  # the worker's own traceback
     for path in pids.iterdir():  # no worker outlives the job
-        _wait_gone(int(path.read_text()))
+        assert jobs.gone(int(path.read_text())), f"worker {path.name} outlived the job"
 
 
 def test_more_workers_than_cpus_is_refused_naming_both_numbers() -> None:
@@ -122,17 +121,6 @@ def test_outside_a_job_the_context_is_a_job_of_one_and_checkpoints_go_to_the_act
     assert run.run_id
 
 
-def _wait_gone(pid: int, budget_s: float = 15.0) -> None:
-    deadline = time.monotonic() + budget_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"worker {pid} still alive {budget_s:g} s after the job ended")
-
-
 def test_mixed_precision_turns_autocast_on_in_the_workers() -> None:
     job = training.run(jobs.precision, workers=1, mixed_precision=True)
     assert job.value == {"enabled": True, "dtype": "torch.bfloat16"}  # the CPU's autocast type
@@ -140,13 +128,7 @@ def test_mixed_precision_turns_autocast_on_in_the_workers() -> None:
     assert plain.value["enabled"] is False
 
 
-cuda_devices = 0
-try:
-    import torch
-
-    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
-except ImportError:
-    pass
+cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 @pytest.mark.skipif(cuda_devices < 1, reason="needs a CUDA device (torch.cuda.is_available())")

@@ -17,6 +17,7 @@ import shipyard
 from shipyard.processes import usable_cpus
 from shipyard.tracking import RunStatus
 from tests.cli.test_cli import run_cli
+from tests.training import jobs
 
 SCRIPT = Path(__file__).with_name("train_script.py")
 
@@ -29,17 +30,6 @@ def _wait_for(path: Path, process: subprocess.Popen[bytes], budget_s: float = 12
         if time.monotonic() > deadline:
             pytest.fail(f"{path.name} did not appear in {budget_s:g} s")
         time.sleep(0.05)
-
-
-def _gone(pid: int, budget_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + budget_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.skipif(usable_cpus() < 2, reason="two workers need two CPUs")
@@ -68,7 +58,7 @@ def test_a_job_whose_launcher_is_killed_resumes_from_its_checkpoint(
             os.killpg(launcher.pid, signal.SIGKILL)
     workers = [int(p.name.split("-")[2]) for p in marks.glob("pid-*")]
     assert len(workers) == 2
-    assert all(_gone(pid) for pid in workers), "a worker outlived its launcher"
+    assert all(jobs.gone(pid) for pid in workers), "a worker outlived its launcher"
     assert not (marks / "result-0.json").exists()  # it was killed before the end
 
     code, out, err = run_cli(capsys, "train", "--resume", run_id, "--json")
