@@ -374,6 +374,7 @@ def _job_runs(
         record = client.find_run(resume)
         if record.tags.get(JOB_TAG) != "job":
             raise InvalidInput(f"run {resume} is not a training job (no {JOB_TAG}=job tag)")
+        _refuse_if_still_running(record)
         active = start_run(run_id=record.run_id, log_system_metrics=False, settings=settings)
     else:
         tags = {JOB_TAG: "job", "shipyard.training.workers": str(spec.world_size)}
@@ -398,6 +399,27 @@ def _job_runs(
             raise
         for child in opened[1:]:
             child.end("FINISHED")
+
+
+def _refuse_if_still_running(record: Any) -> None:
+    """A job whose launcher is alive is not resumed by a second one: its process on this machine still
+    runs, or (on another machine) it still beats."""
+    from shipyard.errors import Conflict
+    from shipyard.tracking.records import RunStatus
+
+    if record.status is not RunStatus.RUNNING or record.lost:
+        return
+    if record.pid is not None and record.host == socket.gethostname()[:256]:
+        try:
+            os.kill(record.pid, 0)
+        except ProcessLookupError:
+            return  # its launcher died (kill -9) moments ago: the heartbeat has not timed out yet
+        except PermissionError:
+            pass  # alive, another user's
+    raise Conflict(
+        f"training job {record.run_id} is still running (process {record.process}); stop it first, "
+        "or wait until its heartbeat times out"
+    )
 
 
 def _rank_run(client: Any, job: Any, rank: int, settings: Settings) -> Any:

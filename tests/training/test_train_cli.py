@@ -96,3 +96,12 @@ def test_resume_refuses_a_run_that_is_not_a_training_job(capsys: pytest.CaptureF
         pass
     code, _, err = run_cli(capsys, "train", "--resume", run.run_id)
     assert code == 2 and "is not a training job" in err
+
+
+def test_a_job_whose_launcher_still_runs_is_not_resumed_by_another(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with shipyard.start_run("training", name="live", tags={"shipyard.training": "job"}) as run:
+        run.log_text(json.dumps({"script": str(SCRIPT)}), "training/job.json")
+        code, _, err = run_cli(capsys, "train", "--resume", run.run_id)
+    assert code == 4 and f"training job {run.run_id} is still running (process {os.getpid()}@" in err
