@@ -144,3 +144,14 @@ def test_cuda_workers_beyond_the_gpus_are_refused_naming_both_numbers() -> None:
         match=rf"workers={cuda_devices + 1} need {cuda_devices + 1} GPUs but this machine has {cuda_devices}",
     ):
         training.run(jobs.fit, workers=cuda_devices + 1, device="cuda", resources={"cpu": 0.1})
+
+
+@needs_two_cpus
+def test_each_worker_samples_its_process_into_the_job_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_SYSTEM_METRICS_INTERVAL", "0.2")
+    job = training.run(jobs.fit, workers=2, epochs=4, pause_s=0.3, system_metrics=True, name="sampled")
+    metrics = shipyard.get_run(job.run_id).metrics
+    for rank in (0, 1):
+        assert metrics[f"system/rank{rank}/memory_rss_mb"] > 10  # a worker that imported torch
+        assert f"system/rank{rank}/cpu_percent" in metrics
+    assert "system/memory_percent" in metrics  # the machine's, from rank 0
