@@ -3,6 +3,9 @@ checkpoints in the run, and a raising worker named by rank."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 import shipyard
@@ -27,3 +30,12 @@ def test_a_raising_ray_worker_fails_the_job_naming_its_rank(ray_cluster: object)
     with pytest.raises(TrainingFailed, match=r"rank 1 failed: ValueError: bad batch at epoch 1"):
         training.run(jobs.fit, workers=2, executor="ray", raise_at=1, name="ray-raises")
     assert shipyard.get_run(name="ray-raises", experiment="training").status is RunStatus.FAILED
+
+
+def test_a_script_runs_on_ray_workers_too(ray_cluster: object, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    script = Path(__file__).with_name("train_script.py")
+    job = training.run_script(script, ["--epochs", "2", "--marks", str(marks)], workers=2, executor="ray")
+    (result,) = [json.loads(p.read_text()) for p in marks.glob("result-*.json")]
+    assert result["world"] == 2 and (marks / "run_id").read_text() == job.run_id
+    assert shipyard.get_run(job.run_id).status is RunStatus.FINISHED
