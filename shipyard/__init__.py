@@ -107,6 +107,7 @@ __all__ = [
     "get_client",
     "get_run",
     "get_settings",
+    "load_ipython_extension",
     "log_artifact",
     "log_artifacts",
     "log_dict",
