@@ -25,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -40,6 +42,13 @@ _preload: set[str] = set()
 _lifeline: tuple[Connection, Connection, int] | None = None  # read end, write end, owner pid
 _lifeline_lock = threading.Lock()
 _PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def host_name() -> str:
+    """This machine's name as runs, heartbeats and drivers record it (cut to the stored column's 256
+    characters, so a comparison with a stored name holds)."""
+    return socket.gethostname()[:256]
 
 
 def usable_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:

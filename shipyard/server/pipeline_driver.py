@@ -30,7 +30,6 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -49,6 +48,7 @@ from shipyard.pipelines.dsl import Component
 from shipyard.pipelines.executors import executor_for
 from shipyard.pipelines.executors.engine import PIPELINE_FILE
 from shipyard.pipelines.spec import PipelineSpec
+from shipyard.processes import host_name
 from shipyard.store.server_artifacts import PROTOCOL, served_environment
 from shipyard.tracking import get_client
 
@@ -204,7 +204,7 @@ def cancel(run_id: str, pid: int | None, host: str | None, tags: dict[str, str])
         raise Conflict(
             f"pipeline run {run_id} was not started by a server's driver; stop it where it runs (Ctrl-C)"
         )
-    here = socket.gethostname()[:256]
+    here = host_name()
     if host != here:
         raise Conflict(
             f"pipeline run {run_id} runs on host {host!r}, not on this server's host {here!r}: "

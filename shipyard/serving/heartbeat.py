@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from shipyard.config import Settings
 from shipyard.deployments import DeploymentReport, Deployments, RemoteDeployments, ServedVersion
 from shipyard.histograms import percentile
+from shipyard.processes import host_name
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.routing import Deployment
 from shipyard.store import open_server_stores
@@ -117,7 +117,7 @@ class Heartbeat:
                 requests_per_s=requests / window,
                 p50_ms=None if p50 is None else p50 * 1000,
                 p95_ms=None if p95 is None else p95 * 1000,
-                host=socket.gethostname()[:256],
+                host=host_name(),
                 pid=os.getpid(),
             )
         self._last, self._last_at = current, now

@@ -27,7 +27,7 @@ from typing import Any
 
 from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, ShipyardError, TrainingFailed
-from shipyard.processes import usable_cpus
+from shipyard.processes import host_name, usable_cpus
 from shipyard.training.context import BACKENDS, DEVICES
 from shipyard.training.worker import JOB_ENV, WorkerJob, entry
 
@@ -409,7 +409,7 @@ def _refuse_if_still_running(record: Any) -> None:
 
     if record.status is not RunStatus.RUNNING or record.lost:
         return
-    if record.pid is not None and record.host == socket.gethostname()[:256]:
+    if record.pid is not None and record.host == host_name():
         try:
             os.kill(record.pid, 0)
         except ProcessLookupError:

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import socket
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from shipyard.auth.records import ACTOR, ResourceType
 from shipyard.config import Settings
 from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError, StoreError
+from shipyard.processes import host_name
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.db import ROWS_PER_STATEMENT, MetadataStore, RawTransaction, RowInsert, both_statement
 from shipyard.store.protocol import Garbage, RunKey
@@ -341,7 +341,7 @@ class SqlTrackingStore:
                 # The creating process's first beat; it goes on beating while it holds the run open.
                 "heartbeat_at": started if beats else None,
                 "pid": os.getpid() if beats else None,
-                "host": _host() if beats else None,
+                "host": host_name() if beats else None,
             }
             try:
                 if self._one_statement is not None:
@@ -399,7 +399,7 @@ class SqlTrackingStore:
                     end_time=None,
                     heartbeat_at=now_ms(),
                     pid=os.getpid(),
-                    host=_host(),
+                    host=host_name(),
                 )
             )
         return self.get_run(run.run_id), run_pk
@@ -1035,11 +1035,6 @@ class SqlTrackingStore:
 
     def _upsert(self, table: sa.Table, update: Sequence[str] = ("value",)) -> Any:
         return dialect.upsert(self.db, table, update)
-
-
-@functools.cache
-def _host() -> str:
-    return socket.gethostname()[:256]
 
 
 def acting_user() -> str | None:
