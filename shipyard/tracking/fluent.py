@@ -165,8 +165,7 @@ def active_run() -> ActiveRun | None:
     if pending is None:
         return None
     settings, record = pending
-    client, writer = _client_and_writer(settings)
-    run = ActiveRun(client, writer, record, client.run_pk(record.run_id))
+    run = run_handle(record, settings)
     _stack.pending = None
     _stack.attached = run
     stack.append(run)
