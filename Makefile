@@ -28,7 +28,7 @@ TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed-dev .venv-mlflow/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=40
 
 # The official MLflow client for the compatibility tests, in an environment of its own (it pins pyarrow).
 .venv-mlflow/.installed: tests/mlflow_compat/requirements.txt

@@ -19,6 +19,7 @@ from shipyard.errors import (
     IntegrityError,
     InvalidInput,
     ModelNotReady,
+    ModelValidationFailed,
     NotFound,
     Overloaded,
     PipelineDefinitionError,
@@ -32,6 +33,7 @@ from shipyard.errors import (
     TrainingFailed,
     Unauthorized,
     UntrustedArtifact,
+    WorkerError,
 )
 from shipyard.tracking import (
     ActiveRun,
@@ -81,6 +83,7 @@ __all__ = [
     "InvalidInput",
     "Metric",
     "ModelNotReady",
+    "ModelValidationFailed",
     "NotFound",
     "Overloaded",
     "PipelineDefinitionError",
@@ -99,10 +102,13 @@ __all__ = [
     "TrainingFailed",
     "Unauthorized",
     "UntrustedArtifact",
+    "WorkerError",
     "__version__",
     "active_run",
     "autolog",
     "end_run",
+    "evaluate",
+    "explain",
     "flush",
     "get_client",
     "get_run",
@@ -131,8 +137,9 @@ __all__ = [
 
 
 if _typing.TYPE_CHECKING:
-    from shipyard import models, training
+    from shipyard import explain, models, training
     from shipyard.autologging import autolog
+    from shipyard.evaluation import evaluate
     from shipyard.tuning import tune
 
 
@@ -153,6 +160,10 @@ def __getattr__(name: str) -> _typing.Any:
         return importlib.import_module("shipyard.models")
     if name == "autolog":  # patches libraries only when they are imported, but loads the registry
         return importlib.import_module("shipyard.autologging").autolog
+    if name == "evaluate":  # pandas, scikit-learn's metrics and matplotlib load on first use
+        return importlib.import_module("shipyard.evaluation").evaluate
+    if name == "explain":  # the package is callable: shipyard.explain(model, X); shap loads on first use
+        return importlib.import_module("shipyard.explain")
     if name == "tune":  # Optuna loads on first use too
         return importlib.import_module("shipyard.tuning").tune
     if name == "training":  # torch loads when a job runs, not on import

@@ -23,6 +23,8 @@ at the edge with ``raise … from exc``.
     ├── PipelineError                   a pipeline that cannot compile or run
     │   └── PipelineDefinitionError     a malformed pipeline or spec (also an InvalidInput: exit 2)
     ├── TrainingFailed                  a training job whose worker raised or died (its rank named)
+    ├── WorkerError                     where work runs is unusable: Ray missing or its cluster unreachable
+    ├── ModelValidationFailed           an evaluated model below its validation thresholds (each named)
     └── ServingError                    a model server that cannot answer a request
         ├── ModelNotReady               the model is loading or failed to load (its error named)
         ├── Overloaded                  the model's queue is full: retry later (HTTP 503 + Retry-After)
@@ -112,6 +114,10 @@ class PipelineError(ShipyardError):
     """A pipeline that cannot compile or run."""
 
 
+class WorkerError(ShipyardError):
+    """Where work runs cannot be used: Ray is missing, or its cluster cannot be reached or started."""
+
+
 class TrainingFailed(ShipyardError):
     """A distributed training job that failed: a worker raised or died (the message names its rank and the
     error), or the workers could not start."""
@@ -120,6 +126,16 @@ class TrainingFailed(ShipyardError):
 class PipelineDefinitionError(PipelineError, InvalidInput):
     """A pipeline definition or spec that is not well-formed: a type mismatch, a missing input, an unknown
     parameter, a cycle, an invalid spec file. Bad input, so the CLI exits 2 (a failed run exits 1)."""
+
+
+class ModelValidationFailed(ShipyardError):
+    """An evaluated model that misses its validation thresholds. The message names each failed metric, its
+    value and the threshold (and the baseline's value for a comparison); ``result`` is the whole evaluation,
+    already logged to its run."""
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class ServingError(ShipyardError):
@@ -160,6 +176,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInput",
     "ModelNotReady",
+    "ModelValidationFailed",
     "NotFound",
     "Overloaded",
     "PipelineDefinitionError",
@@ -173,5 +190,6 @@ __all__ = [
     "TrainingFailed",
     "Unauthorized",
     "UntrustedArtifact",
+    "WorkerError",
     "field_problems",
 ]

@@ -12,13 +12,17 @@ PACKAGES = [
     "shipyard",
     "shipyard.data",
     "shipyard.autologging",
+    "shipyard.batch",
     "shipyard.datasets",
     "shipyard.errors",
+    "shipyard.evaluation",
+    "shipyard.explain",
     "shipyard.features",
     "shipyard.importers.mlflow",
     "shipyard.lineage",
     "shipyard.models",
     "shipyard.monitoring",
+    "shipyard.notebooks",
     "shipyard.pipelines",
     "shipyard.pipelines.executors",
     "shipyard.registry",
@@ -27,8 +31,10 @@ PACKAGES = [
     "shipyard.serving",
     "shipyard.store",
     "shipyard.tracking",
+    "shipyard.training",
     "shipyard.tuning",
     "shipyard.ui",
+    "shipyard.workers",
 ]
 
 

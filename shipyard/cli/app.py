@@ -20,14 +20,18 @@ from shipyard.cli import (
     demo_cmd,
     deploy_cmd,
     deployments_cmd,
+    evaluate_cmd,
     experiments_cmd,
+    explain_cmd,
     export_cmd,
     features_cmd,
     import_cmd,
     lineage_cmd,
     models_cmd,
     monitor_cmd,
+    notebook_cmd,
     pipeline_cmd,
+    predict_cmd,
     runs_cmd,
     schedule_cmd,
     serve_cmd,
@@ -81,6 +85,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(artifacts_cmd.app, name="artifacts")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(pipeline_cmd.app, name="pipeline")
+app.add_typer(notebook_cmd.app, name="notebook")
 app.add_typer(schedule_cmd.app, name="schedules")
 app.add_typer(deploy_cmd.app, name="deploy")
 app.add_typer(ab_cmd.app, name="ab")
@@ -102,6 +107,9 @@ app.command("demo")(demo_cmd.demo)
 app.command("lineage")(lineage_cmd.lineage)
 app.command("scheduler")(schedule_cmd.scheduler)
 app.command("serve")(serve_cmd.serve)
+app.command("predict")(predict_cmd.predict)
+app.command("evaluate")(evaluate_cmd.evaluate)
+models_cmd.app.command("explain")(explain_cmd.explain)
 app.command("train")(train_cmd.train)
 app.command("build")(build_cmd.build)
 app.command("server")(server_cmd.server)

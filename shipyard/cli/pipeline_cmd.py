@@ -83,12 +83,20 @@ def compile_(
     console.print(f"compiled {spec.name} ({len(spec.steps)} steps) to {output}")
 
 
-_PROGRESS = typer.Option(
+# The options of every command that runs a pipeline (`pipeline run`, `notebook run`).
+PARAMS = typer.Option(None, "--param", "-p", help="key=value (repeatable).")
+MAX_PARALLEL = typer.Option(None, "--max-parallel", help="Steps at once (default: CPU count).")
+EXECUTOR = typer.Option(
+    None, "--executor", help="local or ray (default: the executor setting; Ray's address: ray_address)."
+)
+CACHE = typer.Option(True, "--cache/--no-cache", help="Reuse outputs of unchanged steps.")
+PROGRESS = typer.Option(
     None,
     "--progress/--no-progress",
     help="A line as each step starts and ends (default: on a terminal, and never with --json).",
     show_default=False,
 )
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
 def _step_progress(spec: PipelineSpec | None, wanted: bool | None, as_json: bool) -> StepCallback | None:
@@ -112,15 +120,13 @@ def _step_progress(spec: PipelineSpec | None, wanted: bool | None, as_json: bool
 @app.command("run")
 def run(
     target: str = typer.Argument(..., help="A spec file (.yaml) or module:function of a @pipeline."),
-    param: list[str] = typer.Option(None, "--param", "-p", help="key=value (repeatable)."),
+    param: list[str] = PARAMS,
     experiment: str = typer.Option(None, "--experiment", "-e", help="Default: the pipeline's name."),
-    max_parallel: int = typer.Option(None, "--max-parallel", help="Steps at once (default: CPU count)."),
-    executor: str = typer.Option(
-        None, "--executor", help="local or ray (default: the executor setting; Ray's address: ray_address)."
-    ),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse outputs of unchanged steps."),
-    progress: bool = _PROGRESS,
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    max_parallel: int = MAX_PARALLEL,
+    executor: str = EXECUTOR,
+    cache: bool = CACHE,
+    progress: bool = PROGRESS,
+    as_json: bool = JSON,
 ) -> None:
     """Run a pipeline; each step runs in an isolated worker (process or Ray task) as a nested run.
 
@@ -130,14 +136,24 @@ def run(
 
         shipyard pipeline run examples.train_pipeline:training --no-cache --json
     """
-    runner = _executor(executor, max_parallel)
-    spec = load_spec(target)
+    runner = executor_named(executor, max_parallel)
+    run_spec(runner, load_spec(target), param, experiment, cache, progress, as_json)
+
+
+def run_spec(
+    runner: PipelineExecutor,
+    spec: PipelineSpec,
+    param: list[str] | None,
+    experiment: str | None,
+    cache: bool,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Run ``spec`` with the ``-p`` values (an unknown one named before any worker starts) and report it."""
+    parameters = parse_assignments(param or [])
+    bind_parameters(spec, parameters)
     result = runner.run(
-        spec,
-        parse_assignments(param or []),
-        experiment=experiment,
-        cache=cache,
-        on_step=_step_progress(spec, progress, as_json),
+        spec, parameters, experiment=experiment, cache=cache, on_step=_step_progress(spec, progress, as_json)
     )
     report(result, as_json=as_json)
 
@@ -147,14 +163,14 @@ def resume(
     run_id: str = typer.Argument(..., help="The failed pipeline run to continue (id or name)."),
     max_parallel: int = typer.Option(None, "--max-parallel"),
     executor: str = typer.Option(None, "--executor", help="local or ray (default: the executor setting)."),
-    progress: bool = _PROGRESS,
+    progress: bool = PROGRESS,
     on_server: bool = typer.Option(
         False,
         "--on-server",
         help="Resume on the platform server's executor (team mode), as `submit` runs there.",
     ),
     wait: bool = typer.Option(False, "--wait", help="With --on-server: follow the new run to its end."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = JSON,
 ) -> None:
     """Re-run a failed pipeline run from its failed steps on, reusing the steps that succeeded.
 
@@ -173,10 +189,11 @@ def resume(
         raise InvalidInput("--wait follows a run on the server: pass --on-server too")
     found = get_client().find_run(run_id)  # a name works too, as everywhere else
     on_step = _step_progress(None, progress, as_json)
-    report(_executor(executor, max_parallel).resume(found.run_id, on_step=on_step), as_json=as_json)
+    report(executor_named(executor, max_parallel).resume(found.run_id, on_step=on_step), as_json=as_json)
 
 
-def _executor(name: str | None, max_parallel: int | None) -> PipelineExecutor:
+def executor_named(name: str | None, max_parallel: int | None) -> PipelineExecutor:
+    """The executor ``--executor``/``--max-parallel`` name (default: the settings')."""
     settings = get_settings()
     return executor_for(name or settings.executor, max_parallel=max_parallel, settings=settings)
 

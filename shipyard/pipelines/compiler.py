@@ -122,6 +122,7 @@ def _compile_step(task: Task, pipeline_cache: bool) -> StepSpec:
         cache=opts.cache and pipeline_cache,
         resources=Resources(opts.cpus, opts.gpus, opts.memory),
         is_exit_handler=task.is_exit_handler,
+        workers=opts.workers,
     )
 
 

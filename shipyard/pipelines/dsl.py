@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class StepOptions:
     cpus: float | None = None
     gpus: int | None = None
     memory: str | None = None
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.retry_backoff_s < 0:
@@ -42,6 +44,8 @@ class StepOptions:
             raise PipelineDefinitionError(f"cpus and gpus must be >= 0, got {self.cpus}, {self.gpus}")
         if self.memory is not None:
             parse_size(self.memory)
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise PipelineDefinitionError(f"workers must be an integer >= 1, got {self.workers!r}")
 
 
 class Component:
@@ -76,6 +80,11 @@ class Component:
     def __repr__(self) -> str:
         return f"<component {self.func.__module__}.{self.name}>"
 
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        # By reference, like the function it wraps (whose module attribute is this component, so the
+        # function itself cannot pickle): a training job's workers import it again.
+        return _import_attribute, (self.func.__module__, self.func.__qualname__)
+
 
 def component(
     func: Callable[..., Any] | None = None,
@@ -87,6 +96,7 @@ def component(
     cpus: float | None = None,
     gpus: int | None = None,
     memory: str | None = None,
+    workers: int = 1,
     version: str = "1",
 ) -> Any:
     """Turn a type-annotated function into a :class:`Component`; usable bare or with options.
@@ -96,12 +106,23 @@ def component(
         timeout_s: wall-clock limit per attempt.
         cache: whether an identical earlier run's outputs may be reused.
         cpus, gpus, memory: resource hints for the executor (``memory`` like ``"2Gi"``).
+        workers: run the step as a data-parallel training job of this many processes
+            (:func:`shipyard.training.run`: ``shipyard.training.context()`` inside gives each its rank;
+            rank 0's return value is the step's; on CUDA when ``gpus`` is set). Like the resource hints,
+            not part of the cache key. Write artifact outputs from rank 0 only.
         version: bump to invalidate cached results when behaviour changes without a code change.
     """
-    options = StepOptions(retries, retry_backoff_s, timeout_s, cache, cpus, gpus, memory)
+    options = StepOptions(retries, retry_backoff_s, timeout_s, cache, cpus, gpus, memory, workers)
     if func is not None:
         return Component(func, options, version)
     return lambda f: Component(f, options, version)
+
+
+def _import_attribute(module: str, qualname: str) -> Any:
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
 
 
 class Task:

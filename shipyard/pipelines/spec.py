@@ -128,6 +128,7 @@ class StepSpec:
     cache: bool = True
     resources: Resources = field(default_factory=Resources)
     is_exit_handler: bool = False
+    workers: int = 1  # above 1: the step runs as a training job of that many processes
 
     def upstream(self) -> set[str]:
         """Every step that must finish before this one starts."""
@@ -240,7 +241,7 @@ def _step_to_dict(step: StepSpec) -> dict[str, Any]:
         "cache": step.cache,
         "resources": {"cpus": r.cpus, "gpus": r.gpus, "memory": r.memory},
         "is_exit_handler": step.is_exit_handler,
-    }
+    } | ({"workers": step.workers} if step.workers != 1 else {})
 
 
 def _step_from_dict(d: dict[str, Any]) -> StepSpec:
@@ -261,6 +262,7 @@ def _step_from_dict(d: dict[str, Any]) -> StepSpec:
         cache=d["cache"],
         resources=Resources(**d["resources"]),
         is_exit_handler=d["is_exit_handler"],
+        workers=d.get("workers", 1),
     )
 
 

@@ -22,7 +22,6 @@ version (``shipyard.gate.*`` tags) with an audit event, which a model's ``shipya
 from __future__ import annotations
 
 import hashlib
-import math
 import socket
 import statistics
 import threading
@@ -30,13 +29,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shipyard.data.model_metrics import METRICS
+from shipyard.data.thresholds import MetricRule
 from shipyard.errors import InvalidInput, NotFound, ShipyardError
 from shipyard.registry.records import GATE_REQUIRED_FOR
 from shipyard.registry.signature import Signature
@@ -50,77 +51,8 @@ if TYPE_CHECKING:
 CARD_FIELDS = ("description", "limitations")
 
 
-def _accuracy(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None) -> float:
-    from sklearn.metrics import accuracy_score
-
-    return float(accuracy_score(y, predicted))
-
-
-def _averaged(function: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]:
-    def metric(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None) -> float:
-        import sklearn.metrics
-
-        labels = np.unique(np.concatenate([np.asarray(y), np.asarray(predicted)]))
-        average = "binary" if len(labels) <= 2 else "macro"
-        kwargs: dict[str, Any] = {"average": average, "zero_division": 0}
-        if average == "binary":
-            kwargs["pos_label"] = labels.max()
-        return float(getattr(sklearn.metrics, function)(y, predicted, **kwargs))
-
-    return metric
-
-
-def _needs_proba(function: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]:
-    def metric(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None) -> float:
-        import sklearn.metrics
-
-        if proba is None:
-            raise InvalidInput(
-                f"metric {function.removesuffix('_score')!r} needs predict_proba, which the model lacks"
-            )
-        if function == "roc_auc_score" and proba.shape[1] == 2:
-            return float(sklearn.metrics.roc_auc_score(y, proba[:, 1]))
-        if function == "roc_auc_score":
-            return float(sklearn.metrics.roc_auc_score(y, proba, multi_class="ovr"))
-        return float(getattr(sklearn.metrics, function)(y, proba))
-
-    return metric
-
-
-def _regression(function: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]:
-    def metric(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None) -> float:
-        import sklearn.metrics
-
-        if function == "rmse":
-            return float(math.sqrt(sklearn.metrics.mean_squared_error(y, predicted)))
-        return float(getattr(sklearn.metrics, function)(y, predicted))
-
-    return metric
-
-
-# name -> (function, higher is better)
-METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray, np.ndarray | None], float], bool]] = {
-    "accuracy": (_accuracy, True),
-    "f1": (_averaged("f1_score"), True),
-    "precision": (_averaged("precision_score"), True),
-    "recall": (_averaged("recall_score"), True),
-    "roc_auc": (_needs_proba("roc_auc_score"), True),
-    "log_loss": (_needs_proba("log_loss"), False),
-    "rmse": (_regression("rmse"), False),
-    "mae": (_regression("mean_absolute_error"), False),
-    "r2": (_regression("r2_score"), True),
-}
-
-
 class _Rules(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class MetricRule(_Rules):
-    min: float | None = None
-    max: float | None = None
-    min_delta: float | None = None
-    max_delta: float | None = None
 
 
 class PackageRule(_Rules):

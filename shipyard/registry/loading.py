@@ -47,6 +47,7 @@ class LoadedModel:
         self.manifest = fetched.manifest
         self.uri = fetched.source_uri
         self.version = fetched.version
+        self.manifest_sha256 = fetched.manifest_sha256  # the package's identity, as lineage records it
         self.signature = (
             Signature.from_dict(fetched.manifest.signature) if fetched.manifest.signature else None
         )

@@ -5,6 +5,8 @@ Routes (``{v}`` optional everywhere a version may be named):
 - ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2`` (server metadata)
 - ``GET /v2/models/{name}[/versions/{v}]`` (model metadata), ``…/ready``, ``POST …/infer``
 - ``POST /v1/models/{name}:predict`` with ``{"instances": [...]}``
+- ``POST /v1/models/{name}:explain``, ``POST /v2/models/{name}[/versions/{v}]/explain``: SHAP values of the
+  rows of a predict body (:mod:`.explanations`)
 - ``POST /models/{name}/predict`` with pandas records (``[{col: value}, …]`` or ``{"dataframe_records": …}``)
 - ``GET /metrics`` (Prometheus)
 - ``GET /admin/deployments``, ``PUT /admin/deployments/{name}/traffic``, ``POST …/rollback`` (:mod:`.admin`;
@@ -64,6 +66,7 @@ from shipyard.errors import (
 from shipyard.payloads import PayloadLogger
 from shipyard.serving.admin import admin_routes
 from shipyard.serving.batching import Batcher
+from shipyard.serving.explanations import ServedExplainers, header_length, v1_explanations, v2_explanation
 from shipyard.serving.guard import RequestGuard, read_body
 from shipyard.serving.inference import (
     PREDICT,
@@ -179,6 +182,7 @@ class InferenceServer:
         self.payloads = payloads
         self.admin_token = admin_token
         self.platform = platform
+        self.explainers = ServedExplainers(repository.loader)
         self.batchers: dict[tuple[str, str], Batcher] = {}
         for served in repository.models:
             self.batchers[served.name, served.label] = Batcher(
@@ -219,6 +223,7 @@ class InferenceServer:
         await asyncio.gather(*(b.drain() for b in self.batchers.values()))
         self.executor.shutdown(wait=True)
         self.decoder.shutdown(wait=True)
+        self.explainers.close()
         if self.payloads is not None:
             self.payloads.close()
         if self.platform is not None:
@@ -244,6 +249,8 @@ class InferenceServer:
         return [
             Route(model + "/infer", self.infer, methods=["POST"]),
             Route(versioned + "/infer", self.infer, methods=["POST"]),
+            Route(model + "/explain", self.v2_explain, methods=["POST"]),
+            Route(versioned + "/explain", self.v2_explain, methods=["POST"]),
             Route("/v2/health/live", self.live),
             Route("/v2/health/ready", self.ready),
             Route("/v2", self.server_metadata),
@@ -252,6 +259,7 @@ class InferenceServer:
             Route(model + "/ready", self.model_ready),
             Route(versioned + "/ready", self.model_ready),
             Route("/v1/models/{name}:predict", self.v1_predict, methods=["POST"]),
+            Route("/v1/models/{name}:explain", self.v1_explain, methods=["POST"]),
             Route("/models/{name}/predict", self.records_predict, methods=["POST"]),
             Route("/metrics", self.metrics_endpoint),
             Route("/v1/features/get-online-features", self.online_features, methods=["POST"]),
@@ -388,6 +396,32 @@ class InferenceServer:
             item = await self.decode(body, _records_input, served, body, wanted)
         outputs = await self._predict_for(request, served, item, "records")
         return JSONResponse(_predictions(served, outputs, wanted))
+
+    # ------------------------------------------------------------------ explanations (:mod:`.explanations`)
+    async def v1_explain(self, request: Request) -> Response:
+        return await self._guard(request, self._v1_explain, protocol="v1-explain")
+
+    async def _v1_explain(self, request: Request) -> Response:
+        served = self._served(request)
+        body = await self._body(request)
+        if served.config.feature_service:
+            item = await self._with_features(served, body, "instances", (PREDICT,))
+        else:
+            item = await self.decode(body, _v1_input, served, body)
+        return JSONResponse(v1_explanations(await self.explainers.explain(served, item)))
+
+    async def v2_explain(self, request: Request) -> Response:
+        return await self._guard(request, self._v2_explain, protocol="v2-explain")
+
+    async def _v2_explain(self, request: Request) -> Response:
+        served = self._served(request)
+        body = await self._body(request)
+        length = header_length(request.headers.get(HEADER_LENGTH))
+        decoded, item = await self.decode(body, _v2_input, served, body, length)
+        if decoded.id:
+            request.state.request_id = checked_request_id(decoded.id, "id")
+        explanation = await self.explainers.explain(served, item)
+        return JSONResponse(v2_explanation(served, decoded.id, explanation))
 
     async def _with_features(
         self, served: ServedModel, body: bytes, field: str, wanted: tuple[str, ...]

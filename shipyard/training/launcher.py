@@ -30,6 +30,7 @@ from shipyard.errors import InvalidInput, ShipyardError, TrainingFailed
 from shipyard.processes import host_name, usable_cpus
 from shipyard.training.context import BACKENDS, DEVICES
 from shipyard.training.worker import JOB_ENV, WorkerJob, entry
+from shipyard.workers import Call, WorkerPool
 
 JOB_ARTIFACT = "training/job.json"
 JOB_TAG = "shipyard.training"  # "job" on a job's run
@@ -113,6 +114,8 @@ def run(
         max_restarts: times the workers are restarted after one fails, before the job fails.
         mixed_precision: ``context().autocast()`` turns on (float16 on CUDA, bfloat16 on CPU).
         log_all_ranks: every rank above 0 logs into a run of its own, a child of the job's.
+        experiment: the job run's experiment: default ``training``, or the active run's when called
+            inside one (the job's run is then that run's child: a pipeline step's, a notebook cell's).
         system_metrics: sample each worker's CPU/memory (and GPU) into the run (default: settings).
         resume: a job's run id (or name) to continue: same run, its latest checkpoint.
         nnodes, node_rank, master_addr, master_port: several machines (``torchrun``'s static rendezvous).
@@ -365,7 +368,7 @@ def _job_runs(
     spec: JobSpec, experiment: str | None, name: str | None, resume: str | None, settings: Settings
 ) -> Iterator[tuple[Any, dict[str, str]]]:
     """The job's run, started or resumed, with the ranks' own runs; ended as the job ends."""
-    from shipyard.tracking.fluent import get_client, start_run
+    from shipyard.tracking.fluent import active_run, get_client, start_run
 
     client = get_client(settings)
     if resume is not None:
@@ -379,8 +382,14 @@ def _job_runs(
     else:
         tags = {JOB_TAG: "job", "shipyard.training.workers": str(spec.world_size)}
         tags["shipyard.training.backend"] = spec.backend
+        parent = active_run()  # a job started inside a run (a pipeline step's) is its child, beside it
         active = start_run(
-            experiment or EXPERIMENT, name, tags=tags, log_system_metrics=False, settings=settings
+            experiment or (None if parent is not None else EXPERIMENT),
+            name,
+            parent=parent,
+            tags=tags,
+            log_system_metrics=False,
+            settings=settings,
         )
     opened = [active]
     with active:
@@ -453,7 +462,49 @@ def _free_port() -> int:
 def _launch_local(
     spec: JobSpec, job: WorkerJob, settings: Settings, call: tuple[Callable[..., Any], tuple, dict] | None
 ) -> Any:
-    """The workers of this node, through torch's elastic agent; rank 0's return value."""
+    """The workers of this node, through torch's elastic agent in a worker process of the shared pool
+    (:mod:`shipyard.workers`); rank 0's return value.
+
+    The agent installs signal handlers and sets the job's environment: in a worker of its own it does both
+    away from the caller (a notebook, a pipeline step, a thread among others), and it, the ranks it starts
+    and theirs die with the caller however it ends (the worker leads its process group and watches the
+    caller's lifeline; the ranks die with the agent).
+    """
+    pool = WorkerPool(1, preload=[__name__])
+    try:
+        pool.submit("agent", Call(_agent, (spec, job, settings, call)))
+        outcomes = pool.wait(None)
+        while not outcomes:  # pragma: no cover - wait(None) returns once the call ends
+            outcomes = pool.wait(None)
+    finally:
+        pool.close()  # Ctrl-C while waiting: kills the agent and its ranks
+    outcome = outcomes[0]
+    if outcome.kind == "died":
+        raise TrainingFailed(f"training job {job.run_id}: its launcher process died ({outcome.value})")
+    if outcome.kind == "error":
+        raise TrainingFailed(f"training job {job.run_id}: the launcher failed: {outcome.error_line}")
+    ended, value, worker_traceback = outcome.value
+    if ended == "failed":
+        error = TrainingFailed(value)
+        error.worker_traceback = worker_traceback  # type: ignore[attr-defined]
+        raise error
+    return value
+
+
+def _agent(
+    spec: JobSpec, job: WorkerJob, settings: Settings, call: tuple[Callable[..., Any], tuple, dict] | None
+) -> tuple[str, Any, str]:
+    """In the agent's worker: ``("ok", rank 0's value, "")`` or ``("failed", message, worker traceback)``
+    (a TrainingFailed travels back as its parts: exceptions with extra attributes do not pickle whole)."""
+    try:
+        return "ok", _run_agent(spec, job, settings, call), ""
+    except TrainingFailed as exc:
+        return "failed", str(exc), getattr(exc, "worker_traceback", "")
+
+
+def _run_agent(
+    spec: JobSpec, job: WorkerJob, settings: Settings, call: tuple[Callable[..., Any], tuple, dict] | None
+) -> Any:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch

@@ -26,7 +26,7 @@ def launch_ray(
     rank 0's return value."""
     import cloudpickle
 
-    from shipyard.pipelines.executors.ray import connect
+    from shipyard.workers import connect
 
     try:
         connect(settings.ray_address)

@@ -16,7 +16,6 @@ see every trial's progress.
 from __future__ import annotations
 
 import atexit
-import concurrent.futures as futures
 import contextlib
 import functools
 import importlib
@@ -24,6 +23,7 @@ import logging
 import math
 import pickle
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -36,10 +36,11 @@ from optuna.trial import TrialState
 
 from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, NotFound
-from shipyard.processes import die_with_parent, interruption, lifeline, sigterm_raises, worker_context
+from shipyard.processes import interruption, sigterm_raises
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
 from shipyard.tuning.main_guard import check_main_guard
 from shipyard.tuning.spec import TuningSpec, make_pruner, make_sampler
+from shipyard.workers import Call, InlinePool, Pool, RayPool, Resources, WorkerPool
 
 log = logging.getLogger("shipyard.tuning")
 
@@ -371,49 +372,48 @@ def _yaml_load(text: str) -> Any:
 # -- where trials run ----------------------------------------------------------------------------------------
 
 
-class _Inline:
-    """Runs each trial at submit, in this process, on the driver's own study."""
+def _run_here(task: _TrialTask, study: optuna.Study) -> TrialRecord:
+    return _run_trial(task, optuna.Trial(study, task.trial_id))
 
-    def __init__(self, study: optuna.Study) -> None:
+
+# Worker pools kept for the next search in this process, which then starts its trials at once instead of
+# after the workers' imports. A search takes its pool out while it runs: pools are not shared by threads.
+_warm: dict[int, WorkerPool] = {}
+_warm_lock = threading.Lock()
+
+
+def _close_warm_pools() -> None:
+    with _warm_lock:
+        while _warm:
+            _warm.popitem()[1].close()
+
+
+atexit.register(_close_warm_pools)
+
+
+class _Trials:
+    """Where a search's trials run: :mod:`shipyard.workers` pools, keyed by trial number."""
+
+    def __init__(self, spec: TuningSpec, study: optuna.Study, settings: Settings) -> None:
+        self.pool: Pool
         self.study = study
+        self.warm = spec.executor != "ray" and spec.parallel_trials > 1
+        if spec.executor == "ray":
+            self.pool = RayPool(spec.parallel_trials, settings.ray_address)
+        elif spec.parallel_trials == 1:
+            self.pool = InlinePool()
+        else:
+            with _warm_lock:
+                pool = _warm.pop(spec.parallel_trials, None)
+            self.pool = pool or WorkerPool(spec.parallel_trials, preload=[__name__])
 
-    def submit(self, task: _TrialTask) -> futures.Future[TrialRecord]:
-        future: futures.Future[TrialRecord] = futures.Future()
-        try:
-            future.set_result(_run_trial(task, optuna.Trial(self.study, task.trial_id)))
-        except BaseException as exc:  # recorded on the future; KeyboardInterrupt included
-            future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        return future
-
-    def close(self, *, broken: bool = False, kill: bool = False) -> None:
-        pass
-
-
-_warm: dict[int, futures.ProcessPoolExecutor] = {}
-
-
-class _Processes:
-    """Worker processes for parallel trials. The pool outlives a search, so the next search in this process
-    starts its trials at once instead of after the workers' imports (~0.6 s)."""
-
-    def __init__(self, workers: int) -> None:
-        pool = _warm.get(workers)
-        if pool is None or getattr(pool, "_broken", False):
-            # Workers die with this process however it ends, kill -9 included (see shipyard.processes);
-            # otherwise they, the fork server and the resource tracker outlived a killed search.
-            pool = futures.ProcessPoolExecutor(
-                workers,
-                mp_context=worker_context(__name__),
-                initializer=die_with_parent,
-                initargs=(lifeline(),),
-            )
-            _warm[workers] = pool
-        self.pool = pool
-        self.workers = workers
-
-    def submit(self, task: _TrialTask) -> futures.Future[TrialRecord]:
+    def submit(self, task: _TrialTask) -> None:
+        if isinstance(self.pool, InlinePool):
+            self.pool.submit(task.number, Call(_run_here, (task, self.study)))
+            return
+        if isinstance(self.pool, RayPool):  # sent by value (cloudpickle), as Ray's own tasks are
+            self.pool.submit(task.number, Call(_run_in_worker, (task,)), Resources(cpus=1))
+            return
         try:
             pickle.dumps(task.function)
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
@@ -421,59 +421,17 @@ class _Processes:
                 f"trial function {task.function!r} cannot be sent to worker processes ({exc}); define it at "
                 "the top level of an importable module, or run with parallel_trials=1"
             ) from None
-        return self.pool.submit(_run_in_worker, task)
+        self.pool.submit(task.number, Call(_run_in_worker, (task,)), Resources(cpus=1))
 
-    def close(self, *, broken: bool = False, kill: bool = False) -> None:
-        """Keep the warm pool for the next search; ``broken``: a dead worker broke it, shut it down;
-        ``kill``: the search was interrupted, kill the trials still running first."""
-        if kill:
-            # NOTE: ProcessPoolExecutor has no public way to stop a running call; its processes are
-            # in `_processes` on every supported Python.
-            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
-                with contextlib.suppress(OSError, ValueError):
-                    process.kill()
-        if broken or kill:  # a dead worker breaks the whole pool: the next search starts a fresh one
-            _warm.pop(self.workers, None)
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _close_warm_pools() -> None:
-    """Shut the warm pools down while the interpreter is whole: left to the garbage collector at exit,
-    each printed ``Exception ignored in: … weakref_cb … 'NoneType' object has no attribute 'util'``."""
-    while _warm:
-        _, pool = _warm.popitem()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-atexit.register(_close_warm_pools)
-
-
-class _Ray:
-    def __init__(self, workers: int, address: str | None) -> None:
-        from shipyard.pipelines.executors.ray import connect
-
-        self.ray = connect(address)
-        self.remote = self.ray.remote(num_cpus=1, max_retries=0)(_run_in_worker)
-        self.pending: list[Any] = []
-
-    def submit(self, task: _TrialTask) -> futures.Future[TrialRecord]:
-        ref = self.remote.remote(task)
-        self.pending.append(ref)
-        return ref.future()  # type: ignore[no-any-return]
-
-    def close(self, *, broken: bool = False, kill: bool = False) -> None:
-        if kill:  # the search was interrupted: stop its trials (a finished one ignores the cancel)
-            for ref in self.pending:
-                self.ray.cancel(ref, force=True)
-        self.pending.clear()
-
-
-def _pool(spec: TuningSpec, study: optuna.Study, settings: Settings) -> Any:
-    if spec.executor == "ray":
-        return _Ray(spec.parallel_trials, settings.ray_address)
-    if spec.parallel_trials == 1:
-        return _Inline(study)
-    return _Processes(spec.parallel_trials)
+    def close(self, *, kill: bool = False) -> None:
+        """End the search's use of the pool: kept warm for the next search unless ``kill`` (interrupted:
+        the running trials are killed with their workers)."""
+        if self.warm and not kill and isinstance(self.pool, WorkerPool) and not self.pool.running:
+            with _warm_lock:
+                if self.pool.size not in _warm:
+                    _warm[self.pool.size] = self.pool
+                    return
+        self.pool.close()
 
 
 # -- the search ----------------------------------------------------------------------------------------------
@@ -637,13 +595,18 @@ def _search(
     spec_yaml = spec.to_yaml()
     started = time.monotonic()
     state = "completed"
-    pending: dict[futures.Future[TrialRecord], tuple[int, dict[str, Any]]] = {}
-    pool = _pool(spec, study, settings)
+    pending: dict[int, dict[str, Any]] = {}  # trial number -> its parameters
+    trials = _Trials(spec, study, settings)
     with _quiet_optuna():
         try:
             while True:
                 state = _stop_reason(spec, study, records, started) or state
-                while state == "completed" and len(pending) < spec.parallel_trials and _room(spec, study):
+                while (
+                    state == "completed"
+                    and trials.pool.free > 0
+                    and len(pending) < spec.parallel_trials
+                    and _room(spec, study)
+                ):
                     asked = study.ask()
                     params = space.suggest(asked)
                     task = _TrialTask(
@@ -659,23 +622,19 @@ def _search(
                         settings,
                     )
                     try:
-                        pending[pool.submit(task)] = (asked.number, params)
+                        trials.submit(task)
                     except BaseException:  # e.g. a function worker processes cannot import
                         study.tell(asked.number, state=TrialState.FAIL)
                         raise
+                    pending[asked.number] = params
                 if not pending:
                     break
-                done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
-                broken = False
-                for future in done:
-                    number, params = pending.pop(future)
-                    try:
-                        record = future.result()
-                    except futures.process.BrokenProcessPool:
-                        broken = True
-                        record = _lost(number, params, parent.run_id, settings, _DIED)
-                    except Exception as exc:  # the task never ran the trial (Ray, pickling, the store…)
-                        error = f"{type(exc).__name__}: {exc}"
+                for outcome in trials.pool.wait(None):
+                    number, params = outcome.key, pending.pop(outcome.key)
+                    if outcome.kind == "ok":
+                        record = outcome.value
+                    else:  # died, or the task never ran the trial (Ray, pickling, the store…)
+                        error = _DIED if outcome.kind == "died" else outcome.error_line
                         record = _lost(number, params, parent.run_id, settings, error)
                     _tell(study, record)
                     records.append(record)
@@ -685,17 +644,14 @@ def _search(
                         on_trial(record, result)
                     if state == "completed" and (reason := _stop_reason(spec, study, records, started)):
                         state = reason
-                if broken:  # a dead worker breaks the whole process pool: start a fresh one
-                    pool.close(broken=True)
-                    pool = _pool(spec, study, settings)
         except BaseException as exc:
-            # Interrupted (Ctrl-C, SIGTERM) or broken: kill the running trials, never leave them in a warm
+            # Interrupted (Ctrl-C, SIGTERM) or failed: kill the running trials, never leave them in a warm
             # pool; an interrupted search is marked stopped, to be resumed (`shipyard tune resume RUN`).
-            pool.close(broken=True, kill=True)
+            trials.close(kill=True)
             if interruption(exc) is not None:  # sigterm_raises, around us, hands the caller the stop
-                _stopped(parent, [number for number, _ in pending.values()], settings)
+                _stopped(parent, list(pending), settings)
             raise
-        pool.close()
+        trials.close()
     result = _result(spec, parent, study_name, storage_url, state, records)
     parent.set_tag(STATE_TAG, state)
     parent.log_metrics(

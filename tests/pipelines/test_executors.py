@@ -260,22 +260,6 @@ def test_captured_output_folders_are_removed_after_the_run(
     assert list(scratch.glob("shipyard-steps-*")) == []  # (pymp-*: the fork server's socket, not ours)
 
 
-@pytest.mark.parametrize(
-    ("address", "message"),
-    [
-        ("127.0.0.1:1", "cannot reach a Ray cluster at '127.0.0.1:1'"),
-        ("ray://127.0.0.1:1", "cannot reach a Ray cluster at 'ray://127.0.0.1:1'"),
-        ("no-port", "is not host:port"),
-    ],
-)
-def test_a_ray_address_nothing_listens_at_fails_fast_naming_it(address: str, message: str) -> None:
-    from shipyard.errors import PipelineError
-    from shipyard.pipelines.executors.ray import _probe
-
-    with pytest.raises(PipelineError, match=message):
-        _probe(address, timeout_s=2)
-
-
 def test_the_cli_names_an_unreachable_ray_address_from_the_settings(tmp_path: Path) -> None:
     env = {
         **os.environ,

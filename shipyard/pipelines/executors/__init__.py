@@ -1,7 +1,7 @@
 """Executors run a compiled pipeline spec: ``LocalExecutor`` on this machine, ``RayExecutor`` on Ray."""
 
 from shipyard.pipelines.executors.choice import EXECUTORS, executor_for
-from shipyard.pipelines.executors.engine import PipelineExecutor, StepPool
+from shipyard.pipelines.executors.engine import PipelineExecutor
 from shipyard.pipelines.executors.local import LocalExecutor
 from shipyard.pipelines.executors.ray import RayExecutor
 from shipyard.pipelines.executors.results import PipelineRunResult, StepResult, StepStatus
@@ -12,7 +12,6 @@ __all__ = [
     "PipelineExecutor",
     "PipelineRunResult",
     "RayExecutor",
-    "StepPool",
     "StepResult",
     "StepStatus",
     "executor_for",

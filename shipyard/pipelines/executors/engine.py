@@ -6,8 +6,8 @@ see :mod:`shipyard.pipelines.staging`); a dataset version (``data:customers@3``)
 and read from a local copy the worker builds (:mod:`shipyard.pipelines.datasets`). A step that
 crashes its worker fails alone. A step whose cache key matches an earlier finished step run reuses that
 run's outputs (:mod:`shipyard.pipelines.cache`); ``resume`` re-runs a failed pipeline run from its failed
-steps on. What differs between executors is only the :class:`StepPool` that runs one step attempt: local
-worker processes (:mod:`.local`) or Ray tasks (:mod:`.ray`).
+steps on. What differs between executors is only the pool that runs one step attempt: local
+worker processes (:mod:`.local`) or Ray tasks (:mod:`.ray`), both from :mod:`shipyard.workers`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from shipyard.config import Settings, get_settings
@@ -32,17 +32,17 @@ from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.pipelines import cache, staging
 from shipyard.pipelines.binding import bind_parameters
 from shipyard.pipelines.datasets import DatasetPins, check_reference, pinned_from
-from shipyard.pipelines.executors.pool import Outcome
 from shipyard.pipelines.executors.resolve import holds, resolve
 from shipyard.pipelines.executors.results import PipelineRunResult, StepResult, StepStatus
 from shipyard.pipelines.executors.step_runs import close_step_run, log_metrics_file, open_step_run
-from shipyard.pipelines.executors.worker import ArtifactRef, StepReturn, Task
-from shipyard.pipelines.spec import PipelineSpec, Resources, StepSpec
+from shipyard.pipelines.executors.worker import ArtifactRef, StepFailure, StepReturn, Task, run_captured
+from shipyard.pipelines.spec import PipelineSpec, StepSpec
 from shipyard.pipelines.types import ARTIFACT_TYPES
 from shipyard.processes import interruption, sigterm_raises
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.tracking import ActiveRun, RunStatus, TrackingClient, get_client, start_run
 from shipyard.tracking.datasets import version_input
+from shipyard.workers import Call, Outcome, Pool, Resources
 
 # A step's key, and None when it starts or its result when it ends.
 StepCallback = Callable[[str, StepResult | None], None]
@@ -54,35 +54,10 @@ PARAMETERS_FILE = "parameters.json"
 RESUMED_FROM_TAG = "shipyard.resumed_from"
 
 
-class StepPool(Protocol):
-    """Runs step attempts somewhere and reports how each ended. Used from one thread (the engine's)."""
-
-    @property
-    def free(self) -> int:
-        """How many more attempts can start now."""
-        ...
-
-    def submit(self, key: Any, task: Task, resources: Resources) -> None:
-        """Start ``task``; ``key`` names it in its :class:`Outcome`; ``resources`` are the step's hints."""
-        ...
-
-    def wait(self, timeout: float) -> list[Outcome]:
-        """Outcomes of the attempts that ended within ``timeout`` seconds (maybe none)."""
-        ...
-
-    def kill(self, key: Any) -> None:
-        """Stop the attempt ``key`` at once (a timeout); no outcome follows for it."""
-        ...
-
-    def close(self) -> None:
-        """Stop everything, killing attempts still running."""
-        ...
-
-
 class PipelineExecutor(ABC):
     """Runs :class:`PipelineSpec` s with up to ``max_parallel`` steps at once, each pipeline a tracked run.
 
-    Subclasses say where steps run by making the :class:`StepPool`.
+    Subclasses say where steps run by making the :class:`shipyard.workers.Pool`.
     """
 
     def __init__(self, max_parallel: int | None = None, settings: Settings | None = None) -> None:
@@ -94,8 +69,12 @@ class PipelineExecutor(ABC):
         self.code_dir: str | None = None
 
     @abstractmethod
-    def _make_pool(self, settings: Settings) -> StepPool:
+    def _make_pool(self, settings: Settings) -> Pool:
         """The pool one pipeline run's steps run in (closed by the engine when the run ends)."""
+
+    def _call(self, task: Task) -> Call:
+        """What a worker of this executor's pool runs for one step attempt."""
+        return Call(run_captured, (task,))
 
     def run(
         self,
@@ -212,7 +191,7 @@ class PipelineExecutor(ABC):
             run.set_tags({"shipyard.pipeline": spec.name, **tags, **(pins.tag() if pins.pinned else {})})
             run.log_text(spec.to_yaml(), PIPELINE_FILE)
             run.log_dict(params, PARAMETERS_FILE)
-            engine = _Engine(spec, params, run, experiment, settings, pool, pins)
+            engine = _Engine(spec, params, run, experiment, settings, pool, pins, self._call)
             engine.use_cache, engine.reuse, engine.on_step = use_cache, reuse, on_step
             if not self.trust_project_dir:
                 engine.project_dir = self.code_dir
@@ -273,11 +252,12 @@ class _Engine:
         run: ActiveRun,
         experiment: str,
         settings: Settings,
-        pool: StepPool,
+        pool: Pool,
         pins: DatasetPins,
+        call_for: Callable[[Task], Call],
     ) -> None:
         self.spec, self.params, self.run_, self.experiment = spec, params, run, experiment
-        self.settings, self.pool, self.pins = settings, pool, pins
+        self.settings, self.pool, self.pins, self.call_for = settings, pool, pins, call_for
         # A local root: step outputs are paths under it. An object store: URIs under it, staged by workers.
         self.root = _local_path(run.artifact_uri)
         self.store = None if self.root is not None else ArtifactStore.configured(settings, run.artifact_uri)
@@ -484,7 +464,15 @@ class _Engine:
         returns = {n: o.type_name for n, o in step.outputs.items() if o.kind != "artifact"}
         c = step.component
         return Task(
-            c.module, c.function, params, artifacts, returns, inst.log_dir, project_dir=self.project_dir
+            c.module,
+            c.function,
+            params,
+            artifacts,
+            returns,
+            inst.log_dir,
+            project_dir=self.project_dir,
+            workers=step.workers,
+            device="cuda" if step.resources.gpus else "cpu",
         )
 
     def _dataset(self, where: str, type_name: str, ref: str) -> DatasetVersion:
@@ -549,7 +537,10 @@ class _Engine:
         inst.deadline = now + step.timeout_s if step.timeout_s else float("inf")
         self.running[inst.key] = inst
         task = dataclasses.replace(task, run=inst.run.record, settings=self.settings)
-        self.pool.submit(inst.key, task, step.resources)
+        hints = step.resources
+        # A training step's processes each take a CPU unless the step says otherwise.
+        cpus = hints.cpus if hints.cpus is not None or step.workers == 1 else float(step.workers)
+        self.pool.submit(inst.key, self.call_for(task), Resources(cpus, hints.gpus, hints.memory_bytes))
         if self.on_step is not None:
             self.on_step(inst.key, None)
 
@@ -559,6 +550,8 @@ class _Engine:
             self._fail(inst, f"step {inst.key!r}: its worker process died ({outcome.value}); replaced")
         elif outcome.kind == "error":
             self._fail(inst, outcome.value)
+        elif isinstance(outcome.value, StepFailure):
+            self._fail(inst, outcome.value.traceback)
         else:
             returned: StepReturn = outcome.value
             # Remote outputs were checked and hashed by the worker that uploaded them.

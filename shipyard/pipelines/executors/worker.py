@@ -1,9 +1,10 @@
-"""The process side of the local executor: a long-lived worker that runs one step attempt at a time.
+"""The worker side of both executors: one step attempt, run by a :mod:`shipyard.workers` worker.
 
-A worker receives a :class:`Task` over its pipe, imports the step's component by module and function name
-(the spec, not pickled Python objects, is what runs), calls it with its stdout and stderr redirected to the
-task's log files, and sends back ``("ok", StepReturn)`` or ``("error", traceback)``. Artifacts on an
-object-store root are downloaded before the call and uploaded after it (:mod:`shipyard.pipelines.staging`).
+:func:`run_captured` imports the step's component by module and function name (the spec, not pickled
+Python objects, is what runs), calls it with its stdout and stderr redirected to the task's log files, and
+returns a :class:`StepReturn`, or a :class:`StepFailure` with the traceback of what the step raised.
+Artifacts on an object-store root are downloaded before the call and uploaded after it
+(:mod:`shipyard.pipelines.staging`).
 A step that kills its process (``os._exit``, a segfault, ``sys.exit``) never answers; the engine sees the
 dead process instead.
 """
@@ -15,14 +16,12 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any
 
 from shipyard.config import Settings, using_settings
 from shipyard.errors import PipelineError
 from shipyard.pipelines.staging import staged, upload_outputs
 from shipyard.pipelines.types import ARTIFACT_TYPES, Artifact
-from shipyard.processes import die_with_parent
 from shipyard.tracking.fluent import attached_run
 from shipyard.tracking.records import Run
 
@@ -80,6 +79,8 @@ class Task:
             ``shipyard.log_metric`` or ``shipyard.models.register`` inside a step use the executor's store.
         project_dir: the folder the spec was compiled in, searched for ``module`` when it is not found on
             the worker's own path (a scheduler or a run started from another folder).
+        workers, device: above one worker, the component runs as a training job of that many processes
+            on ``device`` (:func:`shipyard.training.run`), nested under the step's run.
     """
 
     module: str
@@ -91,35 +92,21 @@ class Task:
     run: Run | None = None
     settings: Settings | None = None
     project_dir: str | None = None
+    workers: int = 1
+    device: str = "cpu"
 
 
-def serve(
-    conn: Connection, environ: dict[str, str] | None = None, parent_line: Connection | None = None
-) -> None:
-    """Worker process entry point: run tasks from ``conn`` until it closes.
+@dataclass(frozen=True)
+class StepFailure:
+    """A step attempt that raised: its traceback, exactly as written to its ``stderr.txt`` (so the logs
+    can tell the two are the same text and show it once)."""
 
-    Args:
-        environ: the environment to run with (the engine's; a forked worker would otherwise keep the fork
-            server's, as it was when that started).
-        parent_line: the engine's lifeline (:func:`shipyard.processes.lifeline`): when the engine dies,
-            even by ``kill -9`` in the middle of a step, this worker and the processes its step started die.
-    """
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
-    if hasattr(os, "setpgid"):  # so killing a step also kills the processes it started
-        os.setpgid(0, 0)
-    die_with_parent(parent_line)
-    while True:
-        try:
-            task: Task = conn.recv()
-        except (EOFError, OSError):
-            return
-        conn.send(run_captured(task))
+    traceback: str
 
 
-def run_captured(task: Task) -> tuple[str, Any]:
-    """Run ``task``, its stdout/stderr going to its log files: ``("ok", outputs)`` or ``("error", text)``."""
+def run_captured(task: Task) -> StepReturn | StepFailure:
+    """Run ``task``, its stdout/stderr going to its log files: its outputs, or the traceback of what it
+    raised (written to its stderr too)."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -131,11 +118,11 @@ def run_captured(task: Task) -> tuple[str, Any]:
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
         try:
-            return "ok", run_task(task)
+            return run_task(task)
         except Exception:
             text = traceback.format_exc()
             sys.stderr.write(text)
-            return "error", text
+            return StepFailure(text)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -183,11 +170,20 @@ def run_task(task: Task) -> StepReturn:
             kwargs[name] = ARTIFACT_TYPES.get(ref.type_name, Artifact)(ref.path, ref.uri)
         if task.run is not None and task.settings is not None:
             with using_settings(task.settings), attached_run(task.run, task.settings):
-                returned = func(**kwargs)
+                returned = _call(task, target, func, kwargs)
         else:
-            returned = func(**kwargs)
+            returned = _call(task, target, func, kwargs)
         values = _check_returns(task, returned)
         return StepReturn(values, upload_outputs(task.artifacts, local, task.settings))
+
+
+def _call(task: Task, target: Any, func: Any, kwargs: dict[str, Any]) -> Any:
+    if task.workers == 1:
+        return func(**kwargs)
+    from shipyard import training  # torch: only for a step that trains
+
+    # The component, not its function: it pickles by reference, so each rank imports it again.
+    return training.run(target, workers=task.workers, device=task.device, **kwargs).value
 
 
 def _check_returns(task: Task, returned: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import importlib.util
 import io
 import json
 import logging
+import threading
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -177,6 +178,11 @@ class SklearnFlavor:
         return cls(estimator)
 
 
+# skops rebuilds objects through Python's ast; CPython 3.11 before 3.11.8 raises "AST constructor recursion
+# depth mismatch" when two threads build ASTs at once (a server loading several versions). One at a time.
+_SKOPS_LOADS = threading.Lock()
+
+
 def _load_estimator(path: Path, *, trusted: bool) -> Any:
     sio = require("skops.io", INSTALL_HINT)
     # One read: the bytes reviewed are the bytes loaded.
@@ -199,7 +205,8 @@ def _load_estimator(path: Path, *, trusted: bool) -> Any:
             "trust the file's origin."
         )
     try:
-        return sio.loads(data, trusted=found)
+        with _SKOPS_LOADS:
+            return sio.loads(data, trusted=found)
     except Exception as exc:  # skops raises TypeError/AttributeError/ImportError for a schema it cannot build
         raise InvalidInput(f"{path} could not be loaded by skops: {exc}") from exc
 
