@@ -12,6 +12,10 @@ columns, so models of any signature share one file schema.
 ``model_uri`` records where the answering version came from: ``models:/churn/3`` for a registry version
 (whatever name, alias or version label it is served under), else the URI it was loaded from. The monitoring
 job finds the registered baseline by it. Files written before a column existed read back with it null.
+
+``transformed`` holds a request's rows as a deployment's pre-processor handed them to the model (null
+without one); :func:`model_inputs` picks them over the raw ``inputs``, for what compares with the model's
+training data.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ SCHEMA = pa.schema(
         ("error", pa.string()),
         ("model_uri", pa.string()),
         ("experiment", pa.string()),
+        ("transformed", pa.string()),
     ]
 )
 
@@ -121,9 +126,11 @@ class PayloadLogger:
         error: str | None = None,
         model_uri: str | None = None,
         experiment: str | None = None,
+        transformed: Any = None,
     ) -> None:
         """Buffer one record (the caller has already decided it is logged); ``model_uri`` is where the
-        answering version came from (``models:/churn/3``); ``experiment`` the A/B test that assigned it."""
+        answering version came from (``models:/churn/3``); ``experiment`` the A/B test that assigned it;
+        ``transformed`` the rows a pre-processor made of ``inputs``."""
         record = {
             "timestamp": datetime.now(UTC),
             "request_id": request_id,
@@ -140,6 +147,7 @@ class PayloadLogger:
             "error": error,
             "model_uri": model_uri,
             "experiment": experiment,
+            "transformed": _to_json(transformed),
         }
         with self._lock:
             self._buffer.append(record)
@@ -207,6 +215,12 @@ def read_payloads(store: ArtifactStore, model: str | None = None) -> pd.DataFram
     if not tables:
         return SCHEMA.empty_table().to_pandas()
     return pa.concat_tables(tables).to_pandas().sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def model_inputs(records: pd.DataFrame) -> pd.Series:
+    """Each record's inputs as its model took them: ``transformed`` where a pre-processor made them, else
+    the request's own ``inputs`` (JSON text, as :func:`read_payloads` gives them)."""
+    return records["transformed"].where(records["transformed"].notna(), records["inputs"])
 
 
 def _conformed(table: pa.Table) -> pa.Table:

@@ -103,6 +103,19 @@ def serve(
         help="With one model URI: requests send entity keys; the model gets this feature service's features.",
         show_default=False,
     ),
+    preprocess: str = typer.Option(
+        None,
+        "--preprocess",
+        help="With one model URI: a model URI whose predict turns request rows into the model's rows, "
+        "run in the same batch (a pyfunc; deploy.yaml: preprocess).",
+        show_default=False,
+    ),
+    postprocess: str = typer.Option(
+        None,
+        "--postprocess",
+        help="With one model URI: a model URI whose predict turns the model's outputs into the answer.",
+        show_default=False,
+    ),
     prefer: str = typer.Option(
         "auto",
         "--prefer",
@@ -131,6 +144,8 @@ def serve(
         shipyard serve models:/churn/3 --trusted
 
         shipyard serve models:/churn@champion --port 8080 --grpc-port 8081
+
+        shipyard serve models:/churn@champion --preprocess models:/churn-prep@champion
     """
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
     # would add ~0.7 s to every other shipyard command.
@@ -153,6 +168,11 @@ def serve(
     path = Path(target)
     feature_repo, online_store = features, settings.online_store
     if path.suffix in (".yaml", ".yml"):
+        if preprocess or postprocess:
+            raise InvalidInput(
+                "--preprocess and --postprocess go with one model URI; in a deploy.yaml give each model's "
+                "preprocess: and postprocess:"
+            )
         deployment = load_deployment(path)
         configs, server_config = deployment.model_configs(), deployment.server_config()
         if deployment.features is not None:
@@ -168,7 +188,12 @@ def serve(
         policy = BatchPolicy(max_batch_size, max_latency_ms, max_queue, enabled=batching)
         configs = [
             ModelConfig(
-                name or default_name(target), target, batching=policy, feature_service=feature_service
+                name or default_name(target),
+                target,
+                batching=policy,
+                feature_service=feature_service,
+                preprocess=preprocess,
+                postprocess=postprocess,
             )
         ]
         server_config = ServerConfig(int(max_body_mb * 1024 * 1024), workers)

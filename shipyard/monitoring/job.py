@@ -40,7 +40,7 @@ from shipyard.monitoring.alerts import Alert, AlertRule, check_rules, evaluate
 from shipyard.monitoring.baseline import check_model_name, find_baseline
 from shipyard.monitoring.performance import PerformanceResult, compute_performance
 from shipyard.monitoring.window import describe, finite, iso, utc
-from shipyard.payloads import METRICS_PREFIX, read_payloads
+from shipyard.payloads import METRICS_PREFIX, model_inputs, read_payloads
 from shipyard.registry.uri import RegistryUri, parse_model_uri
 from shipyard.store.artifacts import ArtifactStore
 
@@ -259,7 +259,7 @@ def run_monitor(
     baseline = found.frame
     check_rules(rules, [str(c) for c in baseline.columns])
 
-    served, used, skipped = served_inputs(window_records["inputs"])
+    served, used, skipped = served_inputs(model_inputs(window_records))
     window = (since, until)
     if len(served) < min_rows:
         raise InvalidInput(

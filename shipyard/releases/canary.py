@@ -295,11 +295,12 @@ def window_drift(
     from shipyard.errors import ShipyardError
     from shipyard.monitoring.baseline import find_baseline
     from shipyard.monitoring.job import served_inputs
+    from shipyard.payloads import model_inputs
     from shipyard.registry.uri import RegistryUri, parse_model_uri
 
     found: dict[str, dict[str, Any]] = {}
     for version, answered in payloads[payloads["status"] == 200].groupby("version"):
-        frame, _, _ = served_inputs(answered["inputs"])
+        frame, _, _ = served_inputs(model_inputs(answered))
         if len(frame) < min_rows:
             found[str(version)] = {"rows": len(frame), "note": f"{len(frame)} of {min_rows} rows"}
             continue

@@ -545,6 +545,7 @@ class InferenceServer:
             error=error,
             model_uri=served.source_uri,
             experiment=experiment,
+            transformed=getattr(outputs, "transformed", None),
         )
 
     # ------------------------------------------------------------------ plumbing

@@ -17,6 +17,8 @@
         # uri: ./model                    # a package folder: a relative path is from this file
         trusted: false                    # true: a pickled model may load (unpickling runs code from it)
         feature_service: churn            # requests send entity keys; the features are looked up online
+        preprocess: models:/churn-prep@champion   # request rows -> the model's rows, in the same batch
+        postprocess: models:/churn-labels/1       # outputs -> the answer (see serving/transformers.py)
     features: {repo: features/, online_store: redis://cache:6379/0}   # the feature repository (a relative
                                           # path is from this file); online_store: default the setting's
 """
@@ -64,6 +66,8 @@ class ModelSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     trusted: bool = False
     feature_service: str | None = None
+    preprocess: str | None = None
+    postprocess: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -128,6 +132,8 @@ class DeploymentSpec(BaseModel):
                 traffic=dict(spec.traffic),
                 shadow=spec.shadow,
                 feature_service=spec.feature_service,
+                preprocess=spec.preprocess,
+                postprocess=spec.postprocess,
             )
             configs.append(config)
         return configs
@@ -195,6 +201,8 @@ def load_deployment(path: Path) -> DeploymentSpec:
         if spec.uri is not None:
             spec.uri = _from_file(spec.uri, path)
         spec.versions = {label: _from_file(uri, path) for label, uri in spec.versions.items()}
+        spec.preprocess = None if spec.preprocess is None else _from_file(spec.preprocess, path)
+        spec.postprocess = None if spec.postprocess is None else _from_file(spec.postprocess, path)
     return found
 
 

@@ -79,6 +79,8 @@ class ServedExplainers:
         data, _ = combine([item])
         if isinstance(data, Mapping) and served.signature is None:
             data = pd.DataFrame(dict(data))
+        # With a pre-processor, what is explained is the model on the rows it made (the model's features).
+        data = served.model_rows(data)
         return explainer.explain(model_rows(served.require_ready(), data, "the request"))
 
     def _explainer(self, served: ServedModel) -> ShapExplainer:

@@ -34,6 +34,7 @@ from shipyard.serving.inference import (
 )
 from shipyard.serving.routing import Deployment
 from shipyard.serving.tensors import datatype_for, datatype_of
+from shipyard.serving.transformers import Transformers
 
 log = logging.getLogger("shipyard.serving")
 
@@ -63,6 +64,9 @@ class ModelConfig:
         options: passed to the model's loader (e.g. ``device="cuda"`` for torch and ONNX models).
         feature_service: requests send entity keys (and request data); the server looks up this feature
             service's features online and gives the model those (the deployment names the repository).
+        preprocess: a model URI whose ``predict`` turns request rows into the model's input rows, in the
+            same batch (:mod:`shipyard.serving.transformers`).
+        postprocess: a model URI whose ``predict`` turns the model's outputs into the answer's ``predict``.
     """
 
     name: str
@@ -74,6 +78,8 @@ class ModelConfig:
     traffic: dict[str, float] = field(default_factory=dict)
     shadow: str | None = None
     feature_service: str | None = None
+    preprocess: str | None = None
+    postprocess: str | None = None
 
     def targets(self) -> list[tuple[str, str]]:
         """``(label, uri)`` of each version to load.
@@ -112,6 +118,13 @@ class TensorInfo:
     parameters: dict[str, Any] | None = None
 
 
+class Outputs(dict[str, np.ndarray]):
+    """One request's outputs; ``transformed`` holds its rows as a pre-processor gave them to the model (for
+    the payload log; the encoders see only the dict)."""
+
+    transformed: pd.DataFrame | None = None
+
+
 class ServedModel:
     """One model version in a server. ``predict_batch`` is thread-safe as far as the model's predict is."""
 
@@ -126,6 +139,7 @@ class ServedModel:
         self.state = ModelState.LOADING
         self.error: str | None = None
         self.model: LoadedModel | None = None
+        self.transformers = Transformers()
         self.load_seconds: float | None = None
         self.inputs: list[TensorInfo] = []
         self.outputs: list[TensorInfo] = []
@@ -136,6 +150,9 @@ class ServedModel:
 
     @property
     def signature(self) -> Signature | None:
+        """What requests are checked against: the pre-processor's signature when there is one."""
+        if self.transformers.pre is not None:
+            return self.transformers.pre.signature
         return self.model.signature if self.model is not None else None
 
     @property
@@ -156,8 +173,11 @@ class ServedModel:
                 self.source_uri = model.version.uri
                 if self.config.version is None:
                     self.version = str(model.version.version)
+            self.transformers = Transformers.load(
+                loader, self.config.preprocess, self.config.postprocess, self.config.options
+            )
             self.model = model
-            self.inputs = _input_infos(model.signature)
+            self.inputs = _input_infos(self.signature)
             self.outputs = self._warm_up(model)
         except Exception as exc:
             self.state, self.error = ModelState.FAILED, f"{type(exc).__name__}: {exc}"
@@ -178,7 +198,7 @@ class ServedModel:
     def predict_batch(self, inputs: Sequence[ModelInput]) -> list[dict[str, np.ndarray] | Exception]:
         """Predict a batch of requests at once; a request that is bad on its own fails alone."""
         try:
-            return list(split(self._predict(inputs), inputs))
+            return self._answers(inputs)
         except Exception:
             if len(inputs) == 1:
                 return [self._explain(inputs[0])]
@@ -187,9 +207,24 @@ class ServedModel:
 
     def _predict_one(self, item: ModelInput) -> dict[str, np.ndarray] | Exception:
         try:
-            return split(self._predict([item]), [item])[0]
+            return self._answers([item])[0]
         except Exception:
             return self._explain(item)
+
+    def _answers(self, inputs: Sequence[ModelInput]) -> list[dict[str, np.ndarray]]:
+        outputs, transformed = self._run(inputs)
+        answers = split(outputs, inputs)
+        if transformed is None:
+            return answers
+        # Each request's slice of the transformed batch (a view, turned into JSON only if it is logged).
+        results: list[dict[str, np.ndarray]] = []
+        start = 0
+        for item, answer in zip(inputs, answers, strict=True):
+            result = Outputs(answer)
+            result.transformed = transformed.iloc[start : start + item.rows]
+            start += item.rows
+            results.append(result)
+        return results
 
     def _explain(self, item: ModelInput) -> Exception:
         try:
@@ -206,25 +241,58 @@ class ServedModel:
         return PredictionFailed(f"model {self.name!r} version {self.version} returned unusable output")
 
     def _predict(self, inputs: Sequence[ModelInput]) -> dict[str, np.ndarray]:
+        return self._run(inputs)[0]
+
+    def _run(self, inputs: Sequence[ModelInput]) -> tuple[dict[str, np.ndarray], pd.DataFrame | None]:
+        """The batch's outputs, and its rows as the pre-processor made them (None without one)."""
         model = self.require_ready()
         data, wanted = combine(inputs)
-        if isinstance(data, dict) and model.signature is None:
+        return self._chain(model, data, wanted)
+
+    def model_rows(self, data: Any) -> Any:
+        """Request rows as the model takes them: through the pre-processor when there is one."""
+        if isinstance(data, dict) and self.signature is None:
             data = pd.DataFrame(data)  # no signature to build the frame: the flavor gets one as is
-        outputs = {PREDICT: as_array(model.predict(data))}
+        if self.transformers.pre is not None:
+            return self.transformers.preprocess(data)
+        return data
+
+    def _chain(
+        self, model: LoadedModel, data: Any, wanted: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], pd.DataFrame | None]:
+        steps = self.transformers
+        data = self.model_rows(data)
+        transformed = data if steps.pre is not None else None
+        try:
+            outputs = {PREDICT: as_array(model.predict(data))}
+        except InvalidInput as exc:
+            if steps.pre is None:
+                raise
+            # The rows came from the pre-processor: what the model refuses is the deployment's error.
+            raise PredictionFailed(
+                f"model {self.name!r} version {self.version} cannot take the output of preprocess "
+                f"{steps.pre_uri!r}: {exc}"
+            ) from exc
         # Requests were checked against output_names, so a batch asks for probabilities only when it can.
-        if PREDICT_PROBA in wanted:
+        if PREDICT_PROBA in wanted or (steps.post is not None and steps.wants_probabilities()):
             outputs[PREDICT_PROBA] = as_array(model.predict_proba(data))
-        return outputs
+        if steps.post is not None:
+            outputs[PREDICT] = steps.postprocess(outputs, model.classes)
+        return outputs, transformed
 
     def _warm_up(self, model: LoadedModel) -> list[TensorInfo]:
         """Run the input example once (first requests then pay no lazy init) and read the outputs' types;
         ``predict_proba`` is an output when the model has it (its columns' classes as parameters)."""
-        example = model.input_example()
+        steps = self.transformers
+        example = (steps.pre if steps.pre is not None else model).input_example()
         if example is None:
             infos = [TensorInfo(PREDICT, "FP64", (-1,))]
         else:
-            predicted = as_array(model.predict(example))
+            # Through the whole chain: a pre-processor the model cannot follow fails here, not on a request.
+            predicted = self._chain(model, example, ())[0][PREDICT]
             infos = [TensorInfo(PREDICT, datatype_of(predicted), (-1, *predicted.shape[1:]))]
+        if steps.pre is not None:
+            example = None if example is None else steps.preprocess(example)
         if not callable(getattr(model.raw, "predict_proba", None)):
             return infos
         classes = getattr(model, "classes", None)

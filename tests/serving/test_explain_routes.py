@@ -17,6 +17,7 @@ from shipyard.serving.explanations import MAX_ROWS
 from shipyard.serving.repository import ModelConfig
 from tests.conftest import make_settings
 from tests.serving.conftest import RunningServer
+from tests.serving.transformer_steps import Unscale
 
 pytest.importorskip("shap", reason="shap is the explain extra (pip install 'shipyard[explain]')")
 
@@ -35,8 +36,9 @@ class Explained:
 def explained(
     tmp_path_factory: pytest.TempPathFactory, start_server: Callable[..., RunningServer]
 ) -> Explained:
-    """``houses`` (a forest regressor with its baseline), ``bare`` (the same without one) and ``onnx`` (a
-    forest classifier with its baseline, served as its ONNX copy)."""
+    """``houses`` (a forest regressor with its baseline), ``scaled`` (the same behind a pre-processor),
+    ``bare`` (the same without a baseline) and ``onnx`` (a forest classifier with its baseline, served as its
+    ONNX copy)."""
     settings = make_settings(tmp_path_factory.mktemp("explain") / "home")
     rng = np.random.default_rng(3)
     frame = pd.DataFrame(rng.normal(size=(300, 4)), columns=["rooms", "age", "noise", "floor"])
@@ -51,8 +53,14 @@ def explained(
         with shipyard.start_run("explain", settings=settings) as run:
             info = shipyard.models.log(model, name="model", run=run, input_example=frame.head(5), **options)
         shipyard.models.register(info.uri, name, settings=settings)
+    raw = pd.DataFrame({f"x{i}": frame[name] / 10 for i, name in enumerate(frame.columns)})
+    with shipyard.start_run("explain", settings=settings) as run:
+        prep = Unscale(list(frame.columns), 10.0)
+        info = shipyard.models.log(prep, name="model", run=run, input_example=raw.head(5))
+    shipyard.models.register(info.uri, "houses-prep", settings=settings)
     configs = [
         ModelConfig("houses", "models:/houses/1"),
+        ModelConfig("scaled", "models:/houses/1", preprocess="models:/houses-prep/1"),
         ModelConfig("bare", "models:/bare/1"),
         ModelConfig("onnx", "models:/onnx/1", options={"prefer": "onnx"}),
     ]
@@ -149,3 +157,16 @@ def test_explanations_are_counted_apart_from_predictions(explained: Explained) -
     assert _post(explained, "/v1/models/houses:explain", {"instances": rows}).status_code == 200
     metrics = httpx.get(explained.server.url + "/metrics").text
     assert 'protocol="v1-explain"' in metrics
+
+
+def test_a_model_behind_a_pre_processor_is_explained_on_the_rows_it_took(explained: Explained) -> None:
+    rows = explained.frame.iloc[:5]
+    raw = pd.DataFrame({f"x{i}": rows[name] / 10 for i, name in enumerate(rows.columns)})
+    answer = _post(explained, "/v1/models/scaled:explain", {"instances": raw.to_dict(orient="records")})
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert document["feature_names"] == list(explained.frame.columns)  # the model's features
+    values = np.array(document["explanations"])
+    np.testing.assert_allclose(
+        values.sum(axis=1), explained.regressor.predict(rows) - document["expected_value"], atol=1e-6
+    )
