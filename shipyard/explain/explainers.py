@@ -7,6 +7,7 @@ Pure logic over a native model object and frames; finding the model and its back
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,8 @@ import pandas as pd
 
 from shipyard.errors import InvalidInput
 from shipyard.explain.records import Explanation
+
+log = logging.getLogger("shipyard.explain")
 
 INSTALL_HINT = "pip install 'shipyard[explain]' (shap>=0.45)"
 # How the explainers name the space their values add up in, as Explanation.output_space says it.
@@ -83,20 +86,26 @@ class ShapExplainer:
             ) from exc
         self.name = "TreeExplainer/interventional"
         self.output_space = _TREE_OUTPUTS.get(str(self._explainer.model.tree_output), "raw")
-        self._check_additivity(shap, estimator, background)
+        self._shap, self._estimator = shap, estimator
+        self._tree_values(background.iloc[:_PROBE_ROWS])
 
-    def _check_additivity(self, shap: ModuleType, estimator: Any, background: pd.DataFrame) -> None:
-        """Explain a few background rows with shap's own additivity check. NOTE: shap 0.51's interventional
-        values for HistGradientBoostingRegressor miss the prediction by a constant; the tree-path-dependent
-        algorithm (relative to the training data the trees recorded) is exact there, so use it instead."""
+    def _tree_values(self, rows: pd.DataFrame) -> Any:
+        """SHAP values with shap's own additivity check. NOTE: shap 0.51's interventional values for
+        scikit-learn's HistGradientBoosting models miss the prediction, on some rows only (a regressor's by a
+        constant; a classifier's on rows the background probe may not hold). The tree-path-dependent
+        algorithm (relative to the training data the trees recorded) is exact there: the explainer switches
+        to it for good at the first miss, and explains the rows again."""
         try:
-            self._explainer.shap_values(background.iloc[:_PROBE_ROWS], check_additivity=True)
+            return self._explainer.shap_values(rows, check_additivity=True)
         except Exception as exc:
-            if "additivity" not in str(exc).lower():
+            if "additivity" not in str(exc).lower() or self.name != "TreeExplainer/interventional":
                 raise
-            self._explainer = shap.TreeExplainer(estimator, feature_perturbation="tree_path_dependent")
-            self.name = "TreeExplainer/tree_path_dependent"
-            self.background_rows = 0
+        log.info("interventional SHAP values missed the prediction; tree-path-dependent from now on")
+        tree = self._shap.TreeExplainer
+        self._explainer = tree(self._estimator, feature_perturbation="tree_path_dependent")
+        self.name = "TreeExplainer/tree_path_dependent"
+        self.background_rows = 0
+        return self._explainer.shap_values(rows, check_additivity=True)
 
     def explain(self, rows: pd.DataFrame) -> Explanation:
         """SHAP values of ``rows``; they hold the background's columns (`InvalidInput` naming one missing)."""
@@ -104,7 +113,8 @@ class ShapExplainer:
         if missing:
             raise InvalidInput(f"the rows to explain lack column {missing[0]!r}, which the background has")
         rows = rows[list(self.feature_names)]
-        values = np.asarray(self._explainer.shap_values(rows), dtype=np.float64)
+        found = self._tree_values(rows) if self.name.startswith("Tree") else self._explainer.shap_values(rows)
+        values = np.asarray(found, dtype=np.float64)
         expected = np.atleast_1d(np.asarray(self._explainer.expected_value, dtype=np.float64))
         outputs: tuple[Any, ...] | None = None
         if values.ndim == 3 and values.shape[2] == 1:
