@@ -13,6 +13,8 @@ def demo() -> None:
 
         shipyard demo
     """
+    from rich.markup import escape
+
     from shipyard.demo import EXPERIMENT, MODEL_NAME, run_demo
 
     with console.status("running the lifecycle…"):
@@ -36,6 +38,11 @@ def demo() -> None:
         f"monitoring: drift share {result.drift_share:.2f}, "
         f"drifted: {', '.join(result.drifted_columns) or 'none'}",
         f"report:     {result.report_uri}",
+        *(
+            [f"retraining: {escape(result.retraining.status)}: {escape(result.retraining.reason)}"]
+            if result.retraining is not None
+            else []
+        ),
         f"metadata:   {settings.db_url}",
         f"artifacts:  {settings.artifact_root}",
         "look at it with:",

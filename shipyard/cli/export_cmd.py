@@ -246,9 +246,9 @@ def kfp(
     import yaml
 
     from shipyard import __version__
-    from shipyard.cli.pipeline_cmd import load_spec
     from shipyard.export.image import check_image
     from shipyard.export.kfp import export_kfp
+    from shipyard.pipelines.targets import load_spec
 
     check_image(image, "--image")
     spec = load_spec(target)

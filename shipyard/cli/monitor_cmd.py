@@ -109,6 +109,9 @@ def run(
         shipyard monitor run churn --since 1h --rules alerts.yaml
 
         shipyard monitor run churn --rules alerts.yaml --fail-on-alert
+
+    A rule with an action (see shipyard.monitoring.alerts) retrains when it fires: its pipeline runs, and
+    the version it makes becomes the challenger (after its gate), within the rule's cool-down and daily limit.
     """
     from shipyard.config import get_settings
     from shipyard.monitoring.alerts import load_rules
@@ -163,6 +166,8 @@ def run(
             "" if alert.delivered is None else " (webhook sent)" if alert.delivered else f" ({alert.error})"
         )
         _say(f"alert {alert.rule}: {alert.metric} = {alert.value:.6g} {alert.op} {alert.threshold:g}{sent}")
+    for retraining in result.retrainings:
+        _say(f"retraining on {retraining.rule}: {retraining.status}: {retraining.reason}")
     _exit_on_alert(result.alerts_fired, fail_on_alert)
 
 
@@ -288,13 +293,15 @@ def schedule(
 
         shipyard monitor schedule churn --cron "0 * * * *" --since 1h --rules alerts.yaml
     """
+    from shipyard.monitoring.alerts import load_rules, rules_yaml
     from shipyard.monitoring.baseline import check_model_name
     from shipyard.monitoring.pipeline import check_parameters, monitoring
     from shipyard.pipelines import Catchup, ScheduleClient, compile_pipeline
     from shipyard.tracking import get_client
 
     check_model_name(model)
-    text = rules.read_text(encoding="utf-8") if rules is not None else ""
+    # Stored as read, with an action's files as absolute paths: the scheduler runs from another folder.
+    text = rules_yaml(load_rules(rules)) if rules is not None else ""
     check_parameters(since, text)
     created = ScheduleClient(get_client()).create(
         compile_pipeline(monitoring),

@@ -3,7 +3,6 @@ it to the platform server and follow, cancel or list runs there."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -14,7 +13,7 @@ import typer
 from shipyard.cli.output import console, print_json, print_table
 from shipyard.config import get_settings
 from shipyard.errors import InvalidInput, PipelineError
-from shipyard.pipelines import Pipeline, PipelineSpec, compile_pipeline, parse_assignments, run_status
+from shipyard.pipelines import PipelineSpec, parse_assignments, run_status
 from shipyard.pipelines.binding import bind_parameters
 from shipyard.pipelines.executors import (
     PipelineExecutor,
@@ -26,44 +25,10 @@ from shipyard.pipelines.executors import (
 from shipyard.pipelines.executors.engine import StepCallback
 from shipyard.pipelines.remote import RemotePipelines
 from shipyard.pipelines.run_status import PipelineRunState
+from shipyard.pipelines.targets import load_spec
 from shipyard.tracking import get_client
 
 app = typer.Typer(help="Compile and run pipelines, here or on the platform server.", no_args_is_help=True)
-
-
-def load_spec(target: str) -> PipelineSpec:
-    """A spec from a YAML file, or compiled from ``module:function`` (importable from the working dir)."""
-    path = Path(target)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
-        if not path.is_file():
-            raise InvalidInput(f"pipeline spec file {target!r} does not exist")
-        return PipelineSpec.from_yaml(path.read_text(encoding="utf-8"), source=str(path))
-    module_name, sep, attribute = target.rpartition(":")
-    if not sep or not module_name or not attribute:
-        raise InvalidInput(f"{target!r} is neither a spec file (.yaml) nor module:function")
-    if module_name.endswith(".py"):
-        # path/to/file.py:pipeline — imported by its dotted name from the working directory, the name its
-        # steps are recorded under (and found by in a worker or a container).
-        source = Path(module_name)
-        if not source.is_file():
-            raise InvalidInput(f"pipeline file {module_name!r} does not exist")
-        try:
-            relative = source.resolve().relative_to(Path.cwd().resolve())
-        except ValueError as exc:
-            raise InvalidInput(
-                f"{module_name!r} is outside the working directory; run from the project that holds it"
-            ) from exc
-        module_name = ".".join(relative.with_suffix("").parts)
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # pipelines usually live beside the user's project
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise InvalidInput(f"cannot import module {module_name!r} for {target!r}: {exc}") from exc
-    found = getattr(module, attribute, None)
-    if not isinstance(found, Pipeline):
-        raise InvalidInput(f"{target!r} is not a @pipeline (found {type(found).__name__})")
-    return compile_pipeline(found)
 
 
 @app.command("compile")

@@ -12,9 +12,9 @@ from typing import Any
 import typer
 
 from shipyard.cli.output import console, fmt_time, print_json, print_table
-from shipyard.cli.pipeline_cmd import load_spec
 from shipyard.errors import PipelineError
 from shipyard.pipelines import Catchup, Schedule, ScheduleClient, ScheduledRun, Scheduler, parse_assignments
+from shipyard.pipelines.targets import load_spec
 from shipyard.tracking import get_client
 
 app = typer.Typer(help="List, pause, resume and delete pipeline schedules.", no_args_is_help=True)

@@ -7,6 +7,8 @@
    payload), and a few hundred requests go to it, the last ones with shifted inputs.
 3. Ground truth for the unshifted requests arrives (joined by request id), and the monitoring job compares
    what was served with the model's training baseline: drift report, skew, accuracy, Prometheus gauges.
+4. Its drift rule fires, and its action retrains (:func:`shipyard.demo.steps.retraining`): the new version
+   becomes the challenger. A second demo within the hour's cool-down fires the rule but does not retrain.
 
 Every part is tracked; running it again adds new versions and runs next to the old ones.
 """
@@ -24,11 +26,29 @@ from typing import Any
 from shipyard.config import Settings, get_settings
 from shipyard.demo.steps import EXPERIMENT, MODEL_NAME, TARGET, lifecycle
 from shipyard.errors import NotFound, PipelineError
+from shipyard.monitoring.retraining import Retraining
 from shipyard.registry.records import ModelVersion
 
 REQUESTS = 300
 SHIFTED = 100  # the last SHIFTED requests scale these features: what monitoring should find
 SHIFTED_COLUMNS = ["mean radius", "mean texture", "mean perimeter", "mean area", "worst radius"]
+# The monitoring rule: five of thirty features drifting is enough to retrain, at most once an hour.
+RULES = {
+    "rules": [
+        {
+            "name": "served-inputs-drifted",
+            "metric": "drift_share",
+            "op": ">=",
+            "threshold": 0.1,
+            "action": {
+                "pipeline": "shipyard.demo.steps:retraining",
+                "parameters": {"model_name": MODEL_NAME},
+                "cooldown": "1h",
+                "max_per_day": 4,
+            },
+        }
+    ]
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,7 @@ class DemoResult:
     report_uri: str
     monitor_run_id: str | None
     seconds: float
+    retraining: Retraining | None = None
 
 
 def run_demo(settings: Settings | None = None, report: Callable[[str], None] = print) -> DemoResult:
@@ -117,6 +138,7 @@ def run_demo(settings: Settings | None = None, report: Callable[[str], None] = p
         report_uri=f"{settings.artifact_root}/{monitored.report_path}",
         monitor_run_id=monitored.run_id,
         seconds=time.monotonic() - started,
+        retraining=monitored.retrainings[0] if monitored.retrainings else None,
     )
 
 
@@ -204,14 +226,16 @@ def _monitor(
     import pandas as pd
 
     from shipyard.monitoring import run_monitor, save_labels
+    from shipyard.monitoring.alerts import parse_rules
     from shipyard.store.artifacts import ArtifactStore
 
     store = ArtifactStore.configured(settings)
     known = REQUESTS - SHIFTED  # ground truth arrives for the ordinary requests
     save_labels(store, MODEL_NAME, pd.DataFrame({"request_id": ids[:known], "label": truth[:known]}))
     report(f"ground truth arrived for {known} requests")
+    rules = parse_rules(RULES)
     try:
-        result = run_monitor(store, MODEL_NAME, since=since, settings=settings, min_rows=50)
+        result = run_monitor(store, MODEL_NAME, since=since, settings=settings, min_rows=50, rules=rules)
     except NotFound:  # the champion is from an older demo, logged without a baseline: set one
         from sklearn.datasets import load_breast_cancer
 
@@ -221,12 +245,14 @@ def _monitor(
         report(
             "the champion has no packaged baseline (an older demo's); set the bundled data as its baseline"
         )
-        result = run_monitor(store, MODEL_NAME, since=since, settings=settings, min_rows=50)
+        result = run_monitor(store, MODEL_NAME, since=since, settings=settings, min_rows=50, rules=rules)
     drifted = [c.column for c in result.drift.columns if c.drift_detected]
     report(
         f"monitoring: drift share {result.drift.drift_share:.2f} "
         f"({len(drifted)} of {len(result.drift.columns)} features: {', '.join(drifted) or 'none'})"
     )
+    for retraining in result.retrainings:
+        report(f"retraining: {retraining.status}: {retraining.reason}")
     return result
 
 

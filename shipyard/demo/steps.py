@@ -1,4 +1,5 @@
-"""The demo's pipeline: ingest → validate → split → tune → train best → evaluate → register (and promote).
+"""The demo's pipelines: ingest → validate → split → tune → train best → evaluate → register (and promote);
+and the retraining that a drift alert starts: ingest → split → refit (the champion's configuration).
 
 Steps are plain typed components; each runs in a worker process as a tracked run of its own. Data moves as
 Parquet files; the model moves as a logged model package (its ``runs:/`` URI), loaded back with Shipyard's
@@ -216,3 +217,39 @@ def lifecycle(model_name: str = MODEL_NAME, max_trials: int = 20, parallel: int 
     model = train_best(train=parts.outputs["train"], best=tuned.outputs["best"])
     scored = evaluate(model_uri=model.output, test=parts.outputs["test"])
     register(model_uri=model.output, accuracy=scored.output, model_name=model_name)
+
+
+@component(cache=False)
+def refit(train: Input[Dataset], test: Input[Dataset], model_name: str) -> float:
+    """Fit the champion's configuration (its training run's parameters) on the training data again and log it
+    with its baseline; the monitoring rule that started this registers it as the challenger. Returns its
+    test accuracy."""
+    try:
+        champion = shipyard.models.get(f"models:/{model_name}@champion")
+        logged = shipyard.get_run(champion.run_id).params if champion.run_id else {}
+    except NotFound:
+        logged = {}
+    names = {spec["name"] for spec in SEARCH_SPACE}
+    params = {k: json.loads(v) for k, v in logged.items() if k in names}
+    shipyard.log_params(params)
+    shipyard.log_input(train.path, name="breast-cancer-train", context="training")
+    frame, held_out = pd.read_parquet(train.path), pd.read_parquet(test.path)
+    model = make_model(params).fit(features_of(frame), frame[TARGET])
+    accuracy = float(model.score(features_of(held_out), held_out[TARGET]))
+    shipyard.log_metric("accuracy", accuracy)
+    shipyard.models.log(
+        model,
+        name="model",
+        input_example=features_of(frame).head(5),
+        baseline=features_of(frame),
+        description="Classifies breast-tissue samples as malignant (0) or benign (1) from 30 features.",
+    )
+    return accuracy
+
+
+@pipeline(name="shipyard-demo-retraining", cache=False)
+def retraining(model_name: str = MODEL_NAME) -> None:
+    """Retrain the served model's configuration on the data (what a drift alert's action runs)."""
+    raw = ingest()
+    parts = split(data=raw.outputs["data"])
+    refit(train=parts.outputs["train"], test=parts.outputs["test"], model_name=model_name)

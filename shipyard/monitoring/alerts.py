@@ -17,6 +17,13 @@ Rules live in YAML::
         metric: accuracy             # against ground truth joined by request id: accuracy | precision |
         op: "<"                      # recall | f1 (classification), mae | rmse | r2 | mape (regression)
         threshold: 0.9
+        action:                      # optional: retrain when it fires (shipyard.monitoring.retraining)
+          pipeline: train.yaml       # a compiled spec (relative to this file) or module:function
+          parameters: {since: 30d}   # checked against the pipeline's parameters when the rules are read
+          cooldown: 6h               # no second run within this long of the last (default 6h)
+          max_per_day: 2             # and at most this many in any 24 hours (default 2)
+          alias: challenger          # the new version's alias (default challenger)
+          gate: gates.yaml           # optional: the alias moves only when it passes (against: champion)
 
 A performance rule does not fire while the window has no labelled predictions (the result says why).
 
@@ -34,13 +41,14 @@ import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 import pydantic
 import yaml
 
+from shipyard.durations import parse_duration
 from shipyard.errors import InvalidInput, field_problems
 
 if TYPE_CHECKING:
@@ -56,6 +64,47 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
+
+
+class RetrainAction(pydantic.BaseModel):
+    """What a fired rule starts: a run of ``pipeline``, at most once per ``cooldown`` and ``max_per_day``
+    times in any 24 hours; the version it makes gets ``alias`` (after ``gate``, when one is named)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    pipeline: str = pydantic.Field(min_length=1)
+    parameters: dict[str, Any] = pydantic.Field(default_factory=dict)
+    cooldown: str = "6h"
+    max_per_day: int = pydantic.Field(2, ge=1, le=1000)
+    model: str | None = None  # the registered model the new version joins (default: the monitored one's)
+    alias: str = "challenger"
+    gate: str | None = None
+    against: str = "champion"
+    executor: str | None = None
+
+    @pydantic.field_validator("cooldown")
+    @classmethod
+    def _check_cooldown(cls, value: str) -> str:
+        try:
+            parse_duration(value, "cooldown", allow_zero=True)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @pydantic.field_validator("alias")
+    @classmethod
+    def _check_alias(cls, value: str) -> str:
+        from shipyard.registry.naming import check_alias
+
+        try:
+            check_alias(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def cooldown_s(self) -> float:
+        return parse_duration(self.cooldown, "cooldown", allow_zero=True).total_seconds()
 
 
 class AlertRule(pydantic.BaseModel):
@@ -81,6 +130,7 @@ class AlertRule(pydantic.BaseModel):
     op: Literal[">", ">=", "<", "<="]
     threshold: float
     webhook: pydantic.HttpUrl | None = None
+    action: RetrainAction | None = None
 
     @pydantic.model_validator(mode="after")
     def _feature_only_for_feature_drift(self) -> AlertRule:
@@ -132,7 +182,8 @@ def parse_rules(data: object, *, source: str = "alert rules") -> list[AlertRule]
 
 
 def load_rules(path: str | Path) -> list[AlertRule]:
-    """Rules from a YAML file.
+    """Rules from a YAML file; an action's pipeline and gate files named by relative paths are found from
+    the file's folder (and kept as absolute paths, so a schedule that stores the rules finds them too).
 
     Raises:
         InvalidInput: the file cannot be read, is not YAML, or holds a bad rule (field named).
@@ -141,7 +192,30 @@ def load_rules(path: str | Path) -> list[AlertRule]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"cannot read alert rules {str(path)!r}: {exc}") from exc
-    return parse_rules_yaml(text, source=f"alert rules in {str(path)!r}")
+    rules = parse_rules_yaml(text, source=f"alert rules in {str(path)!r}")
+    return [_anchored(rule, Path(path).resolve().parent) for rule in rules]
+
+
+def rules_yaml(rules: Iterable[AlertRule]) -> str:
+    """``rules`` as the YAML text :func:`parse_rules_yaml` reads back (what a schedule stores)."""
+    documents = [rule.model_dump(mode="json", exclude_none=True) for rule in rules]
+    return yaml.safe_dump({"rules": documents}, sort_keys=False)
+
+
+def _anchored(rule: AlertRule, folder: Path) -> AlertRule:
+    action = rule.action
+    if action is None:
+        return rule
+    changes: dict[str, str] = {}
+    # A spec file; module:function (or file.py:function) is imported from the working directory as written.
+    pipeline = Path(action.pipeline)
+    if ":" not in action.pipeline and not pipeline.is_absolute():
+        changes["pipeline"] = str(folder / pipeline)
+    if action.gate is not None and not Path(action.gate).is_absolute():
+        changes["gate"] = str(folder / action.gate)
+    if not changes:
+        return rule
+    return rule.model_copy(update={"action": action.model_copy(update=changes)})
 
 
 def parse_rules_yaml(text: str, *, source: str = "alert rules") -> list[AlertRule]:
@@ -276,9 +350,11 @@ __all__ = [
     "WEBHOOK_TIMEOUT_S",
     "Alert",
     "AlertRule",
+    "RetrainAction",
     "check_rules",
     "evaluate",
     "load_rules",
     "parse_rules",
     "parse_rules_yaml",
+    "rules_yaml",
 ]

@@ -46,6 +46,7 @@ from shipyard.store.artifacts import ArtifactStore
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
+    from shipyard.monitoring.retraining import Retraining
     from shipyard.registry.client import RegistryClient
 
 _KEY_UNSAFE = re.compile(r"[^\w\-./: ]")
@@ -76,6 +77,9 @@ class MonitorResult:
         performance: metrics against ground truth joined by request id; None with ``performance_note``
             saying why (no labels yet, none in the window).
         run_id: the tracked run that recorded this monitoring run (with ``settings``).
+        registered_model: the registry's name for the model; served_uri: the registered version that served
+            most (``models:/churn/3``), when the payload log says.
+        retrainings: what the fired rules' actions did (:mod:`shipyard.monitoring.retraining`).
     """
 
     model: str
@@ -96,6 +100,9 @@ class MonitorResult:
     performance: PerformanceResult | None = None
     performance_note: str | None = None
     run_id: str | None = None
+    registered_model: str | None = None
+    served_uri: str | None = None
+    retrainings: tuple[Retraining, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite numbers become None)."""
@@ -121,6 +128,9 @@ class MonitorResult:
                 "performance": None if self.performance is None else self.performance.to_dict(),
                 "performance_note": self.performance_note,
                 "run_id": self.run_id,
+                "registered_model": self.registered_model,
+                "served_uri": self.served_uri,
+                "retrainings": [r.to_dict() for r in self.retrainings],
             }
         )
 
@@ -232,6 +242,12 @@ def run_monitor(
             ``min_rows`` usable input rows in the window (the count and window named).
     """
     check_model_name(model)
+    if any(rule.action is not None for rule in rules):
+        from shipyard.monitoring.retraining import check_actions
+
+        if settings is None:
+            raise InvalidInput("alert rules with an action need settings (the stores to retrain into)")
+        check_actions(rules)  # a rule that could never act is refused before any work
     since, until, now = utc(since), utc(until), utc(now) or datetime.now(UTC)
     if since is not None and until is not None and since >= until:
         raise InvalidInput(
@@ -290,6 +306,8 @@ def run_monitor(
         skew=skew,
         performance=performance,
         performance_note=performance_note,
+        registered_model=lookup_name or model,
+        served_uri=None if lookup_version is None else f"models:/{lookup_name or model}/{lookup_version}",
     )
     html = render_drift_report(
         baseline,
@@ -306,7 +324,12 @@ def run_monitor(
     store.put_bytes(document, result.json_path)
     if settings is not None:
         result = dataclasses.replace(result, run_id=_track(settings, result, html, document))
-        # Again, with the run that recorded it: a report listing links each report to its run.
+        if any(rule.action is not None for rule in rules) and result.alerts_fired:
+            from shipyard.monitoring.retraining import retrain_on
+
+            result = dataclasses.replace(result, retrainings=retrain_on(result, rules, settings))
+        # Again, with the run that recorded it (and what retraining did): a report listing links each
+        # report to its run.
         store.put_bytes(json.dumps(result.to_dict(), indent=2).encode("utf-8"), result.json_path)
     return result
 

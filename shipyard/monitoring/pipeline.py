@@ -82,14 +82,17 @@ def monitoring(
 
 
 def check_parameters(since: str, rules: str) -> None:
-    """Refuse a bad window or bad rules when scheduling, not at the first tick.
+    """Refuse a bad window or bad rules when scheduling, not at the first tick: a rule's action that names
+    an unknown pipeline, a parameter it does not take, or a gate file that cannot be read included.
 
     Raises:
         InvalidInput: naming the bad duration or rule field.
     """
+    from shipyard.monitoring.retraining import check_actions
+
     parse_duration(since, "--since")
     if rules.strip():
-        parse_rules_yaml(rules)
+        check_actions(parse_rules_yaml(rules))
 
 
 __all__ = ["check_parameters", "monitor_model", "monitoring"]

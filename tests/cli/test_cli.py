@@ -110,10 +110,12 @@ def test_bad_input_is_one_line_and_non_zero(
 def test_console_script_demo_runs_the_lifecycle_and_is_repeatable(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "shipyard"
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shipyard.cli"]
+    printed = []
     for _ in range(2):
         done = subprocess.run([*command, "demo"], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert "done in" in done.stdout and "20 trials" in done.stdout, done.stdout
+        printed.append(done.stdout)
     # The pipeline ran every step, twice; each tuned 20 trials as nested runs of its search.
     pipelines = shipyard.search_runs("demo", "tags.`shipyard.pipeline` = 'shipyard-demo'")
     assert len(pipelines) == 2 and all(r.status.value == "FINISHED" for r in pipelines)
@@ -121,8 +123,15 @@ def test_console_script_demo_runs_the_lifecycle_and_is_repeatable(tmp_path: Path
     assert len(searches) == 2
     trials = shipyard.search_runs("demo", f"attributes.parent_run_id = '{searches[0].run_id}'")
     assert len(trials) == 20 and {t.tags["shipyard.tuning.state"] for t in trials} <= {"COMPLETE", "PRUNED"}
-    # Two registered versions; the champion serves and was monitored.
-    assert [v.version for v in shipyard.models.list_versions("breast-cancer")] == [1, 2]
+    # Three registered versions: one per demo, and the retrained one. The first demo's drift (its shifted
+    # traffic) fired the rule and retrained once; the second fired it within the cool-down and did not.
+    assert [v.version for v in shipyard.models.list_versions("breast-cancer")] == [1, 2, 3]
+    assert "retraining: succeeded: models:/breast-cancer/2 is now @challenger" in printed[0], printed[0]
+    assert "retraining: cooling-down" in printed[1], printed[1]
+    (retrained,) = shipyard.search_runs("retraining")
+    assert retrained.tags["shipyard.retraining.outcome"] == "succeeded"
+    retrained_version = shipyard.models.get("models:/breast-cancer/2")
+    assert retrained_version.tags["shipyard.retraining.trigger"] == retrained.run_id
     champion = shipyard.models.get("models:/breast-cancer@champion")
     trained_by = shipyard.get_run(champion.run_id)  # the train-best step, which names its search
     assert trained_by.tags["tuning_run"] in {r.run_id for r in searches}
