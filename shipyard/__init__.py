@@ -105,6 +105,7 @@ __all__ = [
     "WorkerError",
     "__version__",
     "active_run",
+    "audit_model",
     "autolog",
     "end_run",
     "evaluate",
@@ -138,6 +139,7 @@ __all__ = [
 
 if _typing.TYPE_CHECKING:
     from shipyard import explain, models, training
+    from shipyard.audit import audit_model
     from shipyard.autologging import autolog
     from shipyard.evaluation import evaluate
     from shipyard.tuning import tune
@@ -158,6 +160,8 @@ def __getattr__(name: str) -> _typing.Any:
 
     if name == "models":
         return importlib.import_module("shipyard.models")
+    if name == "audit_model":  # pandas and scikit-learn's metrics load on first use
+        return importlib.import_module("shipyard.audit").audit_model
     if name == "autolog":  # patches libraries only when they are imported, but loads the registry
         return importlib.import_module("shipyard.autologging").autolog
     if name == "evaluate":  # pandas, scikit-learn's metrics and matplotlib load on first use

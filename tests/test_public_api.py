@@ -11,6 +11,7 @@ import pytest
 PACKAGES = [
     "shipyard",
     "shipyard.data",
+    "shipyard.audit",
     "shipyard.autologging",
     "shipyard.batch",
     "shipyard.datasets",

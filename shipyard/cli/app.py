@@ -13,6 +13,7 @@ from shipyard.cli import (
     ab_cmd,
     access_cmd,
     artifacts_cmd,
+    audit_cmd,
     build_cmd,
     config_cmd,
     data_cmd,
@@ -100,6 +101,7 @@ data_cmd.app.command("list")(datasets_cmd.list_datasets)
 data_cmd.app.command("versions")(datasets_cmd.versions)
 data_cmd.app.command("show")(datasets_cmd.show)
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(tune_cmd.app, name="tune")
 app.add_typer(import_cmd.app, name="import")
 app.command("gc")(runs_cmd.gc)

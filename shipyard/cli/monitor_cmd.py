@@ -104,14 +104,14 @@ def run(
     """Compare MODEL's served inputs with its baseline (drift, skew, performance when labelled): report,
     Prometheus metrics, alerts and a tracked run in experiment monitoring/MODEL.
 
+    A rule with an action (see shipyard.monitoring.alerts) retrains when it fires: its pipeline runs, and
+    the version it makes becomes the challenger (after its gate), within the rule's cool-down and daily limit.
+
     Examples:
 
         shipyard monitor run churn --since 1h --rules alerts.yaml
 
         shipyard monitor run churn --rules alerts.yaml --fail-on-alert
-
-    A rule with an action (see shipyard.monitoring.alerts) retrains when it fires: its pipeline runs, and
-    the version it makes becomes the challenger (after its gate), within the rule's cool-down and daily limit.
     """
     from shipyard.config import get_settings
     from shipyard.monitoring.alerts import load_rules

@@ -13,6 +13,9 @@ A rules file (YAML)::
     drift: {max_share: 0.5}          # evaluation features vs the candidate's packaged training baseline
     required_tags: [owner]           # on the version
     required_card: [description, limitations]  # model card fields in MODEL.yaml
+    audit:                           # per-segment performance and fairness on the dataset (shipyard audit's
+      segments: [region]             #   rules, shipyard.data.fairness; label: the gate's by default)
+      fairness: {demographic_parity_difference: {max: 0.1}}
 
 :func:`evaluate_gate` returns one :class:`RuleResult` per rule; :func:`record_gate` writes the outcome on the
 version (``shipyard.gate.*`` tags) with an audit event, which a model's ``shipyard.gate.required_for`` tag
@@ -36,6 +39,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shipyard.data.fairness import AuditRules, audit_predictions, check_performance_rules, check_segments
 from shipyard.data.model_metrics import METRICS
 from shipyard.data.thresholds import MetricRule
 from shipyard.errors import InvalidInput, NotFound, ShipyardError
@@ -80,6 +84,7 @@ class GateRules(_Rules):
     drift: DriftRule | None = None
     required_tags: list[str] = Field(default_factory=list)
     required_card: list[str] = Field(default_factory=list)
+    audit: AuditRules | None = None
 
 
 @dataclass(frozen=True)
@@ -155,10 +160,15 @@ def load_rules(path: Path) -> GateRules:
             f"{', '.join(CARD_FIELDS)}"
         )
     needs_data = bool(rules.metrics) or rules.drift is not None or rules.latency is not None
-    if needs_data and rules.dataset is None:
+    if (needs_data or rules.audit is not None) and rules.dataset is None:
         raise InvalidInput(
-            f"{path}: dataset: the metrics, drift and latency rules need an evaluation dataset"
+            f"{path}: dataset: the metrics, drift, latency and audit rules need an evaluation dataset"
         )
+    if rules.audit is not None:
+        if not rules.audit.segments:
+            raise InvalidInput(f"{path}: audit.segments: name at least one segment column")
+        if (rules.audit.label or rules.label) is None:
+            raise InvalidInput(f"{path}: label: the audit needs the dataset's label column")
     if rules.metrics and rules.label is None:
         raise InvalidInput(f"{path}: label: the metric rules need the dataset's label column")
     return rules
@@ -260,6 +270,9 @@ def evaluate_gate(
     if rules.drift is not None:
         assert features is not None
         results.append(_drift_result(candidate, features, rules.drift.max_share))
+    if rules.audit is not None:
+        assert frame is not None
+        results.extend(_audit_results(candidate, frame, rules.audit, rules.label, rules_path))
     if rules.required_tags:
         tags = candidate.version.tags if candidate.version is not None else {}
         results.append(_presence("required tags", rules.required_tags, {k for k, v in tags.items() if v}))
@@ -304,6 +317,35 @@ def set_gate_requirement(registry: RegistryClient, name: str, required_for: list
 
 
 # ---------------------------------------------------------------------- rules
+
+
+def _audit_results(
+    candidate: LoadedModel, frame: pd.DataFrame, audit: AuditRules, label: str | None, rules_path: Path
+) -> list[RuleResult]:
+    """The audit's checks (per-segment performance, fairness gaps), one rule result each."""
+    label = audit.label or label
+    assert label is not None
+    try:
+        check_segments(frame, audit.segments, label, str(rules_path))
+        classifier = callable(getattr(candidate.raw, "predict_proba", None))
+        known = ("accuracy", "precision", "recall", "f1") if classifier else ("mae", "mse", "rmse", "r2")
+        check_performance_rules(audit, known)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{rules_path}: audit: {exc}") from exc
+    predicted = np.asarray(candidate.predict(frame.drop(columns=[label])))
+    outcome = audit_predictions(
+        frame, frame[label].to_numpy(), predicted, audit, classifier=classifier, classes=candidate.classes
+    )
+    return [
+        RuleResult(
+            f"audit {check.segment}: {check.rule}",
+            check.passed,
+            "" if check.value is None else f"{check.value:.4g}",
+            threshold=check.threshold,
+            detail=check.detail,
+        )
+        for check in outcome.checks
+    ]
 
 
 def _presence(rule: str, required: list[str], present: set[str]) -> RuleResult:
