@@ -17,7 +17,9 @@ Parquet); a cell whose predictions differ from the peer's is INVALID.
   sha256, the model version column): target >= 0.9x the peer's rows/s;
 - (b) ``batch_predict`` with 2 workers against the peer on one core (``OMP_NUM_THREADS=1``): the scaling the
   issue asks for (>= 1.7x on 2 cores); (c) for context, 2 workers against the peer with every core;
-- (d) peak RSS of (a) against the peer: bounded by the batch, not the input's size.
+- (d) peak RSS of (a) against the peer: bounded by the batch, not the input's size;
+- (e), (f): (a) and (b) again with ``prefer="native"``: scikit-learn itself instead of the model's verified
+  ONNX copy, which ``batch_predict`` (like ``shipyard serve``) runs by default; for context.
 
 The machine may be shared: before each cell the script waits (at most 20 s) for other processes to leave the
 CPUs idle, and a footnote says when they did not. Progress goes to stderr, the table to stdout.
@@ -110,10 +112,10 @@ def cell_peer(source: str, output: str) -> None:
     writer.close()
 
 
-def cell_shipyard(source: str, output: str, workers: int) -> None:
+def cell_shipyard(source: str, output: str, workers: int, prefer: str = "auto") -> None:
     from shipyard.batch import batch_predict
 
-    batch_predict(MODEL, source, output, keys=["id"], workers=workers, batch_rows=GROUP_ROWS)
+    batch_predict(MODEL, source, output, keys=["id"], workers=workers, batch_rows=GROUP_ROWS, prefer=prefer)
 
 
 def run_cell(kind: str, source: Path, output: Path, workers: int, env: dict[str, str]) -> dict[str, float]:
@@ -175,7 +177,8 @@ def main() -> None:
         if args.cell == "peer":
             cell_peer(args.source, args.output)
         else:
-            cell_shipyard(args.source, args.output, args.workers)
+            prefer = "native" if args.cell == "shipyard-native" else "auto"
+            cell_shipyard(args.source, args.output, args.workers, prefer)
         return
 
     rows = args.rows or (1_000_000 if args.quick else 10_000_000)
@@ -197,6 +200,8 @@ def main() -> None:
             ("a", "shipyard", 1, env),
             ("peer-1core", "peer", 1, one_core),
             ("b", "shipyard", 2, env),
+            ("e", "shipyard-native", 1, env),
+            ("f", "shipyard-native", 2, env),
         ]
         for name, kind, workers, environment in plan:
             busy.append(wait_for_idle(name, 20))
@@ -205,7 +210,8 @@ def main() -> None:
             cells[name]["rows_per_s"] = rows / cells[name]["seconds"]
             done = cells[name]
             progress(f"  {done['rows_per_s']:,.0f} rows/s, peak RSS {done['peak_mib']:,.0f} MiB")
-        valid = all(same_predictions(folder / "peer.parquet", folder / f"{n}.parquet") for n in ("a", "b"))
+        names = ("a", "b", "e", "f")
+        valid = all(same_predictions(folder / "peer.parquet", folder / f"{n}.parquet") for n in names)
         notes = [f"busy CPUs before a cell: {busy_text(max((b or 0.0) for b in busy))}"] if any(busy) else []
         results = [
             Result(
@@ -224,6 +230,14 @@ def main() -> None:
             Result(
                 "d", f"peak RSS MiB, 1 worker (input {size_mib:,.0f} MiB)", "MiB", False,
                 cells["a"]["peak_mib"], cells["peer"]["peak_mib"], valid=valid,
+            ),
+            Result(
+                "e", "rows/s, 1 worker, prefer native (scikit-learn)", "rows/s", True,
+                cells["e"]["rows_per_s"], cells["peer"]["rows_per_s"], valid=valid,
+            ),
+            Result(
+                "f", "rows/s, 2 workers, prefer native, vs the loop on one core", "rows/s", True,
+                cells["f"]["rows_per_s"], cells["peer-1core"]["rows_per_s"], valid=valid,
             ),
         ]  # fmt: skip
         print_table(

@@ -14,6 +14,7 @@ the output (with its sha256) out.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from shipyard.config import Settings, get_settings
 from shipyard.errors import InvalidInput, PredictionFailed, ShipyardError
 from shipyard.lineage import ArtifactType, LineageClient
 from shipyard.processes import usable_cpus
+from shipyard.registry.flavors.sklearn import PREFERENCES
 from shipyard.registry.loading import LoadedModel, load_model, locate_package, read_verified_manifest
 from shipyard.registry.signature import Signature, SignatureKind
 from shipyard.tracking import get_client
@@ -66,6 +68,8 @@ class _Plan:
     label: str
     probabilities: bool
     batch_rows: int
+    flavor: str = ""
+    prefer: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def batch_predict(
     overwrite: bool = False,
     output_format: Format | None = None,
     trusted: bool = False,
+    prefer: str = "auto",
     experiment: str | None = None,
     run_name: str | None = None,
     settings: Settings | None = None,
@@ -114,6 +119,8 @@ def batch_predict(
         overwrite: replace an existing output.
         output_format: ``parquet`` or ``csv`` for an output named without a suffix (a step's artifact).
         trusted: load a pickled model (it runs code as it loads).
+        prefer: the runtime of a model with a verified ONNX copy: ``auto`` (the copy, as ``shipyard serve``
+            runs it: kept only when it reproduced the model's predictions), ``native`` or ``onnx``.
         experiment, run_name: where the job's run goes (default ``batch-inference``; inside an active run,
             a pipeline step's, that run records the job).
         on_progress: called with the rows scored so far and the total when known.
@@ -139,7 +146,10 @@ def batch_predict(
     _, manifest = read_verified_manifest(location)
     label = location.version.uri if location.version is not None else location.source_uri
     signature = Signature.from_dict(manifest.signature) if manifest.signature else None
+    if prefer not in PREFERENCES:
+        raise InvalidInput(f"prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
     plan = _plan(signature, found, keys, label, probabilities, batch_rows)
+    plan = dataclasses.replace(plan, flavor=manifest.flavor, prefer=prefer)
     units = _units(found, batch_rows)
     total = None if any(u.rows < 0 for u in units) else sum(u.rows for u in units)
 
@@ -158,13 +168,15 @@ def batch_predict(
             "batch_rows": batch_rows,
             "workers": workers,
             "executor": executor,
+            "prefer": prefer,
             "keys": ",".join(plan.keys),
         }
         run.log_params({f"batch.{name}": value for name, value in params.items()})
         if executor == "ray":
             scored = _score_ray(label, trusted, settings, plan, units, workers)
         elif workers == 1:
-            scored = _score_local(load_model(label, registry, trusted=trusted), plan, units)
+            loaded = load_model(label, registry, trusted=trusted, **_load_options(plan, None))
+            scored = _score_local(loaded, plan, units)
         else:
             scored = _score_workers(label, trusted, settings, plan, units, workers)
         rows, schema = 0, None
@@ -352,7 +364,8 @@ def _score_unit(
     key = (model, settings.db_url, trusted)
     try:
         if key not in _models:
-            _models[key] = load_model(model, registry_client(settings), trusted=trusted)
+            options = _load_options(plan, threads)
+            _models[key] = load_model(model, registry_client(settings), trusted=trusted, **options)
         _limit_threads(threads)  # after the load: threadpoolctl sees only the libraries loaded by then
         loaded = _models[key]
         tables = [
@@ -365,6 +378,18 @@ def _score_unit(
 
 
 _limited: list[Any] = []  # the limit set in this worker, held for its life
+# Flavors whose loader sizes an onnxruntime session by ``threads`` (a worker's share of the CPUs).
+_SESSION_FLAVORS = ("sklearn", "onnx")
+
+
+def _load_options(plan: _Plan, threads: int | None) -> dict[str, Any]:
+    """The loader options a batch job asks for: the runtime (``prefer``; a flavor with one runtime ignores
+    ``auto``) and, in a worker, an ONNX session of the worker's share of the threads: onnxruntime sizes its
+    pool by the machine's cores, and two workers' pools would spin against each other."""
+    options: dict[str, Any] = {"prefer": plan.prefer}
+    if threads is not None and plan.flavor in _SESSION_FLAVORS:
+        options["threads"] = threads
+    return options
 
 
 def _limit_threads(threads: int) -> None:
@@ -435,7 +460,8 @@ class _RayScorer:
     def __init__(self, model: str, trusted: bool, settings: Settings, plan: _Plan, threads: int) -> None:
         from shipyard.registry.fluent import registry_client
 
-        self.model = load_model(model, registry_client(settings), trusted=trusted)
+        options = _load_options(plan, threads)
+        self.model = load_model(model, registry_client(settings), trusted=trusted, **options)
         _limit_threads(threads)  # after the load: threadpoolctl sees only the libraries loaded by then
         self.plan = plan
 

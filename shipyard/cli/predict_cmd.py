@@ -27,6 +27,11 @@ def predict(
     executor: str = typer.Option("local", "--executor", help="local, or ray (Ray Data on ray_address)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     trusted: bool = typer.Option(False, "--trusted", help="Load a pickled model (runs code as it loads)."),
+    prefer: str = typer.Option(
+        "auto",
+        "--prefer",
+        help="A model with a verified ONNX copy runs it (auto, as shipyard serve does), or: native, onnx.",
+    ),
     experiment: str | None = typer.Option(
         None, "--experiment", help="The run's experiment [batch-inference]."
     ),
@@ -68,6 +73,7 @@ def predict(
             executor=executor,
             overwrite=overwrite,
             trusted=trusted,
+            prefer=prefer,
             experiment=experiment,
             run_name=name,
             on_progress=on_progress,

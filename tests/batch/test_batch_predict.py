@@ -46,6 +46,23 @@ def customers(path: Path, rows: int = 1000, seed: int = 1, **options: object) ->
     return data
 
 
+def test_native_runs_scikit_learn_itself_on_two_workers(model: LogisticRegression) -> None:
+    data = customers(Path("customers.parquet"))
+    for prefer in ("native", "onnx"):
+        result = batch_predict(
+            "models:/churn/1", "customers.parquet", f"{prefer}.parquet", probabilities=True, batch_rows=300,
+            workers=2, prefer=prefer,
+        )  # fmt: skip
+        assert get_client().get_run(result.run_id).params["batch.prefer"] == prefer
+    native, onnx = pd.read_parquet("native.parquet"), pd.read_parquet("onnx.parquet")
+    expected = model.predict_proba(data[FEATURES])
+    np.testing.assert_allclose(native[["proba_0", "proba_1"]], expected, rtol=1e-12)  # scikit-learn's own
+    np.testing.assert_allclose(onnx[["proba_0", "proba_1"]], expected, atol=1e-6)
+    assert native.prediction.tolist() == onnx.prediction.tolist() == model.predict(data[FEATURES]).tolist()
+    with pytest.raises(InvalidInput, match="prefer must be one of"):
+        batch_predict("models:/churn/1", "customers.parquet", "x.parquet", prefer="fastest")
+
+
 def test_every_row_is_scored_with_its_keys_and_the_model_version(model: LogisticRegression) -> None:
     data = customers(Path("customers.parquet"))
     seen: list[tuple[int, int | None]] = []
@@ -57,7 +74,8 @@ def test_every_row_is_scored_with_its_keys_and_the_model_version(model: Logistic
     assert list(out.columns) == ["id", "region", "prediction", "proba_0", "proba_1", "model_version"]
     assert out.id.tolist() == data.id.tolist() and out.region.tolist() == data.region.tolist()
     assert out.prediction.tolist() == model.predict(data[FEATURES]).tolist()
-    np.testing.assert_allclose(out[["proba_0", "proba_1"]], model.predict_proba(data[FEATURES]))
+    # The verified ONNX copy runs by default (as shipyard serve runs it): probabilities in float32.
+    np.testing.assert_allclose(out[["proba_0", "proba_1"]], model.predict_proba(data[FEATURES]), atol=1e-6)
     assert set(out.model_version) == {"models:/churn/1"}
     # Read in batches of at most 300 rows, progress reported against the total after each.
     steps = np.diff([0] + [rows for rows, _ in seen])

@@ -136,7 +136,10 @@ def test_drift_and_an_incompatible_signature_fail_their_rules(bc: Path) -> None:
          "dataset: "),
         ({"dataset": "eval.parquet", "label": "label", "metrics": {"accuracy": {"min": 0.9}}},
          "label: column 'label' is not in eval.parquet"),
-        ({"metrics": {"accuracy": {"min": 0.9}}}, "dataset: the metrics, drift, latency and audit rules need"),
+        (
+            {"metrics": {"accuracy": {"min": 0.9}}},
+            "dataset: the metrics, drift, latency and audit rules need",
+        ),
         ({"dataset": "eval.parquet", "label": "target", "metrics": {"accuracy": {}}},
          "metrics.accuracy: give min, max, min_delta or max_delta"),
         ({"dataset": "eval.parquet", "thresholds": {}}, "thresholds: Extra inputs are not permitted"),

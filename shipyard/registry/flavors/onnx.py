@@ -56,8 +56,11 @@ def require(module: str, hint: str = INSTALL_HINT) -> ModuleType:
         raise InvalidInput(f"{module} is not installed; install it with: {hint}") from exc
 
 
-def open_session(path: Path, *, device: str = "cpu") -> onnxruntime.InferenceSession:
-    """An onnxruntime session for ``path`` on ``device`` ("cpu" or "cuda").
+def open_session(
+    path: Path, *, device: str = "cpu", threads: int | None = None
+) -> onnxruntime.InferenceSession:
+    """An onnxruntime session for ``path`` on ``device`` ("cpu" or "cuda"), with ``threads`` intra-op
+    threads (default: the CPUs this process may use).
 
     "cuda" uses onnxruntime's CUDA provider when this onnxruntime build has it and falls back to the CPU
     (with a warning) when it does not. An unreadable or invalid file raises `InvalidInput` naming it.
@@ -74,17 +77,20 @@ def open_session(path: Path, *, device: str = "cpu") -> onnxruntime.InferenceSes
     if not path.is_file():
         raise InvalidInput(f"ONNX model file {str(path)!r} does not exist")
     try:
-        return ort.InferenceSession(str(path), sess_options=_session_options(ort), providers=providers)
+        options = _session_options(ort, threads)
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind error types (InvalidProtobuf, Fail, …)
         raise InvalidInput(f"{path} is not a valid ONNX model: {exc}") from exc
 
 
-def _session_options(ort: ModuleType) -> onnxruntime.SessionOptions:
+def _session_options(ort: ModuleType, threads: int | None = None) -> onnxruntime.SessionOptions:
+    if threads is not None and threads < 1:
+        raise InvalidInput(f"threads must be at least 1, got {threads}")
     options = ort.SessionOptions()
     # onnxruntime sizes its thread pool by the machine's cores, not by those this process may use: a server
     # pinned to one core (taskset, a container's CPU limit) got a second pool thread that spun beside the
     # request threads on that core — 6-15% of a single-core server's throughput, measured.
-    options.intra_op_num_threads = usable_cpus()
+    options.intra_op_num_threads = threads or usable_cpus()
     return options
 
 
@@ -208,15 +214,18 @@ class OnnxFlavor:
         *,
         trusted: bool = False,
         device: str | None = None,
+        threads: int | None = None,
     ) -> OnnxPredictor:
         """Load ``model.onnx``. ``trusted`` is accepted for the contract and not needed: ONNX holds no code.
 
         Args:
             device: "cpu" or "cuda"; defaults to ``loader["device"]``, else "cpu".
+            threads: onnxruntime's intra-op threads (default: the CPUs this process may use); batch workers
+                take their share.
         """
         del trusted
         chosen = device or str(loader.get("device", "cpu"))
-        return OnnxPredictor(open_session(directory / MODEL_FILE, device=chosen))
+        return OnnxPredictor(open_session(directory / MODEL_FILE, device=chosen, threads=threads))
 
 
 def _is_dataframe(data: Any) -> bool:

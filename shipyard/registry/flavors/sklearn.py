@@ -144,6 +144,7 @@ class SklearnFlavor:
         *,
         trusted: bool = False,
         prefer: str = "native",
+        threads: int | None = None,
     ) -> SklearnPredictor | SklearnOnnxPredictor:
         """Load the estimator (``prefer="native"``) or its ONNX copy (``prefer="onnx"``); ``"auto"`` takes
         the ONNX copy when the package has one (it is kept only when it reproduced scikit-learn's
@@ -151,7 +152,8 @@ class SklearnFlavor:
 
         ``prefer="onnx"`` falls back to scikit-learn, with a warning, when the model has no verified ONNX
         copy; the returned object's ``runtime`` says which one runs. The ONNX path never reads the skops
-        file, so it needs no type review.
+        file, so it needs no type review. ``threads``: the ONNX session's intra-op threads (default: the
+        CPUs this process may use).
 
         Raises:
             UntrustedArtifact: the skops file names an object `skops_types` does not approve (a function,
@@ -165,7 +167,7 @@ class SklearnFlavor:
         has_runtime = importlib.util.find_spec("onnxruntime") is not None
         usable = prefer == "onnx" or (prefer == "auto" and has_runtime)
         if usable and facts.get("available"):
-            runner = OnnxPredictor(open_session(directory / ONNX_FILE))
+            runner = OnnxPredictor(open_session(directory / ONNX_FILE, threads=threads))
             cls = ProbabilisticSklearnOnnxPredictor if facts.get("proba_output") else SklearnOnnxPredictor
             return cls(runner, facts)
         if prefer == "onnx":
