@@ -120,7 +120,6 @@ app.add_typer(access_cmd.users_app, name="users")
 app.add_typer(access_cmd.tokens_app, name="tokens")
 app.command("grant")(access_cmd.grant)
 app.command("grants")(access_cmd.grants)
-app.command("audit")(access_cmd.audit)
 # Defined beside the other schedule commands; it belongs under `shipyard pipeline` for users.
 pipeline_cmd.app.command("schedule")(schedule_cmd.schedule_pipeline)
 

@@ -6,9 +6,28 @@ from pathlib import Path
 
 import typer
 
+from shipyard.cli import access_cmd
 from shipyard.cli.output import print_json, print_table
 
-app = typer.Typer(help="Audit models: per-segment performance and fairness.", no_args_is_help=True)
+app = typer.Typer(
+    help="The server's audit log (shipyard audit [--since/--user/--limit/--json]); and model audits: "
+    "per-segment performance and fairness (shipyard audit model|schedule).",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+def log(
+    ctx: typer.Context,
+    since: str = typer.Option(None, "--since", help="30m, 12h, 7d or an ISO date (UTC)."),
+    user: str = typer.Option(None, "--user", help="One user's writes."),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Without a command: the server's audit log, every write, who made it, when and from where (newest
+    first). `shipyard audit model` audits a model instead."""
+    if ctx.invoked_subcommand is None:
+        access_cmd.audit(since=since, user=user, limit=limit, as_json=as_json)
 
 _SEGMENTS = typer.Option(
     None, "--segments", help="Columns whose values are the groups, comma-separated (or segments: in --rules)."
