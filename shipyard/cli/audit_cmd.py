@@ -29,6 +29,7 @@ def log(
     if ctx.invoked_subcommand is None:
         access_cmd.audit(since=since, user=user, limit=limit, as_json=as_json)
 
+
 _SEGMENTS = typer.Option(
     None, "--segments", help="Columns whose values are the groups, comma-separated (or segments: in --rules)."
 )

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shipyard.data.model_metrics import classifier_metrics, regressor_metrics
+from shipyard.data.model_metrics import classifier_metrics, plain, regressor_metrics
 from shipyard.data.thresholds import MetricRule
 from shipyard.errors import InvalidInput, field_problems
 
@@ -139,7 +139,7 @@ class AuditOutcome:
         return _finite(
             {
                 "task": self.task,
-                "positive": _plain(self.positive),
+                "positive": plain(self.positive),
                 "rows": self.rows,
                 "passed": self.passed,
                 "overall": self.overall,
@@ -246,7 +246,7 @@ def _metrics(y: np.ndarray, predicted: np.ndarray, classifier: bool, classes: An
         return {"example_count": 0.0}
     if classifier:
         return classifier_metrics(y, predicted, None, classes)[0]
-    return {"example_count": float(len(y)), **regressor_metrics(y, predicted)[0]}
+    return regressor_metrics(y, predicted)[0]
 
 
 def _rates(y: np.ndarray, predicted: np.ndarray, positive: Any) -> dict[str, float | None]:
@@ -315,10 +315,6 @@ def check_performance_rules(rules: AuditRules, known: Sequence[str]) -> None:
             raise InvalidInput(f"audit rules: {name}: give min or max")
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _finite(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -326,7 +322,7 @@ def _finite(value: Any) -> Any:
         return {str(k): _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
-    return _plain(value)
+    return plain(value)
 
 
 __all__ = [

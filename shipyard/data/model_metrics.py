@@ -213,9 +213,9 @@ def confusion(y: np.ndarray, predicted: np.ndarray, classes: Sequence[Any] | Non
 
     labels = class_labels(y, predicted, classes)
     matrix = confusion_matrix(y, predicted, labels=labels)
-    return {"labels": [_plain(v) for v in labels], "matrix": matrix.tolist()}
+    return {"labels": [plain(v) for v in labels], "matrix": matrix.tolist()}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A numpy scalar as the Python value JSON writes."""
     return value.item() if isinstance(value, np.generic) else value

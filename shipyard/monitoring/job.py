@@ -242,7 +242,8 @@ def run_monitor(
             ``min_rows`` usable input rows in the window (the count and window named).
     """
     check_model_name(model)
-    if any(rule.action is not None for rule in rules):
+    acting = any(rule.action is not None for rule in rules)
+    if acting:
         from shipyard.monitoring.retraining import check_actions
 
         if settings is None:
@@ -324,7 +325,7 @@ def run_monitor(
     store.put_bytes(document, result.json_path)
     if settings is not None:
         result = dataclasses.replace(result, run_id=_track(settings, result, html, document))
-        if any(rule.action is not None for rule in rules) and result.alerts_fired:
+        if acting and result.alerts_fired:
             from shipyard.monitoring.retraining import retrain_on
 
             result = dataclasses.replace(result, retrainings=retrain_on(result, rules, settings))

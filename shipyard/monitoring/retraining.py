@@ -153,7 +153,7 @@ def _retrain(
         TAG_SEQ: str(seq),
         "shipyard.retraining.rule": rule.name,
         "shipyard.retraining.model": model,
-        "shipyard.retraining.alert": f"{alert.metric} = {alert.value:.6g} {alert.op} {alert.threshold:g}",
+        **_alert_tag(alert),
     }
     if result.run_id is not None:
         tags["shipyard.retraining.monitor_run"] = result.run_id

@@ -274,7 +274,7 @@ class ServedModel:
                 f"{steps.pre_uri!r}: {exc}"
             ) from exc
         # Requests were checked against output_names, so a batch asks for probabilities only when it can.
-        if PREDICT_PROBA in wanted or (steps.post is not None and steps.wants_probabilities()):
+        if PREDICT_PROBA in wanted or (steps.post is not None and steps.wants_probabilities):
             outputs[PREDICT_PROBA] = as_array(model.predict_proba(data))
         if steps.post is not None:
             outputs[PREDICT] = steps.postprocess(outputs, model.classes)

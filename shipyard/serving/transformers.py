@@ -50,6 +50,8 @@ class Transformers:
     post: LoadedModel | None = None
     pre_uri: str | None = None
     post_uri: str | None = None
+    # Whether the post-processor's signature names a ``predict_proba_<class>`` column: read once, at load.
+    wants_probabilities: bool = False
 
     @classmethod
     def load(
@@ -74,7 +76,11 @@ class Transformers:
                 loaded[step] = loader(uri, **kwargs)
             except Exception as exc:
                 raise InvalidInput(f"{step} {uri!r} failed to load: {type(exc).__name__}: {exc}") from exc
-        return cls(loaded["preprocess"], loaded["postprocess"], preprocess, postprocess)
+        post = loaded["postprocess"]
+        signature = post.signature if post is not None else None
+        names = signature.input_names if signature is not None and signature.input_names else ()
+        wants = any(str(n).startswith(PROBA_PREFIX) for n in names)
+        return cls(loaded["preprocess"], post, preprocess, postprocess, wants)
 
     def preprocess(self, data: Any) -> pd.DataFrame:
         """The model's input for a batch of request rows.
@@ -106,12 +112,6 @@ class Transformers:
         if len(out) != rows:
             raise PredictionFailed(f"preprocess {self.pre_uri!r} returned {len(out)} rows for {rows}")
         return out.reset_index(drop=True)
-
-    def wants_probabilities(self) -> bool:
-        """Whether the post-processor's signature names any ``predict_proba_<class>`` column."""
-        signature = self.post.signature if self.post is not None else None
-        names = signature.input_names if signature is not None and signature.input_names else ()
-        return any(str(n).startswith(PROBA_PREFIX) for n in names)
 
     def postprocess(self, outputs: Mapping[str, np.ndarray], classes: Any) -> np.ndarray:
         """The answer's ``predict`` from the model's outputs (a batch).
