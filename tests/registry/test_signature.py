@@ -340,6 +340,14 @@ def test_2d_numeric_array_assigns_columns_in_order() -> None:
     pd.testing.assert_frame_equal(result, pd.DataFrame({"x": [1.0, 3.0], "y": [2.0, 4.0]}))
 
 
+def test_frames_from_one_signature_do_not_share_a_mutable_column_index() -> None:
+    sig = frame_sig(x="float64", y="float64")
+    first, second = (enforce(sig, np.array([[1.0, 2.0]])) for _ in range(2))
+    first.columns.name = "renamed by a pre-processor"
+    assert second.columns.name is None and list(second.columns) == ["x", "y"]
+    assert enforce(sig, {"x": [1.0], "y": [2.0]}).columns.name is None
+
+
 def test_2d_array_with_the_wrong_number_of_columns_is_refused() -> None:
     with pytest.raises(
         InvalidInput, match=r"expected a 2-D array with 3 columns \(a, b, c\), got shape \(2, 2\)"

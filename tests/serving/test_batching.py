@@ -94,3 +94,58 @@ def test_a_batch_function_that_raises_fails_its_whole_batch() -> None:
 def test_policy_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="max_batch_size"):
         BatchPolicy(max_batch_size=0)
+
+
+def test_a_slot_freed_on_the_predict_thread_waits_for_the_batch_to_fill_then_goes() -> None:
+    # Two slots. Request 0 holds one for 1 s; 1 runs in the other; when 1 ends, its predict thread frees
+    # the slot with 2, 3 and 4 queued but the batch not full: it arms the max_latency_ms wait on the loop,
+    # and the three go together when it ends, while 0 still runs.
+    starts: list[float] = []
+
+    def slow_first(payloads: Sequence[Any]) -> list[Any]:
+        starts.append(time.monotonic())
+        time.sleep(1.0 if 0 in payloads else 0.05)
+        return [p * 10 for p in payloads]
+
+    async def main() -> tuple[list[Any], list[list[Any]]]:
+        batches: list[list[Any]] = []
+
+        def recorded(payloads: Sequence[Any]) -> list[Any]:
+            batches.append(list(payloads))
+            return slow_first(payloads)
+
+        with ThreadPoolExecutor(2, thread_name_prefix="predict") as pool:
+            batcher = Batcher(recorded, BatchPolicy(max_batch_size=64, max_latency_ms=200), pool)
+            first = asyncio.ensure_future(batcher.submit(0))
+            await asyncio.sleep(0.01)
+            second = asyncio.ensure_future(batcher.submit(1))  # waits 200 ms for company, then runs
+            await asyncio.sleep(0.22)
+            rest = [asyncio.ensure_future(batcher.submit(p)) for p in (2, 3, 4)]
+            return await asyncio.gather(first, second, *rest), batches
+
+    results, batches = asyncio.run(main())
+    assert results == [0, 10, 20, 30, 40]
+    assert batches == [[0], [1], [2, 3, 4]]
+    assert starts[2] - starts[0] < 0.9  # went on the timer, not when the 1 s batch ended
+
+
+def test_an_executor_that_has_shut_down_fails_the_requests_instead_of_hanging() -> None:
+    async def main() -> list[Any]:
+        pool = ThreadPoolExecutor(1)
+        pool.shutdown()
+        batcher = Batcher(Recorder(), BatchPolicy(), pool)
+        return await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True), 5
+        )
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, RuntimeError) and "shutdown" in str(r) for r in results)
+
+
+def test_requests_from_many_tasks_are_each_answered_once() -> None:
+    recorder = Recorder(delay_s=0.001)
+    payloads = list(range(500))
+    results = run(BatchPolicy(max_batch_size=16, max_latency_ms=1, max_in_flight=2), recorder, payloads)
+    assert results == [p * 10 for p in payloads]
+    assert sorted(p for b in recorder.batches for p in b) == payloads
+    assert max(len(b) for b in recorder.batches) <= 16

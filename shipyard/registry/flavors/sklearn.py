@@ -77,6 +77,7 @@ class SklearnOnnxPredictor:
     def __init__(self, model: OnnxPredictor, facts: Mapping[str, Any]) -> None:
         self.model = model
         self._facts = facts
+        self._in_order: Any = None  # the last column Index found in training order
 
     def predict(self, data: Any) -> np.ndarray:
         outputs = self.model.predict_all(self._matrix(data))
@@ -86,15 +87,20 @@ class SklearnOnnxPredictor:
         return label
 
     def _matrix(self, data: Any) -> Any:
+        if module_root(data) != "pandas":
+            return data
         names = self._facts.get("feature_names")
-        if names and module_root(data) == "pandas" and data.columns.tolist() != list(names):
-            missing = [n for n in names if n not in data.columns]
-            if missing:
-                raise InvalidInput(
-                    f"input lacks columns {', '.join(missing)}; the model takes: {', '.join(names)}"
-                )
-            data = data[list(names)]  # the ONNX graph takes one matrix: columns in training order
-        return data.to_numpy() if module_root(data) == "pandas" else data
+        if names and not (self._in_order is not None and data.columns.equals(self._in_order)):
+            if data.columns.tolist() == list(names):
+                self._in_order = data.columns  # equals() on the next frame's Index is half tolist()'s cost
+            else:
+                missing = [n for n in names if n not in data.columns]
+                if missing:
+                    raise InvalidInput(
+                        f"input lacks columns {', '.join(missing)}; the model takes: {', '.join(names)}"
+                    )
+                data = data[list(names)]  # the ONNX graph takes one matrix: columns in training order
+        return data.to_numpy()
 
 
 class ProbabilisticSklearnOnnxPredictor(SklearnOnnxPredictor):

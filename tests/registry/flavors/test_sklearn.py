@@ -133,6 +133,11 @@ def test_onnx_copy_is_verified_and_used_with_prefer_onnx(tmp_path: Path, data: t
     np.testing.assert_array_equal(loaded.predict(frame[["d", "c", "b", "a"]]), model.predict(frame))
     with pytest.raises(InvalidInput, match="lacks columns d"):
         loaded.predict(frame[["a", "b", "c"]])
+    # The in-order Index is remembered (frames made from one signature share it); others are still checked.
+    reordered = frame[["d", "c", "b", "a"]]
+    for _ in range(2):
+        np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+        np.testing.assert_array_equal(loaded.predict(reordered), model.predict(frame))
 
 
 def test_pipeline_onnx_copy_predicts_the_same(tmp_path: Path, data: tuple[Any, Any, Any]) -> None:
