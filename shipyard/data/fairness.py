@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shipyard.data.model_metrics import classifier_metrics, plain, regressor_metrics
+from shipyard.data.model_metrics import classifier_metrics, finite, plain, regressor_metrics
 from shipyard.data.thresholds import MetricRule
 from shipyard.errors import InvalidInput, field_problems
 
@@ -136,7 +136,7 @@ class AuditOutcome:
         return [c for c in self.checks if not c.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(
+        return finite(
             {
                 "task": self.task,
                 "positive": plain(self.positive),
@@ -313,16 +313,6 @@ def check_performance_rules(rules: AuditRules, known: Sequence[str]) -> None:
             raise InvalidInput(f"audit rules: {name}: an audit has no baseline; use min and max")
         if rule.min is None and rule.max is None:
             raise InvalidInput(f"audit rules: {name}: give min or max")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return plain(value)
 
 
 __all__ = [

@@ -219,3 +219,16 @@ def confusion(y: np.ndarray, predicted: np.ndarray, classes: Sequence[Any] | Non
 def plain(value: Any) -> Any:
     """A numpy scalar as the Python value JSON writes."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def finite(value: Any) -> Any:
+    """``value`` fit for JSON: every non-finite float (in nested dicts, lists and tuples too) as None, numpy
+    scalars as Python values, dict keys as strings."""
+    value = plain(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -32,6 +32,7 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from shipyard.data.drift import DatasetDrift, StatTest, dataset_drift
+from shipyard.data.model_metrics import finite
 from shipyard.data.report import render_drift_report
 from shipyard.data.schema import Anomaly, Schema, infer_schema, validate
 from shipyard.data.statistics import compute_statistics
@@ -39,7 +40,7 @@ from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring.alerts import Alert, AlertRule, check_rules, evaluate
 from shipyard.monitoring.baseline import check_model_name, find_baseline
 from shipyard.monitoring.performance import PerformanceResult, compute_performance
-from shipyard.monitoring.window import describe, finite, iso, utc
+from shipyard.monitoring.window import describe, iso, utc
 from shipyard.payloads import METRICS_PREFIX, model_inputs, read_payloads
 from shipyard.registry.uri import RegistryUri, parse_model_uri
 from shipyard.store.artifacts import ArtifactStore

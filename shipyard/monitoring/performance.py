@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
+from shipyard.data.model_metrics import finite
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.monitoring.baseline import check_model_name
-from shipyard.monitoring.window import describe, finite, iso, utc
+from shipyard.monitoring.window import describe, iso, utc
 from shipyard.payloads import read_payloads
 from shipyard.store.artifacts import ArtifactStore
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
-from typing import Any
 
 Window = tuple[datetime | None, datetime | None]
 
@@ -18,17 +16,6 @@ def utc(value: datetime | None) -> datetime | None:
 
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every non-finite float (in nested dicts and lists too) replaced by None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value
 
 
 def describe(window: Window) -> str:

@@ -26,6 +26,7 @@ def extract(rows: int, data: Output[Dataset]) -> None:
 
 
 @pipeline
-def scoring(model: str, rows: int = 1000) -> None:
+def scoring(model: str, rows: int = 1000, prefer: str = "auto") -> None:
     extracted = extract(rows=rows)
-    batch_predict(model=model, data=extracted.outputs["data"])  # keys: every non-feature column
+    # keys: every column the model does not read
+    batch_predict(model=model, data=extracted.outputs["data"], prefer=prefer)

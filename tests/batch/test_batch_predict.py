@@ -206,7 +206,7 @@ def test_the_cli_scores_and_answers_bad_input_in_one_line(model: LogisticRegress
 
 def test_a_pipeline_step_scores_an_upstream_dataset(model: LogisticRegression) -> None:
     result = LocalExecutor(max_parallel=1, settings=get_settings()).run(
-        compile_pipeline(scoring), {"model": "models:/churn@champion" if False else "models:/churn/1"}
+        compile_pipeline(scoring), {"model": "models:/churn/1", "prefer": "native"}
     )
     assert result.status is StepStatus.SUCCEEDED, {k: s.error for k, s in result.steps.items()}
     step = result.steps["batch-predict"]
@@ -216,3 +216,13 @@ def test_a_pipeline_step_scores_an_upstream_dataset(model: LogisticRegression) -
     step_run = get_client().get_run(step.run_id)  # the job logged on the step's own run, beside its params
     assert step_run.metrics["rows"] == 1000 and step_run.params["keys"] == ""
     assert step_run.params["batch.keys"] == "id,region"
+    assert step_run.params["batch.prefer"] == "native"
+
+
+def test_a_pipeline_step_with_an_unknown_runtime_fails_naming_prefer(model: LogisticRegression) -> None:
+    result = LocalExecutor(max_parallel=1, settings=get_settings()).run(
+        compile_pipeline(scoring), {"model": "models:/churn/1", "prefer": "fastest"}
+    )
+    step = result.steps["batch-predict"]
+    assert step.status is StepStatus.FAILED
+    assert "prefer must be one of" in (step.error or "") and "'fastest'" in (step.error or "")

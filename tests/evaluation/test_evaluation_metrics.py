@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from shipyard.data.model_metrics import METRICS, classifier_metrics, confusion, regressor_metrics
+from shipyard.data.model_metrics import METRICS, classifier_metrics, confusion, finite, regressor_metrics
 
 
 @pytest.mark.parametrize("classes", [2, 3])
@@ -34,3 +36,17 @@ def test_regression_leaves_out_what_the_rows_cannot_define() -> None:
     assert len(notes) == 2 and "r2" in notes[0] and "1 target(s) are 0" in notes[1]
     full, _ = regressor_metrics(np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0]))
     assert full["mape"] == pytest.approx((0.5 + 0 + 0.25) / 3)
+
+
+def test_finite_makes_nested_results_json_safe() -> None:
+    value = {
+        "a": float("nan"),
+        1: [np.float64(0.5), (np.int64(3), float("inf"))],
+        "b": {"c": -float("inf"), "d": "text", "e": None, "f": True},
+    }
+    assert finite(value) == {
+        "a": None,
+        "1": [0.5, [3, None]],
+        "b": {"c": None, "d": "text", "e": None, "f": True},
+    }
+    json.dumps(finite(value), allow_nan=False)  # raises on a NaN or an infinity left in
