@@ -126,6 +126,18 @@ def test_cuda_request_runs_on_whatever_provider_exists(
         FLAVOR.load(tmp_path, saved.loader, device="tpu")
 
 
+@pytest.mark.parametrize("threads", [0, -2])
+def test_fewer_than_one_intra_op_thread_is_refused_by_name(
+    tmp_path: Path, classifier: tuple[Any, Any], threads: int
+) -> None:
+    saved = FLAVOR.save(classifier[1], tmp_path)
+    with pytest.raises(InvalidInput, match=f"threads must be at least 1, got {threads}"):
+        FLAVOR.load(tmp_path, saved.loader, threads=threads)
+    assert (
+        FLAVOR.load(tmp_path, saved.loader, threads=2).session.get_session_options().intra_op_num_threads == 2
+    )
+
+
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin a process to one")
 def test_a_process_pinned_to_one_cpu_gets_no_onnxruntime_pool_threads(
     tmp_path: Path, classifier: tuple[Any, Any]
