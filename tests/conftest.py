@@ -14,7 +14,9 @@ talk to a real ``shipyard server``; skipped when absent unless ``SHIPYARD_REQUIR
 from __future__ import annotations
 
 import contextlib
+import datetime
 import glob
+import ipaddress
 import json
 import os
 import shutil
@@ -471,3 +473,40 @@ def mlflow_python() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return str(python)
+
+
+def self_signed_certificate(directory: Path, name: str = "cert") -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and localhost) and its key, as PEM files in ``directory``:
+    ``<name>.pem`` and ``<name>-key.pem``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path

@@ -30,6 +30,15 @@ def serve(
         help="Also serve OIP v2 over gRPC on this port, on --host (needs the grpc extra; default off).",
         show_default=False,
     ),
+    ssl_certfile: str = typer.Option(
+        None,
+        "--ssl-certfile",
+        help="Serve HTTPS, and gRPC over TLS, with this PEM certificate (deploy.yaml: server: ssl_certfile).",
+        show_default=False,
+    ),
+    ssl_keyfile: str = typer.Option(
+        None, "--ssl-keyfile", help="The certificate's private key (PEM).", show_default=False
+    ),
     max_batch_size: int = typer.Option(64, "--max-batch-size", min=1, help="Most rows in one predict call."),
     max_latency_ms: float = typer.Option(
         2.0, "--max-latency-ms", min=0, help="Longest wait to fill a batch."
@@ -63,7 +72,7 @@ def serve(
     public_url: str = typer.Option(
         None,
         "--public-url",
-        help="This server's URL as the platform records it (default: http://HOST:PORT).",
+        help="This server's URL as the platform records it (default: http(s)://HOST:PORT).",
         show_default=False,
     ),
     heartbeat: float = typer.Option(
@@ -146,6 +155,8 @@ def serve(
         shipyard serve models:/churn@champion --port 8080 --grpc-port 8081
 
         shipyard serve models:/churn@champion --preprocess models:/churn-prep@champion
+
+        shipyard serve models:/churn@champion --ssl-certfile cert.pem --ssl-keyfile key.pem --grpc-port 8081
     """
     # NOTE: imported here, not at the top: the server stack (starlette, uvicorn, prometheus, the registry)
     # would add ~0.7 s to every other shipyard command.
@@ -161,7 +172,7 @@ def serve(
     from shipyard.serving.deployment import default_name, load_deployment
     from shipyard.serving.platform import PlatformAccess, register_deployments
     from shipyard.serving.repository import ModelConfig, ModelRepository
-    from shipyard.serving.server import run_server
+    from shipyard.serving.server import read_tls, run_server
     from shipyard.store.artifacts import ArtifactStore
 
     settings = get_settings()
@@ -211,6 +222,10 @@ def serve(
         grpc_port=server_config.grpc_port if grpc_port is None else grpc_port,
         grpc_host=host,
     )
+    if ssl_certfile is not None or ssl_keyfile is not None:  # the command line's pair replaces deploy.yaml's
+        server_config = replace(server_config, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    read_tls(server_config.ssl_certfile, server_config.ssl_keyfile)  # before anything starts
+    scheme = "https" if server_config.ssl_certfile else "http"
     if server_config.grpc_port is not None:
         if server_config.grpc_port == port:
             raise InvalidInput(f"--grpc-port {port} is also the REST --port; give each its own")
@@ -221,7 +236,7 @@ def serve(
     if platform:
         access = PlatformAccess(platform)
         # Before loading anything: a refusal is one line and no server starts.
-        own_url = public_url or f"http://{_url_host(host)}:{port}"
+        own_url = public_url or f"{scheme}://{_url_host(host)}:{port}"
         served = [c.name for c in configs]
         records = register_deployments(access.url, served, own_url, settings.tracking_token)
         logging.getLogger("shipyard.serving").info(
@@ -260,7 +275,7 @@ def serve(
     if heartbeat > 0:
         from shipyard.serving.heartbeat import Heartbeat, publisher
 
-        own_url = public_url or f"http://{_url_host(host)}:{port}"
+        own_url = public_url or f"{scheme}://{_url_host(host)}:{port}"
         publish = publisher(settings, access.url if access is not None else None, own_url)
         beats = Heartbeat(
             server.metrics, lambda: repository.deployments.values(), publish, interval_s=heartbeat

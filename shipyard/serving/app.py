@@ -123,6 +123,9 @@ class ServerConfig:
         decode_off_loop_bytes: bodies larger than this are parsed and decoded on a thread.
         grpc_port: where the OIP v2 gRPC service listens (0: a free port); None: no gRPC.
         grpc_host: the address it binds.
+        ssl_certfile: a PEM certificate (chain): REST answers HTTPS only and gRPC takes TLS only; None:
+            plain HTTP and plaintext gRPC. Check it with :func:`~shipyard.serving.server.read_tls`.
+        ssl_keyfile: the certificate's private key (PEM), with ``ssl_certfile``.
     """
 
     max_body_bytes: int = 16 * 1024 * 1024
@@ -135,6 +138,8 @@ class ServerConfig:
     decode_off_loop_bytes: int = 256 * 1024
     grpc_port: int | None = None
     grpc_host: str = "127.0.0.1"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
 
 class InferenceServer:

@@ -3,7 +3,8 @@
 ::
 
     server: {max_body_mb: 16, workers: 4}   # also allowed_hosts: [models.internal], forwarded_allow_ips,
-                                            # header_timeout_s, body_timeout_s, max_connections (ServerConfig)
+                                            # header_timeout_s, body_timeout_s, max_connections,
+                                            # grpc_port, ssl_certfile, ssl_keyfile (ServerConfig)
     payload_log: {sample_rate: 0.1, max_rows: 10000, max_seconds: 60}   # into <artifact root>/payloads
     models:
       - name: churn                       # default: the registered model's name (or the folder's)
@@ -96,6 +97,8 @@ class ServerSpec(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)
     forwarded_allow_ips: str | None = None
     grpc_port: int | None = Field(None, ge=0, le=65535)
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
 
 class FeaturesSpec(BaseModel):
@@ -152,6 +155,8 @@ class DeploymentSpec(BaseModel):
             allowed_hosts=tuple(server.allowed_hosts),
             forwarded_allow_ips=server.forwarded_allow_ips,
             grpc_port=server.grpc_port,
+            ssl_certfile=server.ssl_certfile,
+            ssl_keyfile=server.ssl_keyfile,
         )
 
 

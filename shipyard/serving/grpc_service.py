@@ -54,6 +54,7 @@ from shipyard.serving.app import (
     request_input,
 )
 from shipyard.serving.repository import ModelState, ServedModel
+from shipyard.serving.server import read_tls
 from shipyard.serving.tensors import InferRequest
 from shipyard.serving.wire_grpc import decode_model_infer, encode_model_infer
 
@@ -153,15 +154,20 @@ class GrpcInferenceService:
         self._grpc = grpc.server(threads, options=options, maximum_concurrent_rpcs=config.max_connections)
         self._grpc.add_generic_rpc_handlers((self.handler(),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        tls = read_tls(config.ssl_certfile, config.ssl_keyfile)
         try:
-            bound = self._grpc.add_insecure_port(address)
+            if tls is None:
+                bound = self._grpc.add_insecure_port(address)
+            else:
+                certificate, key = tls
+                bound = self._grpc.add_secure_port(address, grpc.ssl_server_credentials([(key, certificate)]))
         except RuntimeError as exc:
             raise ServingError(f"gRPC could not bind {address}: {exc}") from None
         if not bound:
             raise ServingError(f"gRPC could not bind {address} (in use?)")
         self._grpc.start()
         self.port = bound
-        log.info("OIP v2 over gRPC on %s", f"{host}:{bound}")
+        log.info("OIP v2 over gRPC%s on %s", "" if tls is None else " (TLS)", f"{host}:{bound}")
         return bound
 
     async def stop(self, grace_s: float = 30.0) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import ssl
 import threading
+from pathlib import Path
 
 import uvicorn
 
-from shipyard.errors import ServingError
+from shipyard.errors import InvalidInput, ServingError
 from shipyard.server.connections import protocol_with_header_deadline
 from shipyard.serving.app import InferenceServer
 
@@ -67,6 +69,36 @@ def uvicorn_config(
         access_log=False,  # the app writes its own, structured (shipyard.serving.access)
         proxy_headers=False,
         limit_concurrency=config.max_connections,
+        ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile,
         timeout_graceful_shutdown=30,
         lifespan="on",
     )
+
+
+def read_tls(certfile: str | None, keyfile: str | None) -> tuple[bytes, bytes] | None:
+    """The PEM certificate chain and private key a server is to use, read and checked to belong together;
+    None when neither is given.
+
+    Raises:
+        InvalidInput: one without the other, a file that is missing or unreadable, or a key that is not the
+            certificate's (each named by its flag).
+    """
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise InvalidInput("--ssl-certfile and --ssl-keyfile go together")
+    pems = []
+    for option, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        try:
+            pems.append(Path(path).read_bytes())
+        except OSError as exc:
+            raise InvalidInput(f"{option} {path}: {exc.strerror or exc}") from None
+    try:  # what uvicorn will do at start-up: fail here, with the files named, not in a traceback there
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        raise InvalidInput(
+            f"--ssl-keyfile {keyfile} and --ssl-certfile {certfile} are not a PEM key and its certificate "
+            f"({exc.reason or exc})"
+        ) from None
+    return pems[0], pems[1]

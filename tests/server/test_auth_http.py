@@ -4,7 +4,6 @@ passwords and their throttling, body limits, the audit log, TLS, and secrets kep
 from __future__ import annotations
 
 import base64
-import datetime
 import os
 import ssl
 import subprocess
@@ -25,7 +24,14 @@ from shipyard.registry.client import RegistryClient
 from shipyard.store import open_server_stores
 from shipyard.tracking.client import TrackingClient
 from shipyard.tracking.records import now_ms
-from tests.conftest import console, make_settings, platform_server, server_process, sign_up
+from tests.conftest import (
+    console,
+    make_settings,
+    platform_server,
+    self_signed_certificate,
+    server_process,
+    sign_up,
+)
 
 PASSWORD = "alice's long password"
 
@@ -220,40 +226,6 @@ def test_tokens_through_the_cli_revoke_at_once(team: Team, tmp_path: Path) -> No
     assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    import ipaddress
-
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 def test_a_real_server_with_auth_and_tls_keeps_secrets_out_of_its_log_and_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,7 +253,7 @@ def test_a_real_server_with_auth_and_tls_keeps_secrets_out_of_its_log_and_databa
     )
     assert made.returncode == 0, made.stderr
     token = Accounts(open_server_stores(make_settings(home)).auth).create_token("ops")[1]
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     log = tmp_path / "server.log"
     args = [
         "--auth",
