@@ -1,25 +1,33 @@
-"""Registered models: the list, a model's versions and audit timeline, a version's card, signature, files and
-lineage, and promotion (stage and alias) for those who may edit the model."""
+"""Registered models: the list, a model's versions and audit timeline, a version's card, signature, files,
+lineage, checks (its gate's and audit's outcomes), recorded feature importance and tags, and promotion (stage
+and alias) for those who may edit the model."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
+from shipyard.audit.auditing import TAG_PREFIX as AUDIT_PREFIX
 from shipyard.errors import Forbidden, InvalidInput, NotFound, ShipyardError
+from shipyard.explain.importance import IMPORTANCE_TAG, RecordedImportance
 from shipyard.registry.package import CARD, MANIFEST, Manifest, parse_manifest
-from shipyard.registry.records import ModelVersion, Stage
+from shipyard.registry.records import GATE_PREFIX, GATE_REQUIRED_FOR, ModelVersion, Stage
 from shipyard.server.artifact_routes import package_store
 from shipyard.server.guard import EDIT, READ, guard
 from shipyard.store.protocol import RegistryStore
 from shipyard.ui.forms import read_form
 from shipyard.ui.templating import render
+from shipyard.ui.tuning_svg import importance_bars
 
 router = APIRouter(include_in_schema=False)
 MAX_CARD_BYTES = 256 << 10
+MAX_IMPORTANCE_BARS = 20
+_CHECKS = (("gate", GATE_PREFIX), ("audit", AUDIT_PREFIX))
 
 
 def _store(request: Request) -> RegistryStore:
@@ -73,6 +81,45 @@ def _package(request: Request, version: ModelVersion) -> tuple[Manifest | None, 
         return None, None, f"the package at {version.package_uri} cannot be read: {exc}"
 
 
+def _checks(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """The latest gate and audit outcomes the version's tags record (``shipyard models gate``, ``shipyard
+    audit model``)."""
+    found = []
+    for kind, prefix in _CHECKS:
+        status = tags.get(f"{prefix}status")
+        if status:
+            facts = {key: tags.get(f"{prefix}{key}", "") for key in ("at", "failed", "run", "against")}
+            found.append({"kind": kind, "status": status, **facts})
+    return found
+
+
+def _importance(tags: Mapping[str, str]) -> tuple[RecordedImportance | None, Markup | None, str | None]:
+    """The recorded feature importance, its bars (the most important first), or why the tag is unreadable."""
+    text = tags.get(IMPORTANCE_TAG)
+    if not text:
+        return None, None, None
+    try:
+        recorded = RecordedImportance.from_json(text)
+    except InvalidInput as exc:
+        return None, None, str(exc)
+    top = dict(list(recorded.importance.items())[:MAX_IMPORTANCE_BARS])
+    peak = max(top.values(), default=0.0)
+    bars = importance_bars(
+        top, label="Feature importance", scale=peak, digits=".4g", empty="No feature was scored."
+    )
+    return recorded, bars, None
+
+
+def _other_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags besides those the checks and importance cards show."""
+    shown = tuple(prefix for _, prefix in _CHECKS)
+    return {
+        k: v
+        for k, v in tags.items()
+        if k != IMPORTANCE_TAG and (not k.startswith(shown) or k == GATE_REQUIRED_FOR)
+    }
+
+
 @router.get("/ui/models/{name}/versions/{version}")
 def model_version(name: str, version: int, request: Request) -> Response:
     guard(request).model(name, READ)
@@ -90,6 +137,7 @@ def model_version(name: str, version: int, request: Request) -> Response:
                 run = None
         except NotFound:
             run = None
+    importance, importance_figure, importance_problem = _importance(found.tags)
     return render(
         request,
         "model_version.html",
@@ -100,6 +148,11 @@ def model_version(name: str, version: int, request: Request) -> Response:
         problem=problem,
         run=run,
         datasets=datasets,
+        checks=_checks(found.tags),
+        importance=importance,
+        importance_figure=importance_figure,
+        importance_problem=importance_problem,
+        tags=_other_tags(found.tags),
         stages=[s.value for s in Stage],
         can_edit=_may_edit(request, name),
     )

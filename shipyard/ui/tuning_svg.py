@@ -31,26 +31,36 @@ def _short(text: str, limit: int = _LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def importance_bars(importances: Mapping[str, float]) -> Markup:
-    """Each parameter's importance (0..1) as a bar, highest first, with its value at the bar's end."""
+def importance_bars(
+    importances: Mapping[str, float],
+    *,
+    label: str = "Parameter importances",
+    scale: float = 1.0,
+    digits: str = ".3f",
+    empty: str = "No parameter to score.",
+) -> Markup:
+    """Each name's importance as a bar, highest first, with its value at the bar's end; a value of ``scale``
+    fills the bar (parameter importances are shares of 1; a model's mean |SHAP| is scaled by its largest)."""
     ranked = sorted(importances.items(), key=lambda kv: -kv[1])
     if not ranked:
-        return Markup('<p class="muted">No parameter to score.</p>')
+        return Markup(f'<p class="muted">{escape(empty)}</p>')
     width = LABEL_WIDTH + BAR_WIDTH + 60
     height = BAR_HEIGHT * len(ranked) + 8
     parts = [
         f'<svg class="importances" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        'role="img" aria-label="Parameter importances">'
+        f'role="img" aria-label="{escape(label)}">'
     ]
     for row, (name, value) in enumerate(ranked):
         y = 4 + row * BAR_HEIGHT
-        length = max(value, 0.0) * BAR_WIDTH if math.isfinite(value) else 0.0
+        share = value / scale if scale > 0 and math.isfinite(value) else 0.0
+        length = min(max(share, 0.0), 1.0) * BAR_WIDTH
         parts.append(
-            f'<g class="importance" data-param="{escape(name)}"><title>{escape(name)}: {value:.4f}</title>'
+            f'<g class="importance" data-param="{escape(name)}"><title>{escape(name)}: {value:.4g}</title>'
             f'<text class="bar-label" x="{LABEL_WIDTH - 8}" y="{y + 15}">{escape(_short(name))}</text>'
             f'<rect class="bar" x="{LABEL_WIDTH}" y="{y + 3}" width="{length:.1f}" '
             f'height="{BAR_HEIGHT - 6}"/>'
-            f'<text class="bar-value" x="{LABEL_WIDTH + length + 6:.1f}" y="{y + 15}">{value:.3f}</text></g>'
+            f'<text class="bar-value" x="{LABEL_WIDTH + length + 6:.1f}" y="{y + 15}">'
+            f"{value:{digits}}</text></g>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -79,3 +79,49 @@ def test_promotion_through_the_forms_is_for_editors_and_audited(tmp_path: Path) 
                 timeline = web.get("/ui/models/churn").text
                 assert "<strong>alice</strong>" in timeline and "alice says so" in timeline
     assert models.get("models:/churn@champion", settings=settings).stage.value == "Production"
+
+
+def test_a_version_page_shows_its_checks_importance_and_tags(tmp_path: Path) -> None:
+    from shipyard.explain import IMPORTANCE_TAG, RecordedImportance
+    from shipyard.registry.fluent import registry_client
+
+    settings = make_settings(tmp_path / "home")
+    _register(settings)
+    registry = registry_client(settings)
+    with platform_server(settings) as url, httpx.Client(base_url=url) as web:
+        empty = web.get("/ui/models/churn/versions/1").text
+        assert "No gate or audit has run on this version" in empty
+        assert "shipyard models explain churn/1 --record" in empty
+
+        registry.record_gate(
+            "churn",
+            1,
+            passed=False,
+            summary="1 of 2 rules failed",
+            facts={
+                "at": "2026-12-07T10:00:00Z",
+                "against": "models:/churn@champion",
+                "failed": "metric accuracy",
+            },
+        )
+        ranked = {"b<script>": 0.3, "a": 0.1}  # a feature name is data: escaped like any other
+        recorded = RecordedImportance(
+            "shap", "LinearExplainer", "raw", 200, 2, ranked, "2026-12-07T09:00:00Z"
+        )
+        audit = {"shipyard.audit.status": "passed", "shipyard.audit.run": "0123abcd", "owner": "team <ml>"}
+        registry.set_version_tags("churn", 1, {IMPORTANCE_TAG: recorded.to_json(), **audit})
+        page = web.get("/ui/models/churn/versions/1").text
+        checks = page[page.index('id="checks"') : page.index('id="importance"')]
+        assert '<span class="check-failed">failed</span>' in checks and "failed: metric accuracy" in checks
+        assert "against models:/churn@champion" in checks
+        assert '<span class="check-passed">passed</span>' in checks and 'href="/ui/runs/0123abcd"' in checks
+        bars = page[page.index('id="importance"') : page.index('id="tags"')]
+        assert "Mean |SHAP| (raw) over 200 rows, LinearExplainer" in bars
+        assert bars.index("b&lt;script&gt;") < bars.index('data-param="a"') and "<script>" not in bars
+        assert 'aria-label="Feature importance"' in bars and ">0.3</text>" in bars
+        tags = page[page.index('id="tags"') :]
+        assert "team &lt;ml&gt;" in tags and "shipyard.audit" not in tags and IMPORTANCE_TAG not in tags
+
+        registry.set_version_tags("churn", 1, {IMPORTANCE_TAG: "not json"})
+        broken = web.get("/ui/models/churn/versions/1")
+        assert broken.status_code == 200 and "does not hold recorded importance" in broken.text
