@@ -16,7 +16,7 @@ from shipyard.audit.auditing import TAG_PREFIX as AUDIT_PREFIX
 from shipyard.errors import Forbidden, InvalidInput, NotFound, ShipyardError
 from shipyard.explain.importance import IMPORTANCE_TAG, RecordedImportance
 from shipyard.registry.package import CARD, MANIFEST, Manifest, parse_manifest
-from shipyard.registry.records import GATE_PREFIX, GATE_REQUIRED_FOR, ModelVersion, Stage
+from shipyard.registry.records import GATE_PREFIX, ModelVersion, Stage
 from shipyard.server.artifact_routes import package_store
 from shipyard.server.guard import EDIT, READ, guard
 from shipyard.store.protocol import RegistryStore
@@ -113,11 +113,7 @@ def _importance(tags: Mapping[str, str]) -> tuple[RecordedImportance | None, Mar
 def _other_tags(tags: Mapping[str, str]) -> dict[str, str]:
     """Tags besides those the checks and importance cards show."""
     shown = tuple(prefix for _, prefix in _CHECKS)
-    return {
-        k: v
-        for k, v in tags.items()
-        if k != IMPORTANCE_TAG and (not k.startswith(shown) or k == GATE_REQUIRED_FOR)
-    }
+    return {k: v for k, v in tags.items() if k != IMPORTANCE_TAG and not k.startswith(shown)}
 
 
 @router.get("/ui/models/{name}/versions/{version}")
