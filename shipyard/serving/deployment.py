@@ -199,9 +199,12 @@ def load_deployment(path: Path) -> DeploymentSpec:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InvalidInput(f"{path}: {where}: {first['msg']}") from exc
-    if found.features is not None and not Path(found.features.repo).is_absolute():
-        found.features.repo = str(path.parent / found.features.repo)
-    # A package folder named by a relative path is found from this file, wherever the server starts.
+    # Files and package folders named by relative paths are found from this file, wherever the server starts.
+    if found.features is not None:
+        found.features.repo = _beside(found.features.repo, path)
+    server = found.server
+    server.ssl_certfile = None if server.ssl_certfile is None else _beside(server.ssl_certfile, path)
+    server.ssl_keyfile = None if server.ssl_keyfile is None else _beside(server.ssl_keyfile, path)
     for spec in found.models:
         if spec.uri is not None:
             spec.uri = _from_file(spec.uri, path)
@@ -209,6 +212,10 @@ def load_deployment(path: Path) -> DeploymentSpec:
         spec.preprocess = None if spec.preprocess is None else _from_file(spec.preprocess, path)
         spec.postprocess = None if spec.postprocess is None else _from_file(spec.postprocess, path)
     return found
+
+
+def _beside(name: str, deploy_file: Path) -> str:
+    return name if Path(name).is_absolute() else str(deploy_file.parent / name)
 
 
 def _from_file(uri: str, deploy_file: Path) -> str:

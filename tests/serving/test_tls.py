@@ -8,7 +8,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,11 +17,12 @@ import pytest
 
 from shipyard.errors import InvalidInput
 from shipyard.serving.app import ServerConfig
-from shipyard.serving.deployment import DeploymentSpec
+from shipyard.serving.deployment import load_deployment
 from shipyard.serving.repository import ModelConfig
 from shipyard.serving.server import read_tls
 from tests.conftest import free_port, self_signed_certificate
 from tests.serving.conftest import Registered, RunningServer, rows
+from tests.serving.test_serve_cli import wait_ready
 
 grpc = pytest.importorskip("grpc", reason="grpcio is the grpc extra: pip install 'shipyard[grpc]'")
 tritongrpc = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is a dev dependency")
@@ -98,15 +98,20 @@ def test_bad_certificate_settings_are_refused_by_name(tmp_path: Path, certificat
         read_tls(str(key), str(cert))  # swapped
 
 
-def test_deploy_yaml_names_the_pair() -> None:
-    spec = DeploymentSpec.model_validate(
-        {
-            "models": [{"uri": "models:/bc@champion"}],
-            "server": {"ssl_certfile": "c.pem", "ssl_keyfile": "k.pem"},
-        }
+def test_deploy_yaml_names_the_pair_relative_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "deploy" / "deploy.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        "models: [{uri: models:/bc@champion}]\n"
+        "server: {ssl_certfile: tls/cert.pem, ssl_keyfile: /etc/shipyard/key.pem}\n",
+        encoding="utf-8",
     )
-    config = spec.server_config()
-    assert (config.ssl_certfile, config.ssl_keyfile) == ("c.pem", "k.pem")
+    config = load_deployment(path).server_config()
+    assert config.ssl_certfile == str(path.parent / "tls" / "cert.pem")  # found from the file, as its models
+    assert config.ssl_keyfile == "/etc/shipyard/key.pem"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("models: [{uri: models:/bc@champion}]\n", encoding="utf-8")
+    assert load_deployment(plain).server_config().ssl_certfile is None
 
 
 def test_shipyard_serve_refuses_a_lone_certificate_in_one_line(
@@ -137,18 +142,8 @@ def test_shipyard_serve_with_a_certificate_serves_https_until_sigterm(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    trust = ssl.create_default_context(cafile=str(cert))
     try:
-        deadline, status = time.monotonic() + 60, None
-        while status != 200 and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
-            try:
-                status = httpx.get(
-                    f"https://127.0.0.1:{port}/v2/health/ready", verify=trust, timeout=1
-                ).status_code
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert status == 200
+        wait_ready(f"https://127.0.0.1:{port}", proc, verify=ssl.create_default_context(cafile=str(cert)))
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
