@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -18,12 +19,14 @@ from tests.conftest import free_port
 from tests.serving.conftest import Registered
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60, verify: ssl.SSLContext | bool = True
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
         try:
-            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+            if httpx.get(url + "/v2/health/ready", timeout=1, verify=verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass
